@@ -1,0 +1,228 @@
+//! Domain names and domain lists (DESIGN §2).
+//!
+//! A line is trimmed, lowercased, stripped of one trailing dot and converted
+//! to an A-label with the `idna` crate (UTS 46, transitional off). `#` starts a
+//! comment, blank lines are skipped and duplicates merged.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{BufRead, Read};
+
+/// Longest line accepted from a domain list, in bytes.
+pub const MAX_LINE_BYTES: usize = 1024;
+
+/// A validated domain name in A-label form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomainName {
+    ascii: String,
+    unicode: Option<String>,
+}
+
+impl DomainName {
+    /// Normalise and validate one domain name.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            return Err("empty domain name".into());
+        }
+        if trimmed.chars().any(char::is_whitespace) {
+            return Err("contains whitespace".into());
+        }
+        let ascii = idna::domain_to_ascii_strict(trimmed)
+            .map_err(|_| format!("not a valid domain name (IDNA): {trimmed:?}"))?;
+        if ascii.len() > 253 {
+            return Err(format!("longer than 253 characters ({})", ascii.len()));
+        }
+        let labels: Vec<&str> = ascii.split('.').collect();
+        if labels.len() < 2 {
+            return Err("needs at least two labels (e.g. example.org)".into());
+        }
+        for label in &labels {
+            if label.is_empty() {
+                return Err("has an empty label".into());
+            }
+            if label.len() > 63 {
+                return Err(format!("label longer than 63 characters: {label}"));
+            }
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!("label has invalid characters: {label}"));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(format!("label starts or ends with '-': {label}"));
+            }
+        }
+        let (unicode, _) = idna::domain_to_unicode(&ascii);
+        let unicode = (unicode != ascii).then_some(unicode);
+        Ok(Self { ascii, unicode })
+    }
+
+    /// The A-label form, used on the wire and as the record key.
+    pub fn as_str(&self) -> &str {
+        &self.ascii
+    }
+
+    /// The U-label form, when the name is an IDN.
+    pub fn unicode(&self) -> Option<&str> {
+        self.unicode.as_deref()
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.ascii)
+    }
+}
+
+/// A line of a domain list that was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct InvalidLine {
+    /// 1-based line number.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// A parsed domain list.
+#[derive(Debug, Default)]
+pub struct DomainList {
+    /// Unique domains, in first-seen order.
+    pub domains: Vec<DomainName>,
+    /// Rejected lines (empty unless parsing was lenient).
+    pub invalid: Vec<InvalidLine>,
+    /// Lines merged into an earlier identical domain.
+    pub duplicates: usize,
+}
+
+/// Errors reading a domain list.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// A line is invalid; fix it or pass `--skip-invalid`.
+    #[error("{0}")]
+    Invalid(InvalidLine),
+    /// The input could not be read.
+    #[error("reading the domain list: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Parse a domain list. When `lenient` is false the first invalid line is an
+/// error; when true invalid lines are collected in [`DomainList::invalid`].
+pub fn parse_domain_list(reader: impl BufRead, lenient: bool) -> Result<DomainList, ListError> {
+    let mut list = DomainList::default();
+    let mut seen = HashSet::new();
+    let mut reader = reader;
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        // Bound each line: read at most MAX_LINE_BYTES + 1 before the newline.
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let overlong = buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES;
+        if overlong {
+            // Drain the rest of the line.
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                let m = (&mut reader).take(64 * 1024).read_until(b'\n', &mut sink)?;
+                if m == 0 || sink.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+        }
+        let result = if overlong {
+            Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
+        } else {
+            match std::str::from_utf8(&buf) {
+                Err(_) => Err("not valid UTF-8".to_string()),
+                Ok(text) => {
+                    let text = text.split('#').next().unwrap_or("").trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    DomainName::parse(text)
+                }
+            }
+        };
+        match result {
+            Ok(name) => {
+                if seen.insert(name.as_str().to_string()) {
+                    list.domains.push(name);
+                } else {
+                    list.duplicates += 1;
+                }
+            }
+            Err(reason) => {
+                let invalid = InvalidLine {
+                    line: line_no,
+                    reason,
+                };
+                if !lenient {
+                    return Err(ListError::Invalid(invalid));
+                }
+                list.invalid.push(invalid);
+            }
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_case_dot_and_idn() {
+        let d = DomainName::parse("  Example.IT. ").unwrap();
+        assert_eq!(d.as_str(), "example.it");
+        let d = DomainName::parse("bücher.lab.test").unwrap();
+        assert_eq!(d.as_str(), "xn--bcher-kva.lab.test");
+        assert_eq!(d.unicode(), Some("bücher.lab.test"));
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        for bad in ["", "nodot", "a..b", "-a.b", "a b.c", "exa$mple.com"] {
+            assert!(DomainName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn list_skips_comments_blanks_and_merges_duplicates() {
+        let input = "# header\n\na.example\nA.EXAMPLE.\nb.example # trailing\n";
+        let list = parse_domain_list(input.as_bytes(), false).unwrap();
+        let names: Vec<_> = list.domains.iter().map(|d| d.as_str()).collect();
+        assert_eq!(names, ["a.example", "b.example"]);
+        assert_eq!(list.duplicates, 1);
+    }
+
+    #[test]
+    fn invalid_line_is_named() {
+        let input = "a.example\nnot a domain\n";
+        let err = parse_domain_list(input.as_bytes(), false).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: contains whitespace");
+        let list = parse_domain_list(input.as_bytes(), true).unwrap();
+        assert_eq!(list.domains.len(), 1);
+        assert_eq!(list.invalid[0].line, 2);
+    }
+
+    #[test]
+    fn overlong_and_binary_lines_are_rejected() {
+        let mut input = vec![b'a'; 5000];
+        input.extend_from_slice(b"\n\xff\xfe\nok.example\n");
+        let list = parse_domain_list(&input[..], true).unwrap();
+        assert_eq!(list.invalid.len(), 2);
+        assert_eq!(list.invalid[0].line, 1);
+        assert_eq!(list.invalid[1].line, 2);
+        assert_eq!(list.domains.len(), 1);
+    }
+}

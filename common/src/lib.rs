@@ -1,0 +1,14 @@
+//! Types every mxscope component speaks: the records a probe produces, the
+//! outcome enums the reports count, and the parsing of domain lists.
+//!
+//! Layout:
+//! - [`record`]: versioned JSON records (`kind: domain` / `kind: target`) and
+//!   the enums inside them (outcome, phase, verification, version support).
+//! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
+//!   parsing with line-numbered errors.
+
+pub mod domain;
+pub mod record;
+
+pub use domain::{parse_domain_list, DomainList, DomainName, InvalidLine};
+pub use record::*;

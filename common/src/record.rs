@@ -1,0 +1,440 @@
+//! Records and counting enums (DESIGN §4, §5).
+//!
+//! Field names are a contract that users' scripts rely on: add fields freely,
+//! rename none without bumping [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON record layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One record per (scan, vantage, domain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    /// Always `"domain"`.
+    pub kind: String,
+    pub schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
+    /// The domain as an A-label (ASCII).
+    pub domain: String,
+    /// The domain as the user wrote it, when it differs (IDN U-label).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_unicode: Option<String>,
+    pub dns: DnsResult,
+    /// Embedded only in `mxscope-worker probe` output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetRecord>,
+}
+
+impl DomainRecord {
+    pub fn new(domain: String, dns: DnsResult) -> Self {
+        Self {
+            kind: "domain".into(),
+            schema_version: SCHEMA_VERSION,
+            scan: None,
+            vantage: None,
+            domain,
+            domain_unicode: None,
+            dns,
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Status of a domain's MX resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DnsStatus {
+    /// An answer was obtained (MX, null MX, or an implicit MX from A/AAAA).
+    Ok,
+    /// The domain does not exist.
+    Nxdomain,
+    /// The domain exists but has neither MX nor A/AAAA.
+    Nodata,
+    Servfail,
+    Timeout,
+    Refused,
+    /// Any other resolver failure (see `error`).
+    Error,
+}
+
+/// What DNS said about a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsResult {
+    pub status: DnsStatus,
+    /// RFC 7505 null MX (`0 .`): the domain accepts no mail.
+    pub null_mx: bool,
+    /// RFC 5321 §5.1: no MX, the domain's own A/AAAA act as its MX.
+    pub implicit_mx: bool,
+    /// Exchanges ordered by preference, then name.
+    pub mx: Vec<MxEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Facts about the DNS data that a correct zone would not show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<DnsAnomaly>,
+}
+
+impl DnsResult {
+    /// A failed resolution with its status and reason.
+    pub fn failed(status: DnsStatus, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            null_mx: false,
+            implicit_mx: false,
+            mx: Vec::new(),
+            error: Some(error.into()),
+            anomalies: Vec::new(),
+        }
+    }
+}
+
+/// One exchange of a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MxEntry {
+    pub preference: u16,
+    /// The exchange name, lowercase, without trailing dot.
+    pub exchange: String,
+    pub addresses: Vec<IpAddr>,
+    /// Status of the exchange's own A/AAAA lookup (`ok` when it has addresses).
+    pub status: DnsStatus,
+}
+
+/// A DNS fact worth reporting that does not stop the measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DnsAnomaly {
+    /// The MX target is an alias (RFC 2181 §10.3 forbids it).
+    MxIsCname { exchange: String, target: String },
+    /// The MX target has neither A nor AAAA.
+    MxWithoutAddress { exchange: String },
+    /// A null MX mixed with other MX records (RFC 7505 §3).
+    NullMxWithOthers,
+}
+
+/// One record per (scan, vantage, ip): what one SMTP session to one IP showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// Always `"target"`.
+    pub kind: String,
+    pub schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
+    pub ip: IpAddr,
+    pub port: u16,
+    /// Every MX name that points at this IP.
+    pub mx_names: Vec<String>,
+    pub outcome: Outcome,
+    /// The phase the session ended in.
+    pub phase: Phase,
+    /// Human-readable reason for a non-`starttls_ok` outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub timings_ms: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<Reply>,
+    /// EHLO keywords before TLS (or the HELO reply's absence of them).
+    #[serde(default)]
+    pub ehlo: Vec<String>,
+    /// True when EHLO failed and HELO was used instead.
+    #[serde(default)]
+    pub helo_fallback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls_reply: Option<Reply>,
+    /// EHLO keywords after TLS, recorded separately (RFC 3207 §4.2).
+    #[serde(default)]
+    pub ehlo_tls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFacts>,
+    pub protocols: Protocols,
+    #[serde(default)]
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl TargetRecord {
+    pub fn new(ip: IpAddr, port: u16, mx_names: Vec<String>) -> Self {
+        Self {
+            kind: "target".into(),
+            schema_version: SCHEMA_VERSION,
+            scan: None,
+            vantage: None,
+            ip,
+            port,
+            mx_names,
+            outcome: Outcome::Skipped,
+            phase: Phase::Connect,
+            detail: None,
+            timings_ms: Timings::default(),
+            greeting: None,
+            ehlo: Vec::new(),
+            helo_fallback: false,
+            starttls_reply: None,
+            ehlo_tls: Vec::new(),
+            tls: None,
+            protocols: Protocols::default(),
+            anomalies: Vec::new(),
+        }
+    }
+}
+
+/// Outcome of a target, the base of every report (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    StarttlsOk,
+    /// STARTTLS got 220 but the TLS handshake failed (see `detail`).
+    StarttlsHandshakeFailed,
+    /// STARTTLS was advertised but answered with a non-220 reply.
+    StarttlsRejected,
+    NoStarttls,
+    /// Both EHLO and HELO were refused.
+    EhloFailed,
+    /// 4xx/5xx greeting (e.g. 421, 554).
+    GreetingRefused,
+    ConnectRefused,
+    ConnectTimeout,
+    Unreachable,
+    /// A wait after connect passed its timeout or the session deadline.
+    Timeout,
+    /// Malformed or oversized replies.
+    ProtocolError,
+    /// Not probed (blocklist, vantage without port-25 egress).
+    Skipped,
+}
+
+impl Outcome {
+    /// The report bucket (DESIGN §5).
+    pub fn bucket(self) -> Bucket {
+        match self {
+            Self::StarttlsOk | Self::StarttlsHandshakeFailed | Self::StarttlsRejected => {
+                Bucket::SupportsStarttls
+            }
+            Self::NoStarttls | Self::EhloFailed => Bucket::DeclaredNoStarttls,
+            _ => Bucket::ConnectionError,
+        }
+    }
+
+    /// Rank for "best outcome over the IPs of a host": lower is better.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::StarttlsOk => 0,
+            Self::StarttlsHandshakeFailed => 1,
+            Self::StarttlsRejected => 2,
+            Self::NoStarttls => 3,
+            Self::EhloFailed => 4,
+            Self::GreetingRefused => 5,
+            _ => 6,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StarttlsOk => "starttls_ok",
+            Self::StarttlsHandshakeFailed => "starttls_handshake_failed",
+            Self::StarttlsRejected => "starttls_rejected",
+            Self::NoStarttls => "no_starttls",
+            Self::EhloFailed => "ehlo_failed",
+            Self::GreetingRefused => "greeting_refused",
+            Self::ConnectRefused => "connect_refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::ProtocolError => "protocol_error",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The three MX buckets of the headline; they add up to unique MX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    SupportsStarttls,
+    DeclaredNoStarttls,
+    ConnectionError,
+}
+
+/// Where a session was when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    Connect,
+    Greeting,
+    Ehlo,
+    Helo,
+    Starttls,
+    TlsHandshake,
+    EhloTls,
+    Quit,
+    /// The session ran to its end.
+    Done,
+}
+
+/// Milliseconds spent per phase; absent phases were not reached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ehlo: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ehlo_tls: Option<u64>,
+    pub total: u64,
+}
+
+/// A whole SMTP reply: code and text lines (decoded lossily, for display).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+/// What the TLS handshake showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsFacts {
+    /// `TLSv1.2`, `TLSv1.3`.
+    pub version: String,
+    /// IANA cipher suite name.
+    pub cipher: String,
+    /// Key-exchange group (`X25519`, `secp256r1`, ...), when known.
+    pub group: Option<String>,
+    pub verification: Verification,
+    /// The verifier's own words, when not `valid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_detail: Option<String>,
+    /// Whether the leaf certificate covers each MX name that points at the IP.
+    pub name_match: BTreeMap<String, bool>,
+    /// Leaf first, as the server sent it.
+    pub chain: Vec<CertInfo>,
+}
+
+/// Certificate verification result (chain and validity; names are in `name_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verification {
+    Valid,
+    UnknownIssuer,
+    SelfSigned,
+    Expired,
+    NotYetValid,
+    BadSignature,
+    Other,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::SelfSigned => "self_signed",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// False when the DER did not parse; only `sha256` and `der_base64` are then set.
+    pub parsed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub serial: String,
+    /// RFC 3339.
+    pub not_before: String,
+    pub not_after: String,
+    pub key: KeyInfo,
+    pub signature_algorithm: String,
+    /// SHA-256 of the DER, lowercase hex.
+    pub sha256: String,
+    /// SHA-256 of the SubjectPublicKeyInfo DER, lowercase hex.
+    pub spki_sha256: String,
+    pub self_signed: bool,
+    /// The raw DER (base64), kept only for certificates that did not parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub der_base64: Option<String>,
+}
+
+/// Public key facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`, or `unknown`.
+    #[serde(rename = "type")]
+    pub key_type: String,
+    pub bits: Option<u32>,
+    pub curve: Option<String>,
+}
+
+/// Support for one protocol version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionSupport {
+    Supported,
+    NotSupported,
+    Error,
+    #[default]
+    NotTested,
+}
+
+/// Protocol version support, SSLv3 to TLS 1.3.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protocols {
+    pub ssl3: VersionSupport,
+    pub tls1_0: VersionSupport,
+    pub tls1_1: VersionSupport,
+    pub tls1_2: VersionSupport,
+    pub tls1_3: VersionSupport,
+}
+
+/// A protocol fact about a session that a correct server would not show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Anomaly {
+    /// Bytes arrived after STARTTLS's 220 and before the TLS handshake
+    /// (STARTTLS response injection); they were discarded, never fed to TLS.
+    PreTlsInjection,
+    /// A reply line was not CRLF-terminated, or its code was inconsistent
+    /// across continuation lines.
+    MalformedReply,
+    /// A reply held bytes that are not UTF-8.
+    NonUtf8Reply,
+    /// The server spoke before the client sent its first command (unsolicited
+    /// bytes after the greeting).
+    EarlyTalker,
+    /// The post-TLS EHLO failed.
+    EhloTlsFailed,
+    /// STARTTLS was advertised after TLS too.
+    StarttlsAfterTls,
+}

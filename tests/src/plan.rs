@@ -1,0 +1,142 @@
+//! The lab's address plan (DESIGN §6): every name, address and port the lab
+//! uses, in one place. Everything is on loopback; nothing here may point
+//! outside `127.0.0.0/8` or `::1`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The lab's DNS zone.
+pub const ZONE: &str = "lab.test";
+/// Unbound (authoritative for `lab.test` and its reverse zone) listens here.
+pub const DNS_ADDR: &str = "127.0.0.1:5353";
+/// SMTP port of every lab MX host.
+pub const SMTP_PORT: u16 = 25;
+
+/// Source address of vantage A (STARTTLS visible everywhere).
+pub const VANTAGE_A: Ipv4Addr = Ipv4Addr::new(127, 0, 2, 1);
+/// Source address of vantage B (the discard host strips STARTTLS for it).
+pub const VANTAGE_B: Ipv4Addr = Ipv4Addr::new(127, 0, 2, 2);
+
+/// One MX host of the lab: a name in `lab.test` and the address it listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    /// Exchange name (fully qualified, no trailing dot).
+    pub name: &'static str,
+    pub ip: IpAddr,
+}
+
+const fn v4(d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1, d))
+}
+
+macro_rules! hosts {
+    ($($(#[$m:meta])* $id:ident = $name:literal @ $ip:expr;)*) => {
+        $( $(#[$m])* pub const $id: Host = Host { name: $name, ip: $ip }; )*
+    };
+}
+
+hosts! {
+    // --- Postfix (OpenSSL), one master.cf line each ---
+    /// Valid chain from the lab CA, RSA-2048.
+    MX_VALID = "mx-valid.lab.test" @ v4(10);
+    /// ECDSA P-256 leaf from the lab CA.
+    MX_ECDSA = "mx-ecdsa.lab.test" @ v4(11);
+    /// Self-signed RSA leaf.
+    MX_SELFSIGNED = "mx-selfsigned.lab.test" @ v4(12);
+    /// Lab-CA leaf whose validity ended yesterday.
+    MX_EXPIRED = "mx-expired.lab.test" @ v4(13);
+    /// Lab-CA leaf for `other-name.lab.test` only.
+    MX_MISMATCH = "mx-mismatch.lab.test" @ v4(14);
+    /// Lab-CA leaf with an RSA-1024 key (`@SECLEVEL=0`).
+    MX_SMALLKEY = "mx-smallkey.lab.test" @ v4(15);
+    /// TLS 1.0 to 1.3 enabled (`@SECLEVEL=0`).
+    MX_LEGACY = "mx-legacy.lab.test" @ v4(16);
+    /// No STARTTLS at all.
+    MX_NOSTARTTLS = "mx-nostarttls.lab.test" @ v4(17);
+    /// STARTTLS discarded for VANTAGE_B only.
+    MX_DISCARD = "mx-discard.lab.test" @ v4(18);
+    /// Refuses every client in its greeting (554).
+    MX_REFUSE = "mx-refuse.lab.test" @ v4(19);
+    /// Advertises STARTTLS, answers it with 454.
+    MX_TLS454 = "mx-tls454.lab.test" @ v4(20);
+    /// Valid lab-CA leaf, TLS 1.2 only: second MX of the multi-MX domain.
+    MX_BACKUP = "mx-backup.lab.test" @ v4(21);
+    /// Reachable only over IPv6 (`::1`), valid lab-CA leaf.
+    MX_V6 = "mx-v6.lab.test" @ IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+    // --- Exim (GnuTLS), unpacked into the lab folder ---
+    /// Exim with STARTTLS and a valid lab-CA leaf.
+    MX_EXIM = "mx-exim.lab.test" @ v4(30);
+
+    // --- Fakes run by the harness (plain tokio listeners) ---
+    /// Nothing listens: connection refused.
+    MX_CLOSED = "mx-closed.lab.test" @ v4(40);
+    /// Accepts, never greets.
+    MX_SILENT = "mx-silent.lab.test" @ v4(41);
+    /// Endless multi-line greeting (`220-` forever).
+    MX_ENDLESS = "mx-endless.lab.test" @ v4(42);
+    /// One 1 MiB line.
+    MX_LONGLINE = "mx-longline.lab.test" @ v4(43);
+    /// One byte per second.
+    MX_TRICKLE = "mx-trickle.lab.test" @ v4(44);
+    /// Sends bytes right after the STARTTLS 220 (response injection), then TLS.
+    MX_INJECT = "mx-inject.lab.test" @ v4(45);
+    /// Replies holding invalid UTF-8.
+    MX_BADUTF8 = "mx-badutf8.lab.test" @ v4(46);
+    /// Scripted SSLv3 server: answers an SSLv3 ClientHello with a canned ServerHello.
+    MX_SSL3 = "mx-ssl3.lab.test" @ v4(47);
+}
+
+/// Every Postfix host, with its `master.cf` line.
+pub const POSTFIX_HOSTS: &[Host] = &[
+    MX_VALID,
+    MX_ECDSA,
+    MX_SELFSIGNED,
+    MX_EXPIRED,
+    MX_MISMATCH,
+    MX_SMALLKEY,
+    MX_LEGACY,
+    MX_NOSTARTTLS,
+    MX_DISCARD,
+    MX_REFUSE,
+    MX_TLS454,
+    MX_BACKUP,
+    MX_V6,
+];
+
+/// Domains of the lab zone and what they test (served by Unbound).
+pub mod domains {
+    /// One MX: `10 mx-valid`.
+    pub const SINGLE: &str = "single.lab.test";
+    /// Several MX: `10 mx-valid`, `20 mx-backup`, `30 mx-ecdsa`.
+    pub const MULTI: &str = "multi.lab.test";
+    /// Two domains sharing one MX (`10 mx-valid`) with `single.lab.test`.
+    pub const SHARED_A: &str = "shared-a.lab.test";
+    pub const SHARED_B: &str = "shared-b.lab.test";
+    /// RFC 7505 null MX.
+    pub const NULLMX: &str = "nullmx.lab.test";
+    /// No MX, an A record `127.0.1.10` (implicit MX).
+    pub const IMPLICIT: &str = "implicit.lab.test";
+    /// Does not exist.
+    pub const NXDOMAIN: &str = "nxdomain.lab.test";
+    /// Exists (a TXT record) but has neither MX nor A/AAAA.
+    pub const NODATA: &str = "nodata.lab.test";
+    /// MX whose exchange name has no address.
+    pub const MX_NOADDR: &str = "noaddr.lab.test";
+    /// MX whose exchange name is a CNAME (to mx-valid).
+    pub const MX_CNAME: &str = "cname.lab.test";
+    /// IDN domain `bücher.lab.test` (A-label `xn--bcher-kva.lab.test`), MX mx-valid.
+    pub const IDN_UNICODE: &str = "bücher.lab.test";
+    pub const IDN_ASCII: &str = "xn--bcher-kva.lab.test";
+    /// MX only reachable over IPv6 (`mx-v6`, AAAA `::1`).
+    pub const V6: &str = "v6.lab.test";
+    /// Every lab MX host has a domain `<label>.lab.test` → `10 mx-<label>.lab.test`,
+    /// e.g. `expired.lab.test` → `mx-expired.lab.test`.
+    pub fn for_host(host: &super::Host) -> String {
+        let label = host
+            .name
+            .strip_prefix("mx-")
+            .and_then(|n| n.split('.').next())
+            .unwrap_or(host.name);
+        format!("{label}.lab.test")
+    }
+}

@@ -1,0 +1,18 @@
+//! The mxscope worker: everything that measures.
+//!
+//! Layout:
+//! - [`dns`]: MX resolution (hickory-resolver): null MX, implicit MX, A/AAAA.
+//! - [`smtp`]: the SMTP dialogue as a sans-IO state machine plus a thin tokio driver.
+//! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
+//! - [`cert`]: certificate analysis (x509-parser) and name matching.
+//! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
+//! - [`probe`]: one domain or one target, end to end, into records.
+//! - [`config`]: probe options shared by the CLI and (later) the fleet.
+
+pub mod cert;
+pub mod config;
+pub mod dns;
+pub mod legacy;
+pub mod probe;
+pub mod smtp;
+pub mod tls;
