@@ -1,14 +1,24 @@
 //! The mxscope lab: real Postfix, Exim and Unbound on loopback, plus small
 //! hostile fakes, started by the harness for the end-to-end tests (DESIGN §6).
+//! The lab needs root (port 25, Postfix) and the Debian packages that
+//! `tests/lab/install.sh` installs.
 //!
 //! Layout:
 //! - [`plan`]: every name and address of the lab.
+//! - [`process`]: foreground daemons that die with the test process.
 //! - [`certs`]: the lab CA and leaf certificates, generated at start (rcgen).
 //! - [`postfix`], [`exim`]: the MTAs, one `master.cf` line per MX host.
 //! - [`dns`]: Unbound serving `lab.test`.
-//! - [`fakes`]: hostile and scripted servers (tokio listeners).
+//! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
-//! - [`lab`]: the whole lab, started once per test process.
+//! - [`lab`]: the whole lab, started lazily once per test process.
 
+pub mod certs;
+pub mod dns;
+pub mod exim;
+pub mod fakes;
+pub mod lab;
 pub mod plan;
+pub mod postfix;
 pub mod process;
+pub mod sslv3;
