@@ -1,1 +1,219 @@
-//! stub
+//! Hostile and scripted SMTP servers for the cases no real MTA shows:
+//! endless replies, huge lines, trickling bytes, response injection after
+//! STARTTLS, invalid UTF-8, a server that never greets, and the scripted
+//! SSLv3 server. They run on a runtime of their own, so they outlive any one
+//! test's runtime; every loop they run is bounded in bytes and time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::certs::LabCerts;
+use crate::plan::{self, Host};
+
+/// Longest any fake keeps a connection.
+const MAX_CONNECTION: Duration = Duration::from_secs(300);
+/// Most bytes any fake writes to one connection.
+const MAX_WRITE: usize = 8 * 1024 * 1024;
+
+/// The running fakes (a runtime on its own thread).
+#[derive(Debug)]
+pub struct Fakes {
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fakes {
+    /// Bind every fake of the plan on its address and start serving.
+    pub fn start(certs: &LabCerts) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lab-fakes")
+            .enable_all()
+            .build()
+            .context("building the fakes' runtime")?;
+        let (chain, key) = certs.issue(plan::MX_INJECT.name)?;
+        let acceptor = tls_acceptor(&chain, &key)?;
+        runtime.block_on(async {
+            serve(plan::MX_SILENT, |s| silent(s)).await?;
+            serve(plan::MX_ENDLESS, |s| endless(s)).await?;
+            serve(plan::MX_LONGLINE, |s| long_line(s)).await?;
+            serve(plan::MX_TRICKLE, |s| trickle(s)).await?;
+            serve(plan::MX_BADUTF8, |s| bad_utf8(s)).await?;
+            let acceptor = acceptor.clone();
+            serve(plan::MX_INJECT, move |s| inject(s, acceptor.clone())).await?;
+            let ssl3 = bind(plan::MX_SSL3).await?;
+            tokio::spawn(crate::sslv3::serve(ssl3));
+            anyhow::Ok(())
+        })?;
+        Ok(Self { _runtime: runtime })
+    }
+}
+
+async fn bind(host: Host) -> anyhow::Result<TcpListener> {
+    let addr = SocketAddr::new(host.ip, plan::SMTP_PORT);
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding fake {} on {addr}", host.name))
+}
+
+/// Accept forever on `host`, handling each connection with `handler`.
+async fn serve<F, Fut>(host: Host, handler: F) -> anyhow::Result<()>
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = bind(host).await?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let session = handler(stream);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(MAX_CONNECTION, session).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+fn tls_acceptor(chain_pem: &str, key_pem: &str) -> anyhow::Result<TlsAcceptor> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("parsing the fake's certificate chain")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("parsing the fake's key")?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Read one command line (bounded), uppercased verb first; `None` at EOF.
+async fn command<S: AsyncRead + Unpin>(reader: &mut BufReader<S>) -> std::io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let n = (&mut *reader).take(1024).read_until(b'\n', &mut line).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&line).trim().to_ascii_uppercase()))
+}
+
+/// Accepts, never greets, keeps the connection open.
+async fn silent(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut sink = [0u8; 1024];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
+}
+
+/// `220-` continuation lines that never end.
+async fn endless(mut stream: TcpStream) -> std::io::Result<()> {
+    let line = b"220-mx-endless.lab.test this reply never ends\r\n";
+    let mut written = 0;
+    while written < MAX_WRITE {
+        stream.write_all(line).await?;
+        written += line.len();
+    }
+    Ok(())
+}
+
+/// A greeting line of 1 MiB.
+async fn long_line(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.write_all(b"220 ").await?;
+    let chunk = [b'a'; 64 * 1024];
+    for _ in 0..16 {
+        stream.write_all(&chunk).await?;
+    }
+    stream.write_all(b"\r\n").await?;
+    silent(stream).await
+}
+
+/// A greeting at one byte per second.
+async fn trickle(mut stream: TcpStream) -> std::io::Result<()> {
+    for byte in b"220-mx-trickle.lab.test slow\r\n".iter().cycle().take(600) {
+        stream.write_all(&[*byte]).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// Replies with bytes that are not UTF-8, and no STARTTLS.
+async fn bad_utf8(stream: TcpStream) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"220 mx-badutf8.lab.test \xff\xfe ESMTP\r\n")
+        .await?;
+    while let Some(cmd) = command(&mut reader).await? {
+        let reply: &[u8] = if cmd.starts_with("EHLO") {
+            b"250-mx-badutf8.lab.test \xc3\x28\r\n250 8BITMIME\r\n"
+        } else if cmd.starts_with("QUIT") {
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            b"250 ok\r\n"
+        };
+        reader.get_mut().write_all(reply).await?;
+    }
+    Ok(())
+}
+
+/// STARTTLS whose 220 is followed, in the same write, by an injected reply;
+/// then a real TLS session.
+async fn inject(stream: TcpStream, acceptor: TlsAcceptor) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"220 mx-inject.lab.test ESMTP\r\n")
+        .await?;
+    while let Some(cmd) = command(&mut reader).await? {
+        if cmd.starts_with("EHLO") {
+            reader
+                .get_mut()
+                .write_all(b"250-mx-inject.lab.test\r\n250 STARTTLS\r\n")
+                .await?;
+        } else if cmd == "STARTTLS" {
+            reader
+                .get_mut()
+                .write_all(b"220 ready\r\n250-INJECTED before TLS\r\n250 AUTH PLAIN\r\n")
+                .await?;
+            let stream = reader.into_inner();
+            let tls = acceptor.accept(stream).await?;
+            return smtp_after_tls(tls).await;
+        } else if cmd.starts_with("QUIT") {
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            reader.get_mut().write_all(b"502 no\r\n").await?;
+        }
+    }
+    Ok(())
+}
+
+async fn smtp_after_tls<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    while let Some(cmd) = command(&mut reader).await? {
+        if cmd.starts_with("EHLO") {
+            reader
+                .get_mut()
+                .write_all(b"250-mx-inject.lab.test\r\n250 PIPELINING\r\n")
+                .await?;
+        } else if cmd.starts_with("QUIT") {
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            reader.get_mut().shutdown().await?;
+            return Ok(());
+        } else {
+            reader.get_mut().write_all(b"502 no\r\n").await?;
+        }
+    }
+    Ok(())
+}

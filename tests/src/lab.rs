@@ -51,3 +51,9 @@ pub fn exim() -> &'static Exim {
     static EXIM: OnceLock<Exim> = OnceLock::new();
     EXIM.get_or_init(|| Exim::start(&sub("exim"), certs()).expect("starting the lab's Exim"))
 }
+
+/// The hostile and scripted fakes.
+pub fn fakes() -> &'static crate::fakes::Fakes {
+    static FAKES: OnceLock<crate::fakes::Fakes> = OnceLock::new();
+    FAKES.get_or_init(|| crate::fakes::Fakes::start(certs()).expect("starting the lab's fakes"))
+}

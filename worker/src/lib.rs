@@ -7,6 +7,7 @@
 //! - [`cert`]: certificate analysis (x509-parser) and name matching.
 //! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
 //! - [`probe`]: one domain or one target, end to end, into records.
+//! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and (later) the fleet.
 
 pub mod cert;
@@ -15,4 +16,5 @@ pub mod dns;
 pub mod legacy;
 pub mod probe;
 pub mod smtp;
+pub mod summary;
 pub mod tls;

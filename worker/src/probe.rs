@@ -1,1 +1,360 @@
-//! stub
+//! One probe end to end: a target (one IP) → a [`TargetRecord`], and a list of
+//! domains → [`DomainRecord`]s with their targets embedded (DESIGN §2–§4).
+//!
+//! Targets are deduplicated by IP across all domains of a run: an MX shared
+//! by many domains gets one SMTP session, whose record lists every MX name
+//! that points at it. Sessions to one IP are sequential (main, then legacy
+//! versions); sessions to different IPs run concurrently, bounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mxscope_common::{
+    Anomaly, DnsResult, DomainName, DomainRecord, Outcome, Phase, TargetRecord,
+    VersionSupport,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::config::ProbeConfig;
+use crate::dns::MxResolver;
+use crate::legacy::{self, LegacyVersion};
+use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
+use crate::smtp::driver::{self, record_timing, Conn, Driven};
+use crate::tls::{TlsContext, Versions};
+
+/// What every probe of a run shares.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    pub config: Arc<ProbeConfig>,
+    pub tls: TlsContext,
+}
+
+impl Prober {
+    pub fn new(config: ProbeConfig, tls: TlsContext) -> Self {
+        Self {
+            config: Arc::new(config),
+            tls,
+        }
+    }
+
+    /// Probe one IP. `mx_names` are every MX name pointing at it (the first
+    /// is the SNI). Never fails: the outcome says what happened.
+    pub async fn probe_target(&self, ip: IpAddr, mx_names: Vec<String>) -> TargetRecord {
+        let started = Instant::now();
+        let mut record = TargetRecord::new(ip, self.config.port, mx_names);
+        let main = self.main_session(&mut record).await;
+        if self.config.legacy && main.starttls_accepted {
+            self.legacy_sessions(&mut record, main.negotiated_tls13).await;
+        }
+        record.timings_ms.total = millis(started.elapsed());
+        record
+    }
+
+    async fn main_session(&self, record: &mut TargetRecord) -> MainSession {
+        let cfg = &self.config;
+        let mut result = MainSession::default();
+        let deadline = Instant::now() + cfg.timeouts.session;
+        let addr = SocketAddr::new(record.ip, cfg.port);
+        let mut transcript = Transcript::default();
+        let connect_started = Instant::now();
+        let stream =
+            match driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await {
+                Ok(stream) => stream,
+                Err(end) => {
+                    finish(record, end, transcript);
+                    return result;
+                }
+            };
+        record.timings_ms.connect = Some(millis(connect_started.elapsed()));
+        let mut conn = Conn::new(stream, cfg.limits, deadline);
+        let greeting = ExpectGreeting::new(cfg.ehlo_name.clone());
+        let after = match conn
+            .drive(greeting, &mut transcript, &cfg.timeouts, &mut record.timings_ms)
+            .await
+        {
+            Driven::Done(end) => {
+                if end.send_quit {
+                    conn.quit(cfg.timeouts.command).await;
+                }
+                finish(record, end, transcript);
+                return result;
+            }
+            Driven::StartTls(after) => after,
+        };
+        result.starttls_accepted = true;
+        if !conn.take_injected().is_empty() {
+            transcript.anomaly(Anomaly::PreTlsInjection);
+        }
+        let sni = record.mx_names.first().cloned().unwrap_or_else(|| record.ip.to_string());
+        let handshake_started = Instant::now();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let handshake = self
+            .tls
+            .handshake(
+                conn.stream,
+                &sni,
+                &record.mx_names,
+                Versions::Modern,
+                cfg.timeouts.handshake.min(remaining),
+            )
+            .await;
+        record_timing(&mut record.timings_ms, Phase::TlsHandshake, handshake_started.elapsed());
+        let (tls_stream, facts) = match handshake {
+            Ok(ok) => ok,
+            Err(reason) => {
+                let end = End {
+                    outcome: Outcome::StarttlsHandshakeFailed,
+                    phase: Phase::TlsHandshake,
+                    detail: Some(reason),
+                    send_quit: false,
+                };
+                finish(record, end, transcript);
+                return result;
+            }
+        };
+        result.negotiated_tls13 = facts.version == "TLSv1.3";
+        if result.negotiated_tls13 {
+            record.protocols.tls1_3 = VersionSupport::Supported;
+        } else if facts.version == "TLSv1.2" {
+            record.protocols.tls1_2 = VersionSupport::Supported;
+            record.protocols.tls1_3 = VersionSupport::NotSupported;
+        }
+        record.tls = Some(facts);
+        let mut conn = Conn {
+            stream: tls_stream,
+            parser: conn.parser,
+            deadline,
+        };
+        let (command, state) = after.start(&cfg.ehlo_name);
+        let end = match conn.send(&command, cfg.timeouts.command).await {
+            Err(e) => e.into_end(Phase::EhloTls),
+            Ok(()) => match conn
+                .drive(state, &mut transcript, &cfg.timeouts, &mut record.timings_ms)
+                .await
+            {
+                Driven::Done(end) => end,
+                Driven::StartTls(_) => End {
+                    outcome: Outcome::ProtocolError,
+                    phase: Phase::EhloTls,
+                    detail: Some("dialogue asked for TLS twice".into()),
+                    send_quit: false,
+                },
+            },
+        };
+        // The TLS session is up: whatever the post-TLS EHLO did, STARTTLS worked.
+        let end = if end.outcome == Outcome::StarttlsOk {
+            end
+        } else {
+            transcript.anomaly(Anomaly::EhloTlsFailed);
+            End {
+                outcome: Outcome::StarttlsOk,
+                phase: Phase::Done,
+                detail: end.detail,
+                send_quit: end.send_quit,
+            }
+        };
+        if end.send_quit {
+            conn.quit(cfg.timeouts.command).await;
+        }
+        finish(record, end, transcript);
+        result
+    }
+
+    /// SSLv3, TLS 1.0 and TLS 1.1 by hand-built ClientHello, TLS 1.2 by
+    /// rustls when the main session negotiated 1.3; one fresh session each.
+    async fn legacy_sessions(&self, record: &mut TargetRecord, negotiated_tls13: bool) {
+        let sni = record.mx_names.first().cloned();
+        for version in [LegacyVersion::Ssl3, LegacyVersion::Tls1_0, LegacyVersion::Tls1_1] {
+            let support = match self.open_after_starttls(record.ip).await {
+                Ok(mut conn) => {
+                    let remaining = conn.deadline.saturating_duration_since(Instant::now());
+                    let timeout = self.config.timeouts.handshake.min(remaining);
+                    legacy::test_version(&mut conn.stream, version, sni.as_deref(), timeout)
+                        .await
+                        .0
+                }
+                Err(_) => VersionSupport::Error,
+            };
+            let slot = match version {
+                LegacyVersion::Ssl3 => &mut record.protocols.ssl3,
+                LegacyVersion::Tls1_0 => &mut record.protocols.tls1_0,
+                LegacyVersion::Tls1_1 => &mut record.protocols.tls1_1,
+            };
+            *slot = support;
+        }
+        if negotiated_tls13 {
+            record.protocols.tls1_2 = match self.open_after_starttls(record.ip).await {
+                Err(_) => VersionSupport::Error,
+                Ok(conn) => {
+                    let sni = sni.clone().unwrap_or_else(|| record.ip.to_string());
+                    let remaining = conn.deadline.saturating_duration_since(Instant::now());
+                    let timeout = self.config.timeouts.handshake.min(remaining);
+                    match self
+                        .tls
+                        .handshake(conn.stream, &sni, &[], Versions::Tls12Only, timeout)
+                        .await
+                    {
+                        Ok(_) => VersionSupport::Supported,
+                        Err(reason) if reason.contains("timed out") => VersionSupport::Error,
+                        Err(_) => VersionSupport::NotSupported,
+                    }
+                }
+            };
+        }
+    }
+
+    /// A fresh session up to STARTTLS's 220, for a legacy-version probe.
+    async fn open_after_starttls(
+        &self,
+        ip: IpAddr,
+    ) -> Result<Conn<tokio::net::TcpStream>, End> {
+        let cfg = &self.config;
+        let deadline = Instant::now() + cfg.timeouts.session;
+        let addr = SocketAddr::new(ip, cfg.port);
+        let stream = driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await?;
+        let mut conn = Conn::new(stream, cfg.limits, deadline);
+        let mut transcript = Transcript::default();
+        let mut timings = Default::default();
+        match conn
+            .drive(
+                ExpectGreeting::new(cfg.ehlo_name.clone()),
+                &mut transcript,
+                &cfg.timeouts,
+                &mut timings,
+            )
+            .await
+        {
+            Driven::StartTls(_) => {
+                conn.take_injected();
+                Ok(conn)
+            }
+            Driven::Done(end) => {
+                if end.send_quit {
+                    conn.quit(cfg.timeouts.command).await;
+                }
+                Err(end)
+            }
+        }
+    }
+
+    /// Resolve `domains`, probe every unique IP once (bounded by
+    /// `concurrency`), and return one record per domain in input order.
+    /// `progress` is called after each finished target with (done, total).
+    pub async fn probe_domains(
+        &self,
+        resolver: &MxResolver,
+        domains: &[DomainName],
+        concurrency: usize,
+        progress: impl Fn(Progress),
+    ) -> Vec<DomainRecord> {
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        // Resolve phase.
+        let mut resolving = JoinSet::new();
+        for (index, domain) in domains.iter().enumerate() {
+            let resolver = resolver.clone();
+            let permits = permits.clone();
+            let name = domain.as_str().to_string();
+            resolving.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (index, resolver.resolve(&name).await)
+            });
+        }
+        let mut dns: Vec<Option<DnsResult>> = vec![None; domains.len()];
+        let mut resolved = 0;
+        while let Some(joined) = resolving.join_next().await {
+            if let Ok((index, result)) = joined {
+                if let Some(slot) = dns.get_mut(index) {
+                    *slot = Some(result);
+                }
+            }
+            resolved += 1;
+            progress(Progress::Resolved {
+                done: resolved,
+                total: domains.len(),
+            });
+        }
+        // Target dedup: one target per IP, with every MX name behind it.
+        let mut targets: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+        for result in dns.iter().flatten() {
+            for mx in &result.mx {
+                for ip in &mx.addresses {
+                    targets.entry(*ip).or_default().insert(mx.exchange.clone());
+                }
+            }
+        }
+        // Probe phase.
+        let total = targets.len();
+        let mut probing = JoinSet::new();
+        for (ip, names) in targets {
+            let prober = self.clone();
+            let permits = permits.clone();
+            probing.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                prober.probe_target(ip, names.into_iter().collect()).await
+            });
+        }
+        let mut results: BTreeMap<IpAddr, TargetRecord> = BTreeMap::new();
+        while let Some(joined) = probing.join_next().await {
+            if let Ok(record) = joined {
+                results.insert(record.ip, record);
+            }
+            progress(Progress::Probed {
+                done: results.len(),
+                total,
+            });
+        }
+        // Join.
+        domains
+            .iter()
+            .zip(dns)
+            .map(|(domain, result)| {
+                let result = result.unwrap_or_else(|| {
+                    DnsResult::failed(mxscope_common::DnsStatus::Error, "resolver task failed")
+                });
+                let mut record = DomainRecord::new(domain.as_str().to_string(), result);
+                record.domain_unicode = domain.unicode().map(str::to_string);
+                let ips: BTreeSet<IpAddr> = record
+                    .dns
+                    .mx
+                    .iter()
+                    .flat_map(|mx| mx.addresses.iter().copied())
+                    .collect();
+                record.targets = ips.iter().filter_map(|ip| results.get(ip).cloned()).collect();
+                record
+            })
+            .collect()
+    }
+}
+
+/// Progress of [`Prober::probe_domains`].
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    Resolved { done: usize, total: usize },
+    Probed { done: usize, total: usize },
+}
+
+#[derive(Debug, Default)]
+struct MainSession {
+    starttls_accepted: bool,
+    negotiated_tls13: bool,
+}
+
+fn finish(record: &mut TargetRecord, end: End, transcript: Transcript) {
+    record.outcome = end.outcome;
+    record.phase = end.phase;
+    record.detail = end.detail;
+    record.greeting = transcript.greeting;
+    record.ehlo = transcript.ehlo;
+    record.helo_fallback = transcript.helo_fallback;
+    record.starttls_reply = transcript.starttls_reply;
+    record.ehlo_tls = transcript.ehlo_tls;
+    record.anomalies = transcript.anomalies;
+}
+
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}

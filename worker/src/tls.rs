@@ -1,1 +1,268 @@
-//! stub
+//! The TLS handshake after STARTTLS, as an opportunistic MTA does it.
+//!
+//! The certificate verifier *records* instead of rejecting: the chain is
+//! checked against Mozilla's roots (or `--ca-file`) and the result kept as a
+//! fact, while the handshake goes on whatever it found — an expired,
+//! self-signed or weak-keyed server is measured, not refused (DESIGN §4).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mxscope_common::{TlsFacts, Verification};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, IpAddr as PkiIpAddr, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::cert;
+
+/// Errors preparing TLS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsSetupError {
+    /// The `--ca-file` could not be read or holds no certificate; check the path and PEM.
+    #[error("reading CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    /// rustls rejected the configuration (a bug: report it).
+    #[error("building the TLS configuration: {0}")]
+    Config(String),
+}
+
+/// Which versions a handshake may negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versions {
+    /// TLS 1.2 and 1.3, like a modern MTA.
+    Modern,
+    /// TLS 1.2 only (to learn 1.2 support of a 1.3 server).
+    Tls12Only,
+}
+
+/// Trust roots and crypto provider, built once per process.
+#[derive(Debug, Clone)]
+pub struct TlsContext {
+    provider: Arc<CryptoProvider>,
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl TlsContext {
+    /// Trust Mozilla's roots, or only the certificates of `ca_file` (PEM).
+    pub fn new(ca_file: Option<&Path>) -> Result<Self, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        match ca_file {
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            Some(path) => {
+                let ca_error = |reason: String| TlsSetupError::CaFile {
+                    path: path.display().to_string(),
+                    reason,
+                };
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| ca_error(e.to_string()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ca_error(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(ca_error("no certificate in file".into()));
+                }
+                for cert in certs {
+                    roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+                }
+            }
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        Ok(Self { provider, webpki })
+    }
+
+    /// Run the client handshake over `stream` with SNI `sni`, recording the
+    /// facts; `names` are every MX name pointing at this IP (for name match).
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+        sni: &str,
+        names: &[String],
+        versions: Versions,
+        timeout: Duration,
+    ) -> Result<(TlsStream<S>, TlsFacts), String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let recorder = Arc::new(Recorder {
+            webpki: self.webpki.clone(),
+            algorithms: self.provider.signature_verification_algorithms,
+            seen: Mutex::new(None),
+        });
+        let protocol_versions: &[&rustls::SupportedProtocolVersion] = match versions {
+            Versions::Modern => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            Versions::Tls12Only => &[&rustls::version::TLS12],
+        };
+        let config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(protocol_versions)
+            .map_err(|e| format!("tls configuration: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(recorder.clone())
+            .with_no_client_auth();
+        let server_name = server_name(sni);
+        let connector = TlsConnector::from(Arc::new(config));
+        let tls = match tokio::time::timeout(timeout, connector.connect(server_name, stream)).await {
+            Err(_) => return Err(format!("tls handshake timed out after {timeout:?}")),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(tls)) => tls,
+        };
+        let facts = facts(tls.get_ref().1, &recorder, names);
+        Ok((tls, facts))
+    }
+}
+
+fn server_name(sni: &str) -> ServerName<'static> {
+    ServerName::try_from(sni.to_string()).unwrap_or_else(|_| {
+        // Not a DNS name: send no SNI-worthy name but keep the handshake going.
+        ServerName::IpAddress(PkiIpAddr::from(std::net::Ipv4Addr::UNSPECIFIED))
+    })
+}
+
+fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String]) -> TlsFacts {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map_or_else(|| "unknown".to_string(), |s| format!("{:?}", s.suite()));
+    let group = conn
+        .negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()));
+    let certs: Vec<&[u8]> = conn
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.as_ref())
+        .collect();
+    let chain = cert::analyse_chain(&certs);
+    let name_match: BTreeMap<String, bool> = names
+        .iter()
+        .map(|name| {
+            let matches = certs
+                .first()
+                .is_some_and(|leaf| cert::name_matches(leaf, name));
+            (name.clone(), matches)
+        })
+        .collect();
+    let (verification, verification_detail) = recorder
+        .seen
+        .lock()
+        .ok()
+        .and_then(|seen| seen.clone())
+        .unwrap_or((Verification::Other, Some("no certificate seen".into())));
+    TlsFacts {
+        version,
+        cipher,
+        group,
+        verification,
+        verification_detail,
+        name_match,
+        chain,
+    }
+}
+
+/// Verifies like webpki, records the verdict, never rejects.
+#[derive(Debug)]
+struct Recorder {
+    webpki: Arc<WebPkiServerVerifier>,
+    algorithms: WebPkiSupportedAlgorithms,
+    seen: Mutex<Option<(Verification, Option<String>)>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(_) => (Verification::Valid, None),
+            Err(error) => classify(&error, end_entity),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(verdict);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // A weak key (RSA-1024) fails webpki's policy; an MTA goes on anyway.
+        let _ = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms);
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let _ = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms);
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        let mut schemes = self.algorithms.supported_schemes();
+        for legacy in [SignatureScheme::RSA_PKCS1_SHA1, SignatureScheme::ECDSA_SHA1_Legacy] {
+            if !schemes.contains(&legacy) {
+                schemes.push(legacy);
+            }
+        }
+        schemes
+    }
+}
+
+/// Map webpki's verdict to the record's verification result. A name
+/// mismatch is not a chain problem: names are recorded in `name_match`.
+fn classify(error: &rustls::Error, end_entity: &CertificateDer<'_>) -> (Verification, Option<String>) {
+    let detail = Some(error.to_string());
+    let verification = match error {
+        rustls::Error::InvalidCertificate(cert_error) => match cert_error {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                return (Verification::Valid, None)
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Verification::Expired,
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Verification::NotYetValid
+            }
+            CertificateError::UnknownIssuer => {
+                if cert::analyse(end_entity).self_signed {
+                    Verification::SelfSigned
+                } else {
+                    Verification::UnknownIssuer
+                }
+            }
+            CertificateError::BadSignature => Verification::BadSignature,
+            _ => Verification::Other,
+        },
+        _ => Verification::Other,
+    };
+    (verification, detail)
+}

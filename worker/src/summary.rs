@@ -1,0 +1,111 @@
+//! The readable per-domain summary printed by `mxscope-worker probe`
+//! without `--json`.
+
+use std::io::{self, Write};
+
+use mxscope_common::{DomainRecord, KeyInfo, Outcome, TargetRecord, VersionSupport};
+
+/// Write one domain, its MX hosts and what each address showed.
+pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<()> {
+    let dns = &record.dns;
+    let shown = match &record.domain_unicode {
+        Some(unicode) => format!("{} ({unicode})", record.domain),
+        None => record.domain.clone(),
+    };
+    let kind = if dns.null_mx {
+        "null MX: accepts no mail".to_string()
+    } else if dns.implicit_mx {
+        "no MX, implicit MX from its own address".to_string()
+    } else {
+        format!("{} MX", dns.mx.len())
+    };
+    let status = format!("{:?}", dns.status).to_lowercase();
+    write!(out, "{shown}: dns {status}, {kind}")?;
+    if let Some(error) = &dns.error {
+        write!(out, " ({error})")?;
+    }
+    writeln!(out)?;
+    for anomaly in &dns.anomalies {
+        writeln!(out, "  dns anomaly: {}", serde_json::to_string(anomaly).unwrap_or_default())?;
+    }
+    for mx in &dns.mx {
+        writeln!(out, "  {:>5} {}", mx.preference, mx.exchange)?;
+        if mx.addresses.is_empty() {
+            writeln!(out, "        (no address)")?;
+        }
+        for ip in &mx.addresses {
+            match record.targets.iter().find(|t| t.ip == *ip) {
+                Some(target) => write_target(out, target, &mx.exchange)?,
+                None => writeln!(out, "        {ip}: not probed")?,
+            }
+        }
+    }
+    writeln!(out)
+}
+
+fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> io::Result<()> {
+    write!(out, "        {} {}", target.ip, target.outcome)?;
+    if target.outcome != Outcome::StarttlsOk {
+        if let Some(detail) = &target.detail {
+            let detail: String = detail.chars().take(120).collect();
+            write!(out, " — {}", detail.replace('\n', " "))?;
+        }
+    }
+    writeln!(out)?;
+    if let Some(tls) = &target.tls {
+        let group = tls.group.as_deref().unwrap_or("?");
+        writeln!(out, "          {} {} {group}", tls.version, tls.cipher)?;
+        let name_ok = tls.name_match.get(mx_name).copied().unwrap_or(false);
+        let key = tls.chain.first().map(|c| key_text(&c.key)).unwrap_or_default();
+        writeln!(
+            out,
+            "          certificate {}, name {}, key {key}",
+            tls.verification.as_str(),
+            if name_ok { "matches" } else { "does not match" },
+        )?;
+        if let Some(leaf) = tls.chain.first() {
+            writeln!(out, "          subject {} (expires {})", leaf.subject, leaf.not_after)?;
+        }
+    }
+    let p = &target.protocols;
+    let versions = [
+        ("ssl3", p.ssl3),
+        ("tls1.0", p.tls1_0),
+        ("tls1.1", p.tls1_1),
+        ("tls1.2", p.tls1_2),
+        ("tls1.3", p.tls1_3),
+    ];
+    if versions.iter().any(|(_, s)| *s != VersionSupport::NotTested) {
+        let text: Vec<String> = versions
+            .iter()
+            .map(|(name, support)| format!("{name} {}", support_text(*support)))
+            .collect();
+        writeln!(out, "          versions: {}", text.join(", "))?;
+    }
+    if !target.anomalies.is_empty() {
+        let names: Vec<String> = target
+            .anomalies
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+            .collect();
+        writeln!(out, "          anomalies: {}", names.join(", "))?;
+    }
+    Ok(())
+}
+
+fn key_text(key: &KeyInfo) -> String {
+    match (&key.curve, key.bits) {
+        (Some(curve), _) => format!("{} {curve}", key.key_type),
+        (None, Some(bits)) => format!("{}-{bits}", key.key_type),
+        (None, None) => key.key_type.clone(),
+    }
+}
+
+fn support_text(support: VersionSupport) -> &'static str {
+    match support {
+        VersionSupport::Supported => "yes",
+        VersionSupport::NotSupported => "no",
+        VersionSupport::Error => "error",
+        VersionSupport::NotTested => "-",
+    }
+}
