@@ -1,7 +1,10 @@
 //! End-to-end tests against the lab (real Postfix, Exim, Unbound, fakes).
-//! Run as root: `cargo test -p mxscope-tests` after `tests/lab/install.sh`.
+//! Run as root after `tests/lab/install.sh`: see the README.
 
+mod cli;
 mod dns;
 mod exim;
+mod hostile;
 mod legacy;
 mod postfix;
+mod probe;

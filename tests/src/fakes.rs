@@ -23,37 +23,57 @@ const MAX_CONNECTION: Duration = Duration::from_secs(300);
 /// Most bytes any fake writes to one connection.
 const MAX_WRITE: usize = 8 * 1024 * 1024;
 
-/// The running fakes (a runtime on its own thread).
+/// The running fakes (a runtime on a thread of its own, for the process's life).
 #[derive(Debug)]
 pub struct Fakes {
-    _runtime: tokio::runtime::Runtime,
+    _thread: std::thread::JoinHandle<()>,
 }
 
 impl Fakes {
-    /// Bind every fake of the plan on its address and start serving.
+    /// Bind every fake of the plan on its address and start serving. Safe to
+    /// call from inside another runtime (a `#[tokio::test]`).
     pub fn start(certs: &LabCerts) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("lab-fakes")
-            .enable_all()
-            .build()
-            .context("building the fakes' runtime")?;
         let (chain, key) = certs.issue(plan::MX_INJECT.name)?;
         let acceptor = tls_acceptor(&chain, &key)?;
-        runtime.block_on(async {
-            serve(plan::MX_SILENT, |s| silent(s)).await?;
-            serve(plan::MX_ENDLESS, |s| endless(s)).await?;
-            serve(plan::MX_LONGLINE, |s| long_line(s)).await?;
-            serve(plan::MX_TRICKLE, |s| trickle(s)).await?;
-            serve(plan::MX_BADUTF8, |s| bad_utf8(s)).await?;
-            let acceptor = acceptor.clone();
-            serve(plan::MX_INJECT, move |s| inject(s, acceptor.clone())).await?;
-            let ssl3 = bind(plan::MX_SSL3).await?;
-            tokio::spawn(crate::sslv3::serve(ssl3));
-            anyhow::Ok(())
-        })?;
-        Ok(Self { _runtime: runtime })
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("lab-fakes".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let started = bind_all(acceptor).await;
+                    let _ = ready_tx.send(started);
+                    std::future::pending::<()>().await;
+                });
+            })
+            .context("spawning the fakes' thread")?;
+        ready_rx
+            .recv()
+            .context("the fakes' thread ended before binding")??;
+        Ok(Self { _thread: thread })
     }
+}
+
+async fn bind_all(acceptor: TlsAcceptor) -> anyhow::Result<()> {
+    serve(plan::MX_SILENT, silent).await?;
+    serve(plan::MX_ENDLESS, endless).await?;
+    serve(plan::MX_LONGLINE, long_line).await?;
+    serve(plan::MX_TRICKLE, trickle).await?;
+    serve(plan::MX_BADUTF8, bad_utf8).await?;
+    serve(plan::MX_INJECT, move |s| inject(s, acceptor.clone())).await?;
+    let ssl3 = bind(plan::MX_SSL3).await?;
+    tokio::spawn(crate::sslv3::serve(ssl3));
+    Ok(())
 }
 
 async fn bind(host: Host) -> anyhow::Result<TcpListener> {

@@ -11,6 +11,7 @@
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
+//! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
 pub mod certs;
@@ -20,5 +21,6 @@ pub mod fakes;
 pub mod lab;
 pub mod plan;
 pub mod postfix;
+pub mod probing;
 pub mod process;
 pub mod sslv3;

@@ -141,7 +141,8 @@ pub struct ExpectGreeting {
 }
 
 impl ExpectGreeting {
-    pub fn new(ehlo_name: impl Into<String>) -> State {
+    /// The first state of a session.
+    pub fn start(ehlo_name: impl Into<String>) -> State {
         State::Greeting(Self {
             ehlo_name: ehlo_name.into(),
         })
@@ -267,7 +268,7 @@ mod tests {
     /// Run the dialogue over canned replies; returns the commands sent and the end.
     fn run(replies: &[&str]) -> (Vec<Command>, Transcript, Option<End>) {
         let mut transcript = Transcript::default();
-        let mut state = ExpectGreeting::new("probe.example");
+        let mut state = ExpectGreeting::start("probe.example");
         let mut sent = Vec::new();
         for wire in replies {
             match state.on_reply(&reply(wire), &mut transcript) {

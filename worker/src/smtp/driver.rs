@@ -232,18 +232,21 @@ pub enum Driven {
 
 /// Store the duration of a reply wait in its phase's timing.
 pub fn record_timing(timings: &mut Timings, phase: Phase, elapsed: Duration) {
-    let ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-    match phase {
-        Phase::Greeting => timings.greeting = ms,
+    let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let slot = match phase {
+        Phase::Connect => &mut timings.connect,
+        Phase::Greeting => &mut timings.greeting,
+        // EHLO and a HELO fallback count as one phase.
         Phase::Ehlo | Phase::Helo => {
-            timings.ehlo = Some(timings.ehlo.unwrap_or(0) + ms.unwrap_or(0));
+            timings.ehlo = Some(timings.ehlo.unwrap_or(0).saturating_add(ms));
+            return;
         }
-        Phase::Starttls => timings.starttls = ms,
-        Phase::TlsHandshake => timings.handshake = ms,
-        Phase::EhloTls => timings.ehlo_tls = ms,
-        Phase::Connect => timings.connect = ms,
-        _ => {}
-    }
+        Phase::Starttls => &mut timings.starttls,
+        Phase::TlsHandshake => &mut timings.handshake,
+        Phase::EhloTls => &mut timings.ehlo_tls,
+        _ => return,
+    };
+    *slot = Some(ms);
 }
 
 #[cfg(test)]
@@ -272,7 +275,7 @@ mod tests {
         let mut timings = Timings::default();
         let driven = conn
             .drive(
-                ExpectGreeting::new("probe.example"),
+                ExpectGreeting::start("probe.example"),
                 &mut transcript,
                 &Timeouts::default(),
                 &mut timings,

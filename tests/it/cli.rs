@@ -1,0 +1,74 @@
+//! `mxscope-worker probe` as a user runs it, against the lab.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use mxscope_common::{DomainRecord, Outcome};
+use mxscope_tests::lab;
+use mxscope_tests::plan::*;
+use mxscope_tests::probing::worker_bin;
+
+fn probe_command() -> Command {
+    lab::postfix();
+    let mut cmd = Command::new(worker_bin());
+    cmd.arg("probe")
+        .arg("--resolver")
+        .arg(lab::dns().addr().to_string())
+        .arg("--ca-file")
+        .arg(&lab::certs().ca_pem)
+        .args(["--ehlo-name", "probe.mxscope.lab.test", "--timeout-session", "10s"]);
+    cmd
+}
+
+#[test]
+fn json_lines_for_domains_from_arguments_and_stdin() {
+    let mut child = probe_command()
+        .args(["--json", domains::SINGLE, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("# lab\n{}\n\n{}\n", domains::NULLMX, domains::IDN_UNICODE).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let records: Vec<DomainRecord> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let names: Vec<_> = records.iter().map(|r| r.domain.as_str()).collect();
+    assert_eq!(names, [domains::SINGLE, domains::NULLMX, domains::IDN_ASCII]);
+    assert_eq!(records[0].schema_version, 1);
+    assert_eq!(records[0].targets[0].outcome, Outcome::StarttlsOk);
+    assert!(records[1].dns.null_mx);
+    assert_eq!(records[2].domain_unicode.as_deref(), Some(domains::IDN_UNICODE));
+    assert_eq!(records[2].targets[0].ip, MX_VALID.ip);
+}
+
+#[test]
+fn readable_summary() {
+    let out = probe_command().arg(domains::for_host(&MX_EXPIRED)).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("expired.lab.test: dns ok, 1 MX"), "{text}");
+    assert!(text.contains("127.0.1.13 starttls_ok"), "{text}");
+    assert!(text.contains("certificate expired, name matches"), "{text}");
+}
+
+#[test]
+fn invalid_list_line_is_rejected_with_its_number() {
+    let dir = lab::dir().join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("bad.txt");
+    std::fs::write(&list, "single.lab.test\nnot a domain\n").unwrap();
+    let out = probe_command().arg("-f").arg(&list).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing probed");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 2: contains whitespace"), "{err}");
+}
