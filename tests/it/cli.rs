@@ -16,7 +16,13 @@ fn probe_command() -> Command {
         .arg(lab::dns().addr().to_string())
         .arg("--ca-file")
         .arg(&lab::certs().ca_pem)
-        .args(["--ehlo-name", "probe.mxscope.lab.test", "--timeout-session", "10s"]);
+        .args([
+            "--ehlo-name",
+            "probe.mxscope.lab.test",
+            "--timeout-session",
+            "10s",
+        ])
+        .arg("--allow-private");
     cmd
 }
 
@@ -42,17 +48,26 @@ fn json_lines_for_domains_from_arguments_and_stdin() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     let names: Vec<_> = records.iter().map(|r| r.domain.as_str()).collect();
-    assert_eq!(names, [domains::SINGLE, domains::NULLMX, domains::IDN_ASCII]);
+    assert_eq!(
+        names,
+        [domains::SINGLE, domains::NULLMX, domains::IDN_ASCII]
+    );
     assert_eq!(records[0].schema_version, 1);
     assert_eq!(records[0].targets[0].outcome, Outcome::StarttlsOk);
     assert!(records[1].dns.null_mx);
-    assert_eq!(records[2].domain_unicode.as_deref(), Some(domains::IDN_UNICODE));
+    assert_eq!(
+        records[2].domain_unicode.as_deref(),
+        Some(domains::IDN_UNICODE)
+    );
     assert_eq!(records[2].targets[0].ip, MX_VALID.ip);
 }
 
 #[test]
 fn readable_summary() {
-    let out = probe_command().arg(domains::for_host(&MX_EXPIRED)).output().unwrap();
+    let out = probe_command()
+        .arg(domains::for_host(&MX_EXPIRED))
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("expired.lab.test: dns ok, 1 MX"), "{text}");

@@ -31,6 +31,7 @@ pub fn config(bind: Option<IpAddr>, legacy: bool) -> ProbeConfig {
         timeouts: TEST_TIMEOUTS,
         legacy,
         ca_file: Some(lab::certs().ca_pem.clone()),
+        allow_private: true,
         ..ProbeConfig::default()
     }
 }

@@ -14,8 +14,6 @@ use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::probe::{Prober, Progress};
 use mxscope_worker::tls::TlsContext;
 
-
-
 #[derive(Debug, Parser)]
 #[command(
     name = "mxscope-worker",
@@ -89,6 +87,11 @@ struct ProbeArgs {
     /// Timeout of one DNS query attempt.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout_dns: Duration,
+    /// Also probe loopback, private and other non-public addresses (labs). Without it
+    /// such MX addresses are recorded as `skipped`, so a domain cannot point the scanner
+    /// at its own network.
+    #[arg(long)]
+    allow_private: bool,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
@@ -120,7 +123,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+            ))
+        }
     };
     if !(seconds > 0.0 && seconds <= 3600.0) {
         return Err(format!("{text:?} must be above 0 and at most 1 hour"));
@@ -156,7 +163,10 @@ fn read_domains(args: &ProbeArgs) -> anyhow::Result<Vec<DomainName>> {
     for (index, arg) in args.domains.iter().enumerate() {
         if arg == "-" {
             let stdin = std::io::stdin().lock();
-            lists.push(("standard input".to_string(), parse_domain_list(stdin, args.skip_invalid)));
+            lists.push((
+                "standard input".to_string(),
+                parse_domain_list(stdin, args.skip_invalid),
+            ));
         } else {
             match DomainName::parse(arg) {
                 Ok(name) => domains.push(name),
@@ -206,6 +216,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
         },
         legacy: args.legacy,
         ca_file: args.ca_file.clone(),
+        allow_private: args.allow_private,
         ..ProbeConfig::default()
     };
     let dns = DnsConfig {
@@ -269,7 +280,10 @@ mod tests {
 
     #[test]
     fn resolvers() {
-        assert_eq!(parse_resolver("127.0.0.1:5353"), Ok("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            parse_resolver("127.0.0.1:5353"),
+            Ok("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(parse_resolver("::1"), Ok("[::1]:53".parse().unwrap()));
         assert!(parse_resolver("dns.example").is_err());
     }

@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::{
-    Anomaly, DnsResult, DomainName, DomainRecord, Outcome, Phase, TargetRecord,
-    VersionSupport,
+    Anomaly, DnsResult, DomainName, DomainRecord, Outcome, Phase, TargetRecord, VersionSupport,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::ProbeConfig;
+use crate::config::{is_public, ProbeConfig};
 use crate::dns::MxResolver;
 use crate::legacy::{self, LegacyVersion};
 use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
@@ -46,9 +45,15 @@ impl Prober {
     pub async fn probe_target(&self, ip: IpAddr, mx_names: Vec<String>) -> TargetRecord {
         let started = Instant::now();
         let mut record = TargetRecord::new(ip, self.config.port, mx_names);
+        if !self.config.allow_private && !is_public(ip) {
+            record.outcome = Outcome::Skipped;
+            record.detail = Some("not a public address (pass --allow-private to probe it)".into());
+            return record;
+        }
         let main = self.main_session(&mut record).await;
         if self.config.legacy && main.starttls_accepted {
-            self.legacy_sessions(&mut record, main.negotiated_tls13).await;
+            self.legacy_sessions(&mut record, main.negotiated_tls13)
+                .await;
         }
         record.timings_ms.total = millis(started.elapsed());
         record
@@ -61,19 +66,23 @@ impl Prober {
         let addr = SocketAddr::new(record.ip, cfg.port);
         let mut transcript = Transcript::default();
         let connect_started = Instant::now();
-        let stream =
-            match driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await {
-                Ok(stream) => stream,
-                Err(end) => {
-                    finish(record, end, transcript);
-                    return result;
-                }
-            };
+        let stream = match driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await {
+            Ok(stream) => stream,
+            Err(end) => {
+                finish(record, end, transcript);
+                return result;
+            }
+        };
         record.timings_ms.connect = Some(millis(connect_started.elapsed()));
         let mut conn = Conn::new(stream, cfg.limits, deadline);
-        let greeting = ExpectGreeting::new(cfg.ehlo_name.clone());
+        let greeting = ExpectGreeting::start(cfg.ehlo_name.clone());
         let after = match conn
-            .drive(greeting, &mut transcript, &cfg.timeouts, &mut record.timings_ms)
+            .drive(
+                greeting,
+                &mut transcript,
+                &cfg.timeouts,
+                &mut record.timings_ms,
+            )
             .await
         {
             Driven::Done(end) => {
@@ -89,7 +98,11 @@ impl Prober {
         if !conn.take_injected().is_empty() {
             transcript.anomaly(Anomaly::PreTlsInjection);
         }
-        let sni = record.mx_names.first().cloned().unwrap_or_else(|| record.ip.to_string());
+        let sni = record
+            .mx_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| record.ip.to_string());
         let handshake_started = Instant::now();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let handshake = self
@@ -102,7 +115,11 @@ impl Prober {
                 cfg.timeouts.handshake.min(remaining),
             )
             .await;
-        record_timing(&mut record.timings_ms, Phase::TlsHandshake, handshake_started.elapsed());
+        record_timing(
+            &mut record.timings_ms,
+            Phase::TlsHandshake,
+            handshake_started.elapsed(),
+        );
         let (tls_stream, facts) = match handshake {
             Ok(ok) => ok,
             Err(reason) => {
@@ -133,7 +150,12 @@ impl Prober {
         let end = match conn.send(&command, cfg.timeouts.command).await {
             Err(e) => e.into_end(Phase::EhloTls),
             Ok(()) => match conn
-                .drive(state, &mut transcript, &cfg.timeouts, &mut record.timings_ms)
+                .drive(
+                    state,
+                    &mut transcript,
+                    &cfg.timeouts,
+                    &mut record.timings_ms,
+                )
                 .await
             {
                 Driven::Done(end) => end,
@@ -168,7 +190,11 @@ impl Prober {
     /// rustls when the main session negotiated 1.3; one fresh session each.
     async fn legacy_sessions(&self, record: &mut TargetRecord, negotiated_tls13: bool) {
         let sni = record.mx_names.first().cloned();
-        for version in [LegacyVersion::Ssl3, LegacyVersion::Tls1_0, LegacyVersion::Tls1_1] {
+        for version in [
+            LegacyVersion::Ssl3,
+            LegacyVersion::Tls1_0,
+            LegacyVersion::Tls1_1,
+        ] {
             let support = match self.open_after_starttls(record.ip).await {
                 Ok(mut conn) => {
                     let remaining = conn.deadline.saturating_duration_since(Instant::now());
@@ -208,10 +234,7 @@ impl Prober {
     }
 
     /// A fresh session up to STARTTLS's 220, for a legacy-version probe.
-    async fn open_after_starttls(
-        &self,
-        ip: IpAddr,
-    ) -> Result<Conn<tokio::net::TcpStream>, End> {
+    async fn open_after_starttls(&self, ip: IpAddr) -> Result<Conn<tokio::net::TcpStream>, End> {
         let cfg = &self.config;
         let deadline = Instant::now() + cfg.timeouts.session;
         let addr = SocketAddr::new(ip, cfg.port);
@@ -221,7 +244,7 @@ impl Prober {
         let mut timings = Default::default();
         match conn
             .drive(
-                ExpectGreeting::new(cfg.ehlo_name.clone()),
+                ExpectGreeting::start(cfg.ehlo_name.clone()),
                 &mut transcript,
                 &cfg.timeouts,
                 &mut timings,
@@ -323,7 +346,10 @@ impl Prober {
                     .iter()
                     .flat_map(|mx| mx.addresses.iter().copied())
                     .collect();
-                record.targets = ips.iter().filter_map(|ip| results.get(ip).cloned()).collect();
+                record.targets = ips
+                    .iter()
+                    .filter_map(|ip| results.get(ip).cloned())
+                    .collect();
                 record
             })
             .collect()
