@@ -28,7 +28,10 @@ async fn probe(host: Host) -> mxscope_common::TargetRecord {
 #[tokio::test]
 async fn closed_port_is_connect_refused() {
     let r = probe(MX_CLOSED).await;
-    assert_eq!((r.outcome, r.phase), (Outcome::ConnectRefused, Phase::Connect));
+    assert_eq!(
+        (r.outcome, r.phase),
+        (Outcome::ConnectRefused, Phase::Connect)
+    );
 }
 
 #[tokio::test]
@@ -41,14 +44,20 @@ async fn silent_server_is_a_greeting_timeout() {
 #[tokio::test]
 async fn endless_reply_is_a_protocol_error() {
     let r = probe(MX_ENDLESS).await;
-    assert_eq!((r.outcome, r.phase), (Outcome::ProtocolError, Phase::Greeting));
+    assert_eq!(
+        (r.outcome, r.phase),
+        (Outcome::ProtocolError, Phase::Greeting)
+    );
     assert!(r.detail.unwrap().contains("longer than 256 lines"));
 }
 
 #[tokio::test]
 async fn megabyte_line_is_a_protocol_error() {
     let r = probe(MX_LONGLINE).await;
-    assert_eq!((r.outcome, r.phase), (Outcome::ProtocolError, Phase::Greeting));
+    assert_eq!(
+        (r.outcome, r.phase),
+        (Outcome::ProtocolError, Phase::Greeting)
+    );
     assert!(r.detail.unwrap().contains("longer than 4096 bytes"));
 }
 
@@ -70,7 +79,11 @@ async fn trickling_server_cannot_outlast_the_session_deadline() {
     let r = Prober::new(config, tls)
         .probe_target(MX_TRICKLE.ip, vec![MX_TRICKLE.name.into()])
         .await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!((r.outcome, r.phase), (Outcome::Timeout, Phase::Greeting));
     assert!(r.detail.unwrap().contains("session deadline"));
 }
@@ -79,7 +92,11 @@ async fn trickling_server_cannot_outlast_the_session_deadline() {
 async fn injected_bytes_after_starttls_are_flagged_and_never_reach_tls() {
     let r = probe(MX_INJECT).await;
     assert_eq!(r.outcome, Outcome::StarttlsOk, "{:?}", r.detail);
-    assert!(r.anomalies.contains(&Anomaly::PreTlsInjection), "{:?}", r.anomalies);
+    assert!(
+        r.anomalies.contains(&Anomaly::PreTlsInjection),
+        "{:?}",
+        r.anomalies
+    );
     // The post-TLS EHLO is the server's real one, not the injected reply.
     assert_eq!(r.ehlo_tls, ["PIPELINING"]);
     assert!(!r.ehlo_tls.iter().any(|k| k.contains("INJECTED")));
@@ -98,7 +115,12 @@ async fn scripted_sslv3_server_is_seen_as_sslv3_only() {
     lab::fakes();
     let r = probe_host(MX_SSL3, None, true).await;
     // rustls offers TLS 1.2/1.3 only: the scripted server refuses it.
-    assert_eq!(r.outcome, Outcome::StarttlsHandshakeFailed, "{:?}", r.detail);
+    assert_eq!(
+        r.outcome,
+        Outcome::StarttlsHandshakeFailed,
+        "{:?}",
+        r.detail
+    );
     assert_eq!(r.protocols.ssl3, VersionSupport::Supported);
     assert_eq!(r.protocols.tls1_0, VersionSupport::NotSupported);
     assert_eq!(r.protocols.tls1_1, VersionSupport::NotSupported);

@@ -36,7 +36,12 @@ async fn valid_rsa_host() {
     let r = postfix_host(MX_VALID, false).await;
     assert_ok(&r);
     let tls = r.tls.as_ref().unwrap();
-    assert_eq!(tls.verification, Verification::Valid, "{:?}", tls.verification_detail);
+    assert_eq!(
+        tls.verification,
+        Verification::Valid,
+        "{:?}",
+        tls.verification_detail
+    );
     assert_eq!(tls.name_match.get(MX_VALID.name), Some(&true));
     assert_eq!(tls.version, "TLSv1.3");
     assert_eq!(tls.chain.len(), 2, "leaf and lab CA");
@@ -77,7 +82,11 @@ async fn name_mismatch_host() {
     let r = postfix_host(MX_MISMATCH, false).await;
     assert_ok(&r);
     let tls = r.tls.unwrap();
-    assert_eq!(tls.verification, Verification::Valid, "the chain itself is fine");
+    assert_eq!(
+        tls.verification,
+        Verification::Valid,
+        "the chain itself is fine"
+    );
     assert_eq!(tls.name_match.get(MX_MISMATCH.name), Some(&false));
 }
 
@@ -93,7 +102,11 @@ async fn legacy_host_accepts_tls_1_0_and_1_1() {
     let r = postfix_host(MX_LEGACY, true).await;
     assert_ok(&r);
     let p = &r.protocols;
-    assert_eq!(p.ssl3, VersionSupport::NotSupported, "SSLv3 is compiled out of OpenSSL");
+    assert_eq!(
+        p.ssl3,
+        VersionSupport::NotSupported,
+        "SSLv3 is compiled out of OpenSSL"
+    );
     assert_eq!(p.tls1_0, VersionSupport::Supported);
     assert_eq!(p.tls1_1, VersionSupport::Supported);
     assert_eq!(p.tls1_2, VersionSupport::Supported);
@@ -132,7 +145,12 @@ async fn host_without_starttls() {
 #[tokio::test]
 async fn refusing_greeting() {
     let r = postfix_host(MX_REFUSE, false).await;
-    assert_eq!((r.outcome, r.phase), (Outcome::GreetingRefused, Phase::Greeting), "{:?}", r.detail);
+    assert_eq!(
+        (r.outcome, r.phase),
+        (Outcome::GreetingRefused, Phase::Greeting),
+        "{:?}",
+        r.detail
+    );
     let code = r.greeting.unwrap().code;
     assert!(code == 421 || code == 554, "greeting {code}");
 }
@@ -140,7 +158,10 @@ async fn refusing_greeting() {
 #[tokio::test]
 async fn starttls_answered_454() {
     let r = postfix_host(MX_TLS454, false).await;
-    assert_eq!((r.outcome, r.phase), (Outcome::StarttlsRejected, Phase::Starttls));
+    assert_eq!(
+        (r.outcome, r.phase),
+        (Outcome::StarttlsRejected, Phase::Starttls)
+    );
     assert_eq!(r.starttls_reply.unwrap().code, 454);
 }
 
@@ -150,7 +171,12 @@ async fn discard_host_depends_on_the_vantage() {
     let a = probe_host(MX_DISCARD, Some(IpAddr::V4(VANTAGE_A)), false).await;
     let b = probe_host(MX_DISCARD, Some(IpAddr::V4(VANTAGE_B)), false).await;
     assert_ok(&a);
-    assert_eq!((b.outcome, b.phase), (Outcome::NoStarttls, Phase::Ehlo), "{:?}", b.detail);
+    assert_eq!(
+        (b.outcome, b.phase),
+        (Outcome::NoStarttls, Phase::Ehlo),
+        "{:?}",
+        b.detail
+    );
 }
 
 #[tokio::test]
@@ -166,7 +192,12 @@ async fn exim_host() {
     let r = probe_host(MX_EXIM, None, true).await;
     assert_ok(&r);
     let tls = r.tls.as_ref().unwrap();
-    assert_eq!(tls.verification, Verification::Valid, "{:?}", tls.verification_detail);
+    assert_eq!(
+        tls.verification,
+        Verification::Valid,
+        "{:?}",
+        tls.verification_detail
+    );
     assert_eq!(tls.name_match.get(MX_EXIM.name), Some(&true));
     assert_eq!(r.protocols.tls1_0, VersionSupport::NotSupported);
 }
@@ -207,7 +238,10 @@ async fn domains_through_dns_share_targets() {
     let exchanges: Vec<_> = multi.dns.mx.iter().map(|m| m.exchange.as_str()).collect();
     assert_eq!(exchanges, [MX_VALID.name, MX_BACKUP.name, MX_ECDSA.name]);
     assert_eq!(multi.targets.len(), 3);
-    assert!(multi.targets.iter().all(|t| t.outcome == Outcome::StarttlsOk));
+    assert!(multi
+        .targets
+        .iter()
+        .all(|t| t.outcome == Outcome::StarttlsOk));
     let null = by_name(domains::NULLMX);
     assert!(null.dns.null_mx && null.targets.is_empty());
     let v6 = by_name(domains::V6);

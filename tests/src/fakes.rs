@@ -108,7 +108,8 @@ fn tls_acceptor(chain_pem: &str, key_pem: &str) -> anyhow::Result<TlsAcceptor> {
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("parsing the fake's certificate chain")?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("parsing the fake's key")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("parsing the fake's key")?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -119,13 +120,20 @@ fn tls_acceptor(chain_pem: &str, key_pem: &str) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Read one command line (bounded), uppercased verb first; `None` at EOF.
-async fn command<S: AsyncRead + Unpin>(reader: &mut BufReader<S>) -> std::io::Result<Option<String>> {
+async fn command<S: AsyncRead + Unpin>(
+    reader: &mut BufReader<S>,
+) -> std::io::Result<Option<String>> {
     let mut line = Vec::new();
-    let n = (&mut *reader).take(1024).read_until(b'\n', &mut line).await?;
+    let n = (&mut *reader)
+        .take(1024)
+        .read_until(b'\n', &mut line)
+        .await?;
     if n == 0 {
         return Ok(None);
     }
-    Ok(Some(String::from_utf8_lossy(&line).trim().to_ascii_uppercase()))
+    Ok(Some(
+        String::from_utf8_lossy(&line).trim().to_ascii_uppercase(),
+    ))
 }
 
 /// Accepts, never greets, keeps the connection open.

@@ -43,7 +43,9 @@ pub fn dns() -> &'static Unbound {
 /// Postfix serving every Postfix host of the plan.
 pub fn postfix() -> &'static Postfix {
     static POSTFIX: OnceLock<Postfix> = OnceLock::new();
-    POSTFIX.get_or_init(|| Postfix::start(&sub("postfix"), certs()).expect("starting the lab's Postfix"))
+    POSTFIX.get_or_init(|| {
+        Postfix::start(&sub("postfix"), certs()).expect("starting the lab's Postfix")
+    })
 }
 
 /// Exim serving the Exim host of the plan.

@@ -26,7 +26,11 @@ pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<(
     }
     writeln!(out)?;
     for anomaly in &dns.anomalies {
-        writeln!(out, "  dns anomaly: {}", serde_json::to_string(anomaly).unwrap_or_default())?;
+        writeln!(
+            out,
+            "  dns anomaly: {}",
+            serde_json::to_string(anomaly).unwrap_or_default()
+        )?;
     }
     for mx in &dns.mx {
         writeln!(out, "  {:>5} {}", mx.preference, mx.exchange)?;
@@ -56,7 +60,11 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
         let group = tls.group.as_deref().unwrap_or("?");
         writeln!(out, "          {} {} {group}", tls.version, tls.cipher)?;
         let name_ok = tls.name_match.get(mx_name).copied().unwrap_or(false);
-        let key = tls.chain.first().map(|c| key_text(&c.key)).unwrap_or_default();
+        let key = tls
+            .chain
+            .first()
+            .map(|c| key_text(&c.key))
+            .unwrap_or_default();
         writeln!(
             out,
             "          certificate {}, name {}, key {key}",
@@ -64,7 +72,11 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
             if name_ok { "matches" } else { "does not match" },
         )?;
         if let Some(leaf) = tls.chain.first() {
-            writeln!(out, "          subject {} (expires {})", leaf.subject, leaf.not_after)?;
+            writeln!(
+                out,
+                "          subject {} (expires {})",
+                leaf.subject, leaf.not_after
+            )?;
         }
     }
     let p = &target.protocols;
@@ -75,7 +87,10 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
         ("tls1.2", p.tls1_2),
         ("tls1.3", p.tls1_3),
     ];
-    if versions.iter().any(|(_, s)| *s != VersionSupport::NotTested) {
+    if versions
+        .iter()
+        .any(|(_, s)| *s != VersionSupport::NotTested)
+    {
         let text: Vec<String> = versions
             .iter()
             .map(|(name, support)| format!("{name} {}", support_text(*support)))
@@ -86,7 +101,11 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
         let names: Vec<String> = target
             .anomalies
             .iter()
-            .map(|a| serde_json::to_string(a).unwrap_or_default().replace('"', ""))
+            .map(|a| {
+                serde_json::to_string(a)
+                    .unwrap_or_default()
+                    .replace('"', "")
+            })
             .collect();
         writeln!(out, "          anomalies: {}", names.join(", "))?;
     }

@@ -16,7 +16,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, IpAddr as PkiIpAddr, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -111,7 +113,8 @@ impl TlsContext {
             .with_no_client_auth();
         let server_name = server_name(sni);
         let connector = TlsConnector::from(Arc::new(config));
-        let tls = match tokio::time::timeout(timeout, connector.connect(server_name, stream)).await {
+        let tls = match tokio::time::timeout(timeout, connector.connect(server_name, stream)).await
+        {
             Err(_) => return Err(format!("tls handshake timed out after {timeout:?}")),
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(tls)) => tls,
@@ -230,7 +233,10 @@ impl ServerCertVerifier for Recorder {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         let mut schemes = self.algorithms.supported_schemes();
-        for legacy in [SignatureScheme::RSA_PKCS1_SHA1, SignatureScheme::ECDSA_SHA1_Legacy] {
+        for legacy in [
+            SignatureScheme::RSA_PKCS1_SHA1,
+            SignatureScheme::ECDSA_SHA1_Legacy,
+        ] {
             if !schemes.contains(&legacy) {
                 schemes.push(legacy);
             }
@@ -241,14 +247,19 @@ impl ServerCertVerifier for Recorder {
 
 /// Map webpki's verdict to the record's verification result. A name
 /// mismatch is not a chain problem: names are recorded in `name_match`.
-fn classify(error: &rustls::Error, end_entity: &CertificateDer<'_>) -> (Verification, Option<String>) {
+fn classify(
+    error: &rustls::Error,
+    end_entity: &CertificateDer<'_>,
+) -> (Verification, Option<String>) {
     let detail = Some(error.to_string());
     let verification = match error {
         rustls::Error::InvalidCertificate(cert_error) => match cert_error {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 return (Verification::Valid, None)
             }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Verification::Expired,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                Verification::Expired
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Verification::NotYetValid
             }

@@ -152,7 +152,12 @@ impl ExpectGreeting {
         transcript.greeting = Some(reply.to_record());
         if reply.is_positive() {
             let command = Command::Ehlo(self.ehlo_name.clone());
-            Step::Send(command, State::Ehlo(ExpectEhlo { ehlo_name: self.ehlo_name }))
+            Step::Send(
+                command,
+                State::Ehlo(ExpectEhlo {
+                    ehlo_name: self.ehlo_name,
+                }),
+            )
         } else {
             // 4xx/5xx (RFC 5321 §3.1: 554 means "no service here"): be polite.
             done(Outcome::GreetingRefused, Phase::Greeting, reply, true)
@@ -209,7 +214,12 @@ impl ExpectStartTls {
         if reply.code == 220 {
             Step::StartTls(AfterTls)
         } else {
-            done(Outcome::StarttlsRejected, Phase::Starttls, reply, reply.code != 421)
+            done(
+                Outcome::StarttlsRejected,
+                Phase::Starttls,
+                reply,
+                reply.code != 421,
+            )
         }
     }
 }
@@ -311,14 +321,42 @@ mod tests {
     #[test]
     fn outcomes_per_reply() {
         let cases: &[(&[&str], Outcome, Phase)] = &[
-            (&["554 go away\r\n"], Outcome::GreetingRefused, Phase::Greeting),
+            (
+                &["554 go away\r\n"],
+                Outcome::GreetingRefused,
+                Phase::Greeting,
+            ),
             (&["421 busy\r\n"], Outcome::GreetingRefused, Phase::Greeting),
-            (&["220 x\r\n", "250 x\r\n"], Outcome::NoStarttls, Phase::Ehlo),
-            (&["220 x\r\n", "250-x\r\n250 XXXXXXXA\r\n"], Outcome::NoStarttls, Phase::Ehlo),
-            (&["220 x\r\n", "500 what\r\n", "250 x\r\n"], Outcome::NoStarttls, Phase::Helo),
-            (&["220 x\r\n", "500 what\r\n", "500 no\r\n"], Outcome::EhloFailed, Phase::Helo),
-            (&["220 x\r\n", "421 bye\r\n"], Outcome::EhloFailed, Phase::Ehlo),
-            (&["220 x\r\n", "250-x\r\n250 STARTTLS\r\n", "454 no tls\r\n"], Outcome::StarttlsRejected, Phase::Starttls),
+            (
+                &["220 x\r\n", "250 x\r\n"],
+                Outcome::NoStarttls,
+                Phase::Ehlo,
+            ),
+            (
+                &["220 x\r\n", "250-x\r\n250 XXXXXXXA\r\n"],
+                Outcome::NoStarttls,
+                Phase::Ehlo,
+            ),
+            (
+                &["220 x\r\n", "500 what\r\n", "250 x\r\n"],
+                Outcome::NoStarttls,
+                Phase::Helo,
+            ),
+            (
+                &["220 x\r\n", "500 what\r\n", "500 no\r\n"],
+                Outcome::EhloFailed,
+                Phase::Helo,
+            ),
+            (
+                &["220 x\r\n", "421 bye\r\n"],
+                Outcome::EhloFailed,
+                Phase::Ehlo,
+            ),
+            (
+                &["220 x\r\n", "250-x\r\n250 STARTTLS\r\n", "454 no tls\r\n"],
+                Outcome::StarttlsRejected,
+                Phase::Starttls,
+            ),
         ];
         for (replies, outcome, phase) in cases {
             let (_, _, end) = run(replies);

@@ -52,7 +52,10 @@ pub async fn connect(
     }
     let wait = deadline.min(Instant::now() + timeout);
     match tokio::time::timeout_at(wait, socket.connect(addr)).await {
-        Err(_) => Err(end(Outcome::ConnectTimeout, format!("no answer within {timeout:?}"))),
+        Err(_) => Err(end(
+            Outcome::ConnectTimeout,
+            format!("no answer within {timeout:?}"),
+        )),
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => {
             let outcome = match e.kind() {
@@ -263,7 +266,10 @@ mod tests {
             let mut buf = [0u8; 64];
             let n = server.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"EHLO probe.example\r\n");
-            server.write_all(b"250-mx\r\n250 STARTTLS\r\n").await.unwrap();
+            server
+                .write_all(b"250-mx\r\n250 STARTTLS\r\n")
+                .await
+                .unwrap();
             let n = server.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"STARTTLS\r\n");
             server.write_all(b"220 go\r\n").await.unwrap();

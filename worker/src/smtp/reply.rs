@@ -288,7 +288,10 @@ mod tests {
     #[test]
     fn leftover_bytes_stay_buffered() {
         let mut p = parser();
-        let r = p.parse(b"220 go ahead\r\n250 injected\r\n").unwrap().unwrap();
+        let r = p
+            .parse(b"220 go ahead\r\n250 injected\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.code, 220);
         assert_eq!(p.buffered(), 14);
         assert_eq!(p.take_buffered(), b"250 injected\r\n");
@@ -332,8 +335,14 @@ mod tests {
         let mut p = ReplyParser::new(limits);
         assert_eq!(p.parse(&[b'x'; 65]), Err(ReplyError::SessionTooLarge(64)));
         let mut p = parser();
-        assert!(matches!(p.parse(b"hello\r\n"), Err(ReplyError::Malformed(_))));
-        assert!(matches!(p.parse(b"999 x\r\n"), Err(ReplyError::Malformed(_))));
+        assert!(matches!(
+            p.parse(b"hello\r\n"),
+            Err(ReplyError::Malformed(_))
+        ));
+        assert!(matches!(
+            p.parse(b"999 x\r\n"),
+            Err(ReplyError::Malformed(_))
+        ));
     }
 
     proptest! {
