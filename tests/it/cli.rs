@@ -87,3 +87,22 @@ fn invalid_list_line_is_rejected_with_its_number() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("line 2: contains whitespace"), "{err}");
 }
+
+#[test]
+fn private_addresses_are_skipped_unless_allowed() {
+    lab::postfix();
+    let out = Command::new(worker_bin())
+        .args(["probe", "--json", "--resolver"])
+        .arg(lab::dns().addr().to_string())
+        .arg(domains::SINGLE)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let record: DomainRecord = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record.targets[0].outcome, Outcome::Skipped);
+    assert!(record.targets[0]
+        .detail
+        .as_ref()
+        .unwrap()
+        .contains("--allow-private"));
+}

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use crate::certs::LabCerts;
 use crate::dns::Unbound;
 use crate::exim::Exim;
+use crate::fakes::Fakes;
 use crate::postfix::Postfix;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
@@ -28,34 +29,53 @@ fn sub(name: &str) -> PathBuf {
     path
 }
 
+/// Start a component once per process. A failure is remembered, so later
+/// tests fail at once with the first error instead of retrying a slow start.
+fn once<T>(
+    cell: &'static OnceLock<Result<T, String>>,
+    what: &str,
+    start: impl FnOnce() -> anyhow::Result<T>,
+) -> &'static T {
+    match cell.get_or_init(|| start().map_err(|e| format!("{e:#}"))) {
+        Ok(component) => component,
+        Err(error) => panic!("{what}: {error}"),
+    }
+}
+
 /// The lab CA and leaves.
 pub fn certs() -> &'static LabCerts {
-    static CERTS: OnceLock<LabCerts> = OnceLock::new();
-    CERTS.get_or_init(|| LabCerts::generate(&sub("certs")).expect("generating lab certificates"))
+    static CERTS: OnceLock<Result<LabCerts, String>> = OnceLock::new();
+    once(&CERTS, "generating lab certificates", || {
+        LabCerts::generate(&sub("certs"))
+    })
 }
 
 /// Unbound serving `lab.test`.
 pub fn dns() -> &'static Unbound {
-    static DNS: OnceLock<Unbound> = OnceLock::new();
-    DNS.get_or_init(|| Unbound::start(&sub("unbound")).expect("starting the lab's Unbound"))
+    static DNS: OnceLock<Result<Unbound, String>> = OnceLock::new();
+    once(&DNS, "starting the lab's Unbound", || {
+        Unbound::start(&sub("unbound"))
+    })
 }
 
 /// Postfix serving every Postfix host of the plan.
 pub fn postfix() -> &'static Postfix {
-    static POSTFIX: OnceLock<Postfix> = OnceLock::new();
-    POSTFIX.get_or_init(|| {
-        Postfix::start(&sub("postfix"), certs()).expect("starting the lab's Postfix")
+    static POSTFIX: OnceLock<Result<Postfix, String>> = OnceLock::new();
+    once(&POSTFIX, "starting the lab's Postfix", || {
+        Postfix::start(&sub("postfix"), certs())
     })
 }
 
 /// Exim serving the Exim host of the plan.
 pub fn exim() -> &'static Exim {
-    static EXIM: OnceLock<Exim> = OnceLock::new();
-    EXIM.get_or_init(|| Exim::start(&sub("exim"), certs()).expect("starting the lab's Exim"))
+    static EXIM: OnceLock<Result<Exim, String>> = OnceLock::new();
+    once(&EXIM, "starting the lab's Exim", || {
+        Exim::start(&sub("exim"), certs())
+    })
 }
 
 /// The hostile and scripted fakes.
-pub fn fakes() -> &'static crate::fakes::Fakes {
-    static FAKES: OnceLock<crate::fakes::Fakes> = OnceLock::new();
-    FAKES.get_or_init(|| crate::fakes::Fakes::start(certs()).expect("starting the lab's fakes"))
+pub fn fakes() -> &'static Fakes {
+    static FAKES: OnceLock<Result<Fakes, String>> = OnceLock::new();
+    once(&FAKES, "starting the lab's fakes", || Fakes::start(certs()))
 }

@@ -12,17 +12,17 @@ pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<(
         Some(unicode) => format!("{} ({unicode})", record.domain),
         None => record.domain.clone(),
     };
-    let kind = if dns.null_mx {
-        "null MX: accepts no mail".to_string()
-    } else if dns.implicit_mx {
-        "no MX, implicit MX from its own address".to_string()
-    } else {
-        format!("{} MX", dns.mx.len())
-    };
     let status = format!("{:?}", dns.status).to_lowercase();
-    write!(out, "{shown}: dns {status}, {kind}")?;
+    write!(out, "{shown}: dns {status}")?;
+    if dns.null_mx {
+        write!(out, ", null MX: accepts no mail")?;
+    } else if dns.implicit_mx {
+        write!(out, ", no MX: implicit MX from its own address")?;
+    } else if !dns.mx.is_empty() || dns.error.is_none() {
+        write!(out, ", {} MX", dns.mx.len())?;
+    }
     if let Some(error) = &dns.error {
-        write!(out, " ({error})")?;
+        write!(out, ": {error}")?;
     }
     writeln!(out)?;
     for anomaly in &dns.anomalies {
