@@ -4,10 +4,13 @@
 //! Layout:
 //! - [`record`]: versioned JSON records (`kind: domain` / `kind: target`) and
 //!   the enums inside them (outcome, phase, verification, version support).
+//! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 
+pub mod convert;
 pub mod domain;
+pub mod proto;
 pub mod record;
 
 pub use domain::{parse_domain_list, DomainList, DomainName, InvalidLine};

@@ -1,0 +1,1 @@
+//! proto ⇄ domain conversions (placeholder)

@@ -1,0 +1,11 @@
+//! The mxscope coordinator: deciding and remembering (DESIGN §1–§3).
+//!
+//! Layout:
+//! - [`model`]: scans, tasks, leases as plain data.
+//! - [`scheduler`]: pure functions: sharding, target dedup, leases and fencing.
+//! - [`store`]: sled behind a typed API; durable before acknowledged.
+//! - [`service`]: the coordinator itself: store + scheduler + time.
+//! - [`grpc`]: thin tonic adapters, authentication, TLS.
+
+pub mod model;
+pub mod store;

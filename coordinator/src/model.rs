@@ -1,0 +1,125 @@
+//! What the coordinator remembers: scans, tasks and their leases, as plain
+//! serde types (no tonic, no sled). The store persists them; the scheduler
+//! computes over them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A scan: a domain list measured from a set of vantages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanMeta {
+    /// `s<number>`, unique per data directory.
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Vantage labels the scan must be measured from.
+    pub vantages: Vec<String>,
+    pub options: ScanOptions,
+    pub state: ScanState,
+    pub created_ms: u64,
+    pub finished_ms: Option<u64>,
+    /// Unique domains submitted.
+    pub domains: u64,
+}
+
+/// Lifecycle of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanState {
+    Running,
+    Done,
+    Cancelled,
+}
+
+impl ScanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a scan's targets are probed (mirrors the worker's probe options).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanOptions {
+    pub ehlo_name: String,
+    pub port: u16,
+    pub legacy: bool,
+    pub timeout_connect_ms: u32,
+    pub timeout_greeting_ms: u32,
+    pub timeout_command_ms: u32,
+    pub timeout_handshake_ms: u32,
+    pub timeout_session_ms: u32,
+    /// DNS servers (IP:PORT); empty = each worker's system configuration.
+    pub resolvers: Vec<String>,
+    /// PEM trust anchors; `None` = Mozilla's roots.
+    pub ca_pem: Option<String>,
+    pub allow_private: bool,
+}
+
+/// One unit of leased work, for one scan and one vantage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// `<scan>/<vantage>/r<n>` (resolve) or `<scan>/<vantage>/p<n>` (probe).
+    pub id: String,
+    pub scan: String,
+    pub vantage: String,
+    pub kind: TaskKind,
+    pub state: TaskState,
+    /// Incremented at every lease; results must carry the current one.
+    pub epoch: u64,
+    /// Leases handed out so far.
+    pub attempts: u32,
+}
+
+impl Task {
+    pub fn is_resolve(&self) -> bool {
+        matches!(self.kind, TaskKind::Resolve { .. })
+    }
+
+    /// Number of items (domains or targets) in the task.
+    pub fn items(&self) -> usize {
+        match &self.kind {
+            TaskKind::Resolve { domains } => domains.len(),
+            TaskKind::Probe { targets } => targets.len(),
+        }
+    }
+}
+
+/// What a task asks a worker to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Resolve these domains (A-labels): one domain record each.
+    Resolve { domains: Vec<String> },
+    /// Probe these targets: one target record each.
+    Probe { targets: Vec<Target> },
+}
+
+/// One IP to probe, with every MX name known to point at it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Target {
+    pub ip: IpAddr,
+    pub mx_names: Vec<String>,
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Pending,
+    Leased { worker: String, deadline_ms: u64 },
+    Done,
+    /// Gave up after too many attempts; its items were recorded failed.
+    Failed { reason: String },
+}
+
+impl TaskState {
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Self::Done | Self::Failed { .. })
+    }
+}
