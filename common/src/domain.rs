@@ -109,14 +109,82 @@ pub enum ListError {
     Io(#[from] std::io::Error),
 }
 
+/// Builds a [`DomainList`] line by line (for lists that arrive in chunks,
+/// e.g. over gRPC). Line numbers count from 1 across all pushed lines.
+#[derive(Debug)]
+pub struct DomainListBuilder {
+    list: DomainList,
+    seen: HashSet<String>,
+    line_no: usize,
+    lenient: bool,
+}
+
+impl DomainListBuilder {
+    /// `lenient`: collect invalid lines instead of failing on the first.
+    pub fn new(lenient: bool) -> Self {
+        Self {
+            list: DomainList::default(),
+            seen: HashSet::new(),
+            line_no: 0,
+            lenient,
+        }
+    }
+
+    /// Add one line (without its line end).
+    pub fn push_line(&mut self, line: &str) -> Result<(), InvalidLine> {
+        let result = if line.len() > MAX_LINE_BYTES {
+            Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
+        } else {
+            Ok(line)
+        };
+        self.push_checked(result)
+    }
+
+    fn push_checked(&mut self, line: Result<&str, String>) -> Result<(), InvalidLine> {
+        self.line_no += 1;
+        let parsed = match line {
+            Err(reason) => Some(Err(reason)),
+            Ok(text) => {
+                let text = text.split('#').next().unwrap_or("").trim();
+                (!text.is_empty()).then(|| DomainName::parse(text))
+            }
+        };
+        match parsed {
+            None => Ok(()),
+            Some(Ok(name)) => {
+                if self.seen.insert(name.as_str().to_string()) {
+                    self.list.domains.push(name);
+                } else {
+                    self.list.duplicates += 1;
+                }
+                Ok(())
+            }
+            Some(Err(reason)) => {
+                let invalid = InvalidLine {
+                    line: self.line_no,
+                    reason,
+                };
+                if self.lenient {
+                    self.list.invalid.push(invalid);
+                    Ok(())
+                } else {
+                    Err(invalid)
+                }
+            }
+        }
+    }
+
+    /// The list so far.
+    pub fn finish(self) -> DomainList {
+        self.list
+    }
+}
+
 /// Parse a domain list. When `lenient` is false the first invalid line is an
 /// error; when true invalid lines are collected in [`DomainList::invalid`].
-pub fn parse_domain_list(reader: impl BufRead, lenient: bool) -> Result<DomainList, ListError> {
-    let mut list = DomainList::default();
-    let mut seen = HashSet::new();
-    let mut reader = reader;
+pub fn parse_domain_list(mut reader: impl BufRead, lenient: bool) -> Result<DomainList, ListError> {
+    let mut builder = DomainListBuilder::new(lenient);
     let mut buf = Vec::new();
-    let mut line_no = 0;
     loop {
         buf.clear();
         // Bound each line: read at most MAX_LINE_BYTES + 1 before the newline.
@@ -126,7 +194,6 @@ pub fn parse_domain_list(reader: impl BufRead, lenient: bool) -> Result<DomainLi
         if n == 0 {
             break;
         }
-        line_no += 1;
         let overlong = buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES;
         if overlong {
             // Drain the rest of the line.
@@ -139,41 +206,14 @@ pub fn parse_domain_list(reader: impl BufRead, lenient: bool) -> Result<DomainLi
                 }
             }
         }
-        let result = if overlong {
+        let line = if overlong {
             Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
         } else {
-            match std::str::from_utf8(&buf) {
-                Err(_) => Err("not valid UTF-8".to_string()),
-                Ok(text) => {
-                    let text = text.split('#').next().unwrap_or("").trim();
-                    if text.is_empty() {
-                        continue;
-                    }
-                    DomainName::parse(text)
-                }
-            }
+            std::str::from_utf8(&buf).map_err(|_| "not valid UTF-8".to_string())
         };
-        match result {
-            Ok(name) => {
-                if seen.insert(name.as_str().to_string()) {
-                    list.domains.push(name);
-                } else {
-                    list.duplicates += 1;
-                }
-            }
-            Err(reason) => {
-                let invalid = InvalidLine {
-                    line: line_no,
-                    reason,
-                };
-                if !lenient {
-                    return Err(ListError::Invalid(invalid));
-                }
-                list.invalid.push(invalid);
-            }
-        }
+        builder.push_checked(line).map_err(ListError::Invalid)?;
     }
-    Ok(list)
+    Ok(builder.finish())
 }
 
 #[cfg(test)]
@@ -213,6 +253,15 @@ mod tests {
         let list = parse_domain_list(input.as_bytes(), true).unwrap();
         assert_eq!(list.domains.len(), 1);
         assert_eq!(list.invalid[0].line, 2);
+    }
+
+    #[test]
+    fn builder_counts_lines_across_pushes() {
+        let mut b = DomainListBuilder::new(false);
+        b.push_line("a.example").unwrap();
+        b.push_line("# comment").unwrap();
+        let err = b.push_line("bad name").unwrap_err();
+        assert_eq!(err.line, 3);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod domain;
 pub mod proto;
 pub mod record;
+pub mod units;
 
-pub use domain::{parse_domain_list, DomainList, DomainName, InvalidLine};
+pub use domain::{parse_domain_list, DomainList, DomainListBuilder, DomainName, InvalidLine};
 pub use record::*;

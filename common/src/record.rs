@@ -440,3 +440,42 @@ pub enum Anomaly {
     /// STARTTLS was advertised after TLS too.
     StarttlsAfterTls,
 }
+
+/// Any record: what workers deliver and what exports contain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+// Most records in flight are targets (the large variant): boxing them would
+// add an allocation per record to save space on the rarer domain records.
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Domain(DomainRecord),
+    Target(TargetRecord),
+}
+
+impl Record {
+    /// Parse one JSON record, dispatching on its `kind`.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Kind<'a> {
+            #[serde(borrow)]
+            kind: &'a str,
+        }
+        let kind: Kind<'_> =
+            serde_json::from_str(json).map_err(|e| format!("not a record: {e}"))?;
+        match kind.kind {
+            "domain" => serde_json::from_str(json)
+                .map(Self::Domain)
+                .map_err(|e| format!("invalid domain record: {e}")),
+            "target" => serde_json::from_str(json)
+                .map(Self::Target)
+                .map_err(|e| format!("invalid target record: {e}")),
+            other => Err(format!("unknown record kind {other:?}")),
+        }
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail (no maps with non-string keys).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

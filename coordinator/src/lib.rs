@@ -7,5 +7,9 @@
 //! - [`service`]: the coordinator itself: store + scheduler + time.
 //! - [`grpc`]: thin tonic adapters, authentication, TLS.
 
+pub mod grpc;
 pub mod model;
+pub mod report;
+pub mod scheduler;
+pub mod service;
 pub mod store;

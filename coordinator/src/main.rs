@@ -1,1 +1,156 @@
-fn main() {}
+//! `mxscope`: run scans of mail transport security, alone or as a cluster.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+mod cli;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mxscope",
+    version,
+    about = "Measure how the mail exchangers of a list of domains protect mail in transit",
+    long_about = "Measure how the mail exchangers (MX) of a list of domains protect mail in \
+                  transit: STARTTLS support, TLS versions, keys and certificates, from one or \
+                  several vantage points.\n\n\
+                  `mxscope scan domains.txt` does everything in one process. For a cluster, run \
+                  `mxscope serve` and workers (`mxscope-worker work`) on each vantage, then \
+                  `mxscope submit`, `status` and `export`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan a domain list in this process (embedded coordinator and worker) and print the summary.
+    #[command(after_help = "Example:\n  mxscope scan domains.txt --ehlo-name scanner.example.org\n\n\
+        Results stay in --data-dir: `mxscope status --data-dir DIR` and \
+        `mxscope export SCAN --data-dir DIR --format csv` read them afterwards.")]
+    Scan(cli::scan::ScanArgs),
+    /// Run the coordinator (gRPC) for workers and operators.
+    Serve(cli::serve::ServeArgs),
+    /// Submit a domain list as a new scan to a running coordinator.
+    Submit(cli::submit::SubmitArgs),
+    /// Show scans and their progress.
+    Status(cli::status::StatusArgs),
+    /// Export a scan's records as JSON Lines or CSV.
+    Export(cli::export::ExportArgs),
+    /// Cancel a running scan.
+    Cancel(cli::status::CancelArgs),
+}
+
+/// How probes are made (carried by the scan to every worker).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProbeArgs {
+    /// Name sent in EHLO: identify your scanner with a name that leads to a contact.
+    #[arg(long, value_name = "NAME", default_value_t = mxscope_worker::config::default_ehlo_name())]
+    ehlo_name: String,
+    /// SMTP port to connect to.
+    #[arg(long, default_value_t = 25)]
+    port: u16,
+    /// Also test SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 support (one extra session each).
+    #[arg(long)]
+    legacy: bool,
+    /// DNS server for the workers (IP:PORT); may be repeated. Default: each worker's system configuration.
+    #[arg(long = "resolver", value_name = "IP:PORT")]
+    resolvers: Vec<std::net::SocketAddr>,
+    /// Verify certificates against this PEM bundle instead of Mozilla's roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Also probe loopback, private and other non-public addresses (labs).
+    #[arg(long)]
+    allow_private: bool,
+    /// Connect timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::parse_duration)]
+    timeout_connect: Duration,
+    /// Wait for the greeting.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = cli::parse_duration)]
+    timeout_greeting: Duration,
+    /// Wait for each command's reply.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = cli::parse_duration)]
+    timeout_command: Duration,
+    /// TLS handshake timeout.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = cli::parse_duration)]
+    timeout_handshake: Duration,
+    /// Absolute limit on one SMTP session.
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = cli::parse_duration)]
+    timeout_session: Duration,
+}
+
+/// Name and labels of a scan.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ScanMetaArgs {
+    /// Name of the scan (default: the list's file name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Label as key=value (e.g. country=IT); may be repeated.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Skip invalid lines of the list (and report them) instead of refusing it.
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+impl ScanMetaArgs {
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.labels.iter().cloned().collect()
+    }
+}
+
+/// Where scans are: a running coordinator, or a data directory read offline.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SourceArgs {
+    /// URL of a running coordinator (http:// or https://).
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    coordinator: Option<String>,
+    /// Read this data directory directly (no coordinator may be running on it).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// File holding the admin token (or set MXSCOPE_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    coordinator_ca: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mxscope: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Scan(args) => cli::scan::run(args).await,
+            Command::Serve(args) => cli::serve::run(args).await,
+            Command::Submit(args) => cli::submit::run(args).await,
+            Command::Status(args) => cli::status::run(args).await,
+            Command::Export(args) => cli::export::run(args).await,
+            Command::Cancel(args) => cli::status::cancel(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mxscope: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

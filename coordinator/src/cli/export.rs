@@ -1,0 +1,213 @@
+//! `mxscope export`: a scan's records as JSON Lines or CSV, streamed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mxscope_common::{Record, VersionSupport};
+use mxscope_coordinator::grpc::client::ClientError;
+
+use super::{open_source, Source};
+use crate::SourceArgs;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    /// One JSON record per line (the record layout of the README).
+    Jsonl,
+    /// One row per record, flat columns (`kind` says domain or target).
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The scan to export.
+    scan: String,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: Format,
+    /// Write here instead of standard output (written whole or not at all).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// CSV columns, in order.
+pub(crate) const CSV_HEADER: &[&str] = &[
+    "kind", "scan", "vantage", "domain", "dns_status", "null_mx", "implicit_mx", "mx", "ip",
+    "port", "mx_names", "outcome", "phase", "detail", "tls_version", "cipher", "group",
+    "verification", "name_match", "key_type", "key_bits", "key_curve", "not_after", "sha256",
+    "ssl3", "tls1_0", "tls1_1", "tls1_2", "tls1_3", "anomalies",
+];
+
+fn support(s: VersionSupport) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn snake<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// One CSV row for a record.
+pub(crate) fn csv_row(record: &Record) -> Vec<String> {
+    let mut row = vec![String::new(); CSV_HEADER.len()];
+    let mut set = |column: &str, value: String| {
+        if let Some(i) = CSV_HEADER.iter().position(|c| *c == column) {
+            row[i] = value;
+        }
+    };
+    match record {
+        Record::Domain(d) => {
+            set("kind", "domain".into());
+            set("scan", d.scan.clone().unwrap_or_default());
+            set("vantage", d.vantage.clone().unwrap_or_default());
+            set("domain", d.domain.clone());
+            set("dns_status", snake(&d.dns.status));
+            set("null_mx", d.dns.null_mx.to_string());
+            set("implicit_mx", d.dns.implicit_mx.to_string());
+            let mx: Vec<String> = d
+                .dns
+                .mx
+                .iter()
+                .map(|m| {
+                    let ips: Vec<String> = m.addresses.iter().map(ToString::to_string).collect();
+                    format!("{} {} {}", m.preference, m.exchange, ips.join(","))
+                })
+                .collect();
+            set("mx", mx.join("; "));
+            set("detail", d.dns.error.clone().unwrap_or_default());
+        }
+        Record::Target(t) => {
+            set("kind", "target".into());
+            set("scan", t.scan.clone().unwrap_or_default());
+            set("vantage", t.vantage.clone().unwrap_or_default());
+            set("ip", t.ip.to_string());
+            set("port", t.port.to_string());
+            set("mx_names", t.mx_names.join(" "));
+            set("outcome", t.outcome.as_str().into());
+            set("phase", snake(&t.phase));
+            set("detail", t.detail.clone().unwrap_or_default());
+            if let Some(tls) = &t.tls {
+                set("tls_version", tls.version.clone());
+                set("cipher", tls.cipher.clone());
+                set("group", tls.group.clone().unwrap_or_default());
+                set("verification", tls.verification.as_str().into());
+                let names: Vec<String> =
+                    tls.name_match.iter().map(|(n, ok)| format!("{n}={ok}")).collect();
+                set("name_match", names.join(" "));
+                if let Some(leaf) = tls.chain.first() {
+                    set("key_type", leaf.key.key_type.clone());
+                    set("key_bits", leaf.key.bits.map(|b| b.to_string()).unwrap_or_default());
+                    set("key_curve", leaf.key.curve.clone().unwrap_or_default());
+                    set("not_after", leaf.not_after.clone());
+                    set("sha256", leaf.sha256.clone());
+                }
+            }
+            let p = &t.protocols;
+            set("ssl3", support(p.ssl3));
+            set("tls1_0", support(p.tls1_0));
+            set("tls1_1", support(p.tls1_1));
+            set("tls1_2", support(p.tls1_2));
+            set("tls1_3", support(p.tls1_3));
+            let anomalies: Vec<String> = t.anomalies.iter().map(snake).collect();
+            set("anomalies", anomalies.join(" "));
+        }
+    }
+    row
+}
+
+/// Where records go.
+enum Sink {
+    Jsonl(Box<dyn Write>),
+    Csv(csv::Writer<Box<dyn Write>>),
+}
+
+impl Sink {
+    fn write(&mut self, record: &Record) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(out) => {
+                out.write_all(record.to_json().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Self::Csv(out) => out.write_record(csv_row(record))?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(mut out) => out.flush()?,
+            Self::Csv(mut out) => out.flush()?,
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let mut source = open_source(&args.source).await?;
+    // Write to a temporary file beside --out and rename at the end, so a
+    // failed export leaves nothing half-written.
+    let (out, temp): (Box<dyn Write>, Option<PathBuf>) = match &args.out {
+        Some(path) => {
+            let temp = path.with_extension("partial");
+            let file = std::fs::File::create(&temp)
+                .with_context(|| format!("creating {}", temp.display()))?;
+            (Box::new(std::io::BufWriter::new(file)), Some(temp))
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout().lock())), None),
+    };
+    let mut sink = match args.format {
+        Format::Jsonl => Sink::Jsonl(out),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CSV_HEADER)?;
+            Sink::Csv(w)
+        }
+    };
+    let mut count = 0u64;
+    let result = async {
+        match &mut source {
+            Source::Remote(client) => {
+                client
+                    .stream_results(&args.scan, |r| {
+                        count += 1;
+                        sink.write(&r).map_err(|e| ClientError::Invalid(e.to_string()))
+                    })
+                    .await?;
+            }
+            Source::Local(coordinator) => {
+                coordinator.status(&args.scan)?;
+                let store = coordinator.store();
+                for record in store.domain_records(&args.scan) {
+                    count += 1;
+                    sink.write(&Record::Domain(record?))?;
+                }
+                for record in store.target_records(&args.scan) {
+                    count += 1;
+                    sink.write(&Record::Target(record?))?;
+                }
+            }
+        }
+        sink.finish()
+    }
+    .await;
+    match (result, temp, &args.out) {
+        (Err(e), Some(temp), _) => {
+            let _ = std::fs::remove_file(temp);
+            Err(e)
+        }
+        (Err(e), None, _) => Err(e),
+        (Ok(()), Some(temp), Some(path)) => {
+            std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{count} records written to {}", path.display());
+            Ok(())
+        }
+        (Ok(()), _, _) => Ok(()),
+    }
+}

@@ -1,0 +1,177 @@
+//! `mxscope scan`: the embedded mode. A coordinator and local workers in one
+//! process, talking gRPC over loopback with tokens made for this run; sled
+//! under `--data-dir`; a progress bar; the headline summary at the end.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use mxscope_coordinator::grpc::auth::Tokens;
+use mxscope_coordinator::grpc::server::serve;
+use mxscope_coordinator::model::ScanState;
+use mxscope_coordinator::report;
+use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
+use mxscope_coordinator::store::Store;
+use mxscope_worker::fleet::{self, FleetConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::status::{progress_bar, update};
+use super::submit::list_name;
+use super::{options, read_lines};
+use crate::{ProbeArgs, ScanMetaArgs};
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// Domain list (one per line, `#` comments), or `-` for standard input.
+    list: PathBuf,
+    /// Where scans and results are kept.
+    #[arg(long, default_value = "mxscope-data")]
+    data_dir: PathBuf,
+    /// Vantage label of this machine's network.
+    #[arg(long, default_value = "local")]
+    vantage: String,
+    /// Source address of the probes (selects the network to measure from).
+    #[arg(long, value_name = "SRC_ADDR")]
+    bind: Option<IpAddr>,
+    /// Most SMTP sessions and DNS lookups at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[command(flatten)]
+    meta: ScanMetaArgs,
+    #[command(flatten)]
+    probe: ProbeArgs,
+    /// Print the headline as JSON instead of the sentence.
+    #[arg(long)]
+    json: bool,
+}
+
+/// 32 random bytes as hex, from the kernel.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let lines = read_lines(&args.list)?;
+    let options = options(&args.probe)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store = Store::open(&args.data_dir).with_context(|| {
+        format!("opening data directory {} (is another mxscope using it?)", args.data_dir.display())
+    })?;
+    let config = CoordinatorConfig {
+        lease_ttl: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(5),
+        ..CoordinatorConfig::default()
+    };
+    let coordinator = Arc::new(Coordinator::open(store, config)?);
+    let name = args.meta.name.clone().unwrap_or_else(|| list_name(&args.list));
+    let submitted = coordinator
+        .submit(
+            ScanRequest {
+                name,
+                labels: args.meta.labels(),
+                vantages: vec![args.vantage.clone()],
+                options,
+                skip_invalid: args.meta.skip_invalid,
+            },
+            lines,
+        )
+        .await
+        .with_context(|| format!("in {}", args.list.display()))?;
+    for skipped in &submitted.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    let scan_id = submitted.scan_id.clone();
+    eprintln!(
+        "scan {scan_id}: {} domains ({} duplicates merged), data in {}",
+        submitted.domains,
+        submitted.duplicates,
+        args.data_dir.display()
+    );
+
+    let shutdown = CancellationToken::new();
+    let token = random_token()?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(serve(
+        coordinator.clone(),
+        listener,
+        None,
+        Tokens::new(vec![token.clone()], vec![]),
+        shutdown.clone(),
+    ));
+    let mut fleet_config = FleetConfig::new(url, format!("local-{}", std::process::id()), &args.vantage);
+    fleet_config.token = Some(token);
+    fleet_config.bind = args.bind;
+    fleet_config.probe_concurrency = args.concurrency;
+    fleet_config.capacity = args.concurrency.div_ceil(8).clamp(2, 32);
+    let worker_shutdown = CancellationToken::new();
+    let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
+
+    let bar = progress_bar();
+    let interrupted = loop {
+        let status = coordinator.status(&scan_id)?;
+        update(&bar, &status);
+        if status.meta.state != ScanState::Running {
+            break false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = super::serve::wait_for_signal() => break true,
+        }
+    };
+    bar.finish_and_clear();
+    worker_shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if interrupted {
+        bail!(
+            "interrupted: scan {scan_id} stays in {} (acknowledged results are kept)",
+            args.data_dir.display()
+        );
+    }
+
+    let status = coordinator.status(&scan_id)?;
+    let store = coordinator.store();
+    let headline = report::headline(
+        &args.vantage,
+        status.meta.domains,
+        store.domain_records(&scan_id),
+        store.target_records(&scan_id),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&headline)?);
+    } else {
+        println!("{headline}.");
+        println!(
+            "Domains: {} with MX, {} implicit MX, {} null MX, {} DNS errors; \
+             {} with every MX and {} with the primary MX supporting STARTTLS; \
+             {} MX hosts whose addresses disagree.",
+            headline.domains_with_mx,
+            headline.domains_implicit_mx,
+            headline.domains_null_mx,
+            headline.domains_dns_error,
+            headline.domains_all_mx_starttls,
+            headline.domains_primary_mx_starttls,
+            headline.mx_inconsistent
+        );
+        println!(
+            "Records: mxscope export {scan_id} --data-dir {} --format jsonl|csv",
+            args.data_dir.display()
+        );
+    }
+    Ok(())
+}

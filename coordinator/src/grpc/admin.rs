@@ -1,0 +1,137 @@
+//! The admin service over the [`Coordinator`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use mxscope_common::proto::{self, admin_service_server::AdminService};
+use mxscope_common::Record;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::model::ScanOptions;
+use crate::service::{Coordinator, ScanRequest};
+
+/// Most lines one submission may hold.
+pub const MAX_SUBMIT_LINES: usize = 50_000_000;
+
+/// The admin service.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    coordinator: Arc<Coordinator>,
+}
+
+impl AdminApi {
+    pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Self { coordinator }
+    }
+}
+
+type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::ResultRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn submit_scan(
+        &self,
+        request: Request<Streaming<proto::SubmitScanRequest>>,
+    ) -> Result<Response<proto::SubmitScanResponse>, Status> {
+        use proto::submit_scan_request::Part;
+        let mut stream = request.into_inner();
+        let Some(Part::Spec(spec)) = stream.message().await?.and_then(|m| m.part) else {
+            return Err(Status::invalid_argument("the first message must be the scan spec"));
+        };
+        let options = ScanOptions::try_from(spec.options.unwrap_or_default())
+            .map_err(Status::invalid_argument)?;
+        let mut lines = Vec::new();
+        while let Some(message) = stream.message().await? {
+            match message.part {
+                Some(Part::Domains(chunk)) => {
+                    if lines.len() + chunk.lines.len() > MAX_SUBMIT_LINES {
+                        return Err(Status::invalid_argument(format!(
+                            "a scan holds at most {MAX_SUBMIT_LINES} lines"
+                        )));
+                    }
+                    lines.extend(chunk.lines);
+                }
+                _ => return Err(Status::invalid_argument("only domain chunks may follow the spec")),
+            }
+        }
+        let submitted = self
+            .coordinator
+            .submit(
+                ScanRequest {
+                    name: spec.name,
+                    labels: spec.labels.into_iter().collect(),
+                    vantages: spec.vantages,
+                    options,
+                    skip_invalid: spec.skip_invalid,
+                },
+                lines,
+            )
+            .await?;
+        Ok(Response::new(proto::SubmitScanResponse {
+            scan_id: submitted.scan_id,
+            domains: submitted.domains,
+            duplicates: submitted.duplicates,
+            skipped: submitted
+                .skipped
+                .into_iter()
+                .map(|l| proto::InvalidLine {
+                    line: l.line as u64,
+                    reason: l.reason,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_scan(
+        &self,
+        request: Request<proto::GetScanRequest>,
+    ) -> Result<Response<proto::ScanStatus>, Status> {
+        let status = self.coordinator.status(&request.into_inner().scan_id)?;
+        Ok(Response::new((&status).into()))
+    }
+
+    async fn list_scans(
+        &self,
+        _request: Request<proto::ListScansRequest>,
+    ) -> Result<Response<proto::ListScansResponse>, Status> {
+        let scans = self.coordinator.list()?;
+        Ok(Response::new(proto::ListScansResponse {
+            scans: scans.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn cancel_scan(
+        &self,
+        request: Request<proto::CancelScanRequest>,
+    ) -> Result<Response<proto::ScanStatus>, Status> {
+        let status = self.coordinator.cancel(&request.into_inner().scan_id).await?;
+        Ok(Response::new((&status).into()))
+    }
+
+    type StreamResultsStream = RecordStream;
+
+    async fn stream_results(
+        &self,
+        request: Request<proto::StreamResultsRequest>,
+    ) -> Result<Response<Self::StreamResultsStream>, Status> {
+        let scan = request.into_inner().scan_id;
+        self.coordinator.status(&scan)?;
+        let store = self.coordinator.store().clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::task::spawn_blocking(move || {
+            let domains = store.domain_records(&scan).map(|r| r.map(Record::Domain));
+            let targets = store.target_records(&scan).map(|r| r.map(Record::Target));
+            for record in domains.chain(targets) {
+                let item = record
+                    .map(|r| proto::ResultRecord::from(&r))
+                    .map_err(|e| Status::internal(e.to_string()));
+                if tx.blocking_send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,225 @@
+//! The admin client the `mxscope` CLI uses against a running coordinator.
+
+use std::collections::BTreeMap;
+
+use mxscope_common::proto::admin_service_client::AdminServiceClient;
+use mxscope_common::proto::{self, submit_scan_request::Part};
+use mxscope_common::{InvalidLine, Record};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status};
+
+use super::MAX_MESSAGE_BYTES;
+use crate::model::{ScanMeta, ScanOptions, ScanState};
+use crate::service::{ScanStatus, Submitted};
+
+/// Lines per streamed chunk of a submission (well under the message limit).
+const CHUNK_LINES: usize = 10_000;
+
+/// Errors talking to a coordinator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL, CA or token is unusable; fix the option named.
+    #[error("{0}")]
+    Config(String),
+    /// The coordinator could not be reached; check the URL and that it runs.
+    #[error("connecting to {url}: {source}")]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    /// The coordinator refused or failed the call.
+    #[error("{}", .0.message())]
+    Status(#[from] Status),
+    /// The coordinator sent something unreadable.
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Open a channel to `url` (http:// or https://, `ca_pem` to trust for https).
+pub async fn channel(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, ClientError> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| ClientError::Config(format!("invalid coordinator URL {url:?}: {e}")))?
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_enabled_roots();
+        if let Some(ca) = ca_pem {
+            tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
+    }
+    endpoint.connect().await.map_err(|source| ClientError::Connect {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// The bearer interceptor for `token`.
+pub fn bearer(token: Option<&str>) -> Result<Bearer, ClientError> {
+    let value = token
+        .map(|t| {
+            format!("Bearer {}", t.trim())
+                .parse()
+                .map_err(|_| ClientError::Config("the token holds characters not allowed in a header".into()))
+        })
+        .transpose()?;
+    Ok(Bearer(value))
+}
+
+/// An admin connection.
+#[derive(Clone)]
+pub struct AdminClient {
+    inner: AdminServiceClient<Authed>,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminClient")
+    }
+}
+
+impl AdminClient {
+    pub async fn connect(url: &str, token: Option<&str>, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
+        let channel = channel(url, ca_pem).await?;
+        let inner = AdminServiceClient::with_interceptor(channel, bearer(token)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self { inner })
+    }
+
+    /// Submit a scan, streaming its lines in chunks.
+    pub async fn submit(
+        &mut self,
+        name: String,
+        labels: BTreeMap<String, String>,
+        vantages: Vec<String>,
+        options: &ScanOptions,
+        skip_invalid: bool,
+        lines: Vec<String>,
+    ) -> Result<Submitted, ClientError> {
+        let spec = proto::SubmitScanRequest {
+            part: Some(Part::Spec(proto::ScanSpec {
+                name,
+                labels: labels.into_iter().collect(),
+                vantages,
+                options: Some(options.into()),
+                skip_invalid,
+            })),
+        };
+        let chunks: Vec<proto::SubmitScanRequest> = lines
+            .chunks(CHUNK_LINES)
+            .map(|chunk| proto::SubmitScanRequest {
+                part: Some(Part::Domains(proto::DomainChunk {
+                    lines: chunk.to_vec(),
+                })),
+            })
+            .collect();
+        let stream = tokio_stream::iter(std::iter::once(spec).chain(chunks));
+        let r = self.inner.submit_scan(stream).await?.into_inner();
+        Ok(Submitted {
+            scan_id: r.scan_id,
+            domains: r.domains,
+            duplicates: r.duplicates,
+            skipped: r
+                .skipped
+                .into_iter()
+                .map(|l| InvalidLine {
+                    line: usize::try_from(l.line).unwrap_or(usize::MAX),
+                    reason: l.reason,
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn status(&mut self, scan_id: &str) -> Result<ScanStatus, ClientError> {
+        let r = self
+            .inner
+            .get_scan(proto::GetScanRequest {
+                scan_id: scan_id.to_string(),
+            })
+            .await?
+            .into_inner();
+        Ok(status_from_proto(r))
+    }
+
+    pub async fn list(&mut self) -> Result<Vec<ScanStatus>, ClientError> {
+        let r = self.inner.list_scans(proto::ListScansRequest {}).await?.into_inner();
+        Ok(r.scans.into_iter().map(status_from_proto).collect())
+    }
+
+    pub async fn cancel(&mut self, scan_id: &str) -> Result<ScanStatus, ClientError> {
+        let r = self
+            .inner
+            .cancel_scan(proto::CancelScanRequest {
+                scan_id: scan_id.to_string(),
+            })
+            .await?
+            .into_inner();
+        Ok(status_from_proto(r))
+    }
+
+    /// Every record of a scan, handed to `each` as it arrives.
+    pub async fn stream_results(
+        &mut self,
+        scan_id: &str,
+        mut each: impl FnMut(Record) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        let mut stream = self
+            .inner
+            .stream_results(proto::StreamResultsRequest {
+                scan_id: scan_id.to_string(),
+            })
+            .await?
+            .into_inner();
+        while let Some(record) = stream.message().await? {
+            let record = Record::try_from(&record).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            each(record)?;
+        }
+        Ok(())
+    }
+}
+
+fn status_from_proto(s: proto::ScanStatus) -> ScanStatus {
+    let state = match s.state.as_str() {
+        "done" => ScanState::Done,
+        "cancelled" => ScanState::Cancelled,
+        _ => ScanState::Running,
+    };
+    ScanStatus {
+        meta: ScanMeta {
+            id: s.scan_id,
+            name: s.name,
+            labels: s.labels.into_iter().collect(),
+            vantages: s.vantages,
+            options: ScanOptions::default(),
+            state,
+            created_ms: s.created_unix_ms,
+            finished_ms: (s.finished_unix_ms != 0).then_some(s.finished_unix_ms),
+            domains: s.domains,
+        },
+        resolve: s.resolve.unwrap_or_default().into(),
+        probe: s.probe.unwrap_or_default().into(),
+        domain_records: s.domain_records,
+        target_records: s.target_records,
+        failed_items: s.failed_items,
+    }
+}

@@ -1,0 +1,34 @@
+//! Thin tonic adapters: validate, convert, call the [`Coordinator`], map one
+//! error enum to `tonic::Code`. The only module of this crate that touches
+//! generated types.
+//!
+//! - [`worker`]: the worker service; [`admin`]: the admin service.
+//! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
+//! - [`server`]: TLS, message-size limits, the lease-expiry loop.
+//! - [`options`]: scan options ⇄ wire.
+
+pub mod admin;
+pub mod auth;
+pub mod client;
+pub mod options;
+pub mod server;
+pub mod worker;
+
+use tonic::Status;
+
+use crate::service::ServiceError;
+
+/// Most bytes in one gRPC message, either way.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServiceError::InvalidLine(_) | ServiceError::Invalid(_) => Self::invalid_argument(message),
+            ServiceError::NotFound(_) => Self::not_found(message),
+            ServiceError::Fenced(_) => Self::failed_precondition(message),
+            ServiceError::Store(_) => Self::unavailable(message),
+        }
+    }
+}

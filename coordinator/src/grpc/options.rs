@@ -1,0 +1,97 @@
+//! Scan options and statuses ⇄ wire.
+
+use mxscope_common::proto;
+
+use crate::model::ScanOptions;
+use crate::service::{ScanStatus, TaskCounts};
+
+impl From<&ScanOptions> for proto::ProbeOptions {
+    fn from(o: &ScanOptions) -> Self {
+        Self {
+            ehlo_name: o.ehlo_name.clone(),
+            port: u32::from(o.port),
+            legacy: o.legacy,
+            timeout_connect_ms: o.timeout_connect_ms,
+            timeout_greeting_ms: o.timeout_greeting_ms,
+            timeout_command_ms: o.timeout_command_ms,
+            timeout_handshake_ms: o.timeout_handshake_ms,
+            timeout_session_ms: o.timeout_session_ms,
+            resolvers: o.resolvers.clone(),
+            ca_pem: o.ca_pem.clone().unwrap_or_default(),
+            allow_private: o.allow_private,
+        }
+    }
+}
+
+impl TryFrom<proto::ProbeOptions> for ScanOptions {
+    type Error = String;
+
+    fn try_from(o: proto::ProbeOptions) -> Result<Self, Self::Error> {
+        let port = u16::try_from(o.port).map_err(|_| format!("port {} out of range", o.port))?;
+        for resolver in &o.resolvers {
+            resolver
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("resolver {resolver:?} is not IP:PORT"))?;
+        }
+        if o.ehlo_name.len() > 255 || o.ehlo_name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("invalid EHLO name {:?}", o.ehlo_name));
+        }
+        Ok(Self {
+            ehlo_name: o.ehlo_name,
+            port: if port == 0 { 25 } else { port },
+            legacy: o.legacy,
+            timeout_connect_ms: o.timeout_connect_ms,
+            timeout_greeting_ms: o.timeout_greeting_ms,
+            timeout_command_ms: o.timeout_command_ms,
+            timeout_handshake_ms: o.timeout_handshake_ms,
+            timeout_session_ms: o.timeout_session_ms,
+            resolvers: o.resolvers,
+            ca_pem: (!o.ca_pem.is_empty()).then_some(o.ca_pem),
+            allow_private: o.allow_private,
+        })
+    }
+}
+
+impl From<TaskCounts> for proto::TaskCounts {
+    fn from(c: TaskCounts) -> Self {
+        Self {
+            total: c.total,
+            pending: c.pending,
+            leased: c.leased,
+            done: c.done,
+            failed: c.failed,
+        }
+    }
+}
+
+impl From<proto::TaskCounts> for TaskCounts {
+    fn from(c: proto::TaskCounts) -> Self {
+        Self {
+            total: c.total,
+            pending: c.pending,
+            leased: c.leased,
+            done: c.done,
+            failed: c.failed,
+        }
+    }
+}
+
+impl From<&ScanStatus> for proto::ScanStatus {
+    fn from(s: &ScanStatus) -> Self {
+        Self {
+            scan_id: s.meta.id.clone(),
+            name: s.meta.name.clone(),
+            labels: s.meta.labels.clone().into_iter().collect(),
+            vantages: s.meta.vantages.clone(),
+            state: s.meta.state.as_str().to_string(),
+            created_unix_ms: s.meta.created_ms,
+            finished_unix_ms: s.meta.finished_ms.unwrap_or(0),
+            domains: s.meta.domains,
+            resolve: Some(s.resolve.into()),
+            probe: Some(s.probe.into()),
+            domain_records: s.domain_records,
+            target_records: s.target_records,
+            failed_items: s.failed_items,
+        }
+    }
+}

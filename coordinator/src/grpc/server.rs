@@ -1,0 +1,96 @@
+//! Serving the coordinator: TLS (optionally mutual), tokens, message-size
+//! limits, the lease-expiry loop, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mxscope_common::proto::admin_service_server::AdminServiceServer;
+use mxscope_common::proto::worker_service_server::WorkerServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::warn;
+
+use super::admin::AdminApi;
+use super::auth::{Role, Tokens};
+use super::worker::WorkerApi;
+use super::MAX_MESSAGE_BYTES;
+use crate::service::Coordinator;
+
+/// TLS material for the gRPC server (PEM).
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish()
+    }
+}
+
+/// How often expired leases are looked for.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// Serve both services on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    coordinator: Arc<Coordinator>,
+    listener: TcpListener,
+    tls: Option<TlsFiles>,
+    tokens: Tokens,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let expiry = {
+        let coordinator = coordinator.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(error) = coordinator.expire_leases().await {
+                            warn!(%error, "expiring leases");
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let worker = InterceptedService::new(
+        WorkerServiceServer::new(WorkerApi::new(coordinator.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        tokens.interceptor(Role::Worker),
+    );
+    let admin = InterceptedService::new(
+        AdminServiceServer::new(AdminApi::new(coordinator))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        tokens.interceptor(Role::Admin),
+    );
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .concurrency_limit_per_connection(256);
+    if let Some(tls) = tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(tls.cert_pem, tls.key_pem));
+        if let Some(ca) = tls.client_ca_pem {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    let result = builder
+        .add_service(worker)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .await;
+    expiry.abort();
+    result
+}

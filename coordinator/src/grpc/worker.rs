@@ -1,0 +1,143 @@
+//! The worker service over the [`Coordinator`].
+
+use std::sync::Arc;
+
+use mxscope_common::convert::records_from_json;
+use mxscope_common::proto::{self, worker_service_server::WorkerService};
+use tonic::{Request, Response, Status};
+
+use crate::model::TaskKind;
+use crate::service::{Coordinator, Leased, WorkerHello};
+
+/// Most tasks one lease call may ask for.
+const MAX_LEASE: u32 = 64;
+
+/// The worker service.
+#[derive(Debug, Clone)]
+pub struct WorkerApi {
+    coordinator: Arc<Coordinator>,
+}
+
+impl WorkerApi {
+    pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Self { coordinator }
+    }
+}
+
+fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Status::invalid_argument(format!("{field} must be 1 to 256 bytes")));
+    }
+    Ok(value)
+}
+
+fn to_proto(leased: Leased) -> proto::Task {
+    let work = match leased.task.kind {
+        TaskKind::Resolve { domains } => proto::task::Work::Resolve(proto::ResolveWork { domains }),
+        TaskKind::Probe { targets } => proto::task::Work::Probe(proto::ProbeWork {
+            targets: targets
+                .into_iter()
+                .map(|t| proto::ProbeTarget {
+                    ip: t.ip.to_string(),
+                    mx_names: t.mx_names,
+                })
+                .collect(),
+        }),
+    };
+    proto::Task {
+        task_id: leased.task.id,
+        epoch: leased.task.epoch,
+        scan_id: leased.task.scan,
+        vantage: leased.task.vantage,
+        lease_deadline_unix_ms: leased.deadline_ms,
+        options: Some((&leased.options).into()),
+        work: Some(work),
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    async fn register(
+        &self,
+        request: Request<proto::RegisterRequest>,
+    ) -> Result<Response<proto::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let egress = r.egress.unwrap_or_default();
+        self.coordinator.register(WorkerHello {
+            worker_id: required(&r.worker_id, "worker_id")?.to_string(),
+            vantage: required(&r.vantage, "vantage")?.to_string(),
+            version: r.version,
+            capacity: r.capacity,
+            egress_ok: egress.checked.then_some(egress.ok),
+        });
+        let config = self.coordinator.config();
+        Ok(Response::new(proto::RegisterResponse {
+            heartbeat_interval_ms: u32::try_from(config.heartbeat_interval.as_millis())
+                .unwrap_or(u32::MAX),
+            lease_ttl_ms: u32::try_from(config.lease_ttl.as_millis()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn lease(
+        &self,
+        request: Request<proto::LeaseRequest>,
+    ) -> Result<Response<proto::LeaseResponse>, Status> {
+        let r = request.into_inner();
+        let worker = required(&r.worker_id, "worker_id")?;
+        let vantage = required(&r.vantage, "vantage")?;
+        let max = r.max_tasks.min(MAX_LEASE) as usize;
+        let leased = self.coordinator.lease(worker, vantage, max).await?;
+        Ok(Response::new(proto::LeaseResponse {
+            tasks: leased.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<proto::HeartbeatRequest>,
+    ) -> Result<Response<proto::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let worker = required(&r.worker_id, "worker_id")?;
+        let leases: Vec<(String, u64)> = r.leases.into_iter().map(|l| (l.task_id, l.epoch)).collect();
+        let (extended, lost) = self.coordinator.heartbeat(worker, &leases)?;
+        let refs = |v: Vec<(String, u64)>| {
+            v.into_iter()
+                .map(|(task_id, epoch)| proto::LeaseRef { task_id, epoch })
+                .collect()
+        };
+        Ok(Response::new(proto::HeartbeatResponse {
+            extended: refs(extended),
+            lost: refs(lost),
+        }))
+    }
+
+    async fn report_results(
+        &self,
+        request: Request<proto::ResultBatch>,
+    ) -> Result<Response<proto::ResultAck>, Status> {
+        let r = request.into_inner();
+        let worker = required(&r.worker_id, "worker_id")?;
+        let records =
+            records_from_json(&r.records_json).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let stored = self
+            .coordinator
+            .report(worker, &r.task_id, r.epoch, records, r.task_complete)
+            .await?;
+        Ok(Response::new(proto::ResultAck { stored }))
+    }
+
+    async fn release(
+        &self,
+        request: Request<proto::ReleaseRequest>,
+    ) -> Result<Response<proto::ReleaseResponse>, Status> {
+        let r = request.into_inner();
+        let worker = required(&r.worker_id, "worker_id")?;
+        let lease = r
+            .lease
+            .ok_or_else(|| Status::invalid_argument("lease is required"))?;
+        self.coordinator
+            .release(worker, &lease.task_id, lease.epoch)
+            .await?;
+        Ok(Response::new(proto::ReleaseResponse {}))
+    }
+}

@@ -1,0 +1,337 @@
+//! Scheduling as pure functions over plain data (DESIGN §2–§3): sharding,
+//! target dedup, probe batching, and the lease life cycle with fencing.
+//! No I/O and no clock: callers pass `now_ms`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use mxscope_common::DomainRecord;
+
+use crate::model::{Target, Task, TaskKind, TaskState};
+
+/// Domains per resolve task.
+pub const SHARD_SIZE: usize = 250;
+/// Targets per probe task.
+pub const PROBE_BATCH: usize = 32;
+/// Leases a task may get before its items are recorded failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Cut `domains` into shards of at most `size` (at least 1), in order.
+pub fn shard(domains: &[String], size: usize) -> Vec<Vec<String>> {
+    domains.chunks(size.max(1)).map(<[String]>::to_vec).collect()
+}
+
+/// One resolve task per (shard, vantage).
+pub fn resolve_tasks(scan: &str, vantages: &[String], shards: &[Vec<String>]) -> Vec<Task> {
+    let mut tasks = Vec::with_capacity(shards.len() * vantages.len());
+    for vantage in vantages {
+        for (index, domains) in shards.iter().enumerate() {
+            tasks.push(Task {
+                id: format!("{scan}/{vantage}/r{index:06}"),
+                scan: scan.to_string(),
+                vantage: vantage.clone(),
+                kind: TaskKind::Resolve {
+                    domains: domains.clone(),
+                },
+                state: TaskState::Pending,
+                epoch: 0,
+                attempts: 0,
+            });
+        }
+    }
+    tasks
+}
+
+/// Every IP named by `records`, with every MX name that points at it.
+pub fn targets_of(records: &[DomainRecord]) -> BTreeMap<IpAddr, BTreeSet<String>> {
+    let mut targets: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    for record in records {
+        for mx in &record.dns.mx {
+            for ip in &mx.addresses {
+                targets.entry(*ip).or_default().insert(mx.exchange.clone());
+            }
+        }
+    }
+    targets
+}
+
+/// Probe tasks for `targets`, at most `batch` each, numbered from `first_seq`.
+pub fn probe_tasks(
+    scan: &str,
+    vantage: &str,
+    first_seq: u64,
+    targets: Vec<Target>,
+    batch: usize,
+) -> Vec<Task> {
+    targets
+        .chunks(batch.max(1))
+        .zip(first_seq..)
+        .map(|(chunk, seq)| Task {
+            id: format!("{scan}/{vantage}/p{seq:06}"),
+            scan: scan.to_string(),
+            vantage: vantage.to_string(),
+            kind: TaskKind::Probe {
+                targets: chunk.to_vec(),
+            },
+            state: TaskState::Pending,
+            epoch: 0,
+            attempts: 0,
+        })
+        .collect()
+}
+
+/// Why a lease operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fence {
+    /// The caller's epoch is not the task's current lease: its work is
+    /// void (another worker may hold the task). Drop the task.
+    #[error("stale epoch {given} for task {task} (current {current})")]
+    StaleEpoch {
+        task: String,
+        given: u64,
+        current: u64,
+    },
+    /// The task is not leased (finished, pending or failed). Drop it.
+    #[error("task {0} is not leased")]
+    NotLeased(String),
+    /// The task is leased by another worker.
+    #[error("task {0} is leased by another worker")]
+    OtherWorker(String),
+}
+
+/// Lease a pending task to `worker`: a new epoch and a deadline.
+pub fn lease(task: &mut Task, worker: &str, now_ms: u64, ttl_ms: u64) -> Option<u64> {
+    if task.state != TaskState::Pending {
+        return None;
+    }
+    task.epoch += 1;
+    task.attempts += 1;
+    task.state = TaskState::Leased {
+        worker: worker.to_string(),
+        deadline_ms: now_ms.saturating_add(ttl_ms),
+    };
+    Some(task.epoch)
+}
+
+/// Check that `worker` holds the lease `epoch` of `task`.
+pub fn check(task: &Task, worker: &str, epoch: u64) -> Result<(), Fence> {
+    let TaskState::Leased { worker: holder, .. } = &task.state else {
+        return Err(Fence::NotLeased(task.id.clone()));
+    };
+    if epoch != task.epoch {
+        return Err(Fence::StaleEpoch {
+            task: task.id.clone(),
+            given: epoch,
+            current: task.epoch,
+        });
+    }
+    if holder != worker {
+        return Err(Fence::OtherWorker(task.id.clone()));
+    }
+    Ok(())
+}
+
+/// Extend a held lease.
+pub fn heartbeat(
+    task: &mut Task,
+    worker: &str,
+    epoch: u64,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<(), Fence> {
+    check(task, worker, epoch)?;
+    task.state = TaskState::Leased {
+        worker: worker.to_string(),
+        deadline_ms: now_ms.saturating_add(ttl_ms),
+    };
+    Ok(())
+}
+
+/// Give a held lease back: the task is pending again (the attempt still counts).
+pub fn release(task: &mut Task, worker: &str, epoch: u64) -> Result<(), Fence> {
+    check(task, worker, epoch)?;
+    task.state = TaskState::Pending;
+    Ok(())
+}
+
+/// Finish a held lease.
+pub fn complete(task: &mut Task, worker: &str, epoch: u64) -> Result<(), Fence> {
+    check(task, worker, epoch)?;
+    task.state = TaskState::Done;
+    Ok(())
+}
+
+/// What [`expire`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// The lease is still valid, or the task is not leased.
+    Kept,
+    /// The lease ran out: the task is pending again.
+    Requeued,
+    /// The lease ran out and attempts are spent: the task failed.
+    Failed(String),
+}
+
+/// Expire the lease of `task` if its deadline passed.
+pub fn expire(task: &mut Task, now_ms: u64, max_attempts: u32) -> Expiry {
+    let TaskState::Leased {
+        worker,
+        deadline_ms,
+    } = &task.state
+    else {
+        return Expiry::Kept;
+    };
+    if now_ms < *deadline_ms {
+        return Expiry::Kept;
+    }
+    if task.attempts >= max_attempts {
+        let reason = format!(
+            "lease expired {} times (last worker {worker})",
+            task.attempts
+        );
+        task.state = TaskState::Failed {
+            reason: reason.clone(),
+        };
+        Expiry::Failed(reason)
+    } else {
+        task.state = TaskState::Pending;
+        Expiry::Requeued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("d{i}.example")).collect()
+    }
+
+    #[test]
+    fn lease_life_cycle_with_fencing() {
+        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(3), 10)).remove(0);
+        assert_eq!(lease(&mut task, "w1", 0, 100), Some(1));
+        assert_eq!(lease(&mut task, "w2", 0, 100), None, "already leased");
+        assert!(heartbeat(&mut task, "w1", 1, 50, 100).is_ok());
+        assert_eq!(expire(&mut task, 120, 3), Expiry::Kept, "heartbeat extended");
+        assert_eq!(expire(&mut task, 150, 3), Expiry::Requeued);
+        assert_eq!(lease(&mut task, "w2", 150, 100), Some(2));
+        // The first worker's late result carries epoch 1: stale.
+        assert!(matches!(
+            complete(&mut task, "w1", 1),
+            Err(Fence::StaleEpoch { given: 1, current: 2, .. })
+        ));
+        assert!(complete(&mut task, "w2", 2).is_ok());
+        assert_eq!(task.state, TaskState::Done);
+        assert_eq!(complete(&mut task, "w2", 2), Err(Fence::NotLeased(task.id.clone())));
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 10)).remove(0);
+        for attempt in 1..=3 {
+            lease(&mut task, "w", 0, 10).unwrap();
+            let expiry = expire(&mut task, 10, 3);
+            if attempt < 3 {
+                assert_eq!(expiry, Expiry::Requeued);
+            } else {
+                assert!(matches!(expiry, Expiry::Failed(_)));
+            }
+        }
+        assert!(matches!(task.state, TaskState::Failed { .. }));
+        assert_eq!(lease(&mut task, "w", 0, 10), None);
+    }
+
+    #[test]
+    fn targets_merge_names_per_ip() {
+        use mxscope_common::{DnsResult, DnsStatus, MxEntry};
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let record = |domain: &str, mx: &str| {
+            let mut dns = DnsResult::failed(DnsStatus::Ok, "");
+            dns.error = None;
+            dns.mx = vec![MxEntry {
+                preference: 10,
+                exchange: mx.into(),
+                addresses: vec![ip],
+                status: DnsStatus::Ok,
+            }];
+            DomainRecord::new(domain.into(), dns)
+        };
+        let targets = targets_of(&[record("a.example", "mx1.example"), record("b.example", "mx2.example")]);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[&ip].len(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn every_domain_in_exactly_one_shard_per_vantage(n in 0usize..2000, size in 1usize..300, v in 1usize..4) {
+            let domains = names(n);
+            let vantages: Vec<String> = (0..v).map(|i| format!("v{i}")).collect();
+            let tasks = resolve_tasks("s1", &vantages, &shard(&domains, size));
+            let mut seen: HashMap<(String, String), usize> = HashMap::new();
+            for task in &tasks {
+                let TaskKind::Resolve { domains } = &task.kind else { unreachable!() };
+                prop_assert!(domains.len() <= size);
+                for d in domains {
+                    *seen.entry((task.vantage.clone(), d.clone())).or_default() += 1;
+                }
+            }
+            prop_assert_eq!(seen.len(), n * v);
+            prop_assert!(seen.values().all(|c| *c == 1));
+            let ids: BTreeSet<_> = tasks.iter().map(|t| &t.id).collect();
+            prop_assert_eq!(ids.len(), tasks.len(), "task ids are unique");
+        }
+
+        #[test]
+        fn every_target_in_exactly_one_probe_task(n in 0u32..500, batch in 1usize..64) {
+            let targets: Vec<Target> = (0..n)
+                .map(|i| Target { ip: IpAddr::from(i.to_be_bytes()), mx_names: vec![] })
+                .collect();
+            let tasks = probe_tasks("s1", "A", 7, targets.clone(), batch);
+            let mut seen = BTreeSet::new();
+            for task in &tasks {
+                let TaskKind::Probe { targets } = &task.kind else { unreachable!() };
+                prop_assert!(!targets.is_empty() && targets.len() <= batch);
+                for t in targets {
+                    prop_assert!(seen.insert(t.ip), "target in two tasks");
+                }
+            }
+            prop_assert_eq!(seen.len(), n as usize);
+        }
+
+        /// Random interleavings of lease, heartbeat, expiry, release and
+        /// completion by several workers: at any moment at most one epoch
+        /// is accepted, and it is the latest one handed out.
+        #[test]
+        fn no_lease_is_held_under_two_epochs(ops in proptest::collection::vec((0u8..5, 0usize..3, 0u64..40), 1..200)) {
+            let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 1)).remove(0);
+            let workers = ["w0", "w1", "w2"];
+            let mut now = 0u64;
+            let mut granted: Vec<(usize, u64)> = Vec::new();
+            for (op, w, dt) in ops {
+                now += dt;
+                let worker = workers[w];
+                let held = granted.iter().rev().find(|(gw, _)| *gw == w).map(|(_, e)| *e);
+                match op {
+                    0 => if let Some(epoch) = lease(&mut task, worker, now, 20) { granted.push((w, epoch)); },
+                    1 => { if let Some(e) = held { let _ = heartbeat(&mut task, worker, e, now, 20); } }
+                    2 => { let _ = expire(&mut task, now, 100); }
+                    3 => { if let Some(e) = held { let _ = release(&mut task, worker, e); } }
+                    _ => { if let Some(e) = held { let _ = complete(&mut task, worker, e); } }
+                }
+                let accepted: Vec<_> = granted
+                    .iter()
+                    .filter(|(gw, e)| check(&task, workers[*gw], *e).is_ok())
+                    .collect();
+                prop_assert!(accepted.len() <= 1, "two epochs accepted: {:?}", accepted);
+                if let Some((_, e)) = accepted.first() {
+                    prop_assert_eq!(*e, task.epoch);
+                    prop_assert_eq!(Some(*e), granted.last().map(|(_, e)| *e));
+                }
+            }
+        }
+    }
+}
