@@ -135,6 +135,9 @@ pub struct WorkerHello {
     pub egress_ok: Option<bool>,
 }
 
+/// A lease as workers name it: (task id, epoch).
+pub type LeaseRef = (String, u64);
+
 /// A task handed to a worker.
 #[derive(Debug, Clone)]
 pub struct Leased {
@@ -345,8 +348,8 @@ impl Coordinator {
     pub fn heartbeat(
         &self,
         worker: &str,
-        leases: &[(String, u64)],
-    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), ServiceError> {
+        leases: &[LeaseRef],
+    ) -> Result<(Vec<LeaseRef>, Vec<LeaseRef>), ServiceError> {
         let now = now_ms();
         let ttl = millis(self.config.lease_ttl);
         let mut inner = self.lock();

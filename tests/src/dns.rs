@@ -70,6 +70,8 @@ pub const HOSTS: &[Host] = &[
     plan::MX_INJECT,
     plan::MX_BADUTF8,
     plan::MX_SSL3,
+    plan::MX_COUNT,
+    plan::MX_COUNT_ALIAS,
 ];
 
 const TTL: u32 = 300;
@@ -126,6 +128,11 @@ pub fn zone_records() -> Vec<String> {
     add(dns_cases::DUAL, "MX", &mx(10, dns_cases::MX_DUAL));
     add(dns_cases::MX_DUAL, "A", "127.0.1.10");
     add(dns_cases::MX_DUAL, "AAAA", "::1");
+    add(domains::COUNTED[0], "MX", &mx(10, plan::MX_COUNT.name));
+    add(domains::COUNTED[1], "MX", &mx(10, plan::MX_COUNT.name));
+    add(domains::COUNTED[2], "MX", &mx(10, plan::MX_COUNT_ALIAS.name));
+    // Served for every name below it (a `redirect` local zone).
+    add(domains::GENERATED_ZONE, "MX", &mx(10, valid));
 
     records.into_iter().collect()
 }
@@ -169,7 +176,9 @@ fn config(dir: &Path, addr: SocketAddr) -> String {
     prefetch: no
     local-zone: "." refuse
     local-zone: "{zone}." static
+    local-zone: "{generated}." redirect
     local-zone: "{servfail}." transparent"#,
+        generated = domains::GENERATED_ZONE,
         ip = addr.ip(),
         port = addr.port(),
         zone = plan::ZONE,

@@ -4,7 +4,8 @@
 //! SSLv3 server. They run on a runtime of their own, so they outlive any one
 //! test's runtime; every loop they run is bounded in bytes and time.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,10 +24,14 @@ const MAX_CONNECTION: Duration = Duration::from_secs(300);
 /// Most bytes any fake writes to one connection.
 const MAX_WRITE: usize = 8 * 1024 * 1024;
 
+/// SMTP sessions per client address, seen by the counting server.
+pub type SessionCounts = Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>;
+
 /// The running fakes (a runtime on a thread of its own, for the process's life).
 #[derive(Debug)]
 pub struct Fakes {
     _thread: std::thread::JoinHandle<()>,
+    counts: SessionCounts,
 }
 
 impl Fakes {
@@ -35,6 +40,8 @@ impl Fakes {
     pub fn start(certs: &LabCerts) -> anyhow::Result<Self> {
         let (chain, key) = certs.issue(plan::MX_INJECT.name)?;
         let acceptor = tls_acceptor(&chain, &key)?;
+        let counts = SessionCounts::default();
+        let server_counts = counts.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("lab-fakes".into())
@@ -51,7 +58,7 @@ impl Fakes {
                     }
                 };
                 runtime.block_on(async move {
-                    let started = bind_all(acceptor).await;
+                    let started = bind_all(acceptor, server_counts).await;
                     let _ = ready_tx.send(started);
                     std::future::pending::<()>().await;
                 });
@@ -60,11 +67,23 @@ impl Fakes {
         ready_rx
             .recv()
             .context("the fakes' thread ended before binding")??;
-        Ok(Self { _thread: thread })
+        Ok(Self {
+            _thread: thread,
+            counts,
+        })
+    }
+
+    /// SMTP sessions the counting server ([`plan::MX_COUNT`]) had from `client`.
+    pub fn sessions_from(&self, client: IpAddr) -> usize {
+        self.counts
+            .lock()
+            .map(|c| c.get(&client).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 
-async fn bind_all(acceptor: TlsAcceptor) -> anyhow::Result<()> {
+async fn bind_all(acceptor: TlsAcceptor, counts: SessionCounts) -> anyhow::Result<()> {
+    serve(plan::MX_COUNT, move |s| counting(s, counts.clone())).await?;
     serve(plan::MX_SILENT, silent).await?;
     serve(plan::MX_ENDLESS, endless).await?;
     serve(plan::MX_LONGLINE, long_line).await?;
@@ -170,6 +189,32 @@ async fn trickle(mut stream: TcpStream) -> std::io::Result<()> {
     for byte in b"220-mx-trickle.lab.test slow\r\n".iter().cycle().take(600) {
         stream.write_all(&[*byte]).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// A plain SMTP server (no STARTTLS) that counts sessions per client address.
+async fn counting(stream: TcpStream, counts: SessionCounts) -> std::io::Result<()> {
+    if let (Ok(peer), Ok(mut counts)) = (stream.peer_addr(), counts.lock()) {
+        *counts.entry(peer.ip()).or_default() += 1;
+    }
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"220 mx-count.lab.test ESMTP\r\n")
+        .await?;
+    while let Some(cmd) = command(&mut reader).await? {
+        if cmd.starts_with("EHLO") {
+            reader
+                .get_mut()
+                .write_all(b"250-mx-count.lab.test\r\n250 8BITMIME\r\n")
+                .await?;
+        } else if cmd.starts_with("QUIT") {
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            reader.get_mut().write_all(b"502 no\r\n").await?;
+        }
     }
     Ok(())
 }

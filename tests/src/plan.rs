@@ -84,6 +84,10 @@ hosts! {
     MX_BADUTF8 = "mx-badutf8.lab.test" @ v4(46);
     /// Scripted SSLv3 server: answers an SSLv3 ClientHello with a canned ServerHello.
     MX_SSL3 = "mx-ssl3.lab.test" @ v4(47);
+    /// Counts SMTP sessions per client address (no STARTTLS).
+    MX_COUNT = "mx-count.lab.test" @ v4(48);
+    /// A second MX name for the counting server's address.
+    MX_COUNT_ALIAS = "mx-count-2.lab.test" @ v4(48);
 }
 
 /// Every Postfix host, with its `master.cf` line.
@@ -129,6 +133,10 @@ pub mod domains {
     pub const IDN_ASCII: &str = "xn--bcher-kva.lab.test";
     /// MX only reachable over IPv6 (`mx-v6`, AAAA `::1`).
     pub const V6: &str = "v6.lab.test";
+    /// Three domains whose MX (two names) share the counting server's one IP.
+    pub const COUNTED: [&str; 3] = ["count-a.lab.test", "count-b.lab.test", "count-c.lab.test"];
+    /// Any `<label>.gen.lab.test` has MX `10 mx-valid.lab.test` (for large scans).
+    pub const GENERATED_ZONE: &str = "gen.lab.test";
     /// Every lab MX host has a domain `<label>.lab.test` → `10 mx-<label>.lab.test`,
     /// e.g. `expired.lab.test` → `mx-expired.lab.test`.
     pub fn for_host(host: &super::Host) -> String {

@@ -1,0 +1,324 @@
+//! sled behind a typed API: scans, tasks, results, target claims and
+//! counters (DESIGN §3 "Durable before acknowledged", §7).
+//!
+//! No sled type leaves this module. Values are JSON (`serde_json`); keys are
+//! laid out in `keys.rs`. Trees:
+//!
+//! | tree        | key                               | value                     |
+//! |-------------|-----------------------------------|---------------------------|
+//! | `meta`      | `next_scan`                       | last scan number, u64 BE  |
+//! | `scans`     | scan id                           | [`ScanMeta`]              |
+//! | `tasks`     | scan 0 task id                    | [`Task`]                  |
+//! | `task_scan` | task id                           | scan id (index)           |
+//! | `domains`   | scan 0 vantage 0 domain           | `DomainRecord`            |
+//! | `targets`   | scan 0 vantage 0 ip               | `TargetRecord`            |
+//! | `claims`    | scan 0 vantage 0 ip               | empty                     |
+//! | `counters`  | `d`/`t` scan                      | record count, u64 BE      |
+//!
+//! Invariants:
+//! - A scan is visible only once its meta is stored, and its meta is stored
+//!   only after all its tasks are on disk; [`Store::open`] deletes tasks
+//!   whose scan has no meta (an interrupted [`Store::create_scan`]).
+//! - A result key is written once; its counter moves in the same
+//!   transaction, so counts equal distinct keys even across crashes.
+//! - Writes are durable only after [`Store::flush`]: acknowledge after it.
+//!
+//! All methods but `flush` are blocking (disk I/O): call them from
+//! `spawn_blocking` when latency matters.
+
+mod error;
+mod keys;
+mod results;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_manual;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::model::{ScanMeta, Task};
+use error::{decode, encode, storage};
+use results::Decoded;
+
+pub use error::{Result, StoreError};
+
+/// Tasks per sled batch in [`Store::create_scan`] / [`Store::put_tasks`]:
+/// bounds the memory of one batch (a resolve task holds a few hundred
+/// domains).
+const TASK_BATCH: usize = 256;
+
+/// Attempts of the compare-and-swap loop of [`Store::next_scan_id`].
+const CAS_ATTEMPTS: usize = 1_000;
+
+const NEXT_SCAN: &[u8] = b"next_scan";
+
+/// The coordinator's durable state. Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct Store {
+    dir: Arc<Path>,
+    db: sled::Db,
+    meta: sled::Tree,
+    scans: sled::Tree,
+    tasks: sled::Tree,
+    task_scan: sled::Tree,
+    domains: sled::Tree,
+    targets: sled::Tree,
+    claims: sled::Tree,
+    counters: sled::Tree,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) the store in `dir`, then removes what an
+    /// interrupted [`Self::create_scan`] left behind.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let db = sled::Config::new().path(dir).open().map_err(storage)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let store = Self {
+            dir: Arc::from(dir),
+            meta: tree("meta")?,
+            scans: tree("scans")?,
+            tasks: tree("tasks")?,
+            task_scan: tree("task_scan")?,
+            domains: tree("domains")?,
+            targets: tree("targets")?,
+            claims: tree("claims")?,
+            counters: tree("counters")?,
+            db,
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Deletes tasks (and index entries) whose scan has no meta, and keeps
+    /// the scan counter ahead of every stored scan.
+    fn recover(&self) -> Result<()> {
+        let mut known = HashSet::new();
+        let mut highest = 0;
+        for kv in self.scans.iter() {
+            let (key, _) = kv.map_err(storage)?;
+            if let Some(n) = std::str::from_utf8(&key).ok().and_then(keys::scan_number) {
+                highest = highest.max(n);
+            }
+            known.insert(key.to_vec());
+        }
+        let mut orphans = sled::Batch::default();
+        let mut orphan_tasks = 0u64;
+        for kv in self.tasks.iter() {
+            let (key, _) = kv.map_err(storage)?;
+            if !keys::scan_of_key(&key).is_some_and(|scan| known.contains(scan)) {
+                orphans.remove(key);
+                orphan_tasks += 1;
+            }
+        }
+        let mut stale_index = sled::Batch::default();
+        let mut stale = 0u64;
+        for kv in self.task_scan.iter() {
+            let (key, scan) = kv.map_err(storage)?;
+            if !known.contains(scan.as_ref()) {
+                stale_index.remove(key);
+                stale += 1;
+            }
+        }
+        self.task_scan.apply_batch(stale_index).map_err(storage)?;
+        self.tasks.apply_batch(orphans).map_err(storage)?;
+        if self.next_number()? < highest {
+            self.meta
+                .insert(NEXT_SCAN, &highest.to_be_bytes())
+                .map_err(storage)?;
+        }
+        if orphan_tasks + stale > 0 {
+            tracing::warn!(
+                orphan_tasks,
+                stale_index = stale,
+                "removed tasks of an interrupted scan submission"
+            );
+            self.db.flush().map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn next_number(&self) -> Result<u64> {
+        match self.meta.get(NEXT_SCAN).map_err(storage)? {
+            Some(bytes) => keys::decode_u64("scan counter", &bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// A fresh scan id, `s1`, `s2`, ...; never repeats once a scan with it
+    /// was stored (the counter is flushed with the scan).
+    pub fn next_scan_id(&self) -> Result<String> {
+        for _ in 0..CAS_ATTEMPTS {
+            let old = self.meta.get(NEXT_SCAN).map_err(storage)?;
+            let current = match &old {
+                Some(bytes) => keys::decode_u64("scan counter", bytes)?,
+                None => 0,
+            };
+            let next = current
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt("scan counter overflow".into()))?;
+            let swapped = self
+                .meta
+                .compare_and_swap(NEXT_SCAN, old, Some(&next.to_be_bytes()[..]))
+                .map_err(storage)?;
+            if swapped.is_ok() {
+                return Ok(format!("s{next}"));
+            }
+        }
+        Err(StoreError::Contention("scan counter"))
+    }
+
+    // ---- scans ----
+
+    /// Stores a new scan and all its tasks, all or nothing across crashes:
+    /// the tasks are written and flushed first, the meta that makes them
+    /// visible last, then flushed again. Blocks for two disk flushes.
+    pub fn create_scan(&self, scan: &ScanMeta, tasks: &[Task]) -> Result<()> {
+        keys::check_id("scan id", &scan.id)?;
+        if self.scans.contains_key(&scan.id).map_err(storage)? {
+            return Err(StoreError::ScanExists(scan.id.clone()));
+        }
+        if let Some(task) = tasks.iter().find(|t| t.scan != scan.id) {
+            return Err(StoreError::Invalid(format!(
+                "task {} belongs to scan {}, not {}",
+                task.id, task.scan, scan.id
+            )));
+        }
+        self.write_tasks(tasks)?;
+        self.db.flush().map_err(storage)?;
+        self.put_scan(scan)?;
+        self.db.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Stores (replaces) a scan's meta, e.g. its state.
+    pub fn put_scan(&self, scan: &ScanMeta) -> Result<()> {
+        keys::check_id("scan id", &scan.id)?;
+        let value = encode("scan", scan)?;
+        self.scans.insert(&scan.id, value).map_err(storage)?;
+        Ok(())
+    }
+
+    /// One scan's meta.
+    pub fn scan(&self, id: &str) -> Result<Option<ScanMeta>> {
+        match self.scans.get(id).map_err(storage)? {
+            Some(bytes) => decode("scan", id.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every scan, by number (`s2` before `s10`; other ids last, by name).
+    pub fn scans(&self) -> Result<Vec<ScanMeta>> {
+        let mut all = self
+            .scans
+            .iter()
+            .map(|kv| {
+                let (key, value) = kv.map_err(storage)?;
+                decode::<ScanMeta>("scan", &key, &value)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by(|a, b| {
+            let rank = |s: &ScanMeta| keys::scan_number(&s.id).unwrap_or(u64::MAX);
+            rank(a).cmp(&rank(b)).then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    // ---- tasks ----
+
+    /// Writes tasks in bounded batches: index entries first (a dangling
+    /// index entry reads as "no such task"), then the tasks.
+    fn write_tasks(&self, tasks: &[Task]) -> Result<()> {
+        for chunk in tasks.chunks(TASK_BATCH) {
+            let mut index = sled::Batch::default();
+            let mut values = sled::Batch::default();
+            let mut new_index = false;
+            for task in chunk {
+                let key = keys::scan_key(&task.scan, task.id.as_bytes())?;
+                match self.task_scan.get(&task.id).map_err(storage)? {
+                    Some(scan) if scan.as_ref() == task.scan.as_bytes() => {}
+                    Some(scan) => {
+                        return Err(StoreError::Invalid(format!(
+                            "task {} already belongs to scan {}",
+                            task.id,
+                            String::from_utf8_lossy(&scan)
+                        )))
+                    }
+                    None => {
+                        index.insert(task.id.as_bytes(), task.scan.as_bytes());
+                        new_index = true;
+                    }
+                }
+                values.insert(key, encode("task", task)?);
+            }
+            if new_index {
+                self.task_scan.apply_batch(index).map_err(storage)?;
+            }
+            self.tasks.apply_batch(values).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// Stores (replaces) one task.
+    pub fn put_task(&self, task: &Task) -> Result<()> {
+        self.write_tasks(std::slice::from_ref(task))
+    }
+
+    /// Stores (replaces) tasks, in batches.
+    pub fn put_tasks(&self, tasks: &[Task]) -> Result<()> {
+        self.write_tasks(tasks)
+    }
+
+    /// One task by id.
+    pub fn task(&self, id: &str) -> Result<Option<Task>> {
+        let Some(scan) = self.task_scan.get(id).map_err(storage)? else {
+            return Ok(None);
+        };
+        let scan = std::str::from_utf8(&scan)
+            .map_err(|_| StoreError::Corrupt(format!("task index of {id:?} is not UTF-8")))?;
+        let key = keys::scan_key(scan, id.as_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("task index of {id:?}: {e}")))?;
+        match self.tasks.get(&key).map_err(storage)? {
+            Some(bytes) => decode("task", &key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every task of every scan (startup load), by scan then task id.
+    pub fn tasks(&self) -> impl Iterator<Item = Result<Task>> + '_ {
+        Decoded::new("task", Ok(self.tasks.iter()))
+    }
+
+    /// Exactly the tasks of one scan, by task id.
+    pub fn tasks_of_scan(&self, scan: &str) -> impl Iterator<Item = Result<Task>> + '_ {
+        let iter = keys::scan_prefix(scan).map(|p| self.tasks.scan_prefix(p));
+        Decoded::new("task", iter)
+    }
+
+    // ---- durability ----
+
+    /// Waits until everything written before the call is on disk.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await.map_err(storage)?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(storage)
+    }
+}

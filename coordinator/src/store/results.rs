@@ -1,0 +1,196 @@
+//! Results (idempotent, counted), their streams, and target claims.
+
+use std::marker::PhantomData;
+use std::net::IpAddr;
+
+use mxscope_common::record::{DomainRecord, TargetRecord};
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::error::{decode, encode, storage};
+use super::keys::{self, Counter};
+use super::{Result, Store, StoreError};
+
+impl Store {
+    // ---- results ----
+
+    /// Stores a domain record under (scan, vantage, domain) unless the key
+    /// exists. True if the key was new; a resend returns false and leaves
+    /// the first record in place.
+    pub fn put_domain_record(
+        &self,
+        scan: &str,
+        vantage: &str,
+        record: &DomainRecord,
+    ) -> Result<bool> {
+        Ok(self.put_domain_records(scan, vantage, std::slice::from_ref(record))? == 1)
+    }
+
+    /// [`Self::put_domain_record`] for a batch, in one transaction; returns
+    /// how many keys were new.
+    pub fn put_domain_records(
+        &self,
+        scan: &str,
+        vantage: &str,
+        records: &[DomainRecord],
+    ) -> Result<u64> {
+        let items = records
+            .iter()
+            .map(|r| {
+                let key = keys::scan_vantage_key(scan, vantage, r.domain.as_bytes())?;
+                Ok((key, encode("domain record", r)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.insert_new(&self.domains, Counter::Domains, scan, &items)
+    }
+
+    /// Stores a target record under (scan, vantage, ip) unless the key
+    /// exists. True if the key was new.
+    pub fn put_target_record(
+        &self,
+        scan: &str,
+        vantage: &str,
+        record: &TargetRecord,
+    ) -> Result<bool> {
+        Ok(self.put_target_records(scan, vantage, std::slice::from_ref(record))? == 1)
+    }
+
+    /// [`Self::put_target_record`] for a batch, in one transaction; returns
+    /// how many keys were new.
+    pub fn put_target_records(
+        &self,
+        scan: &str,
+        vantage: &str,
+        records: &[TargetRecord],
+    ) -> Result<u64> {
+        let items = records
+            .iter()
+            .map(|r| {
+                let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(r.ip))?;
+                Ok((key, encode("target record", r)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.insert_new(&self.targets, Counter::Targets, scan, &items)
+    }
+
+    /// Inserts the absent keys and adds their number to the scan's counter,
+    /// in one transaction.
+    fn insert_new(
+        &self,
+        tree: &sled::Tree,
+        counter: Counter,
+        scan: &str,
+        items: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<u64> {
+        keys::check_id("scan id", scan)?;
+        let counter_key = keys::counter_key(counter, scan);
+        let outcome = (tree, &self.counters).transaction(|(tree, counters)| {
+            let mut new = 0u64;
+            for (key, value) in items {
+                if tree.get(key)?.is_none() {
+                    tree.insert(key.as_slice(), value.as_slice())?;
+                    new += 1;
+                }
+            }
+            if new > 0 {
+                let old = match counters.get(&counter_key)? {
+                    Some(bytes) => keys::decode_u64("record counter", &bytes)
+                        .map_err(ConflictableTransactionError::Abort)?,
+                    None => 0,
+                };
+                counters.insert(counter_key.as_slice(), &(old + new).to_be_bytes())?;
+            }
+            Ok(new)
+        });
+        match outcome {
+            Ok(new) => Ok(new),
+            Err(TransactionError::Abort(err)) => Err(err),
+            Err(TransactionError::Storage(err)) => Err(storage(err)),
+        }
+    }
+
+    /// A scan's domain records, streamed, by (vantage, domain).
+    pub fn domain_records(&self, scan: &str) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
+        let iter = keys::scan_prefix(scan).map(|p| self.domains.scan_prefix(p));
+        Decoded::new("domain record", iter)
+    }
+
+    /// A scan's target records, streamed, by (vantage, ip; IPv4 first).
+    pub fn target_records(&self, scan: &str) -> impl Iterator<Item = Result<TargetRecord>> + '_ {
+        let iter = keys::scan_prefix(scan).map(|p| self.targets.scan_prefix(p));
+        Decoded::new("target record", iter)
+    }
+
+    /// Distinct (vantage, domain) keys stored for a scan (a counter read).
+    pub fn count_domain_records(&self, scan: &str) -> Result<u64> {
+        self.count(Counter::Domains, scan)
+    }
+
+    /// Distinct (vantage, ip) keys stored for a scan (a counter read).
+    pub fn count_target_records(&self, scan: &str) -> Result<u64> {
+        self.count(Counter::Targets, scan)
+    }
+
+    fn count(&self, counter: Counter, scan: &str) -> Result<u64> {
+        match self
+            .counters
+            .get(keys::counter_key(counter, scan))
+            .map_err(storage)?
+        {
+            Some(bytes) => keys::decode_u64("record counter", &bytes),
+            None => Ok(0),
+        }
+    }
+
+    // ---- target dedup ----
+
+    /// Claims `ip` for (scan, vantage): true the first time only, atomically.
+    pub fn claim_target(&self, scan: &str, vantage: &str, ip: IpAddr) -> Result<bool> {
+        let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(ip))?;
+        let swapped = self
+            .claims
+            .compare_and_swap(key, None::<&[u8]>, Some(&[][..]))
+            .map_err(storage)?;
+        Ok(swapped.is_ok())
+    }
+}
+
+/// Decodes the values of a sled iterator; an invalid prefix yields its
+/// error once.
+pub(super) struct Decoded<T> {
+    what: &'static str,
+    iter: Option<sled::Iter>,
+    error: Option<StoreError>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Decoded<T> {
+    pub(super) fn new(what: &'static str, iter: Result<sled::Iter>) -> Self {
+        let (iter, error) = match iter {
+            Ok(iter) => (Some(iter), None),
+            Err(err) => (None, Some(err)),
+        };
+        Self {
+            what,
+            iter,
+            error,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Decoded<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(err) = self.error.take() {
+            return Some(Err(err));
+        }
+        let next = self.iter.as_mut()?.next()?;
+        Some(match next {
+            Ok((key, value)) => decode(self.what, &key, &value),
+            Err(err) => Err(storage(err)),
+        })
+    }
+}

@@ -1,0 +1,422 @@
+//! Store tests: roundtrips, idempotence, isolation, atomic submit, restart,
+//! corruption, and a property test on the counters.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use mxscope_common::record::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use proptest::prelude::*;
+use tempfile::TempDir;
+
+use super::keys::{self, Counter};
+use super::*;
+use crate::model::{ScanOptions, ScanState, Target, TaskKind, TaskState};
+
+pub(super) fn open() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+pub(super) fn meta(id: &str) -> ScanMeta {
+    ScanMeta {
+        id: id.into(),
+        name: format!("scan {id}"),
+        labels: BTreeMap::from([("country".into(), "IT".into())]),
+        vantages: vec!["A".into(), "B".into()],
+        options: ScanOptions::default(),
+        state: ScanState::Running,
+        created_ms: 1,
+        finished_ms: None,
+        domains: 2,
+    }
+}
+
+pub(super) fn resolve_task(scan: &str, vantage: &str, n: usize, domains: Vec<String>) -> Task {
+    Task {
+        id: format!("{scan}/{vantage}/r{n:06}"),
+        scan: scan.into(),
+        vantage: vantage.into(),
+        kind: TaskKind::Resolve { domains },
+        state: TaskState::Pending,
+        epoch: 0,
+        attempts: 0,
+    }
+}
+
+pub(super) fn domain(name: &str) -> DomainRecord {
+    DomainRecord::new(name.into(), DnsResult::failed(DnsStatus::Nxdomain, "nx"))
+}
+
+pub(super) fn target(ip: IpAddr) -> TargetRecord {
+    let mut record = TargetRecord::new(ip, 25, vec!["mx.example.it".into()]);
+    record.outcome = Outcome::NoStarttls;
+    record
+}
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+fn collect<T>(iter: impl Iterator<Item = Result<T>>) -> Vec<T> {
+    iter.collect::<Result<Vec<_>>>().unwrap()
+}
+
+#[test]
+fn scan_ids_are_monotonic_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_scan_id().unwrap(), "s1");
+        assert_eq!(store.next_scan_id().unwrap(), "s2");
+        store.create_scan(&meta("s2"), &[]).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.next_scan_id().unwrap(), "s3");
+}
+
+#[test]
+fn scan_counter_stays_ahead_of_stored_scans() {
+    let (_dir, store) = open();
+    store.create_scan(&meta("s7"), &[]).unwrap();
+    drop(store);
+    let store = Store::open(_dir.path()).unwrap();
+    assert_eq!(store.next_scan_id().unwrap(), "s8");
+}
+
+#[test]
+fn scans_roundtrip_in_numeric_order() {
+    let (_dir, store) = open();
+    for id in ["s10", "s2", "s1"] {
+        store.create_scan(&meta(id), &[]).unwrap();
+    }
+    assert!(matches!(
+        store.create_scan(&meta("s2"), &[]),
+        Err(StoreError::ScanExists(_))
+    ));
+    let ids: Vec<_> = store.scans().unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["s1", "s2", "s10"]);
+
+    let mut done = meta("s2");
+    done.state = ScanState::Done;
+    done.finished_ms = Some(9);
+    store.put_scan(&done).unwrap();
+    assert_eq!(store.scan("s2").unwrap(), Some(done));
+    assert_eq!(store.scan("s3").unwrap(), None);
+}
+
+#[test]
+fn tasks_roundtrip() {
+    let (_dir, store) = open();
+    let mut t1 = resolve_task("s1", "A", 1, vec!["a.it".into(), "b.it".into()]);
+    let t2 = Task {
+        id: "s1/A/p000001".into(),
+        kind: TaskKind::Probe {
+            targets: vec![Target {
+                ip: v4(192, 0, 2, 1),
+                mx_names: vec!["mx.a.it".into()],
+            }],
+        },
+        ..resolve_task("s1", "A", 0, vec![])
+    };
+    store.create_scan(&meta("s1"), &[t1.clone()]).unwrap();
+    store.put_task(&t2).unwrap();
+    assert_eq!(store.task(&t1.id).unwrap(), Some(t1.clone()));
+    assert_eq!(store.task(&t2.id).unwrap(), Some(t2.clone()));
+    assert_eq!(store.task("nope").unwrap(), None);
+
+    t1.state = TaskState::Leased {
+        worker: "w1".into(),
+        deadline_ms: 5,
+    };
+    t1.epoch = 1;
+    t1.attempts = 1;
+    store.put_tasks(&[t1.clone()]).unwrap();
+    assert_eq!(store.task(&t1.id).unwrap(), Some(t1.clone()));
+    // Ordered by task id.
+    assert_eq!(collect(store.tasks()), [t2.clone(), t1.clone()]);
+
+    // A task id cannot move to another scan.
+    store.create_scan(&meta("s2"), &[]).unwrap();
+    let mut moved = t1.clone();
+    moved.scan = "s2".into();
+    assert!(matches!(
+        store.put_task(&moved),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn create_scan_rejects_foreign_tasks() {
+    let (_dir, store) = open();
+    let foreign = resolve_task("s2", "A", 1, vec![]);
+    assert!(matches!(
+        store.create_scan(&meta("s1"), &[foreign]),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(store.scans().unwrap().is_empty());
+}
+
+#[test]
+fn results_roundtrip_ordered_and_idempotent() {
+    let (_dir, store) = open();
+    let first = domain("b.it");
+    assert!(store.put_domain_record("s1", "B", &first).unwrap());
+    assert!(store.put_domain_record("s1", "A", &domain("z.it")).unwrap());
+    assert!(store.put_domain_record("s1", "A", &domain("a.it")).unwrap());
+    let mut resend = first.clone();
+    resend.dns.status = DnsStatus::Timeout;
+    assert!(!store.put_domain_record("s1", "B", &resend).unwrap());
+    assert_eq!(store.count_domain_records("s1").unwrap(), 3);
+    let names: Vec<_> = collect(store.domain_records("s1"))
+        .into_iter()
+        .map(|r| r.domain)
+        .collect();
+    assert_eq!(names, ["a.it", "z.it", "b.it"], "by (vantage, domain)");
+    let stored_b = collect(store.domain_records("s1")).pop().unwrap();
+    assert_eq!(stored_b, first, "a resend does not overwrite");
+
+    let ips = [
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        v4(10, 0, 0, 1),
+        v4(9, 0, 0, 1),
+        IpAddr::V4(Ipv4Addr::new(9, 0, 0, 1)),
+    ];
+    let new: Vec<_> = ips
+        .iter()
+        .map(|&ip| store.put_target_record("s1", "A", &target(ip)).unwrap())
+        .collect();
+    assert_eq!(new, [true, true, true, false]);
+    assert_eq!(store.count_target_records("s1").unwrap(), 3);
+    let got: Vec<_> = collect(store.target_records("s1"))
+        .into_iter()
+        .map(|r| r.ip)
+        .collect();
+    assert_eq!(got, [ips[2], ips[1], ips[0]], "by ip, IPv4 first");
+}
+
+#[test]
+fn batch_puts_count_new_keys_once() {
+    let (_dir, store) = open();
+    let batch = [domain("a.it"), domain("b.it"), domain("a.it")];
+    assert_eq!(store.put_domain_records("s1", "A", &batch).unwrap(), 2);
+    assert_eq!(store.put_domain_records("s1", "A", &batch).unwrap(), 0);
+    let targets = [target(v4(1, 1, 1, 1)), target(v4(1, 1, 1, 2))];
+    assert_eq!(store.put_target_records("s1", "A", &targets).unwrap(), 2);
+    assert_eq!(store.count_domain_records("s1").unwrap(), 2);
+    assert_eq!(store.count_target_records("s1").unwrap(), 2);
+}
+
+#[test]
+fn claims_are_first_come_per_scan_and_vantage() {
+    let (_dir, store) = open();
+    let ip = v4(192, 0, 2, 1);
+    assert!(store.claim_target("s1", "A", ip).unwrap());
+    assert!(!store.claim_target("s1", "A", ip).unwrap());
+    assert!(store.claim_target("s1", "B", ip).unwrap());
+    assert!(store.claim_target("s10", "A", ip).unwrap());
+    let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+    assert!(store.claim_target("s1", "A", mapped).unwrap());
+}
+
+#[test]
+fn scans_with_prefix_ids_are_isolated() {
+    let (_dir, store) = open();
+    store
+        .create_scan(&meta("s1"), &[resolve_task("s1", "A", 1, vec![])])
+        .unwrap();
+    store
+        .create_scan(&meta("s10"), &[resolve_task("s10", "A", 1, vec![])])
+        .unwrap();
+    store.put_domain_record("s1", "A", &domain("a.it")).unwrap();
+    store
+        .put_domain_record("s10", "A", &domain("a.it"))
+        .unwrap();
+    store
+        .put_domain_record("s10", "A", &domain("b.it"))
+        .unwrap();
+    store
+        .put_target_record("s10", "A", &target(v4(1, 2, 3, 4)))
+        .unwrap();
+
+    let ids = |scan| -> Vec<String> {
+        collect(store.tasks_of_scan(scan))
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(ids("s1"), ["s1/A/r000001"]);
+    assert_eq!(ids("s10"), ["s10/A/r000001"]);
+    assert_eq!(collect(store.domain_records("s1")).len(), 1);
+    assert_eq!(collect(store.domain_records("s10")).len(), 2);
+    assert_eq!(collect(store.target_records("s1")).len(), 0);
+    assert_eq!(store.count_domain_records("s1").unwrap(), 1);
+    assert_eq!(store.count_domain_records("s10").unwrap(), 2);
+    assert_eq!(store.count_target_records("s1").unwrap(), 0);
+}
+
+#[test]
+fn nul_in_ids_is_invalid_not_a_leak() {
+    let (_dir, store) = open();
+    assert!(matches!(
+        store.put_domain_record("s1\u{0}A", "x", &domain("a.it")),
+        Err(StoreError::Invalid(_))
+    ));
+    let mut iter = store.domain_records("s\u{0}");
+    assert!(matches!(iter.next(), Some(Err(StoreError::Invalid(_)))));
+    assert!(iter.next().is_none());
+}
+
+#[test]
+fn interrupted_create_leaves_no_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .create_scan(&meta("s1"), &[resolve_task("s1", "A", 1, vec![])])
+            .unwrap();
+        // Crash after the tasks, before the meta.
+        let tasks: Vec<_> = (0..600)
+            .map(|n| resolve_task("s2", "A", n, vec![format!("d{n}.it")]))
+            .collect();
+        store.write_tasks(&tasks).unwrap();
+        store.db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(collect(store.tasks_of_scan("s2")).len(), 0);
+    assert_eq!(store.task("s2/A/r000001").unwrap(), None);
+    assert_eq!(store.task_scan.len(), 1, "index entries removed too");
+    let all: Vec<_> = collect(store.tasks()).into_iter().map(|t| t.id).collect();
+    assert_eq!(all, ["s1/A/r000001"]);
+    // The id can be submitted again, whole.
+    store
+        .create_scan(&meta("s2"), &[resolve_task("s2", "A", 1, vec![])])
+        .unwrap();
+    assert_eq!(collect(store.tasks_of_scan("s2")).len(), 1);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = resolve_task("s1", "A", 1, vec!["a.it".into()]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .create_scan(&meta("s1"), std::slice::from_ref(&task))
+            .unwrap();
+        store.put_domain_record("s1", "A", &domain("a.it")).unwrap();
+        store
+            .put_target_record("s1", "A", &target(v4(1, 2, 3, 4)))
+            .unwrap();
+        store.claim_target("s1", "A", v4(1, 2, 3, 4)).unwrap();
+        store.flush().await.unwrap();
+        assert!(store.size_on_disk().unwrap() > 0);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.scan("s1").unwrap(), Some(meta("s1")));
+    assert_eq!(store.task(&task.id).unwrap(), Some(task));
+    assert_eq!(store.count_domain_records("s1").unwrap(), 1);
+    assert_eq!(store.count_target_records("s1").unwrap(), 1);
+    assert_eq!(collect(store.domain_records("s1")), [domain("a.it")]);
+    assert!(!store.claim_target("s1", "A", v4(1, 2, 3, 4)).unwrap());
+    assert!(!store.put_domain_record("s1", "A", &domain("a.it")).unwrap());
+    assert_eq!(store.count_domain_records("s1").unwrap(), 1);
+}
+
+#[test]
+fn corrupt_values_are_errors_not_panics() {
+    let (_dir, store) = open();
+    store.create_scan(&meta("s1"), &[]).unwrap();
+    store.scans.insert("s2", &b"{not json"[..]).unwrap();
+    store.task_scan.insert("t1", &b"s1"[..]).unwrap();
+    store.tasks.insert(b"s1\0t1", &b"\xff\xfe"[..]).unwrap();
+    store.task_scan.insert("t2", &b"\xff"[..]).unwrap();
+    store.domains.insert(b"s1\0A\0a.it", &b"[]"[..]).unwrap();
+    store
+        .counters
+        .insert(keys::counter_key(Counter::Domains, "s1"), &b"xyz"[..])
+        .unwrap();
+    store.meta.insert(NEXT_SCAN, &b"1"[..]).unwrap();
+
+    let corrupt = |r: Result<()>| assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+    corrupt(store.scan("s2").map(drop));
+    corrupt(store.scans().map(drop));
+    corrupt(store.task("t1").map(drop));
+    corrupt(store.task("t2").map(drop));
+    corrupt(store.tasks().try_for_each(|t| t.map(drop)));
+    corrupt(store.domain_records("s1").try_for_each(|t| t.map(drop)));
+    corrupt(store.count_domain_records("s1").map(drop));
+    corrupt(
+        store
+            .put_domain_record("s1", "A", &domain("b.it"))
+            .map(drop),
+    );
+    corrupt(store.next_scan_id().map(drop));
+    // Nothing half-written by the aborted transaction.
+    assert_eq!(store.domains.len(), 1);
+}
+
+#[derive(Debug, Clone)]
+enum Put {
+    Domain { scan: u8, vantage: u8, name: u8 },
+    Target { scan: u8, vantage: u8, ip: u8 },
+}
+
+fn put_strategy() -> impl Strategy<Value = Put> {
+    prop_oneof![
+        (0..2u8, 0..2u8, 0..8u8).prop_map(|(scan, vantage, name)| Put::Domain {
+            scan,
+            vantage,
+            name
+        }),
+        (0..2u8, 0..2u8, 0..8u8).prop_map(|(scan, vantage, ip)| Put::Target { scan, vantage, ip }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn counts_equal_distinct_keys(puts in proptest::collection::vec(put_strategy(), 0..60)) {
+        let (_dir, store) = open();
+        let scans = ["s1", "s10"];
+        let vantages = ["A", "AB"];
+        let mut domains = HashSet::new();
+        let mut targets = HashSet::new();
+        for put in &puts {
+            match *put {
+                Put::Domain { scan, vantage, name } => {
+                    let key = (scan, vantage, name);
+                    let new = store
+                        .put_domain_record(
+                            scans[usize::from(scan)],
+                            vantages[usize::from(vantage)],
+                            &domain(&format!("d{name}.it")),
+                        )
+                        .unwrap();
+                    prop_assert_eq!(new, domains.insert(key));
+                }
+                Put::Target { scan, vantage, ip } => {
+                    let key = (scan, vantage, ip);
+                    let new = store
+                        .put_target_record(
+                            scans[usize::from(scan)],
+                            vantages[usize::from(vantage)],
+                            &target(v4(10, 0, 0, ip)),
+                        )
+                        .unwrap();
+                    prop_assert_eq!(new, targets.insert(key));
+                }
+            }
+        }
+        for (i, scan) in scans.iter().enumerate() {
+            let i = u8::try_from(i).unwrap();
+            let want_d = domains.iter().filter(|k| k.0 == i).count() as u64;
+            let want_t = targets.iter().filter(|k| k.0 == i).count() as u64;
+            prop_assert_eq!(store.count_domain_records(scan).unwrap(), want_d);
+            prop_assert_eq!(store.count_target_records(scan).unwrap(), want_t);
+            prop_assert_eq!(store.domain_records(scan).count() as u64, want_d);
+            prop_assert_eq!(store.target_records(scan).count() as u64, want_t);
+        }
+    }
+}
