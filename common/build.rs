@@ -2,7 +2,11 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
-    let files = ["mxscope/v1/types.proto", "mxscope/v1/worker.proto", "mxscope/v1/admin.proto"];
+    let files = [
+        "mxscope/v1/types.proto",
+        "mxscope/v1/worker.proto",
+        "mxscope/v1/admin.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

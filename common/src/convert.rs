@@ -48,7 +48,9 @@ impl From<&Record> for proto::ResultRecord {
 }
 
 /// A probe target from the wire: its IP and MX names.
-pub fn target_from_proto(target: &proto::ProbeTarget) -> Result<(IpAddr, Vec<String>), ConvertError> {
+pub fn target_from_proto(
+    target: &proto::ProbeTarget,
+) -> Result<(IpAddr, Vec<String>), ConvertError> {
     let ip = target
         .ip
         .parse()

@@ -16,7 +16,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+            ))
+        }
     };
     if !(seconds > 0.0 && seconds <= 3600.0) {
         return Err(format!("{text:?} must be above 0 and at most 1 hour"));

@@ -29,9 +29,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scan a domain list in this process (embedded coordinator and worker) and print the summary.
-    #[command(after_help = "Example:\n  mxscope scan domains.txt --ehlo-name scanner.example.org\n\n\
+    #[command(
+        after_help = "Example:\n  mxscope scan domains.txt --ehlo-name scanner.example.org\n\n\
         Results stay in --data-dir: `mxscope status --data-dir DIR` and \
-        `mxscope export SCAN --data-dir DIR --format csv` read them afterwards.")]
+        `mxscope export SCAN --data-dir DIR --format csv` read them afterwards."
+    )]
     Scan(cli::scan::ScanArgs),
     /// Run the coordinator (gRPC) for workers and operators.
     Serve(cli::serve::ServeArgs),

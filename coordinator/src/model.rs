@@ -112,10 +112,15 @@ pub struct Target {
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Pending,
-    Leased { worker: String, deadline_ms: u64 },
+    Leased {
+        worker: String,
+        deadline_ms: u64,
+    },
     Done,
     /// Gave up after too many attempts; its items were recorded failed.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl TaskState {

@@ -116,7 +116,11 @@ pub fn headline<E>(
     for (name, ips) in &mx_ips {
         let buckets: BTreeSet<Bucket> = ips
             .iter()
-            .map(|ip| outcomes.get(ip).map_or(Bucket::ConnectionError, |o| o.bucket()))
+            .map(|ip| {
+                outcomes
+                    .get(ip)
+                    .map_or(Bucket::ConnectionError, |o| o.bucket())
+            })
             .collect();
         if buckets.len() > 1 {
             h.mx_inconsistent += 1;
@@ -188,11 +192,17 @@ mod tests {
     #[test]
     fn counts_by_the_rules() {
         let domains = vec![
-            domain("a.example", &[(10, "mx1", &["192.0.2.1"]), (20, "mx2", &["192.0.2.2"])]),
+            domain(
+                "a.example",
+                &[(10, "mx1", &["192.0.2.1"]), (20, "mx2", &["192.0.2.2"])],
+            ),
             domain("b.example", &[(10, "mx1", &["192.0.2.1"])]),
             domain("c.example", &[(5, "mx3", &["192.0.2.3", "192.0.2.4"])]),
             domain("d.example", &[(10, "mx4", &[])]),
-            DomainRecord::new("e.example".into(), DnsResult::failed(DnsStatus::Nxdomain, "x")),
+            DomainRecord::new(
+                "e.example".into(),
+                DnsResult::failed(DnsStatus::Nxdomain, "x"),
+            ),
         ];
         let targets = vec![
             target("192.0.2.1", Outcome::StarttlsOk),
@@ -208,8 +218,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.unique_mx, 4);
-        assert_eq!((h.mx_starttls, h.mx_no_starttls, h.mx_connection_error), (2, 1, 1));
-        assert_eq!(h.mx_starttls + h.mx_no_starttls + h.mx_connection_error, h.unique_mx);
+        assert_eq!(
+            (h.mx_starttls, h.mx_no_starttls, h.mx_connection_error),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            h.mx_starttls + h.mx_no_starttls + h.mx_connection_error,
+            h.unique_mx
+        );
         assert_eq!(h.mx_inconsistent, 1, "mx3's two IPs disagree");
         assert_eq!(h.domains_covered, 3);
         assert_eq!(h.domains_all_mx_starttls, 2, "b and c");

@@ -18,7 +18,10 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Cut `domains` into shards of at most `size` (at least 1), in order.
 pub fn shard(domains: &[String], size: usize) -> Vec<Vec<String>> {
-    domains.chunks(size.max(1)).map(<[String]>::to_vec).collect()
+    domains
+        .chunks(size.max(1))
+        .map(<[String]>::to_vec)
+        .collect()
 }
 
 /// One resolve task per (shard, vantage).
@@ -216,17 +219,28 @@ mod tests {
         assert_eq!(lease(&mut task, "w1", 0, 100), Some(1));
         assert_eq!(lease(&mut task, "w2", 0, 100), None, "already leased");
         assert!(heartbeat(&mut task, "w1", 1, 50, 100).is_ok());
-        assert_eq!(expire(&mut task, 120, 3), Expiry::Kept, "heartbeat extended");
+        assert_eq!(
+            expire(&mut task, 120, 3),
+            Expiry::Kept,
+            "heartbeat extended"
+        );
         assert_eq!(expire(&mut task, 150, 3), Expiry::Requeued);
         assert_eq!(lease(&mut task, "w2", 150, 100), Some(2));
         // The first worker's late result carries epoch 1: stale.
         assert!(matches!(
             complete(&mut task, "w1", 1),
-            Err(Fence::StaleEpoch { given: 1, current: 2, .. })
+            Err(Fence::StaleEpoch {
+                given: 1,
+                current: 2,
+                ..
+            })
         ));
         assert!(complete(&mut task, "w2", 2).is_ok());
         assert_eq!(task.state, TaskState::Done);
-        assert_eq!(complete(&mut task, "w2", 2), Err(Fence::NotLeased(task.id.clone())));
+        assert_eq!(
+            complete(&mut task, "w2", 2),
+            Err(Fence::NotLeased(task.id.clone()))
+        );
     }
 
     #[test]
@@ -260,7 +274,10 @@ mod tests {
             }];
             DomainRecord::new(domain.into(), dns)
         };
-        let targets = targets_of(&[record("a.example", "mx1.example"), record("b.example", "mx2.example")]);
+        let targets = targets_of(&[
+            record("a.example", "mx1.example"),
+            record("b.example", "mx2.example"),
+        ]);
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[&ip].len(), 2);
     }

@@ -243,20 +243,30 @@ impl Coordinator {
         lines: impl IntoIterator<Item = String>,
     ) -> Result<Submitted, ServiceError> {
         if request.vantages.is_empty() {
-            return Err(ServiceError::Invalid("a scan needs at least one vantage".into()));
+            return Err(ServiceError::Invalid(
+                "a scan needs at least one vantage".into(),
+            ));
         }
         let mut builder = DomainListBuilder::new(request.skip_invalid);
         for line in lines {
-            builder.push_line(&line).map_err(ServiceError::InvalidLine)?;
+            builder
+                .push_line(&line)
+                .map_err(ServiceError::InvalidLine)?;
         }
         let list = builder.finish();
         if list.domains.is_empty() {
-            return Err(ServiceError::Invalid("the domain list holds no domain".into()));
+            return Err(ServiceError::Invalid(
+                "the domain list holds no domain".into(),
+            ));
         }
         let mut vantages = request.vantages.clone();
         vantages.sort();
         vantages.dedup();
-        let domains: Vec<String> = list.domains.iter().map(|d| d.as_str().to_string()).collect();
+        let domains: Vec<String> = list
+            .domains
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect();
         let scan_id = self.store.next_scan_id()?;
         let meta = ScanMeta {
             id: scan_id.clone(),
@@ -433,7 +443,12 @@ impl Coordinator {
     }
 
     /// Give a lease back unfinished.
-    pub async fn release(&self, worker: &str, task_id: &str, epoch: u64) -> Result<(), ServiceError> {
+    pub async fn release(
+        &self,
+        worker: &str,
+        task_id: &str,
+        epoch: u64,
+    ) -> Result<(), ServiceError> {
         {
             let mut inner = self.lock();
             let Some(task) = inner.tasks.get_mut(task_id) else {
@@ -599,7 +614,10 @@ impl Coordinator {
                     );
                     record.scan = Some(task.scan.clone());
                     record.vantage = Some(task.vantage.clone());
-                    if self.store.put_domain_record(&task.scan, &task.vantage, &record)? {
+                    if self
+                        .store
+                        .put_domain_record(&task.scan, &task.vantage, &record)?
+                    {
                         recorded += 1;
                     }
                 }
@@ -611,7 +629,10 @@ impl Coordinator {
                     record.detail = Some(format!("not probed: {reason}"));
                     record.scan = Some(task.scan.clone());
                     record.vantage = Some(task.vantage.clone());
-                    if self.store.put_target_record(&task.scan, &task.vantage, &record)? {
+                    if self
+                        .store
+                        .put_target_record(&task.scan, &task.vantage, &record)?
+                    {
                         recorded += 1;
                     }
                 }

@@ -2,6 +2,7 @@
 //! Run as root after `tests/lab/install.sh`: see the README.
 
 mod cli;
+mod cluster;
 mod dns;
 mod exim;
 mod hostile;

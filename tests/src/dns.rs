@@ -130,7 +130,11 @@ pub fn zone_records() -> Vec<String> {
     add(dns_cases::MX_DUAL, "AAAA", "::1");
     add(domains::COUNTED[0], "MX", &mx(10, plan::MX_COUNT.name));
     add(domains::COUNTED[1], "MX", &mx(10, plan::MX_COUNT.name));
-    add(domains::COUNTED[2], "MX", &mx(10, plan::MX_COUNT_ALIAS.name));
+    add(
+        domains::COUNTED[2],
+        "MX",
+        &mx(10, plan::MX_COUNT_ALIAS.name),
+    );
     // Served for every name below it (a `redirect` local zone).
     add(domains::GENERATED_ZONE, "MX", &mx(10, valid));
 

@@ -12,9 +12,11 @@
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
+//! - [`cluster`]: real coordinator and worker processes.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
 pub mod certs;
+pub mod cluster;
 pub mod dns;
 pub mod exim;
 pub mod fakes;

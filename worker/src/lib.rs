@@ -8,11 +8,13 @@
 //! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
-//! - [`config`]: probe options shared by the CLI and (later) the fleet.
+//! - [`config`]: probe options shared by the CLI and the fleet.
+//! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
 
 pub mod cert;
 pub mod config;
 pub mod dns;
+pub mod fleet;
 pub mod legacy;
 pub mod probe;
 pub mod smtp;

@@ -2,17 +2,21 @@
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
 use mxscope_worker::config::{default_ehlo_name, ProbeConfig, Timeouts};
 use mxscope_worker::dns::{DnsConfig, MxResolver};
+use mxscope_worker::fleet::{self, FleetConfig};
 use mxscope_worker::probe::{Prober, Progress};
 use mxscope_worker::tls::TlsContext;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +43,73 @@ enum Command {
         Exit status: 0 when every domain was measured (whatever the outcome), \
         2 for invalid input or options.")]
     Probe(ProbeArgs),
+    /// Join a coordinator's fleet: lease tasks of one vantage, probe, report results.
+    #[command(
+        long_about = "Join a coordinator's fleet as a worker of one vantage (a network to \
+                      measure from): register, lease resolve and probe tasks, run them, and \
+                      stream the records back in batches. The worker keeps nothing on disk; \
+                      it reconnects with capped exponential backoff and resends every batch \
+                      the coordinator has not acknowledged. SIGTERM or SIGINT stops leasing, \
+                      lets running tasks finish within --shutdown-grace, releases the rest \
+                      and flushes the results; a second signal exits at once.",
+        after_help = "The bearer token is read from --token-file or the MXSCOPE_TOKEN \
+        environment variable, never from the command line.\n\n\
+        Examples:\n  \
+        MXSCOPE_TOKEN=... mxscope-worker work --coordinator https://coord.example:7400 \\\n      \
+        --vantage eu-west --coordinator-ca ca.pem --egress-check smtp.example.org:25\n  \
+        mxscope-worker work --coordinator http://127.0.0.1:7400 --vantage lab \\\n      \
+        --bind 127.0.2.1 --resolver 127.0.0.1:5353\n\n\
+        Log level: MXSCOPE_LOG (default info). Exit status: 0 after a clean shutdown, \
+        2 for invalid options or when the coordinator refuses the worker."
+    )]
+    Work(WorkArgs),
+}
+
+#[derive(Debug, Args)]
+struct WorkArgs {
+    /// The coordinator's gRPC URL (http://HOST:PORT, or https:// for TLS).
+    #[arg(long, value_name = "URL")]
+    coordinator: String,
+    /// The vantage label this worker measures from (e.g. eu-west, lab-a).
+    #[arg(long, value_name = "LABEL")]
+    vantage: String,
+    /// This worker's id, unique in the fleet. Default: HOSTNAME-PID.
+    #[arg(long, value_name = "ID")]
+    worker_id: Option<String>,
+    /// Read the bearer token from this file (else from the MXSCOPE_TOKEN environment variable).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Trust this PEM bundle for an https:// coordinator instead of Mozilla's roots.
+    #[arg(long, value_name = "FILE")]
+    coordinator_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// Most tasks at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    capacity: u16,
+    /// Most SMTP sessions and domain resolutions at once, across all tasks.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    concurrency: u16,
+    /// Source address of probes and of the egress check (selects the vantage's network).
+    #[arg(long, value_name = "SRC_ADDR")]
+    bind: Option<IpAddr>,
+    /// DNS server to use instead of the scans' (IP:PORT, or IP for port 53); may be repeated.
+    #[arg(long = "resolver", value_name = "IP:PORT", value_parser = parse_resolver)]
+    resolvers: Vec<SocketAddr>,
+    /// Check port-25 egress at start by connecting to HOST:PORT within 5 s; a worker
+    /// without egress is given no probe tasks.
+    #[arg(long, value_name = "HOST:PORT")]
+    egress_check: Option<String>,
+    /// After SIGTERM, how long running tasks may take before they are released.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// Records per result batch.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    batch_size: u16,
 }
 
 #[derive(Debug, Args)]
@@ -109,43 +180,23 @@ fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not IP:PORT or IP (e.g. 127.0.0.1:5353, [::1]:53)"))
 }
 
-/// `10s`, `500ms`, `2m`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
-            ))
-        }
-    };
-    if !(seconds > 0.0 && seconds <= 3600.0) {
-        return Err(format!("{text:?} must be above 0 and at most 1 hour"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A fleet worker is a service: its task progress is worth logging.
+    let default_level = match cli.command {
+        Command::Probe(_) => "warn",
+        Command::Work(_) => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => probe(args),
+        Command::Work(args) => work(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,6 +299,93 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
     print_records(&records, args.json)
 }
 
+fn read_file(what: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+/// The bearer token: from `--token-file`, else `MXSCOPE_TOKEN`, else none.
+fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let (token, source) = match file {
+        Some(path) => {
+            let bytes = read_file("token file", path)?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("token file {} is not UTF-8", path.display()))?;
+            (text, path.display().to_string())
+        }
+        None => match std::env::var("MXSCOPE_TOKEN") {
+            Ok(text) => (text, "MXSCOPE_TOKEN".to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => bail!("MXSCOPE_TOKEN is not UTF-8"),
+        },
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        bail!("the token in {source} is empty");
+    }
+    Ok(Some(token.to_string()))
+}
+
+fn work(args: WorkArgs) -> anyhow::Result<()> {
+    let token = read_token(args.token_file.as_deref())?;
+    let coordinator_ca_pem = args
+        .coordinator_ca
+        .as_deref()
+        .map(|path| read_file("coordinator CA", path))
+        .transpose()?;
+    let client_identity = match (&args.client_cert, &args.client_key) {
+        (Some(cert), Some(key)) => Some((
+            read_file("client certificate", cert)?,
+            read_file("client key", key)?,
+        )),
+        _ => None,
+    };
+    let worker_id = args
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", default_ehlo_name(), std::process::id()));
+    let mut config = FleetConfig::new(args.coordinator, worker_id, args.vantage);
+    config.token = token;
+    config.coordinator_ca_pem = coordinator_ca_pem;
+    config.client_identity = client_identity;
+    config.capacity = usize::from(args.capacity);
+    config.probe_concurrency = usize::from(args.concurrency);
+    config.bind = args.bind;
+    config.resolvers_override = args.resolvers;
+    config.egress_check = args.egress_check;
+    config.shutdown_grace = args.shutdown_grace;
+    config.batch_size = usize::from(args.batch_size);
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            for round in 0..2 {
+                let name = tokio::select! {
+                    _ = terminate.recv() => "SIGTERM",
+                    _ = interrupt.recv() => "SIGINT",
+                };
+                if round == 0 {
+                    tracing::info!(
+                        signal = name,
+                        "shutting down (send it again to exit at once)"
+                    );
+                    on_signal.cancel();
+                } else {
+                    tracing::warn!(signal = name, "exiting at once");
+                    std::process::exit(130);
+                }
+            }
+        });
+        fleet::run(config, shutdown).await?;
+        anyhow::Ok(())
+    })
+}
+
 fn print_records(records: &[DomainRecord], json: bool) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -268,17 +406,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("fast").is_err());
-    }
-
-    #[test]
     fn resolvers() {
         assert_eq!(
             parse_resolver("127.0.0.1:5353"),
@@ -286,6 +413,52 @@ mod tests {
         );
         assert_eq!(parse_resolver("::1"), Ok("[::1]:53".parse().unwrap()));
         assert!(parse_resolver("dns.example").is_err());
+    }
+
+    #[test]
+    fn work_options() {
+        let cli = Cli::try_parse_from([
+            "mxscope-worker",
+            "work",
+            "--coordinator",
+            "http://127.0.0.1:7400",
+            "--vantage",
+            "lab",
+            "--resolver",
+            "127.0.0.1:5353",
+            "--shutdown-grace",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Work(args) = cli.command else {
+            panic!("not the work command");
+        };
+        assert_eq!(args.capacity, 4);
+        assert_eq!(args.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(args.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
+        // A client certificate needs its key.
+        assert!(Cli::try_parse_from([
+            "mxscope-worker",
+            "work",
+            "--coordinator",
+            "http://x",
+            "--vantage",
+            "v",
+            "--client-cert",
+            "c.pem",
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn token_from_file() {
+        let path = std::env::temp_dir().join(format!("mxscope-token-{}", std::process::id()));
+        std::fs::write(&path, "  s3cret\n").unwrap();
+        assert_eq!(read_token(Some(&path)).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token(Some(&path)).is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_token(Some(&path)).is_err());
     }
 
     #[test]

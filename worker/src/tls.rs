@@ -56,27 +56,36 @@ pub struct TlsContext {
 impl TlsContext {
     /// Trust Mozilla's roots, or only the certificates of `ca_file` (PEM).
     pub fn new(ca_file: Option<&Path>) -> Result<Self, TlsSetupError> {
+        let Some(path) = ca_file else {
+            let mut roots = RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Self::with_roots(roots);
+        };
+        let ca_error = |reason: String| TlsSetupError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_error(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_error(e.to_string()))?;
+        Self::with_roots(roots_from(certs).map_err(ca_error)?)
+    }
+
+    /// Trust only the certificates of a PEM bundle (a scan's `ca_pem`).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, TlsSetupError> {
+        let ca_error = |reason: String| TlsSetupError::CaFile {
+            path: "(PEM bundle)".to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_error(e.to_string()))?;
+        Self::with_roots(roots_from(certs).map_err(ca_error)?)
+    }
+
+    fn with_roots(roots: RootCertStore) -> Result<Self, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        match ca_file {
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            Some(path) => {
-                let ca_error = |reason: String| TlsSetupError::CaFile {
-                    path: path.display().to_string(),
-                    reason,
-                };
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| ca_error(e.to_string()))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ca_error(e.to_string()))?;
-                if certs.is_empty() {
-                    return Err(ca_error("no certificate in file".into()));
-                }
-                for cert in certs {
-                    roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-                }
-            }
-        }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TlsSetupError::Config(e.to_string()))?;
@@ -122,6 +131,18 @@ impl TlsContext {
         let facts = facts(tls.get_ref().1, &recorder, names);
         Ok((tls, facts))
     }
+}
+
+/// A root store of exactly `certs`; at least one is required.
+fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
+    if certs.is_empty() {
+        return Err("no certificate in PEM".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(roots)
 }
 
 fn server_name(sni: &str) -> ServerName<'static> {
@@ -276,4 +297,23 @@ fn classify(
         _ => Verification::Other,
     };
     (verification, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_anchors_from_pem() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["ca.test".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        assert!(TlsContext::from_pem(ca.pem().as_bytes()).is_ok());
+        assert!(matches!(
+            TlsContext::from_pem(b"no certificate here"),
+            Err(TlsSetupError::CaFile { .. })
+        ));
+        assert!(TlsContext::new(None).is_ok());
+    }
 }

@@ -34,10 +34,36 @@ pub(crate) struct ExportArgs {
 
 /// CSV columns, in order.
 pub(crate) const CSV_HEADER: &[&str] = &[
-    "kind", "scan", "vantage", "domain", "dns_status", "null_mx", "implicit_mx", "mx", "ip",
-    "port", "mx_names", "outcome", "phase", "detail", "tls_version", "cipher", "group",
-    "verification", "name_match", "key_type", "key_bits", "key_curve", "not_after", "sha256",
-    "ssl3", "tls1_0", "tls1_1", "tls1_2", "tls1_3", "anomalies",
+    "kind",
+    "scan",
+    "vantage",
+    "domain",
+    "dns_status",
+    "null_mx",
+    "implicit_mx",
+    "mx",
+    "ip",
+    "port",
+    "mx_names",
+    "outcome",
+    "phase",
+    "detail",
+    "tls_version",
+    "cipher",
+    "group",
+    "verification",
+    "name_match",
+    "key_type",
+    "key_bits",
+    "key_curve",
+    "not_after",
+    "sha256",
+    "ssl3",
+    "tls1_0",
+    "tls1_1",
+    "tls1_2",
+    "tls1_3",
+    "anomalies",
 ];
 
 fn support(s: VersionSupport) -> String {
@@ -98,12 +124,18 @@ pub(crate) fn csv_row(record: &Record) -> Vec<String> {
                 set("cipher", tls.cipher.clone());
                 set("group", tls.group.clone().unwrap_or_default());
                 set("verification", tls.verification.as_str().into());
-                let names: Vec<String> =
-                    tls.name_match.iter().map(|(n, ok)| format!("{n}={ok}")).collect();
+                let names: Vec<String> = tls
+                    .name_match
+                    .iter()
+                    .map(|(n, ok)| format!("{n}={ok}"))
+                    .collect();
                 set("name_match", names.join(" "));
                 if let Some(leaf) = tls.chain.first() {
                     set("key_type", leaf.key.key_type.clone());
-                    set("key_bits", leaf.key.bits.map(|b| b.to_string()).unwrap_or_default());
+                    set(
+                        "key_bits",
+                        leaf.key.bits.map(|b| b.to_string()).unwrap_or_default(),
+                    );
                     set("key_curve", leaf.key.curve.clone().unwrap_or_default());
                     set("not_after", leaf.not_after.clone());
                     set("sha256", leaf.sha256.clone());
@@ -125,7 +157,7 @@ pub(crate) fn csv_row(record: &Record) -> Vec<String> {
 /// Where records go.
 enum Sink {
     Jsonl(Box<dyn Write>),
-    Csv(csv::Writer<Box<dyn Write>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
 }
 
 impl Sink {
@@ -160,14 +192,17 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", temp.display()))?;
             (Box::new(std::io::BufWriter::new(file)), Some(temp))
         }
-        None => (Box::new(std::io::BufWriter::new(std::io::stdout().lock())), None),
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ),
     };
     let mut sink = match args.format {
         Format::Jsonl => Sink::Jsonl(out),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(CSV_HEADER)?;
-            Sink::Csv(w)
+            Sink::Csv(Box::new(w))
         }
     };
     let mut count = 0u64;
@@ -177,7 +212,8 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
                 client
                     .stream_results(&args.scan, |r| {
                         count += 1;
-                        sink.write(&r).map_err(|e| ClientError::Invalid(e.to_string()))
+                        sink.write(&r)
+                            .map_err(|e| ClientError::Invalid(e.to_string()))
                     })
                     .await?;
             }

@@ -81,7 +81,10 @@ pub(crate) fn read_secret(file: Option<&Path>, env: &str) -> anyhow::Result<Opti
         }
         return Ok(Some(token));
     }
-    Ok(std::env::var(env).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
+    Ok(std::env::var(env)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
 }
 
 /// Read a PEM file whole.
@@ -118,7 +121,7 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
 /// Scans, read from a coordinator or from a data directory.
 pub(crate) enum Source {
     Remote(AdminClient),
-    Local(Coordinator),
+    Local(Box<Coordinator>),
 }
 
 /// Open the source the options name.
@@ -131,9 +134,11 @@ pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
                 AdminClient::connect(url, token.as_deref(), ca.as_deref()).await?,
             ))
         }
-        (None, Some(dir)) => Ok(Source::Local(open_local(dir)?)),
+        (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),
         (None, None) => {
-            bail!("say where the scans are: --coordinator URL, or --data-dir DIR to read one offline")
+            bail!(
+                "say where the scans are: --coordinator URL, or --data-dir DIR to read one offline"
+            )
         }
     }
 }

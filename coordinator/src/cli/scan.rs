@@ -67,7 +67,10 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store = Store::open(&args.data_dir).with_context(|| {
-        format!("opening data directory {} (is another mxscope using it?)", args.data_dir.display())
+        format!(
+            "opening data directory {} (is another mxscope using it?)",
+            args.data_dir.display()
+        )
     })?;
     let config = CoordinatorConfig {
         lease_ttl: Duration::from_secs(30),
@@ -75,7 +78,11 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
-    let name = args.meta.name.clone().unwrap_or_else(|| list_name(&args.list));
+    let name = args
+        .meta
+        .name
+        .clone()
+        .unwrap_or_else(|| list_name(&args.list));
     let submitted = coordinator
         .submit(
             ScanRequest {
@@ -112,7 +119,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         Tokens::new(vec![token.clone()], vec![]),
         shutdown.clone(),
     ));
-    let mut fleet_config = FleetConfig::new(url, format!("local-{}", std::process::id()), &args.vantage);
+    let mut fleet_config =
+        FleetConfig::new(url, format!("local-{}", std::process::id()), &args.vantage);
     fleet_config.token = Some(token);
     fleet_config.bind = args.bind;
     fleet_config.probe_concurrency = args.concurrency;

@@ -16,12 +16,14 @@ use tokio_util::sync::CancellationToken;
 use super::{parse_duration, read_pem, read_secret};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Secrets never go on the command line: tokens come from files \
+#[command(
+    after_help = "Secrets never go on the command line: tokens come from files \
     (--admin-token-file, --worker-token-file) or the environment \
     (MXSCOPE_ADMIN_TOKEN, MXSCOPE_WORKER_TOKEN).\n\n\
     Example:\n  mxscope serve --listen 0.0.0.0:7443 --data-dir /var/lib/mxscope \\\n    \
     --tls-cert server.pem --tls-key server.key \\\n    \
-    --admin-token-file admin.token --worker-token-file worker.token")]
+    --admin-token-file admin.token --worker-token-file worker.token"
+)]
 pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:7443")]
@@ -55,7 +57,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let worker = read_secret(args.worker_token_file.as_deref(), "MXSCOPE_WORKER_TOKEN")?;
     let tokens = Tokens::new(vec![admin], worker.into_iter().collect());
-    let tls = match (read_pem(args.tls_cert.as_ref())?, read_pem(args.tls_key.as_ref())?) {
+    let tls = match (
+        read_pem(args.tls_cert.as_ref())?,
+        read_pem(args.tls_key.as_ref())?,
+    ) {
         (Some(cert_pem), Some(key_pem)) => Some(TlsFiles {
             cert_pem,
             key_pem,
@@ -77,7 +82,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("mxscope coordinator listening on {scheme}://{}", listener.local_addr()?);
+    println!(
+        "mxscope coordinator listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {

@@ -146,7 +146,12 @@ pub(crate) fn to_json(s: &ScanStatus) -> serde_json::Value {
 
 /// The readable status.
 pub(crate) fn text(s: &ScanStatus) -> String {
-    let labels: Vec<String> = s.meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<String> = s
+        .meta
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!(
         "{} {:?} [{}] {}: {} domains, vantages {}; resolve {}/{} tasks, probe {}/{} tasks; \
          {} domain records, {} target records{}",

@@ -10,9 +10,11 @@ use super::{options, read_lines, read_pem, read_secret};
 use crate::{ProbeArgs, ScanMetaArgs};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  mxscope submit it-domains.txt --name it-2026-11 --label country=IT \\\n    \
+#[command(
+    after_help = "Example:\n  mxscope submit it-domains.txt --name it-2026-11 --label country=IT \\\n    \
     --vantage eu-1 --vantage us-1 --coordinator https://coord:7443 --token-file admin.token\n\n\
-    An invalid line refuses the whole list, naming the line (unless --skip-invalid).")]
+    An invalid line refuses the whole list, naming the line (unless --skip-invalid)."
+)]
 pub(crate) struct SubmitArgs {
     /// Domain list (one per line, `#` comments), or `-` for standard input.
     list: PathBuf,
@@ -41,8 +43,13 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     }
     let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
     let ca = read_pem(args.coordinator_ca.as_ref())?;
-    let mut client = AdminClient::connect(&args.coordinator, token.as_deref(), ca.as_deref()).await?;
-    let name = args.meta.name.clone().unwrap_or_else(|| list_name(&args.list));
+    let mut client =
+        AdminClient::connect(&args.coordinator, token.as_deref(), ca.as_deref()).await?;
+    let name = args
+        .meta
+        .name
+        .clone()
+        .unwrap_or_else(|| list_name(&args.list));
     let submitted = client
         .submit(
             name,

@@ -38,7 +38,9 @@ impl AdminService for AdminApi {
         use proto::submit_scan_request::Part;
         let mut stream = request.into_inner();
         let Some(Part::Spec(spec)) = stream.message().await?.and_then(|m| m.part) else {
-            return Err(Status::invalid_argument("the first message must be the scan spec"));
+            return Err(Status::invalid_argument(
+                "the first message must be the scan spec",
+            ));
         };
         let options = ScanOptions::try_from(spec.options.unwrap_or_default())
             .map_err(Status::invalid_argument)?;
@@ -53,7 +55,11 @@ impl AdminService for AdminApi {
                     }
                     lines.extend(chunk.lines);
                 }
-                _ => return Err(Status::invalid_argument("only domain chunks may follow the spec")),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "only domain chunks may follow the spec",
+                    ))
+                }
             }
         }
         let submitted = self
@@ -106,7 +112,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::CancelScanRequest>,
     ) -> Result<Response<proto::ScanStatus>, Status> {
-        let status = self.coordinator.cancel(&request.into_inner().scan_id).await?;
+        let status = self
+            .coordinator
+            .cancel(&request.into_inner().scan_id)
+            .await?;
         Ok(Response::new((&status).into()))
     }
 

@@ -119,11 +119,20 @@ mod tests {
         let mut admin = tokens.interceptor(Role::Admin);
         let mut worker = tokens.interceptor(Role::Worker);
         assert_eq!(call(&mut admin, Some("adm")), Ok(()));
-        assert_eq!(call(&mut admin, Some("wrk")), Err(tonic::Code::PermissionDenied));
+        assert_eq!(
+            call(&mut admin, Some("wrk")),
+            Err(tonic::Code::PermissionDenied)
+        );
         assert_eq!(call(&mut admin, None), Err(tonic::Code::Unauthenticated));
         assert_eq!(call(&mut worker, Some("wrk")), Ok(()));
         assert_eq!(call(&mut worker, Some("adm")), Ok(()));
-        assert_eq!(call(&mut worker, Some("")), Err(tonic::Code::Unauthenticated));
-        assert_eq!(call(&mut worker, Some("nope")), Err(tonic::Code::Unauthenticated));
+        assert_eq!(
+            call(&mut worker, Some("")),
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(
+            call(&mut worker, Some("nope")),
+            Err(tonic::Code::Unauthenticated)
+        );
     }
 }

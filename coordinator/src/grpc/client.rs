@@ -47,7 +47,9 @@ pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         Ok(request)
     }
@@ -67,19 +69,22 @@ pub async fn channel(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, Client
             .tls_config(tls)
             .map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
     }
-    endpoint.connect().await.map_err(|source| ClientError::Connect {
-        url: url.to_string(),
-        source,
-    })
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// The bearer interceptor for `token`.
 pub fn bearer(token: Option<&str>) -> Result<Bearer, ClientError> {
     let value = token
         .map(|t| {
-            format!("Bearer {}", t.trim())
-                .parse()
-                .map_err(|_| ClientError::Config("the token holds characters not allowed in a header".into()))
+            format!("Bearer {}", t.trim()).parse().map_err(|_| {
+                ClientError::Config("the token holds characters not allowed in a header".into())
+            })
         })
         .transpose()?;
     Ok(Bearer(value))
@@ -98,7 +103,11 @@ impl std::fmt::Debug for AdminClient {
 }
 
 impl AdminClient {
-    pub async fn connect(url: &str, token: Option<&str>, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
+    pub async fn connect(
+        url: &str,
+        token: Option<&str>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
         let channel = channel(url, ca_pem).await?;
         let inner = AdminServiceClient::with_interceptor(channel, bearer(token)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -162,7 +171,11 @@ impl AdminClient {
     }
 
     pub async fn list(&mut self) -> Result<Vec<ScanStatus>, ClientError> {
-        let r = self.inner.list_scans(proto::ListScansRequest {}).await?.into_inner();
+        let r = self
+            .inner
+            .list_scans(proto::ListScansRequest {})
+            .await?
+            .into_inner();
         Ok(r.scans.into_iter().map(status_from_proto).collect())
     }
 
@@ -191,7 +204,8 @@ impl AdminClient {
             .await?
             .into_inner();
         while let Some(record) = stream.message().await? {
-            let record = Record::try_from(&record).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let record =
+                Record::try_from(&record).map_err(|e| ClientError::Invalid(e.to_string()))?;
             each(record)?;
         }
         Ok(())

@@ -25,7 +25,9 @@ impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
         match error {
-            ServiceError::InvalidLine(_) | ServiceError::Invalid(_) => Self::invalid_argument(message),
+            ServiceError::InvalidLine(_) | ServiceError::Invalid(_) => {
+                Self::invalid_argument(message)
+            }
             ServiceError::NotFound(_) => Self::not_found(message),
             ServiceError::Fenced(_) => Self::failed_precondition(message),
             ServiceError::Store(_) => Self::unavailable(message),

@@ -33,7 +33,11 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|_| format!("resolver {resolver:?} is not IP:PORT"))?;
         }
-        if o.ehlo_name.len() > 255 || o.ehlo_name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if o.ehlo_name.len() > 255
+            || o.ehlo_name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(format!("invalid EHLO name {:?}", o.ehlo_name));
         }
         Ok(Self {

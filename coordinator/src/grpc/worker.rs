@@ -26,7 +26,9 @@ impl WorkerApi {
 
 fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
     if value.is_empty() || value.len() > 256 {
-        return Err(Status::invalid_argument(format!("{field} must be 1 to 256 bytes")));
+        return Err(Status::invalid_argument(format!(
+            "{field} must be 1 to 256 bytes"
+        )));
     }
     Ok(value)
 }
@@ -98,7 +100,8 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::HeartbeatResponse>, Status> {
         let r = request.into_inner();
         let worker = required(&r.worker_id, "worker_id")?;
-        let leases: Vec<(String, u64)> = r.leases.into_iter().map(|l| (l.task_id, l.epoch)).collect();
+        let leases: Vec<(String, u64)> =
+            r.leases.into_iter().map(|l| (l.task_id, l.epoch)).collect();
         let (extended, lost) = self.coordinator.heartbeat(worker, &leases)?;
         let refs = |v: Vec<(String, u64)>| {
             v.into_iter()
@@ -117,8 +120,8 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::ResultAck>, Status> {
         let r = request.into_inner();
         let worker = required(&r.worker_id, "worker_id")?;
-        let records =
-            records_from_json(&r.records_json).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let records = records_from_json(&r.records_json)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let stored = self
             .coordinator
             .report(worker, &r.task_id, r.epoch, records, r.task_complete)

@@ -1,0 +1,463 @@
+//! The worker as a member of a fleet (DESIGN §3): dial the coordinator,
+//! register (with the port-25 egress self-check), lease tasks of this
+//! vantage, run them with the probe engine, stream results back in batches
+//! and keep every unacknowledged batch until it is acknowledged.
+//!
+//! Layout:
+//! - [`grpc`]: the coordinator client; the only place that touches tonic/prost.
+//! - [`runner`]: one task with the probe engine, items bounded by a shared semaphore.
+//! - [`uplink`]: result batches, acknowledgements, resend after a reconnect.
+//! - [`leases`]: the leases held, shared by leasing, heartbeat, uplink and shutdown.
+//! - [`backoff`]: capped exponential backoff with jitter.
+//! - [`egress`]: the port-25 egress self-check.
+//!
+//! The worker keeps nothing on disk: a crash loses only unacknowledged
+//! results, whose leases expire and are leased again elsewhere.
+//!
+//! Shutdown (the token): leasing stops, running tasks get a grace period,
+//! the unfinished ones are released, and the unacknowledged batches get a
+//! bounded time to be delivered.
+
+pub mod backoff;
+pub mod egress;
+pub mod grpc;
+pub mod leases;
+pub mod runner;
+pub mod uplink;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use self::backoff::Backoff;
+use self::egress::EgressReport;
+use self::grpc::{CallError, ChannelSettings, Coordinator, Registration};
+use self::leases::{Lease, LeaseTable};
+use self::runner::{Engine, RunEnd, TaskSpec};
+use self::uplink::{Uplink, UplinkSender};
+
+/// Idle poll when the coordinator had no task for us.
+const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(1));
+/// A cancelled task must stop within this long, or it is aborted.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Releasing one task at shutdown.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// How a worker joins the fleet.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The coordinator's URL, `http://` or `https://`.
+    pub coordinator: String,
+    /// Bearer token sent with every call.
+    pub token: Option<String>,
+    /// Trust anchors (PEM) for an `https://` coordinator; Mozilla's roots when `None`.
+    pub coordinator_ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub worker_id: String,
+    /// The vantage label this worker measures from.
+    pub vantage: String,
+    /// Most tasks at once.
+    pub capacity: usize,
+    /// Most SMTP sessions and domain resolutions at once, across tasks.
+    pub probe_concurrency: usize,
+    /// Source address of probes (and of the egress check).
+    pub bind: Option<IpAddr>,
+    /// Name servers used instead of the scans' when non-empty.
+    pub resolvers_override: Vec<SocketAddr>,
+    /// HOST:PORT to test port-25 egress against at start.
+    pub egress_check: Option<String>,
+    /// Records per result batch.
+    pub batch_size: usize,
+    /// Most unacknowledged batches held; when full, tasks wait for acks.
+    pub max_unacked: usize,
+    /// At shutdown, how long running tasks may go on before they are released.
+    pub shutdown_grace: Duration,
+    /// At shutdown, how long unacknowledged batches may take to be delivered.
+    pub flush_timeout: Duration,
+}
+
+impl FleetConfig {
+    /// A configuration with the defaults for everything but the identity.
+    pub fn new(
+        coordinator: impl Into<String>,
+        worker_id: impl Into<String>,
+        vantage: impl Into<String>,
+    ) -> Self {
+        Self {
+            coordinator: coordinator.into(),
+            token: None,
+            coordinator_ca_pem: None,
+            client_identity: None,
+            worker_id: worker_id.into(),
+            vantage: vantage.into(),
+            capacity: 4,
+            probe_concurrency: 64,
+            bind: None,
+            resolvers_override: Vec::new(),
+            egress_check: None,
+            batch_size: 100,
+            max_unacked: 64,
+            shutdown_grace: Duration::from_secs(30),
+            flush_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn validate(&self) -> Result<(), FleetError> {
+        let invalid = |reason: &str| Err(FleetError::Invalid(reason.to_string()));
+        if self.worker_id.trim().is_empty() {
+            return invalid("the worker id is empty");
+        }
+        if self.vantage.trim().is_empty() {
+            return invalid("the vantage label is empty");
+        }
+        if self.capacity == 0 || self.probe_concurrency == 0 {
+            return invalid("capacity and probe concurrency must be at least 1");
+        }
+        if self.batch_size == 0 || self.max_unacked == 0 {
+            return invalid("batch size and the unacknowledged-batch bound must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Why the fleet loop could not run. Network trouble is never one of these:
+/// it is retried until shutdown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The configuration is inconsistent; fix the named option.
+    #[error("invalid fleet configuration: {0}")]
+    Invalid(String),
+    /// The coordinator URL does not parse or has the wrong scheme; pass `http(s)://HOST:PORT`.
+    #[error("coordinator URL {url:?}: {reason}")]
+    CoordinatorUrl { url: String, reason: String },
+    /// The coordinator CA or client certificate cannot be used; check the PEM files.
+    #[error("coordinator TLS: {0}")]
+    Tls(String),
+    /// The token holds characters a header cannot carry; check the token file.
+    #[error("the token is not a valid header value (printable ASCII only)")]
+    Token,
+    /// The coordinator refused this worker (credentials, unknown vantage…);
+    /// retrying will not help: fix the token or the options.
+    #[error("the coordinator refused to register this worker: {0}")]
+    Refused(String),
+}
+
+/// Join the fleet and work until `shutdown` is cancelled; then stop
+/// leasing, finish or release the running tasks and flush the results.
+pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
+    config.validate()?;
+    let coordinator = Coordinator::new(
+        ChannelSettings {
+            url: &config.coordinator,
+            token: config.token.as_deref(),
+            ca_pem: config.coordinator_ca_pem.as_deref(),
+            identity: config
+                .client_identity
+                .as_ref()
+                .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
+        },
+        &config.worker_id,
+        &config.vantage,
+    )?;
+    let egress = egress::check(
+        config.egress_check.as_deref(),
+        config.bind,
+        egress::EGRESS_TIMEOUT,
+    )
+    .await;
+    if egress.blocked() {
+        warn!(egress_target = %egress.target, detail = %egress.detail,
+            "no port-25 egress: this vantage will get no probe tasks");
+    } else if egress.checked {
+        info!(egress_target = %egress.target, "port-25 egress ok");
+    }
+    let leases = Arc::new(LeaseTable::default());
+    let (uplink, sender) = Uplink::new(coordinator.clone(), leases.clone(), config.max_unacked);
+    let abort_uplink = CancellationToken::new();
+    let mut uplink = tokio::spawn(uplink.run(abort_uplink.clone()));
+
+    let mut fleet = Fleet {
+        engine: Arc::new(Engine::new(
+            config.probe_concurrency,
+            config.bind,
+            config.resolvers_override.clone(),
+            egress.blocked(),
+            config.batch_size,
+        )),
+        config,
+        coordinator,
+        egress,
+        leases,
+        sender: Some(sender),
+        running: JoinSet::new(),
+        running_leases: HashMap::new(),
+    };
+    let stop_heartbeat = CancellationToken::new();
+    let outcome = fleet.work(&shutdown, &stop_heartbeat).await;
+    fleet.wind_down().await;
+    // Every sender is gone now: the uplink ends once its queue is empty.
+    let report = match tokio::time::timeout(fleet.config.flush_timeout, &mut uplink).await {
+        Ok(report) => report.unwrap_or_default(),
+        Err(_) => {
+            abort_uplink.cancel();
+            uplink.await.unwrap_or_default()
+        }
+    };
+    stop_heartbeat.cancel();
+    if report.abandoned > 0 {
+        warn!(
+            batches = report.abandoned,
+            "unacknowledged batches abandoned at shutdown"
+        );
+    }
+    info!(
+        acknowledged = report.acknowledged,
+        dropped = report.dropped,
+        "worker stopped"
+    );
+    outcome
+}
+
+/// The fleet loop's state.
+struct Fleet {
+    config: FleetConfig,
+    coordinator: Coordinator,
+    egress: EgressReport,
+    engine: Arc<Engine>,
+    leases: Arc<LeaseTable>,
+    /// Dropped at the end so that the uplink can finish.
+    sender: Option<UplinkSender>,
+    running: JoinSet<RunEnd>,
+    running_leases: HashMap<Id, Lease>,
+}
+
+impl Fleet {
+    /// Register, then lease and run tasks until shutdown (or a fatal refusal).
+    async fn work(
+        &mut self,
+        shutdown: &CancellationToken,
+        stop_heartbeat: &CancellationToken,
+    ) -> Result<(), FleetError> {
+        let Some(registration) = self.register(shutdown).await? else {
+            return Ok(());
+        };
+        tokio::spawn(heartbeat(
+            self.coordinator.clone(),
+            self.leases.clone(),
+            registration.heartbeat_interval,
+            stop_heartbeat.clone(),
+        ));
+        let mut backoff = Backoff::default();
+        loop {
+            let room = self.config.capacity.saturating_sub(self.running.len());
+            let mut wait = IDLE_POLL.1;
+            if room > 0 {
+                let leased = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    leased = self.coordinator.lease(room) => leased,
+                };
+                match leased {
+                    Ok(tasks) => {
+                        backoff.reset();
+                        let got = tasks.len();
+                        for task in tasks {
+                            self.start(task);
+                        }
+                        wait = if got >= room {
+                            IDLE_POLL.1
+                        } else {
+                            backoff::between(IDLE_POLL.0, IDLE_POLL.1)
+                        };
+                    }
+                    Err(error) => {
+                        wait = backoff.next_delay();
+                        warn!(%error, attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
+                            "leasing failed; retrying");
+                        if matches!(error, CallError::Transient(_)) && backoff.failures() > 1 {
+                            // The coordinator may have restarted: announce ourselves again.
+                            if self.register(shutdown).await?.is_none() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    self.finished(joined);
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Register, retrying transient failures with backoff; `None` on shutdown.
+    async fn register(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Registration>, FleetError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let registered = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                registered = self.coordinator.register(self.config.capacity, &self.egress) => registered,
+            };
+            let error = match registered {
+                Ok(registration) => {
+                    info!(coordinator = %self.config.coordinator, worker = %self.config.worker_id,
+                        vantage = %self.config.vantage,
+                        heartbeat_ms = registration.heartbeat_interval.as_millis() as u64,
+                        "registered with the coordinator");
+                    return Ok(Some(registration));
+                }
+                Err(CallError::Refused(reason)) => return Err(FleetError::Refused(reason)),
+                Err(error) => error,
+            };
+            let wait = backoff.next_delay();
+            warn!(coordinator = %self.config.coordinator, %error, attempt = backoff.failures(),
+                retry_in_ms = wait.as_millis() as u64, "cannot register; retrying");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn start(&mut self, task: Result<TaskSpec, (Lease, grpc::TaskError)>) {
+        let task = match task {
+            Ok(task) => task,
+            Err((lease, error)) => {
+                // Not held, not heartbeated: the lease expires, and the
+                // coordinator's bounded attempts end in a recorded failure.
+                error!(task = %lease.task_id, epoch = lease.epoch, %error, "malformed task ignored");
+                return;
+            }
+        };
+        let Some(sender) = self.sender.clone() else {
+            return;
+        };
+        let lease = task.lease.clone();
+        let cancel = self.leases.hold(&lease);
+        let engine = self.engine.clone();
+        let handle = self
+            .running
+            .spawn(async move { engine.run(task, sender, cancel).await });
+        self.running_leases.insert(handle.id(), lease);
+    }
+
+    fn finished(&mut self, joined: Result<(Id, RunEnd), tokio::task::JoinError>) {
+        let (id, end) = match joined {
+            Ok((id, end)) => (id, Ok(end)),
+            Err(error) => (error.id(), Err(error)),
+        };
+        let Some(lease) = self.running_leases.remove(&id) else {
+            return;
+        };
+        match end {
+            // The lease stays held until the uplink has the last batch acknowledged.
+            Ok(RunEnd::Finished { .. } | RunEnd::Cancelled) => {}
+            Ok(RunEnd::Failed(error)) => {
+                error!(task = %lease.task_id, epoch = lease.epoch, %error, "task cannot run here");
+                self.leases.lose(&lease);
+            }
+            Err(error) => {
+                error!(task = %lease.task_id, epoch = lease.epoch, %error, "task stopped abnormally");
+                self.leases.lose(&lease);
+            }
+        }
+    }
+
+    /// Shutdown: wait up to the grace period for running tasks, then stop
+    /// and release the rest.
+    async fn wind_down(&mut self) {
+        if !self.running.is_empty() {
+            info!(
+                tasks = self.running.len(),
+                grace_s = self.config.shutdown_grace.as_secs_f32(),
+                "shutting down: no new leases; letting running tasks finish"
+            );
+        }
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        while !self.running.is_empty() {
+            tokio::select! {
+                Some(joined) = self.running.join_next_with_id() => self.finished(joined),
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let unfinished: Vec<Lease> = self.running_leases.values().cloned().collect();
+        for lease in &unfinished {
+            // Cancels the task's work and drops its queued batches.
+            self.leases.lose(lease);
+        }
+        let stop = Instant::now() + STOP_WAIT;
+        while !self.running.is_empty() {
+            tokio::select! {
+                Some(joined) = self.running.join_next_with_id() => { let _ = joined; }
+                () = tokio::time::sleep_until(stop) => {
+                    self.running.abort_all();
+                    while self.running.join_next().await.is_some() {}
+                }
+            }
+        }
+        self.running_leases.clear();
+        for lease in unfinished {
+            match tokio::time::timeout(RELEASE_WAIT, self.coordinator.release(&lease)).await {
+                Ok(Ok(())) => info!(task = %lease.task_id, epoch = lease.epoch, "task released"),
+                Ok(Err(error)) => warn!(task = %lease.task_id, epoch = lease.epoch, %error,
+                    "release failed; the lease will expire"),
+                Err(_) => warn!(task = %lease.task_id, epoch = lease.epoch,
+                    "release timed out; the lease will expire"),
+            }
+        }
+        self.sender = None;
+    }
+}
+
+/// Extend the held leases every `interval`; cancel the tasks of lost ones.
+async fn heartbeat(
+    coordinator: Coordinator,
+    leases: Arc<LeaseTable>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let held = leases.snapshot();
+        if held.is_empty() {
+            continue;
+        }
+        let beat = tokio::select! {
+            () = stop.cancelled() => return,
+            beat = tokio::time::timeout(interval.max(Duration::from_secs(1)) * 2, coordinator.heartbeat(&held)) => beat,
+        };
+        match beat {
+            Ok(Ok(lost)) => {
+                for lease in lost {
+                    if leases.lose(&lease) {
+                        warn!(task = %lease.task_id, epoch = lease.epoch, "lease lost: task cancelled");
+                    }
+                }
+            }
+            Ok(Err(error)) => warn!(%error, leases = held.len(), "heartbeat failed"),
+            Err(_) => warn!(leases = held.len(), "heartbeat timed out"),
+        }
+    }
+}

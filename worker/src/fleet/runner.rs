@@ -1,0 +1,450 @@
+//! Running one leased task with the probe engine: a resolve task gives one
+//! domain record per domain, a probe task one target record per IP.
+//!
+//! Items run concurrently, bounded by the worker's probe semaphore (shared
+//! by all tasks); finished records go through a [`Batcher`] to the uplink.
+//! When the uplink is full the task waits, and so starts no new item. The
+//! task's cancellation token (its lease was lost, or shutdown ran out of
+//! grace) stops it at once: nothing more is sent for it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::leases::Lease;
+use super::uplink::{Batcher, UplinkSender};
+use crate::config::{ProbeConfig, Timeouts};
+use crate::dns::{DnsConfig, MxResolver};
+use crate::probe::Prober;
+use crate::tls::TlsContext;
+
+/// Most scans whose probe contexts are kept at once.
+const MAX_CACHED_SCANS: usize = 32;
+/// Batches are cut at about this many bytes of JSON (far below gRPC's limit).
+pub const MAX_BATCH_BYTES: usize = 2 << 20;
+
+/// A leased task, converted from the wire and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    pub lease: Lease,
+    pub scan_id: String,
+    pub vantage: String,
+    pub options: ScanOptions,
+    pub work: Work,
+}
+
+/// What a task asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Resolve these domains (A-labels).
+    Resolve(Vec<String>),
+    /// Probe these distinct IPs, each with the MX names pointing at it.
+    Probe(Vec<(IpAddr, Vec<String>)>),
+}
+
+impl Work {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Resolve(domains) => domains.len(),
+            Self::Probe(targets) => targets.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Resolve(_) => "resolve",
+            Self::Probe(_) => "probe",
+        }
+    }
+}
+
+/// A scan's probe options (timeouts already defaulted where the scan said 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    pub ehlo_name: String,
+    pub port: u16,
+    pub legacy: bool,
+    pub timeouts: Timeouts,
+    /// Name servers; empty = the worker's system configuration.
+    pub resolvers: Vec<SocketAddr>,
+    /// PEM trust anchors; `None` = Mozilla's roots.
+    pub ca_pem: Option<String>,
+    pub allow_private: bool,
+}
+
+impl ScanOptions {
+    /// The probe configuration of this scan from a worker bound to `bind`.
+    pub fn probe_config(&self, bind: Option<IpAddr>) -> ProbeConfig {
+        ProbeConfig {
+            ehlo_name: self.ehlo_name.clone(),
+            bind,
+            port: self.port,
+            timeouts: self.timeouts,
+            legacy: self.legacy,
+            ca_file: None,
+            allow_private: self.allow_private,
+            ..ProbeConfig::default()
+        }
+    }
+
+    /// The resolver configuration: the worker's `overridden` resolvers when
+    /// it has any, else the scan's.
+    pub fn dns_config(&self, overridden: &[SocketAddr]) -> DnsConfig {
+        let resolvers = if overridden.is_empty() {
+            self.resolvers.clone()
+        } else {
+            overridden.to_vec()
+        };
+        DnsConfig {
+            resolvers,
+            ..DnsConfig::default()
+        }
+    }
+}
+
+/// What every task of the worker shares.
+#[derive(Debug)]
+pub struct Engine {
+    /// Sessions and domain resolutions at once, across all tasks.
+    pub probe_permits: Arc<Semaphore>,
+    pub bind: Option<IpAddr>,
+    pub resolvers_override: Vec<SocketAddr>,
+    /// The egress check failed: probe targets are recorded as skipped.
+    pub egress_blocked: bool,
+    pub batch_size: usize,
+    scans: Mutex<HashMap<String, Arc<ScanContext>>>,
+}
+
+/// One scan's prober (TLS roots built once) and resolver (built on first use).
+#[derive(Debug)]
+struct ScanContext {
+    options: ScanOptions,
+    prober: Prober,
+    resolver: OnceLock<Result<MxResolver, String>>,
+}
+
+/// Why a task could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The scan's `ca_pem` is not a usable PEM bundle; the scan must be fixed.
+    #[error("the scan's trust anchors are unusable: {0}")]
+    TrustAnchors(String),
+    /// No resolver could be built (e.g. no system configuration); pass `--resolver`.
+    #[error("no DNS resolver: {0}")]
+    Resolver(String),
+}
+
+/// How a task run ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// Every item ran; the last batch is queued.
+    Finished {
+        items: usize,
+    },
+    /// Cancelled (lease lost, or shutdown ran out of grace): nothing more sent.
+    Cancelled,
+    Failed(RunError),
+}
+
+impl Engine {
+    pub fn new(
+        probe_concurrency: usize,
+        bind: Option<IpAddr>,
+        resolvers_override: Vec<SocketAddr>,
+        egress_blocked: bool,
+        batch_size: usize,
+    ) -> Self {
+        Self {
+            probe_permits: Arc::new(Semaphore::new(
+                probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            bind,
+            resolvers_override,
+            egress_blocked,
+            batch_size: batch_size.max(1),
+            scans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The scan's context, built once per scan id (and rebuilt only if the
+    /// scan's options differ from the cached ones).
+    fn scan(&self, scan_id: &str, options: &ScanOptions) -> Result<Arc<ScanContext>, RunError> {
+        let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(context) = scans.get(scan_id) {
+            if context.options == *options {
+                return Ok(context.clone());
+            }
+        }
+        let tls = match &options.ca_pem {
+            None => TlsContext::new(None),
+            Some(pem) => TlsContext::from_pem(pem.as_bytes()),
+        }
+        .map_err(|e| RunError::TrustAnchors(e.to_string()))?;
+        let context = Arc::new(ScanContext {
+            options: options.clone(),
+            prober: Prober::new(options.probe_config(self.bind), tls),
+            resolver: OnceLock::new(),
+        });
+        if scans.len() >= MAX_CACHED_SCANS && !scans.contains_key(scan_id) {
+            // Old scans are rare once a newer one runs: start afresh.
+            scans.clear();
+        }
+        scans.insert(scan_id.to_string(), context.clone());
+        Ok(context)
+    }
+
+    fn resolver(&self, context: &ScanContext) -> Result<MxResolver, RunError> {
+        context
+            .resolver
+            .get_or_init(|| {
+                MxResolver::new(&context.options.dns_config(&self.resolvers_override))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(RunError::Resolver)
+    }
+
+    /// Run `task` to the end (or until `cancel`), queueing its batches.
+    pub async fn run(
+        &self,
+        task: TaskSpec,
+        uplink: UplinkSender,
+        cancel: CancellationToken,
+    ) -> RunEnd {
+        let context = match self.scan(&task.scan_id, &task.options) {
+            Ok(context) => context,
+            Err(error) => return RunEnd::Failed(error),
+        };
+        let lease = task.lease.clone();
+        let total = task.work.len();
+        info!(task = %lease.task_id, epoch = lease.epoch, scan = %task.scan_id,
+            kind = task.work.kind(), items = total, "task started");
+        let (items, resolver): (Vec<Item>, _) = match task.work {
+            Work::Resolve(domains) => match self.resolver(&context) {
+                Ok(resolver) => (
+                    domains.into_iter().map(Item::Resolve).collect(),
+                    Some(resolver),
+                ),
+                Err(error) => return RunEnd::Failed(error),
+            },
+            Work::Probe(targets) => (
+                targets
+                    .into_iter()
+                    .map(|(ip, names)| Item::Probe(ip, names))
+                    .collect(),
+                None,
+            ),
+        };
+        let stamp = Stamp {
+            scan: task.scan_id,
+            vantage: task.vantage,
+            egress_blocked: self.egress_blocked,
+            prober: context.prober.clone(),
+            resolver,
+        };
+        let end = self
+            .run_items(lease.clone(), items, Arc::new(stamp), uplink, cancel)
+            .await;
+        match &end {
+            RunEnd::Finished { items } => {
+                info!(task = %lease.task_id, epoch = lease.epoch, items, "task finished")
+            }
+            RunEnd::Cancelled => {
+                info!(task = %lease.task_id, epoch = lease.epoch, "task cancelled")
+            }
+            RunEnd::Failed(_) => {}
+        }
+        end
+    }
+
+    async fn run_items(
+        &self,
+        lease: Lease,
+        items: Vec<Item>,
+        stamp: Arc<Stamp>,
+        uplink: UplinkSender,
+        cancel: CancellationToken,
+    ) -> RunEnd {
+        let mut batcher = Batcher::new(lease, self.batch_size, MAX_BATCH_BYTES);
+        let mut pending = items.into_iter().peekable();
+        let mut running = JoinSet::new();
+        let mut done = 0;
+        loop {
+            let more = pending.peek().is_some();
+            if !more && running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return RunEnd::Cancelled,
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    let json = match joined {
+                        Ok(Some(json)) => json,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            warn!(%error, "a task item panicked; its record is missing");
+                            continue;
+                        }
+                    };
+                    done += 1;
+                    if let Some(batch) = batcher.push(json) {
+                        tokio::select! {
+                            () = cancel.cancelled() => return RunEnd::Cancelled,
+                            sent = uplink.send(batch) => if sent.is_err() {
+                                return RunEnd::Cancelled;
+                            },
+                        }
+                    }
+                }
+                permit = self.probe_permits.clone().acquire_owned(), if more => {
+                    let Ok(permit) = permit else {
+                        return RunEnd::Cancelled;
+                    };
+                    if let Some(item) = pending.next() {
+                        let stamp = stamp.clone();
+                        running.spawn(async move {
+                            let json = item.run(&stamp).await;
+                            drop(permit);
+                            json
+                        });
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => RunEnd::Cancelled,
+            sent = uplink.send(batcher.finish()) => match sent {
+                Ok(()) => RunEnd::Finished { items: done },
+                Err(_) => RunEnd::Cancelled,
+            },
+        }
+    }
+}
+
+/// What every item of a task shares, and every record carries.
+#[derive(Debug)]
+struct Stamp {
+    scan: String,
+    vantage: String,
+    egress_blocked: bool,
+    prober: Prober,
+    /// Present for resolve tasks.
+    resolver: Option<MxResolver>,
+}
+
+/// One unit of a task's work.
+#[derive(Debug)]
+enum Item {
+    Resolve(String),
+    Probe(IpAddr, Vec<String>),
+}
+
+impl Item {
+    /// Run the item; its record as JSON (`None` only if serializing failed).
+    async fn run(self, stamp: &Stamp) -> Option<String> {
+        let json = match self {
+            Self::Resolve(domain) => {
+                let dns = match &stamp.resolver {
+                    Some(resolver) => resolver.resolve(&domain).await,
+                    None => DnsResult::failed(DnsStatus::Error, "no resolver for this task"),
+                };
+                let mut record = DomainRecord::new(domain, dns);
+                record.scan = Some(stamp.scan.clone());
+                record.vantage = Some(stamp.vantage.clone());
+                serde_json::to_string(&record)
+            }
+            Self::Probe(ip, names) => {
+                let mut record = if stamp.egress_blocked {
+                    skipped_without_egress(ip, stamp.prober.config.port, names)
+                } else {
+                    stamp.prober.probe_target(ip, names).await
+                };
+                record.scan = Some(stamp.scan.clone());
+                record.vantage = Some(stamp.vantage.clone());
+                serde_json::to_string(&record)
+            }
+        };
+        json.map_err(|error| warn!(%error, "serializing a record failed"))
+            .ok()
+    }
+}
+
+/// DESIGN §4: a vantage without port-25 egress says so instead of
+/// reporting every MX as unreachable.
+fn skipped_without_egress(ip: IpAddr, port: u16, names: Vec<String>) -> TargetRecord {
+    let mut record = TargetRecord::new(ip, port, names);
+    record.outcome = Outcome::Skipped;
+    record.detail = Some("vantage without port-25 egress (egress check failed)".into());
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn options() -> ScanOptions {
+        ScanOptions {
+            ehlo_name: "scanner.example".into(),
+            port: 2525,
+            legacy: true,
+            timeouts: Timeouts::default(),
+            resolvers: vec!["127.0.0.1:5353".parse().unwrap()],
+            ca_pem: None,
+            allow_private: true,
+        }
+    }
+
+    #[test]
+    fn scan_options_to_configs() {
+        let options = options();
+        let bind: IpAddr = "127.0.2.1".parse().unwrap();
+        let probe = options.probe_config(Some(bind));
+        assert_eq!(probe.ehlo_name, "scanner.example");
+        assert_eq!(probe.bind, Some(bind));
+        assert_eq!(probe.port, 2525);
+        assert!(probe.legacy && probe.allow_private);
+        assert_eq!(probe.ca_file, None);
+
+        assert_eq!(options.dns_config(&[]).resolvers, options.resolvers);
+        let mine: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        assert_eq!(options.dns_config(&[mine]).resolvers, [mine]);
+    }
+
+    #[test]
+    fn scan_contexts_are_cached_per_scan() {
+        let engine = Engine::new(4, None, Vec::new(), false, 10);
+        let a = engine.scan("s1", &options()).unwrap();
+        let b = engine.scan("s1", &options()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut changed = options();
+        changed.timeouts.connect = Duration::from_secs(1);
+        let c = engine.scan("s1", &changed).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        let mut bad = options();
+        bad.ca_pem = Some("not a certificate".into());
+        assert!(matches!(
+            engine.scan("s2", &bad),
+            Err(RunError::TrustAnchors(_))
+        ));
+    }
+
+    #[test]
+    fn no_egress_means_skipped() {
+        let record = skipped_without_egress("192.0.2.1".parse().unwrap(), 25, vec!["mx".into()]);
+        assert_eq!(record.outcome, Outcome::Skipped);
+        assert!(record.detail.unwrap().contains("egress"));
+    }
+}

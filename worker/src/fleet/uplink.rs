@@ -1,0 +1,318 @@
+//! Results on their way to the coordinator (DESIGN §3, "durable before
+//! acknowledged"): tasks cut their records into batches ([`Batcher`]), the
+//! [`Uplink`] sends them one at a time, in order, and keeps every batch until
+//! the coordinator acknowledges it. A transport error keeps the batch at the
+//! head of the queue and retries it with backoff; a stale epoch drops every
+//! batch of that task and cancels its work.
+//!
+//! At most `max_unacked` batches exist outside the tasks: a task that wants
+//! to queue one more waits for an acknowledgement, and so stops running new
+//! items ([`UplinkSender::send`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::backoff::Backoff;
+use super::grpc::{CallError, Coordinator};
+use super::leases::{Lease, LeaseTable};
+
+/// A batch of one task's records, serialized as DESIGN §5 JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub lease: Lease,
+    pub records_json: Vec<String>,
+    /// The task's last batch: the task is done once this is acknowledged.
+    pub task_complete: bool,
+}
+
+/// Cuts one task's records into batches of at most `max_records` records
+/// and about `max_bytes` bytes (a single larger record goes alone).
+#[derive(Debug)]
+pub struct Batcher {
+    lease: Lease,
+    max_records: usize,
+    max_bytes: usize,
+    records: Vec<String>,
+    bytes: usize,
+}
+
+impl Batcher {
+    pub fn new(lease: Lease, max_records: usize, max_bytes: usize) -> Self {
+        Self {
+            lease,
+            max_records: max_records.max(1),
+            max_bytes: max_bytes.max(1),
+            records: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Add a record; returns a full batch when one is ready to send.
+    pub fn push(&mut self, record_json: String) -> Option<Batch> {
+        let full_before = !self.records.is_empty()
+            && self.bytes.saturating_add(record_json.len()) > self.max_bytes;
+        let flushed = if full_before {
+            Some(self.take(false))
+        } else {
+            None
+        };
+        self.bytes = self.bytes.saturating_add(record_json.len());
+        self.records.push(record_json);
+        // A record flushed by size is returned first; the new one may itself
+        // fill a batch only when the previous one was not flushed.
+        if flushed.is_some() {
+            return flushed;
+        }
+        (self.records.len() >= self.max_records || self.bytes >= self.max_bytes)
+            .then(|| self.take(false))
+    }
+
+    /// The last batch (possibly empty), marked `task_complete`.
+    pub fn finish(mut self) -> Batch {
+        self.take(true)
+    }
+
+    /// Records waiting for the next batch.
+    pub fn pending(&self) -> usize {
+        self.records.len()
+    }
+
+    fn take(&mut self, task_complete: bool) -> Batch {
+        self.bytes = 0;
+        Batch {
+            lease: self.lease.clone(),
+            records_json: std::mem::take(&mut self.records),
+            task_complete,
+        }
+    }
+}
+
+/// The uplink stopped (only at the very end of shutdown).
+#[derive(Debug, thiserror::Error)]
+#[error("the result uplink has stopped")]
+pub struct UplinkClosed;
+
+/// The tasks' handle on the uplink: clone one per task.
+#[derive(Debug, Clone)]
+pub struct UplinkSender {
+    tx: mpsc::Sender<Queued>,
+    slots: Arc<Semaphore>,
+}
+
+impl UplinkSender {
+    /// Queue a batch; waits while `max_unacked` batches are unacknowledged.
+    pub async fn send(&self, batch: Batch) -> Result<(), UplinkClosed> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| UplinkClosed)?;
+        self.tx
+            .send(Queued { batch, _slot: slot })
+            .await
+            .map_err(|_| UplinkClosed)
+    }
+}
+
+#[derive(Debug)]
+struct Queued {
+    batch: Batch,
+    /// Returned to the pool when the batch is acknowledged or dropped.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What the uplink did before it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UplinkReport {
+    pub acknowledged: usize,
+    /// Batches dropped because their lease was lost or refused.
+    pub dropped: usize,
+    /// Batches still unacknowledged when the uplink was aborted.
+    pub abandoned: usize,
+}
+
+/// Sends queued batches in order until every sender is gone and the queue
+/// is empty, or until `abort` is cancelled.
+#[derive(Debug)]
+pub struct Uplink {
+    coordinator: Coordinator,
+    leases: Arc<LeaseTable>,
+    rx: mpsc::Receiver<Queued>,
+    queue: VecDeque<Queued>,
+    report: UplinkReport,
+}
+
+impl Uplink {
+    /// An uplink holding at most `max_unacked` batches, and its sender.
+    pub fn new(
+        coordinator: Coordinator,
+        leases: Arc<LeaseTable>,
+        max_unacked: usize,
+    ) -> (Self, UplinkSender) {
+        let max_unacked = max_unacked.clamp(1, Semaphore::MAX_PERMITS);
+        let (tx, rx) = mpsc::channel(max_unacked);
+        let sender = UplinkSender {
+            tx,
+            slots: Arc::new(Semaphore::new(max_unacked)),
+        };
+        let uplink = Self {
+            coordinator,
+            leases,
+            rx,
+            queue: VecDeque::new(),
+            report: UplinkReport::default(),
+        };
+        (uplink, sender)
+    }
+
+    pub async fn run(mut self, abort: CancellationToken) -> UplinkReport {
+        let mut backoff = Backoff::default();
+        loop {
+            while let Ok(queued) = self.rx.try_recv() {
+                self.queue.push_back(queued);
+            }
+            if self.queue.is_empty() {
+                tokio::select! {
+                    _ = abort.cancelled() => break,
+                    received = self.rx.recv() => match received {
+                        Some(queued) => self.queue.push_back(queued),
+                        None => break,
+                    },
+                }
+                continue;
+            }
+            let Some(head) = self.queue.front() else {
+                continue;
+            };
+            let lease = head.batch.lease.clone();
+            if !self.leases.holds(&lease) {
+                // Lost or released meanwhile: another worker owns the task.
+                self.drop_task(&lease);
+                continue;
+            }
+            let sent = tokio::select! {
+                _ = abort.cancelled() => break,
+                sent = self.coordinator.report(&head.batch) => sent,
+            };
+            match sent {
+                Ok(stored) => {
+                    backoff.reset();
+                    self.report.acknowledged += 1;
+                    if let Some(done) = self.queue.pop_front() {
+                        debug!(task = %lease.task_id, epoch = lease.epoch,
+                            records = done.batch.records_json.len(), stored, "batch acknowledged");
+                        if done.batch.task_complete && self.leases.finish(&lease) {
+                            info!(task = %lease.task_id, epoch = lease.epoch, "task results acknowledged");
+                        }
+                    }
+                }
+                Err(CallError::LeaseLost(reason)) => {
+                    warn!(task = %lease.task_id, epoch = lease.epoch, %reason,
+                        "lease lost while reporting: dropping the task's results");
+                    self.leases.lose(&lease);
+                    self.drop_task(&lease);
+                }
+                Err(CallError::Refused(reason)) => {
+                    error!(task = %lease.task_id, epoch = lease.epoch, %reason,
+                        "coordinator refused a result batch: dropping the task's results");
+                    self.leases.lose(&lease);
+                    self.drop_task(&lease);
+                }
+                Err(CallError::Transient(reason)) => {
+                    let wait = backoff.next_delay();
+                    warn!(task = %lease.task_id, epoch = lease.epoch, %reason,
+                        attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
+                        unacked = self.queue.len(), "reporting results failed; will resend");
+                    tokio::select! {
+                        _ = abort.cancelled() => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+        while let Ok(queued) = self.rx.try_recv() {
+            self.queue.push_back(queued);
+        }
+        self.report.abandoned = self.queue.len();
+        self.report
+    }
+
+    /// Drop every queued batch of `lease`'s task.
+    fn drop_task(&mut self, lease: &Lease) {
+        let before = self.queue.len();
+        self.queue.retain(|queued| queued.batch.lease != *lease);
+        self.report.dropped += before - self.queue.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease() -> Lease {
+        Lease {
+            task_id: "t".into(),
+            epoch: 3,
+        }
+    }
+
+    #[test]
+    fn batches_by_count() {
+        let mut batcher = Batcher::new(lease(), 2, 1 << 20);
+        assert_eq!(batcher.push("a".into()), None);
+        let first = batcher.push("b".into()).unwrap();
+        assert_eq!(first.records_json, ["a", "b"]);
+        assert!(!first.task_complete);
+        assert_eq!(batcher.push("c".into()), None);
+        assert_eq!(batcher.pending(), 1);
+        let last = batcher.finish();
+        assert_eq!(last.records_json, ["c"]);
+        assert!(last.task_complete);
+        assert_eq!(last.lease, lease());
+    }
+
+    #[test]
+    fn a_task_without_items_sends_one_empty_complete_batch() {
+        let last = Batcher::new(lease(), 100, 1 << 20).finish();
+        assert!(last.records_json.is_empty());
+        assert!(last.task_complete);
+    }
+
+    #[test]
+    fn batches_by_size() {
+        let mut batcher = Batcher::new(lease(), 100, 10);
+        assert_eq!(batcher.push("1234".into()), None);
+        assert_eq!(batcher.push("5678".into()), None);
+        // 4 + 4 + 4 > 10: the first two leave, the third waits.
+        let full = batcher.push("9abc".into()).unwrap();
+        assert_eq!(full.records_json, ["1234", "5678"]);
+        assert_eq!(batcher.pending(), 1);
+        // A record larger than the limit goes alone.
+        let alone = batcher.push("x".repeat(20)).unwrap();
+        assert_eq!(alone.records_json, ["9abc"]);
+        assert_eq!(batcher.pending(), 1);
+        assert_eq!(batcher.finish().records_json.len(), 1);
+    }
+
+    #[test]
+    fn every_record_lands_in_exactly_one_batch() {
+        for size in 1..7 {
+            let mut batcher = Batcher::new(lease(), size, 1 << 20);
+            let mut seen = Vec::new();
+            for i in 0..20 {
+                if let Some(batch) = batcher.push(i.to_string()) {
+                    assert!(batch.records_json.len() <= size);
+                    seen.extend(batch.records_json);
+                }
+            }
+            seen.extend(batcher.finish().records_json);
+            let expected: Vec<String> = (0..20).map(|i: i32| i.to_string()).collect();
+            assert_eq!(seen, expected);
+        }
+    }
+}
