@@ -3,9 +3,11 @@
 
 mod cli;
 mod cluster;
+mod cluster_api;
 mod dns;
 mod exim;
 mod hostile;
 mod legacy;
 mod postfix;
 mod probe;
+mod scan;

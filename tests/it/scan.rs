@@ -1,0 +1,89 @@
+//! `mxscope scan`: the one-command main job, embedded coordinator and worker.
+
+use std::process::Command;
+
+use mxscope_tests::cluster::{bin, test_dir};
+use mxscope_tests::lab;
+use mxscope_tests::plan::*;
+
+#[test]
+fn scan_prints_the_headline_and_keeps_the_results() {
+    lab::postfix();
+    lab::exim();
+    lab::fakes();
+    let dir = test_dir("embedded-scan");
+    let list = dir.join("lab.txt");
+    let mut domains = vec![
+        "# the lab".to_string(),
+        domains::SINGLE.into(),
+        domains::MULTI.into(),
+        domains::SHARED_A.into(),
+        domains::SHARED_B.into(),
+        domains::NULLMX.into(),
+        domains::IMPLICIT.into(),
+        domains::NXDOMAIN.into(),
+        domains::NODATA.into(),
+        domains::MX_NOADDR.into(),
+        domains::V6.into(),
+    ];
+    for host in [
+        MX_EXPIRED,
+        MX_SELFSIGNED,
+        MX_NOSTARTTLS,
+        MX_REFUSE,
+        MX_TLS454,
+        MX_CLOSED,
+        MX_EXIM,
+    ] {
+        domains.push(domains::for_host(&host));
+    }
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    let data = dir.join("data");
+    let out = Command::new(bin("mxscope"))
+        .arg("scan")
+        .arg(&list)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--allow-private",
+            "--ehlo-name",
+            "probe.mxscope.lab.test",
+            "--timeout-session",
+            "10s",
+        ])
+        .args(["--resolver", &lab::dns().addr().to_string()])
+        .arg("--ca-file")
+        .arg(&lab::certs().ca_pem)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 17 domains: 2 DNS errors, 1 null MX, 1 implicit MX, 13 with MX.
+    // 13 unique MX: valid, backup, ecdsa, implicit, v6, expired, selfsigned,
+    // tls454, exim (STARTTLS: 9); nostarttls (1); none, refuse, closed (3).
+    assert!(
+        text.contains(
+            "On a total of 17 domain names, 13 unique MX records have been found; 9 of them \
+             support STARTTLS, covering 10 unique domains (3 MXes reported a connection error \
+             while 1 declared to not support STARTTLS)."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("13 with MX, 1 implicit MX, 1 null MX, 2 DNS errors"),
+        "{text}"
+    );
+    // The results stay in the data directory, readable offline.
+    let status = Command::new(bin("mxscope"))
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["domain_records"], 17);
+}
