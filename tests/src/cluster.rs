@@ -21,10 +21,11 @@ pub const WORKER_TOKEN: &str = "worker-token-for-tests";
 /// A binary of this workspace, next to the test binary.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile folder");
+    // Test binaries live in `target/<profile>/deps`, other binaries one up.
+    let mut dir = exe.parent().expect("binary folder");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target profile folder");
+    }
     let bin = dir.join(name);
     assert!(
         bin.exists(),
@@ -105,6 +106,10 @@ impl CoordinatorProcess {
     /// SIGKILL: the coordinator crashes.
     pub fn kill9(&mut self) {
         self.daemon.kill9();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
     }
 
     /// An admin client of this coordinator.

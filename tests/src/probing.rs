@@ -63,16 +63,5 @@ pub async fn probe_host(host: Host, bind: Option<IpAddr>, legacy: bool) -> Targe
 /// The `mxscope-worker` binary next to the test binary (`cargo build` makes it;
 /// `.ci/run` builds every binary before the tests).
 pub fn worker_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile folder");
-    let bin = dir.join("mxscope-worker");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
-    bin
+    crate::cluster::bin("mxscope-worker")
 }

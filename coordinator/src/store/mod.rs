@@ -68,6 +68,19 @@ pub struct Store {
     targets: sled::Tree,
     claims: sled::Tree,
     counters: sled::Tree,
+    flusher: Arc<Flusher>,
+}
+
+/// Group commit: one flush at a time, and a caller whose writes a finished
+/// flush already covered returns without flushing again. (sled 0.34 can
+/// deadlock when many `flush_async` calls race with batch writes, seen at
+/// 32 concurrent reporters: so flushes are never concurrent here.)
+#[derive(Debug, Default)]
+struct Flusher {
+    /// Bumped by every flush request, after the caller's writes.
+    requested: std::sync::atomic::AtomicU64,
+    /// The request number every write before which is on disk.
+    flushed: tokio::sync::Mutex<u64>,
 }
 
 impl fmt::Debug for Store {
@@ -98,6 +111,7 @@ impl Store {
             targets: tree("targets")?,
             claims: tree("claims")?,
             counters: tree("counters")?,
+            flusher: Arc::default(),
             db,
         };
         store.recover()?;
@@ -313,7 +327,21 @@ impl Store {
 
     /// Waits until everything written before the call is on disk.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(storage)?;
+        use std::sync::atomic::Ordering;
+        let mine = self.flusher.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = self.flusher.flushed.lock().await;
+        if *flushed >= mine {
+            // A flush that started after our writes has finished.
+            return Ok(());
+        }
+        // Every request up to here was made after its writes: this flush covers them.
+        let covers = self.flusher.requested.load(Ordering::SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Storage(Box::new(e)))?
+            .map_err(storage)?;
+        *flushed = covers;
         Ok(())
     }
 
