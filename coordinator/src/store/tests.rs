@@ -451,10 +451,7 @@ async fn concurrent_writes_and_flushes_do_not_deadlock() {
                     .map(|i| {
                         DomainRecord::new(
                             format!("w{w}-r{round}-{i}.example"),
-                            mxscope_common::DnsResult::failed(
-                                mxscope_common::DnsStatus::Nxdomain,
-                                "x",
-                            ),
+                            DnsResult::failed(DnsStatus::Nxdomain, "x"),
                         )
                     })
                     .collect();
