@@ -1,0 +1,184 @@
+//! The report as plain data. Every renderer (text, Markdown, JSON, CSV,
+//! HTML) reads these types; the aggregation fills them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Headline;
+
+/// Which scan a report is about, as its title shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub vantages: Vec<String>,
+    pub domains: u64,
+    pub created_unix_ms: u64,
+    pub finished_unix_ms: Option<u64>,
+    /// Whether legacy versions were probed (`--legacy`).
+    pub legacy: bool,
+}
+
+impl ScanInfo {
+    /// `name (k=v, k=v)`, the column title in comparisons.
+    pub fn title(&self) -> String {
+        if self.labels.is_empty() {
+            return self.name.clone();
+        }
+        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{} ({})", self.name, labels.join(", "))
+    }
+}
+
+/// One row of a distribution: a value, how many, and the share of the total.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub value: String,
+    pub count: u64,
+    /// 0–100, of [`Distribution::total`].
+    pub percent: f64,
+}
+
+/// Counts of one property over a population (e.g. STARTTLS hosts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Distribution {
+    /// Machine name, e.g. `key`, `verification`.
+    pub name: String,
+    /// Human title, e.g. "Key type and size".
+    pub title: String,
+    /// What is counted, e.g. "MX hosts supporting STARTTLS".
+    pub population: String,
+    pub total: u64,
+    /// In a stable, meaningful order (largest first unless the values have an order).
+    pub rows: Vec<Row>,
+}
+
+impl Distribution {
+    /// Build from counts; rows keep the given order; percentages of `total`.
+    pub fn new(
+        name: &str,
+        title: &str,
+        population: &str,
+        total: u64,
+        counts: impl IntoIterator<Item = (String, u64)>,
+    ) -> Self {
+        let rows = counts
+            .into_iter()
+            .map(|(value, count)| Row {
+                percent: if total == 0 {
+                    0.0
+                } else {
+                    count as f64 * 100.0 / total as f64
+                },
+                value,
+                count,
+            })
+            .collect();
+        Self {
+            name: name.to_string(),
+            title: title.to_string(),
+            population: population.to_string(),
+            total,
+            rows,
+        }
+    }
+
+    /// The count of `value` (0 when absent).
+    pub fn count(&self, value: &str) -> u64 {
+        self.rows
+            .iter()
+            .find(|r| r.value == value)
+            .map_or(0, |r| r.count)
+    }
+}
+
+/// The report of one vantage of one scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VantageReport {
+    pub vantage: String,
+    pub headline: Headline,
+    /// key, verification, highest_protocol, protocol_<version> (when legacy
+    /// ran), expiry, outcome_phase — in that order.
+    pub distributions: Vec<Distribution>,
+}
+
+/// A whole scan report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScanReport {
+    pub schema_version: u32,
+    pub scan: ScanInfo,
+    /// One per vantage reported (the first is the main one).
+    pub vantages: Vec<VantageReport>,
+}
+
+/// One row of the per-domain table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainRow {
+    pub vantage: String,
+    pub domain: String,
+    pub dns_status: String,
+    pub mx_count: u64,
+    /// At least one MX host supports STARTTLS.
+    pub covered: bool,
+    /// A lowest-preference MX host supports STARTTLS.
+    pub primary_covered: bool,
+    /// Best and worst host status over the domain's MX (outcome names, or
+    /// `no_address`); empty without MX.
+    pub best_outcome: String,
+    pub worst_outcome: String,
+}
+
+/// How vantages disagree about one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disagreement {
+    /// STARTTLS advertised to one vantage, absent or masked (e.g. `XXXXXXXA`) to another.
+    StarttlsStrippedOnPath,
+    /// Different certificate fingerprints (possible interception).
+    CertificateDiffers,
+    /// Connected from one vantage, a connection error from another.
+    ReachabilityDiffers,
+    /// A 421 (rate limiting) from one vantage only.
+    RateLimited,
+    /// Another difference: outcome, EHLO set or negotiated version.
+    OtherDifference,
+}
+
+/// One target whose view differs between vantages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VantageDiff {
+    pub ip: String,
+    pub mx_names: Vec<String>,
+    pub classes: Vec<Disagreement>,
+    /// Per vantage: outcome, EHLO keywords, certificate SHA-256, TLS version.
+    pub views: BTreeMap<String, TargetView>,
+}
+
+/// What one vantage saw of a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetView {
+    pub outcome: String,
+    pub ehlo: Vec<String>,
+    pub starttls_advertised: bool,
+    pub certificate_sha256: Option<String>,
+    pub tls_version: Option<String>,
+    pub greeting_code: Option<u16>,
+}
+
+/// The `vantages` report of a scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VantagesReport {
+    pub scan: ScanInfo,
+    pub targets_compared: u64,
+    pub diffs: Vec<VantageDiff>,
+    /// Targets per class (a target may be in several).
+    pub summary: BTreeMap<String, u64>,
+}
+
+/// Several scans side by side.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Comparison {
+    pub scans: Vec<ScanReport>,
+}
