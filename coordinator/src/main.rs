@@ -120,6 +120,12 @@ pub(crate) struct SourceArgs {
     /// CA certificate (PEM) to trust for an https:// coordinator.
     #[arg(long, value_name = "FILE")]
     coordinator_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that requires mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

@@ -4,6 +4,7 @@
 mod cli;
 mod cluster;
 mod cluster_api;
+mod cluster_tls;
 mod dns;
 mod exim;
 mod hostile;

@@ -59,8 +59,19 @@ impl CoordinatorProcess {
 
     /// Start listening on `listen` (e.g. the port of a killed predecessor).
     pub fn start_on(data_dir: &Path, lease_ttl: &str, listen: &str) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, lease_ttl, listen, &[])
+    }
+
+    /// Start with extra `mxscope serve` arguments (e.g. TLS files).
+    pub fn start_with(
+        data_dir: &Path,
+        lease_ttl: &str,
+        listen: &str,
+        extra: &[std::ffi::OsString],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin("mxscope"));
         cmd.args(["serve", "--listen", listen, "--lease-ttl", lease_ttl])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .env("MXSCOPE_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -127,13 +138,25 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Start a worker of `vantage` probing from `bind`, resolving with the lab DNS.
+    /// Start a worker of `vantage` probing from `bind`.
     pub fn start(
         url: &str,
         vantage: &str,
         bind: IpAddr,
         id: &str,
         log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(url, vantage, bind, id, log_dir, &[])
+    }
+
+    /// Start with extra `mxscope-worker work` arguments.
+    pub fn start_with(
+        url: &str,
+        vantage: &str,
+        bind: IpAddr,
+        id: &str,
+        log_dir: &Path,
+        extra: &[std::ffi::OsString],
     ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin("mxscope-worker"));
         cmd.args([
@@ -147,6 +170,7 @@ impl WorkerProcess {
         ])
         .arg("--bind")
         .arg(bind.to_string())
+        .args(extra)
         .env("MXSCOPE_TOKEN", WORKER_TOKEN)
         .env("MXSCOPE_LOG", "info")
         .stdout(Stdio::null())

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use mxscope_coordinator::grpc::client::AdminClient;
+use mxscope_coordinator::grpc::client::{AdminClient, ClientTls};
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
 use mxscope_coordinator::store::Store;
@@ -93,6 +93,22 @@ pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>
         .transpose()
 }
 
+/// TLS settings for a coordinator connection from the command line's files.
+pub(crate) fn client_tls(
+    ca: Option<&PathBuf>,
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+) -> anyhow::Result<ClientTls> {
+    let identity = match (read_pem(cert)?, read_pem(key)?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        _ => None,
+    };
+    Ok(ClientTls {
+        ca_pem: read_pem(ca)?,
+        identity,
+    })
+}
+
 /// The scan options of the command line.
 pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
     let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
@@ -129,9 +145,13 @@ pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
     match (&args.coordinator, &args.data_dir) {
         (Some(url), _) => {
             let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
-            let ca = read_pem(args.coordinator_ca.as_ref())?;
+            let tls = client_tls(
+                args.coordinator_ca.as_ref(),
+                args.client_cert.as_ref(),
+                args.client_key.as_ref(),
+            )?;
             Ok(Source::Remote(
-                AdminClient::connect(url, token.as_deref(), ca.as_deref()).await?,
+                AdminClient::connect_with(url, token.as_deref(), &tls).await?,
             ))
         }
         (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),

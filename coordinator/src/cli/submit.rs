@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use mxscope_coordinator::grpc::client::AdminClient;
 
-use super::{options, read_lines, read_pem, read_secret};
+use super::{client_tls, options, read_lines, read_secret};
 use crate::{ProbeArgs, ScanMetaArgs};
 
 #[derive(Debug, Args)]
@@ -34,6 +34,12 @@ pub(crate) struct SubmitArgs {
     /// CA certificate (PEM) to trust for an https:// coordinator.
     #[arg(long, value_name = "FILE")]
     coordinator_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that requires mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
@@ -42,9 +48,12 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
         bail!("{} is empty", args.list.display());
     }
     let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
-    let ca = read_pem(args.coordinator_ca.as_ref())?;
-    let mut client =
-        AdminClient::connect(&args.coordinator, token.as_deref(), ca.as_deref()).await?;
+    let tls = client_tls(
+        args.coordinator_ca.as_ref(),
+        args.client_cert.as_ref(),
+        args.client_key.as_ref(),
+    )?;
+    let mut client = AdminClient::connect_with(&args.coordinator, token.as_deref(), &tls).await?;
     let name = args
         .meta
         .name

@@ -7,7 +7,7 @@ use mxscope_common::proto::{self, submit_scan_request::Part};
 use mxscope_common::{InvalidLine, Record};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use super::MAX_MESSAGE_BYTES;
@@ -55,8 +55,36 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
+/// TLS settings of a connection to the coordinator (PEM).
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    /// Trust anchors for an https:// coordinator; Mozilla's roots when `None`.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate chain and key, for a coordinator that requires mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("identity", &self.identity.is_some())
+            .finish()
+    }
+}
+
 /// Open a channel to `url` (http:// or https://, `ca_pem` to trust for https).
 pub async fn channel(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, ClientError> {
+    let tls = ClientTls {
+        ca_pem: ca_pem.map(<[u8]>::to_vec),
+        identity: None,
+    };
+    channel_with(url, &tls).await
+}
+
+/// Open a channel to `url` with full TLS settings.
+pub async fn channel_with(url: &str, tls_settings: &ClientTls) -> Result<Channel, ClientError> {
+    let ca_pem = tls_settings.ca_pem.as_deref();
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| ClientError::Config(format!("invalid coordinator URL {url:?}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(10));
@@ -64,6 +92,9 @@ pub async fn channel(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, Client
         let mut tls = ClientTlsConfig::new().with_enabled_roots();
         if let Some(ca) = ca_pem {
             tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &tls_settings.identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
         }
         endpoint = endpoint
             .tls_config(tls)
@@ -108,7 +139,20 @@ impl AdminClient {
         token: Option<&str>,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, ClientError> {
-        let channel = channel(url, ca_pem).await?;
+        let tls = ClientTls {
+            ca_pem: ca_pem.map(<[u8]>::to_vec),
+            identity: None,
+        };
+        Self::connect_with(url, token, &tls).await
+    }
+
+    /// Connect with full TLS settings (e.g. a client certificate).
+    pub async fn connect_with(
+        url: &str,
+        token: Option<&str>,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
+        let channel = channel_with(url, tls).await?;
         let inner = AdminServiceClient::with_interceptor(channel, bearer(token)?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
