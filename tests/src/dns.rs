@@ -72,6 +72,7 @@ pub const HOSTS: &[Host] = &[
     plan::MX_SSL3,
     plan::MX_COUNT,
     plan::MX_COUNT_ALIAS,
+    plan::MX_TOGGLE,
 ];
 
 const TTL: u32 = 300;

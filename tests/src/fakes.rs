@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub type SessionCounts = Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>;
 pub struct Fakes {
     _thread: std::thread::JoinHandle<()>,
     counts: SessionCounts,
+    toggle: Arc<AtomicBool>,
 }
 
 impl Fakes {
@@ -41,6 +43,10 @@ impl Fakes {
         let (chain, key) = certs.issue(plan::MX_INJECT.name)?;
         let acceptor = tls_acceptor(&chain, &key)?;
         let counts = SessionCounts::default();
+        let toggle = Arc::new(AtomicBool::new(true));
+        let server_toggle = toggle.clone();
+        let (toggle_chain, toggle_key) = certs.issue(plan::MX_TOGGLE.name)?;
+        let toggle_acceptor = tls_acceptor(&toggle_chain, &toggle_key)?;
         let server_counts = counts.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
@@ -59,6 +65,15 @@ impl Fakes {
                 };
                 runtime.block_on(async move {
                     let started = bind_all(acceptor, server_counts).await;
+                    let started = match started {
+                        Ok(()) => {
+                            serve(plan::MX_TOGGLE, move |s| {
+                                toggled(s, toggle_acceptor.clone(), server_toggle.clone())
+                            })
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
                     let _ = ready_tx.send(started);
                     std::future::pending::<()>().await;
                 });
@@ -70,7 +85,13 @@ impl Fakes {
         Ok(Self {
             _thread: thread,
             counts,
+            toggle,
         })
+    }
+
+    /// Switch STARTTLS of [`plan::MX_TOGGLE`] on or off (it starts on).
+    pub fn set_toggle_starttls(&self, on: bool) {
+        self.toggle.store(on, Ordering::SeqCst);
     }
 
     /// SMTP sessions the counting server ([`plan::MX_COUNT`]) had from `client`.
@@ -236,6 +257,43 @@ async fn bad_utf8(stream: TcpStream) -> std::io::Result<()> {
             b"250 ok\r\n"
         };
         reader.get_mut().write_all(reply).await?;
+    }
+    Ok(())
+}
+
+/// STARTTLS advertised (with a real TLS session) while `on`, absent otherwise.
+async fn toggled(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    on: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let starttls = on.load(Ordering::SeqCst);
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"220 mx-toggle.lab.test ESMTP\r\n")
+        .await?;
+    while let Some(cmd) = command(&mut reader).await? {
+        if cmd.starts_with("EHLO") && starttls {
+            reader
+                .get_mut()
+                .write_all(b"250-mx-toggle.lab.test\r\n250 STARTTLS\r\n")
+                .await?;
+        } else if cmd.starts_with("EHLO") {
+            reader
+                .get_mut()
+                .write_all(b"250-mx-toggle.lab.test\r\n250 8BITMIME\r\n")
+                .await?;
+        } else if cmd == "STARTTLS" && starttls {
+            reader.get_mut().write_all(b"220 ready\r\n").await?;
+            let tls = acceptor.accept(reader.into_inner()).await?;
+            return smtp_after_tls(tls).await;
+        } else if cmd.starts_with("QUIT") {
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            reader.get_mut().write_all(b"502 no\r\n").await?;
+        }
     }
     Ok(())
 }

@@ -88,6 +88,8 @@ hosts! {
     MX_COUNT = "mx-count.lab.test" @ v4(48);
     /// A second MX name for the counting server's address.
     MX_COUNT_ALIAS = "mx-count-2.lab.test" @ v4(48);
+    /// STARTTLS switched on or off by the test (a server that changed between scans).
+    MX_TOGGLE = "mx-toggle.lab.test" @ v4(49);
 }
 
 /// Every Postfix host, with its `master.cf` line.
