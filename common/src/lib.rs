@@ -12,6 +12,8 @@ pub mod convert;
 pub mod domain;
 pub mod proto;
 pub mod record;
+pub mod security_dns;
+pub mod security_policy;
 pub mod units;
 
 pub use domain::{parse_domain_list, DomainList, DomainListBuilder, DomainName, InvalidLine};

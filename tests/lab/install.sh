@@ -97,3 +97,38 @@ if ss -Hltn 'sport = :25' | grep -q .; then
 fi
 
 echo "install.sh: lab ready (exim: $EXIM_BIN)"
+
+# --- Knot (DNSSEC lab) -------------------------------------------------------
+# knotd and keymgr for the signed lab zones (tests/src/knot.rs), kdig for
+# poking at them. The lab runs its own knotd on 127.0.0.1:5354 with its own
+# config; Debian's knot service (port 53) is not needed: stop and disable it.
+apt-get install -y --no-install-recommends knot knot-dnsutils
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now knot 2>/dev/null || true
+else
+    service knot stop 2>/dev/null || true
+fi
+if command -v update-rc.d >/dev/null; then
+    update-rc.d knot disable 2>/dev/null || true
+fi
+# --- end Knot ----------------------------------------------------------------
+
+# --- nginx (MTA-STS lab) -----------------------------------------------------
+# nginx-light serves the MTA-STS policy hosts (tests/src/nginx.rs): the lab
+# runs its own single-process nginx on 127.0.1.60:443 with its own config
+# under the lab folder. Debian's nginx service (port 80 on every address)
+# is not needed: stop and disable it.
+apt-get install -y --no-install-recommends nginx-light
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx 2>/dev/null || true
+else
+    service nginx stop 2>/dev/null || true
+fi
+if command -v update-rc.d >/dev/null; then
+    update-rc.d nginx disable 2>/dev/null || true
+fi
+if ! nginx -V 2>&1 | grep -q -- '--with-http_ssl_module'; then
+    echo "install.sh: nginx lacks the SSL module" >&2
+    exit 1
+fi
+# --- end nginx ---------------------------------------------------------------

@@ -138,6 +138,10 @@ pub fn zone_records() -> Vec<String> {
     );
     // Served for every name below it (a `redirect` local zone).
     add(domains::GENERATED_ZONE, "MX", &mx(10, valid));
+    // MTA-STS and TLS-RPT cases (policy hosts served by the lab's nginx).
+    for (name, rtype, data) in crate::nginx::policy_records() {
+        add(&name, &rtype, &data);
+    }
 
     records.into_iter().collect()
 }

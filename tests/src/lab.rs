@@ -7,6 +7,8 @@ use crate::certs::LabCerts;
 use crate::dns::Unbound;
 use crate::exim::Exim;
 use crate::fakes::Fakes;
+use crate::nginx::Nginx;
+use crate::knot::Knot;
 use crate::postfix::Postfix;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
@@ -78,4 +80,20 @@ pub fn exim() -> &'static Exim {
 pub fn fakes() -> &'static Fakes {
     static FAKES: OnceLock<Result<Fakes, String>> = OnceLock::new();
     once(&FAKES, "starting the lab's fakes", || Fakes::start(certs()))
+}
+
+/// Knot serving the signed DNSSEC lab (private root, `sec.test` and friends).
+pub fn knot() -> &'static Knot {
+    static KNOT: OnceLock<Result<Knot, String>> = OnceLock::new();
+    once(&KNOT, "starting the lab's Knot", || {
+        Knot::start(&sub("knot"), certs())
+    })
+}
+
+/// nginx serving the MTA-STS policy hosts (lab-CA certificates).
+pub fn nginx() -> &'static Nginx {
+    static NGINX: OnceLock<Result<Nginx, String>> = OnceLock::new();
+    once(&NGINX, "starting the lab's nginx", || {
+        Nginx::start(&sub("nginx"), certs())
+    })
 }

@@ -9,6 +9,8 @@
 //! - [`certs`]: the lab CA and leaf certificates, generated at start (rcgen).
 //! - [`postfix`], [`exim`]: the MTAs, one `master.cf` line per MX host.
 //! - [`dns`]: Unbound serving `lab.test`.
+//! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
+//! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
@@ -20,7 +22,9 @@ pub mod cluster;
 pub mod dns;
 pub mod exim;
 pub mod fakes;
+pub mod knot;
 pub mod lab;
+pub mod nginx;
 pub mod plan;
 pub mod postfix;
 pub mod probing;

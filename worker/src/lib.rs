@@ -2,10 +2,14 @@
 //!
 //! Layout:
 //! - [`dns`]: MX resolution (hickory-resolver): null MX, implicit MX, A/AAAA.
+//! - [`dnssec`], [`dane`], [`rdns`]: DNSSEC status, DANE for SMTP (RFC 7672),
+//!   reverse DNS with forward confirmation.
 //! - [`smtp`]: the SMTP dialogue as a sans-IO state machine plus a thin tokio driver.
 //! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
 //! - [`cert`]: certificate analysis (x509-parser) and name matching.
 //! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
+//! - [`mtasts`], [`tlsrpt`]: MTA-STS (RFC 8461: TXT, HTTPS policy, per-MX
+//!   verdict) and TLS-RPT (RFC 8460) records.
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
@@ -13,10 +17,15 @@
 
 pub mod cert;
 pub mod config;
+pub mod dane;
 pub mod dns;
+pub mod dnssec;
 pub mod fleet;
 pub mod legacy;
+pub mod mtasts;
 pub mod probe;
+pub mod rdns;
 pub mod smtp;
 pub mod summary;
 pub mod tls;
+pub mod tlsrpt;

@@ -1,0 +1,317 @@
+//! DNSSEC status, DANE for SMTP and reverse DNS against the DNSSEC lab
+//! (Knot on 127.0.0.1:5354, private root) and the lab Postfix: the exact
+//! verdict of every case of `mxscope_tests::knot::cases`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mxscope_common::security_dns::{DaneVerdict, DnssecStatus, ReverseDnsVerdict};
+use mxscope_tests::knot::cases;
+use mxscope_tests::{lab, plan};
+use mxscope_worker::dane::{dane_outcome, not_applicable};
+use mxscope_worker::dns::DnsConfig;
+use mxscope_worker::dnssec::{dane_applies, SecureResolver, TlsaLookup};
+use mxscope_worker::rdns::reverse;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn resolver() -> SecureResolver {
+    let knot = lab::knot();
+    let config = DnsConfig {
+        resolvers: vec![knot.addr()],
+        timeout: Duration::from_secs(2),
+        attempts: 1,
+    };
+    SecureResolver::new(&config, Some(&knot.trust_anchor())).expect("validating lab resolver")
+}
+
+#[tokio::test]
+async fn dnssec_status_of_every_case() {
+    let r = resolver();
+    use DnssecStatus::*;
+    for (domain, want) in [
+        (cases::DANE_OK, Secure),
+        (cases::NO_TLSA, Secure),
+        (cases::MIXED, Secure),
+        (cases::SECURE_NODATA, Secure),
+        (cases::SECURE_NXDOMAIN, Secure),
+        (cases::INSECURE, Insecure),
+        (cases::BOGUS, Bogus),
+    ] {
+        assert_eq!(r.mx_status(domain).await, want, "MX of {domain}");
+    }
+    for (name, want) in [
+        (cases::MX_DANE_OK, Secure),
+        (cases::MX_DANE_TA, Secure),
+        (cases::MX_NO_TLSA, Secure),
+        (cases::MX_INSECURE, Insecure),
+        (cases::MX_BOGUS, Bogus),
+    ] {
+        assert_eq!(r.address_status(name).await, want, "A/AAAA of {name}");
+    }
+}
+
+#[tokio::test]
+async fn dane_verdict_of_every_case() {
+    lab::postfix();
+    let r = resolver();
+    use DaneVerdict::*;
+    for (domain, mx, host, want) in [
+        (cases::DANE_OK, cases::MX_DANE_OK, plan::MX_VALID, DaneValid),
+        (
+            cases::DANE_BAD,
+            cases::MX_DANE_BAD,
+            plan::MX_VALID,
+            DaneMismatch,
+        ),
+        (cases::DANE_TA, cases::MX_DANE_TA, plan::MX_VALID, DaneValid),
+        (
+            cases::DANE_TA_NAME,
+            cases::MX_DANE_TA_NAME,
+            plan::MX_VALID,
+            DaneMismatch,
+        ),
+        (cases::NO_TLSA, cases::MX_NO_TLSA, plan::MX_BACKUP, NoTlsa),
+        (
+            cases::TLSA_SERVFAIL,
+            cases::MX_TLSA_SERVFAIL,
+            plan::MX_VALID,
+            TlsaLookupFailed,
+        ),
+        (
+            cases::TLSA_BOGUS,
+            cases::MX_TLSA_BOGUS,
+            plan::MX_VALID,
+            TlsaLookupFailed,
+        ),
+        (
+            cases::MIXED,
+            cases::MX_INSECURE,
+            plan::MX_VALID,
+            NotApplicableInsecure,
+        ),
+        (
+            cases::INSECURE,
+            cases::MX_INSECURE,
+            plan::MX_VALID,
+            NotApplicableInsecure,
+        ),
+        (
+            cases::BOGUS,
+            cases::MX_BOGUS,
+            plan::MX_VALID,
+            NotApplicableInsecure,
+        ),
+    ] {
+        let chain = fetch_chain(SocketAddr::new(host.ip, plan::SMTP_PORT), mx)
+            .await
+            .unwrap_or_else(|e| panic!("STARTTLS to {}: {e}", host.name));
+        let mx_status = r.mx_status(domain).await;
+        let addr_status = r.address_status(mx).await;
+        let result = if dane_applies(mx_status, addr_status) {
+            let lookup = r.tlsa(mx).await;
+            dane_outcome(&lookup, &chain, mx, SystemTime::now())
+        } else {
+            not_applicable(&format!("MX {mx_status:?}, addresses {addr_status:?}"))
+        };
+        assert_eq!(result.verdict, want, "{domain} via {mx}: {result:?}");
+        if want == DaneValid || want == DaneMismatch {
+            assert!(
+                !result.tlsa.is_empty(),
+                "{domain}: the TLSA records are kept"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn tlsa_lookups_keep_nxdomain_apart_from_servfail() {
+    let r = resolver();
+    assert_eq!(r.tlsa(cases::MX_NO_TLSA).await, TlsaLookup::NoRecords);
+    assert!(matches!(
+        r.tlsa(cases::MX_TLSA_SERVFAIL).await,
+        TlsaLookup::Failed(_)
+    ));
+    assert!(matches!(
+        r.tlsa(cases::MX_TLSA_BOGUS).await,
+        TlsaLookup::Failed(_)
+    ));
+    // Asked anyway, the insecure zone's TLSA is not usable.
+    assert_eq!(r.tlsa(cases::MX_INSECURE).await, TlsaLookup::Insecure);
+    let TlsaLookup::Records(records) = r.tlsa(cases::MX_DANE_OK).await else {
+        panic!("TLSA of {}", cases::MX_DANE_OK);
+    };
+    let mut kinds: Vec<(u8, u8, u8)> = records
+        .iter()
+        .map(|t| (t.usage, t.selector, t.matching_type))
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, vec![(0, 0, 1), (3, 1, 1)]);
+}
+
+#[tokio::test]
+async fn reverse_dns_of_every_case() {
+    let r = resolver();
+    use ReverseDnsVerdict::*;
+    for (ip, want, names) in [
+        (cases::PTR_OK, FcrdnsOk, vec![cases::RDNS_OK]),
+        (
+            cases::PTR_TWO,
+            FcrdnsOk,
+            vec![cases::RDNS_NOWHERE, cases::RDNS_TWO],
+        ),
+        (cases::PTR_DANGLING, PtrMismatch, vec![cases::RDNS_DANGLING]),
+        (cases::PTR_ELSEWHERE, PtrMismatch, vec![cases::MX_DANE_BAD]),
+        (cases::PTR_NONE, NoPtr, vec![]),
+        (cases::PTR_SERVFAIL, LookupFailed, vec![]),
+    ] {
+        let ip = IpAddr::V4(Ipv4Addr::from(ip));
+        let result = reverse(&r, ip).await;
+        assert_eq!(result.verdict, want, "{ip}: {result:?}");
+        assert_eq!(result.names, names, "{ip}");
+    }
+    // hickory answers loopback reverse lookups itself (RFC 6761): `localhost`.
+    let lo = reverse(&r, IpAddr::V4(Ipv4Addr::new(127, 0, 1, 10))).await;
+    assert_eq!(lo.names, vec!["localhost"]);
+}
+
+/// What the checks cost: queries are counted from Knot's point of view
+/// (hickory asks it for everything, including DNSKEY and DS), time on the
+/// wall clock, each with a fresh resolver (cold cache) then again (warm).
+#[tokio::test]
+async fn cost_per_domain() {
+    lab::postfix();
+    for domain in [cases::DANE_OK, cases::NO_TLSA, cases::INSECURE] {
+        let r = resolver();
+        for round in ["cold", "warm"] {
+            let before = lab::knot().queries();
+            let start = Instant::now();
+            let mx_status = r.mx_status(domain).await;
+            let mx = match domain {
+                cases::DANE_OK => cases::MX_DANE_OK,
+                cases::NO_TLSA => cases::MX_NO_TLSA,
+                _ => cases::MX_INSECURE,
+            };
+            let addr_status = r.address_status(mx).await;
+            if dane_applies(mx_status, addr_status) {
+                let _ = r.tlsa(mx).await;
+            }
+            let _ = reverse(&r, IpAddr::V4(Ipv4Addr::from(cases::PTR_OK))).await;
+            let elapsed = start.elapsed();
+            let queries = lab::knot().queries().zip(before).map(|(a, b)| a - b);
+            eprintln!("cost {domain} {round}: {elapsed:?}, {queries:?} queries");
+        }
+    }
+}
+
+/// The certificate chain (DER, leaf first) an SMTP server presents after
+/// STARTTLS, without judging it.
+async fn fetch_chain(addr: SocketAddr, sni: &str) -> Result<Vec<Vec<u8>>, String> {
+    tokio::time::timeout(Duration::from_secs(10), fetch_chain_inner(addr, sni))
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+async fn fetch_chain_inner(addr: SocketAddr, sni: &str) -> Result<Vec<Vec<u8>>, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut stream = BufReader::new(stream);
+    read_reply(&mut stream).await?;
+    stream
+        .get_mut()
+        .write_all(b"EHLO probe.mxscope.lab.test\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    read_reply(&mut stream).await?;
+    stream
+        .get_mut()
+        .write_all(b"STARTTLS\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = read_reply(&mut stream).await?;
+    if code != "220" {
+        return Err(format!("STARTTLS answered {code}"));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAll))
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, stream.into_inner())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, conn) = tls.get_ref();
+    Ok(conn
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect())
+}
+
+/// Read one (possibly multi-line) SMTP reply; its code.
+async fn read_reply(stream: &mut BufReader<TcpStream>) -> Result<String, String> {
+    for _ in 0..64 {
+        let mut line = String::new();
+        let n = stream
+            .read_line(&mut line)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(line.chars().take(3).collect());
+        }
+    }
+    Err("reply too long".into())
+}
+
+#[derive(Debug)]
+struct AcceptAll;
+
+impl ServerCertVerifier for AcceptAll {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

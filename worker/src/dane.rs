@@ -1,0 +1,492 @@
+//! DANE for SMTP (RFC 7672, RFC 6698, RFC 7671): match the TLSA RRset of
+//! `_25._tcp.<mx>` against the certificate chain a server presented.
+//!
+//! Only DANE-TA(2) and DANE-EE(3) are usable for SMTP (RFC 7672 §3.1);
+//! PKIX-TA(0), PKIX-EE(1), unknown selectors or matching types and data of
+//! the wrong length are unusable and skipped.
+//!
+//! - DANE-EE(3): the leaf (full certificate or SPKI) must match; no name,
+//!   validity or chain checks (RFC 7672 §3.1.1).
+//! - DANE-TA(2): a certificate of the presented chain must match; the leaf
+//!   must chain to it with valid signatures and dates (webpki, that
+//!   certificate as the only trust anchor, whose own dates are not checked),
+//!   and the leaf must carry the MX name, which is the TLSA base domain here
+//!   (RFC 7672 §3.2.2; CNAME-expanded base domains are not followed).
+//!
+//! Layout: [`dane_verdict`] is pure (bytes in, verdict out); [`dane_outcome`]
+//! adds the lookup states of [`crate::dnssec::TlsaLookup`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mxscope_common::security_dns::{DaneResult, DaneVerdict, TlsaRecord};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::{CertificateError, RootCertStore};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256, Sha512};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::dnssec::TlsaLookup;
+
+/// DANE-TA(2).
+const USAGE_DANE_TA: u8 = 2;
+/// DANE-EE(3).
+const USAGE_DANE_EE: u8 = 3;
+
+/// The DANE result of one (MX, IP) from its TLSA lookup and the chain the
+/// server presented (leaf first, DER). `chain_der` may be empty when no
+/// handshake happened.
+pub fn dane_outcome(
+    lookup: &TlsaLookup,
+    chain_der: &[Vec<u8>],
+    mx_name: &str,
+    now: SystemTime,
+) -> DaneResult {
+    match lookup {
+        TlsaLookup::Records(records) => dane_verdict(records, chain_der, mx_name, now),
+        TlsaLookup::NoRecords => result(DaneVerdict::NoTlsa, Vec::new(), "no TLSA records"),
+        TlsaLookup::Insecure => not_applicable("the TLSA RRset is not DNSSEC-secure"),
+        TlsaLookup::Failed(reason) => result(
+            DaneVerdict::TlsaLookupFailed,
+            Vec::new(),
+            &format!("TLSA lookup failed: {reason}"),
+        ),
+    }
+}
+
+/// DANE does not apply (the MX name or its addresses are not secure, or the
+/// TLSA answer itself is insecure).
+pub fn not_applicable(reason: &str) -> DaneResult {
+    result(DaneVerdict::NotApplicableInsecure, Vec::new(), reason)
+}
+
+/// Match a secure TLSA RRset against the presented chain (leaf first, DER).
+/// Never panics on the records or the certificates.
+pub fn dane_verdict(
+    tlsa: &[TlsaRecord],
+    chain_der: &[Vec<u8>],
+    mx_name: &str,
+    now: SystemTime,
+) -> DaneResult {
+    let usable: Vec<(&TlsaRecord, Vec<u8>)> = tlsa
+        .iter()
+        .filter_map(|r| usable_data(r).map(|data| (r, data)))
+        .collect();
+    if usable.is_empty() {
+        let detail = if tlsa.is_empty() {
+            "no TLSA records".to_string()
+        } else {
+            format!("none of the {} TLSA records is usable for SMTP", tlsa.len())
+        };
+        return result(DaneVerdict::NoTlsa, tlsa.to_vec(), &detail);
+    }
+    let Some(leaf) = chain_der.first() else {
+        return result(
+            DaneVerdict::DaneMismatch,
+            tlsa.to_vec(),
+            "the server presented no certificate",
+        );
+    };
+
+    let mut reasons = Vec::new();
+    // DANE-EE first: it needs no chain work.
+    for (record, data) in usable.iter().filter(|(r, _)| r.usage == USAGE_DANE_EE) {
+        match matches(record, data, leaf) {
+            Ok(true) => {
+                return result(
+                    DaneVerdict::DaneValid,
+                    tlsa.to_vec(),
+                    &format!("{} matches the leaf", describe(record)),
+                )
+            }
+            Ok(false) => reasons.push(format!("{} does not match the leaf", describe(record))),
+            Err(e) => reasons.push(format!("{}: {e}", describe(record))),
+        }
+    }
+    for (record, data) in usable.iter().filter(|(r, _)| r.usage == USAGE_DANE_TA) {
+        let anchor = chain_der
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, cert)| matches!(matches(record, data, cert), Ok(true)));
+        let Some((index, anchor)) = anchor else {
+            reasons.push(format!(
+                "{} matches no issuer certificate of the chain",
+                describe(record)
+            ));
+            continue;
+        };
+        match chains_to(leaf, &chain_der[1..index], anchor, mx_name, now) {
+            Ok(()) => {
+                return result(
+                    DaneVerdict::DaneValid,
+                    tlsa.to_vec(),
+                    &format!(
+                        "{} matches chain certificate {index}, the leaf chains to it and carries {mx_name}",
+                        describe(record)
+                    ),
+                )
+            }
+            Err(e) => reasons.push(format!(
+                "{} matches chain certificate {index}, but {e}",
+                describe(record)
+            )),
+        }
+    }
+    result(
+        DaneVerdict::DaneMismatch,
+        tlsa.to_vec(),
+        &reasons.join("; "),
+    )
+}
+
+fn result(verdict: DaneVerdict, tlsa: Vec<TlsaRecord>, detail: &str) -> DaneResult {
+    DaneResult {
+        verdict,
+        tlsa,
+        detail: Some(detail.to_string()),
+    }
+}
+
+fn describe(record: &TlsaRecord) -> String {
+    format!(
+        "TLSA {} {} {}",
+        record.usage, record.selector, record.matching_type
+    )
+}
+
+/// The association data of a record usable for SMTP, decoded; `None` when
+/// the usage, selector or matching type is not usable or the data is malformed.
+fn usable_data(record: &TlsaRecord) -> Option<Vec<u8>> {
+    if !matches!(record.usage, USAGE_DANE_TA | USAGE_DANE_EE) || record.selector > 1 {
+        return None;
+    }
+    let data = decode_hex(&record.data_hex)?;
+    let ok = match record.matching_type {
+        0 => !data.is_empty(),
+        1 => data.len() == 32,
+        2 => data.len() == 64,
+        _ => false,
+    };
+    ok.then_some(data)
+}
+
+/// Whether `cert` (DER) matches the record's selector and matching type.
+fn matches(record: &TlsaRecord, data: &[u8], cert: &[u8]) -> Result<bool, String> {
+    let selected = match record.selector {
+        0 => cert.to_vec(),
+        1 => spki(cert)?,
+        other => return Err(format!("selector {other} is not usable")),
+    };
+    Ok(match record.matching_type {
+        0 => selected == data,
+        1 => Sha256::digest(&selected).as_slice() == data,
+        2 => Sha512::digest(&selected).as_slice() == data,
+        _ => false,
+    })
+}
+
+/// The DER SubjectPublicKeyInfo of a certificate.
+fn spki(cert: &[u8]) -> Result<Vec<u8>, String> {
+    X509Certificate::from_der(cert)
+        .map(|(_, c)| c.tbs_certificate.subject_pki.raw.to_vec())
+        .map_err(|e| format!("unparsable certificate: {e}"))
+}
+
+/// Verify that `leaf` chains through `intermediates` to `anchor` (trusted
+/// as is) and is valid for `name` at `now`.
+fn chains_to(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    anchor: &[u8],
+    name: &str,
+    now: SystemTime,
+) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(anchor.to_vec()))
+        .map_err(|e| format!("it is no usable trust anchor ({e})"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| format!("building the verifier failed ({e})"))?;
+    let server_name = ServerName::try_from(name.trim_end_matches('.').to_string())
+        .map_err(|_| format!("{name:?} is not a valid DNS name"))?;
+    let intermediates: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match verifier.verify_server_cert(
+        &CertificateDer::from(leaf),
+        &intermediates,
+        &server_name,
+        &[],
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
+    ) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => Err(format!("the leaf is not valid for {name}")),
+        Err(e) => Err(format!("the leaf does not chain to it ({e})")),
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// Lowercase hex of `bytes` (TLSA association data as records carry it).
+pub fn encode_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+
+    use super::*;
+
+    struct Pki {
+        ca: Vec<u8>,
+        leaf: Vec<u8>,
+        leaf_spki: Vec<u8>,
+        other_ca: Vec<u8>,
+    }
+
+    fn make_ca(name: &str) -> (CertificateParams, KeyPair, Vec<u8>) {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::new()).expect("ca params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let cert = params.self_signed(&key).expect("ca cert");
+        let der = cert.der().to_vec();
+        (params, key, der)
+    }
+
+    fn pki(leaf_name: &str) -> Pki {
+        let (ca_params, ca_key, ca) = make_ca("test CA");
+        let (_, _, other_ca) = make_ca("other CA");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let mut params = CertificateParams::new(vec![leaf_name.to_string()]).expect("leaf");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, leaf_name);
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2100, 1, 1);
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf = params
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf cert")
+            .der()
+            .to_vec();
+        let leaf_spki = spki(&leaf).expect("leaf spki");
+        Pki {
+            ca,
+            leaf,
+            leaf_spki,
+            other_ca,
+        }
+    }
+
+    fn record(usage: u8, selector: u8, matching_type: u8, data: &[u8]) -> TlsaRecord {
+        TlsaRecord {
+            usage,
+            selector,
+            matching_type,
+            data_hex: encode_hex(data),
+        }
+    }
+
+    fn sha256(b: &[u8]) -> Vec<u8> {
+        Sha256::digest(b).to_vec()
+    }
+
+    fn sha512(b: &[u8]) -> Vec<u8> {
+        Sha512::digest(b).to_vec()
+    }
+
+    const MX: &str = "mx.example.test";
+
+    fn verdict(tlsa: &[TlsaRecord], chain: &[Vec<u8>]) -> DaneVerdict {
+        dane_verdict(tlsa, chain, MX, SystemTime::now()).verdict
+    }
+
+    #[test]
+    fn dane_ee_matches_by_spki_or_full_certificate() {
+        let p = pki(MX);
+        let chain = vec![p.leaf.clone(), p.ca.clone()];
+        for tlsa in [
+            record(3, 1, 1, &sha256(&p.leaf_spki)),
+            record(3, 1, 2, &sha512(&p.leaf_spki)),
+            record(3, 1, 0, &p.leaf_spki),
+            record(3, 0, 1, &sha256(&p.leaf)),
+            record(3, 0, 2, &sha512(&p.leaf)),
+            record(3, 0, 0, &p.leaf),
+        ] {
+            let r = dane_verdict(std::slice::from_ref(&tlsa), &chain, MX, SystemTime::now());
+            assert_eq!(
+                r.verdict,
+                DaneVerdict::DaneValid,
+                "{tlsa:?}: {:?}",
+                r.detail
+            );
+            assert_eq!(r.tlsa, vec![tlsa]);
+        }
+    }
+
+    #[test]
+    fn dane_ee_skips_name_and_chain_checks() {
+        // A leaf for another name, alone, far in the future: still valid.
+        let p = pki("other.example.test");
+        let later = SystemTime::now() + Duration::from_secs(3650 * 86400);
+        let tlsa = [record(3, 1, 1, &sha256(&p.leaf_spki))];
+        assert_eq!(
+            dane_verdict(&tlsa, &[p.leaf], MX, later).verdict,
+            DaneVerdict::DaneValid
+        );
+    }
+
+    #[test]
+    fn dane_ee_mismatch() {
+        let p = pki(MX);
+        let q = pki(MX);
+        let tlsa = [record(3, 1, 1, &sha256(&q.leaf_spki))];
+        let r = dane_verdict(&tlsa, &[p.leaf, p.ca], MX, SystemTime::now());
+        assert_eq!(r.verdict, DaneVerdict::DaneMismatch);
+        assert!(r
+            .detail
+            .unwrap_or_default()
+            .contains("does not match the leaf"));
+    }
+
+    #[test]
+    fn dane_ta_matches_an_issuer_and_checks_the_chain_and_name() {
+        let p = pki(MX);
+        let chain = vec![p.leaf.clone(), p.ca.clone()];
+        for tlsa in [
+            record(2, 0, 1, &sha256(&p.ca)),
+            record(2, 0, 0, &p.ca),
+            record(2, 1, 2, &sha512(&spki(&p.ca).expect("spki"))),
+        ] {
+            let r = dane_verdict(std::slice::from_ref(&tlsa), &chain, MX, SystemTime::now());
+            assert_eq!(
+                r.verdict,
+                DaneVerdict::DaneValid,
+                "{tlsa:?}: {:?}",
+                r.detail
+            );
+        }
+        // Wrong name on the leaf.
+        let tlsa = [record(2, 0, 1, &sha256(&p.ca))];
+        let r = dane_verdict(&tlsa, &chain, "mx.elsewhere.test", SystemTime::now());
+        assert_eq!(r.verdict, DaneVerdict::DaneMismatch);
+        assert!(r.detail.unwrap_or_default().contains("not valid for"));
+        // The leaf has expired in 2100 (TA dates are not checked, the leaf's are).
+        let later = UNIX_EPOCH + Duration::from_secs(4_200_000_000);
+        assert_eq!(
+            dane_verdict(&tlsa, &chain, MX, later).verdict,
+            DaneVerdict::DaneMismatch
+        );
+    }
+
+    #[test]
+    fn dane_ta_needs_the_ta_in_the_chain_and_a_real_signature() {
+        let p = pki(MX);
+        // The TA record names a CA that is not presented.
+        let tlsa = [record(2, 0, 1, &sha256(&p.ca))];
+        assert_eq!(
+            verdict(&tlsa, std::slice::from_ref(&p.leaf)),
+            DaneVerdict::DaneMismatch
+        );
+        // The TA is presented but did not sign the leaf.
+        let tlsa = [record(2, 0, 1, &sha256(&p.other_ca))];
+        let r = dane_verdict(&tlsa, &[p.leaf, p.other_ca], MX, SystemTime::now());
+        assert_eq!(r.verdict, DaneVerdict::DaneMismatch);
+        assert!(r.detail.unwrap_or_default().contains("does not chain"));
+    }
+
+    #[test]
+    fn pkix_usages_and_malformed_records_are_unusable() {
+        let p = pki(MX);
+        let chain = vec![p.leaf.clone(), p.ca.clone()];
+        let unusable = [
+            record(0, 0, 1, &sha256(&p.ca)),
+            record(1, 1, 1, &sha256(&p.leaf_spki)),
+            record(3, 2, 1, &sha256(&p.leaf_spki)),
+            record(3, 1, 3, &sha256(&p.leaf_spki)),
+            record(3, 1, 1, &[1, 2, 3]),
+            TlsaRecord {
+                usage: 3,
+                selector: 1,
+                matching_type: 1,
+                data_hex: "zz".into(),
+            },
+        ];
+        let r = dane_verdict(&unusable, &chain, MX, SystemTime::now());
+        assert_eq!(r.verdict, DaneVerdict::NoTlsa);
+        assert_eq!(r.tlsa.len(), unusable.len());
+        // One usable record among them decides.
+        let mut mixed = unusable.to_vec();
+        mixed.push(record(3, 1, 1, &sha256(&p.leaf_spki)));
+        assert_eq!(verdict(&mixed, &chain), DaneVerdict::DaneValid);
+    }
+
+    #[test]
+    fn garbage_certificates_do_not_panic() {
+        let tlsa = [
+            record(3, 1, 1, &[0; 32]),
+            record(2, 1, 1, &[0; 32]),
+            record(2, 0, 1, &sha256(b"junk")),
+        ];
+        let chain = vec![b"not a cert".to_vec(), b"junk".to_vec()];
+        assert_eq!(verdict(&tlsa, &chain), DaneVerdict::DaneMismatch);
+        assert_eq!(verdict(&tlsa, &[]), DaneVerdict::DaneMismatch);
+        assert_eq!(verdict(&[], &chain), DaneVerdict::NoTlsa);
+    }
+
+    #[test]
+    fn lookup_states() {
+        let now = SystemTime::now();
+        assert_eq!(
+            dane_outcome(&TlsaLookup::NoRecords, &[], MX, now).verdict,
+            DaneVerdict::NoTlsa
+        );
+        assert_eq!(
+            dane_outcome(&TlsaLookup::Failed("servfail".into()), &[], MX, now).verdict,
+            DaneVerdict::TlsaLookupFailed
+        );
+        assert_eq!(
+            dane_outcome(&TlsaLookup::Insecure, &[], MX, now).verdict,
+            DaneVerdict::NotApplicableInsecure
+        );
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(encode_hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(decode_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(decode_hex("é1"), None);
+    }
+}

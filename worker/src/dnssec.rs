@@ -1,0 +1,425 @@
+//! A DNSSEC-validating resolver for the mail path's security facts: the
+//! status of a domain's MX RRset and of an exchange's A/AAAA, and the TLSA
+//! RRset of `_25._tcp.<mx>` (RFC 7672 §2.2).
+//!
+//! hickory validates itself (feature `dnssec-ring`): it sends queries with
+//! the DO bit to the configured servers and builds the DNSKEY/DS chain from
+//! the trust anchor down, so the servers only need to answer DNSSEC queries
+//! (any recursive resolver, or an authoritative server holding every zone of
+//! the chain). The trust anchor is the IANA root by default (built into
+//! hickory) or a file of **DNSKEY records in zone-file format**
+//! (`. 3600 IN DNSKEY 257 3 13 <base64>`, one per line, the class is
+//! required, DS records are not accepted; a record owned by the root anchors
+//! the whole tree, others anchor their own name).
+//!
+//! Statuses come from hickory's proofs: positive answers from the records'
+//! [`Proof`], denials (NXDOMAIN/NODATA) from the NSEC/NSEC3 records that
+//! prove them, bogus data from `DnssecBogus`; a lookup that fails
+//! (SERVFAIL, timeout) is `indeterminate`.
+//!
+//! Never fails on an answer and never panics on peer data: every outcome is
+//! a value.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError, NoRecords};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::TokioResolver;
+use mxscope_common::security_dns::{DnssecStatus, TlsaRecord};
+
+use crate::dane::encode_hex;
+use crate::dns::DnsConfig;
+
+/// Cached responses (DNSKEY and DS of shared parents are asked often).
+const CACHE_SIZE: u64 = 4096;
+
+/// Errors building the validating resolver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecureDnsError {
+    /// The trust anchor file could not be read or parsed; it must hold
+    /// DNSKEY records in zone-file format.
+    #[error("reading the trust anchor {path}: {reason}")]
+    TrustAnchor { path: String, reason: String },
+    /// The trust anchor file holds no DNSKEY record; add the root's KSK.
+    #[error("the trust anchor {0} holds no DNSKEY record")]
+    EmptyTrustAnchor(String),
+    /// The system resolver configuration could not be read; pass `--resolver`.
+    #[error("reading the system resolver configuration: {0}")]
+    SystemConfig(String),
+    /// hickory refused the configuration; check the resolver addresses.
+    #[error("building the resolver: {0}")]
+    Build(String),
+}
+
+/// What the TLSA lookup of `_25._tcp.<mx>` gave (RFC 7672 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsaLookup {
+    /// A secure TLSA RRset.
+    Records(Vec<TlsaRecord>),
+    /// Securely proven NXDOMAIN or NODATA: no TLSA.
+    NoRecords,
+    /// An answer or denial that is not secure: DANE does not apply.
+    Insecure,
+    /// SERVFAIL, timeout, bogus: the lookup failed (mail must not fall back
+    /// to unauthenticated delivery).
+    Failed(String),
+}
+
+/// The classified answer to one query.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    /// Records of the asked type (CNAMEs followed), with their status.
+    Records {
+        records: Vec<Record>,
+        status: DnssecStatus,
+    },
+    /// NXDOMAIN (`nxdomain`) or NODATA, with the status of the denial.
+    Empty {
+        nxdomain: bool,
+        status: DnssecStatus,
+    },
+    /// No answer: `Bogus` or `Indeterminate`, and why.
+    Failed {
+        status: DnssecStatus,
+        reason: String,
+    },
+}
+
+impl Answer {
+    pub(crate) fn status(&self) -> DnssecStatus {
+        match self {
+            Self::Records { status, .. }
+            | Self::Empty { status, .. }
+            | Self::Failed { status, .. } => *status,
+        }
+    }
+}
+
+/// A validating resolver (separate from [`crate::dns::MxResolver`], whose
+/// answers stay unvalidated).
+#[derive(Debug, Clone)]
+pub struct SecureResolver {
+    resolver: TokioResolver,
+    lookup_deadline: Duration,
+}
+
+impl SecureResolver {
+    /// Ask `config.resolvers` (the system's when empty), validating from
+    /// `trust_anchor` (a DNSKEY file) or the IANA root.
+    pub fn new(config: &DnsConfig, trust_anchor: Option<&Path>) -> Result<Self, SecureDnsError> {
+        let anchors = match trust_anchor {
+            Some(path) => {
+                let anchors =
+                    TrustAnchors::from_file(path).map_err(|e| SecureDnsError::TrustAnchor {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                if anchors.is_empty() && !text.to_ascii_uppercase().contains("DNSKEY") {
+                    return Err(SecureDnsError::EmptyTrustAnchor(path.display().to_string()));
+                }
+                anchors
+            }
+            None => TrustAnchors::default(),
+        };
+        let name_servers = if config.resolvers.is_empty() {
+            let (system, _) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| SecureDnsError::SystemConfig(e.to_string()))?;
+            system.name_servers().to_vec()
+        } else {
+            config.resolvers.iter().copied().map(name_server).collect()
+        };
+        if name_servers.is_empty() {
+            return Err(SecureDnsError::SystemConfig(
+                "no name server configured".into(),
+            ));
+        }
+        let timeout = config.timeout.max(Duration::from_millis(10));
+        let attempts = config.attempts.clamp(1, 10);
+        let mut opts = ResolverOpts::default();
+        opts.ndots = 0;
+        opts.timeout = timeout;
+        opts.attempts = attempts - 1;
+        opts.cache_size = CACHE_SIZE;
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.try_tcp_on_error = true;
+        opts.preserve_intermediates = true;
+        opts.case_randomization = false;
+        opts.validate = true;
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .with_trust_anchor(Arc::new(anchors))
+        .build()
+        .map_err(|e| SecureDnsError::Build(e.to_string()))?;
+        // Validation walks up to the root: several lookups per answer.
+        let attempts = u32::try_from(attempts).unwrap_or(10);
+        let lookup_deadline = timeout * attempts * 4 + Duration::from_secs(1);
+        Ok(Self {
+            resolver,
+            lookup_deadline,
+        })
+    }
+
+    /// DNSSEC status of `domain`'s MX RRset (or of its denial).
+    pub async fn mx_status(&self, domain: &str) -> DnssecStatus {
+        match fqdn(domain) {
+            Some(name) => self.query(&name, RecordType::MX).await.status(),
+            None => DnssecStatus::Indeterminate,
+        }
+    }
+
+    /// DNSSEC status of `name`'s addresses: A and AAAA both (each answer or
+    /// denial), the weakest of the two.
+    pub async fn address_status(&self, name: &str) -> DnssecStatus {
+        let Some(name) = fqdn(name) else {
+            return DnssecStatus::Indeterminate;
+        };
+        let (a, aaaa) = tokio::join!(
+            self.query(&name, RecordType::A),
+            self.query(&name, RecordType::AAAA)
+        );
+        weakest([a.status(), aaaa.status()])
+    }
+
+    /// The TLSA RRset of `_25._tcp.<mx>`. Call it only when the MX RRset
+    /// and the exchange's addresses are secure (RFC 7672 §2.2).
+    pub async fn tlsa(&self, mx: &str) -> TlsaLookup {
+        let Some(name) = fqdn(&format!("_25._tcp.{}", mx.trim_end_matches('.'))) else {
+            return TlsaLookup::Failed(format!("invalid MX name {mx:?}"));
+        };
+        match self.query(&name, RecordType::TLSA).await {
+            Answer::Records { records, status } => match status {
+                DnssecStatus::Secure => TlsaLookup::Records(
+                    records
+                        .iter()
+                        .filter_map(|r| match &r.data {
+                            RData::TLSA(t) => Some(TlsaRecord {
+                                usage: u8::from(t.cert_usage),
+                                selector: u8::from(t.selector),
+                                matching_type: u8::from(t.matching),
+                                data_hex: encode_hex(&t.cert_data),
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                DnssecStatus::Insecure => TlsaLookup::Insecure,
+                other => TlsaLookup::Failed(format!("TLSA answer is {other:?}")),
+            },
+            Answer::Empty { status, .. } => match status {
+                DnssecStatus::Secure => TlsaLookup::NoRecords,
+                DnssecStatus::Insecure => TlsaLookup::Insecure,
+                other => TlsaLookup::Failed(format!("TLSA denial is {other:?}")),
+            },
+            Answer::Failed { reason, .. } => TlsaLookup::Failed(reason),
+        }
+    }
+
+    /// One bounded, validated lookup, classified.
+    pub(crate) async fn query(&self, name: &Name, rtype: RecordType) -> Answer {
+        let lookup = tokio::time::timeout(
+            self.lookup_deadline,
+            self.resolver.lookup(name.clone(), rtype),
+        )
+        .await;
+        match lookup {
+            Ok(Ok(lookup)) => {
+                let records: Vec<Record> = lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() != RecordType::RRSIG)
+                    .cloned()
+                    .collect();
+                let status = weakest(records.iter().map(|r| proof_status(r.proof)));
+                let wanted: Vec<Record> = records
+                    .into_iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .collect();
+                if wanted.is_empty() {
+                    Answer::Empty {
+                        nxdomain: false,
+                        status,
+                    }
+                } else {
+                    Answer::Records {
+                        records: wanted,
+                        status,
+                    }
+                }
+            }
+            Ok(Err(e)) => classify(&e),
+            Err(_) => Answer::Failed {
+                status: DnssecStatus::Indeterminate,
+                reason: "timed out".into(),
+            },
+        }
+    }
+}
+
+/// Map a lookup error: denials carry the status of their NSEC proof.
+fn classify(e: &NetError) -> Answer {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords {
+            response_code,
+            authorities,
+            ..
+        })) if matches!(
+            response_code,
+            ResponseCode::NXDomain | ResponseCode::NoError
+        ) =>
+        {
+            Answer::Empty {
+                nxdomain: *response_code == ResponseCode::NXDomain,
+                status: denial_status(authorities.as_deref().unwrap_or(&[])),
+            }
+        }
+        NetError::Dns(DnsError::Nsec {
+            response, proof, ..
+        }) if matches!(
+            response.response_code,
+            ResponseCode::NXDomain | ResponseCode::NoError
+        ) && *proof != Proof::Bogus =>
+        {
+            Answer::Empty {
+                nxdomain: response.response_code == ResponseCode::NXDomain,
+                status: proof_status(*proof),
+            }
+        }
+        NetError::Dns(DnsError::Nsec { proof, .. }) => Answer::Failed {
+            status: proof_status(*proof),
+            reason: format!("DNSSEC denial is {proof}"),
+        },
+        NetError::Dns(DnsError::DnssecBogus) => Answer::Failed {
+            status: DnssecStatus::Bogus,
+            reason: "DNSSEC validation failed (bogus)".into(),
+        },
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => {
+            Answer::Failed {
+                status: DnssecStatus::Indeterminate,
+                reason: format!("response code {response_code}"),
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(code)) => Answer::Failed {
+            status: DnssecStatus::Indeterminate,
+            reason: format!("response code {code}"),
+        },
+        NetError::Timeout => Answer::Failed {
+            status: DnssecStatus::Indeterminate,
+            reason: "timed out".into(),
+        },
+        other => Answer::Failed {
+            status: DnssecStatus::Indeterminate,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The status of a denial from its authority records: secure when an
+/// NSEC/NSEC3 proved it, insecure when every record is provably insecure.
+fn denial_status(authorities: &[Record]) -> DnssecStatus {
+    let proves = |r: &&Record| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3);
+    if authorities
+        .iter()
+        .filter(proves)
+        .any(|r| r.proof == Proof::Secure)
+    {
+        return DnssecStatus::Secure;
+    }
+    let relevant: Vec<&Record> = authorities
+        .iter()
+        .filter(|r| r.record_type() != RecordType::RRSIG)
+        .collect();
+    if !relevant.is_empty() && relevant.iter().all(|r| r.proof == Proof::Insecure) {
+        return DnssecStatus::Insecure;
+    }
+    weakest(relevant.iter().map(|r| proof_status(r.proof)))
+}
+
+fn proof_status(proof: Proof) -> DnssecStatus {
+    match proof {
+        Proof::Secure => DnssecStatus::Secure,
+        Proof::Insecure => DnssecStatus::Insecure,
+        Proof::Bogus => DnssecStatus::Bogus,
+        _ => DnssecStatus::Indeterminate,
+    }
+}
+
+/// The weakest of several statuses (bogus < indeterminate < insecure <
+/// secure); `indeterminate` for none.
+pub fn weakest(statuses: impl IntoIterator<Item = DnssecStatus>) -> DnssecStatus {
+    let rank = |s: DnssecStatus| match s {
+        DnssecStatus::Bogus => 0,
+        DnssecStatus::Indeterminate => 1,
+        DnssecStatus::Insecure => 2,
+        _ => 3,
+    };
+    statuses
+        .into_iter()
+        .min_by_key(|s| rank(*s))
+        .unwrap_or(DnssecStatus::Indeterminate)
+}
+
+/// Whether DANE applies to an exchange: its MX RRset and its addresses are
+/// secure (RFC 7672 §2.2.1).
+pub fn dane_applies(mx: DnssecStatus, addresses: DnssecStatus) -> bool {
+    mx == DnssecStatus::Secure && addresses == DnssecStatus::Secure
+}
+
+fn name_server(addr: SocketAddr) -> NameServerConfig {
+    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+    for connection in &mut ns.connections {
+        connection.port = addr.port();
+    }
+    ns
+}
+
+/// `name` as a fully qualified, lowercase name.
+pub(crate) fn fqdn(name: &str) -> Option<Name> {
+    let name = name.trim();
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || !name.is_ascii() {
+        return None;
+    }
+    Name::from_ascii(format!("{name}."))
+        .ok()
+        .map(|n| n.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weakest_status_wins() {
+        use DnssecStatus::*;
+        assert_eq!(weakest([Secure, Secure]), Secure);
+        assert_eq!(weakest([Secure, Insecure]), Insecure);
+        assert_eq!(weakest([Insecure, Indeterminate]), Indeterminate);
+        assert_eq!(weakest([Secure, Bogus, Indeterminate]), Bogus);
+        assert_eq!(weakest([]), Indeterminate);
+        assert!(dane_applies(Secure, Secure));
+        assert!(!dane_applies(Secure, Insecure));
+    }
+
+    #[test]
+    fn a_missing_trust_anchor_is_an_error() {
+        let config = DnsConfig {
+            resolvers: vec!["127.0.0.1:53".parse().expect("addr")],
+            ..DnsConfig::default()
+        };
+        let err = SecureResolver::new(&config, Some(Path::new("/nonexistent/anchor")));
+        assert!(matches!(err, Err(SecureDnsError::TrustAnchor { .. })));
+        assert!(SecureResolver::new(&config, None).is_ok());
+    }
+}

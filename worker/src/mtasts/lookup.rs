@@ -1,0 +1,200 @@
+//! TXT and address lookups for MTA-STS and TLS-RPT, through the worker's
+//! configured name servers (hickory; never getaddrinfo, never `/etc/hosts`,
+//! no search list), each bounded by a deadline.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError, NoRecords};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::TokioResolver;
+use mxscope_common::DnsStatus;
+
+use crate::dns::{DnsConfig, DnsSetupError};
+
+/// Longest TXT record kept (its strings concatenated); longer ones are cut.
+const MAX_TXT_BYTES: usize = 4096;
+/// At most this many TXT records of one name are kept.
+const MAX_TXT_RECORDS: usize = 32;
+
+/// A lookup that gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DnsFailure {
+    /// `nxdomain` / `nodata` for negative answers, else the failure.
+    pub status: DnsStatus,
+    pub message: String,
+}
+
+impl DnsFailure {
+    fn new(status: DnsStatus, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The name (or the records of the type) provably does not exist.
+    pub fn is_negative(&self) -> bool {
+        matches!(self.status, DnsStatus::Nxdomain | DnsStatus::Nodata)
+    }
+}
+
+/// TXT and A/AAAA lookups for the policy records.
+#[derive(Debug, Clone)]
+pub struct PolicyDns {
+    resolver: TokioResolver,
+    deadline: Duration,
+}
+
+impl PolicyDns {
+    /// A resolver asking `config.resolvers` (or the name servers of the
+    /// system configuration when empty, as [`crate::dns::MxResolver`] does).
+    pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
+        let name_servers = if config.resolvers.is_empty() {
+            let (system, _) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
+            system.name_servers().to_vec()
+        } else {
+            config
+                .resolvers
+                .iter()
+                .map(|addr| {
+                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                    for connection in &mut ns.connections {
+                        connection.port = addr.port();
+                    }
+                    ns
+                })
+                .collect()
+        };
+        if name_servers.is_empty() {
+            return Err(DnsSetupError::NoNameServers);
+        }
+        let timeout = config.timeout.max(Duration::from_millis(10));
+        let attempts = config.attempts.clamp(1, 10);
+        let mut opts = ResolverOpts::default();
+        opts.ndots = 0;
+        opts.timeout = timeout;
+        opts.attempts = attempts - 1;
+        opts.cache_size = 256;
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.try_tcp_on_error = true;
+        opts.case_randomization = false;
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .map_err(|e| DnsSetupError::Build(e.to_string()))?;
+        let attempts = u32::try_from(attempts).unwrap_or(10);
+        Ok(Self {
+            resolver,
+            deadline: timeout * attempts * 2 + Duration::from_millis(500),
+        })
+    }
+
+    /// The TXT records of `name`, each record's strings concatenated (lossy
+    /// UTF-8). NXDOMAIN and NODATA give an empty list.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        let records = match self.lookup(name, RecordType::TXT).await {
+            Ok(records) => records,
+            Err(failure) if failure.is_negative() => return Ok(Vec::new()),
+            Err(failure) => return Err(failure),
+        };
+        Ok(records
+            .iter()
+            .filter_map(|data| match data {
+                RData::TXT(txt) => {
+                    let mut bytes = Vec::new();
+                    for part in txt.txt_data.iter() {
+                        bytes.extend_from_slice(part);
+                    }
+                    bytes.truncate(MAX_TXT_BYTES);
+                    Some(String::from_utf8_lossy(&bytes).into_owned())
+                }
+                _ => None,
+            })
+            .take(MAX_TXT_RECORDS)
+            .collect())
+    }
+
+    /// The A and AAAA addresses of `name` (IPv4 first, deduplicated).
+    /// NXDOMAIN or NODATA for both is an error with that status.
+    pub async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+        let (a, aaaa) = tokio::join!(
+            self.lookup(name, RecordType::A),
+            self.lookup(name, RecordType::AAAA)
+        );
+        let mut addresses = Vec::new();
+        let mut failure: Option<DnsFailure> = None;
+        let mut nxdomain = false;
+        for result in [a, aaaa] {
+            match result {
+                Ok(records) => addresses.extend(records.iter().filter_map(|d| match d {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                    _ => None,
+                })),
+                Err(f) if f.status == DnsStatus::Nxdomain => nxdomain = true,
+                Err(f) if f.status == DnsStatus::Nodata => {}
+                Err(f) => {
+                    failure.get_or_insert(f);
+                }
+            }
+        }
+        addresses.sort();
+        addresses.dedup();
+        if !addresses.is_empty() {
+            return Ok(addresses);
+        }
+        Err(match failure {
+            Some(f) => f,
+            None if nxdomain => DnsFailure::new(DnsStatus::Nxdomain, "NXDOMAIN"),
+            None => DnsFailure::new(DnsStatus::Nodata, "no A or AAAA record"),
+        })
+    }
+
+    /// One bounded lookup of an exact FQDN: the answer's data.
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<RData>, DnsFailure> {
+        let name = name.trim().trim_end_matches('.');
+        let fqdn = Name::from_ascii(format!("{name}."))
+            .map_err(|_| DnsFailure::new(DnsStatus::Error, format!("invalid name {name:?}")))?;
+        match tokio::time::timeout(self.deadline, self.resolver.lookup(fqdn, rtype)).await {
+            Ok(Ok(lookup)) => Ok(lookup
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == rtype)
+                .map(|r| r.data.clone())
+                .collect()),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(DnsFailure::new(DnsStatus::Timeout, "timed out")),
+        }
+    }
+}
+
+fn classify(e: &NetError) -> DnsFailure {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => {
+            match *response_code {
+                ResponseCode::NXDomain => DnsFailure::new(DnsStatus::Nxdomain, "NXDOMAIN"),
+                ResponseCode::NoError => DnsFailure::new(DnsStatus::Nodata, "NODATA"),
+                ResponseCode::ServFail => DnsFailure::new(DnsStatus::Servfail, "SERVFAIL"),
+                ResponseCode::Refused => DnsFailure::new(DnsStatus::Refused, "REFUSED"),
+                code => DnsFailure::new(DnsStatus::Error, format!("response code {code}")),
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+            DnsFailure::new(DnsStatus::Servfail, "SERVFAIL")
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
+            DnsFailure::new(DnsStatus::Refused, "REFUSED")
+        }
+        NetError::Timeout => DnsFailure::new(DnsStatus::Timeout, "timed out"),
+        other => DnsFailure::new(DnsStatus::Error, other.to_string()),
+    }
+}
