@@ -19,7 +19,7 @@ mod cli;
                   several vantage points.\n\n\
                   `mxscope scan domains.txt` does everything in one process. For a cluster, run \
                   `mxscope serve` and workers (`mxscope-worker work`) on each vantage, then \
-                  `mxscope submit`, `status` and `export`."
+                  `mxscope submit`, `status`, `export` and `report`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +45,12 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Cancel a running scan.
     Cancel(cli::status::CancelArgs),
+    /// Report on a scan: the headline, distributions, the per-domain table.
+    Report(cli::report::ReportArgs),
+    /// Compare scans side by side (datasets, countries, dates).
+    Compare(cli::report::CompareArgs),
+    /// Compare the vantages of a scan: every target whose view differs.
+    Vantages(cli::report::VantagesArgs),
 }
 
 /// How probes are made (carried by the scan to every worker).
@@ -152,6 +158,9 @@ fn main() -> ExitCode {
             Command::Status(args) => cli::status::run(args).await,
             Command::Export(args) => cli::export::run(args).await,
             Command::Cancel(args) => cli::status::cancel(args).await,
+            Command::Report(args) => cli::report::run(args).await,
+            Command::Compare(args) => cli::report::compare(args).await,
+            Command::Vantages(args) => cli::report::vantages(args).await,
         }
     });
     match result {

@@ -7,8 +7,8 @@ use crate::certs::LabCerts;
 use crate::dns::Unbound;
 use crate::exim::Exim;
 use crate::fakes::Fakes;
-use crate::nginx::Nginx;
 use crate::knot::Knot;
+use crate::nginx::Nginx;
 use crate::postfix::Postfix;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.

@@ -157,7 +157,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let headline = report::headline(
         &args.vantage,
         status.meta.domains,
-        store.domain_records(&scan_id),
+        || store.domain_records(&scan_id),
         store.target_records(&scan_id),
     )?;
     if args.json {

@@ -1,5 +1,6 @@
-//! The headline of a scan, by the counting rules of DESIGN §5, computed in
-//! one streaming pass over domain records and one over target records.
+//! The headline of a scan, by the counting rules of DESIGN §5, computed by
+//! the report engine ([`super::aggregate`]): two streaming passes over
+//! domain records and one over target records.
 //!
 //! - *domains*: submitted domains, split into with MX / implicit MX / null MX
 //!   / DNS error.
@@ -13,12 +14,13 @@
 //! - *domains covered*: at least one STARTTLS MX; also all MX STARTTLS and
 //!   primary (lowest preference) MX STARTTLS.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::net::IpAddr;
 
-use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use mxscope_common::{DomainRecord, TargetRecord};
 use serde::Serialize;
+
+use super::aggregate::scan_report;
+use super::model::ScanInfo;
 
 /// The headline numbers of one vantage of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -56,116 +58,103 @@ impl fmt::Display for Headline {
     }
 }
 
-/// Per-domain facts kept between the two passes: its MX names by preference.
-struct DomainMx {
-    names: Vec<(u16, String)>,
+/// One headline number as tables show it: label, count, and the share of
+/// its population (domains or unique MX) when that is meaningful.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadlineNumber {
+    pub label: &'static str,
+    pub count: u64,
+    pub percent: Option<f64>,
 }
 
-/// Compute the headline of `vantage` from its records.
-pub fn headline<E>(
+impl Headline {
+    /// Every number, in table order.
+    pub fn numbers(&self) -> Vec<HeadlineNumber> {
+        let of = |count: u64, total: u64| HeadlineNumber {
+            label: "",
+            count,
+            percent: Some(if total == 0 {
+                0.0
+            } else {
+                count as f64 * 100.0 / total as f64
+            }),
+        };
+        let d = self.domains;
+        let m = self.unique_mx;
+        let rows = [
+            (
+                "domains",
+                HeadlineNumber {
+                    label: "",
+                    count: d,
+                    percent: None,
+                },
+            ),
+            ("domains with MX", of(self.domains_with_mx, d)),
+            ("domains with implicit MX", of(self.domains_implicit_mx, d)),
+            ("domains with null MX", of(self.domains_null_mx, d)),
+            ("domains with a DNS error", of(self.domains_dns_error, d)),
+            (
+                "unique MX",
+                HeadlineNumber {
+                    label: "",
+                    count: m,
+                    percent: None,
+                },
+            ),
+            ("MX supporting STARTTLS", of(self.mx_starttls, m)),
+            ("MX declaring no STARTTLS", of(self.mx_no_starttls, m)),
+            (
+                "MX with a connection error",
+                of(self.mx_connection_error, m),
+            ),
+            ("MX with inconsistent IPs", of(self.mx_inconsistent, m)),
+            ("domains covered", of(self.domains_covered, d)),
+            (
+                "domains with all MX STARTTLS",
+                of(self.domains_all_mx_starttls, d),
+            ),
+            (
+                "domains with primary MX STARTTLS",
+                of(self.domains_primary_mx_starttls, d),
+            ),
+        ];
+        rows.into_iter()
+            .map(|(label, n)| HeadlineNumber { label, ..n })
+            .collect()
+    }
+}
+
+/// Compute the headline of `vantage` from its records, in two passes over
+/// the domain records (`domains()` is called twice) and one over the target
+/// records: memory grows with unique MX hosts and IPs, not with domains.
+pub fn headline<E, D>(
     vantage: &str,
     submitted_domains: u64,
-    domains: impl Iterator<Item = Result<DomainRecord, E>>,
+    domains: impl Fn() -> D,
     targets: impl Iterator<Item = Result<TargetRecord, E>>,
-) -> Result<Headline, E> {
-    let mut h = Headline {
-        vantage: vantage.to_string(),
+) -> Result<Headline, E>
+where
+    D: Iterator<Item = Result<DomainRecord, E>>,
+{
+    let scan = ScanInfo {
         domains: submitted_domains,
-        ..Headline::default()
+        ..ScanInfo::default()
     };
-    let mut mx_ips: HashMap<String, BTreeSet<IpAddr>> = HashMap::new();
-    let mut per_domain: Vec<DomainMx> = Vec::new();
-    for record in domains {
-        let record = record?;
-        if record.vantage.as_deref().is_some_and(|v| v != vantage) {
-            continue;
-        }
-        let dns = &record.dns;
-        if dns.status != DnsStatus::Ok {
-            h.domains_dns_error += 1;
-            continue;
-        }
-        if dns.null_mx {
-            h.domains_null_mx += 1;
-            continue;
-        }
-        if dns.implicit_mx {
-            h.domains_implicit_mx += 1;
-        } else {
-            h.domains_with_mx += 1;
-        }
-        let mut names = Vec::new();
-        for mx in &dns.mx {
-            mx_ips
-                .entry(mx.exchange.clone())
-                .or_default()
-                .extend(mx.addresses.iter().copied());
-            names.push((mx.preference, mx.exchange.clone()));
-        }
-        per_domain.push(DomainMx { names });
-    }
-    let mut outcomes: HashMap<IpAddr, Outcome> = HashMap::new();
-    for record in targets {
-        let record = record?;
-        if record.vantage.as_deref().is_some_and(|v| v != vantage) {
-            continue;
-        }
-        outcomes.insert(record.ip, record.outcome);
-    }
-    let mut host_bucket: BTreeMap<&str, Bucket> = BTreeMap::new();
-    for (name, ips) in &mx_ips {
-        let buckets: BTreeSet<Bucket> = ips
-            .iter()
-            .map(|ip| {
-                outcomes
-                    .get(ip)
-                    .map_or(Bucket::ConnectionError, |o| o.bucket())
-            })
-            .collect();
-        if buckets.len() > 1 {
-            h.mx_inconsistent += 1;
-        }
-        let best = ips
-            .iter()
-            .filter_map(|ip| outcomes.get(ip))
-            .min_by_key(|o| o.rank())
-            .map_or(Bucket::ConnectionError, |o| o.bucket());
-        match best {
-            Bucket::SupportsStarttls => h.mx_starttls += 1,
-            Bucket::DeclaredNoStarttls => h.mx_no_starttls += 1,
-            Bucket::ConnectionError => h.mx_connection_error += 1,
-        }
-        host_bucket.insert(name, best);
-    }
-    h.unique_mx = mx_ips.len() as u64;
-    for domain in &per_domain {
-        let starttls =
-            |name: &String| host_bucket.get(name.as_str()) == Some(&Bucket::SupportsStarttls);
-        if domain.names.iter().any(|(_, n)| starttls(n)) {
-            h.domains_covered += 1;
-        }
-        if !domain.names.is_empty() && domain.names.iter().all(|(_, n)| starttls(n)) {
-            h.domains_all_mx_starttls += 1;
-        }
-        let primary = domain.names.iter().map(|(p, _)| *p).min();
-        if let Some(primary) = primary {
-            if domain
-                .names
-                .iter()
-                .filter(|(p, _)| *p == primary)
-                .any(|(_, n)| starttls(n))
-            {
-                h.domains_primary_mx_starttls += 1;
-            }
-        }
-    }
-    Ok(h)
+    let vantages = [vantage.to_string()];
+    let report = scan_report(scan, &vantages, domains, targets, |_| Ok(()))?;
+    Ok(report
+        .vantages
+        .into_iter()
+        .next()
+        .map(|v| v.headline)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxscope_common::{DnsResult, MxEntry};
+    use mxscope_common::{DnsResult, DnsStatus, MxEntry, Outcome};
     use std::convert::Infallible;
 
     fn domain(name: &str, mx: &[(u16, &str, &[&str])]) -> DomainRecord {
@@ -191,7 +180,7 @@ mod tests {
 
     #[test]
     fn counts_by_the_rules() {
-        let domains = vec![
+        let domains = [
             domain(
                 "a.example",
                 &[(10, "mx1", &["192.0.2.1"]), (20, "mx2", &["192.0.2.2"])],
@@ -213,7 +202,7 @@ mod tests {
         let h = headline(
             "A",
             5,
-            domains.into_iter().map(Ok::<_, Infallible>),
+            || domains.iter().cloned().map(Ok::<_, Infallible>),
             targets.into_iter().map(Ok),
         )
         .unwrap();

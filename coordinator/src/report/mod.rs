@@ -4,8 +4,49 @@
 //!
 //! - [`model`]: the report as plain data (serde), shared by every renderer.
 //! - [`headline`]: the headline numbers by the counting rules of DESIGN §5.
+//! - [`aggregate`]: the engine: two passes over domain records, one over
+//!   target records ([`scan_report`], or [`Aggregator`] when records are
+//!   pushed, e.g. from a gRPC stream).
+//! - [`vantages`]: vantage against vantage, classified differences.
+//! - [`compare`]: scans side by side.
+//! - [`render`]: text, Markdown, JSON, CSV; [`html`]: the HTML page.
 
+pub mod aggregate;
+#[cfg(test)]
+mod bench;
+pub mod compare;
 pub mod headline;
+pub mod html;
+mod labels;
 pub mod model;
+pub mod render;
+#[cfg(test)]
+mod tests;
+pub mod vantages;
 
+pub use aggregate::{scan_report, Aggregator, Evaluated};
+pub use compare::{compare, comparison_table};
 pub use headline::{headline, Headline};
+pub use vantages::{vantages_report, VantageComparer};
+
+use crate::model::ScanMeta;
+use model::ScanInfo;
+
+/// The report's view of a scan's meta. `legacy` is the scan's option; the
+/// engine also sets it when legacy results are seen (a remote status does
+/// not carry the options).
+pub fn scan_info(meta: &ScanMeta) -> ScanInfo {
+    let mut vantages = meta.vantages.clone();
+    vantages.sort();
+    vantages.dedup();
+    ScanInfo {
+        id: meta.id.clone(),
+        name: meta.name.clone(),
+        labels: meta.labels.clone(),
+        vantages,
+        domains: meta.domains,
+        created_unix_ms: meta.created_ms,
+        finished_unix_ms: meta.finished_ms,
+        legacy: meta.options.legacy,
+    }
+}

@@ -27,7 +27,11 @@ impl ScanInfo {
         if self.labels.is_empty() {
             return self.name.clone();
         }
-        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         format!("{} ({})", self.name, labels.join(", "))
     }
 }

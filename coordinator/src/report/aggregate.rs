@@ -1,0 +1,485 @@
+//! The report engine: two passes over domain records, one over target
+//! records, memory bounded by unique MX hosts and IPs (never by domains).
+//!
+//! 1. [`Aggregator::add_domain`] (first domain pass) counts domains and
+//!    learns each MX name's addresses; [`Aggregator::add_target`] (the
+//!    target pass, in any order relative to the first) keeps a
+//!    [`TargetSummary`] per IP.
+//! 2. [`Aggregator::evaluate`] gives each MX host its status (best outcome
+//!    over its IPs), the headline's MX buckets and the distributions.
+//! 3. [`Evaluated::add_domain`] (second domain pass) counts covered domains
+//!    and yields the per-domain rows; [`Evaluated::finish`] the report.
+//!
+//! Records whose vantage is not selected are skipped; a record without a
+//! vantage counts for every selected vantage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
+
+use super::labels::{self, TargetSummary};
+use super::model::{Distribution, DomainRow, ScanInfo, ScanReport, VantageReport};
+use super::Headline;
+
+/// Version of the report layout (JSON).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Host status of an MX without any address.
+pub const NO_ADDRESS: &str = "no_address";
+/// Host status of an MX whose addresses have no target record (yet).
+pub const NOT_PROBED: &str = "not_probed";
+
+/// What an MX host's IPs showed, as one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostStatus {
+    /// The best outcome over the host's IPs, and the IP that showed it.
+    Probed {
+        outcome: Outcome,
+        ip: IpAddr,
+    },
+    NotProbed,
+    NoAddress,
+}
+
+impl HostStatus {
+    fn bucket(self) -> Bucket {
+        match self {
+            Self::Probed { outcome, .. } => outcome.bucket(),
+            Self::NotProbed | Self::NoAddress => Bucket::ConnectionError,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Probed { outcome, .. } => outcome.as_str(),
+            Self::NotProbed => NOT_PROBED,
+            Self::NoAddress => NO_ADDRESS,
+        }
+    }
+
+    /// Lower is better; ties broken by the outcome's order, so that best
+    /// and worst are deterministic.
+    fn rank(self) -> (u8, Option<Outcome>) {
+        match self {
+            Self::Probed { outcome, .. } => (outcome.rank(), Some(outcome)),
+            Self::NotProbed => (u8::MAX - 1, None),
+            Self::NoAddress => (u8::MAX, None),
+        }
+    }
+}
+
+/// First-pass state of one vantage.
+#[derive(Debug, Default)]
+struct VantagePass {
+    headline: Headline,
+    /// MX name → its addresses (union over every domain that names it).
+    mx_ips: HashMap<String, Vec<IpAddr>>,
+    targets: HashMap<IpAddr, TargetSummary>,
+}
+
+/// Pass one: domain counts, MX addresses, target summaries.
+#[derive(Debug)]
+pub struct Aggregator {
+    scan: ScanInfo,
+    vantages: BTreeMap<String, VantagePass>,
+    legacy_seen: bool,
+}
+
+impl Aggregator {
+    /// A report of `scan` for the given vantages (in report order).
+    pub fn new(scan: ScanInfo, vantages: &[String]) -> Self {
+        let vantages = vantages
+            .iter()
+            .map(|v| {
+                let pass = VantagePass {
+                    headline: Headline {
+                        vantage: v.clone(),
+                        domains: scan.domains,
+                        ..Headline::default()
+                    },
+                    ..VantagePass::default()
+                };
+                (v.clone(), pass)
+            })
+            .collect();
+        Self {
+            scan,
+            vantages,
+            legacy_seen: false,
+        }
+    }
+
+    fn selected<'a>(
+        vantages: &'a mut BTreeMap<String, VantagePass>,
+        vantage: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a mut VantagePass> + 'a {
+        vantages
+            .iter_mut()
+            .filter(move |(v, _)| vantage.is_none_or(|r| r == v.as_str()))
+            .map(|(_, pass)| pass)
+    }
+
+    /// First pass over a domain record.
+    pub fn add_domain(&mut self, record: &DomainRecord) {
+        for pass in Self::selected(&mut self.vantages, record.vantage.as_deref()) {
+            let h = &mut pass.headline;
+            let dns = &record.dns;
+            if dns.status != DnsStatus::Ok {
+                h.domains_dns_error += 1;
+                continue;
+            }
+            if dns.null_mx {
+                h.domains_null_mx += 1;
+                continue;
+            }
+            if dns.implicit_mx {
+                h.domains_implicit_mx += 1;
+            } else {
+                h.domains_with_mx += 1;
+            }
+            for mx in &dns.mx {
+                let ips = match pass.mx_ips.get_mut(mx.exchange.as_str()) {
+                    Some(ips) => ips,
+                    None => pass.mx_ips.entry(mx.exchange.clone()).or_default(),
+                };
+                for ip in &mx.addresses {
+                    if !ips.contains(ip) {
+                        ips.push(*ip);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The target pass: one target record.
+    pub fn add_target(&mut self, record: &TargetRecord) {
+        let mut summary = None;
+        for pass in Self::selected(&mut self.vantages, record.vantage.as_deref()) {
+            let s = summary.get_or_insert_with(|| TargetSummary::of(record));
+            self.legacy_seen |= s.legacy_tested();
+            pass.targets.insert(record.ip, s.clone());
+        }
+    }
+
+    /// Host statuses, MX buckets and distributions; ready for pass two.
+    pub fn evaluate(self) -> Evaluated {
+        let mut scan = self.scan;
+        scan.legacy |= self.legacy_seen;
+        let now = i64::try_from(scan.created_unix_ms / 1000).unwrap_or(i64::MAX);
+        let vantages = self
+            .vantages
+            .into_iter()
+            .map(|(name, pass)| (name, evaluate_vantage(pass, scan.legacy, now)))
+            .collect();
+        Evaluated { scan, vantages }
+    }
+}
+
+/// Second-pass state of one vantage.
+#[derive(Debug)]
+struct VantageHosts {
+    headline: Headline,
+    distributions: Vec<Distribution>,
+    hosts: HashMap<String, HostStatus>,
+}
+
+fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
+    let VantagePass {
+        mut headline,
+        mx_ips,
+        targets,
+    } = pass;
+    let mut hosts = HashMap::with_capacity(mx_ips.len());
+    let mut dist = Counts::default();
+    for (name, ips) in mx_ips {
+        let buckets: BTreeSet<Bucket> = ips
+            .iter()
+            .map(|ip| {
+                targets
+                    .get(ip)
+                    .map_or(Bucket::ConnectionError, |t| t.outcome.bucket())
+            })
+            .collect();
+        if buckets.len() > 1 {
+            headline.mx_inconsistent += 1;
+        }
+        let status = if ips.is_empty() {
+            HostStatus::NoAddress
+        } else {
+            ips.iter()
+                .filter_map(|ip| targets.get(ip).map(|t| (t.outcome, *ip)))
+                .min_by_key(|(outcome, ip)| (outcome.rank(), *outcome, *ip))
+                .map_or(HostStatus::NotProbed, |(outcome, ip)| HostStatus::Probed {
+                    outcome,
+                    ip,
+                })
+        };
+        match status.bucket() {
+            Bucket::SupportsStarttls => headline.mx_starttls += 1,
+            Bucket::DeclaredNoStarttls => headline.mx_no_starttls += 1,
+            Bucket::ConnectionError => headline.mx_connection_error += 1,
+        }
+        let best = match status {
+            HostStatus::Probed { ip, .. } => targets.get(&ip),
+            _ => None,
+        };
+        dist.add(status, best, now);
+        hosts.insert(name, status);
+    }
+    headline.unique_mx = hosts.len() as u64;
+    let distributions = dist.into_distributions(&headline, legacy);
+    VantageHosts {
+        headline,
+        distributions,
+        hosts,
+    }
+}
+
+/// Distribution counters of one vantage.
+#[derive(Debug, Default)]
+struct Counts {
+    key: BTreeMap<String, u64>,
+    verification: BTreeMap<String, u64>,
+    highest: BTreeMap<String, u64>,
+    protocols: [[u64; 4]; 5],
+    expiry: BTreeMap<&'static str, u64>,
+    outcome_phase: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, status: HostStatus, best: Option<&TargetSummary>, now: i64) {
+        let phase = match (status, best) {
+            (HostStatus::Probed { outcome, .. }, Some(t)) => {
+                format!("{outcome} @ {}", labels::phase_label(t.phase))
+            }
+            _ => status.label().to_string(),
+        };
+        *self.outcome_phase.entry(phase).or_default() += 1;
+        let Some(t) = best.filter(|_| status.bucket() == Bucket::SupportsStarttls) else {
+            return;
+        };
+        *self.key.entry(t.key.clone()).or_default() += 1;
+        *self
+            .verification
+            .entry(t.verification.to_string())
+            .or_default() += 1;
+        *self.highest.entry(t.highest_protocol.clone()).or_default() += 1;
+        for (version, support) in t.protocols.iter().enumerate() {
+            let row = labels::SUPPORT_ROWS
+                .iter()
+                .position(|r| *r == labels::support_label(*support))
+                .unwrap_or(3);
+            self.protocols[version][row] += 1;
+        }
+        *self
+            .expiry
+            .entry(labels::expiry_label(t.not_after, now))
+            .or_default() += 1;
+    }
+
+    fn into_distributions(self, headline: &Headline, legacy: bool) -> Vec<Distribution> {
+        const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
+        let total = headline.mx_starttls;
+        let mut out = vec![
+            Distribution::new(
+                "key",
+                "Key type and size",
+                STARTTLS_HOSTS,
+                total,
+                largest_first(self.key),
+            ),
+            Distribution::new(
+                "verification",
+                "Certificate verification",
+                STARTTLS_HOSTS,
+                total,
+                largest_first(self.verification),
+            ),
+        ];
+        let mut highest: Vec<(String, u64)> = self.highest.into_iter().collect();
+        highest.sort_by_key(|(v, _)| labels::protocol_order(v));
+        out.push(Distribution::new(
+            "highest_protocol",
+            "Highest protocol version",
+            STARTTLS_HOSTS,
+            total,
+            highest,
+        ));
+        if legacy {
+            for ((field, name), counts) in labels::VERSIONS.iter().zip(self.protocols) {
+                out.push(Distribution::new(
+                    &format!("protocol_{field}"),
+                    &format!("{name} support"),
+                    STARTTLS_HOSTS,
+                    total,
+                    labels::SUPPORT_ROWS
+                        .iter()
+                        .zip(counts)
+                        .map(|(row, n)| (row.to_string(), n)),
+                ));
+            }
+        }
+        let mut expiry: Vec<(String, u64)> = labels::EXPIRY_ROWS
+            .iter()
+            .map(|row| (row.to_string(), self.expiry.get(row).copied().unwrap_or(0)))
+            .collect();
+        if let Some(n) = self.expiry.get(labels::EXPIRY_UNREADABLE) {
+            expiry.push((labels::EXPIRY_UNREADABLE.to_string(), *n));
+        }
+        out.push(Distribution::new(
+            "expiry",
+            "Certificate expiry (from the scan's start)",
+            STARTTLS_HOSTS,
+            total,
+            expiry,
+        ));
+        out.push(Distribution::new(
+            "outcome_phase",
+            "Outcome per phase",
+            "MX hosts",
+            headline.unique_mx,
+            largest_first(self.outcome_phase),
+        ));
+        out
+    }
+}
+
+/// Rows by count, largest first, then by value.
+fn largest_first(counts: BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut rows: Vec<(String, u64)> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows
+}
+
+/// Pass two: per-domain coverage and rows.
+#[derive(Debug)]
+pub struct Evaluated {
+    scan: ScanInfo,
+    vantages: BTreeMap<String, VantageHosts>,
+}
+
+impl Evaluated {
+    /// The scan as reported (with `legacy` also set when legacy results
+    /// were seen).
+    pub fn scan(&self) -> &ScanInfo {
+        &self.scan
+    }
+
+    /// Second pass over a domain record: counts coverage and returns its
+    /// row for each selected vantage (none for other vantages).
+    pub fn add_domain(&mut self, record: &DomainRecord) -> Vec<DomainRow> {
+        let mut rows = Vec::new();
+        let wanted = record.vantage.as_deref();
+        for (vantage, v) in self
+            .vantages
+            .iter_mut()
+            .filter(|(name, _)| wanted.is_none_or(|w| w == name.as_str()))
+        {
+            rows.push(domain_row(vantage, v, record));
+        }
+        rows
+    }
+
+    /// The report, vantages in the order they were asked for.
+    pub fn finish(self, order: &[String]) -> ScanReport {
+        let mut vantages = self.vantages;
+        let reports = order
+            .iter()
+            .filter_map(|name| vantages.remove(name).map(|v| (name, v)))
+            .map(|(name, v)| VantageReport {
+                vantage: name.clone(),
+                headline: v.headline,
+                distributions: v.distributions,
+            })
+            .collect();
+        ScanReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            scan: self.scan,
+            vantages: reports,
+        }
+    }
+}
+
+/// Counts one domain into its vantage's headline and builds its row.
+fn domain_row(vantage: &str, v: &mut VantageHosts, record: &DomainRecord) -> DomainRow {
+    let dns = &record.dns;
+    let mut row = DomainRow {
+        vantage: vantage.to_string(),
+        domain: record.domain.clone(),
+        dns_status: if dns.null_mx && dns.status == DnsStatus::Ok {
+            "null_mx".to_string()
+        } else {
+            dns_status_label(dns.status)
+        },
+        mx_count: dns.mx.len() as u64,
+        covered: false,
+        primary_covered: false,
+        best_outcome: String::new(),
+        worst_outcome: String::new(),
+    };
+    if dns.status != DnsStatus::Ok || dns.null_mx || dns.mx.is_empty() {
+        return row;
+    }
+    let status = |name: &str| v.hosts.get(name).copied().unwrap_or(HostStatus::NotProbed);
+    let starttls = |name: &str| status(name).bucket() == Bucket::SupportsStarttls;
+    row.covered = dns.mx.iter().any(|mx| starttls(&mx.exchange));
+    let all = dns.mx.iter().all(|mx| starttls(&mx.exchange));
+    if let Some(primary) = dns.mx.iter().map(|mx| mx.preference).min() {
+        row.primary_covered = dns
+            .mx
+            .iter()
+            .filter(|mx| mx.preference == primary)
+            .any(|mx| starttls(&mx.exchange));
+    }
+    let statuses = dns.mx.iter().map(|mx| status(&mx.exchange));
+    if let Some(best) = statuses.clone().min_by_key(|s| s.rank()) {
+        row.best_outcome = best.label().to_string();
+    }
+    if let Some(worst) = statuses.max_by_key(|s| s.rank()) {
+        row.worst_outcome = worst.label().to_string();
+    }
+    let h = &mut v.headline;
+    h.domains_covered += u64::from(row.covered);
+    h.domains_all_mx_starttls += u64::from(all);
+    h.domains_primary_mx_starttls += u64::from(row.primary_covered);
+    row
+}
+
+/// `ok`, `nxdomain`, … (the record's serde name).
+fn dns_status_label(status: DnsStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{status:?}").to_lowercase())
+}
+
+/// The whole report from re-creatable record streams: `domains()` is called
+/// twice (two passes), `targets` once; `on_row` gets every per-domain row
+/// of the second pass.
+pub fn scan_report<E, D, T>(
+    scan: ScanInfo,
+    vantages: &[String],
+    domains: impl Fn() -> D,
+    targets: T,
+    mut on_row: impl FnMut(DomainRow) -> Result<(), E>,
+) -> Result<ScanReport, E>
+where
+    D: Iterator<Item = Result<DomainRecord, E>>,
+    T: Iterator<Item = Result<TargetRecord, E>>,
+{
+    let mut agg = Aggregator::new(scan, vantages);
+    for record in domains() {
+        agg.add_domain(&record?);
+    }
+    for record in targets {
+        agg.add_target(&record?);
+    }
+    let mut evaluated = agg.evaluate();
+    for record in domains() {
+        for row in evaluated.add_domain(&record?) {
+            on_row(row)?;
+        }
+    }
+    Ok(evaluated.finish(vantages))
+}

@@ -1,0 +1,261 @@
+//! How one target record shows up in a distribution: the row labels of key,
+//! verification, highest protocol, protocol support, expiry and outcome.
+
+use mxscope_common::{Outcome, Phase, TargetRecord, VersionSupport};
+
+/// Protocol versions from the oldest, with their field and display names.
+pub(crate) const VERSIONS: [(&str, &str); 5] = [
+    ("ssl3", "SSLv3"),
+    ("tls1_0", "TLSv1.0"),
+    ("tls1_1", "TLSv1.1"),
+    ("tls1_2", "TLSv1.2"),
+    ("tls1_3", "TLSv1.3"),
+];
+
+/// Rows of a protocol-support distribution, in order.
+pub(crate) const SUPPORT_ROWS: [&str; 4] = ["supported", "not_supported", "error", "not_tested"];
+
+/// Rows of the expiry distribution, in order (an unreadable date gets its
+/// own row, [`EXPIRY_UNREADABLE`], only when it occurs).
+pub(crate) const EXPIRY_ROWS: [&str; 6] = [
+    "expired",
+    "< 7 days",
+    "< 30 days",
+    "< 90 days",
+    "≥ 90 days",
+    "no certificate",
+];
+
+/// The expiry row of a leaf whose `not_after` could not be read.
+pub(crate) const EXPIRY_UNREADABLE: &str = "unreadable date";
+
+/// Key label of a host without TLS facts.
+pub(crate) const NO_KEY: &str = "none";
+
+/// Verification label of a host whose handshake did not happen.
+pub(crate) const NO_HANDSHAKE: &str = "no handshake";
+
+/// What the report keeps of one target record (a few dozen bytes, so that
+/// memory grows with unique IPs, not with record sizes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TargetSummary {
+    pub(crate) outcome: Outcome,
+    pub(crate) phase: Phase,
+    /// "RSA 2048", "EC P-256", or [`NO_KEY`].
+    pub(crate) key: String,
+    /// `valid`, `unknown_issuer`, … or [`NO_HANDSHAKE`].
+    pub(crate) verification: &'static str,
+    /// "TLSv1.3", … or "none".
+    pub(crate) highest_protocol: String,
+    /// ssl3 … tls1_3.
+    pub(crate) protocols: [VersionSupport; 5],
+    /// None: no certificate; Some(None): unreadable date; else Unix seconds.
+    pub(crate) not_after: Option<Option<i64>>,
+}
+
+impl TargetSummary {
+    pub(crate) fn of(record: &TargetRecord) -> Self {
+        let p = &record.protocols;
+        let protocols = [p.ssl3, p.tls1_0, p.tls1_1, p.tls1_2, p.tls1_3];
+        let leaf = record.tls.as_ref().and_then(|tls| tls.chain.first());
+        Self {
+            outcome: record.outcome,
+            phase: record.phase,
+            key: leaf.map_or_else(|| NO_KEY.to_string(), key_label),
+            verification: record
+                .tls
+                .as_ref()
+                .map_or(NO_HANDSHAKE, |tls| tls.verification.as_str()),
+            highest_protocol: highest_protocol(
+                &protocols,
+                record.tls.as_ref().map(|t| t.version.as_str()),
+            ),
+            protocols,
+            not_after: leaf.map(|c| parse_rfc3339(&c.not_after)),
+        }
+    }
+
+    /// True when a legacy probe ran (SSLv3, TLS 1.0 or 1.1 not `not_tested`).
+    pub(crate) fn legacy_tested(&self) -> bool {
+        self.protocols[..3]
+            .iter()
+            .any(|s| *s != VersionSupport::NotTested)
+    }
+}
+
+/// "RSA 2048", "EC P-256", "Ed25519".
+fn key_label(cert: &mxscope_common::CertInfo) -> String {
+    let key = &cert.key;
+    if !cert.parsed {
+        return "unparsed certificate".to_string();
+    }
+    match (&key.curve, key.bits) {
+        (Some(curve), _) => format!("{} {curve}", key.key_type),
+        (None, Some(bits)) if key.key_type != "Ed25519" && key.key_type != "Ed448" => {
+            format!("{} {bits}", key.key_type)
+        }
+        _ => key.key_type.clone(),
+    }
+}
+
+/// The highest `supported` version, else the negotiated one, else "none".
+fn highest_protocol(protocols: &[VersionSupport; 5], negotiated: Option<&str>) -> String {
+    protocols
+        .iter()
+        .zip(VERSIONS)
+        .rev()
+        .find(|(s, _)| **s == VersionSupport::Supported)
+        .map(|(_, (_, name))| name.to_string())
+        .or_else(|| negotiated.filter(|v| !v.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "none".to_string())
+}
+
+/// Order of highest-protocol rows: newest first, unknown names, then "none".
+pub(crate) fn protocol_order(value: &str) -> usize {
+    VERSIONS
+        .iter()
+        .rev()
+        .position(|(_, name)| *name == value)
+        .unwrap_or(if value == "none" { 7 } else { 6 })
+}
+
+/// `supported`, `not_supported`, `error`, `not_tested`.
+pub(crate) fn support_label(s: VersionSupport) -> &'static str {
+    match s {
+        VersionSupport::Supported => SUPPORT_ROWS[0],
+        VersionSupport::NotSupported => SUPPORT_ROWS[1],
+        VersionSupport::Error => SUPPORT_ROWS[2],
+        VersionSupport::NotTested => SUPPORT_ROWS[3],
+    }
+}
+
+/// The expiry row of a leaf, relative to `now` (Unix seconds).
+pub(crate) fn expiry_label(not_after: Option<Option<i64>>, now: i64) -> &'static str {
+    const DAY: i64 = 86_400;
+    match not_after {
+        None => EXPIRY_ROWS[5],
+        Some(None) => EXPIRY_UNREADABLE,
+        Some(Some(t)) if t < now => EXPIRY_ROWS[0],
+        Some(Some(t)) if t - now < 7 * DAY => EXPIRY_ROWS[1],
+        Some(Some(t)) if t - now < 30 * DAY => EXPIRY_ROWS[2],
+        Some(Some(t)) if t - now < 90 * DAY => EXPIRY_ROWS[3],
+        Some(Some(_)) => EXPIRY_ROWS[4],
+    }
+}
+
+/// The snake-case name of a phase (`done`, `ehlo`, `tls_handshake`).
+pub(crate) fn phase_label(phase: Phase) -> String {
+    serde_json::to_value(phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{phase:?}").to_lowercase())
+}
+
+/// Unix seconds of an RFC 3339 UTC time (`2025-01-31T23:59:59Z`, optional
+/// fraction, `Z` or `+hh:mm`); None when it does not parse.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let year: i64 = d.next()?.parse().ok()?;
+    let month: i64 = d.next()?.parse().ok()?;
+    let day: i64 = d.next()?.parse().ok()?;
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => return None,
+    };
+    let clock = clock.split('.').next()?;
+    let mut c = clock.splitn(3, ':');
+    let hour: i64 = c.next()?.parse().ok()?;
+    let minute: i64 = c.next()?.parse().ok()?;
+    let second: i64 = c.next()?.parse().ok()?;
+    let offset_secs = match offset {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if offset.starts_with('-') { -1 } else { 1 };
+            let (h, m) = offset.get(1..)?.split_once(':')?;
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (0..24).contains(&hour)
+        && (0..60).contains(&minute)
+        && (0..=60).contains(&second);
+    if !valid {
+        return None;
+    }
+    Some(
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+            - offset_secs,
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-05-01 12:00 UTC` from Unix milliseconds.
+pub(crate) fn format_unix_ms(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_numbers() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(parse_rfc3339("2051-12-31T00:00:00Z"), Some(2_587_593_600));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T01:00:00+01:00"),
+            Some(951_868_800)
+        );
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00.5Z"), Some(951_868_800));
+        assert_eq!(parse_rfc3339(""), None);
+        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
+        assert_eq!(
+            format_unix_ms(951_868_800_000 + 3_660_000),
+            "2000-03-01 01:01 UTC"
+        );
+    }
+
+    #[test]
+    fn protocol_rows_are_ordered() {
+        assert!(protocol_order("TLSv1.3") < protocol_order("TLSv1.2"));
+        assert!(protocol_order("SSLv3") < protocol_order("other"));
+        assert!(protocol_order("other") < protocol_order("none"));
+    }
+}

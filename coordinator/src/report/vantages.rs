@@ -1,0 +1,255 @@
+//! Vantage against vantage inside one scan: every target probed from two
+//! or more vantages whose outcome, EHLO keywords, STARTTLS presence, leaf
+//! certificate or negotiated TLS version differ becomes a [`VantageDiff`],
+//! classified by [`Disagreement`]. One pass over target records; memory is
+//! one small view per (IP, vantage).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use mxscope_common::{Bucket, TargetRecord};
+
+use super::model::{Disagreement, ScanInfo, TargetView, VantageDiff, VantagesReport};
+
+/// Every class, in report order.
+pub const CLASSES: [Disagreement; 5] = [
+    Disagreement::StarttlsStrippedOnPath,
+    Disagreement::CertificateDiffers,
+    Disagreement::ReachabilityDiffers,
+    Disagreement::RateLimited,
+    Disagreement::OtherDifference,
+];
+
+/// The snake-case name of a class (as in JSON).
+pub fn class_name(class: Disagreement) -> &'static str {
+    match class {
+        Disagreement::StarttlsStrippedOnPath => "starttls_stripped_on_path",
+        Disagreement::CertificateDiffers => "certificate_differs",
+        Disagreement::ReachabilityDiffers => "reachability_differs",
+        Disagreement::RateLimited => "rate_limited",
+        Disagreement::OtherDifference => "other_difference",
+    }
+}
+
+/// What one vantage saw, with what classification needs beyond the view.
+#[derive(Debug, Clone)]
+struct Observed {
+    view: TargetView,
+    bucket: Bucket,
+    /// A 421 in the greeting or a reply.
+    rate_limited: bool,
+    /// Upper-cased, sorted EHLO keywords (for comparison).
+    ehlo_set: BTreeSet<String>,
+}
+
+impl Observed {
+    fn of(record: &TargetRecord) -> Self {
+        let starttls = record.ehlo.iter().any(|k| {
+            k.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("STARTTLS"))
+        });
+        let rate_limited = record.greeting.as_ref().is_some_and(|g| g.code == 421)
+            || record
+                .starttls_reply
+                .as_ref()
+                .is_some_and(|r| r.code == 421)
+            || record
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.trim_start().starts_with("421"));
+        Self {
+            view: TargetView {
+                outcome: record.outcome.as_str().to_string(),
+                ehlo: record.ehlo.clone(),
+                starttls_advertised: starttls,
+                certificate_sha256: record
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.chain.first())
+                    .map(|c| c.sha256.clone()),
+                tls_version: record.tls.as_ref().map(|t| t.version.clone()),
+                greeting_code: record.greeting.as_ref().map(|g| g.code),
+            },
+            bucket: record.outcome.bucket(),
+            rate_limited,
+            ehlo_set: record
+                .ehlo
+                .iter()
+                .map(|k| k.trim().to_ascii_uppercase())
+                .collect(),
+        }
+    }
+
+    /// Same outcome, EHLO set, STARTTLS presence, certificate and version.
+    fn same_as(&self, other: &Self) -> bool {
+        self.view.outcome == other.view.outcome
+            && self.ehlo_set == other.ehlo_set
+            && self.view.starttls_advertised == other.view.starttls_advertised
+            && self.view.certificate_sha256 == other.view.certificate_sha256
+            && self.view.tls_version == other.view.tls_version
+    }
+
+    /// An EHLO answer came back, without STARTTLS (absent or masked).
+    fn answered_without_starttls(&self) -> bool {
+        !self.view.starttls_advertised
+            && (!self.view.ehlo.is_empty() || self.view.outcome == "no_starttls")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    mx_names: BTreeSet<String>,
+    views: BTreeMap<String, Observed>,
+}
+
+/// The classes of one target's views; empty when they agree.
+fn classify(views: &BTreeMap<String, Observed>) -> Vec<Disagreement> {
+    let all: Vec<&Observed> = views.values().collect();
+    let Some(first) = all.first() else {
+        return Vec::new();
+    };
+    if all.iter().all(|o| o.same_as(first)) {
+        return Vec::new();
+    }
+    let mut classes = Vec::new();
+    if all.iter().any(|o| o.view.starttls_advertised)
+        && all.iter().any(|o| o.answered_without_starttls())
+    {
+        classes.push(Disagreement::StarttlsStrippedOnPath);
+    }
+    let certs: BTreeSet<&String> = all
+        .iter()
+        .filter_map(|o| o.view.certificate_sha256.as_ref())
+        .collect();
+    if certs.len() > 1 {
+        classes.push(Disagreement::CertificateDiffers);
+    }
+    if all
+        .iter()
+        .any(|o| o.bucket == Bucket::ConnectionError && !o.rate_limited)
+        && all.iter().any(|o| o.bucket != Bucket::ConnectionError)
+    {
+        classes.push(Disagreement::ReachabilityDiffers);
+    }
+    if all.iter().any(|o| o.rate_limited) && all.iter().any(|o| !o.rate_limited) {
+        classes.push(Disagreement::RateLimited);
+    }
+    if classes.is_empty() {
+        classes.push(Disagreement::OtherDifference);
+    }
+    classes
+}
+
+/// Collects target views per IP and vantage (the one pass), then
+/// classifies.
+#[derive(Debug)]
+pub struct VantageComparer {
+    scan: ScanInfo,
+    targets: BTreeMap<IpAddr, Seen>,
+}
+
+impl VantageComparer {
+    pub fn new(scan: ScanInfo) -> Self {
+        Self {
+            scan,
+            targets: BTreeMap::new(),
+        }
+    }
+
+    /// One target record (records without a vantage are ignored).
+    pub fn add_target(&mut self, record: &TargetRecord) {
+        let Some(vantage) = record.vantage.as_deref() else {
+            return;
+        };
+        let seen = self.targets.entry(record.ip).or_default();
+        for name in &record.mx_names {
+            if !seen.mx_names.contains(name) {
+                seen.mx_names.insert(name.clone());
+            }
+        }
+        seen.views.insert(vantage.to_string(), Observed::of(record));
+    }
+
+    /// The report: every differing target, by IP.
+    pub fn finish(self) -> VantagesReport {
+        let mut report = VantagesReport {
+            scan: self.scan,
+            ..VantagesReport::default()
+        };
+        for (ip, seen) in self.targets {
+            if seen.views.len() < 2 {
+                continue;
+            }
+            report.targets_compared += 1;
+            let classes = classify(&seen.views);
+            if classes.is_empty() {
+                continue;
+            }
+            for class in &classes {
+                *report
+                    .summary
+                    .entry(class_name(*class).to_string())
+                    .or_default() += 1;
+            }
+            report.diffs.push(VantageDiff {
+                ip: ip.to_string(),
+                mx_names: seen.mx_names.into_iter().collect(),
+                classes,
+                views: seen.views.into_iter().map(|(v, o)| (v, o.view)).collect(),
+            });
+        }
+        report
+    }
+}
+
+/// The vantages report from a target record stream.
+pub fn vantages_report<E>(
+    scan: ScanInfo,
+    targets: impl Iterator<Item = Result<TargetRecord, E>>,
+) -> Result<VantagesReport, E> {
+    let mut comparer = VantageComparer::new(scan);
+    for record in targets {
+        comparer.add_target(&record?);
+    }
+    Ok(comparer.finish())
+}
+
+/// "2 targets differ: 1 starttls_stripped_on_path, 1 certificate_differs
+/// (of 5 targets probed from 2 or more vantages)".
+pub fn summary_line(report: &VantagesReport) -> String {
+    let n = report.diffs.len();
+    let classes: Vec<String> = CLASSES
+        .iter()
+        .filter_map(|c| {
+            let name = class_name(*c);
+            report
+                .summary
+                .get(name)
+                .map(|count| format!("{count} {name}"))
+        })
+        .collect();
+    let mut line = format!(
+        "{n} target{} differ{}",
+        plural(n),
+        if n == 1 { "s" } else { "" }
+    );
+    if !classes.is_empty() {
+        line.push_str(": ");
+        line.push_str(&classes.join(", "));
+    }
+    line.push_str(&format!(
+        " (of {} target{} probed from 2 or more vantages)",
+        report.targets_compared,
+        plural(report.targets_compared as usize)
+    ));
+    line
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
