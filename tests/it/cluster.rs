@@ -136,6 +136,68 @@ async fn two_vantages_scan_the_lab() {
     let status = admin.status(&scan).await.unwrap();
     assert_eq!(status.domain_records, dns_keys.len() as u64);
     assert_eq!(status.target_records, target_keys.len() as u64);
+
+    // `mxscope vantages` classifies the discard host as stripped on path.
+    let out = std::process::Command::new(bin("mxscope"))
+        .args([
+            "vantages",
+            &scan,
+            "--format",
+            "json",
+            "--coordinator",
+            &coordinator.url,
+        ])
+        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diffs = report["diffs"].as_array().unwrap();
+    assert_eq!(diffs.len(), 1, "only the discard host differs: {diffs:?}");
+    assert_eq!(diffs[0]["ip"], MX_DISCARD.ip.to_string());
+    assert_eq!(
+        diffs[0]["classes"],
+        serde_json::json!(["starttls_stripped_on_path"])
+    );
+    assert_eq!(report["summary"]["starttls_stripped_on_path"], 1);
+    // `report --by vantage` shows each vantage's headline: B sees one STARTTLS host fewer.
+    let out = std::process::Command::new(bin("mxscope"))
+        .args([
+            "report",
+            &scan,
+            "--by",
+            "vantage",
+            "--format",
+            "json",
+            "--coordinator",
+            &coordinator.url,
+        ])
+        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let starttls: Vec<(String, u64)> = report["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["vantage"].as_str().unwrap().to_string(),
+                v["headline"]["mx_starttls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // mx-valid, mx-backup, mx-ecdsa, mx-discard from A; mx-discard is lost from B.
+    assert_eq!(starttls, [("A".to_string(), 4), ("B".to_string(), 3)]);
 }
 
 fn generated(n: usize, tag: &str) -> Vec<String> {

@@ -13,4 +13,5 @@ mod legacy;
 mod mtasts;
 mod postfix;
 mod probe;
+mod report;
 mod scan;

@@ -132,3 +132,9 @@ if ! nginx -V 2>&1 | grep -q -- '--with-http_ssl_module'; then
     exit 1
 fi
 # --- end nginx ---------------------------------------------------------------
+
+# --- Chromium (HTML report test) ----------------------------------------------
+# Headless Chromium opens the self-contained HTML report (tests/it/report.rs);
+# the test runs it with offline flags and an empty profile.
+apt-get install -y --no-install-recommends chromium
+# --- end Chromium ---------------------------------------------------------------
