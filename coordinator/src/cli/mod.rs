@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use mxscope_coordinator::grpc::client::{AdminClient, ClientTls};
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
-use mxscope_coordinator::store::Store;
+use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
@@ -169,7 +169,7 @@ pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Coordinator> {
     if !dir.exists() {
         bail!("data directory {} does not exist", dir.display());
     }
-    let store = Store::open(dir).with_context(|| {
+    let store = Store::open_with_cache(dir, READER_CACHE_BYTES).with_context(|| {
         format!(
             "opening {} (if a coordinator runs on it, use --coordinator URL instead)",
             dir.display()

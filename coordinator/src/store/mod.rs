@@ -91,15 +91,31 @@ impl fmt::Debug for Store {
     }
 }
 
+/// sled's page cache for a serving coordinator (sled's own default).
+pub const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+/// The page cache of one-shot readers (status, export, report offline).
+pub const READER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (creating it if needed) the store in `dir`, then removes what an
-    /// interrupted [`Self::create_scan`] left behind.
+    /// interrupted [`Self::create_scan`] left behind. sled's page cache is
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Self::open`] with a page cache of `cache_bytes` (a one-shot reader
+    /// such as an offline report needs far less than a serving coordinator).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::Config::new().path(dir).open().map_err(storage)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let store = Self {
             dir: Arc::from(dir),
