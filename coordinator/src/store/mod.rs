@@ -91,6 +91,31 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::open`] waits for the directory's lock: a store dropped
+/// a moment ago releases it when sled's background threads notice.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            // sled says so only in words (io::ErrorKind::Other).
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(storage(e)),
+        }
+    }
+}
+
 /// sled's page cache for a serving coordinator (sled's own default).
 pub const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 /// The page cache of one-shot readers (status, export, report offline).
@@ -111,11 +136,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(storage)?;
+        let db = open_sled(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let store = Self {
             dir: Arc::from(dir),
