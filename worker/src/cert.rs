@@ -8,6 +8,7 @@
 //! - [`name_matches`]: RFC 6125 DNS-ID matching of the leaf against an MX name.
 //! - small helpers: [`sha256_hex`], [`base64`], a bounded DER reader, OID names.
 
+use mxscope_common::units::rfc3339;
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
@@ -463,34 +464,6 @@ fn oid_text(bytes: &[u8]) -> Option<String> {
         return None;
     }
     Some(Oid::new(Cow::Borrowed(bytes)).to_id_string())
-}
-
-/// RFC 3339 UTC (`2025-01-31T23:59:59Z`) from Unix seconds.
-fn rfc3339(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn hex(bytes: &[u8]) -> String {

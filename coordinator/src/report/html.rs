@@ -11,6 +11,8 @@ mod diffs;
 
 use std::collections::BTreeSet;
 
+use mxscope_common::units::utc_minute;
+
 use super::model::{
     Comparison, Distribution, Row, ScanInfo, ScanReport, VantageReport, VantagesReport,
 };
@@ -232,36 +234,18 @@ fn scan_header(scan: &ScanInfo, what: &str) -> String {
     }
     let finished = scan
         .finished_unix_ms
-        .map_or_else(|| "not finished".to_string(), utc_time);
+        .map_or_else(|| "not finished".to_string(), utc_minute);
     out.push_str(&format!(
         "<p class=\"meta\">Scan <code>{}</code> · {} domains submitted · vantages: {} · created \
          {} · finished {} · legacy protocol versions {}</p>\n</header>\n",
         escape(&scan.id),
         scan.domains,
         escape(&scan.vantages.join(", ")),
-        utc_time(scan.created_unix_ms),
+        utc_minute(scan.created_unix_ms),
         finished,
         if scan.legacy { "probed" } else { "not probed" }
     ));
     out
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of a Unix time in milliseconds.
-fn utc_time(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
 /// One headline number: its value and what its share is of (0: no share).
