@@ -120,6 +120,13 @@ pub(crate) struct SourceArgs {
     /// Read this data directory directly (no coordinator may be running on it).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// Credentials and TLS files for talking to a coordinator.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnectArgs {
     /// File holding the admin token (or set MXSCOPE_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,

@@ -18,7 +18,7 @@ use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
-use crate::{ProbeArgs, SourceArgs};
+use crate::{ConnectArgs, ProbeArgs, SourceArgs};
 
 /// Longest line read from a domain list before it is cut (and rejected).
 const MAX_LINE: u64 = 4096;
@@ -94,20 +94,21 @@ pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>
         .transpose()
 }
 
-/// TLS settings for a coordinator connection from the command line's files.
-pub(crate) fn client_tls(
-    ca: Option<&PathBuf>,
-    cert: Option<&PathBuf>,
-    key: Option<&PathBuf>,
-) -> anyhow::Result<ClientTls> {
-    let identity = match (read_pem(cert)?, read_pem(key)?) {
+/// An admin connection to `url` with the command line's token and TLS files.
+pub(crate) async fn connect(url: &str, args: &ConnectArgs) -> anyhow::Result<AdminClient> {
+    let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
+    let identity = match (
+        read_pem(args.client_cert.as_ref())?,
+        read_pem(args.client_key.as_ref())?,
+    ) {
         (Some(cert), Some(key)) => Some((cert, key)),
         _ => None,
     };
-    Ok(ClientTls {
-        ca_pem: read_pem(ca)?,
+    let tls = ClientTls {
+        ca_pem: read_pem(args.coordinator_ca.as_ref())?,
         identity,
-    })
+    };
+    Ok(AdminClient::connect_with(url, token.as_deref(), &tls).await?)
 }
 
 /// The scan options of the command line.
@@ -144,17 +145,7 @@ pub(crate) enum Source {
 /// Open the source the options name.
 pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
     match (&args.coordinator, &args.data_dir) {
-        (Some(url), _) => {
-            let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
-            let tls = client_tls(
-                args.coordinator_ca.as_ref(),
-                args.client_cert.as_ref(),
-                args.client_key.as_ref(),
-            )?;
-            Ok(Source::Remote(
-                AdminClient::connect_with(url, token.as_deref(), &tls).await?,
-            ))
-        }
+        (Some(url), _) => Ok(Source::Remote(connect(url, &args.connect).await?)),
         (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),
         (None, None) => {
             bail!(

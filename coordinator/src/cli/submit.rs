@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use mxscope_coordinator::grpc::client::AdminClient;
 
-use super::{client_tls, options, read_lines, read_secret};
-use crate::{ProbeArgs, ScanMetaArgs};
+use super::{connect, options, read_lines};
+use crate::{ConnectArgs, ProbeArgs, ScanMetaArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -28,18 +27,8 @@ pub(crate) struct SubmitArgs {
     /// URL of the coordinator.
     #[arg(long, value_name = "URL")]
     coordinator: String,
-    /// File with the admin token (or set MXSCOPE_TOKEN).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// CA certificate (PEM) to trust for an https:// coordinator.
-    #[arg(long, value_name = "FILE")]
-    coordinator_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for a coordinator that requires mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// Private key (PEM) of --client-cert.
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    client_key: Option<PathBuf>,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
@@ -47,13 +36,7 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     if lines.is_empty() {
         bail!("{} is empty", args.list.display());
     }
-    let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
-    let tls = client_tls(
-        args.coordinator_ca.as_ref(),
-        args.client_cert.as_ref(),
-        args.client_key.as_ref(),
-    )?;
-    let mut client = AdminClient::connect_with(&args.coordinator, token.as_deref(), &tls).await?;
+    let mut client = connect(&args.coordinator, &args.connect).await?;
     let name = args
         .meta
         .name
