@@ -8,8 +8,12 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security_dns::{DaneResult, DnssecStatus, ReverseDns};
+use crate::security_policy::{MtaSts, TlsRpt};
+
 /// Version of the JSON record layout.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2 added `security` (domain) and `dane` / `ptr` (target); every field of 1 is kept.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One record per (scan, vantage, domain).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +34,9 @@ pub struct DomainRecord {
     /// Embedded only in `mxscope-worker probe` output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetRecord>,
+    /// DNSSEC, MTA-STS and TLS-RPT facts; present when the checks were on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<DomainSecurity>,
 }
 
 impl DomainRecord {
@@ -43,8 +50,26 @@ impl DomainRecord {
             domain_unicode: None,
             dns,
             targets: Vec::new(),
+            security: None,
         }
     }
+}
+
+/// What a domain publishes about transport security (schema 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainSecurity {
+    /// DNSSEC status of the domain's MX RRset (or of its denial).
+    pub dnssec_mx: DnssecStatus,
+    /// DNSSEC status of each exchange's A/AAAA (the weakest of the two).
+    #[serde(default)]
+    pub dnssec_exchanges: BTreeMap<String, DnssecStatus>,
+    /// The MTA-STS verdict. In `mxscope-worker probe` output it is final
+    /// (the targets' certificates are evaluated). In a distributed scan the
+    /// resolve task has no targets: `per_mx` then says "not probed" and an
+    /// `enforce` verdict is provisional — the report's join must re-evaluate
+    /// `policy` against the scan's target records.
+    pub mta_sts: MtaSts,
+    pub tls_rpt: TlsRpt,
 }
 
 /// Status of a domain's MX resolution.
@@ -159,6 +184,14 @@ pub struct TargetRecord {
     pub protocols: Protocols,
     #[serde(default)]
     pub anomalies: Vec<Anomaly>,
+    /// DANE for SMTP per MX name pointing at this IP (schema 2; present when
+    /// the checks were on and a TLS session was made). Whether DANE applies
+    /// also needs the *domain's* MX RRset secure (`security.dnssec_mx`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dane: BTreeMap<String, DaneResult>,
+    /// Reverse DNS of the IP with forward confirmation (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptr: Option<ReverseDns>,
 }
 
 impl TargetRecord {
@@ -183,6 +216,8 @@ impl TargetRecord {
             tls: None,
             protocols: Protocols::default(),
             anomalies: Vec::new(),
+            dane: BTreeMap::new(),
+            ptr: None,
         }
     }
 }
@@ -477,5 +512,70 @@ impl Record {
     pub fn to_json(&self) -> String {
         // Serializing these plain structs cannot fail (no maps with non-string keys).
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security_dns::DaneVerdict;
+    use crate::security_policy::{MtaStsVerdict, TlsRptVerdict};
+
+    #[test]
+    fn schema_1_records_still_parse() {
+        let domain = r#"{"kind":"domain","schema_version":1,"domain":"example.org",
+            "dns":{"status":"ok","null_mx":false,"implicit_mx":false,"mx":[]}}"#;
+        let Ok(Record::Domain(domain)) = Record::from_json(domain) else {
+            panic!("a schema 1 domain record parses");
+        };
+        assert_eq!(domain.security, None);
+        let mut target = TargetRecord::new("192.0.2.1".parse().expect("ip"), 25, vec![]);
+        target.schema_version = 1;
+        let json = Record::Target(target).to_json();
+        assert!(!json.contains("dane") && !json.contains("ptr"), "{json}");
+        let Ok(Record::Target(target)) = Record::from_json(&json) else {
+            panic!("a target without security fields parses");
+        };
+        assert!(target.dane.is_empty() && target.ptr.is_none());
+    }
+
+    #[test]
+    fn security_fields_round_trip() {
+        let mut domain =
+            DomainRecord::new("example.org".into(), DnsResult::failed(DnsStatus::Ok, "x"));
+        assert_eq!(domain.schema_version, 2);
+        domain.security = Some(DomainSecurity {
+            dnssec_mx: DnssecStatus::Secure,
+            dnssec_exchanges: [("mx.example.org".to_string(), DnssecStatus::Insecure)].into(),
+            mta_sts: MtaSts {
+                verdict: MtaStsVerdict::NoMtaSts,
+                txt_id: None,
+                policy: None,
+                per_mx: Vec::new(),
+                detail: None,
+            },
+            tls_rpt: TlsRpt {
+                verdict: TlsRptVerdict::Absent,
+                present: false,
+                rua: Vec::new(),
+                detail: None,
+            },
+        });
+        let json = Record::Domain(domain.clone()).to_json();
+        assert!(json.contains(r#""dnssec_mx":"secure""#), "{json}");
+        assert_eq!(Record::from_json(&json), Ok(Record::Domain(domain)));
+
+        let mut target = TargetRecord::new("192.0.2.1".parse().expect("ip"), 25, vec![]);
+        target.dane.insert(
+            "mx.example.org".into(),
+            DaneResult {
+                verdict: DaneVerdict::NoTlsa,
+                tlsa: Vec::new(),
+                detail: None,
+            },
+        );
+        let json = Record::Target(target.clone()).to_json();
+        assert!(json.contains(r#""verdict":"no_tlsa""#), "{json}");
+        assert_eq!(Record::from_json(&json), Ok(Record::Target(target)));
     }
 }

@@ -74,6 +74,14 @@ pub(crate) struct ProbeArgs {
     /// Also probe loopback, private and other non-public addresses (labs).
     #[arg(long)]
     allow_private: bool,
+    /// Also check DNSSEC, DANE, reverse DNS, MTA-STS and TLS-RPT (through the
+    /// same resolvers).
+    #[arg(long)]
+    security: bool,
+    /// DNSSEC trust anchor: a file of DNSKEY records in zone-file format.
+    /// Default: the IANA root.
+    #[arg(long, value_name = "FILE", requires = "security")]
+    trust_anchor: Option<PathBuf>,
     /// Connect timeout.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::parse_duration)]
     timeout_connect: Duration,

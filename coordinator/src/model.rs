@@ -59,6 +59,13 @@ pub struct ScanOptions {
     /// PEM trust anchors; `None` = Mozilla's roots.
     pub ca_pem: Option<String>,
     pub allow_private: bool,
+    /// Run the security checks (DNSSEC, DANE, reverse DNS, MTA-STS, TLS-RPT).
+    #[serde(default)]
+    pub security: bool,
+    /// The DNSSEC trust anchor's DNSKEY lines (zone-file format, despite the
+    /// name); `None` = the IANA root.
+    #[serde(default)]
+    pub trust_anchor_pem: Option<String>,
 }
 
 /// One unit of leased work, for one scan and one vantage.

@@ -52,7 +52,7 @@ fn json_lines_for_domains_from_arguments_and_stdin() {
         names,
         [domains::SINGLE, domains::NULLMX, domains::IDN_ASCII]
     );
-    assert_eq!(records[0].schema_version, 1);
+    assert_eq!(records[0].schema_version, mxscope_common::SCHEMA_VERSION);
     assert_eq!(records[0].targets[0].outcome, Outcome::StarttlsOk);
     assert!(records[1].dns.null_mx);
     assert_eq!(

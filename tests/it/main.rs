@@ -15,3 +15,4 @@ mod postfix;
 mod probe;
 mod report;
 mod scan;
+mod security;

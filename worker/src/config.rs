@@ -1,7 +1,7 @@
 //! Probe options: what the operator sets on the command line (and, later,
 //! what a scan carries to its workers).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,6 +51,35 @@ pub struct ProbeConfig {
     /// Off by default: a domain whose MX points at 127.0.0.1 or 10.0.0.1 must
     /// not make the scanner probe its own network. Labs turn it on.
     pub allow_private: bool,
+    /// DNSSEC, DANE, reverse DNS, MTA-STS and TLS-RPT checks; `None` (the
+    /// default) leaves them off. See [`crate::security`].
+    pub security: Option<SecurityConfig>,
+}
+
+/// Options of the security checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// A file of DNSKEY records in zone-file format (see [`crate::dnssec`]);
+    /// `None` = the IANA root.
+    pub trust_anchor: Option<PathBuf>,
+    /// The same as text (a scan's options); wins over `trust_anchor`.
+    pub trust_anchor_text: Option<String>,
+    /// Name servers of the validating resolver and of the MTA-STS/TLS-RPT
+    /// lookups (the run's `--resolver`s); empty = the system configuration.
+    pub resolvers: Vec<SocketAddr>,
+    /// Timeout of one DNS query attempt.
+    pub dns_timeout: Duration,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            trust_anchor: None,
+            trust_anchor_text: None,
+            resolvers: Vec::new(),
+            dns_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for ProbeConfig {
@@ -64,6 +93,7 @@ impl Default for ProbeConfig {
             legacy: false,
             ca_file: None,
             allow_private: false,
+            security: None,
         }
     }
 }

@@ -115,16 +115,45 @@ impl SecureResolver {
     /// Ask `config.resolvers` (the system's when empty), validating from
     /// `trust_anchor` (a DNSKEY file) or the IANA root.
     pub fn new(config: &DnsConfig, trust_anchor: Option<&Path>) -> Result<Self, SecureDnsError> {
-        let anchors = match trust_anchor {
+        match trust_anchor {
             Some(path) => {
-                let anchors =
-                    TrustAnchors::from_file(path).map_err(|e| SecureDnsError::TrustAnchor {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| SecureDnsError::TrustAnchor {
                         path: path.display().to_string(),
                         reason: e.to_string(),
                     })?;
-                let text = std::fs::read_to_string(path).unwrap_or_default();
+                Self::build(config, Some((&text, &path.display().to_string())))
+            }
+            None => Self::build(config, None),
+        }
+    }
+
+    /// Like [`Self::new`], with the trust anchor's DNSKEY lines as text (a
+    /// scan's options carry it so; the worker keeps nothing on disk).
+    pub fn from_text(
+        config: &DnsConfig,
+        trust_anchor: Option<&str>,
+    ) -> Result<Self, SecureDnsError> {
+        Self::build(
+            config,
+            trust_anchor.map(|text| (text, "(trust anchor text)")),
+        )
+    }
+
+    /// `anchor` is (DNSKEY text, where it came from).
+    fn build(config: &DnsConfig, anchor: Option<(&str, &str)>) -> Result<Self, SecureDnsError> {
+        let anchors = match anchor {
+            Some((text, source)) => {
+                let anchors: TrustAnchors = text.parse().map_err(
+                    |e: hickory_resolver::proto::serialize::txt::ParseError| {
+                        SecureDnsError::TrustAnchor {
+                            path: source.to_string(),
+                            reason: e.to_string(),
+                        }
+                    },
+                )?;
                 if anchors.is_empty() && !text.to_ascii_uppercase().contains("DNSKEY") {
-                    return Err(SecureDnsError::EmptyTrustAnchor(path.display().to_string()));
+                    return Err(SecureDnsError::EmptyTrustAnchor(source.to_string()));
                 }
                 anchors
             }
@@ -421,5 +450,10 @@ mod tests {
         let err = SecureResolver::new(&config, Some(Path::new("/nonexistent/anchor")));
         assert!(matches!(err, Err(SecureDnsError::TrustAnchor { .. })));
         assert!(SecureResolver::new(&config, None).is_ok());
+        assert!(matches!(
+            SecureResolver::from_text(&config, Some("no anchor here")),
+            Err(SecureDnsError::EmptyTrustAnchor(_) | SecureDnsError::TrustAnchor { .. })
+        ));
+        assert!(SecureResolver::from_text(&config, None).is_ok());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
 //! - [`mtasts`], [`tlsrpt`]: MTA-STS (RFC 8461: TXT, HTTPS policy, per-MX
 //!   verdict) and TLS-RPT (RFC 8460) records.
+//! - [`security`]: those checks wired into a run (`--security`).
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
@@ -25,6 +26,7 @@ pub mod legacy;
 pub mod mtasts;
 pub mod probe;
 pub mod rdns;
+pub mod security;
 pub mod smtp;
 pub mod summary;
 pub mod tls;

@@ -10,10 +10,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
-use mxscope_worker::config::{default_ehlo_name, ProbeConfig, Timeouts};
+use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig, Timeouts};
 use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::fleet::{self, FleetConfig};
 use mxscope_worker::probe::{Prober, Progress};
+use mxscope_worker::security::PolicyRoots;
 use mxscope_worker::tls::TlsContext;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,7 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         mxscope-worker probe example.org\n  \
         mxscope-worker probe --json --legacy -f domains.txt > records.jsonl\n  \
+        mxscope-worker probe --json --security example.org\n  \
         cat domains.txt | mxscope-worker probe -\n\n\
         Exit status: 0 when every domain was measured (whatever the outcome), \
         2 for invalid input or options.")]
@@ -163,6 +165,14 @@ struct ProbeArgs {
     /// at its own network.
     #[arg(long)]
     allow_private: bool,
+    /// Also check DNSSEC (MX and exchanges), DANE per MX, reverse DNS per IP,
+    /// MTA-STS and TLS-RPT per domain (through the same --resolver servers).
+    #[arg(long)]
+    security: bool,
+    /// DNSSEC trust anchor: a file of DNSKEY records in zone-file format
+    /// (`. 3600 IN DNSKEY 257 3 13 <base64>`). Default: the IANA root.
+    #[arg(long, value_name = "FILE", requires = "security")]
+    trust_anchor: Option<PathBuf>,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
@@ -268,6 +278,12 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
         legacy: args.legacy,
         ca_file: args.ca_file.clone(),
         allow_private: args.allow_private,
+        security: args.security.then(|| SecurityConfig {
+            trust_anchor: args.trust_anchor.clone(),
+            trust_anchor_text: None,
+            resolvers: args.resolvers.clone(),
+            dns_timeout: args.timeout_dns,
+        }),
         ..ProbeConfig::default()
     };
     let dns = DnsConfig {
@@ -278,7 +294,11 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let records = runtime.block_on(async {
         let resolver = MxResolver::new(&dns)?;
-        let prober = Prober::new(config, tls);
+        let roots = match args.ca_file.as_deref() {
+            Some(path) => PolicyRoots::File(path),
+            None => PolicyRoots::Mozilla,
+        };
+        let prober = Prober::with_checks(config, tls, roots)?;
         let show_progress = std::io::stderr().is_terminal();
         let records = prober
             .probe_domains(&resolver, &domains, usize::from(args.concurrency), |p| {

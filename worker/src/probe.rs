@@ -21,6 +21,8 @@ use tokio::time::Instant;
 use crate::config::{is_public, ProbeConfig};
 use crate::dns::MxResolver;
 use crate::legacy::{self, LegacyVersion};
+use crate::mtasts::mx_tls_facts;
+use crate::security::{DomainFacts, PolicyRoots, SecurityChecks, SecuritySetupError};
 use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
 use crate::smtp::driver::{self, record_timing, Conn, Driven};
 use crate::tls::{TlsContext, Versions};
@@ -30,14 +32,36 @@ use crate::tls::{TlsContext, Versions};
 pub struct Prober {
     pub config: Arc<ProbeConfig>,
     pub tls: TlsContext,
+    /// Built from `config.security` by [`Self::with_checks`]; `None` = off.
+    pub security: Option<Arc<SecurityChecks>>,
 }
 
 impl Prober {
+    /// A prober without the security checks (whatever `config.security` says).
     pub fn new(config: ProbeConfig, tls: TlsContext) -> Self {
         Self {
             config: Arc::new(config),
             tls,
+            security: None,
         }
+    }
+
+    /// A prober running the security checks when `config.security` is set;
+    /// the MTA-STS policy fetch trusts `roots`.
+    pub fn with_checks(
+        config: ProbeConfig,
+        tls: TlsContext,
+        roots: PolicyRoots<'_>,
+    ) -> Result<Self, SecuritySetupError> {
+        let security = match &config.security {
+            Some(security) => Some(Arc::new(SecurityChecks::new(security, &config, roots)?)),
+            None => None,
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            tls,
+            security,
+        })
     }
 
     /// Probe one IP. `mx_names` are every MX name pointing at it (the first
@@ -45,17 +69,29 @@ impl Prober {
     pub async fn probe_target(&self, ip: IpAddr, mx_names: Vec<String>) -> TargetRecord {
         let started = Instant::now();
         let mut record = TargetRecord::new(ip, self.config.port, mx_names);
+        // Reverse DNS asks only DNS: it runs beside the session, for every IP.
+        let ptr = self
+            .security
+            .clone()
+            .map(|checks| tokio::spawn(async move { checks.reverse(ip).await }));
         if !self.config.allow_private && !is_public(ip) {
             record.outcome = Outcome::Skipped;
             record.detail = Some("not a public address (pass --allow-private to probe it)".into());
-            return record;
+        } else {
+            let main = self.main_session(&mut record).await;
+            if self.config.legacy && main.starttls_accepted {
+                self.legacy_sessions(&mut record, main.negotiated_tls13)
+                    .await;
+            }
+            if let (Some(checks), Some(chain)) = (&self.security, &main.chain_der) {
+                record.dane = checks.dane(&record.mx_names, chain).await;
+            }
+            record.timings_ms.total = millis(started.elapsed());
         }
-        let main = self.main_session(&mut record).await;
-        if self.config.legacy && main.starttls_accepted {
-            self.legacy_sessions(&mut record, main.negotiated_tls13)
-                .await;
+        if let Some(ptr) = ptr {
+            // A panicked lookup leaves `ptr` absent rather than failing the probe.
+            record.ptr = ptr.await.ok();
         }
-        record.timings_ms.total = millis(started.elapsed());
         record
     }
 
@@ -134,6 +170,14 @@ impl Prober {
             }
         };
         result.negotiated_tls13 = facts.version == "TLSv1.3";
+        result.chain_der = Some(
+            tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+                .unwrap_or_default(),
+        );
         if result.negotiated_tls13 {
             record.protocols.tls1_3 = VersionSupport::Supported;
         } else if facts.version == "TLSv1.2" {
@@ -281,17 +325,27 @@ impl Prober {
             let resolver = resolver.clone();
             let permits = permits.clone();
             let name = domain.as_str().to_string();
+            let security = self.security.clone();
             resolving.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                (index, resolver.resolve(&name).await)
+                let result = resolver.resolve(&name).await;
+                let facts = match security {
+                    Some(checks) => Some(checks.domain(&name, &result).await),
+                    None => None,
+                };
+                (index, result, facts)
             });
         }
         let mut dns: Vec<Option<DnsResult>> = vec![None; domains.len()];
+        let mut facts: Vec<Option<DomainFacts>> = vec![None; domains.len()];
         let mut resolved = 0;
         while let Some(joined) = resolving.join_next().await {
-            if let Ok((index, result)) = joined {
+            if let Ok((index, result, domain_facts)) = joined {
                 if let Some(slot) = dns.get_mut(index) {
                     *slot = Some(result);
+                }
+                if let Some(slot) = facts.get_mut(index) {
+                    *slot = domain_facts;
                 }
             }
             resolved += 1;
@@ -334,7 +388,8 @@ impl Prober {
         domains
             .iter()
             .zip(dns)
-            .map(|(domain, result)| {
+            .zip(facts)
+            .map(|((domain, result), facts)| {
                 let result = result.unwrap_or_else(|| {
                     DnsResult::failed(mxscope_common::DnsStatus::Error, "resolver task failed")
                 });
@@ -350,6 +405,18 @@ impl Prober {
                     .iter()
                     .filter_map(|ip| results.get(ip).cloned())
                     .collect();
+                if let Some(facts) = facts {
+                    let mx_names: Vec<String> =
+                        record.dns.mx.iter().map(|mx| mx.exchange.clone()).collect();
+                    // Only this domain's MX names: a shared target lists others too.
+                    let per_mx_tls: Vec<_> = record
+                        .targets
+                        .iter()
+                        .flat_map(mx_tls_facts)
+                        .filter(|fact| mx_names.contains(&fact.mx))
+                        .collect();
+                    record.security = Some(facts.finish(&mx_names, &per_mx_tls));
+                }
                 record
             })
             .collect()
@@ -367,6 +434,8 @@ pub enum Progress {
 struct MainSession {
     starttls_accepted: bool,
     negotiated_tls13: bool,
+    /// The chain the server presented (leaf first, DER), when TLS came up.
+    chain_der: Option<Vec<Vec<u8>>>,
 }
 
 fn finish(record: &mut TargetRecord, end: End, transcript: Transcript) {

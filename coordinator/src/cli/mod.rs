@@ -121,6 +121,13 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
         ),
         None => None,
     };
+    let trust_anchor_pem = match &args.trust_anchor {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading trust anchor {}", path.display()))?,
+        ),
+        None => None,
+    };
     Ok(ScanOptions {
         ehlo_name: args.ehlo_name.clone(),
         port: args.port,
@@ -133,6 +140,8 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
         resolvers: args.resolvers.iter().map(ToString::to_string).collect(),
         ca_pem,
         allow_private: args.allow_private,
+        security: args.security,
+        trust_anchor_pem,
     })
 }
 

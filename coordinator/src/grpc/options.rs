@@ -19,6 +19,8 @@ impl From<&ScanOptions> for proto::ProbeOptions {
             resolvers: o.resolvers.clone(),
             ca_pem: o.ca_pem.clone().unwrap_or_default(),
             allow_private: o.allow_private,
+            security: o.security,
+            trust_anchor: o.trust_anchor_pem.clone().unwrap_or_default(),
         }
     }
 }
@@ -52,6 +54,8 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
             resolvers: o.resolvers,
             ca_pem: (!o.ca_pem.is_empty()).then_some(o.ca_pem),
             allow_private: o.allow_private,
+            security: o.security,
+            trust_anchor_pem: (!o.trust_anchor.is_empty()).then_some(o.trust_anchor),
         })
     }
 }
@@ -97,5 +101,36 @@ impl From<&ScanStatus> for proto::ScanStatus {
             target_records: s.target_records,
             failed_items: s.failed_items,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_options_round_trip() {
+        let options = ScanOptions {
+            port: 25,
+            security: true,
+            trust_anchor_pem: Some(". 3600 IN DNSKEY 257 3 13 AAAA\n".into()),
+            ..ScanOptions::default()
+        };
+        let wire = proto::ProbeOptions::from(&options);
+        assert!(wire.security);
+        assert_eq!(wire.trust_anchor, ". 3600 IN DNSKEY 257 3 13 AAAA\n");
+        assert_eq!(ScanOptions::try_from(wire), Ok(options));
+        let off = ScanOptions::try_from(proto::ProbeOptions::default()).unwrap();
+        assert!(!off.security);
+        assert_eq!(off.trust_anchor_pem, None);
+    }
+
+    #[test]
+    fn stored_options_without_security_fields_load() {
+        let json = r#"{"ehlo_name":"x","port":25,"legacy":false,"timeout_connect_ms":0,
+            "timeout_greeting_ms":0,"timeout_command_ms":0,"timeout_handshake_ms":0,
+            "timeout_session_ms":0,"resolvers":[],"ca_pem":null,"allow_private":false}"#;
+        let options: ScanOptions = serde_json::from_str(json).unwrap();
+        assert!(!options.security);
     }
 }

@@ -385,6 +385,8 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
         resolvers,
         ca_pem: Some(options.ca_pem).filter(|pem| !pem.trim().is_empty()),
         allow_private: options.allow_private,
+        security: options.security,
+        trust_anchor: Some(options.trust_anchor).filter(|text| !text.trim().is_empty()),
     })
 }
 
@@ -488,6 +490,27 @@ mod tests {
         assert_eq!(options.ehlo_name, "scanner.example");
         assert!(options.ca_pem.is_some());
         assert!(options.resolvers.is_empty());
+        assert!(!options.security);
+        assert_eq!(options.trust_anchor, None);
+    }
+
+    #[test]
+    fn security_options_from_the_wire() {
+        let options = options_from_proto(proto::ProbeOptions {
+            security: true,
+            trust_anchor: ". 3600 IN DNSKEY 257 3 13 AAAA\n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(options.security);
+        assert!(options.trust_anchor.is_some_and(|t| t.contains("DNSKEY")));
+        let blank = options_from_proto(proto::ProbeOptions {
+            security: true,
+            trust_anchor: " \n".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(blank.trust_anchor, None);
     }
 
     #[test]

@@ -19,9 +19,10 @@ use tracing::{info, warn};
 
 use super::leases::Lease;
 use super::uplink::{Batcher, UplinkSender};
-use crate::config::{ProbeConfig, Timeouts};
+use crate::config::{ProbeConfig, SecurityConfig, Timeouts};
 use crate::dns::{DnsConfig, MxResolver};
 use crate::probe::Prober;
+use crate::security::PolicyRoots;
 use crate::tls::TlsContext;
 
 /// Most scans whose probe contexts are kept at once.
@@ -80,11 +81,17 @@ pub struct ScanOptions {
     /// PEM trust anchors; `None` = Mozilla's roots.
     pub ca_pem: Option<String>,
     pub allow_private: bool,
+    /// Run the security checks ([`crate::security`]).
+    pub security: bool,
+    /// DNSKEY lines of the DNSSEC trust anchor; `None` = the IANA root.
+    pub trust_anchor: Option<String>,
 }
 
 impl ScanOptions {
-    /// The probe configuration of this scan from a worker bound to `bind`.
-    pub fn probe_config(&self, bind: Option<IpAddr>) -> ProbeConfig {
+    /// The probe configuration of this scan from a worker bound to `bind`
+    /// whose resolver override is `overridden`.
+    pub fn probe_config(&self, bind: Option<IpAddr>, overridden: &[SocketAddr]) -> ProbeConfig {
+        let dns = self.dns_config(overridden);
         ProbeConfig {
             ehlo_name: self.ehlo_name.clone(),
             bind,
@@ -93,6 +100,12 @@ impl ScanOptions {
             legacy: self.legacy,
             ca_file: None,
             allow_private: self.allow_private,
+            security: self.security.then(|| SecurityConfig {
+                trust_anchor: None,
+                trust_anchor_text: self.trust_anchor.clone(),
+                resolvers: dns.resolvers,
+                dns_timeout: dns.timeout,
+            }),
             ..ProbeConfig::default()
         }
     }
@@ -143,6 +156,10 @@ pub enum RunError {
     /// No resolver could be built (e.g. no system configuration); pass `--resolver`.
     #[error("no DNS resolver: {0}")]
     Resolver(String),
+    /// The security checks could not be prepared (trust anchor, CA bundle,
+    /// resolver); the scan's options must be fixed.
+    #[error("the security checks are unusable: {0}")]
+    Security(String),
 }
 
 /// How a task run ended.
@@ -191,9 +208,19 @@ impl Engine {
             Some(pem) => TlsContext::from_pem(pem.as_bytes()),
         }
         .map_err(|e| RunError::TrustAnchors(e.to_string()))?;
+        let roots = match &options.ca_pem {
+            None => PolicyRoots::Mozilla,
+            Some(pem) => PolicyRoots::Pem(pem.as_bytes()),
+        };
+        let prober = Prober::with_checks(
+            options.probe_config(self.bind, &self.resolvers_override),
+            tls,
+            roots,
+        )
+        .map_err(|e| RunError::Security(e.to_string()))?;
         let context = Arc::new(ScanContext {
             options: options.clone(),
-            prober: Prober::new(options.probe_config(self.bind), tls),
+            prober,
             resolver: OnceLock::new(),
         });
         if scans.len() >= MAX_CACHED_SCANS && !scans.contains_key(scan_id) {
@@ -359,7 +386,19 @@ impl Item {
                     Some(resolver) => resolver.resolve(&domain).await,
                     None => DnsResult::failed(DnsStatus::Error, "no resolver for this task"),
                 };
+                let security = match &stamp.prober.security {
+                    // No targets here: the MTA-STS verdict is policy-only
+                    // (see `DomainSecurity::mta_sts`); the report's join
+                    // evaluates the certificates.
+                    Some(checks) => {
+                        let mx_names: Vec<String> =
+                            dns.mx.iter().map(|mx| mx.exchange.clone()).collect();
+                        Some(checks.domain(&domain, &dns).await.finish(&mx_names, &[]))
+                    }
+                    None => None,
+                };
                 let mut record = DomainRecord::new(domain, dns);
+                record.security = security;
                 record.scan = Some(stamp.scan.clone());
                 record.vantage = Some(stamp.vantage.clone());
                 serde_json::to_string(&record)
@@ -404,6 +443,8 @@ mod tests {
             resolvers: vec!["127.0.0.1:5353".parse().unwrap()],
             ca_pem: None,
             allow_private: true,
+            security: false,
+            trust_anchor: None,
         }
     }
 
@@ -411,12 +452,21 @@ mod tests {
     fn scan_options_to_configs() {
         let options = options();
         let bind: IpAddr = "127.0.2.1".parse().unwrap();
-        let probe = options.probe_config(Some(bind));
+        let probe = options.probe_config(Some(bind), &[]);
         assert_eq!(probe.ehlo_name, "scanner.example");
         assert_eq!(probe.bind, Some(bind));
         assert_eq!(probe.port, 2525);
         assert!(probe.legacy && probe.allow_private);
         assert_eq!(probe.ca_file, None);
+        assert_eq!(probe.security, None, "security checks are off by default");
+
+        let mut secure = options.clone();
+        secure.security = true;
+        secure.trust_anchor = Some(". 3600 IN DNSKEY 257 3 13 AAAA".into());
+        let mine: SocketAddr = "127.0.0.1:5354".parse().unwrap();
+        let security = secure.probe_config(None, &[mine]).security.unwrap();
+        assert_eq!(security.resolvers, [mine]);
+        assert_eq!(security.trust_anchor_text, secure.trust_anchor);
 
         assert_eq!(options.dns_config(&[]).resolvers, options.resolvers);
         let mine: SocketAddr = "127.0.0.1:53".parse().unwrap();

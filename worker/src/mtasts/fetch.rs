@@ -115,6 +115,18 @@ pub enum FetchError {
     Timeout(Duration),
 }
 
+/// A root store of `certs`; an error when there is none or one is unusable.
+fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
+    if certs.is_empty() {
+        return Err("no certificate in PEM".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(roots)
+}
+
 impl FetchError {
     /// Nobody serves a policy at all: no address, or no TCP answer on the
     /// port. Such a domain is `txt_without_policy`; every other failure is
@@ -140,9 +152,12 @@ impl PolicyFetcher {
         ca_file: Option<&Path>,
         config: FetchConfig,
     ) -> Result<Self, FetchSetupError> {
-        let mut roots = RootCertStore::empty();
         match ca_file {
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            None => {
+                let mut roots = RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                Self::with_roots(dns, roots, config)
+            }
             Some(path) => {
                 let ca_error = |reason: String| FetchSetupError::CaFile {
                     path: path.display().to_string(),
@@ -152,14 +167,32 @@ impl PolicyFetcher {
                     .map_err(|e| ca_error(e.to_string()))?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| ca_error(e.to_string()))?;
-                if certs.is_empty() {
-                    return Err(ca_error("no certificate in PEM".into()));
-                }
-                for cert in certs {
-                    roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-                }
+                Self::with_roots(dns, roots_from(certs).map_err(ca_error)?, config)
             }
         }
+    }
+
+    /// Trust only the certificates of a PEM bundle (a scan's `ca_pem`).
+    pub fn from_pem(
+        dns: &DnsConfig,
+        pem: &[u8],
+        config: FetchConfig,
+    ) -> Result<Self, FetchSetupError> {
+        let ca_error = |reason: String| FetchSetupError::CaFile {
+            path: "(PEM bundle)".to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_error(e.to_string()))?;
+        Self::with_roots(dns, roots_from(certs).map_err(ca_error)?, config)
+    }
+
+    fn with_roots(
+        dns: &DnsConfig,
+        roots: RootCertStore,
+        config: FetchConfig,
+    ) -> Result<Self, FetchSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
