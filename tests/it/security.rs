@@ -376,4 +376,72 @@ fn scan_records_carry_the_security_fields() {
         "{target:?}"
     );
     assert!(target.ptr.is_some(), "{target:?}");
+
+    // The report's security section over the same records.
+    let report = Command::new(bin("mxscope"))
+        .args(["report", "s1", "--format", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{json}\n{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).expect("a JSON report");
+    let section = &report["vantages"][0]["security"];
+    assert_eq!(section["domains_with_mx"], 2, "{section}");
+    assert_eq!(section["mx_dnssec_signed"], 1, "{section}");
+    assert_eq!(section["dane_adopted"], 1, "{section}");
+    assert_eq!(section["dane_valid"], 1, "{section}");
+    let dist = |name: &str| -> (u64, BTreeMap<String, u64>) {
+        let d = section["distributions"]
+            .as_array()
+            .and_then(|ds| ds.iter().find(|d| d["name"] == name))
+            .unwrap_or_else(|| panic!("no {name} in {section}"));
+        let rows = d["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["count"].as_u64().unwrap_or(0) > 0)
+            .map(|r| {
+                (
+                    r["value"].as_str().unwrap_or_default().to_string(),
+                    r["count"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        (d["total"].as_u64().unwrap_or(0), rows)
+    };
+    let want = |rows: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        rows.iter().map(|(v, n)| (v.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        dist("dnssec_mx"),
+        (2, want(&[("secure", 1), ("insecure", 1)]))
+    );
+    // One STARTTLS host (mx-valid) named by both MX.
+    assert_eq!(
+        dist("dane"),
+        (
+            2,
+            want(&[("dane_valid", 1), ("not_applicable_insecure", 1)])
+        )
+    );
+    assert_eq!(
+        dist("dane_adoption"),
+        (2, want(&[("dane_valid", 1), ("no_dane", 1)]))
+    );
+    assert_eq!(dist("mta_sts"), (2, want(&[("no_mta_sts", 2)])));
+    assert_eq!(dist("tls_rpt"), (2, want(&[("absent", 2)])));
+    let mut ptr = BTreeMap::new();
+    for t in &targets {
+        if let Some(p) = &t.ptr {
+            let verdict = serde_json::to_value(p.verdict).unwrap_or_default();
+            *ptr.entry(verdict.as_str().unwrap_or_default().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    assert_eq!(dist("ptr"), (ptr.values().sum(), ptr));
 }

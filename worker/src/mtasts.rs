@@ -399,6 +399,23 @@ pub fn evaluate(
     }
 }
 
+/// Finish a stored verdict against TLS facts found later: a distributed
+/// scan stores a policy-only verdict (the resolve task has no targets), the
+/// report joins it with the scan's target records here.
+///
+/// Only a verdict with a valid TXT id and a policy in `enforce` or `testing`
+/// depends on the MX; every other stored verdict is returned unchanged.
+pub fn reevaluate(stored: &MtaSts, mx_names: &[String], per_mx_tls: &[MxTls]) -> MtaSts {
+    let (Some(id), Some(policy)) = (&stored.txt_id, &stored.policy) else {
+        return stored.clone();
+    };
+    if policy.mode == PolicyMode::None {
+        return stored.clone();
+    }
+    let txt = TxtLookup::Found(StsTxt { id: id.clone() });
+    evaluate(&txt, Some(&Ok(policy.clone())), mx_names, per_mx_tls)
+}
+
 /// One MX against the policy and the TLS facts of its addresses.
 fn check_mx(policy: &Policy, mx: &str, facts: &[MxTls]) -> MxPolicyCheck {
     let pattern_match = policy.mx.iter().any(|p| mx_matches(p, mx));

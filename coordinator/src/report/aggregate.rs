@@ -20,6 +20,7 @@ use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 use super::labels::{self, TargetSummary};
 use super::model::{Distribution, DomainRow, ScanInfo, ScanReport, VantageReport};
+use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
 
 /// Version of the report layout (JSON).
@@ -76,6 +77,7 @@ struct VantagePass {
     /// MX name → its addresses (union over every domain that names it).
     mx_ips: HashMap<String, Vec<IpAddr>>,
     targets: HashMap<IpAddr, TargetSummary>,
+    security: HashMap<IpAddr, TargetSecurity>,
 }
 
 /// Pass one: domain counts, MX addresses, target summaries.
@@ -155,10 +157,13 @@ impl Aggregator {
     /// The target pass: one target record.
     pub fn add_target(&mut self, record: &TargetRecord) {
         let mut summary = None;
+        let mut security = None;
         for pass in Self::selected(&mut self.vantages, record.vantage.as_deref()) {
             let s = summary.get_or_insert_with(|| TargetSummary::of(record));
             self.legacy_seen |= s.legacy_tested();
             pass.targets.insert(record.ip, s.clone());
+            let sec = security.get_or_insert_with(|| TargetSecurity::of(record));
+            pass.security.insert(record.ip, sec.clone());
         }
     }
 
@@ -182,6 +187,8 @@ struct VantageHosts {
     headline: Headline,
     distributions: Vec<Distribution>,
     hosts: HashMap<String, HostStatus>,
+    security: HashMap<IpAddr, TargetSecurity>,
+    security_counts: SecurityCounts,
 }
 
 fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
@@ -189,6 +196,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
         mut headline,
         mx_ips,
         targets,
+        security,
     } = pass;
     let mut hosts = HashMap::with_capacity(mx_ips.len());
     let mut dist = Counts::default();
@@ -229,10 +237,13 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
     }
     headline.unique_mx = hosts.len() as u64;
     let distributions = dist.into_distributions(&headline, legacy);
+    let security_counts = SecurityCounts::from_targets(&security);
     VantageHosts {
         headline,
         distributions,
         hosts,
+        security,
+        security_counts,
     }
 }
 
@@ -391,6 +402,7 @@ impl Evaluated {
                 vantage: name.clone(),
                 headline: v.headline,
                 distributions: v.distributions,
+                security: v.security_counts.finish(),
             })
             .collect();
         ScanReport {
@@ -418,6 +430,7 @@ fn domain_row(vantage: &str, v: &mut VantageHosts, record: &DomainRecord) -> Dom
         best_outcome: String::new(),
         worst_outcome: String::new(),
     };
+    v.security_counts.add_domain(record, &v.security);
     if dns.status != DnsStatus::Ok || dns.null_mx || dns.mx.is_empty() {
         return row;
     }

@@ -92,7 +92,7 @@ pub fn comparison_table(comparison: &Comparison) -> ComparisonTable {
 
     let mut names: Vec<(&str, &str, &str)> = Vec::new();
     for v in main.iter().flatten() {
-        for d in &v.distributions {
+        for d in v.all_distributions() {
             if !names.iter().any(|(n, _, _)| *n == d.name) {
                 names.push((&d.name, &d.title, &d.population));
             }
@@ -101,7 +101,7 @@ pub fn comparison_table(comparison: &Comparison) -> ComparisonTable {
     for (name, title, population) in names {
         let dists: Vec<_> = main
             .iter()
-            .map(|v| v.and_then(|v| v.distributions.iter().find(|d| d.name == name)))
+            .map(|v| v.and_then(|v| v.all_distributions().find(|d| d.name == name)))
             .collect();
         let mut values: Vec<&str> = Vec::new();
         for d in dists.iter().flatten() {

@@ -95,7 +95,7 @@ pub fn render_comparison(comparison: &Comparison) -> String {
     // Distributions by name, in the order they first appear.
     let mut names: Vec<&str> = Vec::new();
     for main in mains.iter().flatten() {
-        for d in &main.distributions {
+        for d in main.all_distributions() {
             if !names.contains(&d.name.as_str()) {
                 names.push(&d.name);
             }
@@ -104,7 +104,7 @@ pub fn render_comparison(comparison: &Comparison) -> String {
     for name in names {
         let per_scan: Vec<Option<&Distribution>> = mains
             .iter()
-            .map(|m| m.and_then(|v| v.distributions.iter().find(|d| d.name == name)))
+            .map(|m| m.and_then(|v| v.all_distributions().find(|d| d.name == name)))
             .collect();
         body.push_str(&compared_distribution(&titles, &per_scan));
     }
@@ -326,6 +326,16 @@ fn vantage_section(vantage: &VantageReport) -> String {
     out.push_str("</tbody>\n</table>\n");
     for d in &vantage.distributions {
         out.push_str(&distribution_block(d, "h3"));
+    }
+    if let Some(s) = &vantage.security {
+        out.push_str(&format!(
+            "<section class=\"security\">\n<h3>Security</h3>\n<p class=\"headline\">{}</p>\n",
+            escape(&super::render::security_summary(s))
+        ));
+        for d in &s.distributions {
+            out.push_str(&distribution_block(d, "h4"));
+        }
+        out.push_str("</section>\n");
     }
     out.push_str("</section>\n");
     out

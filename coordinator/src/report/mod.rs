@@ -7,6 +7,8 @@
 //! - [`aggregate`]: the engine: two passes over domain records, one over
 //!   target records ([`scan_report`], or [`Aggregator`] when records are
 //!   pushed, e.g. from a gRPC stream).
+//! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
+//!   the targets, TLS-RPT, reverse DNS).
 //! - [`vantages`]: vantage against vantage, classified differences.
 //! - [`compare`]: scans side by side.
 //! - [`render`]: text, Markdown, JSON, CSV; [`html`]: the HTML page.
@@ -20,6 +22,7 @@ pub mod html;
 mod labels;
 pub mod model;
 pub mod render;
+mod security;
 #[cfg(test)]
 mod tests;
 pub mod vantages;

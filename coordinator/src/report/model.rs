@@ -106,6 +106,36 @@ pub struct VantageReport {
     /// key, verification, highest_protocol, protocol_<version> (when legacy
     /// ran), expiry, outcome_phase — in that order.
     pub distributions: Vec<Distribution>,
+    /// DNSSEC, DANE, MTA-STS, TLS-RPT and reverse DNS; `None` when no record
+    /// carried security facts (a scan without `--security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecuritySection>,
+}
+
+impl VantageReport {
+    /// The distributions, then the security section's (as renderers and
+    /// comparisons list them).
+    pub fn all_distributions(&self) -> impl Iterator<Item = &Distribution> {
+        self.distributions
+            .iter()
+            .chain(self.security.iter().flat_map(|s| s.distributions.iter()))
+    }
+}
+
+/// The security section of one vantage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SecuritySection {
+    /// Domains with MX that carry security facts (the DNSSEC and DANE
+    /// adoption population).
+    pub domains_with_mx: u64,
+    /// Of those, domains whose MX RRset is DNSSEC-secure ("DNSSEC-signed MX").
+    pub mx_dnssec_signed: u64,
+    /// Domains whose MX RRset is secure and every MX has TLSA ("DANE adoption").
+    pub dane_adopted: u64,
+    /// Of the adopters, those where every (MX, IP) validates.
+    pub dane_valid: u64,
+    /// dnssec_mx, dane, dane_adoption, mta_sts, tls_rpt, ptr — in that order.
+    pub distributions: Vec<Distribution>,
 }
 
 /// A whole scan report.
@@ -148,6 +178,8 @@ pub enum Disagreement {
     RateLimited,
     /// Another difference: outcome, EHLO set or negotiated version.
     OtherDifference,
+    /// Different DANE verdicts for the same MX name.
+    DaneDiffers,
 }
 
 /// One target whose view differs between vantages.

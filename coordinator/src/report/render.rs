@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::compare::{comparison_table, Cell, ComparisonTable};
 use super::labels::format_unix_ms;
 use super::model::{
-    Comparison, Distribution, DomainRow, ScanInfo, ScanReport, VantageReport, VantagesReport,
+    Comparison, Distribution, DomainRow, ScanInfo, ScanReport, SecuritySection, VantageReport,
+    VantagesReport,
 };
 use super::vantages::{class_name, summary_line};
 
@@ -211,6 +212,13 @@ pub fn scan_text(report: &ScanReport) -> String {
             let _ = writeln!(out, "\n{} ({} {})", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).text("  "));
         }
+        if let Some(s) = &v.security {
+            let _ = writeln!(out, "\nSecurity\n  {}", security_summary(s));
+            for d in &s.distributions {
+                let _ = writeln!(out, "\n{} ({} {})", d.title, d.total, d.population);
+                out.push_str(&distribution_table(d).text("  "));
+            }
+        }
     }
     if report.vantages.is_empty() {
         let _ = writeln!(out, "No vantage to report; {}.", scan_line(&report.scan));
@@ -239,9 +247,40 @@ pub fn scan_markdown(report: &ScanReport) -> String {
             let _ = writeln!(out, "\n### {}\n\n{} {}\n", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).markdown());
         }
+        if let Some(s) = &v.security {
+            let _ = writeln!(out, "\n### Security\n\n{}", security_summary(s));
+            for d in &s.distributions {
+                let _ = writeln!(out, "\n#### {}\n\n{} {}\n", d.title, d.total, d.population);
+                out.push_str(&distribution_table(d).markdown());
+            }
+        }
         out.push('\n');
     }
     out
+}
+
+/// The security section's lead sentence: DNSSEC-signed MX share and DANE
+/// adoption.
+pub fn security_summary(s: &SecuritySection) -> String {
+    let share = |n: u64| {
+        if s.domains_with_mx == 0 {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                percent(n as f64 * 100.0 / s.domains_with_mx as f64)
+            )
+        }
+    };
+    format!(
+        "DNSSEC-signed MX: {} of {} domains with MX{}; DANE adoption: {}{} ({} valid).",
+        s.mx_dnssec_signed,
+        s.domains_with_mx,
+        share(s.mx_dnssec_signed),
+        s.dane_adopted,
+        share(s.dane_adopted),
+        s.dane_valid
+    )
 }
 
 fn capitalize(s: &str) -> String {

@@ -806,3 +806,5 @@ fn json_and_csv() {
     assert_eq!(doc["domains"][0]["domain"], "a.example");
     assert_eq!(doc["report"]["scan"]["name"], "small");
 }
+
+mod security;

@@ -1,22 +1,24 @@
 //! Vantage against vantage inside one scan: every target probed from two
 //! or more vantages whose outcome, EHLO keywords, STARTTLS presence, leaf
-//! certificate or negotiated TLS version differ becomes a [`VantageDiff`],
+//! certificate, negotiated TLS version or DANE verdicts differ becomes a [`VantageDiff`],
 //! classified by [`Disagreement`]. One pass over target records; memory is
 //! one small view per (IP, vantage).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use mxscope_common::security_dns::DaneVerdict;
 use mxscope_common::{Bucket, TargetRecord};
 
 use super::model::{Disagreement, ScanInfo, TargetView, VantageDiff, VantagesReport};
 
 /// Every class, in report order.
-pub const CLASSES: [Disagreement; 5] = [
+pub const CLASSES: [Disagreement; 6] = [
     Disagreement::StarttlsStrippedOnPath,
     Disagreement::CertificateDiffers,
     Disagreement::ReachabilityDiffers,
     Disagreement::RateLimited,
+    Disagreement::DaneDiffers,
     Disagreement::OtherDifference,
 ];
 
@@ -28,6 +30,7 @@ pub fn class_name(class: Disagreement) -> &'static str {
         Disagreement::ReachabilityDiffers => "reachability_differs",
         Disagreement::RateLimited => "rate_limited",
         Disagreement::OtherDifference => "other_difference",
+        Disagreement::DaneDiffers => "dane_differs",
     }
 }
 
@@ -40,6 +43,8 @@ struct Observed {
     rate_limited: bool,
     /// Upper-cased, sorted EHLO keywords (for comparison).
     ehlo_set: BTreeSet<String>,
+    /// DANE verdict per MX name (empty without security checks).
+    dane: BTreeMap<String, DaneVerdict>,
 }
 
 impl Observed {
@@ -78,6 +83,11 @@ impl Observed {
                 .iter()
                 .map(|k| k.trim().to_ascii_uppercase())
                 .collect(),
+            dane: record
+                .dane
+                .iter()
+                .map(|(mx, d)| (mx.clone(), d.verdict))
+                .collect(),
         }
     }
 
@@ -88,6 +98,7 @@ impl Observed {
             && self.view.starttls_advertised == other.view.starttls_advertised
             && self.view.certificate_sha256 == other.view.certificate_sha256
             && self.view.tls_version == other.view.tls_version
+            && self.dane == other.dane
     }
 
     /// An EHLO answer came back, without STARTTLS (absent or masked).
@@ -134,6 +145,15 @@ fn classify(views: &BTreeMap<String, Observed>) -> Vec<Disagreement> {
     }
     if all.iter().any(|o| o.rate_limited) && all.iter().any(|o| !o.rate_limited) {
         classes.push(Disagreement::RateLimited);
+    }
+    let mut dane: BTreeMap<&String, BTreeSet<DaneVerdict>> = BTreeMap::new();
+    for o in &all {
+        for (mx, verdict) in &o.dane {
+            dane.entry(mx).or_default().insert(*verdict);
+        }
+    }
+    if dane.values().any(|verdicts| verdicts.len() > 1) {
+        classes.push(Disagreement::DaneDiffers);
     }
     if classes.is_empty() {
         classes.push(Disagreement::OtherDifference);

@@ -286,3 +286,26 @@ proptest! {
         prop_assert!(mx_matches(&pattern, &mx));
     }
 }
+
+#[test]
+fn reevaluate_finishes_a_policy_only_verdict() {
+    let mx = strings(&["mx1.example.net"]);
+    let enforce = policy(PolicyMode::Enforce, &["mx1.example.net"]);
+    let stored = evaluate(&found(), Some(&enforce), &mx, &[]);
+    assert_eq!(
+        stored.verdict,
+        MtaStsVerdict::EnforceWouldFail,
+        "not probed"
+    );
+    let expired = [tls("mx1.example.net", Verification::Expired, true)];
+    let sts = reevaluate(&stored, &mx, &expired);
+    assert_eq!(sts.verdict, MtaStsVerdict::EnforceWouldFail);
+    assert_eq!(sts.per_mx[0].certificate_ok, Some(false));
+    let valid = [tls("mx1.example.net", Verification::Valid, true)];
+    let sts = reevaluate(&stored, &mx, &valid);
+    assert_eq!(sts.verdict, MtaStsVerdict::EnforceOk);
+    assert_eq!(sts.txt_id.as_deref(), Some("1"));
+    // Verdicts that do not depend on the MX stay as stored.
+    let absent = evaluate(&TxtLookup::Absent, None, &mx, &[]);
+    assert_eq!(reevaluate(&absent, &mx, &valid), absent);
+}

@@ -74,6 +74,7 @@ fn scan(name: &str) -> ScanReport {
             vantage: "eu-1".to_string(),
             headline: headline("eu-1"),
             distributions: distributions(),
+            security: None,
         }],
     }
 }
