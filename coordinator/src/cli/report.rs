@@ -322,20 +322,36 @@ pub(crate) async fn vantages(args: VantagesArgs) -> anyhow::Result<()> {
     }
     let report: VantagesReport = match &mut source {
         Source::Local(coordinator) => {
-            let targets = coordinator.store().target_records(&info.id);
-            report::vantages_report(info, targets)?
+            let store = coordinator.store();
+            let scan = info.id.clone();
+            let domains = || store.domain_records(&scan);
+            let targets = store.target_records(&scan);
+            report::vantages_report_with_domains(info, domains, targets)?
         }
         Source::Remote(client) => {
             let scan = info.id.clone();
             let mut comparer = VantageComparer::new(info);
             client
                 .stream_results(&scan, |record| {
-                    if let Record::Target(t) = record {
-                        comparer.add_target(&t);
+                    match record {
+                        Record::Domain(d) => comparer.add_domain(&d),
+                        Record::Target(t) => comparer.add_target(&t),
                     }
                     Ok(())
                 })
                 .await?;
+            // A `no_mta_sts` domain record streamed before another
+            // vantage's policy for that domain is only kept on a second pass.
+            if comparer.wants_second_domain_pass() {
+                client
+                    .stream_results(&scan, |record| {
+                        if let Record::Domain(d) = record {
+                            comparer.add_domain(&d);
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
             comparer.finish()
         }
     };

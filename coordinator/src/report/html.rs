@@ -14,11 +14,13 @@ use std::collections::BTreeSet;
 use mxscope_common::units::utc_minute;
 
 use super::model::{
-    Comparison, Distribution, Row, ScanInfo, ScanReport, VantageReport, VantagesReport,
+    Comparison, Disagreement, Distribution, Row, ScanInfo, ScanReport, VantageReport,
+    VantagesReport,
 };
+use super::vantages::class_name;
 use super::Headline;
 use chart::{BarChart, Series};
-use diffs::diff_table;
+use diffs::{diff_table, domain_diff_table};
 
 /// The page of one scan: headline and distributions per vantage.
 pub fn render_scan(report: &ScanReport) -> String {
@@ -121,12 +123,24 @@ pub fn render_vantages(report: &VantagesReport) -> String {
         report.targets_compared,
         report.diffs.len()
     ));
+    if report.domains_compared > 0 {
+        body.push_str(&format!(
+            "<p>{} domains with MTA-STS compared between vantages; {} with a \
+             different verdict.</p>\n",
+            report.domains_compared,
+            report.domain_diffs.len()
+        ));
+    }
     let summary = Distribution::new(
         "disagreement",
         "Targets per disagreement class",
         "targets compared (a target may be in several classes)",
         report.targets_compared,
-        report.summary.iter().map(|(k, v)| (k.clone(), *v)),
+        report
+            .summary
+            .iter()
+            .filter(|(k, _)| k.as_str() != class_name(Disagreement::MtaStsDiffers))
+            .map(|(k, v)| (k.clone(), *v)),
     );
     body.push_str(&distribution_block(&summary, "h3"));
     body.push_str("</section>\n");
@@ -136,6 +150,12 @@ pub fn render_vantages(report: &VantagesReport) -> String {
         .diffs
         .iter()
         .flat_map(|d| d.views.keys().map(String::as_str))
+        .chain(
+            report
+                .domain_diffs
+                .iter()
+                .flat_map(|d| d.mta_sts.keys().map(String::as_str)),
+        )
         .collect();
     for v in seen {
         if !vantages.contains(&v) {
@@ -149,6 +169,14 @@ pub fn render_vantages(report: &VantagesReport) -> String {
         body.push_str(&diff_table(&vantages, &report.diffs));
     }
     body.push_str("</section>\n");
+    if !report.domain_diffs.is_empty() {
+        body.push_str(&format!(
+            "<section>\n<h2>{}</h2>\n",
+            escape(super::render::DOMAIN_DIFFS_TITLE)
+        ));
+        body.push_str(&domain_diff_table(&vantages, &report.domain_diffs));
+        body.push_str("</section>\n");
+    }
     page(&title, &body, 0)
 }
 

@@ -30,7 +30,7 @@ pub mod vantages;
 pub use aggregate::{scan_report, Aggregator, Evaluated};
 pub use compare::{compare, comparison_table};
 pub use headline::{headline, Headline};
-pub use vantages::{vantages_report, VantageComparer};
+pub use vantages::{vantages_report, vantages_report_with_domains, VantageComparer};
 
 use crate::model::ScanMeta;
 use model::ScanInfo;

@@ -180,6 +180,18 @@ pub enum Disagreement {
     OtherDifference,
     /// Different DANE verdicts for the same MX name.
     DaneDiffers,
+    /// Different MTA-STS verdicts for the same domain (a [`DomainDiff`],
+    /// never a [`VantageDiff`]).
+    MtaStsDiffers,
+}
+
+/// One domain whose MTA-STS verdict differs between vantages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainDiff {
+    pub domain: String,
+    pub classes: Vec<Disagreement>,
+    /// Per vantage: the MTA-STS verdict (snake_case, as in records).
+    pub mta_sts: BTreeMap<String, String>,
 }
 
 /// One target whose view differs between vantages.
@@ -209,8 +221,13 @@ pub struct VantagesReport {
     pub scan: ScanInfo,
     pub targets_compared: u64,
     pub diffs: Vec<VantageDiff>,
-    /// Targets per class (a target may be in several).
+    /// Targets per class (a target may be in several); domains for
+    /// `mta_sts_differs`.
     pub summary: BTreeMap<String, u64>,
+    /// Domains with an MTA-STS TXT record from some vantage, seen from two
+    /// or more vantages with security checks.
+    pub domains_compared: u64,
+    pub domain_diffs: Vec<DomainDiff>,
 }
 
 /// Several scans side by side.

@@ -3,6 +3,7 @@
 //! percentages (one decimal); JSON is the model itself (pretty); CSV is the
 //! per-domain table.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -485,6 +486,33 @@ fn diff_title(diff: &super::model::VantageDiff) -> String {
     format!("{}{names}: {}", diff.ip, classes.join(", "))
 }
 
+/// Domains whose MTA-STS verdict differs: one row per domain, one column
+/// per vantage (`-` where a vantage has no record of it).
+fn domain_diffs_table(report: &VantagesReport) -> Table {
+    let vantages: BTreeSet<&String> = report
+        .domain_diffs
+        .iter()
+        .flat_map(|d| d.mta_sts.keys())
+        .collect();
+    let mut header = vec!["domain"];
+    header.extend(vantages.iter().map(|v| v.as_str()));
+    let mut t = Table::new(&header, &vec![false; header.len()]);
+    for diff in &report.domain_diffs {
+        let mut row = vec![diff.domain.clone()];
+        row.extend(vantages.iter().map(|v| {
+            diff.mta_sts
+                .get(*v)
+                .cloned()
+                .unwrap_or_else(|| "-".to_string())
+        }));
+        t.row(row);
+    }
+    t
+}
+
+/// The title of the MTA-STS table.
+pub const DOMAIN_DIFFS_TITLE: &str = "Domains whose MTA-STS verdict differs";
+
 /// The vantages report as text: the summary line, then each differing target.
 pub fn vantages_text(report: &VantagesReport) -> String {
     let mut out = format!("{}.\n", summary_line(report));
@@ -495,6 +523,10 @@ pub fn vantages_text(report: &VantagesReport) -> String {
     for diff in &report.diffs {
         let _ = writeln!(out, "\n{}", diff_title(diff));
         out.push_str(&views_table(diff).text("  "));
+    }
+    if !report.domain_diffs.is_empty() {
+        let _ = writeln!(out, "\n{DOMAIN_DIFFS_TITLE}");
+        out.push_str(&domain_diffs_table(report).text("  "));
     }
     out
 }
@@ -513,6 +545,11 @@ pub fn vantages_markdown(report: &VantagesReport) -> String {
     for diff in &report.diffs {
         let _ = writeln!(out, "## {}\n", diff_title(diff));
         out.push_str(&views_table(diff).markdown());
+        out.push('\n');
+    }
+    if !report.domain_diffs.is_empty() {
+        let _ = writeln!(out, "## {DOMAIN_DIFFS_TITLE}\n");
+        out.push_str(&domain_diffs_table(report).markdown());
         out.push('\n');
     }
     out

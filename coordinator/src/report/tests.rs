@@ -808,3 +808,4 @@ fn json_and_csv() {
 }
 
 mod security;
+mod vantages_mta_sts;

@@ -3,16 +3,24 @@
 //! certificate, negotiated TLS version or DANE verdicts differ becomes a [`VantageDiff`],
 //! classified by [`Disagreement`]. One pass over target records; memory is
 //! one small view per (IP, vantage).
+//!
+//! Domains whose MTA-STS verdict differs become a [`DomainDiff`]. Only
+//! domains with an MTA-STS TXT record from some vantage are kept (most
+//! domains have none); a domain record that says `no_mta_sts` is kept only
+//! when another vantage's record for that domain came first, so callers
+//! feed domain records twice (see [`VantageComparer::add_domain`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use mxscope_common::security_dns::DaneVerdict;
-use mxscope_common::{Bucket, TargetRecord};
+use mxscope_common::security_policy::{MtaSts, MtaStsVerdict};
+use mxscope_common::{Bucket, DomainRecord, TargetRecord};
+use mxscope_worker::mtasts::{self, MxTls};
 
-use super::model::{Disagreement, ScanInfo, TargetView, VantageDiff, VantagesReport};
+use super::model::{Disagreement, DomainDiff, ScanInfo, TargetView, VantageDiff, VantagesReport};
 
-/// Every class, in report order.
+/// Every class of a target, in report order.
 pub const CLASSES: [Disagreement; 6] = [
     Disagreement::StarttlsStrippedOnPath,
     Disagreement::CertificateDiffers,
@@ -31,6 +39,7 @@ pub fn class_name(class: Disagreement) -> &'static str {
         Disagreement::RateLimited => "rate_limited",
         Disagreement::OtherDifference => "other_difference",
         Disagreement::DaneDiffers => "dane_differs",
+        Disagreement::MtaStsDiffers => "mta_sts_differs",
     }
 }
 
@@ -45,6 +54,8 @@ struct Observed {
     ehlo_set: BTreeSet<String>,
     /// DANE verdict per MX name (empty without security checks).
     dane: BTreeMap<String, DaneVerdict>,
+    /// TLS facts per MX name, for the MTA-STS join.
+    mx_tls: Vec<MxTls>,
 }
 
 impl Observed {
@@ -88,6 +99,7 @@ impl Observed {
                 .iter()
                 .map(|(mx, d)| (mx.clone(), d.verdict))
                 .collect(),
+            mx_tls: mtasts::mx_tls_facts(record),
         }
     }
 
@@ -161,12 +173,38 @@ fn classify(views: &BTreeMap<String, Observed>) -> Vec<Disagreement> {
     classes
 }
 
-/// Collects target views per IP and vantage (the one pass), then
-/// classifies.
+/// What one vantage's domain record says about MTA-STS: the stored
+/// verdict and what re-evaluating it against that vantage's targets needs.
+#[derive(Debug, Clone)]
+struct StsSeen {
+    stored: MtaSts,
+    mx_names: Vec<String>,
+    addresses: Vec<IpAddr>,
+}
+
+impl StsSeen {
+    fn of(record: &DomainRecord, stored: &MtaSts) -> Self {
+        Self {
+            stored: stored.clone(),
+            mx_names: record.dns.mx.iter().map(|mx| mx.exchange.clone()).collect(),
+            addresses: record
+                .dns
+                .mx
+                .iter()
+                .flat_map(|mx| mx.addresses.iter().copied())
+                .collect(),
+        }
+    }
+}
+
+/// Collects target views per IP and vantage (the one pass) and MTA-STS
+/// facts per domain and vantage, then classifies.
 #[derive(Debug)]
 pub struct VantageComparer {
     scan: ScanInfo,
     targets: BTreeMap<IpAddr, Seen>,
+    /// Domains with an MTA-STS TXT record from some vantage.
+    domains: BTreeMap<String, BTreeMap<String, StsSeen>>,
 }
 
 impl VantageComparer {
@@ -174,7 +212,37 @@ impl VantageComparer {
         Self {
             scan,
             targets: BTreeMap::new(),
+            domains: BTreeMap::new(),
         }
+    }
+
+    /// One domain record (records without a vantage or security facts are
+    /// ignored). A `no_mta_sts` record is kept only when the domain is
+    /// already known from another vantage, so feed every domain record
+    /// twice (adding one again changes nothing) unless
+    /// [`Self::wants_second_domain_pass`] says no.
+    pub fn add_domain(&mut self, record: &DomainRecord) {
+        let (Some(vantage), Some(sec)) = (record.vantage.as_deref(), record.security.as_ref())
+        else {
+            return;
+        };
+        let sts = &sec.mta_sts;
+        if sts.verdict == MtaStsVerdict::NoMtaSts {
+            if let Some(seen) = self.domains.get_mut(&record.domain) {
+                seen.insert(vantage.to_string(), StsSeen::of(record, sts));
+            }
+            return;
+        }
+        self.domains
+            .entry(record.domain.clone())
+            .or_default()
+            .insert(vantage.to_string(), StsSeen::of(record, sts));
+    }
+
+    /// Whether a second pass over domain records can change the report
+    /// (some domain has an MTA-STS TXT record).
+    pub fn wants_second_domain_pass(&self) -> bool {
+        !self.domains.is_empty()
     }
 
     /// One target record (records without a vantage are ignored).
@@ -193,8 +261,10 @@ impl VantageComparer {
 
     /// The report: every differing target, by IP.
     pub fn finish(self) -> VantagesReport {
+        let (domains_compared, domain_diffs) = self.domain_diffs();
         let mut report = VantagesReport {
             scan: self.scan,
+            domains_compared,
             ..VantagesReport::default()
         };
         for (ip, seen) in self.targets {
@@ -219,16 +289,96 @@ impl VantageComparer {
                 views: seen.views.into_iter().map(|(v, o)| (v, o.view)).collect(),
             });
         }
+        if !domain_diffs.is_empty() {
+            report.summary.insert(
+                class_name(Disagreement::MtaStsDiffers).to_string(),
+                domain_diffs.len() as u64,
+            );
+        }
+        report.domain_diffs = domain_diffs;
         report
+    }
+
+    /// Domains seen from two or more vantages, and those whose MTA-STS
+    /// verdict differs.
+    fn domain_diffs(&self) -> (u64, Vec<DomainDiff>) {
+        let mut compared = 0;
+        let mut diffs = Vec::new();
+        for (domain, seen) in &self.domains {
+            if seen.len() < 2 {
+                continue;
+            }
+            compared += 1;
+            let verdicts: BTreeMap<String, String> = seen
+                .iter()
+                .map(|(vantage, sts)| {
+                    let verdict = self.mta_sts_verdict(vantage, sts);
+                    (vantage.clone(), verdict_name(verdict))
+                })
+                .collect();
+            let distinct: BTreeSet<&String> = verdicts.values().collect();
+            if distinct.len() > 1 {
+                diffs.push(DomainDiff {
+                    domain: domain.clone(),
+                    classes: vec![Disagreement::MtaStsDiffers],
+                    mta_sts: verdicts,
+                });
+            }
+        }
+        (compared, diffs)
+    }
+
+    /// The verdict one vantage saw: the stored one, finished against that
+    /// vantage's target records (as the security section does) when it
+    /// depends on the MX hosts.
+    fn mta_sts_verdict(&self, vantage: &str, sts: &StsSeen) -> MtaStsVerdict {
+        let facts: Vec<MxTls> = sts
+            .addresses
+            .iter()
+            .filter_map(|ip| self.targets.get(ip)?.views.get(vantage))
+            .flat_map(|o| o.mx_tls.iter().cloned())
+            .collect();
+        mtasts::reevaluate(&sts.stored, &sts.mx_names, &facts).verdict
     }
 }
 
-/// The vantages report from a target record stream.
+/// A verdict's snake_case record name.
+fn verdict_name(verdict: MtaStsVerdict) -> String {
+    match serde_json::to_value(verdict) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{verdict:?}"),
+    }
+}
+
+/// The vantages report from a target record stream (no MTA-STS
+/// comparison; see [`vantages_report_with_domains`]).
 pub fn vantages_report<E>(
     scan: ScanInfo,
     targets: impl Iterator<Item = Result<TargetRecord, E>>,
 ) -> Result<VantagesReport, E> {
+    vantages_report_with_domains(scan, std::iter::empty, targets)
+}
+
+/// The vantages report from a target record stream and a domain record
+/// stream, read up to twice (the second pass only when some domain has an
+/// MTA-STS TXT record).
+pub fn vantages_report_with_domains<E, D>(
+    scan: ScanInfo,
+    domains: impl Fn() -> D,
+    targets: impl Iterator<Item = Result<TargetRecord, E>>,
+) -> Result<VantagesReport, E>
+where
+    D: Iterator<Item = Result<DomainRecord, E>>,
+{
     let mut comparer = VantageComparer::new(scan);
+    for record in domains() {
+        comparer.add_domain(&record?);
+    }
+    if comparer.wants_second_domain_pass() {
+        for record in domains() {
+            comparer.add_domain(&record?);
+        }
+    }
     for record in targets {
         comparer.add_target(&record?);
     }
@@ -263,6 +413,15 @@ pub fn summary_line(report: &VantagesReport) -> String {
         report.targets_compared,
         plural(report.targets_compared as usize)
     ));
+    if report.domains_compared > 0 {
+        let n = report.domain_diffs.len();
+        line.push_str(&format!(
+            "; {n} domain{} whose MTA-STS verdict differs (of {} domain{} with MTA-STS seen from 2 or more vantages)",
+            plural(n),
+            report.domains_compared,
+            plural(report.domains_compared as usize)
+        ));
+    }
     line
 }
 

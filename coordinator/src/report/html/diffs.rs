@@ -1,8 +1,32 @@
-//! The vantages page's table: one row per target seen differently, one
-//! column per vantage.
+//! The vantages page's tables: one row per target seen differently (or
+//! domain whose MTA-STS verdict differs), one column per vantage.
 
 use super::escape;
-use crate::report::model::{TargetView, VantageDiff};
+use crate::report::model::{DomainDiff, TargetView, VantageDiff};
+
+/// The per-domain MTA-STS table of the vantages page.
+pub(super) fn domain_diff_table(vantages: &[&str], diffs: &[DomainDiff]) -> String {
+    let mut out = String::from("<table class=\"diffs\">\n<thead><tr><th scope=\"col\">Domain</th>");
+    for v in vantages {
+        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(v)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for diff in diffs {
+        out.push_str(&format!(
+            "<tr><td><code>{}</code></td>",
+            escape(&diff.domain)
+        ));
+        for v in vantages {
+            match diff.mta_sts.get(*v) {
+                Some(verdict) => out.push_str(&format!("<td>{}</td>", escape(verdict))),
+                None => out.push_str("<td class=\"empty\">not seen</td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
 
 /// The per-target table of the vantages page.
 pub(super) fn diff_table(vantages: &[&str], diffs: &[VantageDiff]) -> String {

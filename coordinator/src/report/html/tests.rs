@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::report::model::{Disagreement, Row, TargetView, VantageDiff};
+use crate::report::model::{Disagreement, DomainDiff, Row, TargetView, VantageDiff};
 
 fn headline(vantage: &str) -> Headline {
     Headline {
@@ -272,6 +272,17 @@ fn vantages_page_lists_diffs() {
             views,
         }],
         summary,
+        domains_compared: 3,
+        domain_diffs: vec![DomainDiff {
+            domain: "example.it".to_string(),
+            classes: vec![Disagreement::MtaStsDiffers],
+            mta_sts: [
+                ("eu-1".to_string(), "enforce_ok".to_string()),
+                ("us-1".to_string(), "policy_fetch_failed".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }],
     };
     let html = render_vantages(&report);
     assert!(html.contains("192.0.2.1"));
@@ -284,8 +295,12 @@ fn vantages_page_lists_diffs() {
     assert!(!html.contains("<i>x</i>"));
     assert_eq!(html.matches("<svg").count(), 1);
     assert_self_contained(&html);
+    assert!(html.contains("Domains whose MTA-STS verdict differs"));
+    assert!(html.contains("<td>policy_fetch_failed</td>"));
+    assert!(html.contains("3 domains with MTA-STS compared"));
     let empty = render_vantages(&VantagesReport::default());
     assert!(empty.contains("alike"));
+    assert!(!empty.contains("MTA-STS"));
 }
 
 #[test]
@@ -380,6 +395,7 @@ fn write_sample_pages() {
             views,
         }],
         summary,
+        ..VantagesReport::default()
     };
     std::fs::write(dir.join("vantages.html"), render_vantages(&v)).unwrap();
 }

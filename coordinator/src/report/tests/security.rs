@@ -18,7 +18,7 @@ use super::super::{render, vantages};
 use super::{domain, failed_domain, info, owned, probed, run, small_scan, target, with_tls};
 use mxscope_common::Verification;
 
-fn sts(verdict: MtaStsVerdict) -> MtaSts {
+pub(super) fn sts(verdict: MtaStsVerdict) -> MtaSts {
     MtaSts {
         verdict,
         txt_id: None,
@@ -30,7 +30,7 @@ fn sts(verdict: MtaStsVerdict) -> MtaSts {
 
 /// What the resolve task of a distributed scan stores: the policy, and
 /// every MX "not probed".
-fn policy_only(mode: PolicyMode, mx: &str) -> MtaSts {
+pub(super) fn policy_only(mode: PolicyMode, mx: &str) -> MtaSts {
     MtaSts {
         verdict: MtaStsVerdict::EnforceWouldFail,
         txt_id: Some("20260101".into()),
@@ -49,7 +49,7 @@ fn policy_only(mode: PolicyMode, mx: &str) -> MtaSts {
     }
 }
 
-fn secured(
+pub(super) fn secured(
     mut d: DomainRecord,
     dnssec: DnssecStatus,
     mta_sts: MtaSts,
@@ -70,7 +70,7 @@ fn secured(
 }
 
 /// A STARTTLS target of `mx` with the given verification, DANE and PTR.
-fn tls_target(
+pub(super) fn tls_target(
     ip: &str,
     mx: &str,
     verification: Verification,
