@@ -16,3 +16,4 @@ mod probe;
 mod report;
 mod scan;
 mod security;
+mod security_scan;

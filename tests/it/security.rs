@@ -1,5 +1,6 @@
 //! The security checks end to end through `mxscope-worker probe --security`
-//! and `mxscope scan --security`: DNSSEC, DANE and reverse DNS against the
+//! and one small `mxscope scan --security` (a scan of every case is in
+//! `security_scan`): DNSSEC, DANE and reverse DNS against the
 //! DNSSEC lab (Knot on 127.0.0.1:5354, private root), MTA-STS and TLS-RPT
 //! against the Unbound lab (5353) and nginx. Every verdict is asserted
 //! exactly, on the records the binaries print.
@@ -16,7 +17,7 @@ use mxscope_tests::nginx::sts_domains as d;
 use mxscope_tests::probing::worker_bin;
 use mxscope_tests::{lab, plan};
 
-const SHORT: [&str; 10] = [
+pub(crate) const SHORT: [&str; 10] = [
     "--timeout-connect",
     "3s",
     "--timeout-greeting",
@@ -56,7 +57,7 @@ fn probe(args: &[&str], domains: &[&str]) -> BTreeMap<String, DomainRecord> {
         .collect()
 }
 
-fn knot_args() -> Vec<String> {
+pub(crate) fn knot_args() -> Vec<String> {
     let knot = lab::knot();
     vec![
         "--resolver".into(),
@@ -66,31 +67,22 @@ fn knot_args() -> Vec<String> {
     ]
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
-#[test]
-fn dnssec_and_dane_through_the_cli() {
-    lab::postfix();
-    let mut args = knot_args();
-    args.push("--allow-private".into());
-    let domains = [
-        cases::DANE_OK,
-        cases::DANE_BAD,
-        cases::DANE_TA,
-        cases::DANE_TA_NAME,
-        cases::NO_TLSA,
-        cases::TLSA_SERVFAIL,
-        cases::TLSA_BOGUS,
-        cases::MIXED,
-        cases::INSECURE,
-        cases::BOGUS,
-    ];
-    let records = probe(&strs(&args), &domains);
+/// Every DNSSEC and DANE case of the Knot lab: (domain, MX, DNSSEC of the
+/// MX RRset, DNSSEC of the MX address, DANE verdict of the MX).
+pub(crate) fn dane_cases() -> Vec<(
+    &'static str,
+    &'static str,
+    DnssecStatus,
+    DnssecStatus,
+    DaneVerdict,
+)> {
     use DaneVerdict::*;
     use DnssecStatus::*;
-    for (domain, mx, mx_status, addr_status, dane) in [
+    vec![
         (cases::DANE_OK, cases::MX_DANE_OK, Secure, Secure, DaneValid),
         (
             cases::DANE_BAD,
@@ -143,7 +135,18 @@ fn dnssec_and_dane_through_the_cli() {
             Bogus,
             NotApplicableInsecure,
         ),
-    ] {
+    ]
+}
+
+#[test]
+fn dnssec_and_dane_through_the_cli() {
+    lab::postfix();
+    let mut args = knot_args();
+    args.push("--allow-private".into());
+    let cases = dane_cases();
+    let domains: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let records = probe(&strs(&args), &domains);
+    for (domain, mx, mx_status, addr_status, dane) in cases {
         let record = &records[domain];
         assert_eq!(record.schema_version, SCHEMA_VERSION);
         let security = record.security.as_ref().expect("security facts");
@@ -166,7 +169,7 @@ fn dnssec_and_dane_through_the_cli() {
             .get(mx)
             .unwrap_or_else(|| panic!("{domain}: DANE of {mx} in {:?}", target.dane));
         assert_eq!(result.verdict, dane, "{domain} via {mx}: {result:?}");
-        if dane == DaneValid || dane == DaneMismatch {
+        if dane == DaneVerdict::DaneValid || dane == DaneVerdict::DaneMismatch {
             assert!(
                 !result.tlsa.is_empty(),
                 "{domain}: the TLSA records are kept"
@@ -177,31 +180,58 @@ fn dnssec_and_dane_through_the_cli() {
     }
 }
 
+/// Every reverse DNS case with its verdict and PTR names: (domain, IP,
+/// verdict, names). The domains have no MX, their A is the MX (implicit).
+pub(crate) fn rdns_cases() -> Vec<(&'static str, [u8; 4], ReverseDnsVerdict, Vec<&'static str>)> {
+    use ReverseDnsVerdict::*;
+    vec![
+        (
+            cases::RDNS_OK,
+            cases::PTR_OK,
+            FcrdnsOk,
+            vec![cases::RDNS_OK],
+        ),
+        (
+            cases::RDNS_TWO,
+            cases::PTR_TWO,
+            FcrdnsOk,
+            vec![cases::RDNS_NOWHERE, cases::RDNS_TWO],
+        ),
+        (
+            cases::RDNS_MISMATCH,
+            cases::PTR_DANGLING,
+            PtrMismatch,
+            vec![cases::RDNS_DANGLING],
+        ),
+        (
+            cases::RDNS_ELSEWHERE,
+            cases::PTR_ELSEWHERE,
+            PtrMismatch,
+            vec![cases::MX_DANE_BAD],
+        ),
+        (cases::RDNS_NONE, cases::PTR_NONE, NoPtr, vec![]),
+        (cases::RDNS_FAIL, cases::PTR_SERVFAIL, LookupFailed, vec![]),
+    ]
+}
+
 #[test]
 fn reverse_dns_through_the_cli() {
     // Without --allow-private the TEST-NET addresses are never contacted:
     // the targets are skipped, their reverse DNS is still checked.
-    let records = probe(
-        &strs(&knot_args()),
-        &[cases::RDNS_OK, cases::RDNS_TWO, cases::SECURE_NXDOMAIN],
-    );
-    for (domain, ip, names) in [
-        (cases::RDNS_OK, cases::PTR_OK, vec![cases::RDNS_OK]),
-        (
-            cases::RDNS_TWO,
-            cases::PTR_TWO,
-            vec![cases::RDNS_NOWHERE, cases::RDNS_TWO],
-        ),
-    ] {
+    let mut domains: Vec<&str> = rdns_cases().iter().map(|c| c.0).collect();
+    domains.push(cases::SECURE_NXDOMAIN);
+    let records = probe(&strs(&knot_args()), &domains);
+    for (domain, ip, verdict, names) in rdns_cases() {
         let record = &records[domain];
         assert!(record.dns.implicit_mx, "{record:?}");
+        assert_eq!(record.targets.len(), 1, "{record:?}");
         let target = &record.targets[0];
         assert_eq!(target.ip, std::net::IpAddr::from(ip));
         assert_eq!(target.outcome, mxscope_common::Outcome::Skipped);
         assert!(target.dane.is_empty(), "no TLS, no DANE: {target:?}");
         let ptr = target.ptr.as_ref().expect("reverse DNS");
-        assert_eq!(ptr.verdict, ReverseDnsVerdict::FcrdnsOk, "{ptr:?}");
-        assert_eq!(ptr.names, names);
+        assert_eq!(ptr.verdict, verdict, "{domain}: {ptr:?}");
+        assert_eq!(ptr.names, names, "{domain}");
     }
     // A proven NXDOMAIN is secure.
     let security = records[cases::SECURE_NXDOMAIN]

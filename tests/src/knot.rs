@@ -104,14 +104,22 @@ pub mod cases {
     pub const RDNS_TWO: &str = "rdns-two.sec.test";
     pub const RDNS_NOWHERE: &str = "nowhere.sec.test";
     /// 192.0.2.11 → `mx-ecdsa.sec.test`, which does not exist: `ptr_mismatch`.
+    /// `ptr-mismatch.sec.test` (A 192.0.2.11, implicit MX) reaches it.
     pub const PTR_DANGLING: [u8; 4] = [192, 0, 2, 11];
     pub const RDNS_DANGLING: &str = "mx-ecdsa.sec.test";
+    pub const RDNS_MISMATCH: &str = "ptr-mismatch.sec.test";
     /// 192.0.2.12 → `mx-badtlsa.sec.test`, which is 127.0.1.10: `ptr_mismatch`.
+    /// `ptr-elsewhere.sec.test` (A 192.0.2.12, implicit MX) reaches it.
     pub const PTR_ELSEWHERE: [u8; 4] = [192, 0, 2, 12];
-    /// 192.0.2.13: no PTR: `no_ptr`.
+    pub const RDNS_ELSEWHERE: &str = "ptr-elsewhere.sec.test";
+    /// 192.0.2.13: no PTR: `no_ptr`. `ptr-none.sec.test` (A 192.0.2.13,
+    /// implicit MX) reaches it.
     pub const PTR_NONE: [u8; 4] = [192, 0, 2, 13];
+    pub const RDNS_NONE: &str = "ptr-none.sec.test";
     /// 192.0.2.14: its reverse zone answers SERVFAIL: `lookup_failed`.
+    /// `ptr-fail.sec.test` (A 192.0.2.14, implicit MX) reaches it.
     pub const PTR_SERVFAIL: [u8; 4] = [192, 0, 2, 14];
+    pub const RDNS_FAIL: &str = "ptr-fail.sec.test";
 }
 
 /// Signed zones, parents before children.
@@ -468,6 +476,10 @@ fn zones(
             rr(MIXED, "MX", &format!("10 {MX_INSECURE}.")),
             rr(RDNS_OK, "A", "192.0.2.10"),
             rr(RDNS_TWO, "A", "192.0.2.21"),
+            rr(RDNS_MISMATCH, "A", &dotted(PTR_DANGLING)),
+            rr(RDNS_ELSEWHERE, "A", &dotted(PTR_ELSEWHERE)),
+            rr(RDNS_NONE, "A", &dotted(PTR_NONE)),
+            rr(RDNS_FAIL, "A", &dotted(PTR_SERVFAIL)),
         ],
     );
     zone(
@@ -516,6 +528,11 @@ fn zones(
         ],
     );
     Ok(out)
+}
+
+/// `a.b.c.d` of an IPv4 address.
+fn dotted(ip: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(ip).to_string()
 }
 
 /// The analysed leaf of a lab host.
