@@ -14,6 +14,7 @@ pub mod proto;
 pub mod record;
 pub mod security_dns;
 pub mod security_policy;
+pub mod telemetry;
 pub mod units;
 
 pub use domain::{parse_domain_list, DomainList, DomainListBuilder, DomainName, InvalidLine};

@@ -152,8 +152,11 @@ pub(crate) struct ConnectArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(mxscope_common::telemetry::default_log_filter(
+                    "warn",
+                ))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

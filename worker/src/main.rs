@@ -199,8 +199,11 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(mxscope_common::telemetry::default_log_filter(
+                    default_level,
+                ))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

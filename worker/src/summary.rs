@@ -25,6 +25,18 @@ pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<(
         write!(out, ": {error}")?;
     }
     writeln!(out)?;
+    if let Some(security) = &record.security {
+        let mut line = format!(
+            "  security: dnssec {}, mta-sts {}, tls-rpt {}",
+            snake(&security.dnssec_mx),
+            snake(&security.mta_sts.verdict),
+            snake(&security.tls_rpt.verdict)
+        );
+        if let Some(detail) = &security.mta_sts.detail {
+            line.push_str(&format!(" ({detail})"));
+        }
+        writeln!(out, "{line}")?;
+    }
     for anomaly in &dns.anomalies {
         writeln!(
             out,
@@ -97,6 +109,13 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
             .collect();
         writeln!(out, "          versions: {}", text.join(", "))?;
     }
+    if let Some(dane) = target.dane.get(mx_name) {
+        writeln!(out, "          dane {}", snake(&dane.verdict))?;
+    }
+    if let Some(ptr) = &target.ptr {
+        let names = ptr.names.join(", ");
+        writeln!(out, "          reverse dns {} {names}", snake(&ptr.verdict))?;
+    }
     if !target.anomalies.is_empty() {
         let names: Vec<String> = target
             .anomalies
@@ -110,6 +129,14 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
         writeln!(out, "          anomalies: {}", names.join(", "))?;
     }
     Ok(())
+}
+
+/// A serde enum's snake_case name.
+fn snake<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn key_text(key: &KeyInfo) -> String {

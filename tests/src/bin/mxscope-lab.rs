@@ -41,9 +41,16 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     lab::postfix();
     lab::exim();
     lab::fakes();
+    let knot = lab::knot();
+    lab::nginx();
     println!("mxscope lab is up (folder {})", lab::dir().display());
     println!("  DNS (Unbound) on {} serving {}", dns.addr(), plan::ZONE);
     println!("  lab CA: {}", certs.ca_pem.display());
+    println!(
+        "  signed zones (Knot) on {}, trust anchor {}",
+        knot.addr(),
+        knot.trust_anchor().display()
+    );
     println!(
         "  vantage source addresses: {} and {}",
         plan::VANTAGE_A,
@@ -58,6 +65,12 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         plan::domains::MULTI,
         plan::domains::for_host(&plan::MX_EXPIRED),
         plan::domains::NULLMX,
+    );
+    println!(
+        "  cargo run -p mxscope-worker -- probe --allow-private --security --resolver {} \\\n    --trust-anchor {} --ca-file {} dane-ok.sec.test dane-bad.sec.test insecure.test",
+        knot.addr(),
+        knot.trust_anchor().display(),
+        certs.ca_pem.display(),
     );
     println!();
     println!("Press Ctrl-C to stop the lab.");
