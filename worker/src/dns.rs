@@ -82,32 +82,16 @@ pub struct MxResolver {
 
 impl MxResolver {
     pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
-        let name_servers = if config.resolvers.is_empty() {
-            let (system, _) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
-            // Only the servers: the search list and options are not ours.
-            system.name_servers().to_vec()
-        } else {
-            config.resolvers.iter().copied().map(name_server).collect()
-        };
-        if name_servers.is_empty() {
-            return Err(DnsSetupError::NoNameServers);
-        }
-
-        let timeout = config.timeout.max(Duration::from_millis(10));
-        let attempts = config.attempts.clamp(1, 10);
-        let mut opts = ResolverOpts::default();
-        opts.ndots = 0;
-        opts.timeout = timeout;
-        // hickory counts retries after the first attempt.
-        opts.attempts = attempts - 1;
+        let ResolverParts {
+            name_servers,
+            mut opts,
+            timeout,
+            attempts,
+        } = resolver_parts(config)?;
         opts.cache_size = CACHE_SIZE;
         opts.positive_max_ttl = Some(MAX_POSITIVE_TTL);
         opts.negative_max_ttl = Some(MAX_NEGATIVE_TTL);
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.try_tcp_on_error = true;
         opts.preserve_intermediates = true;
-        opts.case_randomization = false;
 
         let resolver = TokioResolver::builder_with_config(
             ResolverConfig::from_name_servers(name_servers),
@@ -118,7 +102,6 @@ impl MxResolver {
         .map_err(|e| DnsSetupError::Build(e.to_string()))?;
 
         // Each attempt may go UDP then TCP; CNAME hops are further lookups.
-        let attempts = u32::try_from(attempts).unwrap_or(10);
         let lookup_deadline = timeout * attempts * 2 + Duration::from_millis(500);
         Ok(Self {
             resolver,
@@ -314,6 +297,50 @@ impl MxResolver {
             Err(_) => Err(Failure::new(DnsStatus::Timeout)),
         }
     }
+}
+
+/// What every mxscope resolver shares (plain, validating, policy lookups).
+pub(crate) struct ResolverParts {
+    pub(crate) name_servers: Vec<NameServerConfig>,
+    /// Exact names (ndots 0), no hosts file, TCP on error, no 0x20; the
+    /// caller adds caching and validation.
+    pub(crate) opts: ResolverOpts,
+    /// One attempt's timeout.
+    pub(crate) timeout: Duration,
+    /// Total attempts (1 = no retry).
+    pub(crate) attempts: u32,
+}
+
+/// The configured name servers (or only the servers of the system
+/// configuration: its search list and options are not ours) and the options
+/// every resolver of the worker shares.
+pub(crate) fn resolver_parts(config: &DnsConfig) -> Result<ResolverParts, DnsSetupError> {
+    let name_servers = if config.resolvers.is_empty() {
+        let (system, _) = hickory_resolver::system_conf::read_system_conf()
+            .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
+        system.name_servers().to_vec()
+    } else {
+        config.resolvers.iter().copied().map(name_server).collect()
+    };
+    if name_servers.is_empty() {
+        return Err(DnsSetupError::NoNameServers);
+    }
+    let timeout = config.timeout.max(Duration::from_millis(10));
+    let attempts = config.attempts.clamp(1, 10);
+    let mut opts = ResolverOpts::default();
+    opts.ndots = 0;
+    opts.timeout = timeout;
+    // hickory counts retries after the first attempt.
+    opts.attempts = attempts - 1;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.try_tcp_on_error = true;
+    opts.case_randomization = false;
+    Ok(ResolverParts {
+        name_servers,
+        opts,
+        timeout,
+        attempts: u32::try_from(attempts).unwrap_or(10),
+    })
 }
 
 fn name_server(addr: SocketAddr) -> NameServerConfig {

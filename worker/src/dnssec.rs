@@ -20,12 +20,11 @@
 //! Never fails on an answer and never panics on peer data: every outcome is
 //! a value.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::ResolverConfig;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
@@ -35,7 +34,7 @@ use hickory_resolver::TokioResolver;
 use mxscope_common::security_dns::{DnssecStatus, TlsaRecord};
 
 use crate::dane::encode_hex;
-use crate::dns::DnsConfig;
+use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
 
 /// Cached responses (DNSKEY and DS of shared parents are asked often).
 const CACHE_SIZE: u64 = 4096;
@@ -159,29 +158,17 @@ impl SecureResolver {
             }
             None => TrustAnchors::default(),
         };
-        let name_servers = if config.resolvers.is_empty() {
-            let (system, _) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| SecureDnsError::SystemConfig(e.to_string()))?;
-            system.name_servers().to_vec()
-        } else {
-            config.resolvers.iter().copied().map(name_server).collect()
-        };
-        if name_servers.is_empty() {
-            return Err(SecureDnsError::SystemConfig(
-                "no name server configured".into(),
-            ));
-        }
-        let timeout = config.timeout.max(Duration::from_millis(10));
-        let attempts = config.attempts.clamp(1, 10);
-        let mut opts = ResolverOpts::default();
-        opts.ndots = 0;
-        opts.timeout = timeout;
-        opts.attempts = attempts - 1;
+        let ResolverParts {
+            name_servers,
+            mut opts,
+            timeout,
+            attempts,
+        } = resolver_parts(config).map_err(|e| match e {
+            DnsSetupError::Build(reason) => SecureDnsError::Build(reason),
+            other => SecureDnsError::SystemConfig(other.to_string()),
+        })?;
         opts.cache_size = CACHE_SIZE;
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.try_tcp_on_error = true;
         opts.preserve_intermediates = true;
-        opts.case_randomization = false;
         opts.validate = true;
         let resolver = TokioResolver::builder_with_config(
             ResolverConfig::from_name_servers(name_servers),
@@ -192,7 +179,6 @@ impl SecureResolver {
         .build()
         .map_err(|e| SecureDnsError::Build(e.to_string()))?;
         // Validation walks up to the root: several lookups per answer.
-        let attempts = u32::try_from(attempts).unwrap_or(10);
         let lookup_deadline = timeout * attempts * 4 + Duration::from_secs(1);
         Ok(Self {
             resolver,
@@ -403,14 +389,6 @@ pub fn weakest(statuses: impl IntoIterator<Item = DnssecStatus>) -> DnssecStatus
 /// secure (RFC 7672 §2.2.1).
 pub fn dane_applies(mx: DnssecStatus, addresses: DnssecStatus) -> bool {
     mx == DnssecStatus::Secure && addresses == DnssecStatus::Secure
-}
-
-fn name_server(addr: SocketAddr) -> NameServerConfig {
-    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-    for connection in &mut ns.connections {
-        connection.port = addr.port();
-    }
-    ns
 }
 
 /// `name` as a fully qualified, lowercase name.

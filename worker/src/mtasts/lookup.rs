@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::ResolverConfig;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::ResponseCode;
@@ -13,7 +13,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 use mxscope_common::DnsStatus;
 
-use crate::dns::{DnsConfig, DnsSetupError};
+use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
 
 /// Longest TXT record kept (its strings concatenated); longer ones are cut.
 const MAX_TXT_BYTES: usize = 4096;
@@ -54,36 +54,13 @@ impl PolicyDns {
     /// A resolver asking `config.resolvers` (or the name servers of the
     /// system configuration when empty, as [`crate::dns::MxResolver`] does).
     pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
-        let name_servers = if config.resolvers.is_empty() {
-            let (system, _) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsSetupError::SystemConfig(e.to_string()))?;
-            system.name_servers().to_vec()
-        } else {
-            config
-                .resolvers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    for connection in &mut ns.connections {
-                        connection.port = addr.port();
-                    }
-                    ns
-                })
-                .collect()
-        };
-        if name_servers.is_empty() {
-            return Err(DnsSetupError::NoNameServers);
-        }
-        let timeout = config.timeout.max(Duration::from_millis(10));
-        let attempts = config.attempts.clamp(1, 10);
-        let mut opts = ResolverOpts::default();
-        opts.ndots = 0;
-        opts.timeout = timeout;
-        opts.attempts = attempts - 1;
+        let ResolverParts {
+            name_servers,
+            mut opts,
+            timeout,
+            attempts,
+        } = resolver_parts(config)?;
         opts.cache_size = 256;
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.try_tcp_on_error = true;
-        opts.case_randomization = false;
         let resolver = TokioResolver::builder_with_config(
             ResolverConfig::from_name_servers(name_servers),
             TokioRuntimeProvider::default(),
@@ -91,7 +68,6 @@ impl PolicyDns {
         .with_options(opts)
         .build()
         .map_err(|e| DnsSetupError::Build(e.to_string()))?;
-        let attempts = u32::try_from(attempts).unwrap_or(10);
         Ok(Self {
             resolver,
             deadline: timeout * attempts * 2 + Duration::from_millis(500),
