@@ -15,6 +15,7 @@ use mxscope_tests::cluster::{bin, test_dir};
 use mxscope_tests::knot::cases;
 use mxscope_tests::nginx::sts_domains as d;
 use mxscope_tests::probing::worker_bin;
+use mxscope_tests::report_json::distribution;
 use mxscope_tests::{lab, plan};
 
 pub(crate) const SHORT: [&str; 10] = [
@@ -425,25 +426,7 @@ fn scan_records_carry_the_security_fields() {
     assert_eq!(section["mx_dnssec_signed"], 1, "{section}");
     assert_eq!(section["dane_adopted"], 1, "{section}");
     assert_eq!(section["dane_valid"], 1, "{section}");
-    let dist = |name: &str| -> (u64, BTreeMap<String, u64>) {
-        let d = section["distributions"]
-            .as_array()
-            .and_then(|ds| ds.iter().find(|d| d["name"] == name))
-            .unwrap_or_else(|| panic!("no {name} in {section}"));
-        let rows = d["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["count"].as_u64().unwrap_or(0) > 0)
-            .map(|r| {
-                (
-                    r["value"].as_str().unwrap_or_default().to_string(),
-                    r["count"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect();
-        (d["total"].as_u64().unwrap_or(0), rows)
-    };
+    let dist = |name: &str| distribution(section, name);
     let want = |rows: &[(&str, u64)]| -> BTreeMap<String, u64> {
         rows.iter().map(|(v, n)| (v.to_string(), *n)).collect()
     };

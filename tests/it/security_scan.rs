@@ -15,6 +15,7 @@ use mxscope_tests::cluster::{bin, test_dir};
 use mxscope_tests::knot::cases;
 use mxscope_tests::lab;
 use mxscope_tests::nginx::sts_domains as d;
+use mxscope_tests::report_json::distribution;
 
 use crate::security::{dane_cases, knot_args, rdns_cases, strs, SHORT};
 
@@ -37,24 +38,7 @@ impl Scanned {
     /// A distribution of the report's security section as (total, the rows
     /// with a count).
     fn dist(&self, name: &str) -> (u64, BTreeMap<String, u64>) {
-        let section = &self.report["vantages"][0]["security"];
-        let d = section["distributions"]
-            .as_array()
-            .and_then(|ds| ds.iter().find(|d| d["name"] == name))
-            .unwrap_or_else(|| panic!("no {name} in {section}"));
-        let rows = d["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["count"].as_u64().unwrap_or(0) > 0)
-            .map(|r| {
-                (
-                    r["value"].as_str().unwrap_or_default().to_string(),
-                    r["count"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect();
-        (d["total"].as_u64().unwrap_or(0), rows)
+        distribution(&self.report["vantages"][0]["security"], name)
     }
 }
 

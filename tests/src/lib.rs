@@ -15,6 +15,7 @@
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
+//! - [`report_json`]: reading JSON reports in tests.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
 pub mod certs;
@@ -29,4 +30,5 @@ pub mod plan;
 pub mod postfix;
 pub mod probing;
 pub mod process;
+pub mod report_json;
 pub mod sslv3;
