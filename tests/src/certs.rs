@@ -64,6 +64,12 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_BACKUP, Kind::Valid),
     (plan::MX_V6, Kind::Valid),
     (plan::MX_EXIM, Kind::Valid),
+    (plan::MX_TLS10_RSA, Kind::Valid),
+    (plan::MX_TLS12_RSA, Kind::Valid),
+    (plan::MX_TLS12_CBC, Kind::Valid),
+    (plan::MX_DHE, Kind::Valid),
+    (plan::MX_SNI, Kind::Valid),
+    (plan::MX_SNI_ALIAS, Kind::Valid),
 ];
 
 /// The PEM files of one leaf.
