@@ -137,6 +137,9 @@ pub struct NameCertificate {
     /// SHA-256 of the leaf's DER (lowercase hex), when a certificate was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf_sha256: Option<String>,
+    /// The leaf's subject, when a certificate was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_subject: Option<String>,
     /// Chain verification of that leaf (names aside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,

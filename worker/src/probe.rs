@@ -305,6 +305,7 @@ impl Prober {
             return;
         };
         let main_leaf = main.chain.first().map(|c| c.sha256.clone());
+        let main_subject = main.chain.first().map(|c| c.subject.clone());
         let mut extra = 0;
         let names = record.mx_names.clone();
         for (index, name) in names.iter().enumerate() {
@@ -313,6 +314,7 @@ impl Prober {
                 name_match: Some(covered),
                 check,
                 leaf_sha256: main_leaf.clone(),
+                leaf_subject: main_subject.clone(),
                 verification: Some(main.verification),
             };
             let entry = if index == 0 {
@@ -328,6 +330,7 @@ impl Prober {
                         name_match: facts.name_match.get(name).copied(),
                         check: NameCheck::OwnSession,
                         leaf_sha256: facts.chain.first().map(|c| c.sha256.clone()),
+                        leaf_subject: facts.chain.first().map(|c| c.subject.clone()),
                         verification: Some(facts.verification),
                     },
                     None => from_main(NameCheck::SessionFailed),

@@ -104,12 +104,21 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
             tls.verification.as_str(),
             if name_ok { "matches" } else { "does not match" },
         )?;
-        if let Some(leaf) = tls.chain.first() {
-            writeln!(
+        let own = target
+            .names
+            .get(mx_name)
+            .filter(|n| n.check == mxscope_common::NameCheck::OwnSession);
+        match (own.and_then(|n| n.leaf_subject.as_ref()), tls.chain.first()) {
+            (Some(subject), _) => writeln!(
+                out,
+                "          subject {subject} (this name's own certificate, by SNI)"
+            )?,
+            (None, Some(leaf)) => writeln!(
                 out,
                 "          subject {} (expires {})",
                 leaf.subject, leaf.not_after
-            )?;
+            )?,
+            (None, None) => {}
         }
     }
     let p = &target.protocols;

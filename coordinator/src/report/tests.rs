@@ -891,6 +891,7 @@ fn name_match_validating_sender_and_key_exchange() {
             name_match: Some(true),
             check: mxscope_common::NameCheck::OwnSession,
             leaf_sha256: None,
+            leaf_subject: None,
             verification: Some(Verification::Valid),
         },
     );
