@@ -371,3 +371,63 @@ fn html_report_opens_in_headless_chromium() {
         "screenshot {shot:?}"
     );
 }
+
+/// Legacy-only hosts (real Postfix) support STARTTLS and count in every
+/// distribution with their first-flight facts; name match is per (MX name,
+/// IP), and a validating sender's view is its own distribution.
+#[test]
+fn legacy_only_hosts_count_with_their_facts() {
+    let dir = test_dir("report-legacy-only");
+    let data = dir.join("data");
+    let mut domains: Vec<String> = LEGACY_ONLY_HOSTS.iter().map(domains::for_host).collect();
+    // mx-valid (TLS 1.3, valid), mx-mismatch (valid chain, other name),
+    // mx-sni + mx-sni-2 (one IP, a certificate each).
+    domains.push(domains::SINGLE.to_string());
+    domains.push(domains::for_host(&MX_MISMATCH));
+    domains.push(domains::SNI_BOTH.to_string());
+    let out = scan(&dir, &data, "legacy-only", &domains, true);
+    assert!(
+        out.contains(
+            "7 domain names, 8 unique MX records have been found; 8 of them support STARTTLS"
+        ),
+        "{out}"
+    );
+    let json: Value =
+        serde_json::from_str(&mxscope(&["report", "s1", "--format", "json"], &data)).unwrap();
+    let v = &json["vantages"][0];
+    assert_eq!(
+        rows(v, "tls_source"),
+        pairs(&[("first flight (modern TLS failed)", 4), ("handshake", 4)])
+    );
+    assert_eq!(rows(v, "key"), pairs(&[("RSA 2048", 8)]), "no 'none' row");
+    assert_eq!(rows(v, "verification"), pairs(&[("valid", 8)]));
+    assert_eq!(
+        rows(v, "name_match"),
+        pairs(&[("matches", 7), ("does not match", 1)])
+    );
+    assert_eq!(
+        rows(v, "validating_sender"),
+        pairs(&[
+            ("accepted", 6),
+            ("no: below TLS 1.2", 1),
+            ("no: name mismatch", 1)
+        ])
+    );
+    assert_eq!(
+        rows(v, "key_exchange"),
+        pairs(&[
+            ("TLS 1.3 (ephemeral)", 4),
+            ("ECDHE", 1),
+            ("DHE", 1),
+            ("RSA (no forward secrecy)", 2)
+        ])
+    );
+    assert_eq!(
+        rows(v, "highest_protocol"),
+        pairs(&[("TLSv1.3", 4), ("TLSv1.2", 3), ("TLSv1.0", 1)])
+    );
+    assert_eq!(
+        rows(v, "protocol_tls1_2"),
+        pairs(&[("supported", 7), ("not_supported", 1)])
+    );
+}
