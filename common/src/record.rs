@@ -144,6 +144,9 @@ pub enum DnsAnomaly {
     MxWithoutAddress { exchange: String },
     /// A null MX mixed with other MX records (RFC 7505 §3).
     NullMxWithOthers,
+    /// The exchange had more addresses than a probe keeps
+    /// (`worker::dns::MAX_ADDRESSES_PER_EXCHANGE`); the lowest were kept.
+    AddressesTruncated { exchange: String, total: usize },
 }
 
 /// One record per (scan, vantage, ip): what one SMTP session to one IP showed.

@@ -25,6 +25,9 @@ use tracing::{debug, warn};
 
 /// At most this many exchanges of one domain are resolved (sorted first).
 pub const MAX_EXCHANGES: usize = 32;
+/// Most addresses kept per exchange (A and AAAA together): a name with
+/// thousands of records must not turn into thousands of probe targets.
+pub const MAX_ADDRESSES_PER_EXCHANGE: usize = 16;
 /// Exchanges of one domain resolved concurrently.
 const EXCHANGE_CONCURRENCY: usize = 8;
 /// Cached responses (a small cache: shared exchanges are common).
@@ -182,6 +185,12 @@ impl MxResolver {
             {
                 anomalies.push(DnsAnomaly::MxWithoutAddress {
                     exchange: exchange.clone(),
+                });
+            }
+            if let Some(total) = addresses.truncated_from {
+                anomalies.push(DnsAnomaly::AddressesTruncated {
+                    exchange: exchange.clone(),
+                    total,
                 });
             }
             if let Some(error) = &addresses.error {
@@ -414,8 +423,10 @@ fn classify(e: &NetError) -> Failure {
 /// What the A and AAAA lookups of one name gave.
 #[derive(Debug, Clone, PartialEq)]
 struct Addresses {
-    /// Sorted (IPv4 first), deduplicated.
+    /// Sorted (IPv4 first), deduplicated, at most [`MAX_ADDRESSES_PER_EXCHANGE`].
     addresses: Vec<IpAddr>,
+    /// How many distinct addresses there were, when more than were kept.
+    truncated_from: Option<usize>,
     /// The end of the CNAME chain when the name is an alias.
     cname: Option<String>,
     /// `Ok` when there are addresses.
@@ -427,6 +438,7 @@ impl Addresses {
     fn failed(status: DnsStatus, error: &str) -> Self {
         Self {
             addresses: Vec::new(),
+            truncated_from: None,
             cname: None,
             status,
             error: Some(error.to_string()),
@@ -463,6 +475,8 @@ fn merge_addresses(name: &Name, results: [Result<Vec<Record>, Failure>; 2]) -> A
     }
     addresses.sort();
     addresses.dedup();
+    let truncated_from = (addresses.len() > MAX_ADDRESSES_PER_EXCHANGE).then_some(addresses.len());
+    addresses.truncate(MAX_ADDRESSES_PER_EXCHANGE);
     let (status, error) = if !addresses.is_empty() {
         (DnsStatus::Ok, None)
     } else if let Some(f) = failure {
@@ -477,6 +491,7 @@ fn merge_addresses(name: &Name, results: [Result<Vec<Record>, Failure>; 2]) -> A
     };
     Addresses {
         addresses,
+        truncated_from,
         cname,
         status,
         error,
@@ -693,6 +708,22 @@ mod tests {
         assert_eq!(merged.status, DnsStatus::Ok);
         assert_eq!(merged.cname, None);
         assert_eq!(merged.error, None);
+    }
+
+    #[test]
+    fn addresses_per_exchange_are_capped() {
+        let n = name("mx.example.");
+        let many: Vec<Record> = (0..=255u8)
+            .map(|i| a("mx.example.", [192, 0, 2, i]))
+            .collect();
+        let merged = merge_addresses(
+            &n,
+            [Ok(many), Ok(vec![aaaa("mx.example.", Ipv6Addr::LOCALHOST)])],
+        );
+        assert_eq!(merged.addresses.len(), MAX_ADDRESSES_PER_EXCHANGE);
+        assert_eq!(merged.addresses[0], IpAddr::from([192, 0, 2, 0]));
+        assert_eq!(merged.truncated_from, Some(257));
+        assert_eq!(merged.status, DnsStatus::Ok);
     }
 
     #[test]

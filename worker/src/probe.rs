@@ -15,9 +15,9 @@ use mxscope_common::{
     Anomaly, DnsResult, DomainName, DomainRecord, HandshakeFailure, NameCertificate, NameCheck,
     Outcome, Phase, SuiteChoice, TargetRecord, TlsSource, VersionSupport,
 };
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{is_public, ProbeConfig};
 use crate::dns::MxResolver;
@@ -75,11 +75,11 @@ impl Prober {
     pub async fn probe_target(&self, ip: IpAddr, mx_names: Vec<String>) -> TargetRecord {
         let started = Instant::now();
         let mut record = TargetRecord::new(ip, self.config.port, mx_names);
-        // Reverse DNS asks only DNS: it runs beside the session, for every IP.
-        let ptr = self
-            .security
-            .clone()
-            .map(|checks| tokio::spawn(async move { checks.reverse(ip).await }));
+        // Reverse DNS asks only DNS: it runs beside the session, for every IP,
+        // and is aborted with the probe if the probe is dropped (cancelled).
+        let ptr = self.security.clone().map(|checks| {
+            AbortOnDropHandle::new(tokio::spawn(async move { checks.reverse(ip).await }))
+        });
         if !self.config.allow_private && !is_public(ip) {
             record.outcome = Outcome::Skipped;
             record.detail = Some("not a public address (pass --allow-private to probe it)".into());
@@ -435,28 +435,34 @@ impl Prober {
         concurrency: usize,
         progress: impl Fn(Progress),
     ) -> Vec<DomainRecord> {
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        // Resolve phase.
+        let concurrency = concurrency.max(1);
+        // Resolve phase: at most `concurrency` tasks exist at once, so a long
+        // list costs memory for its results, not for a task per domain.
         let mut resolving = JoinSet::new();
-        for (index, domain) in domains.iter().enumerate() {
-            let resolver = resolver.clone();
-            let permits = permits.clone();
-            let name = domain.as_str().to_string();
-            let security = self.security.clone();
-            resolving.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let result = resolver.resolve(&name).await;
-                let facts = match security {
-                    Some(checks) => Some(checks.domain(&name, &result).await),
-                    None => None,
-                };
-                (index, result, facts)
-            });
-        }
         let mut dns: Vec<Option<DnsResult>> = vec![None; domains.len()];
         let mut facts: Vec<Option<DomainFacts>> = vec![None; domains.len()];
         let mut resolved = 0;
-        while let Some(joined) = resolving.join_next().await {
+        let mut pending = domains.iter().enumerate();
+        loop {
+            while resolving.len() < concurrency {
+                let Some((index, domain)) = pending.next() else {
+                    break;
+                };
+                let resolver = resolver.clone();
+                let name = domain.as_str().to_string();
+                let security = self.security.clone();
+                resolving.spawn(async move {
+                    let result = resolver.resolve(&name).await;
+                    let facts = match security {
+                        Some(checks) => Some(checks.domain(&name, &result).await),
+                        None => None,
+                    };
+                    (index, result, facts)
+                });
+            }
+            let Some(joined) = resolving.join_next().await else {
+                break;
+            };
             if let Ok((index, result, domain_facts)) = joined {
                 if let Some(slot) = dns.get_mut(index) {
                     *slot = Some(result);
@@ -483,16 +489,21 @@ impl Prober {
         // Probe phase.
         let total = targets.len();
         let mut probing = JoinSet::new();
-        for (ip, names) in targets {
-            let prober = self.clone();
-            let permits = permits.clone();
-            probing.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                prober.probe_target(ip, names.into_iter().collect()).await
-            });
-        }
         let mut results: BTreeMap<IpAddr, TargetRecord> = BTreeMap::new();
-        while let Some(joined) = probing.join_next().await {
+        let mut pending = targets.into_iter();
+        loop {
+            while probing.len() < concurrency {
+                let Some((ip, names)) = pending.next() else {
+                    break;
+                };
+                let prober = self.clone();
+                probing.spawn(
+                    async move { prober.probe_target(ip, names.into_iter().collect()).await },
+                );
+            }
+            let Some(joined) = probing.join_next().await else {
+                break;
+            };
             if let Ok(record) = joined {
                 results.insert(record.ip, record);
             }

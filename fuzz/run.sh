@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS each (default 600), one after the other,
+# and print executions and crashes per target. Needs cargo-fuzz
+# (`cargo install cargo-fuzz`); on a stable-only machine RUSTC_BOOTSTRAP=1
+# lets stable accept the sanitizer flags. A crash leaves its input in
+# artifacts/<target>/; turn it into a regression test before fixing it.
+#
+#   fuzz/run.sh [SECONDS] [TARGET...]
+set -uo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-600}
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^mxscope-fuzz$')
+fi
+export RUSTC_BOOTSTRAP=1
+mkdir -p logs
+status=0
+printf '%-16s %12s %8s %s\n' target executions crashes log
+for target in "${targets[@]}"; do
+  log=logs/$target.log
+  cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  crashes=$(find "artifacts/$target" -type f 2>/dev/null | wc -l)
+  printf '%-16s %12s %8s %s\n' "$target" "${execs:-?}" "$crashes" "$log"
+  if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then status=1; fi
+done
+exit $status

@@ -1,0 +1,230 @@
+//! What came back after a version probe's ClientHello: a ServerHello, an
+//! alert, or something that is not TLS.
+
+use mxscope_common::VersionSupport;
+use tls_parser::nom::Err as NomErr;
+use tls_parser::{
+    parse_tls_handshake_server_hello, parse_tls_raw_record, TlsAlertDescription, TlsCipherSuite,
+    TlsRecordType, MAX_RECORD_LEN,
+};
+
+use super::hello::{CIPHER_SUITES, HANDSHAKE_HELLO_REQUEST, HANDSHAKE_SERVER_HELLO};
+use super::{Answer, LegacyVersion, MAX_ANSWER_BYTES};
+
+/// Decide what `received` (everything read after sending
+/// [`client_hello`]`(version, _)`) says about `version`:
+/// - a ServerHello for `version` with a suite we offered: `supported` (detail:
+///   the suite's name);
+/// - a ServerHello for another version: `not_supported` (detail: the version
+///   the server chose);
+/// - a fatal alert (or `close_notify`): `not_supported` (detail: its name);
+///   warning alerts before the ServerHello are skipped;
+/// - anything that is not TLS (an SMTP reply, garbage), a malformed or
+///   unexpected message, or [`MAX_ANSWER_BYTES`] without a verdict: `error`;
+/// - otherwise [`Answer::Incomplete`].
+pub fn classify(version: LegacyVersion, received: &[u8]) -> Answer {
+    let mut rest = received;
+    // Handshake records' payloads, joined: a ServerHello may be fragmented.
+    let mut handshake: Vec<u8> = Vec::new();
+    loop {
+        if let Some(answer) = sniff_record_header(rest) {
+            return answer;
+        }
+        let (tail, record) = match parse_tls_raw_record(rest) {
+            Ok(parsed) => parsed,
+            Err(NomErr::Incomplete(_)) => return incomplete(received),
+            Err(_) => return Answer::error("malformed TLS record"),
+        };
+        rest = tail;
+        let answer = match record.hdr.record_type {
+            TlsRecordType::Alert => alerts(record.data),
+            TlsRecordType::Handshake => {
+                handshake.extend_from_slice(record.data);
+                server_hello(version, &mut handshake)
+            }
+            other => Some(Answer::error(format!(
+                "unexpected {other:?} record before the ServerHello"
+            ))),
+        };
+        if let Some(answer) = answer {
+            return answer;
+        }
+        if rest.is_empty() {
+            return incomplete(received);
+        }
+    }
+}
+
+fn incomplete(received: &[u8]) -> Answer {
+    if received.len() >= MAX_ANSWER_BYTES {
+        Answer::error(format!("no answer within {MAX_ANSWER_BYTES} bytes"))
+    } else {
+        Answer::Incomplete
+    }
+}
+
+/// Reject what cannot be the start of a TLS record as early as possible, so
+/// that an SMTP reply does not wait for the timeout. `None`: looks like TLS
+/// so far (or is empty).
+fn sniff_record_header(bytes: &[u8]) -> Option<Answer> {
+    let first = *bytes.first()?;
+    if !(0x14..=0x18).contains(&first) {
+        return Some(Answer::error(not_tls_detail(bytes)));
+    }
+    if let Some(&major) = bytes.get(1) {
+        if major != 3 {
+            return Some(Answer::error(format!(
+                "not a TLS record (version major 0x{major:02x})"
+            )));
+        }
+    }
+    if let (Some(&hi), Some(&lo)) = (bytes.get(3), bytes.get(4)) {
+        let len = u16::from_be_bytes([hi, lo]);
+        if len > MAX_RECORD_LEN {
+            return Some(Answer::error(format!("oversized TLS record ({len} bytes)")));
+        }
+    }
+    None
+}
+
+/// "not TLS: "454 4.7.0 TLS not available"" for text, a short hex dump otherwise.
+fn not_tls_detail(bytes: &[u8]) -> String {
+    let head = bytes.get(..bytes.len().min(60)).unwrap_or_default();
+    let first_line = head.split(|&b| b == b'\r' || b == b'\n').next();
+    match first_line {
+        Some(line) if !line.is_empty() && line.iter().all(|b| (0x20..0x7f).contains(b)) => {
+            format!("not TLS: {:?}", String::from_utf8_lossy(line))
+        }
+        _ => {
+            let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("not TLS: bytes {}", hex.join(" "))
+        }
+    }
+}
+
+/// Alerts in one record: `None` if all were warnings to skip.
+fn alerts(data: &[u8]) -> Option<Answer> {
+    if data.is_empty() || data.len() % 2 != 0 {
+        return Some(Answer::error("malformed alert record"));
+    }
+    for pair in data.chunks_exact(2) {
+        let [level, code] = *pair else {
+            return Some(Answer::error("malformed alert record"));
+        };
+        let name = alert_name(code);
+        match (level, code) {
+            (1, 0) | (2, _) => {
+                return Some(Answer::verdict(
+                    VersionSupport::NotSupported,
+                    format!("alert {name}"),
+                ))
+            }
+            (1, _) => {}
+            _ => {
+                return Some(Answer::error(format!(
+                    "malformed alert (level {level}, {name})"
+                )))
+            }
+        }
+    }
+    None
+}
+
+/// RFC name of an alert, `protocol_version` style, or its number.
+pub(crate) fn alert_name(code: u8) -> String {
+    let camel = TlsAlertDescription(code).to_string();
+    if camel.is_empty() || !camel.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return format!("alert_{code}");
+    }
+    let mut snake = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
+}
+
+/// Look at the joined handshake bytes: `None` while the ServerHello is not
+/// complete yet. HelloRequests before it are dropped.
+fn server_hello(version: LegacyVersion, handshake: &mut Vec<u8>) -> Option<Answer> {
+    loop {
+        let &[kind, a, b, c] = handshake.get(..4)? else {
+            return None;
+        };
+        let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+        match kind {
+            HANDSHAKE_HELLO_REQUEST if len == 0 => {
+                handshake.drain(..4);
+            }
+            HANDSHAKE_SERVER_HELLO => {
+                if len > MAX_ANSWER_BYTES {
+                    return Some(Answer::error(format!(
+                        "oversized ServerHello ({len} bytes)"
+                    )));
+                }
+                let end = len.checked_add(4)?;
+                let body = handshake.get(4..end)?;
+                return Some(judge_server_hello(version, body));
+            }
+            other => {
+                return Some(Answer::error(format!(
+                    "unexpected handshake message {other} before the ServerHello"
+                )))
+            }
+        }
+    }
+}
+
+fn judge_server_hello(version: LegacyVersion, body: &[u8]) -> Answer {
+    let chosen = match body.get(..2) {
+        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+        _ => return Answer::error("malformed ServerHello"),
+    };
+    if chosen != version.wire() {
+        return Answer::verdict(
+            VersionSupport::NotSupported,
+            format!(
+                "server chose {} for a {} hello",
+                version_name(chosen),
+                version.name()
+            ),
+        );
+    }
+    let Ok((_, hello)) = parse_tls_handshake_server_hello(body) else {
+        return Answer::error("malformed ServerHello");
+    };
+    let cipher = hello.cipher.0;
+    if !CIPHER_SUITES.contains(&cipher) {
+        return Answer::error(format!(
+            "server chose cipher suite 0x{cipher:04x}, which was not offered"
+        ));
+    }
+    if hello.compression.0 != 0 {
+        return Answer::error(format!(
+            "server chose compression method {}, which was not offered",
+            hello.compression.0
+        ));
+    }
+    let name = TlsCipherSuite::from_id(cipher)
+        .map_or_else(|| format!("0x{cipher:04x}"), |suite| suite.name.to_owned());
+    Answer::verdict(VersionSupport::Supported, name)
+}
+
+/// `TLSv1.2` style name of a wire version, or its hex.
+pub(crate) fn version_name(wire: u16) -> String {
+    match wire {
+        0x0002 | 0x0200 => "SSLv2".to_owned(),
+        0x0300 => "SSLv3".to_owned(),
+        0x0301 => "TLSv1.0".to_owned(),
+        0x0302 => "TLSv1.1".to_owned(),
+        0x0303 => "TLSv1.2".to_owned(),
+        0x0304 => "TLSv1.3".to_owned(),
+        other => format!("version 0x{other:04x}"),
+    }
+}

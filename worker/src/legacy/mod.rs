@@ -1,0 +1,199 @@
+//! Protocol-version probes: SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 (DESIGN §4).
+//!
+//! rustls cannot speak the old versions, nor RSA key exchange, DHE or CBC
+//! suites in TLS 1.2, so each version is tested by sending a
+//! hand-built ClientHello that offers exactly one version, on a stream that
+//! has just received STARTTLS's `220`, and by reading the first answer: a
+//! ServerHello or an alert. No handshake is ever completed; the caller drops
+//! the connection afterwards (one fresh SMTP session per version).
+//!
+//! Sans-IO core: [`client_hello`] builds the bytes to send and [`classify`]
+//! reads what came back, saying [`Answer::Incomplete`] until it can decide.
+//! [`test_version`] is the thin async driver that owns the socket.
+//!
+//! Layout: `hello` builds the ClientHello, `answer` classifies what came
+//! back, this module holds the versions and the driver.
+
+use std::time::Duration;
+
+use mxscope_common::VersionSupport;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+mod answer;
+mod hello;
+#[cfg(test)]
+mod tests;
+
+pub use answer::classify;
+pub(crate) use answer::{alert_name, version_name};
+pub use hello::client_hello;
+
+/// Most bytes read while waiting for a verdict; more is an `error`.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024;
+
+/// A protocol version rustls cannot speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegacyVersion {
+    Ssl3,
+    Tls1_0,
+    Tls1_1,
+    /// With every TLS 1.2 suite a permissive OpenSSL client offers (RSA key
+    /// exchange, DHE, CBC included), unlike rustls.
+    Tls1_2,
+}
+
+impl LegacyVersion {
+    /// Every version probed by hand, oldest first.
+    pub const ALL: [Self; 4] = [Self::Ssl3, Self::Tls1_0, Self::Tls1_1, Self::Tls1_2];
+
+    /// The version number on the wire (`client_version`, record version).
+    pub const fn wire(self) -> u16 {
+        match self {
+            Self::Ssl3 => 0x0300,
+            Self::Tls1_0 => 0x0301,
+            Self::Tls1_1 => 0x0302,
+            Self::Tls1_2 => 0x0303,
+        }
+    }
+
+    /// The record-layer version of the ClientHello: the version itself, but
+    /// TLS 1.0 for a TLS 1.2 hello, as OpenSSL sends it (old servers refuse
+    /// a record version they do not know).
+    pub const fn record_wire(self) -> u16 {
+        match self {
+            Self::Tls1_2 => 0x0301,
+            other => other.wire(),
+        }
+    }
+
+    /// The record's `protocols` key (`tls1_0`).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Ssl3 => "ssl3",
+            Self::Tls1_0 => "tls1_0",
+            Self::Tls1_1 => "tls1_1",
+            Self::Tls1_2 => "tls1_2",
+        }
+    }
+
+    /// Display name, spelled like the record's `tls.version` (`TLSv1.0`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ssl3 => "SSLv3",
+            Self::Tls1_0 => "TLSv1.0",
+            Self::Tls1_1 => "TLSv1.1",
+            Self::Tls1_2 => "TLSv1.2",
+        }
+    }
+
+    /// SSLv3 has no extensions (RFC 6101), so no SNI either.
+    const fn has_extensions(self) -> bool {
+        !matches!(self, Self::Ssl3)
+    }
+}
+
+/// What [`classify`] makes of the bytes received so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Not enough bytes to decide: read more (within the deadline).
+    Incomplete,
+    /// Decided; the detail is short and meant for people.
+    Verdict(VersionSupport, Option<String>),
+}
+
+impl Answer {
+    fn verdict(support: VersionSupport, detail: impl Into<String>) -> Self {
+        Self::Verdict(support, Some(detail.into()))
+    }
+
+    fn error(detail: impl Into<String>) -> Self {
+        Self::verdict(VersionSupport::Error, detail)
+    }
+}
+
+/// Send a ClientHello offering exactly `version` on a stream that has just
+/// received STARTTLS's 220, and classify the answer. `timeout` is one
+/// absolute deadline for writing and reading. A server that closes or resets
+/// the connection without a byte has refused the version (`not_supported`,
+/// "connection closed"); running out of time is an `error` ("timeout").
+/// The stream is left mid-handshake: drop it.
+pub async fn test_version<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    version: LegacyVersion,
+    sni: Option<&str>,
+    timeout: Duration,
+) -> (VersionSupport, Option<String>) {
+    let deadline = Instant::now() + timeout;
+    let (support, detail) = exchange(stream, version, sni, deadline).await;
+    tracing::debug!(version = version.name(), ?support, detail = ?detail, "legacy probe");
+    (support, detail)
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    version: LegacyVersion,
+    sni: Option<&str>,
+    deadline: Instant,
+) -> (VersionSupport, Option<String>) {
+    let hello = client_hello(version, sni);
+    let write = async {
+        stream.write_all(&hello).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout_at(deadline, write).await {
+        Err(_) => return error("timeout"),
+        Ok(Err(e)) => return error(format!("write failed: {e}")),
+        Ok(Ok(())) => {}
+    }
+
+    let mut received: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let room = MAX_ANSWER_BYTES
+            .saturating_sub(received.len())
+            .min(chunk.len());
+        let Some(window) = chunk.get_mut(..room) else {
+            return error("answer buffer full");
+        };
+        let n = match tokio::time::timeout_at(deadline, stream.read(window)).await {
+            Err(_) => return error("timeout"),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) if received.is_empty() && is_reset(&e) => {
+                return (
+                    VersionSupport::NotSupported,
+                    Some("connection reset".into()),
+                )
+            }
+            Ok(Err(e)) => return error(format!("read failed: {e}")),
+        };
+        if n == 0 {
+            return if received.is_empty() {
+                (
+                    VersionSupport::NotSupported,
+                    Some("connection closed".into()),
+                )
+            } else {
+                error(format!(
+                    "connection closed after {} bytes, mid-answer",
+                    received.len()
+                ))
+            };
+        }
+        received.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        if let Answer::Verdict(support, detail) = classify(version, &received) {
+            return (support, detail);
+        }
+    }
+}
+
+fn error(detail: impl Into<String>) -> (VersionSupport, Option<String>) {
+    (VersionSupport::Error, Some(detail.into()))
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+    )
+}
