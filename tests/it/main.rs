@@ -10,6 +10,7 @@ mod dns;
 mod exim;
 mod hostile;
 mod legacy;
+mod mtas;
 mod mtasts;
 mod postfix;
 mod probe;

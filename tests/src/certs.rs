@@ -64,6 +64,8 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_BACKUP, Kind::Valid),
     (plan::MX_V6, Kind::Valid),
     (plan::MX_EXIM, Kind::Valid),
+    (plan::MX_OPENSMTPD, Kind::Valid),
+    (plan::MX_HARAKA, Kind::Valid),
 ];
 
 /// The PEM files of one leaf.

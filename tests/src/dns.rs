@@ -62,6 +62,8 @@ pub const HOSTS: &[Host] = &[
     plan::MX_BACKUP,
     plan::MX_V6,
     plan::MX_EXIM,
+    plan::MX_OPENSMTPD,
+    plan::MX_HARAKA,
     plan::MX_CLOSED,
     plan::MX_SILENT,
     plan::MX_ENDLESS,

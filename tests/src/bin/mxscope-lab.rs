@@ -40,6 +40,8 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let dns = lab::dns();
     lab::postfix();
     lab::exim();
+    lab::opensmtpd();
+    lab::haraka();
     lab::fakes();
     let knot = lab::knot();
     lab::nginx();
