@@ -12,8 +12,10 @@
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
-//! - [`fakes`]: hostile servers (tokio listeners).
-//! - [`sslv3`]: the scripted SSLv3 server.
+//! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
+//! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
+//! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
+//! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello).
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
 //! - [`report_json`]: reading JSON reports in tests.
@@ -36,4 +38,6 @@ pub mod probing;
 pub mod process;
 pub mod report_json;
 pub mod scanning;
+pub mod scripted;
+pub mod scripts;
 pub mod sslv3;
