@@ -1,6 +1,7 @@
 //! More real MTAs, each its own SMTP dialect and TLS stack, through
 //! `mxscope scan` with exact facts: OpenSMTPD (Debian 12, OpenSSL 3, whose
-//! TLS fails on the server's side) and Haraka (Node's TLS).
+//! TLS fails on the server's side), Haraka (Node's TLS) and Sendmail
+//! (OpenSSL 3).
 
 use mxscope_common::{Outcome, Phase, TargetRecord, Verification, VersionSupport};
 use mxscope_tests::lab;
@@ -13,20 +14,37 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// One scan of both hosts with `--legacy`, shared by the tests below.
+/// One scan of the three hosts with `--legacy`, shared by the tests below.
 fn scanned() -> &'static Scanned {
     static SCANNED: std::sync::OnceLock<Scanned> = std::sync::OnceLock::new();
     SCANNED.get_or_init(|| {
         lab::opensmtpd();
         lab::haraka();
+        lab::sendmail();
         let domains = [
             domains::for_host(&MX_OPENSMTPD),
             domains::for_host(&MX_HARAKA),
+            domains::for_host(&MX_SENDMAIL),
         ];
         let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
         scan("mtas-scan", &domains, &["--legacy"])
     })
 }
+
+/// SSLv3, TLS 1.0, 1.1, 1.2, 1.3 support.
+fn support(r: &TargetRecord) -> [VersionSupport; 5] {
+    let p = &r.protocols;
+    [p.ssl3, p.tls1_0, p.tls1_1, p.tls1_2, p.tls1_3]
+}
+
+/// TLS 1.2 and 1.3 only (OpenSSL 3's and Node's defaults).
+const MODERN_ONLY: [VersionSupport; 5] = [
+    VersionSupport::NotSupported,
+    VersionSupport::NotSupported,
+    VersionSupport::NotSupported,
+    VersionSupport::Supported,
+    VersionSupport::Supported,
+];
 
 fn leaf_key(r: &TargetRecord) -> (String, Option<u32>) {
     let tls = r.tls.as_ref().expect("tls facts");
@@ -35,12 +53,12 @@ fn leaf_key(r: &TargetRecord) -> (String, Option<u32>) {
 }
 
 #[test]
-fn scan_counts_both_mtas_as_starttls() {
+fn scan_counts_every_mta_as_starttls() {
     let s = scanned();
     assert!(
         s.headline.contains(
-            "On a total of 2 domain names, 2 unique MX records have been found; 2 of them \
-             support STARTTLS, covering 2 unique domains (0 MXes reported a connection error \
+            "On a total of 3 domain names, 3 unique MX records have been found; 3 of them \
+             support STARTTLS, covering 3 unique domains (0 MXes reported a connection error \
              while 0 declared to not support STARTTLS)."
         ),
         "{}",
@@ -91,17 +109,61 @@ fn haraka_gives_exact_facts() {
     assert_eq!(tls.chain.len(), 2, "leaf and lab CA");
     assert_eq!(leaf_key(r), ("RSA".into(), Some(2048)));
     // Node's defaults: TLS 1.2 and 1.3 only.
-    let p = &r.protocols;
+    assert_eq!(support(r), MODERN_ONLY);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+}
+
+#[test]
+fn sendmail_gives_exact_facts() {
+    let r = scanned().target(MX_SENDMAIL.ip);
     assert_eq!(
-        [p.ssl3, p.tls1_0, p.tls1_1, p.tls1_2, p.tls1_3],
-        [
-            VersionSupport::NotSupported,
-            VersionSupport::NotSupported,
-            VersionSupport::NotSupported,
-            VersionSupport::Supported,
-            VersionSupport::Supported,
-        ]
+        (r.outcome, r.phase),
+        (Outcome::StarttlsOk, Phase::Done),
+        "{r:#?}"
     );
+    let greeting = r.greeting.as_ref().expect("greeting");
+    assert_eq!(greeting.code, 220);
+    assert!(
+        greeting
+            .text
+            .starts_with("mx-sendmail.lab.test ESMTP Sendmail 8.17.1.9/8.17.1.9; "),
+        "{greeting:?}"
+    );
+    let before = [
+        "ENHANCEDSTATUSCODES",
+        "PIPELINING",
+        "8BITMIME",
+        "SIZE",
+        "DSN",
+        "ETRN",
+        "AUTH DIGEST-MD5 CRAM-MD5",
+        "STARTTLS",
+        "DELIVERBY",
+        "HELP",
+    ];
+    assert_eq!(strs(&r.ehlo), before);
+    let reply = r.starttls_reply.as_ref().expect("STARTTLS reply");
+    assert_eq!(
+        (reply.code, reply.text.as_str()),
+        (220, "2.0.0 Ready to start TLS")
+    );
+    let after: Vec<&str> = before.into_iter().filter(|k| *k != "STARTTLS").collect();
+    assert_eq!(strs(&r.ehlo_tls), after);
+    let tls = r.tls.as_ref().expect("tls facts");
+    assert_eq!(tls.version, "TLSv1.3");
+    assert_eq!(tls.cipher, "TLS13_AES_256_GCM_SHA384");
+    // Sendmail's own default: ECDH on P-256, not X25519.
+    assert_eq!(tls.group.as_deref(), Some("secp256r1"));
+    assert_eq!(
+        tls.verification,
+        Verification::Valid,
+        "{:?}",
+        tls.verification_detail
+    );
+    assert_eq!(tls.name_match.get(MX_SENDMAIL.name), Some(&true));
+    assert_eq!(tls.chain.len(), 2, "leaf and lab CA");
+    assert_eq!(leaf_key(r), ("RSA".into(), Some(2048)));
+    assert_eq!(support(r), MODERN_ONLY);
     assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
 }
 

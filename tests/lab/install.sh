@@ -12,6 +12,7 @@
 #   shared libraries are installed normally. The lab runs
 #   $EXIM_DIR/usr/sbin/exim4 (override with MXSCOPE_EXIM).
 # - OpenSMTPD conflicts the same way: unpacked into $LAB_DIR/opensmtpd.
+# - Sendmail too: unpacked into $LAB_DIR/sendmail.
 # - Haraka comes from npm (pinned) into $LAB_DIR/haraka.
 # - The system's own Postfix/Exim daemons are stopped: the lab binds port 25
 #   on 127.0.1.x itself.
@@ -116,6 +117,42 @@ if ! { "$OPENSMTPD_BIN" -h 2>&1 || true; } | grep -q 'OpenSMTPD'; then
     exit 1
 fi
 
+# --- Sendmail, unpacked beside Postfix --------------------------------------
+# sendmail-bin conflicts with mail-transport-agent too: its packages
+# (binary, base, the m4 cf macros) are unpacked into $SENDMAIL_DIR, its
+# shared libraries and m4 installed normally. The lab builds its own
+# sendmail.cf with m4 and runs the daemon in private mount/UTS namespaces
+# (tests/src/sendmail.rs).
+SENDMAIL_DIR=$LAB_DIR/sendmail
+SENDMAIL_BIN=$SENDMAIL_DIR/usr/libexec/sendmail/sendmail
+apt-get install -y --no-install-recommends \
+    m4 libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0 procps
+if [ ! -x "$SENDMAIL_BIN" ]; then
+    sm_work=$(mktemp -d)
+    chmod 755 "$sm_work"
+    chown _apt "$sm_work" 2>/dev/null || true
+    (cd "$sm_work" && apt-get download sendmail-bin sendmail-base sendmail-cf)
+    mkdir -p "$SENDMAIL_DIR"
+    for deb in "$sm_work"/*.deb; do
+        dpkg -x "$deb" "$SENDMAIL_DIR"
+    done
+    rm -rf "$sm_work"
+fi
+if ldd "$SENDMAIL_BIN" | grep -q 'not found'; then
+    echo "install.sh: $SENDMAIL_BIN misses shared libraries:" >&2
+    ldd "$SENDMAIL_BIN" | grep 'not found' >&2
+    exit 1
+fi
+# Runs (in an empty network namespace: at start it asks for its own name).
+sendmail_version() {
+    unshare --net "$SENDMAIL_BIN" -d0.1 -bv -C /dev/null root </dev/null 2>&1 || true
+}
+if ! sendmail_version | grep -q '^Version 8'; then
+    echo "install.sh: $SENDMAIL_BIN does not run:" >&2
+    sendmail_version >&2
+    exit 1
+fi
+
 # --- Haraka (Node.js MTA) from npm --------------------------------------------
 # Haraka 3.3 wants Node 20 or newer (the machine image ships it; Debian 12's
 # own nodejs is 18). Installed with npm under $HARAKA_DIR, a pinned version,
@@ -149,11 +186,11 @@ if [ -f /etc/postfix/main.cf ]; then
     postfix stop 2>/dev/null || true
 fi
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for unit in postfix exim4 opensmtpd; do
+    for unit in postfix exim4 opensmtpd sendmail; do
         systemctl disable --now "$unit" 2>/dev/null || true
     done
 else
-    for svc in postfix exim4 opensmtpd; do
+    for svc in postfix exim4 opensmtpd sendmail; do
         service "$svc" stop 2>/dev/null || true
     done
 fi
@@ -166,7 +203,7 @@ if ss -Hltn 'sport = :25' | grep -q .; then
     exit 1
 fi
 
-echo "install.sh: lab ready (exim: $EXIM_BIN, opensmtpd: $OPENSMTPD_BIN, haraka: $HARAKA_DIR)"
+echo "install.sh: lab ready (exim: $EXIM_BIN, opensmtpd: $OPENSMTPD_BIN, sendmail: $SENDMAIL_BIN, haraka: $HARAKA_DIR)"
 
 # --- Knot (DNSSEC lab) -------------------------------------------------------
 # knotd and keymgr for the signed lab zones (tests/src/knot.rs), kdig for

@@ -66,6 +66,7 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_EXIM, Kind::Valid),
     (plan::MX_OPENSMTPD, Kind::Valid),
     (plan::MX_HARAKA, Kind::Valid),
+    (plan::MX_SENDMAIL, Kind::Valid),
 ];
 
 /// The PEM files of one leaf.

@@ -64,6 +64,7 @@ pub const HOSTS: &[Host] = &[
     plan::MX_EXIM,
     plan::MX_OPENSMTPD,
     plan::MX_HARAKA,
+    plan::MX_SENDMAIL,
     plan::MX_CLOSED,
     plan::MX_SILENT,
     plan::MX_ENDLESS,

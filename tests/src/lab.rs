@@ -12,6 +12,7 @@ use crate::knot::Knot;
 use crate::nginx::Nginx;
 use crate::opensmtpd::OpenSmtpd;
 use crate::postfix::Postfix;
+use crate::sendmail::Sendmail;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
 /// Wiped when the lab starts.
@@ -91,6 +92,14 @@ pub fn haraka() -> &'static Haraka {
     static HARAKA: OnceLock<Result<Haraka, String>> = OnceLock::new();
     once(&HARAKA, "starting the lab's Haraka", || {
         Haraka::start(&sub("haraka"), certs())
+    })
+}
+
+/// Sendmail serving its host of the plan.
+pub fn sendmail() -> &'static Sendmail {
+    static SENDMAIL: OnceLock<Result<Sendmail, String>> = OnceLock::new();
+    once(&SENDMAIL, "starting the lab's Sendmail", || {
+        Sendmail::start(&sub("sendmail"), certs())
     })
 }
 

@@ -8,7 +8,8 @@
 //! - [`process`]: foreground daemons that die with the test process.
 //! - [`certs`]: the lab CA and leaf certificates, generated at start (rcgen).
 //! - [`postfix`], [`exim`]: the MTAs, one `master.cf` line per MX host.
-//! - [`opensmtpd`], [`haraka`]: more MTAs, each its own dialect and TLS stack.
+//! - [`opensmtpd`], [`haraka`], [`sendmail`]: more MTAs, each its own dialect
+//!   and TLS stack.
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
@@ -40,4 +41,5 @@ pub mod report_json;
 pub mod scanning;
 pub mod scripted;
 pub mod scripts;
+pub mod sendmail;
 pub mod sslv3;

@@ -75,6 +75,8 @@ hosts! {
     MX_OPENSMTPD = "mx-opensmtpd.lab.test" @ v4(31);
     /// Haraka from npm (Node's TLS), valid lab-CA leaf.
     MX_HARAKA = "mx-haraka.lab.test" @ v4(32);
+    /// Sendmail 8.17 (OpenSSL 3), unpacked into the lab folder, valid lab-CA leaf.
+    MX_SENDMAIL = "mx-sendmail.lab.test" @ v4(33);
 
     // --- Fakes run by the harness (plain tokio listeners) ---
     /// Nothing listens: connection refused.

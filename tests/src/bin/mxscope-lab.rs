@@ -42,6 +42,7 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     lab::exim();
     lab::opensmtpd();
     lab::haraka();
+    lab::sendmail();
     lab::fakes();
     let knot = lab::knot();
     lab::nginx();
