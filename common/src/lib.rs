@@ -4,18 +4,27 @@
 //! Layout:
 //! - [`record`]: versioned JSON records (`kind: domain` / `kind: target`) and
 //!   the enums inside them (outcome, phase, verification, version support).
+//! - [`tls_facts`]: how a TLS session came about (handshake failure, first
+//!   flight, key exchange, suite per version, certificate per MX name).
 //! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
+//! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 
 pub mod convert;
 pub mod domain;
+pub mod ehlo;
 pub mod proto;
 pub mod record;
 pub mod security_dns;
 pub mod security_policy;
 pub mod telemetry;
+pub mod tls_facts;
 pub mod units;
 
 pub use domain::{parse_domain_list, DomainList, DomainListBuilder, DomainName, InvalidLine};
+pub use ehlo::{EhloName, InvalidEhloName};
 pub use record::*;
+pub use tls_facts::{
+    HandshakeFailure, KeyExchange, NameCertificate, NameCheck, SuiteChoice, TlsSource,
+};

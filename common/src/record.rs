@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::security_dns::{DaneResult, DnssecStatus, ReverseDns};
 use crate::security_policy::{MtaSts, TlsRpt};
+use crate::tls_facts::{HandshakeFailure, KeyExchange, NameCertificate, SuiteChoice, TlsSource};
 
 /// Version of the JSON record layout.
 /// 2 added `security` (domain) and `dane` / `ptr` (target); every field of 1 is kept.
@@ -181,7 +182,22 @@ pub struct TargetRecord {
     pub ehlo_tls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFacts>,
+    /// Why the TLS handshake failed (outcome `starttls_handshake_failed`, or
+    /// facts from the first flight); the text is in `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_failure: Option<HandshakeFailure>,
+    /// The fatal alert the server sent, when `handshake_failure` is `alert_received`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_alert: Option<String>,
+    /// The certificate per MX name (SNI) pointing at this IP: a server may
+    /// choose its certificate by SNI (DESIGN §4). Name match is a fact of
+    /// (MX name, IP).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, NameCertificate>,
     pub protocols: Protocols,
+    /// The suite each supported version chose (`tls1_0` ... `tls1_3`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocol_suites: BTreeMap<String, SuiteChoice>,
     #[serde(default)]
     pub anomalies: Vec<Anomaly>,
     /// DANE for SMTP per MX name pointing at this IP (schema 2; present when
@@ -214,7 +230,11 @@ impl TargetRecord {
             starttls_reply: None,
             ehlo_tls: Vec::new(),
             tls: None,
+            handshake_failure: None,
+            handshake_alert: None,
+            names: BTreeMap::new(),
             protocols: Protocols::default(),
+            protocol_suites: BTreeMap::new(),
             anomalies: Vec::new(),
             dane: BTreeMap::new(),
             ptr: None,
@@ -365,6 +385,17 @@ pub struct TlsFacts {
     pub name_match: BTreeMap<String, bool>,
     /// Leaf first, as the server sent it.
     pub chain: Vec<CertInfo>,
+    /// A complete handshake, or the server's first flight only.
+    #[serde(default, skip_serializing_if = "TlsSource::is_handshake")]
+    pub source: TlsSource,
+    /// How the key was agreed (from the suite, or TLS 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_exchange: Option<KeyExchange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_secrecy: Option<bool>,
+    /// Size of the server's finite-field DH prime (DHE suites), in bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh_bits: Option<u32>,
 }
 
 /// Certificate verification result (chain and validity; names are in `name_match`).
@@ -474,6 +505,20 @@ pub enum Anomaly {
     EhloTlsFailed,
     /// STARTTLS was advertised after TLS too.
     StarttlsAfterTls,
+    /// The greeting was neither `220` nor a refusal (4xx/5xx), e.g. `221` or
+    /// `354`; the session ended there, without STARTTLS (RFC 5321 §4.2).
+    UnexpectedGreetingCode,
+    /// EHLO was answered with a code of the wrong class (2xx other than
+    /// `250`, or 3xx); HELO was tried next.
+    UnexpectedEhloReply,
+    /// HELO was answered with a code of the wrong class (2xx other than `250`, or 3xx).
+    UnexpectedHeloReply,
+    /// STARTTLS was answered with a code of the wrong class (2xx other than
+    /// `220`, or 3xx); counted as `starttls_rejected`.
+    UnexpectedStarttlsReply,
+    /// The modern TLS stack (rustls) could not complete the handshake, so the
+    /// TLS facts come from the server's first flight (`tls.source: first_flight`).
+    ModernTlsFailed,
 }
 
 /// Any record: what workers deliver and what exports contain.

@@ -58,7 +58,7 @@ enum Command {
 pub(crate) struct ProbeArgs {
     /// Name sent in EHLO: identify your scanner with a name that leads to a contact.
     #[arg(long, value_name = "NAME", default_value_t = mxscope_worker::config::default_ehlo_name())]
-    ehlo_name: String,
+    ehlo_name: mxscope_common::EhloName,
     /// SMTP port to connect to.
     #[arg(long, default_value_t = 25)]
     port: u16,

@@ -46,6 +46,8 @@ impl ScanState {
 /// How a scan's targets are probed (mirrors the worker's probe options).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanOptions {
+    /// An [`mxscope_common::EhloName`]'s text, parsed where it enters (CLI,
+    /// gRPC) and again by each worker; empty = each worker's own default.
     pub ehlo_name: String,
     pub port: u16,
     pub legacy: bool,

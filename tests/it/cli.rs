@@ -106,3 +106,37 @@ fn private_addresses_are_skipped_unless_allowed() {
         .unwrap()
         .contains("--allow-private"));
 }
+
+/// `--ehlo-name` is parsed as an RFC 5321 name wherever it enters: a CR/LF
+/// smuggling a second command is refused before anything is resolved,
+/// contacted or stored, by both CLIs.
+#[test]
+fn ehlo_name_cannot_smuggle_a_command() {
+    let smuggled = "scanner.example\r\nMAIL FROM:<x@example.org>";
+    let out = Command::new(worker_bin())
+        .args(["probe", "--allow-private", "--resolver"])
+        .arg(lab::dns().addr().to_string())
+        .args(["--ehlo-name", smuggled, domains::SINGLE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "refused as a usage error");
+    assert!(out.stdout.is_empty(), "nothing probed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("carriage return"), "{err}");
+
+    let data_dir = lab::dir().join("cli-ehlo-scan");
+    let list = lab::dir().join("cli-ehlo.txt");
+    std::fs::write(&list, format!("{}\n", domains::SINGLE)).unwrap();
+    let out = Command::new(mxscope_tests::cluster::bin("mxscope"))
+        .arg("scan")
+        .arg(&list)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--ehlo-name", "bad name"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a space"), "{err}");
+    assert!(!data_dir.exists(), "nothing stored");
+}

@@ -150,7 +150,9 @@ async fn sessions_run_concurrently() {
         let (round, version, support) = joined.expect("probe task");
         let expected = match version {
             LegacyVersion::Ssl3 => VersionSupport::Supported,
-            LegacyVersion::Tls1_0 | LegacyVersion::Tls1_1 => VersionSupport::NotSupported,
+            LegacyVersion::Tls1_0 | LegacyVersion::Tls1_1 | LegacyVersion::Tls1_2 => {
+                VersionSupport::NotSupported
+            }
         };
         assert_eq!(support, expected, "round {round} {version:?}");
     }

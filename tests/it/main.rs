@@ -8,6 +8,7 @@ mod cluster_tls;
 mod dane;
 mod dns;
 mod exim;
+mod first_flight;
 mod hostile;
 mod legacy;
 mod mtas;

@@ -67,6 +67,12 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_OPENSMTPD, Kind::Valid),
     (plan::MX_HARAKA, Kind::Valid),
     (plan::MX_SENDMAIL, Kind::Valid),
+    (plan::MX_TLS10_RSA, Kind::Valid),
+    (plan::MX_TLS12_RSA, Kind::Valid),
+    (plan::MX_TLS12_CBC, Kind::Valid),
+    (plan::MX_DHE, Kind::Valid),
+    (plan::MX_SNI, Kind::Valid),
+    (plan::MX_SNI_ALIAS, Kind::Valid),
 ];
 
 /// The PEM files of one leaf.

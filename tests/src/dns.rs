@@ -76,6 +76,12 @@ pub const HOSTS: &[Host] = &[
     plan::MX_COUNT,
     plan::MX_COUNT_ALIAS,
     plan::MX_TOGGLE,
+    plan::MX_TLS10_RSA,
+    plan::MX_TLS12_RSA,
+    plan::MX_TLS12_CBC,
+    plan::MX_DHE,
+    plan::MX_SNI,
+    plan::MX_SNI_ALIAS,
 ];
 
 const TTL: u32 = 300;
@@ -123,6 +129,8 @@ pub fn zone_records() -> Vec<String> {
     add(dns_cases::MX_ALIAS, "CNAME", &format!("{valid}."));
     add(domains::IDN_ASCII, "MX", &mx(10, valid));
     add(domains::V6, "MX", &mx(10, plan::MX_V6.name));
+    add(domains::SNI_BOTH, "MX", &mx(10, plan::MX_SNI.name));
+    add(domains::SNI_BOTH, "MX", &mx(20, plan::MX_SNI_ALIAS.name));
 
     add(dns_cases::NULLMX_MIXED, "MX", "0 .");
     add(dns_cases::NULLMX_MIXED, "MX", &mx(10, valid));

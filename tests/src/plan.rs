@@ -63,6 +63,22 @@ hosts! {
     /// Reachable only over IPv6 (`::1`), valid lab-CA leaf.
     MX_V6 = "mx-v6.lab.test" @ IpAddr::V6(Ipv6Addr::LOCALHOST);
 
+    // --- Postfix hosts configured like old mail servers (`@SECLEVEL=0`):
+    // rustls cannot finish a handshake with any of them ---
+    /// TLS 1.0 only, RSA key exchange with CBC (`AES128-SHA`).
+    MX_TLS10_RSA = "mx-tls10-rsa.lab.test" @ v4(61);
+    /// TLS 1.2 only, RSA key exchange only (`AES128-SHA256:AES128-SHA`).
+    MX_TLS12_RSA = "mx-tls12-rsa.lab.test" @ v4(62);
+    /// TLS 1.2 only, ECDHE with CBC only (`ECDHE-RSA-AES128-SHA`).
+    MX_TLS12_CBC = "mx-tls12-cbc.lab.test" @ v4(63);
+    /// TLS 1.2 only, DHE only (`DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA`).
+    MX_DHE = "mx-dhe.lab.test" @ v4(64);
+    /// Picks its certificate by SNI (`tls_server_sni_maps`): its own leaf by
+    /// default, [`MX_SNI_ALIAS`]'s leaf when asked for that name.
+    MX_SNI = "mx-sni.lab.test" @ v4(60);
+    /// A second MX name on [`MX_SNI`]'s address, with a leaf of its own.
+    MX_SNI_ALIAS = "mx-sni-2.lab.test" @ v4(60);
+
     // --- Exim (GnuTLS), unpacked into the lab folder ---
     /// Exim with STARTTLS and a valid lab-CA leaf.
     MX_EXIM = "mx-exim.lab.test" @ v4(30);
@@ -118,7 +134,15 @@ pub const POSTFIX_HOSTS: &[Host] = &[
     MX_TLS454,
     MX_BACKUP,
     MX_V6,
+    MX_TLS10_RSA,
+    MX_TLS12_RSA,
+    MX_TLS12_CBC,
+    MX_DHE,
+    MX_SNI,
 ];
+
+/// The legacy-only Postfix hosts (facts from the first flight).
+pub const LEGACY_ONLY_HOSTS: [Host; 4] = [MX_TLS10_RSA, MX_TLS12_RSA, MX_TLS12_CBC, MX_DHE];
 
 /// Domains of the lab zone and what they test (served by Unbound).
 pub mod domains {
@@ -146,6 +170,8 @@ pub mod domains {
     pub const IDN_ASCII: &str = "xn--bcher-kva.lab.test";
     /// MX only reachable over IPv6 (`mx-v6`, AAAA `::1`).
     pub const V6: &str = "v6.lab.test";
+    /// MX `10 mx-sni`, `20 mx-sni-2`: two names, one IP, a certificate each.
+    pub const SNI_BOTH: &str = "sni-both.lab.test";
     /// Three domains whose MX (two names) share the counting server's one IP.
     pub const COUNTED: [&str; 3] = ["count-a.lab.test", "count-b.lab.test", "count-c.lab.test"];
     /// Any `<label>.gen.lab.test` has MX `10 mx-valid.lab.test` (for large scans).

@@ -212,7 +212,16 @@ enum Tls {
     /// STARTTLS advertised, but the key does not match the certificate:
     /// TLS setup fails and STARTTLS is answered 454.
     Broken,
+    /// An old server's settings: these protocols and ciphers, `@SECLEVEL=0`.
+    Old {
+        protocols: &'static str,
+        ciphers: &'static str,
+    },
 }
+
+/// Only TLS 1.0 / only TLS 1.2, in the exclusion syntax every Postfix knows.
+const ONLY_TLS10: &str = "!SSLv2,!SSLv3,!TLSv1.1,!TLSv1.2,!TLSv1.3";
+const ONLY_TLS12: &str = "!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3";
 
 fn tls_of(host: &Host) -> Tls {
     match host.name {
@@ -221,6 +230,22 @@ fn tls_of(host: &Host) -> Tls {
         n if n == plan::MX_SMALLKEY.name => Tls::SmallKey,
         n if n == plan::MX_NOSTARTTLS.name => Tls::Off,
         n if n == plan::MX_TLS454.name => Tls::Broken,
+        n if n == plan::MX_TLS10_RSA.name => Tls::Old {
+            protocols: ONLY_TLS10,
+            ciphers: "AES128-SHA:@SECLEVEL=0",
+        },
+        n if n == plan::MX_TLS12_RSA.name => Tls::Old {
+            protocols: ONLY_TLS12,
+            ciphers: "AES128-SHA256:AES128-SHA:@SECLEVEL=0",
+        },
+        n if n == plan::MX_TLS12_CBC.name => Tls::Old {
+            protocols: ONLY_TLS12,
+            ciphers: "ECDHE-RSA-AES128-SHA:@SECLEVEL=0",
+        },
+        n if n == plan::MX_DHE.name => Tls::Old {
+            protocols: ONLY_TLS12,
+            ciphers: "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA:@SECLEVEL=0",
+        },
         _ => Tls::Modern,
     }
 }
@@ -256,6 +281,7 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
             Tls::Legacy => (">=TLSv1", Some("DEFAULT:@SECLEVEL=0")),
             Tls::SmallKey => (">=TLSv1.2", Some("DEFAULT:@SECLEVEL=0")),
             Tls::Tls12Only => ("TLSv1.2", None),
+            Tls::Old { protocols, ciphers } => (protocols, Some(ciphers)),
             _ => (">=TLSv1.2", None),
         };
         opts.push(("smtpd_tls_protocols".into(), protocols.into()));
@@ -270,6 +296,12 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
                 format!("cidr:{}", path(discard)?),
             ));
         }
+        if host.name == plan::MX_SNI.name {
+            opts.push((
+                "tls_server_sni_maps".into(),
+                format!("texthash:{}", path(&sni_map(certs, discard)?)?),
+            ));
+        }
         if host.name == plan::MX_REFUSE.name {
             // Client restrictions evaluated at connect: the greeting is 554.
             opts.push(("smtpd_delay_reject".into(), "no".into()));
@@ -281,6 +313,23 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
     }
     cf.push_str(SERVICES);
     Ok(cf)
+}
+
+/// The SNI map of [`plan::MX_SNI`]: [`plan::MX_SNI_ALIAS`] gets its own
+/// leaf (one file: key, then chain), written beside `beside`.
+fn sni_map(certs: &LabCerts, beside: &Path) -> anyhow::Result<PathBuf> {
+    let dir = beside.parent().unwrap_or(beside);
+    let leaf = certs.leaf(&plan::MX_SNI_ALIAS)?;
+    let mut pem = std::fs::read_to_string(&leaf.key)?;
+    pem.push_str(&std::fs::read_to_string(&leaf.chain)?);
+    let combined = dir.join("sni-alias.pem");
+    std::fs::write(&combined, pem)?;
+    let map = dir.join("sni_map");
+    std::fs::write(
+        &map,
+        format!("{} {}\n", plan::MX_SNI_ALIAS.name, path(&combined)?),
+    )?;
+    Ok(map)
 }
 
 /// A path as `master.cf` text (no blanks: `-o` values end at white space).

@@ -25,7 +25,7 @@ pub const TEST_TIMEOUTS: Timeouts = Timeouts {
 /// The probe options a lab test uses: lab CA, lab EHLO name, short timeouts.
 pub fn config(bind: Option<IpAddr>, legacy: bool) -> ProbeConfig {
     ProbeConfig {
-        ehlo_name: "probe.mxscope.lab.test".into(),
+        ehlo_name: "probe.mxscope.lab.test".parse().expect("a valid EHLO name"),
         bind,
         port: crate::plan::SMTP_PORT,
         timeouts: TEST_TIMEOUTS,

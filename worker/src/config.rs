@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mxscope_common::EhloName;
+
 use crate::smtp::reply::Limits;
 
 /// Per-phase timeouts and the absolute session deadline (DESIGN §4).
@@ -36,7 +38,7 @@ impl Default for Timeouts {
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
     /// Name sent in EHLO/HELO: identify the scanner (DESIGN §8).
-    pub ehlo_name: String,
+    pub ehlo_name: EhloName,
     /// Source address to connect from (a vantage's address).
     pub bind: Option<IpAddr>,
     /// Destination port (25 in the wild; configurable for labs).
@@ -99,12 +101,8 @@ impl Default for ProbeConfig {
 }
 
 /// This machine's host name, or `localhost` when it cannot be read.
-pub fn default_ehlo_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty() && name.len() <= 255)
-        .unwrap_or_else(|| "localhost".to_string())
+pub fn default_ehlo_name() -> EhloName {
+    EhloName::from_hostname()
 }
 
 /// Whether `ip` is a globally routable unicast address: not loopback,

@@ -1,6 +1,7 @@
-//! Legacy protocol probes: SSLv3, TLS 1.0 and TLS 1.1 (DESIGN §4).
+//! Protocol-version probes: SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 (DESIGN §4).
 //!
-//! rustls cannot speak these versions, so each is tested by sending a
+//! rustls cannot speak the old versions, nor RSA key exchange, DHE or CBC
+//! suites in TLS 1.2, so each version is tested by sending a
 //! hand-built ClientHello that offers exactly one version, on a stream that
 //! has just received STARTTLS's `220`, and by reading the first answer: a
 //! ServerHello or an alert. No handshake is ever completed; the caller drops
@@ -32,11 +33,14 @@ pub enum LegacyVersion {
     Ssl3,
     Tls1_0,
     Tls1_1,
+    /// With every TLS 1.2 suite a permissive OpenSSL client offers (RSA key
+    /// exchange, DHE, CBC included), unlike rustls.
+    Tls1_2,
 }
 
 impl LegacyVersion {
-    /// Every legacy version, oldest first.
-    pub const ALL: [Self; 3] = [Self::Ssl3, Self::Tls1_0, Self::Tls1_1];
+    /// Every version probed by hand, oldest first.
+    pub const ALL: [Self; 4] = [Self::Ssl3, Self::Tls1_0, Self::Tls1_1, Self::Tls1_2];
 
     /// The version number on the wire (`client_version`, record version).
     pub const fn wire(self) -> u16 {
@@ -44,6 +48,27 @@ impl LegacyVersion {
             Self::Ssl3 => 0x0300,
             Self::Tls1_0 => 0x0301,
             Self::Tls1_1 => 0x0302,
+            Self::Tls1_2 => 0x0303,
+        }
+    }
+
+    /// The record-layer version of the ClientHello: the version itself, but
+    /// TLS 1.0 for a TLS 1.2 hello, as OpenSSL sends it (old servers refuse
+    /// a record version they do not know).
+    pub const fn record_wire(self) -> u16 {
+        match self {
+            Self::Tls1_2 => 0x0301,
+            other => other.wire(),
+        }
+    }
+
+    /// The record's `protocols` key (`tls1_0`).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Ssl3 => "ssl3",
+            Self::Tls1_0 => "tls1_0",
+            Self::Tls1_1 => "tls1_1",
+            Self::Tls1_2 => "tls1_2",
         }
     }
 
@@ -53,6 +78,7 @@ impl LegacyVersion {
             Self::Ssl3 => "SSLv3",
             Self::Tls1_0 => "TLSv1.0",
             Self::Tls1_1 => "TLSv1.1",
+            Self::Tls1_2 => "TLSv1.2",
         }
     }
 
@@ -86,6 +112,27 @@ impl Answer {
 /// server speaking the version finds something it accepts. The AES-GCM
 /// suites are TLS 1.2 only and are never chosen by a correct server here.
 const CIPHER_SUITES: &[u16] = &[
+    // TLS 1.2 AEAD and SHA-2 suites first: a TLS 1.2 server picks from its own
+    // preference anyway, and older servers ignore what they do not know.
+    0xc02c, // TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    0xcca9, // TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+    0xcca8, // TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    0xc02b, // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    0x009f, // TLS_DHE_RSA_WITH_AES_256_GCM_SHA384
+    0xccaa, // TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    0x009e, // TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
+    0xc024, // TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384
+    0xc028, // TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384
+    0xc023, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+    0xc027, // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256
+    0x006b, // TLS_DHE_RSA_WITH_AES_256_CBC_SHA256
+    0x0067, // TLS_DHE_RSA_WITH_AES_128_CBC_SHA256
+    0x009d, // TLS_RSA_WITH_AES_256_GCM_SHA384
+    0x009c, // TLS_RSA_WITH_AES_128_GCM_SHA256
+    0x003d, // TLS_RSA_WITH_AES_256_CBC_SHA256
+    0x003c, // TLS_RSA_WITH_AES_128_CBC_SHA256
     0xc00a, // TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA
     0xc014, // TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA
     0xc009, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
@@ -114,14 +161,6 @@ const CIPHER_SUITES: &[u16] = &[
     0xc011, // TLS_ECDHE_RSA_WITH_RC4_128_SHA
     0x0005, // TLS_RSA_WITH_RC4_128_SHA
     0x0004, // TLS_RSA_WITH_RC4_128_MD5
-    0xc02b, // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-    0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-    0xc02c, // TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-    0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
-    0x009e, // TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
-    0x009f, // TLS_DHE_RSA_WITH_AES_256_GCM_SHA384
-    0x009c, // TLS_RSA_WITH_AES_128_GCM_SHA256
-    0x009d, // TLS_RSA_WITH_AES_256_GCM_SHA384
     0x0015, // TLS_DHE_RSA_WITH_DES_CBC_SHA
     0x0012, // TLS_DHE_DSS_WITH_DES_CBC_SHA
     0x0009, // TLS_RSA_WITH_DES_CBC_SHA
@@ -141,6 +180,14 @@ const GROUPS: [u16; 4] = [0x001d, 0x0017, 0x0018, 0x0019];
 const EXT_SERVER_NAME: u16 = 0x0000;
 const EXT_SUPPORTED_GROUPS: u16 = 0x000a;
 const EXT_EC_POINT_FORMATS: u16 = 0x000b;
+const EXT_SIGNATURE_ALGORITHMS: u16 = 0x000d;
+
+/// signature_algorithms of a TLS 1.2 hello (RFC 5246 §7.4.1.4.1, RFC 8446
+/// names): SHA-2 and PSS first, SHA-1 and DSA last, as OpenSSL offers them.
+const SIGNATURE_SCHEMES: [u16; 15] = [
+    0x0403, 0x0503, 0x0603, 0x0807, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0402, 0x0203,
+    0x0201, 0x0202, 0x0303,
+];
 const EXT_PADDING: u16 = 0x0015;
 const EXT_RENEGOTIATION_INFO: u16 = 0xff01;
 
@@ -189,6 +236,14 @@ pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
         }
         push_extension(&mut ext, EXT_SUPPORTED_GROUPS, &groups);
         push_extension(&mut ext, EXT_EC_POINT_FORMATS, &[1, 0]); // uncompressed
+        if version == LegacyVersion::Tls1_2 {
+            let mut schemes = Vec::with_capacity(2 + 2 * SIGNATURE_SCHEMES.len());
+            schemes.extend_from_slice(&be16(2 * SIGNATURE_SCHEMES.len()));
+            for scheme in SIGNATURE_SCHEMES {
+                schemes.extend_from_slice(&scheme.to_be_bytes());
+            }
+            push_extension(&mut ext, EXT_SIGNATURE_ALGORITHMS, &schemes);
+        }
         push_extension(&mut ext, EXT_RENEGOTIATION_INFO, &[0]); // empty
 
         // Some F5 load balancers hang on ClientHello messages (handshake
@@ -204,7 +259,7 @@ pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
 
     let mut record = Vec::with_capacity(body.len() + 9);
     record.push(u8::from(TlsRecordType::Handshake));
-    record.extend_from_slice(&version.wire().to_be_bytes());
+    record.extend_from_slice(&version.record_wire().to_be_bytes());
     record.extend_from_slice(&be16(body.len() + 4));
     record.push(HANDSHAKE_CLIENT_HELLO);
     record.extend_from_slice(&be24(body.len()));
@@ -387,7 +442,7 @@ fn alerts(data: &[u8]) -> Option<Answer> {
 }
 
 /// RFC name of an alert, `protocol_version` style, or its number.
-fn alert_name(code: u8) -> String {
+pub(crate) fn alert_name(code: u8) -> String {
     let camel = TlsAlertDescription(code).to_string();
     if camel.is_empty() || !camel.bytes().all(|b| b.is_ascii_alphabetic()) {
         return format!("alert_{code}");
@@ -473,7 +528,7 @@ fn judge_server_hello(version: LegacyVersion, body: &[u8]) -> Answer {
 }
 
 /// `TLSv1.2` style name of a wire version, or its hex.
-fn version_name(wire: u16) -> String {
+pub(crate) fn version_name(wire: u16) -> String {
     match wire {
         0x0002 | 0x0200 => "SSLv2".to_owned(),
         0x0300 => "SSLv3".to_owned(),
@@ -620,7 +675,11 @@ mod tests {
             for sni in [Some("mx1.example.it"), None] {
                 let bytes = client_hello(version, sni);
                 parse_hello(&bytes, |record_version, hello, extensions| {
-                    assert_eq!(record_version, version.wire(), "{version:?} record version");
+                    assert_eq!(
+                        record_version,
+                        version.record_wire(),
+                        "{version:?} record version"
+                    );
                     assert_eq!(
                         hello.version.0,
                         version.wire(),

@@ -7,7 +7,9 @@
 //! - [`smtp`]: the SMTP dialogue as a sans-IO state machine plus a thin tokio driver.
 //! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
 //! - [`cert`]: certificate analysis (x509-parser) and name matching.
-//! - [`legacy`]: SSLv3/TLS 1.0/TLS 1.1 probes with hand-built ClientHellos.
+//! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
+//! - [`first_flight`]: TLS facts from the server's first flight when rustls
+//!   cannot complete (legacy-only servers).
 //! - [`mtasts`], [`tlsrpt`]: MTA-STS (RFC 8461: TXT, HTTPS policy, per-MX
 //!   verdict) and TLS-RPT (RFC 8460) records.
 //! - [`security`]: those checks wired into a run (`--security`).
@@ -21,6 +23,7 @@ pub mod config;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
+pub mod first_flight;
 pub mod fleet;
 pub mod legacy;
 pub mod mtasts;

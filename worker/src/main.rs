@@ -129,7 +129,7 @@ struct ProbeArgs {
     ca_file: Option<PathBuf>,
     /// Name sent in EHLO: identify your scanner with a name that leads to a contact.
     #[arg(long, value_name = "NAME", default_value_t = default_ehlo_name())]
-    ehlo_name: String,
+    ehlo_name: mxscope_common::EhloName,
     /// Source address to connect from (selects the vantage's network).
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,

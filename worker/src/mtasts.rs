@@ -297,10 +297,18 @@ pub fn mx_tls_facts(target: &TargetRecord) -> Vec<MxTls> {
         .iter()
         .map(|mx| {
             let session = match &target.tls {
-                Some(tls) => MxSession::Tls {
-                    verification: tls.verification,
-                    name_ok: tls.name_match.get(mx).copied().unwrap_or(false),
-                },
+                // The certificate of this name's own session when the
+                // server chose one by SNI (`names`), else the main session's.
+                Some(tls) => {
+                    let own = target.names.get(mx);
+                    MxSession::Tls {
+                        verification: own.and_then(|n| n.verification).unwrap_or(tls.verification),
+                        name_ok: own
+                            .and_then(|n| n.name_match)
+                            .or_else(|| tls.name_match.get(mx).copied())
+                            .unwrap_or(false),
+                    }
+                }
                 None => MxSession::NoTls {
                     outcome: snake(&target.outcome),
                 },

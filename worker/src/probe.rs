@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::{
-    Anomaly, DnsResult, DomainName, DomainRecord, Outcome, Phase, TargetRecord, VersionSupport,
+    Anomaly, DnsResult, DomainName, DomainRecord, HandshakeFailure, NameCertificate, NameCheck,
+    Outcome, Phase, SuiteChoice, TargetRecord, TlsSource, VersionSupport,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -20,12 +21,17 @@ use tokio::time::Instant;
 
 use crate::config::{is_public, ProbeConfig};
 use crate::dns::MxResolver;
+use crate::first_flight;
 use crate::legacy::{self, LegacyVersion};
 use crate::mtasts::mx_tls_facts;
 use crate::security::{DomainFacts, PolicyRoots, SecurityChecks, SecuritySetupError};
 use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
 use crate::smtp::driver::{self, record_timing, Conn, Driven};
-use crate::tls::{TlsContext, Versions};
+use crate::tls::{HandshakeError, TlsContext, Versions};
+
+/// Most extra sessions per IP to learn the certificate of other MX names
+/// (SNI) behind it; further names are recorded `not_checked`.
+pub const MAX_NAME_SESSIONS: usize = 3;
 
 /// What every probe of a run shares.
 #[derive(Debug, Clone)]
@@ -79,9 +85,11 @@ impl Prober {
             record.detail = Some("not a public address (pass --allow-private to probe it)".into());
         } else {
             let main = self.main_session(&mut record).await;
+            if main.starttls_accepted {
+                self.name_sessions(&mut record).await;
+            }
             if self.config.legacy && main.starttls_accepted {
-                self.legacy_sessions(&mut record, main.negotiated_tls13)
-                    .await;
+                self.legacy_sessions(&mut record).await;
             }
             if let (Some(checks), Some(chain)) = (&self.security, &main.chain_der) {
                 record.dane = checks.dane(&record.mx_names, chain).await;
@@ -158,18 +166,22 @@ impl Prober {
         );
         let (tls_stream, facts) = match handshake {
             Ok(ok) => ok,
-            Err(reason) => {
+            Err(error) => {
                 let end = End {
                     outcome: Outcome::StarttlsHandshakeFailed,
                     phase: Phase::TlsHandshake,
-                    detail: Some(reason),
+                    detail: Some(error.detail.clone()),
                     send_quit: false,
                 };
                 finish(record, end, transcript);
+                record.handshake_failure = Some(error.kind);
+                record.handshake_alert = error.alert.clone();
+                if error.worth_first_flight() {
+                    result.chain_der = self.first_flight_session(record, &sni, &error).await;
+                }
                 return result;
             }
         };
-        result.negotiated_tls13 = facts.version == "TLSv1.3";
         result.chain_der = Some(
             tls_stream
                 .get_ref()
@@ -178,11 +190,17 @@ impl Prober {
                 .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
                 .unwrap_or_default(),
         );
-        if result.negotiated_tls13 {
+        if facts.version == "TLSv1.3" {
             record.protocols.tls1_3 = VersionSupport::Supported;
+            record
+                .protocol_suites
+                .insert("tls1_3".into(), SuiteChoice::new(&facts.cipher));
         } else if facts.version == "TLSv1.2" {
             record.protocols.tls1_2 = VersionSupport::Supported;
             record.protocols.tls1_3 = VersionSupport::NotSupported;
+            record
+                .protocol_suites
+                .insert("tls1_2".into(), SuiteChoice::new(&facts.cipher));
         }
         record.tls = Some(facts);
         let mut conn = Conn {
@@ -230,50 +248,146 @@ impl Prober {
         result
     }
 
-    /// SSLv3, TLS 1.0 and TLS 1.1 by hand-built ClientHello, TLS 1.2 by
-    /// rustls when the main session negotiated 1.3; one fresh session each.
-    async fn legacy_sessions(&self, record: &mut TargetRecord, negotiated_tls13: bool) {
+    /// rustls could not complete: read the facts from the server's first
+    /// flight in a fresh session (DESIGN §4). The record keeps its outcome
+    /// (`starttls_handshake_failed`, with `handshake_failure`) and gains
+    /// `tls` facts with `source: first_flight` and the `modern_tls_failed`
+    /// anomaly. Returns the chain (for DANE) when one was read.
+    async fn first_flight_session(
+        &self,
+        record: &mut TargetRecord,
+        sni: &str,
+        modern: &HandshakeError,
+    ) -> Option<Vec<Vec<u8>>> {
+        let mut conn = self.open_after_starttls(record.ip).await.ok()?;
+        let remaining = conn.deadline.saturating_duration_since(Instant::now());
+        let timeout = self.config.timeouts.handshake.min(remaining);
+        let flight = match first_flight::read(&mut conn.stream, Some(sni), timeout).await {
+            Ok(flight) => flight,
+            Err(error) => {
+                let detail = record.detail.take().unwrap_or_default();
+                record.detail = Some(format!("{detail}; first flight: {}", error.detail));
+                return None;
+            }
+        };
+        let facts = flight.facts(&self.tls, sni, &record.mx_names);
+        if !record.anomalies.contains(&Anomaly::ModernTlsFailed) {
+            record.anomalies.push(Anomaly::ModernTlsFailed);
+        }
+        if let Some(version) = legacy_version(flight.version) {
+            *protocol_slot(record, version) = VersionSupport::Supported;
+            record
+                .protocol_suites
+                .insert(version.key().into(), SuiteChoice::new(&facts.cipher));
+            // The hello offered TLS 1.2: a server choosing less has no 1.2.
+            if version != LegacyVersion::Tls1_2 {
+                record.protocols.tls1_2 = VersionSupport::NotSupported;
+            }
+        }
+        // rustls offered TLS 1.3 with every standard suite and group; a
+        // server that refused it (or offered nothing rustls could use) and
+        // then chose 1.2 or less for the permissive hello has no TLS 1.3.
+        if matches!(
+            modern.kind,
+            HandshakeFailure::AlertReceived | HandshakeFailure::NoCommonParameters
+        ) {
+            record.protocols.tls1_3 = VersionSupport::NotSupported;
+        }
+        record.tls = Some(facts);
+        Some(flight.chain)
+    }
+
+    /// A certificate per MX name (DESIGN §4): for each other name behind
+    /// this IP that the first certificate does not cover, one more session
+    /// with that name as SNI (sequential, at most [`MAX_NAME_SESSIONS`]).
+    async fn name_sessions(&self, record: &mut TargetRecord) {
+        let Some(main) = record.tls.clone() else {
+            return;
+        };
+        let main_leaf = main.chain.first().map(|c| c.sha256.clone());
+        let mut extra = 0;
+        let names = record.mx_names.clone();
+        for (index, name) in names.iter().enumerate() {
+            let covered = main.name_match.get(name).copied().unwrap_or(false);
+            let from_main = |check| NameCertificate {
+                name_match: Some(covered),
+                check,
+                leaf_sha256: main_leaf.clone(),
+                verification: Some(main.verification),
+            };
+            let entry = if index == 0 {
+                from_main(NameCheck::MainSession)
+            } else if covered {
+                from_main(NameCheck::CoveredByMain)
+            } else if extra >= MAX_NAME_SESSIONS {
+                from_main(NameCheck::NotChecked)
+            } else {
+                extra += 1;
+                match self.name_session(record.ip, name, main.source).await {
+                    Some(facts) => NameCertificate {
+                        name_match: facts.name_match.get(name).copied(),
+                        check: NameCheck::OwnSession,
+                        leaf_sha256: facts.chain.first().map(|c| c.sha256.clone()),
+                        verification: Some(facts.verification),
+                    },
+                    None => from_main(NameCheck::SessionFailed),
+                }
+            };
+            record.names.insert(name.clone(), entry);
+        }
+    }
+
+    /// One session with `name` as SNI, the same way the main session got
+    /// its facts (a rustls handshake, or the first flight).
+    async fn name_session(
+        &self,
+        ip: IpAddr,
+        name: &str,
+        source: TlsSource,
+    ) -> Option<mxscope_common::TlsFacts> {
+        let mut conn = self.open_after_starttls(ip).await.ok()?;
+        let remaining = conn.deadline.saturating_duration_since(Instant::now());
+        let timeout = self.config.timeouts.handshake.min(remaining);
+        let names = [name.to_string()];
+        if source == TlsSource::FirstFlight {
+            let flight = first_flight::read(&mut conn.stream, Some(name), timeout)
+                .await
+                .ok()?;
+            return Some(flight.facts(&self.tls, name, &names));
+        }
+        let (_, facts) = self
+            .tls
+            .handshake(conn.stream, name, &names, Versions::Modern, timeout)
+            .await
+            .ok()?;
+        Some(facts)
+    }
+
+    /// SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 by hand-built ClientHello, one
+    /// fresh session each; a version already known to be supported (from the
+    /// main session or the first flight) is not asked again.
+    async fn legacy_sessions(&self, record: &mut TargetRecord) {
         let sni = record.mx_names.first().cloned();
-        for version in [
-            LegacyVersion::Ssl3,
-            LegacyVersion::Tls1_0,
-            LegacyVersion::Tls1_1,
-        ] {
-            let support = match self.open_after_starttls(record.ip).await {
+        for version in LegacyVersion::ALL {
+            if *protocol_slot(record, version) == VersionSupport::Supported {
+                continue;
+            }
+            let (support, detail) = match self.open_after_starttls(record.ip).await {
                 Ok(mut conn) => {
                     let remaining = conn.deadline.saturating_duration_since(Instant::now());
                     let timeout = self.config.timeouts.handshake.min(remaining);
-                    legacy::test_version(&mut conn.stream, version, sni.as_deref(), timeout)
-                        .await
-                        .0
+                    legacy::test_version(&mut conn.stream, version, sni.as_deref(), timeout).await
                 }
-                Err(_) => VersionSupport::Error,
+                Err(_) => (VersionSupport::Error, None),
             };
-            let slot = match version {
-                LegacyVersion::Ssl3 => &mut record.protocols.ssl3,
-                LegacyVersion::Tls1_0 => &mut record.protocols.tls1_0,
-                LegacyVersion::Tls1_1 => &mut record.protocols.tls1_1,
-            };
-            *slot = support;
-        }
-        if negotiated_tls13 {
-            record.protocols.tls1_2 = match self.open_after_starttls(record.ip).await {
-                Err(_) => VersionSupport::Error,
-                Ok(conn) => {
-                    let sni = sni.clone().unwrap_or_else(|| record.ip.to_string());
-                    let remaining = conn.deadline.saturating_duration_since(Instant::now());
-                    let timeout = self.config.timeouts.handshake.min(remaining);
-                    match self
-                        .tls
-                        .handshake(conn.stream, &sni, &[], Versions::Tls12Only, timeout)
-                        .await
-                    {
-                        Ok(_) => VersionSupport::Supported,
-                        Err(reason) if reason.contains("timed out") => VersionSupport::Error,
-                        Err(_) => VersionSupport::NotSupported,
-                    }
+            if support == VersionSupport::Supported {
+                if let Some(cipher) = detail {
+                    record
+                        .protocol_suites
+                        .insert(version.key().into(), SuiteChoice::new(cipher));
                 }
-            };
+            }
+            *protocol_slot(record, version) = support;
         }
     }
 
@@ -433,9 +547,22 @@ pub enum Progress {
 #[derive(Debug, Default)]
 struct MainSession {
     starttls_accepted: bool,
-    negotiated_tls13: bool,
     /// The chain the server presented (leaf first, DER), when TLS came up.
     chain_der: Option<Vec<Vec<u8>>>,
+}
+
+/// The hand-probed version a wire version is, if any.
+fn legacy_version(wire: u16) -> Option<LegacyVersion> {
+    LegacyVersion::ALL.into_iter().find(|v| v.wire() == wire)
+}
+
+fn protocol_slot(record: &mut TargetRecord, version: LegacyVersion) -> &mut VersionSupport {
+    match version {
+        LegacyVersion::Ssl3 => &mut record.protocols.ssl3,
+        LegacyVersion::Tls1_0 => &mut record.protocols.tls1_0,
+        LegacyVersion::Tls1_1 => &mut record.protocols.tls1_1,
+        LegacyVersion::Tls1_2 => &mut record.protocols.tls1_2,
+    }
 }
 
 fn finish(record: &mut TargetRecord, end: End, transcript: Transcript) {

@@ -69,9 +69,30 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
     }
     writeln!(out)?;
     if let Some(tls) = &target.tls {
-        let group = tls.group.as_deref().unwrap_or("?");
-        writeln!(out, "          {} {} {group}", tls.version, tls.cipher)?;
-        let name_ok = tls.name_match.get(mx_name).copied().unwrap_or(false);
+        let group = match (&tls.group, tls.dh_bits) {
+            (Some(group), _) => group.clone(),
+            (None, Some(bits)) => format!("DH-{bits}"),
+            (None, None) if tls.key_exchange == Some(mxscope_common::KeyExchange::Rsa) => {
+                "RSA key exchange".to_string()
+            }
+            (None, None) => "?".to_string(),
+        };
+        let source = match tls.source {
+            mxscope_common::TlsSource::FirstFlight => " (first flight: rustls could not finish)",
+            _ => "",
+        };
+        writeln!(
+            out,
+            "          {} {} {group}{source}",
+            tls.version, tls.cipher
+        )?;
+        // The certificate this name got (its own session when the server chose by SNI).
+        let name_ok = target
+            .names
+            .get(mx_name)
+            .and_then(|n| n.name_match)
+            .or_else(|| tls.name_match.get(mx_name).copied())
+            .unwrap_or(false);
         let key = tls
             .chain
             .first()

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mxscope_common::{TlsFacts, Verification};
+use mxscope_common::{HandshakeFailure, KeyExchange, TlsFacts, TlsSource, Verification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -35,6 +35,87 @@ pub enum TlsSetupError {
     /// rustls rejected the configuration (a bug: report it).
     #[error("building the TLS configuration: {0}")]
     Config(String),
+}
+
+/// Why a handshake did not complete: the typed reason, the alert the server
+/// sent (if any) and the stack's own words for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeError {
+    pub kind: HandshakeFailure,
+    pub alert: Option<String>,
+    pub detail: String,
+}
+
+impl HandshakeError {
+    fn new(kind: HandshakeFailure, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            alert: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// Failures where a permissive OpenSSL client might still get through:
+    /// the server refused what rustls offers (an alert, or just closing),
+    /// or chose something rustls cannot do. Timeouts and non-TLS answers
+    /// would only repeat themselves.
+    pub fn worth_first_flight(&self) -> bool {
+        matches!(
+            self.kind,
+            HandshakeFailure::AlertReceived
+                | HandshakeFailure::NoCommonParameters
+                | HandshakeFailure::PeerMisbehaved
+                | HandshakeFailure::Closed
+        )
+    }
+
+    /// Classify what tokio-rustls returned (rustls errors travel inside
+    /// `io::Error`).
+    fn from_io(error: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Self::from_rustls(tls);
+        }
+        let kind = match error.kind() {
+            ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe => HandshakeFailure::Closed,
+            ErrorKind::TimedOut => HandshakeFailure::Timeout,
+            _ => HandshakeFailure::IoError,
+        };
+        Self::new(kind, error.to_string())
+    }
+
+    fn from_rustls(error: &rustls::Error) -> Self {
+        use rustls::{Error, InvalidMessage};
+        let detail = error.to_string();
+        let kind = match error {
+            Error::AlertReceived(alert) => {
+                return Self {
+                    kind: HandshakeFailure::AlertReceived,
+                    alert: Some(crate::legacy::alert_name(u8::from(*alert))),
+                    detail,
+                }
+            }
+            Error::PeerIncompatible(_) => HandshakeFailure::NoCommonParameters,
+            Error::PeerMisbehaved(_) => HandshakeFailure::PeerMisbehaved,
+            Error::InvalidMessage(
+                InvalidMessage::HandshakePayloadTooLarge | InvalidMessage::MessageTooLarge,
+            ) => HandshakeFailure::Oversized,
+            Error::InvalidMessage(_)
+            | Error::InappropriateMessage { .. }
+            | Error::InappropriateHandshakeMessage { .. } => HandshakeFailure::InvalidMessage,
+            Error::NoCertificatesPresented | Error::InvalidCertificate(_) => {
+                HandshakeFailure::CertificateUnusable
+            }
+            _ => HandshakeFailure::Other,
+        };
+        Self::new(kind, detail)
+    }
 }
 
 /// Which versions a handshake may negotiate.
@@ -101,7 +182,7 @@ impl TlsContext {
         names: &[String],
         versions: Versions,
         timeout: Duration,
-    ) -> Result<(TlsStream<S>, TlsFacts), String>
+    ) -> Result<(TlsStream<S>, TlsFacts), HandshakeError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -116,7 +197,7 @@ impl TlsContext {
         };
         let config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(protocol_versions)
-            .map_err(|e| format!("tls configuration: {e}"))?
+            .map_err(|e| HandshakeError::new(HandshakeFailure::Other, e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(recorder.clone())
             .with_no_client_auth();
@@ -124,13 +205,54 @@ impl TlsContext {
         let connector = TlsConnector::from(Arc::new(config));
         let tls = match tokio::time::timeout(timeout, connector.connect(server_name, stream)).await
         {
-            Err(_) => return Err(format!("tls handshake timed out after {timeout:?}")),
-            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(HandshakeError::new(
+                    HandshakeFailure::Timeout,
+                    format!("tls handshake timed out after {timeout:?}"),
+                ))
+            }
+            Ok(Err(e)) => return Err(HandshakeError::from_io(&e)),
             Ok(Ok(tls)) => tls,
         };
         let facts = facts(tls.get_ref().1, &recorder, names);
         Ok((tls, facts))
     }
+}
+
+impl TlsContext {
+    /// Verify a chain read without a handshake (the first flight) with the
+    /// same roots and classification as a handshake's; names aside.
+    pub fn verify_offline(&self, chain: &[Vec<u8>], sni: &str) -> (Verification, Option<String>) {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return (Verification::Other, Some("no certificate seen".into()));
+        };
+        let leaf = CertificateDer::from(leaf.as_slice());
+        let intermediates: Vec<CertificateDer<'_>> = rest
+            .iter()
+            .map(|der| CertificateDer::from(der.as_slice()))
+            .collect();
+        match self.webpki.verify_server_cert(
+            &leaf,
+            &intermediates,
+            &server_name(sni),
+            &[],
+            UnixTime::now(),
+        ) {
+            Ok(_) => (Verification::Valid, None),
+            Err(error) => classify(&error, &leaf),
+        }
+    }
+}
+
+/// Name match of `leaf` for every name (RFC 6125, via [`cert::name_matches`]).
+pub fn name_match(leaf: Option<&[u8]>, names: &[String]) -> BTreeMap<String, bool> {
+    names
+        .iter()
+        .map(|name| {
+            let matches = leaf.is_some_and(|leaf| cert::name_matches(leaf, name));
+            (name.clone(), matches)
+        })
+        .collect()
 }
 
 /// A root store of exactly `certs`; at least one is required.
@@ -172,21 +294,18 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         .map(|c| c.as_ref())
         .collect();
     let chain = cert::analyse_chain(&certs);
-    let name_match: BTreeMap<String, bool> = names
-        .iter()
-        .map(|name| {
-            let matches = certs
-                .first()
-                .is_some_and(|leaf| cert::name_matches(leaf, name));
-            (name.clone(), matches)
-        })
-        .collect();
+    let name_match = name_match(certs.first().copied(), names);
     let (verification, verification_detail) = recorder
         .seen
         .lock()
         .ok()
         .and_then(|seen| seen.clone())
         .unwrap_or((Verification::Other, Some("no certificate seen".into())));
+    let key_exchange = if version == "TLSv1.3" {
+        KeyExchange::Tls13
+    } else {
+        KeyExchange::of_suite(&cipher)
+    };
     TlsFacts {
         version,
         cipher,
@@ -195,6 +314,10 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         verification_detail,
         name_match,
         chain,
+        source: TlsSource::Handshake,
+        key_exchange: Some(key_exchange),
+        forward_secrecy: Some(key_exchange.forward_secret()),
+        dh_bits: None,
     }
 }
 

@@ -129,7 +129,7 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
         None => None,
     };
     Ok(ScanOptions {
-        ehlo_name: args.ehlo_name.clone(),
+        ehlo_name: args.ehlo_name.to_string(),
         port: args.port,
         legacy: args.legacy,
         timeout_connect_ms: ms(args.timeout_connect),

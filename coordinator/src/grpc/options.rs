@@ -35,12 +35,9 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|_| format!("resolver {resolver:?} is not IP:PORT"))?;
         }
-        if o.ehlo_name.len() > 255
-            || o.ehlo_name
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(format!("invalid EHLO name {:?}", o.ehlo_name));
+        if !o.ehlo_name.is_empty() {
+            mxscope_common::EhloName::parse(&o.ehlo_name)
+                .map_err(|e| format!("EHLO name {:?}: {e}", o.ehlo_name))?;
         }
         Ok(Self {
             ehlo_name: o.ehlo_name,
@@ -123,6 +120,19 @@ mod tests {
         let off = ScanOptions::try_from(proto::ProbeOptions::default()).unwrap();
         assert!(!off.security);
         assert_eq!(off.trust_anchor_pem, None);
+    }
+
+    #[test]
+    fn ehlo_name_is_parsed_at_the_edge() {
+        let options = |name: &str| proto::ProbeOptions {
+            ehlo_name: name.into(),
+            ..Default::default()
+        };
+        let error = ScanOptions::try_from(options("a.example\nQUIT")).unwrap_err();
+        assert!(error.contains("line feed"), "{error}");
+        assert_eq!(ScanOptions::try_from(options("")).unwrap().ehlo_name, "");
+        let ok = ScanOptions::try_from(options("[IPv6:::1]")).unwrap();
+        assert_eq!(ok.ehlo_name, "[IPv6:::1]");
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
             HostStatus::Probed { ip, .. } => targets.get(&ip),
             _ => None,
         };
-        dist.add(status, best, now);
+        dist.add(&name, status, best, now);
         hosts.insert(name, status);
     }
     headline.unique_mx = hosts.len() as u64;
@@ -256,10 +256,14 @@ struct Counts {
     protocols: [[u64; 4]; 5],
     expiry: BTreeMap<&'static str, u64>,
     outcome_phase: BTreeMap<String, u64>,
+    name_match: BTreeMap<String, u64>,
+    validating: BTreeMap<String, u64>,
+    key_exchange: BTreeMap<&'static str, u64>,
+    tls_source: BTreeMap<String, u64>,
 }
 
 impl Counts {
-    fn add(&mut self, status: HostStatus, best: Option<&TargetSummary>, now: i64) {
+    fn add(&mut self, name: &str, status: HostStatus, best: Option<&TargetSummary>, now: i64) {
         let phase = match (status, best) {
             (HostStatus::Probed { outcome, .. }, Some(t)) => {
                 format!("{outcome} @ {}", labels::phase_label(t.phase))
@@ -276,6 +280,23 @@ impl Counts {
             .entry(t.verification.to_string())
             .or_default() += 1;
         *self.highest.entry(t.highest_protocol.clone()).or_default() += 1;
+        let matched = match &t.tls_version {
+            None => labels::NO_HANDSHAKE,
+            Some(_) if t.name_matches(name) => "matches",
+            Some(_) => "does not match",
+        };
+        *self.name_match.entry(matched.to_string()).or_default() += 1;
+        *self
+            .validating
+            .entry(t.validating_sender(name).to_string())
+            .or_default() += 1;
+        *self.key_exchange.entry(t.key_exchange).or_default() += 1;
+        let source = match (&t.tls_version, t.first_flight) {
+            (None, _) => labels::NO_HANDSHAKE,
+            (Some(_), true) => "first flight (modern TLS failed)",
+            (Some(_), false) => "handshake",
+        };
+        *self.tls_source.entry(source.to_string()).or_default() += 1;
         for (version, support) in t.protocols.iter().enumerate() {
             let row = labels::SUPPORT_ROWS
                 .iter()
@@ -306,6 +327,36 @@ impl Counts {
                 STARTTLS_HOSTS,
                 total,
                 largest_first(self.verification),
+            ),
+            Distribution::new(
+                "name_match",
+                "Certificate name match (per MX name and address)",
+                STARTTLS_HOSTS,
+                total,
+                largest_first(self.name_match),
+            ),
+            Distribution::new(
+                "validating_sender",
+                "A validating sender would accept (chain valid, name matches, TLS 1.2+)",
+                STARTTLS_HOSTS,
+                total,
+                largest_first(self.validating),
+            ),
+            Distribution::new(
+                "key_exchange",
+                "Key exchange (forward secrecy)",
+                STARTTLS_HOSTS,
+                total,
+                labels::KEY_EXCHANGE_ROWS
+                    .iter()
+                    .filter_map(|row| self.key_exchange.get(row).map(|n| (row.to_string(), *n))),
+            ),
+            Distribution::new(
+                "tls_source",
+                "Where the TLS facts come from",
+                STARTTLS_HOSTS,
+                total,
+                largest_first(self.tls_source),
             ),
         ];
         let mut highest: Vec<(String, u64)> = self.highest.into_iter().collect();

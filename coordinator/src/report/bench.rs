@@ -123,6 +123,10 @@ fn target(n: u64) -> TargetRecord {
                 verification_detail: None,
                 name_match: BTreeMap::from([(format!("mx{n}.example"), true)]),
                 chain: vec![leaf, intermediate],
+                source: mxscope_common::TlsSource::Handshake,
+                key_exchange: Some(mxscope_common::KeyExchange::Tls13),
+                forward_secrecy: Some(true),
+                dh_bits: None,
             });
         }
     }

@@ -352,8 +352,15 @@ fn vantage_section(vantage: &VantageReport) -> String {
         ));
     }
     out.push_str("</tbody>\n</table>\n");
-    for d in &vantage.distributions {
+    let (protocols, others): (Vec<&Distribution>, Vec<&Distribution>) = vantage
+        .distributions
+        .iter()
+        .partition(|d| d.name.starts_with("protocol_"));
+    for d in others {
         out.push_str(&distribution_block(d, "h3"));
+    }
+    if !protocols.is_empty() {
+        out.push_str(&protocol_matrix(&protocols));
     }
     if let Some(s) = &vantage.security {
         out.push_str(&format!(
@@ -409,6 +416,72 @@ fn distribution_block(d: &Distribution, heading: &str) -> String {
     }
     if d.rows.is_empty() {
         out.push_str("<tr><td colspan=\"3\" class=\"empty\">No data.</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+    out
+}
+
+/// Protocol support as one table and one chart: versions × support rows,
+/// counts of MX hosts supporting STARTTLS.
+fn protocol_matrix(per_version: &[&Distribution]) -> String {
+    let mut rows: Vec<String> = Vec::new();
+    for d in per_version {
+        for r in &d.rows {
+            if !rows.contains(&r.value) {
+                rows.push(r.value.clone());
+            }
+        }
+    }
+    let version_of = |d: &Distribution| d.title.trim_end_matches(" support").to_string();
+    let chart = BarChart {
+        title: "Protocol support: MX hosts per version".to_string(),
+        categories: per_version.iter().map(|d| version_of(d)).collect(),
+        series: rows
+            .iter()
+            .map(|row| Series {
+                name: row.clone(),
+                bars: per_version
+                    .iter()
+                    .map(|d| {
+                        d.rows.iter().find(|r| &r.value == row).map(|r| {
+                            (
+                                r.count as f64,
+                                format!("{} ({})", r.count, fmt_percent(r.percent)),
+                            )
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+        percent_axis: false,
+    };
+    let population = per_version.first().map_or_else(String::new, |d| {
+        format!("{} {}", d.total, escape(&d.population))
+    });
+    let mut out = format!(
+        "<section class=\"distribution protocols\">\n<h3>Protocol support</h3>\n\
+         <p class=\"population\">Over {population}.</p>\n<figure>\n{}</figure>\n\
+         <table>\n<thead><tr><th scope=\"col\">Version</th>",
+        chart.render()
+    );
+    for row in &rows {
+        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(row)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for d in per_version {
+        out.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th>",
+            escape(&version_of(d))
+        ));
+        for row in &rows {
+            let n = d
+                .rows
+                .iter()
+                .find(|r| &r.value == row)
+                .map_or(0, |r| r.count);
+            out.push_str(&format!("<td class=\"num\">{n}</td>"));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
     out

@@ -2,7 +2,7 @@
 //! verification, highest protocol, protocol support, expiry and outcome.
 
 use mxscope_common::units::days_from_civil;
-use mxscope_common::{Outcome, Phase, TargetRecord, VersionSupport};
+use mxscope_common::{KeyExchange, Outcome, Phase, TargetRecord, TlsSource, VersionSupport};
 
 /// Protocol versions from the oldest, with their field and display names.
 pub(crate) const VERSIONS: [(&str, &str); 5] = [
@@ -52,6 +52,15 @@ pub(crate) struct TargetSummary {
     pub(crate) protocols: [VersionSupport; 5],
     /// None: no certificate; Some(None): unreadable date; else Unix seconds.
     pub(crate) not_after: Option<Option<i64>>,
+    /// The negotiated (or first-flight) version, "TLSv1.2" style.
+    pub(crate) tls_version: Option<String>,
+    /// Key-exchange row label, or [`NO_HANDSHAKE`].
+    pub(crate) key_exchange: &'static str,
+    /// Whether the facts come from the first flight only.
+    pub(crate) first_flight: bool,
+    /// The MX names (sorted) whose certificate at this IP covers them: name
+    /// match is a fact of (MX name, IP).
+    pub(crate) names_matched: Vec<String>,
 }
 
 impl TargetSummary {
@@ -73,6 +82,34 @@ impl TargetSummary {
             ),
             protocols,
             not_after: leaf.map(|c| parse_rfc3339(&c.not_after)),
+            tls_version: record.tls.as_ref().map(|t| t.version.clone()),
+            key_exchange: record.tls.as_ref().map_or(NO_HANDSHAKE, |t| {
+                key_exchange_label(t.key_exchange, &t.cipher)
+            }),
+            first_flight: record
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.source == TlsSource::FirstFlight),
+            names_matched: names_matched(record),
+        }
+    }
+
+    /// Whether `name`'s certificate at this IP covers it.
+    pub(crate) fn name_matches(&self, name: &str) -> bool {
+        self.names_matched
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// The row of "a validating sender would accept" (DANE / MTA-STS style:
+    /// chain valid, name matches, TLS 1.2 or higher), or the first reason not to.
+    pub(crate) fn validating_sender(&self, name: &str) -> &'static str {
+        match &self.tls_version {
+            None => NO_HANDSHAKE,
+            Some(_) if self.verification != "valid" => "no: chain not valid",
+            Some(_) if !self.name_matches(name) => "no: name mismatch",
+            Some(v) if v != "TLSv1.2" && v != "TLSv1.3" => "no: below TLS 1.2",
+            Some(_) => "accepted",
         }
     }
 
@@ -81,6 +118,50 @@ impl TargetSummary {
         self.protocols[..3]
             .iter()
             .any(|s| *s != VersionSupport::NotTested)
+    }
+}
+
+/// Names whose certificate matched: per name (`names`) when recorded, else
+/// the main session's `name_match`.
+fn names_matched(record: &TargetRecord) -> Vec<String> {
+    let Some(tls) = &record.tls else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = record
+        .mx_names
+        .iter()
+        .filter(|name| {
+            record
+                .names
+                .get(name.as_str())
+                .and_then(|n| n.name_match)
+                .or_else(|| tls.name_match.get(name.as_str()).copied())
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Rows of the key-exchange distribution, in order.
+pub(crate) const KEY_EXCHANGE_ROWS: [&str; 6] = [
+    "TLS 1.3 (ephemeral)",
+    "ECDHE",
+    "DHE",
+    "RSA (no forward secrecy)",
+    "other",
+    NO_HANDSHAKE,
+];
+
+fn key_exchange_label(kx: Option<KeyExchange>, cipher: &str) -> &'static str {
+    match kx.unwrap_or_else(|| KeyExchange::of_suite(cipher)) {
+        KeyExchange::Tls13 => KEY_EXCHANGE_ROWS[0],
+        KeyExchange::Ecdhe => KEY_EXCHANGE_ROWS[1],
+        KeyExchange::Dhe => KEY_EXCHANGE_ROWS[2],
+        KeyExchange::Rsa => KEY_EXCHANGE_ROWS[3],
+        _ => KEY_EXCHANGE_ROWS[4],
     }
 }
 

@@ -156,6 +156,10 @@ fn with_tls(
         verification_detail: None,
         name_match: BTreeMap::new(),
         chain: leaf.into_iter().collect(),
+        source: mxscope_common::TlsSource::Handshake,
+        key_exchange: Some(mxscope_common::KeyExchange::Tls13),
+        forward_secrecy: Some(true),
+        dh_bits: None,
     });
     t
 }
@@ -278,6 +282,10 @@ fn small_scan_headline_and_distributions() {
         [
             "key",
             "verification",
+            "name_match",
+            "validating_sender",
+            "key_exchange",
+            "tls_source",
             "highest_protocol",
             "expiry",
             "outcome_phase"
@@ -427,6 +435,10 @@ fn legacy_scan_has_a_distribution_per_version() {
         [
             "key",
             "verification",
+            "name_match",
+            "validating_sender",
+            "key_exchange",
+            "tls_source",
             "highest_protocol",
             "protocol_ssl3",
             "protocol_tls1_0",
@@ -455,7 +467,11 @@ fn legacy_scan_has_a_distribution_per_version() {
         owned(&[("TLSv1.3", 1), ("TLSv1.2", 1), ("SSLv3", 1)])
     );
     assert_eq!(rows(&report, "key"), owned(&[("RSA 1024", 2), ("none", 1)]));
-    let dist = &report.vantages[0].distributions[3];
+    let dist = report.vantages[0]
+        .distributions
+        .iter()
+        .find(|d| d.name == "protocol_ssl3")
+        .expect("an SSLv3 distribution");
     assert_eq!((dist.title.as_str(), dist.total), ("SSLv3 support", 3));
 
     // Legacy results seen although the scan info did not say so (a remote
@@ -809,3 +825,108 @@ fn json_and_csv() {
 
 mod security;
 mod vantages_mta_sts;
+
+/// Name match per (MX name, IP), what a validating sender would accept, the
+/// key exchange and first-flight hosts, over STARTTLS hosts.
+#[test]
+fn name_match_validating_sender_and_key_exchange() {
+    let tls = |ip: &str, name: &str, version: &str, verification, matched: bool| {
+        let mut t = target("A", ip, Outcome::StarttlsOk, Phase::Done);
+        t.mx_names = vec![name.to_string()];
+        let mut t = with_tls(t, version, verification, None);
+        if let Some(facts) = t.tls.as_mut() {
+            facts.name_match = BTreeMap::from([(name.to_string(), matched)]);
+        }
+        t
+    };
+    let accepted = tls(
+        "192.0.2.1",
+        "mx1.example",
+        "TLSv1.3",
+        Verification::Valid,
+        true,
+    );
+    let mismatch = tls(
+        "192.0.2.2",
+        "mx2.example",
+        "TLSv1.3",
+        Verification::Valid,
+        false,
+    );
+    let expired = tls(
+        "192.0.2.3",
+        "mx3.example",
+        "TLSv1.3",
+        Verification::Expired,
+        true,
+    );
+    // A TLS 1.0 RSA host measured from its first flight.
+    let mut old = tls(
+        "192.0.2.4",
+        "mx4.example",
+        "TLSv1.2",
+        Verification::Valid,
+        true,
+    );
+    old.outcome = Outcome::StarttlsHandshakeFailed;
+    old.phase = Phase::TlsHandshake;
+    if let Some(facts) = old.tls.as_mut() {
+        facts.version = "TLSv1.0".into();
+        facts.cipher = "TLS_RSA_WITH_AES_128_CBC_SHA".into();
+        facts.key_exchange = Some(mxscope_common::KeyExchange::Rsa);
+        facts.source = mxscope_common::TlsSource::FirstFlight;
+    }
+    // Per-name certificate: the main certificate misses mx5b, its own session matched.
+    let mut sni = tls(
+        "192.0.2.5",
+        "mx5a.example",
+        "TLSv1.3",
+        Verification::Valid,
+        true,
+    );
+    sni.mx_names.push("mx5b.example".into());
+    sni.names.insert(
+        "mx5b.example".into(),
+        mxscope_common::NameCertificate {
+            name_match: Some(true),
+            check: mxscope_common::NameCheck::OwnSession,
+            leaf_sha256: None,
+            verification: Some(Verification::Valid),
+        },
+    );
+    let domains = vec![domain(
+        "A",
+        "a.example",
+        &[
+            (10, "mx1.example", &["192.0.2.1"]),
+            (20, "mx2.example", &["192.0.2.2"]),
+            (30, "mx3.example", &["192.0.2.3"]),
+            (40, "mx4.example", &["192.0.2.4"]),
+            (50, "mx5a.example", &["192.0.2.5"]),
+            (60, "mx5b.example", &["192.0.2.5"]),
+        ],
+    )];
+    let targets = [accepted, mismatch, expired, old, sni];
+    let (report, _) = run(info("names", &["A"]), &["A"], &domains, &targets);
+    assert_eq!(
+        rows(&report, "name_match"),
+        owned(&[("matches", 5), ("does not match", 1)])
+    );
+    assert_eq!(
+        rows(&report, "validating_sender"),
+        owned(&[
+            ("accepted", 3),
+            ("no: below TLS 1.2", 1),
+            ("no: chain not valid", 1),
+            ("no: name mismatch", 1)
+        ])
+    );
+    assert_eq!(
+        rows(&report, "key_exchange"),
+        owned(&[("TLS 1.3 (ephemeral)", 5), ("RSA (no forward secrecy)", 1)])
+    );
+    assert_eq!(
+        rows(&report, "tls_source"),
+        owned(&[("handshake", 5), ("first flight (modern TLS failed)", 1)])
+    );
+}

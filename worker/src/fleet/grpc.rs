@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::EhloName;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -312,6 +313,12 @@ pub enum TaskError {
     /// The same IP twice in one probe task (sessions to one IP must be sequential).
     #[error("target {0} appears twice")]
     DuplicateTarget(String),
+    /// The scan's EHLO name is not an RFC 5321 domain or address literal.
+    #[error("EHLO name {name:?}: {reason}")]
+    EhloName {
+        name: String,
+        reason: mxscope_common::InvalidEhloName,
+    },
 }
 
 fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
@@ -369,7 +376,10 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
         .collect::<Result<Vec<_>, _>>()?;
     let ehlo_name = match options.ehlo_name.trim() {
         "" => crate::config::default_ehlo_name(),
-        name => name.to_string(),
+        name => EhloName::parse(name).map_err(|reason| TaskError::EhloName {
+            name: options.ehlo_name.clone(),
+            reason,
+        })?,
     };
     Ok(ScanOptions {
         ehlo_name,
@@ -443,7 +453,7 @@ mod tests {
         assert_eq!(options.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
         assert_eq!(options.ca_pem, None);
         assert!(options.allow_private && !options.legacy);
-        assert!(!options.ehlo_name.is_empty());
+        assert!(!options.ehlo_name.as_str().is_empty());
     }
 
     #[test]
@@ -475,6 +485,15 @@ mod tests {
             options_from_proto(resolver),
             Err(TaskError::Resolver(_))
         ));
+        // The worker parses the EHLO name itself, whatever the coordinator checked.
+        let smuggled = proto::ProbeOptions {
+            ehlo_name: "scanner.example\r\nMAIL FROM:<x@example.org>".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            options_from_proto(smuggled),
+            Err(TaskError::EhloName { .. })
+        ));
     }
 
     #[test]
@@ -487,7 +506,7 @@ mod tests {
         .unwrap();
         assert_eq!(options.port, 25);
         assert_eq!(options.timeouts, Timeouts::default());
-        assert_eq!(options.ehlo_name, "scanner.example");
+        assert_eq!(options.ehlo_name.as_str(), "scanner.example");
         assert!(options.ca_pem.is_some());
         assert!(options.resolvers.is_empty());
         assert!(!options.security);

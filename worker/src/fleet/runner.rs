@@ -72,7 +72,7 @@ impl Work {
 /// A scan's probe options (timeouts already defaulted where the scan said 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOptions {
-    pub ehlo_name: String,
+    pub ehlo_name: mxscope_common::EhloName,
     pub port: u16,
     pub legacy: bool,
     pub timeouts: Timeouts,
@@ -436,7 +436,7 @@ mod tests {
 
     fn options() -> ScanOptions {
         ScanOptions {
-            ehlo_name: "scanner.example".into(),
+            ehlo_name: "scanner.example".parse().unwrap(),
             port: 2525,
             legacy: true,
             timeouts: Timeouts::default(),
@@ -453,7 +453,7 @@ mod tests {
         let options = options();
         let bind: IpAddr = "127.0.2.1".parse().unwrap();
         let probe = options.probe_config(Some(bind), &[]);
-        assert_eq!(probe.ehlo_name, "scanner.example");
+        assert_eq!(probe.ehlo_name.as_str(), "scanner.example");
         assert_eq!(probe.bind, Some(bind));
         assert_eq!(probe.port, 2525);
         assert!(probe.legacy && probe.allow_private);

@@ -199,7 +199,7 @@ fn probe_task(task_id: &str, port: u16, ips: &[&str]) -> proto::Task {
         vantage: "lab".into(),
         lease_deadline_unix_ms: 0,
         options: Some(proto::ProbeOptions {
-            ehlo_name: "scanner.test".into(),
+            ehlo_name: "scanner.test".parse().expect("a valid EHLO name"),
             port: u32::from(port),
             timeout_connect_ms: 2_000,
             timeout_greeting_ms: 30_000,

@@ -6,15 +6,15 @@
 //! start TLS, or the end of the dialogue with its outcome. Facts (greeting,
 //! EHLO keywords, ...) are written to [`Transcript`]. No `MAIL FROM`, ever.
 
-use mxscope_common::{Anomaly, Outcome, Phase, Reply};
+use mxscope_common::{Anomaly, EhloName, Outcome, Phase, Reply};
 
 use super::reply::ParsedReply;
 
 /// A command the client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Ehlo(String),
-    Helo(String),
+    Ehlo(EhloName),
+    Helo(EhloName),
     StartTls,
     Quit,
 }
@@ -107,7 +107,7 @@ impl State {
         match self {
             Self::Greeting(s) => s.on_reply(reply, transcript),
             Self::Ehlo(s) => s.on_reply(reply, transcript),
-            Self::Helo(s) => s.on_reply(reply),
+            Self::Helo(s) => s.on_reply(reply, transcript),
             Self::StartTls(s) => s.on_reply(reply, transcript),
             Self::EhloTls(s) => s.on_reply(reply, transcript),
         }
@@ -125,6 +125,13 @@ impl State {
     }
 }
 
+/// A completion or intermediate code where the command's own success code was
+/// due: 1xx–3xx other than the expected one (the caller checked that one).
+/// 4xx/5xx are ordinary failures, not anomalies.
+fn wrong_class(code: u16) -> bool {
+    code < 400
+}
+
 fn done(outcome: Outcome, phase: Phase, reply: &ParsedReply, send_quit: bool) -> Step {
     Step::Done(End {
         outcome,
@@ -137,20 +144,18 @@ fn done(outcome: Outcome, phase: Phase, reply: &ParsedReply, send_quit: bool) ->
 /// Start of a session: waiting for the server's greeting.
 #[derive(Debug)]
 pub struct ExpectGreeting {
-    ehlo_name: String,
+    ehlo_name: EhloName,
 }
 
 impl ExpectGreeting {
     /// The first state of a session.
-    pub fn start(ehlo_name: impl Into<String>) -> State {
-        State::Greeting(Self {
-            ehlo_name: ehlo_name.into(),
-        })
+    pub fn start(ehlo_name: EhloName) -> State {
+        State::Greeting(Self { ehlo_name })
     }
 
     fn on_reply(self, reply: &ParsedReply, transcript: &mut Transcript) -> Step {
         transcript.greeting = Some(reply.to_record());
-        if reply.is_positive() {
+        if reply.code == 220 {
             let command = Command::Ehlo(self.ehlo_name.clone());
             Step::Send(
                 command,
@@ -158,9 +163,13 @@ impl ExpectGreeting {
                     ehlo_name: self.ehlo_name,
                 }),
             )
-        } else {
+        } else if reply.code >= 400 {
             // 4xx/5xx (RFC 5321 §3.1: 554 means "no service here"): be polite.
             done(Outcome::GreetingRefused, Phase::Greeting, reply, true)
+        } else {
+            // 221, 250, 354, 1xx ...: not a greeting; nothing after it can be trusted.
+            transcript.anomaly(Anomaly::UnexpectedGreetingCode);
+            done(Outcome::ProtocolError, Phase::Greeting, reply, true)
         }
     }
 }
@@ -168,7 +177,7 @@ impl ExpectGreeting {
 /// EHLO sent before TLS.
 #[derive(Debug)]
 pub struct ExpectEhlo {
-    ehlo_name: String,
+    ehlo_name: EhloName,
 }
 
 impl ExpectEhlo {
@@ -184,6 +193,9 @@ impl ExpectEhlo {
             // The server is closing the channel: no HELO, no QUIT.
             done(Outcome::EhloFailed, Phase::Ehlo, reply, false)
         } else {
+            if wrong_class(reply.code) {
+                transcript.anomaly(Anomaly::UnexpectedEhloReply);
+            }
             transcript.helo_fallback = true;
             Step::Send(Command::Helo(self.ehlo_name), State::Helo(ExpectHelo))
         }
@@ -195,10 +207,13 @@ impl ExpectEhlo {
 pub struct ExpectHelo;
 
 impl ExpectHelo {
-    fn on_reply(self, reply: &ParsedReply) -> Step {
+    fn on_reply(self, reply: &ParsedReply, transcript: &mut Transcript) -> Step {
         if reply.code == 250 {
             done(Outcome::NoStarttls, Phase::Helo, reply, true)
         } else {
+            if wrong_class(reply.code) {
+                transcript.anomaly(Anomaly::UnexpectedHeloReply);
+            }
             done(Outcome::EhloFailed, Phase::Helo, reply, reply.code != 421)
         }
     }
@@ -214,6 +229,9 @@ impl ExpectStartTls {
         if reply.code == 220 {
             Step::StartTls(AfterTls)
         } else {
+            if wrong_class(reply.code) {
+                transcript.anomaly(Anomaly::UnexpectedStarttlsReply);
+            }
             done(
                 Outcome::StarttlsRejected,
                 Phase::Starttls,
@@ -230,9 +248,9 @@ pub struct AfterTls;
 
 impl AfterTls {
     /// The EHLO to send over TLS and the state awaiting its reply.
-    pub fn start(self, ehlo_name: &str) -> (Command, State) {
+    pub fn start(self, ehlo_name: &EhloName) -> (Command, State) {
         (
-            Command::Ehlo(ehlo_name.to_string()),
+            Command::Ehlo(ehlo_name.clone()),
             State::EhloTls(ExpectEhloTls),
         )
     }
@@ -268,6 +286,10 @@ mod tests {
     use super::*;
     use crate::smtp::reply::{Limits, ReplyParser};
 
+    fn name() -> EhloName {
+        "probe.example".parse().unwrap()
+    }
+
     fn reply(wire: &str) -> ParsedReply {
         ReplyParser::new(Limits::default())
             .parse(wire.as_bytes())
@@ -278,7 +300,7 @@ mod tests {
     /// Run the dialogue over canned replies; returns the commands sent and the end.
     fn run(replies: &[&str]) -> (Vec<Command>, Transcript, Option<End>) {
         let mut transcript = Transcript::default();
-        let mut state = ExpectGreeting::start("probe.example");
+        let mut state = ExpectGreeting::start(name());
         let mut sent = Vec::new();
         for wire in replies {
             match state.on_reply(&reply(wire), &mut transcript) {
@@ -287,7 +309,7 @@ mod tests {
                     state = next;
                 }
                 Step::StartTls(after) => {
-                    let (command, next) = after.start("probe.example");
+                    let (command, next) = after.start(&name());
                     sent.push(command);
                     state = next;
                 }
@@ -308,9 +330,9 @@ mod tests {
         assert_eq!(
             sent,
             [
-                Command::Ehlo("probe.example".into()),
+                Command::Ehlo(name()),
                 Command::StartTls,
-                Command::Ehlo("probe.example".into())
+                Command::Ehlo(name())
             ]
         );
         assert_eq!(t.ehlo, ["PIPELINING", "STARTTLS"]);
@@ -366,9 +388,84 @@ mod tests {
     }
 
     #[test]
+    fn replies_of_the_wrong_class_are_anomalies() {
+        let cases: &[(&[&str], Outcome, Phase, &[Anomaly])] = &[
+            (
+                &["221 bye\r\n"],
+                Outcome::ProtocolError,
+                Phase::Greeting,
+                &[Anomaly::UnexpectedGreetingCode],
+            ),
+            (
+                &["354 go on\r\n"],
+                Outcome::ProtocolError,
+                Phase::Greeting,
+                &[Anomaly::UnexpectedGreetingCode],
+            ),
+            (
+                &["250 hello\r\n"],
+                Outcome::ProtocolError,
+                Phase::Greeting,
+                &[Anomaly::UnexpectedGreetingCode],
+            ),
+            (
+                &["220 x\r\n", "220 x\r\n", "250 ok\r\n"],
+                Outcome::NoStarttls,
+                Phase::Helo,
+                &[Anomaly::UnexpectedEhloReply],
+            ),
+            (
+                &["220 x\r\n", "354 x\r\n", "550 no\r\n"],
+                Outcome::EhloFailed,
+                Phase::Helo,
+                &[Anomaly::UnexpectedEhloReply],
+            ),
+            (
+                &["220 x\r\n", "500 x\r\n", "251 odd\r\n"],
+                Outcome::EhloFailed,
+                Phase::Helo,
+                &[Anomaly::UnexpectedHeloReply],
+            ),
+            (
+                &["220 x\r\n", "250-x\r\n250 STARTTLS\r\n", "250 fine\r\n"],
+                Outcome::StarttlsRejected,
+                Phase::Starttls,
+                &[Anomaly::UnexpectedStarttlsReply],
+            ),
+            (
+                &["220 x\r\n", "250-x\r\n250 STARTTLS\r\n", "354 x\r\n"],
+                Outcome::StarttlsRejected,
+                Phase::Starttls,
+                &[Anomaly::UnexpectedStarttlsReply],
+            ),
+            (
+                &["220 x\r\n", "250-x\r\n250 STARTTLS\r\n", "554 no\r\n"],
+                Outcome::StarttlsRejected,
+                Phase::Starttls,
+                &[],
+            ),
+            (
+                &["220 x\r\n", "502 x\r\n", "250 ok\r\n"],
+                Outcome::NoStarttls,
+                Phase::Helo,
+                &[],
+            ),
+        ];
+        for (replies, outcome, phase, anomalies) in cases {
+            let (sent, t, end) = run(replies);
+            let end = end.expect("dialogue ended");
+            assert_eq!((end.outcome, end.phase), (*outcome, *phase), "{replies:?}");
+            assert_eq!(t.anomalies, *anomalies, "{replies:?}");
+            if end.phase == Phase::Greeting {
+                assert!(sent.is_empty(), "nothing after an odd greeting");
+            }
+        }
+    }
+
+    #[test]
     fn helo_fallback_is_recorded() {
         let (sent, t, _) = run(&["220 x\r\n", "502 no ehlo\r\n", "250 ok\r\n"]);
-        assert_eq!(sent.last(), Some(&Command::Helo("probe.example".into())));
+        assert_eq!(sent.last(), Some(&Command::Helo(name())));
         assert!(t.helo_fallback);
     }
 

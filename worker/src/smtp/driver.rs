@@ -281,7 +281,7 @@ mod tests {
         let mut timings = Timings::default();
         let driven = conn
             .drive(
-                ExpectGreeting::start("probe.example"),
+                ExpectGreeting::start("probe.example".parse().unwrap()),
                 &mut transcript,
                 &Timeouts::default(),
                 &mut timings,

@@ -399,3 +399,28 @@ fn write_sample_pages() {
     };
     std::fs::write(dir.join("vantages.html"), render_vantages(&v)).unwrap();
 }
+
+#[test]
+fn protocol_support_is_one_matrix() {
+    let mut report = scan("legacy");
+    let population = "MX hosts supporting STARTTLS";
+    for (field, name, yes) in [("tls1_0", "TLSv1.0", 12), ("tls1_2", "TLSv1.2", 290)] {
+        report.vantages[0].distributions.push(Distribution::new(
+            &format!("protocol_{field}"),
+            &format!("{name} support"),
+            population,
+            300,
+            counts(&[("supported", yes), ("not_supported", 300 - yes)]),
+        ));
+    }
+    let html = render_scan(&report);
+    assert_eq!(html.matches("<h3>Protocol support</h3>").count(), 1);
+    assert!(
+        !html.contains("TLSv1.0 support</h3>"),
+        "no block per version"
+    );
+    assert!(html.contains("<tr><th scope=\"row\">TLSv1.0</th><td class=\"num\">12</td><td class=\"num\">288</td></tr>"));
+    assert!(html.contains("<th scope=\"col\">not_supported</th>"));
+    assert_eq!(html.matches("<svg").count(), distributions().len() + 1);
+    assert_self_contained(&html);
+}
