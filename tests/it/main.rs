@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod cluster_api;
 mod cluster_tls;
+mod corpus;
 mod dane;
 mod dns;
 mod exim;
