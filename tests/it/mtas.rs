@@ -3,7 +3,10 @@
 //! TLS fails on the server's side), Haraka (Node's TLS) and Sendmail
 //! (OpenSSL 3).
 
-use mxscope_common::{Outcome, Phase, TargetRecord, Verification, VersionSupport};
+use mxscope_common::{
+    Anomaly, HandshakeFailure, KeyExchange, Outcome, Phase, TargetRecord, TlsSource, Verification,
+    VersionSupport,
+};
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
 use mxscope_tests::scanning::{scan, Scanned};
@@ -99,6 +102,9 @@ fn haraka_gives_exact_facts() {
     assert_eq!(tls.version, "TLSv1.3");
     assert_eq!(tls.cipher, "TLS13_AES_256_GCM_SHA384");
     assert_eq!(tls.group.as_deref(), Some("X25519"));
+    assert_eq!(tls.key_exchange, Some(KeyExchange::Tls13));
+    assert_eq!(tls.forward_secrecy, Some(true));
+    assert_eq!(tls.source, TlsSource::Handshake);
     assert_eq!(
         tls.verification,
         Verification::Valid,
@@ -154,6 +160,9 @@ fn sendmail_gives_exact_facts() {
     assert_eq!(tls.cipher, "TLS13_AES_256_GCM_SHA384");
     // Sendmail's own default: ECDH on P-256, not X25519.
     assert_eq!(tls.group.as_deref(), Some("secp256r1"));
+    assert_eq!(tls.key_exchange, Some(KeyExchange::Tls13));
+    assert_eq!(tls.forward_secrecy, Some(true));
+    assert_eq!(tls.source, TlsSource::Handshake);
     assert_eq!(
         tls.verification,
         Verification::Valid,
@@ -200,14 +209,33 @@ fn opensmtpd_dialogue_is_exact_and_its_tls_fails_on_the_server() {
         r.ehlo_tls.is_empty(),
         "no session after the failed handshake"
     );
+    // The server's own fatal alert, to rustls and to the permissive first
+    // flight alike: it sends ServerHello and Certificate, then fails to sign.
+    // No one can finish a handshake with it, so no TLS facts are recorded.
+    assert_eq!(r.handshake_failure, Some(HandshakeFailure::AlertReceived));
+    assert_eq!(r.handshake_alert.as_deref(), Some("internal_error"));
+    assert!(r.tls.is_none(), "{:?}", r.tls);
+    assert!(!r.anomalies.contains(&Anomaly::ModernTlsFailed));
     let detail = r.detail.as_deref().unwrap_or_default();
-    assert!(detail.contains("InternalError"), "{detail}");
-    // Debian's OpenSSL 3 defaults: nothing below TLS 1.2.
+    assert!(
+        detail.contains("first flight: alert internal_error"),
+        "{detail}"
+    );
+    // Debian's OpenSSL 3 defaults: nothing below TLS 1.2. A raw TLS 1.2
+    // hello gets a ServerHello (ECDHE, forward secret) before the alert.
     let p = &r.protocols;
     assert_eq!(
-        [p.ssl3, p.tls1_0, p.tls1_1],
-        [VersionSupport::NotSupported; 3]
+        [p.ssl3, p.tls1_0, p.tls1_1, p.tls1_2],
+        [
+            VersionSupport::NotSupported,
+            VersionSupport::NotSupported,
+            VersionSupport::NotSupported,
+            VersionSupport::Supported
+        ]
     );
+    let suite = &r.protocol_suites["tls1_2"];
+    assert_eq!(suite.cipher, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+    assert!(suite.forward_secrecy);
 }
 
 /// The failure is the server's, not the probe's: OpenSSL's own client gets
