@@ -15,6 +15,9 @@
 //! `nsswitch.conf`, `service.switch` (Sendmail's own: files only), `tls/` (leaf chain, key (mode 0600), lab CA),
 //! `mqueue/`.
 //!
+//! Sendmail stops listening when the load average passes `RefuseLA`, which a
+//! shared test machine does: the lab turns the load limits off.
+//!
 //! Sendmail relays nothing: with no relay table every RCPT outside its own
 //! name is refused, and the lab never sends it a message.
 
@@ -196,6 +199,10 @@ define(`confSERVER_KEY', `{key}')dnl
 define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
 define(`confPRIVACY_FLAGS', `goaway')dnl
 define(`confTO_IDENT', `0')dnl
+dnl a busy test machine must not make it stop listening (load-average limits off)
+define(`confREFUSE_LA', `100000')dnl
+define(`confQUEUE_LA', `100000')dnl
+define(`confDELAY_LA', `0')dnl
 DAEMON_OPTIONS(`Family=inet, Name=MTA, Port={port}, Addr={ip}')dnl
 FEATURE(`nocanonify')dnl
 FEATURE(`no_default_msa')dnl
