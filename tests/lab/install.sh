@@ -11,6 +11,9 @@
 #   so its packages are unpacked with `dpkg -x` into $EXIM_DIR; only its
 #   shared libraries are installed normally. The lab runs
 #   $EXIM_DIR/usr/sbin/exim4 (override with MXSCOPE_EXIM).
+# - OpenSMTPD conflicts the same way: unpacked into $LAB_DIR/opensmtpd.
+# - Sendmail too: unpacked into $LAB_DIR/sendmail.
+# - Haraka comes from npm (pinned) into $LAB_DIR/haraka.
 # - The system's own Postfix/Exim daemons are stopped: the lab binds port 25
 #   on 127.0.1.x itself.
 set -euo pipefail
@@ -72,6 +75,110 @@ if ! "$EXIM_BIN" -C /dev/null -bV >/dev/null 2>&1; then
     exit 1
 fi
 
+# --- OpenSMTPD, unpacked beside Postfix -------------------------------------
+# opensmtpd conflicts with mail-transport-agent like Exim: unpacked into
+# $OPENSMTPD_DIR, its shared libraries installed normally. The binary is
+# built for the users opensmtpd/opensmtpq and the chroot
+# /var/lib/opensmtpd/empty (what its postinst would make). The lab runs it
+# in a private mount namespace (tests/src/opensmtpd.rs), so its compiled-in
+# /var/spool/smtpd and /var/run/smtpd.sock stay the lab's own.
+OPENSMTPD_DIR=$LAB_DIR/opensmtpd
+OPENSMTPD_BIN=$OPENSMTPD_DIR/usr/sbin/smtpd
+apt-get install -y --no-install-recommends \
+    libc6 libcrypt1 libdb5.3 libevent-2.1-7 libpam0g libssl3 zlib1g util-linux mount
+for name in opensmtpd opensmtpq; do
+    if ! getent group "$name" >/dev/null; then
+        groupadd --system "$name"
+    fi
+    if ! getent passwd "$name" >/dev/null; then
+        useradd --system --gid "$name" --home-dir /var/lib/opensmtpd/empty \
+            --no-create-home --shell /usr/sbin/nologin "$name"
+    fi
+done
+mkdir -p /var/lib/opensmtpd/empty
+if [ ! -x "$OPENSMTPD_BIN" ]; then
+    osd_work=$(mktemp -d)
+    chmod 755 "$osd_work"
+    chown _apt "$osd_work" 2>/dev/null || true
+    (cd "$osd_work" && apt-get download opensmtpd)
+    mkdir -p "$OPENSMTPD_DIR"
+    dpkg -x "$osd_work"/opensmtpd_*.deb "$OPENSMTPD_DIR"
+    rm -rf "$osd_work"
+fi
+if ldd "$OPENSMTPD_BIN" | grep -q 'not found'; then
+    echo "install.sh: $OPENSMTPD_BIN misses shared libraries:" >&2
+    ldd "$OPENSMTPD_BIN" | grep 'not found' >&2
+    exit 1
+fi
+# Runs (`-h` prints the version and exits 1).
+if ! { "$OPENSMTPD_BIN" -h 2>&1 || true; } | grep -q 'OpenSMTPD'; then
+    echo "install.sh: $OPENSMTPD_BIN does not run:" >&2
+    "$OPENSMTPD_BIN" -h >&2 || true
+    exit 1
+fi
+
+# --- Sendmail, unpacked beside Postfix --------------------------------------
+# sendmail-bin conflicts with mail-transport-agent too: its packages
+# (binary, base, the m4 cf macros) are unpacked into $SENDMAIL_DIR, its
+# shared libraries and m4 installed normally. The lab builds its own
+# sendmail.cf with m4 and runs the daemon in private mount/UTS namespaces
+# (tests/src/sendmail.rs).
+SENDMAIL_DIR=$LAB_DIR/sendmail
+SENDMAIL_BIN=$SENDMAIL_DIR/usr/libexec/sendmail/sendmail
+apt-get install -y --no-install-recommends \
+    m4 libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0 procps
+if [ ! -x "$SENDMAIL_BIN" ]; then
+    sm_work=$(mktemp -d)
+    chmod 755 "$sm_work"
+    chown _apt "$sm_work" 2>/dev/null || true
+    (cd "$sm_work" && apt-get download sendmail-bin sendmail-base sendmail-cf)
+    mkdir -p "$SENDMAIL_DIR"
+    for deb in "$sm_work"/*.deb; do
+        dpkg -x "$deb" "$SENDMAIL_DIR"
+    done
+    rm -rf "$sm_work"
+fi
+if ldd "$SENDMAIL_BIN" | grep -q 'not found'; then
+    echo "install.sh: $SENDMAIL_BIN misses shared libraries:" >&2
+    ldd "$SENDMAIL_BIN" | grep 'not found' >&2
+    exit 1
+fi
+# Runs (in an empty network namespace: at start it asks for its own name).
+sendmail_version() {
+    unshare --net "$SENDMAIL_BIN" -d0.1 -bv -C /dev/null root </dev/null 2>&1 || true
+}
+if ! sendmail_version | grep -q '^Version 8'; then
+    echo "install.sh: $SENDMAIL_BIN does not run:" >&2
+    sendmail_version >&2
+    exit 1
+fi
+
+# --- Haraka (Node.js MTA) from npm --------------------------------------------
+# Haraka 3.3 wants Node 20 or newer (the machine image ships it; Debian 12's
+# own nodejs is 18). Installed with npm under $HARAKA_DIR, a pinned version,
+# no optional native modules. The lab runs it from its own config folder
+# (tests/src/haraka.rs).
+HARAKA_DIR=$LAB_DIR/haraka
+HARAKA_VERSION=3.3.4
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get install -y --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "install.sh: Haraka $HARAKA_VERSION needs Node 20 or newer, found $(node --version)" >&2
+    exit 1
+fi
+if [ "$(node -p "try { require('$HARAKA_DIR/node_modules/Haraka/package.json').version } catch (e) { '' }")" != "$HARAKA_VERSION" ]; then
+    mkdir -p "$HARAKA_DIR"
+    npm install --prefix "$HARAKA_DIR" --omit=optional --no-audit --no-fund \
+        --loglevel=error "Haraka@$HARAKA_VERSION"
+fi
+if ! node "$HARAKA_DIR/node_modules/Haraka/bin/haraka" --version >/dev/null 2>&1; then
+    echo "install.sh: Haraka in $HARAKA_DIR does not run:" >&2
+    node "$HARAKA_DIR/node_modules/Haraka/bin/haraka" --version >&2 || true
+    exit 1
+fi
+
 # --- Nobody else on port 25 ------------------------------------------------
 # Debian's postfix package may have started its daemon (with or without
 # systemd); the lab's instances use their own config directories.
@@ -79,11 +186,11 @@ if [ -f /etc/postfix/main.cf ]; then
     postfix stop 2>/dev/null || true
 fi
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for unit in postfix exim4; do
+    for unit in postfix exim4 opensmtpd sendmail; do
         systemctl disable --now "$unit" 2>/dev/null || true
     done
 else
-    for svc in postfix exim4; do
+    for svc in postfix exim4 opensmtpd sendmail; do
         service "$svc" stop 2>/dev/null || true
     done
 fi
@@ -96,7 +203,7 @@ if ss -Hltn 'sport = :25' | grep -q .; then
     exit 1
 fi
 
-echo "install.sh: lab ready (exim: $EXIM_BIN)"
+echo "install.sh: lab ready (exim: $EXIM_BIN, opensmtpd: $OPENSMTPD_BIN, sendmail: $SENDMAIL_BIN, haraka: $HARAKA_DIR)"
 
 # --- Knot (DNSSEC lab) -------------------------------------------------------
 # knotd and keymgr for the signed lab zones (tests/src/knot.rs), kdig for

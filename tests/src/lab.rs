@@ -7,9 +7,12 @@ use crate::certs::LabCerts;
 use crate::dns::Unbound;
 use crate::exim::Exim;
 use crate::fakes::Fakes;
+use crate::haraka::Haraka;
 use crate::knot::Knot;
 use crate::nginx::Nginx;
+use crate::opensmtpd::OpenSmtpd;
 use crate::postfix::Postfix;
+use crate::sendmail::Sendmail;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
 /// Wiped when the lab starts.
@@ -73,6 +76,30 @@ pub fn exim() -> &'static Exim {
     static EXIM: OnceLock<Result<Exim, String>> = OnceLock::new();
     once(&EXIM, "starting the lab's Exim", || {
         Exim::start(&sub("exim"), certs())
+    })
+}
+
+/// OpenSMTPD serving its host of the plan (its TLS fails, see [`crate::opensmtpd`]).
+pub fn opensmtpd() -> &'static OpenSmtpd {
+    static OPENSMTPD: OnceLock<Result<OpenSmtpd, String>> = OnceLock::new();
+    once(&OPENSMTPD, "starting the lab's OpenSMTPD", || {
+        OpenSmtpd::start(&sub("opensmtpd"), certs())
+    })
+}
+
+/// Haraka serving its host of the plan.
+pub fn haraka() -> &'static Haraka {
+    static HARAKA: OnceLock<Result<Haraka, String>> = OnceLock::new();
+    once(&HARAKA, "starting the lab's Haraka", || {
+        Haraka::start(&sub("haraka"), certs())
+    })
+}
+
+/// Sendmail serving its host of the plan.
+pub fn sendmail() -> &'static Sendmail {
+    static SENDMAIL: OnceLock<Result<Sendmail, String>> = OnceLock::new();
+    once(&SENDMAIL, "starting the lab's Sendmail", || {
+        Sendmail::start(&sub("sendmail"), certs())
     })
 }
 

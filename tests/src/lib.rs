@@ -8,14 +8,19 @@
 //! - [`process`]: foreground daemons that die with the test process.
 //! - [`certs`]: the lab CA and leaf certificates, generated at start (rcgen).
 //! - [`postfix`], [`exim`]: the MTAs, one `master.cf` line per MX host.
+//! - [`opensmtpd`], [`haraka`], [`sendmail`]: more MTAs, each its own dialect
+//!   and TLS stack.
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
-//! - [`fakes`]: hostile servers (tokio listeners).
-//! - [`sslv3`]: the scripted SSLv3 server.
+//! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
+//! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
+//! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
+//! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello).
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
 //! - [`report_json`]: reading JSON reports in tests.
+//! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
 pub mod certs;
@@ -23,12 +28,18 @@ pub mod cluster;
 pub mod dns;
 pub mod exim;
 pub mod fakes;
+pub mod haraka;
 pub mod knot;
 pub mod lab;
 pub mod nginx;
+pub mod opensmtpd;
 pub mod plan;
 pub mod postfix;
 pub mod probing;
 pub mod process;
 pub mod report_json;
+pub mod scanning;
+pub mod scripted;
+pub mod scripts;
+pub mod sendmail;
 pub mod sslv3;

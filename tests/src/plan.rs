@@ -83,6 +83,17 @@ hosts! {
     /// Exim with STARTTLS and a valid lab-CA leaf.
     MX_EXIM = "mx-exim.lab.test" @ v4(30);
 
+    // --- More MTAs, each its own dialect and TLS stack ---
+    /// OpenSMTPD (Debian 12's 6.8.0p2 on OpenSSL 3), unpacked into the lab
+    /// folder. Its privilege-separated key process cannot sign or decrypt
+    /// with OpenSSL 3: every handshake ends in a fatal alert from the server
+    /// after its Certificate, as on every Debian 12 OpenSMTPD on the Internet.
+    MX_OPENSMTPD = "mx-opensmtpd.lab.test" @ v4(31);
+    /// Haraka from npm (Node's TLS), valid lab-CA leaf.
+    MX_HARAKA = "mx-haraka.lab.test" @ v4(32);
+    /// Sendmail 8.17 (OpenSSL 3), unpacked into the lab folder, valid lab-CA leaf.
+    MX_SENDMAIL = "mx-sendmail.lab.test" @ v4(33);
+
     // --- Fakes run by the harness (plain tokio listeners) ---
     /// Nothing listens: connection refused.
     MX_CLOSED = "mx-closed.lab.test" @ v4(40);

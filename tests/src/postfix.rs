@@ -381,14 +381,18 @@ fn stop_stale(config_dir: &Path, queue_dir: &Path) -> anyhow::Result<()> {
     });
     kill_and_wait(&masters, "stale postfix master")?;
     // Children of a master that died without them (they live in the queue).
-    // Their cwd reads "<queue> (deleted)" once lab::dir() wiped the folder.
-    let orphans = find_processes(|pid, _| {
+    kill_and_wait(&working_in(queue_dir), "stale postfix processes")
+}
+
+/// Pids of processes whose working directory is under `dir`, also once
+/// lab::dir() wiped it (their cwd then reads "<dir> (deleted)").
+pub(crate) fn working_in(dir: &Path) -> Vec<i32> {
+    find_processes(|pid, _| {
         std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| {
             let cwd = cwd.to_string_lossy();
-            Path::new(cwd.strip_suffix(" (deleted)").unwrap_or(&cwd)).starts_with(queue_dir)
+            Path::new(cwd.strip_suffix(" (deleted)").unwrap_or(&cwd)).starts_with(dir)
         })
-    });
-    kill_and_wait(&orphans, "stale postfix processes")
+    })
 }
 
 /// Pids of processes (other than us) for which `matches(pid, argv)` holds.

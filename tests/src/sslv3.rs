@@ -1,6 +1,7 @@
 //! Scripted SSLv3 server (DESIGN §6): SSLv3 is compiled out of Debian's
-//! OpenSSL, so no lab MTA can offer it. This one speaks just enough SMTP to
-//! reach STARTTLS, then reads one TLS record: a ClientHello whose
+//! OpenSSL, so no lab MTA can offer it. This one is a script of the
+//! scripted fake ([`crate::scripted`]): SMTP up to STARTTLS, then one TLS
+//! record read: a ClientHello whose
 //! `client_version` is SSLv3 (0x0300) gets a canned SSLv3 ServerHello; any
 //! other record, including a modern TLS 1.2/1.3 hello, gets a fatal
 //! `protocol_version` alert. Either way the connection then closes: no
@@ -9,13 +10,9 @@
 //! The ClientHello is parsed by hand here, not with the worker's code, so
 //! the probe is checked against an independent reading of the bytes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use tokio::net::TcpListener;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::time::{timeout_at, Instant};
+use crate::scripted::{serve_script, Script, Tls};
 
 /// Host name in the greeting (see [`crate::plan::MX_SSL3`]).
 pub const HOST: &str = "mx-ssl3.lab.test";
@@ -24,113 +21,24 @@ pub const HOST: &str = "mx-ssl3.lab.test";
 /// RC4_128_SHA.
 pub const SUITES: [u16; 4] = [0x002f, 0x0035, 0x000a, 0x0005];
 
-/// Connections served at once; more wait in the accept backlog.
-const MAX_CONNECTIONS: usize = 64;
-/// Longest SMTP command line accepted.
-const MAX_LINE: usize = 1024;
-/// Largest TLS record accepted after STARTTLS (2^14 plus header slack).
-const MAX_RECORD: usize = 5 + (1 << 14) + 256;
-/// Deadline for each read.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deadline for the whole session.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
-
 const ALERT_HANDSHAKE_FAILURE: u8 = 40;
 const ALERT_PROTOCOL_VERSION: u8 = 70;
 
-/// Serve SMTP with STARTTLS on `listener`, forever, one task per connection;
-/// after STARTTLS, answer an SSLv3 ClientHello with a canned SSLv3
-/// ServerHello and anything else with a `protocol_version` alert.
-pub async fn serve(listener: TcpListener) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return; // the semaphore is never closed
-        };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(async move {
-                    let deadline = Instant::now() + SESSION_TIMEOUT;
-                    let _ = session(stream, deadline).await;
-                    drop(permit);
-                });
-            }
-            // e.g. out of file descriptors: back off instead of spinning
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// Why a session ended early; only ever dropped.
-#[derive(Debug)]
-enum End {
-    Io,
-    Timeout,
-    Closed,
-}
-
-impl From<std::io::Error> for End {
-    fn from(_: std::io::Error) -> Self {
-        Self::Io
-    }
-}
-
-async fn session(mut stream: TcpStream, deadline: Instant) -> Result<(), End> {
-    send(
-        &mut stream,
-        format!("220 {HOST} ESMTP scripted\r\n").as_bytes(),
-        deadline,
+/// The SSLv3 server as a script of the scripted fake: SMTP with STARTTLS,
+/// then [`answer`] to the first TLS record, then a close.
+pub fn script() -> Script {
+    Script::smtp(
+        HOST,
+        Tls::Answer {
+            answer,
+            then: Vec::new(),
+        },
     )
-    .await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(MAX_LINE);
-    loop {
-        let Some(line) = read_line(&mut stream, &mut buf, deadline).await? else {
-            send(&mut stream, b"500 5.5.0 line too long\r\n", deadline).await?;
-            return Ok(());
-        };
-        let line = String::from_utf8_lossy(&line).to_ascii_uppercase();
-        let verb = line.split_whitespace().next().unwrap_or("");
-        let reply = match verb {
-            "EHLO" => format!("250-{HOST}\r\n250 STARTTLS\r\n"),
-            "HELO" => format!("250 {HOST}\r\n"),
-            "NOOP" | "RSET" => "250 2.0.0 ok\r\n".to_owned(),
-            "STARTTLS" => {
-                send(&mut stream, b"220 ready\r\n", deadline).await?;
-                // Bytes pipelined after STARTTLS stay in `buf`: they are the
-                // start of the TLS record.
-                return tls(stream, buf, deadline).await;
-            }
-            "QUIT" => {
-                send(&mut stream, b"221 2.0.0 bye\r\n", deadline).await?;
-                return Ok(());
-            }
-            _ => "502 5.5.2 command not recognized\r\n".to_owned(),
-        };
-        send(&mut stream, reply.as_bytes(), deadline).await?;
-    }
 }
 
-/// Answer the first TLS record, then close gracefully.
-async fn tls(mut stream: TcpStream, mut buf: Vec<u8>, deadline: Instant) -> Result<(), End> {
-    let answer = match read_record(&mut stream, &mut buf, deadline).await {
-        Ok(record) => answer(&record),
-        Err(End::Closed) => return Ok(()),
-        // A partial or oversized record still gets the alert.
-        Err(End::Timeout) => alert(0x0301, ALERT_PROTOCOL_VERSION),
-        Err(e) => return Err(e),
-    };
-    send(&mut stream, &answer, deadline).await?;
-    stream.shutdown().await?;
-    // Drain until the client closes, so that unread bytes do not turn our
-    // close into a reset that could overtake the answer.
-    let drain_deadline = deadline.min(Instant::now() + Duration::from_secs(2));
-    let mut sink = [0u8; 1024];
-    while let Ok(Ok(n)) = timeout_at(drain_deadline, stream.read(&mut sink)).await {
-        if n == 0 {
-            break;
-        }
-    }
-    Ok(())
+/// Serve [`script`] on `listener`, forever.
+pub async fn serve(listener: TcpListener) {
+    serve_script(listener, script()).await;
 }
 
 /// The canned answer to one record: an SSLv3 ServerHello or an alert.
@@ -240,86 +148,6 @@ pub fn alert(record_version: u16, code: u8) -> Vec<u8> {
 /// Lengths here are of fixed, small messages.
 fn u16_len(len: usize) -> [u8; 2] {
     u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes()
-}
-
-async fn send(stream: &mut TcpStream, bytes: &[u8], deadline: Instant) -> Result<(), End> {
-    let write = async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    };
-    timeout_at(deadline, write)
-        .await
-        .map_err(|_| End::Timeout)??;
-    Ok(())
-}
-
-/// Read more into `buf`, at most `cap` bytes in total; `Closed` on EOF.
-async fn fill(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    cap: usize,
-    deadline: Instant,
-) -> Result<(), End> {
-    let mut chunk = [0u8; 2048];
-    let room = cap.saturating_sub(buf.len()).min(chunk.len());
-    let window = chunk.get_mut(..room).ok_or(End::Timeout)?;
-    let wait = deadline.min(Instant::now() + READ_TIMEOUT);
-    let n = timeout_at(wait, stream.read(window))
-        .await
-        .map_err(|_| End::Timeout)??;
-    if n == 0 {
-        return Err(End::Closed);
-    }
-    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    Ok(())
-}
-
-/// One CRLF- (or LF-) terminated line, without its ending; `None` if longer
-/// than [`MAX_LINE`].
-async fn read_line(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<Option<Vec<u8>>, End> {
-    loop {
-        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let mut line: Vec<u8> = buf.drain(..=end).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(Some(line));
-        }
-        if buf.len() >= MAX_LINE {
-            return Ok(None);
-        }
-        fill(stream, buf, MAX_LINE, deadline).await?;
-    }
-}
-
-/// One whole TLS record (header included); `Timeout` also for a header that
-/// announces more than [`MAX_RECORD`].
-async fn read_record(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<Vec<u8>, End> {
-    loop {
-        if let (Some(&hi), Some(&lo)) = (buf.get(3), buf.get(4)) {
-            let total = 5 + usize::from(u16::from_be_bytes([hi, lo]));
-            if total > MAX_RECORD {
-                return Err(End::Timeout);
-            }
-            if let Some(record) = buf.get(..total) {
-                return Ok(record.to_vec());
-            }
-        }
-        // Not TLS at all (e.g. a plaintext command): answer at once.
-        if buf.first().is_some_and(|&b| b != 0x16) {
-            return Ok(buf.clone());
-        }
-        fill(stream, buf, MAX_RECORD, deadline).await?;
-    }
 }
 
 #[cfg(test)]

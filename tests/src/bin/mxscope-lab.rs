@@ -56,6 +56,9 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let dns = lab::dns();
     lab::postfix();
     lab::exim();
+    lab::opensmtpd();
+    lab::haraka();
+    lab::sendmail();
     lab::fakes();
     let knot = lab::knot();
     lab::nginx();
