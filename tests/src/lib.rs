@@ -11,6 +11,8 @@
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
+//! - [`vantage_dns`]: a true and a tampered copy of a signed hierarchy (two
+//!   Knot instances) and an nftables on-path interceptor, for vantage comparisons.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
@@ -32,3 +34,4 @@ pub mod probing;
 pub mod process;
 pub mod report_json;
 pub mod sslv3;
+pub mod vantage_dns;
