@@ -4,6 +4,7 @@
 mod cli;
 mod cluster;
 mod cluster_api;
+mod cluster_dns;
 mod cluster_tls;
 mod corpus;
 mod dane;

@@ -220,6 +220,12 @@ if command -v update-rc.d >/dev/null; then
 fi
 # --- end Knot ----------------------------------------------------------------
 
+# --- nftables (on-path interception lab) -------------------------------------
+# nft adds one DNAT rule by source address (tests/src/vantage_dns.rs) in the
+# test's network namespace, removed when the test ends. No service is run.
+apt-get install -y --no-install-recommends nftables
+# --- end nftables ------------------------------------------------------------
+
 # --- nginx (MTA-STS lab) -----------------------------------------------------
 # nginx-light serves the MTA-STS policy hosts (tests/src/nginx.rs): the lab
 # runs its own single-process nginx on 127.0.1.60:443 with its own config

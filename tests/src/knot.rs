@@ -157,65 +157,9 @@ impl Knot {
         let conf = dir.join("knot.conf");
         std::fs::write(&conf, config(dir, addr)).context("writing knot.conf")?;
 
-        for zone in SIGNED {
-            keymgr(
-                &conf,
-                zone,
-                &[
-                    "generate",
-                    "algorithm=ecdsap256sha256",
-                    "ksk=yes",
-                    "zsk=yes",
-                ],
-            )?;
-        }
-        let mut ds = std::collections::BTreeMap::new();
-        for zone in SIGNED.iter().skip(1) {
-            let text = keymgr(&conf, zone, &["ds"])?;
-            // Digest type 2 (SHA-256) only: `<owner> DS <tag> <alg> 2 <hex>`.
-            let line = text
-                .lines()
-                .find(|l| l.split_whitespace().nth(4) == Some("2"))
-                .with_context(|| format!("keymgr printed no SHA-256 DS for {zone}: {text}"))?;
-            let mut fields: Vec<String> = line.split_whitespace().map(String::from).collect();
-            if BAD_DS.contains(zone) {
-                if let Some(digest) = fields.last_mut() {
-                    *digest = corrupt(digest);
-                }
-            }
-            let [owner, _, rest @ ..] = fields.as_slice() else {
-                bail!("unexpected DS line {line:?}");
-            };
-            ds.insert(*zone, format!("{owner} {TTL} IN DS {}", rest.join(" ")));
-        }
-        let anchor = keymgr(&conf, ".", &["dnskey"])?;
-        let anchor: String = anchor
-            .lines()
-            .filter_map(|l| l.strip_prefix(". DNSKEY "))
-            .map(|key| format!(". {TTL} IN DNSKEY {key}\n"))
-            .collect();
-        if anchor.is_empty() {
-            bail!("keymgr printed no root DNSKEY");
-        }
-        std::fs::write(dir.join("root.key"), anchor).context("writing the trust anchor")?;
-
-        for (zone, text) in zones(certs, &ds)? {
-            let file = dir
-                .join("zones")
-                .join(format!("{}.zone", zone.trim_end_matches('.')));
-            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
-        }
-
-        let stderr = File::create(dir.join("knotd.stderr")).context("creating knotd.stderr")?;
-        let mut cmd = Command::new(binary("knotd"));
-        cmd.arg("-c")
-            .arg(&conf)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let daemon = Daemon::spawn("knotd", cmd)
-            .context("starting knotd (is the knot package installed? see tests/lab/install.sh)")?;
+        let ds = make_keys(&conf, dir, SIGNED, BAD_DS)?;
+        write_zones(dir, zones(certs, &ds)?)?;
+        let daemon = spawn_knotd(dir, &conf)?;
         let mut knot = Self {
             daemon,
             addr,
@@ -259,49 +203,151 @@ impl Knot {
 
     /// Poll until every signed zone is loaded (its SOA answered with an RRSIG).
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_DEADLINE;
-        let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .context("setting a read timeout")?;
-        let mut pending: Vec<&str> = SIGNED.to_vec();
-        let mut id: u16 = 0x6b6e;
-        while let Some(zone) = pending.last().copied() {
-            if let Some(status) = self.daemon.exited() {
-                bail!("knotd exited with {status}\n{}", self.logs());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "knotd did not serve {zone} signed within {START_DEADLINE:?}\n{}",
-                    self.logs()
-                );
-            }
-            id = id.wrapping_add(1);
-            let mut buf = [0u8; 4096];
-            let signed = socket.send_to(&soa_query(id, zone), self.addr).is_ok()
-                && matches!(socket.recv_from(&mut buf), Ok((n, _)) if signed_answer(&buf[..n], id));
-            if signed {
-                pending.pop();
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Ok(())
-    }
-
-    fn logs(&self) -> String {
-        let read = |name: &str| {
-            std::fs::read_to_string(self.dir.join(name)).unwrap_or_else(|e| format!("({e})"))
-        };
-        format!(
-            "--- knotd.stderr ---\n{}\n--- knot.log ---\n{}",
-            read("knotd.stderr"),
-            read("knot.log")
-        )
+        wait_signed(&mut self.daemon, self.addr, SIGNED, &self.dir)
     }
 }
 
-fn binary(name: &str) -> String {
+/// knotd's stderr and log in `dir`, for an error message.
+fn logs(dir: &Path) -> String {
+    let read =
+        |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| format!("({e})"));
+    format!(
+        "--- knotd.stderr ---\n{}\n--- knot.log ---\n{}",
+        read("knotd.stderr"),
+        read("knot.log")
+    )
+}
+
+/// One ECDSA P-256 CSK per zone of `signed` (parents first, the root
+/// first of all), in the KASP database of `conf`; returns the DS record of
+/// every child (digest corrupted for `bad_ds`) and writes the root's
+/// DNSKEY to `dir/root.key`.
+pub(crate) fn make_keys<'a>(
+    conf: &Path,
+    dir: &Path,
+    signed: &[&'a str],
+    bad_ds: &[&str],
+) -> anyhow::Result<std::collections::BTreeMap<&'a str, String>> {
+    for zone in signed {
+        keymgr(
+            conf,
+            zone,
+            &[
+                "generate",
+                "algorithm=ecdsap256sha256",
+                "ksk=yes",
+                "zsk=yes",
+            ],
+        )?;
+    }
+    let mut ds = std::collections::BTreeMap::new();
+    for zone in signed.iter().skip(1) {
+        let text = keymgr(conf, zone, &["ds"])?;
+        // Digest type 2 (SHA-256) only: `<owner> DS <tag> <alg> 2 <hex>`.
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some("2"))
+            .with_context(|| format!("keymgr printed no SHA-256 DS for {zone}: {text}"))?;
+        let mut fields: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if bad_ds.contains(zone) {
+            if let Some(digest) = fields.last_mut() {
+                *digest = corrupt(digest);
+            }
+        }
+        let [owner, _, rest @ ..] = fields.as_slice() else {
+            bail!("unexpected DS line {line:?}");
+        };
+        ds.insert(*zone, format!("{owner} {TTL} IN DS {}", rest.join(" ")));
+    }
+    let anchor = keymgr(conf, ".", &["dnskey"])?;
+    let anchor: String = anchor
+        .lines()
+        .filter_map(|l| l.strip_prefix(". DNSKEY "))
+        .map(|key| format!(". {TTL} IN DNSKEY {key}\n"))
+        .collect();
+    if anchor.is_empty() {
+        bail!("keymgr printed no root DNSKEY");
+    }
+    std::fs::write(dir.join("root.key"), anchor).context("writing the trust anchor")?;
+    Ok(ds)
+}
+
+/// Zone files into `dir/zones` (zone name with its trailing dot → text).
+pub(crate) fn write_zones(dir: &Path, zones: Vec<(&str, String)>) -> anyhow::Result<()> {
+    for (zone, text) in zones {
+        let file = dir
+            .join("zones")
+            .join(format!("{}.zone", zone.trim_end_matches('.')));
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// A zone file: SOA and NS at the apex, then `records`.
+pub(crate) fn zone_text(name: &str, records: Vec<String>) -> String {
+    let mut text = format!(
+        "$ORIGIN {name}\n$TTL {TTL}\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n"
+    );
+    for r in records {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    text
+}
+
+/// knotd in the foreground on `conf`, logs in `dir`.
+pub(crate) fn spawn_knotd(dir: &Path, conf: &Path) -> anyhow::Result<Daemon> {
+    let stderr = File::create(dir.join("knotd.stderr")).context("creating knotd.stderr")?;
+    let mut cmd = Command::new(binary("knotd"));
+    cmd.arg("-c")
+        .arg(conf)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    Daemon::spawn("knotd", cmd)
+        .context("starting knotd (is the knot package installed? see tests/lab/install.sh)")
+}
+
+/// Poll `addr` until every zone of `signed` answers its SOA with an RRSIG
+/// (errors carry the logs in `dir`).
+pub(crate) fn wait_signed(
+    daemon: &mut Daemon,
+    addr: SocketAddr,
+    signed: &[&str],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_DEADLINE;
+    let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .context("setting a read timeout")?;
+    let mut pending: Vec<&str> = signed.to_vec();
+    let mut id: u16 = 0x6b6e;
+    while let Some(zone) = pending.last().copied() {
+        if let Some(status) = daemon.exited() {
+            bail!("knotd on {addr} exited with {status}\n{}", logs(dir));
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "knotd on {addr} did not serve {zone} signed within {START_DEADLINE:?}\n{}",
+                logs(dir)
+            );
+        }
+        id = id.wrapping_add(1);
+        let mut buf = [0u8; 4096];
+        let signed = socket.send_to(&soa_query(id, zone), addr).is_ok()
+            && matches!(socket.recv_from(&mut buf), Ok((n, _)) if signed_answer(&buf[..n], id));
+        if signed {
+            pending.pop();
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn binary(name: &str) -> String {
     ["/usr/sbin", "/usr/local/sbin", "/usr/bin"]
         .iter()
         .map(|d| format!("{d}/{name}"))
@@ -341,6 +387,18 @@ fn corrupt(hex: &str) -> String {
 
 /// knotd's configuration: loopback only, every zone from `dir/zones`.
 fn config(dir: &Path, addr: SocketAddr) -> String {
+    let unsigned: Vec<&str> = UNSIGNED.iter().chain(BROKEN).copied().collect();
+    config_for(dir, addr, SIGNED, &unsigned)
+}
+
+/// A knotd configuration serving `signed` zones (signed at load) and
+/// `unsigned` ones (as their files say; no file: SERVFAIL) from `dir/zones`.
+pub(crate) fn config_for(
+    dir: &Path,
+    addr: SocketAddr,
+    signed: &[&str],
+    unsigned: &[&str],
+) -> String {
     let d = dir.display();
     let mut conf = format!(
         r#"server:
@@ -391,10 +449,10 @@ zone:
         ip = addr.ip(),
         port = addr.port(),
     );
-    for zone in SIGNED {
+    for zone in signed {
         let _ = writeln!(conf, "  - domain: \"{zone}\"\n    template: signed");
     }
-    for zone in UNSIGNED.iter().chain(BROKEN) {
+    for zone in unsigned {
         let _ = writeln!(conf, "  - domain: \"{zone}\"");
     }
     conf
@@ -415,14 +473,7 @@ fn zones(
 
     let mut out = Vec::new();
     let mut zone = |name: &'static str, records: Vec<String>| {
-        let mut text = format!(
-            "$ORIGIN {name}\n$TTL {TTL}\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n"
-        );
-        for r in records {
-            text.push_str(&r);
-            text.push('\n');
-        }
-        out.push((name, text));
+        out.push((name, zone_text(name, records)));
     };
     let rr = |owner: &str, rtype: &str, data: &str| format!("{owner}. IN {rtype} {data}");
     let tlsa = |mx: &str, data: &str| rr(&format!("_25._tcp.{mx}"), "TLSA", data);
@@ -536,7 +587,10 @@ fn dotted(ip: [u8; 4]) -> String {
 }
 
 /// The analysed leaf of a lab host.
-fn leaf_info(certs: &LabCerts, host: &plan::Host) -> anyhow::Result<mxscope_common::CertInfo> {
+pub(crate) fn leaf_info(
+    certs: &LabCerts,
+    host: &plan::Host,
+) -> anyhow::Result<mxscope_common::CertInfo> {
     let files = certs.leaf(host)?;
     let der = CertificateDer::from_pem_file(&files.cert)
         .with_context(|| format!("reading {}", files.cert.display()))?;

@@ -13,6 +13,8 @@
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
+//! - [`vantage_dns`]: a true and a tampered copy of a signed hierarchy (two
+//!   Knot instances) and an nftables on-path interceptor, for vantage comparisons.
 //! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
 //! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
 //! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
@@ -43,3 +45,4 @@ pub mod scripted;
 pub mod scripts;
 pub mod sendmail;
 pub mod sslv3;
+pub mod vantage_dns;

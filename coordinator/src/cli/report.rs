@@ -245,6 +245,56 @@ async fn build_report(
     }
 }
 
+/// The vantages report of a scan. Offline: one pass over the target
+/// records, then the per-vantage domain streams merge-joined by domain
+/// (memory grows with targets, not domains). Over the admin API the
+/// records come in one stream and the domain records are held.
+async fn compare_vantages(source: &mut Source, info: ScanInfo) -> anyhow::Result<VantagesReport> {
+    let scan = info.id.clone();
+    match source {
+        Source::Local(coordinator) => {
+            let store = coordinator.store();
+            let streams = info
+                .vantages
+                .iter()
+                .map(|v| store.domain_records_of(&scan, v))
+                .collect();
+            let targets = store.target_records(&scan);
+            Ok(report::vantages_report_joined(info, streams, targets)?)
+        }
+        Source::Remote(client) => {
+            let mut comparer = VantageComparer::new(info);
+            client
+                .stream_results(&scan, |record| {
+                    match record {
+                        Record::Domain(d) => comparer.add_domain(&d),
+                        Record::Target(t) => comparer.add_target(&t),
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok(comparer.finish())
+        }
+    }
+}
+
+/// The main report, with the agreement of the scan's vantages when it has
+/// two or more.
+async fn build_report_with_agreement(
+    source: &mut Source,
+    info: ScanInfo,
+    vantages: &[String],
+    on_row: impl FnMut(DomainRow) -> anyhow::Result<()>,
+) -> anyhow::Result<ScanReport> {
+    let several = info.vantages.len() >= 2;
+    let mut report = build_report(source, info.clone(), vantages, on_row).await?;
+    if several {
+        let compared = compare_vantages(source, info).await?;
+        report.agreement = Some(report::agreement::agreement(&compared));
+    }
+    Ok(report)
+}
+
 // ---- commands ----
 
 pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -267,12 +317,15 @@ pub(crate) async fn run(args: ReportArgs) -> anyhow::Result<()> {
             }
             ReportFormat::Json if args.domains => {
                 let mut json = DomainJson::new(out)?;
-                let report =
-                    build_report(&mut source, info, &vantages, |row| Ok(json.write(&row)?)).await?;
+                let report = build_report_with_agreement(&mut source, info, &vantages, |row| {
+                    Ok(json.write(&row)?)
+                })
+                .await?;
                 json.finish(&report)?;
             }
             format => {
-                let report = build_report(&mut source, info, &vantages, |_| Ok(())).await?;
+                let report =
+                    build_report_with_agreement(&mut source, info, &vantages, |_| Ok(())).await?;
                 let text = match format {
                     ReportFormat::Markdown => render::scan_markdown(&report),
                     ReportFormat::Json => render::json(&report)? + "\n",
@@ -295,7 +348,7 @@ pub(crate) async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         let status = status(&mut source, scan).await?;
         let info = report::scan_info(&status.meta);
         let vantages = pick_vantages(&info, args.vantage.as_deref(), false)?;
-        reports.push(build_report(&mut source, info, &vantages, |_| Ok(())).await?);
+        reports.push(build_report_with_agreement(&mut source, info, &vantages, |_| Ok(())).await?);
     }
     let comparison = report::compare(reports);
     let text = match args.format {
@@ -320,41 +373,7 @@ pub(crate) async fn vantages(args: VantagesArgs) -> anyhow::Result<()> {
             info.vantages.join(", ")
         );
     }
-    let report: VantagesReport = match &mut source {
-        Source::Local(coordinator) => {
-            let store = coordinator.store();
-            let scan = info.id.clone();
-            let domains = || store.domain_records(&scan);
-            let targets = store.target_records(&scan);
-            report::vantages_report_with_domains(info, domains, targets)?
-        }
-        Source::Remote(client) => {
-            let scan = info.id.clone();
-            let mut comparer = VantageComparer::new(info);
-            client
-                .stream_results(&scan, |record| {
-                    match record {
-                        Record::Domain(d) => comparer.add_domain(&d),
-                        Record::Target(t) => comparer.add_target(&t),
-                    }
-                    Ok(())
-                })
-                .await?;
-            // A `no_mta_sts` domain record streamed before another
-            // vantage's policy for that domain is only kept on a second pass.
-            if comparer.wants_second_domain_pass() {
-                client
-                    .stream_results(&scan, |record| {
-                        if let Record::Domain(d) = record {
-                            comparer.add_domain(&d);
-                        }
-                        Ok(())
-                    })
-                    .await?;
-            }
-            comparer.finish()
-        }
-    };
+    let report: VantagesReport = compare_vantages(&mut source, info).await?;
     let text = match args.format {
         ViewFormat::Text => render::vantages_text(&report),
         ViewFormat::Markdown => render::vantages_markdown(&report),

@@ -460,6 +460,7 @@ impl Evaluated {
             schema_version: REPORT_SCHEMA_VERSION,
             scan: self.scan,
             vantages: reports,
+            agreement: None,
         }
     }
 }

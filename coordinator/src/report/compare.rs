@@ -145,5 +145,58 @@ pub fn comparison_table(comparison: &Comparison) -> ComparisonTable {
             rows,
         });
     }
+    if let Some(section) = agreement_section(comparison) {
+        sections.push(section);
+    }
     ComparisonTable { columns, sections }
+}
+
+/// The vantage agreement of each scan with two or more vantages: targets
+/// and domains on which all agree, then the count per class.
+fn agreement_section(comparison: &Comparison) -> Option<ComparisonSection> {
+    let agreements: Vec<_> = comparison
+        .scans
+        .iter()
+        .map(|s| s.agreement.as_ref())
+        .collect();
+    agreements.iter().flatten().next()?;
+    let row = |label: String, cell: &dyn Fn(&super::model::Agreement) -> Cell| ComparisonRow {
+        label,
+        cells: agreements.iter().map(|a| a.map(cell)).collect(),
+    };
+    let mut rows = vec![
+        row("targets compared".into(), &|a| Cell {
+            count: a.targets_compared,
+            percent: None,
+        }),
+        row("targets on which all vantages agree".into(), &|a| Cell {
+            count: a.targets_agreeing,
+            percent: Some(a.targets_agreeing_percent),
+        }),
+        row("domains compared".into(), &|a| Cell {
+            count: a.domains_compared,
+            percent: None,
+        }),
+        row("domains on which all vantages agree".into(), &|a| Cell {
+            count: a.domains_agreeing,
+            percent: Some(a.domains_agreeing_percent),
+        }),
+    ];
+    for class in super::agreement::all_classes() {
+        let name = super::vantages::class_name(class);
+        if agreements
+            .iter()
+            .flatten()
+            .any(|a| a.classes.contains_key(name))
+        {
+            rows.push(row(name.to_string(), &|a| Cell {
+                count: a.classes.get(name).copied().unwrap_or(0),
+                percent: None,
+            }));
+        }
+    }
+    Some(ComparisonSection {
+        title: "Vantage agreement".to_string(),
+        rows,
+    })
 }

@@ -8,14 +8,14 @@
 
 mod chart;
 mod diffs;
+mod dns;
 
 use std::collections::BTreeSet;
 
 use mxscope_common::units::utc_minute;
 
 use super::model::{
-    Comparison, Disagreement, Distribution, Row, ScanInfo, ScanReport, VantageReport,
-    VantagesReport,
+    Comparison, Distribution, Row, ScanInfo, ScanReport, VantageReport, VantagesReport,
 };
 use super::vantages::class_name;
 use super::Headline;
@@ -31,6 +31,9 @@ pub fn render_scan(report: &ScanReport) -> String {
     }
     for vantage in &report.vantages {
         body.push_str(&vantage_section(vantage));
+    }
+    if let Some(a) = &report.agreement {
+        body.push_str(&dns::agreement_section(a));
     }
     page(&title, &body, report.schema_version)
 }
@@ -139,7 +142,11 @@ pub fn render_vantages(report: &VantagesReport) -> String {
         report
             .summary
             .iter()
-            .filter(|(k, _)| k.as_str() != class_name(Disagreement::MtaStsDiffers))
+            .filter(|(k, _)| {
+                super::vantages::CLASSES
+                    .iter()
+                    .any(|c| class_name(*c) == k.as_str())
+            })
             .map(|(k, v)| (k.clone(), *v)),
     );
     body.push_str(&distribution_block(&summary, "h3"));
@@ -177,6 +184,7 @@ pub fn render_vantages(report: &VantagesReport) -> String {
         body.push_str(&domain_diff_table(&vantages, &report.domain_diffs));
         body.push_str("</section>\n");
     }
+    body.push_str(&dns::dns_sections(&vantages, report));
     page(&title, &body, 0)
 }
 

@@ -9,11 +9,14 @@
 //!   pushed, e.g. from a gRPC stream).
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
 //!   the targets, TLS-RPT, reverse DNS).
-//! - [`vantages`]: vantage against vantage, classified differences.
+//! - [`vantages`]: vantage against vantage, classified differences;
+//!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join.
+//! - [`agreement`]: the main report's vantage agreement section.
 //! - [`compare`]: scans side by side.
 //! - [`render`]: text, Markdown, JSON, CSV; [`html`]: the HTML page.
 
 pub mod aggregate;
+pub mod agreement;
 #[cfg(test)]
 mod bench;
 pub mod compare;
@@ -26,11 +29,16 @@ mod security;
 #[cfg(test)]
 mod tests;
 pub mod vantages;
+pub mod vantages_dns;
+mod vantages_render;
 
 pub use aggregate::{scan_report, Aggregator, Evaluated};
 pub use compare::{compare, comparison_table};
 pub use headline::{headline, Headline};
-pub use vantages::{vantages_report, vantages_report_with_domains, VantageComparer};
+pub use model::Disagreement;
+pub use vantages::{
+    vantages_report, vantages_report_joined, vantages_report_with_domains, VantageComparer,
+};
 
 use crate::model::ScanMeta;
 use model::ScanInfo;

@@ -145,6 +145,9 @@ pub struct ScanReport {
     pub scan: ScanInfo,
     /// One per vantage reported (the first is the main one).
     pub vantages: Vec<VantageReport>,
+    /// Where the scan's vantages agree; `None` with fewer than two vantages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
 }
 
 /// One row of the per-domain table.
@@ -183,6 +186,23 @@ pub enum Disagreement {
     /// Different MTA-STS verdicts for the same domain (a [`DomainDiff`],
     /// never a [`VantageDiff`]).
     MtaStsDiffers,
+    /// One vantage saw a chain that verifies (or matches TLSA) for the MX
+    /// name, another one that does not, with a different key: evidence of
+    /// on-path interception (two verifying chains are `CertificateDiffers`).
+    TlsIntercepted,
+    /// Different TLSA RRsets for the same MX name.
+    TlsaDiffers,
+    /// Different MX sets: exchange names, preferences, null or implicit MX
+    /// (a [`DnsDiff`]).
+    MxDiffers,
+    /// The same exchange resolves to different addresses (a [`DnsDiff`]).
+    AddressDiffers,
+    /// Different DNSSEC status of the MX RRset or of an exchange's
+    /// addresses (a [`DnsDiff`]).
+    DnssecDiffers,
+    /// Different DNS status (e.g. NXDOMAIN or SERVFAIL from one vantage
+    /// only; a [`DnsDiff`]).
+    DnsStatusDiffers,
 }
 
 /// One domain whose MTA-STS verdict differs between vantages.
@@ -228,6 +248,100 @@ pub struct VantagesReport {
     /// or more vantages with security checks.
     pub domains_compared: u64,
     pub domain_diffs: Vec<DomainDiff>,
+    /// Domains with a DNS record from two or more vantages.
+    #[serde(default)]
+    pub dns_domains_compared: u64,
+    /// Of those, domains on which every vantage agrees: same DNS, same
+    /// MTA-STS verdict, and no differing target among their addresses.
+    #[serde(default)]
+    pub domains_agreeing: u64,
+    /// Domains whose DNS answers differ between vantages.
+    #[serde(default)]
+    pub dns_diffs: Vec<DnsDiff>,
+    /// Targets probed from one vantage only, with the domains that led there.
+    #[serde(default)]
+    pub one_vantage_targets: Vec<OneVantageTarget>,
+}
+
+/// One domain whose DNS answers differ between vantages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsDiff {
+    pub domain: String,
+    pub classes: Vec<Disagreement>,
+    /// Per vantage: what its resolver said.
+    pub views: BTreeMap<String, DnsView>,
+    /// Addresses of one side that stand out against the other side's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<AddressNote>,
+}
+
+/// What one vantage's resolver said about a domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DnsView {
+    /// DNS status (`ok`, `nxdomain`, `servfail`, …).
+    pub status: String,
+    pub null_mx: bool,
+    pub implicit_mx: bool,
+    /// `preference exchange`, in record order.
+    pub mx: Vec<String>,
+    /// Addresses per exchange, sorted.
+    pub addresses: BTreeMap<String, Vec<String>>,
+    /// DNSSEC status of the MX RRset (with `--security`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnssec_mx: Option<String>,
+    /// DNSSEC status of each exchange's addresses (with `--security`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dnssec_exchanges: BTreeMap<String, String>,
+}
+
+/// An address one vantage saw for an exchange and another did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressNote {
+    pub vantage: String,
+    pub exchange: String,
+    pub address: String,
+    /// Not globally routable (private, loopback, …) while the other side
+    /// saw a public address for the exchange.
+    pub not_public: bool,
+    /// Outside every network (/24, /48) the other side saw for the exchange.
+    pub outside_networks: bool,
+}
+
+/// A target that only one vantage probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OneVantageTarget {
+    pub ip: String,
+    pub vantage: String,
+    pub mx_names: Vec<String>,
+    /// Domains of that vantage whose MX led to this address (the first
+    /// [`ONE_VANTAGE_DOMAINS_CAP`] by name).
+    pub domains: Vec<String>,
+    /// Further domains, not listed.
+    pub more_domains: u64,
+}
+
+/// Domains kept per one-vantage target.
+pub const ONE_VANTAGE_DOMAINS_CAP: usize = 20;
+
+/// How far the vantages of a scan agree (the main report's section when a
+/// scan has two or more vantages).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Agreement {
+    pub vantages: Vec<String>,
+    pub targets_compared: u64,
+    pub targets_agreeing: u64,
+    /// 0–100 of `targets_compared`.
+    pub targets_agreeing_percent: f64,
+    pub domains_compared: u64,
+    pub domains_agreeing: u64,
+    /// 0–100 of `domains_compared`.
+    pub domains_agreeing_percent: f64,
+    /// Targets or domains per class.
+    pub classes: BTreeMap<String, u64>,
+    /// Per class: the IPs (target classes) or domains (domain classes)
+    /// behind it, every one (renderers cap them).
+    pub members: BTreeMap<String, Vec<String>>,
+    pub one_vantage_targets: u64,
 }
 
 /// Several scans side by side.

@@ -49,14 +49,14 @@ pub fn percent(p: f64) -> String {
 // ---- tables ----
 
 /// A table of strings; numeric columns are right-aligned.
-struct Table {
+pub(super) struct Table {
     header: Vec<String>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(header: &[&str], right: &[bool]) -> Self {
+    pub(super) fn new(header: &[&str], right: &[bool]) -> Self {
         Self {
             header: header.iter().map(|h| (*h).to_string()).collect(),
             right: right.to_vec(),
@@ -64,7 +64,7 @@ impl Table {
         }
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    pub(super) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
@@ -80,7 +80,7 @@ impl Table {
         widths
     }
 
-    fn text(&self, indent: &str) -> String {
+    pub(super) fn text(&self, indent: &str) -> String {
         let widths = self.widths();
         let mut out = String::new();
         let line = |cells: &[String], out: &mut String| {
@@ -109,7 +109,7 @@ impl Table {
         out
     }
 
-    fn markdown(&self) -> String {
+    pub(super) fn markdown(&self) -> String {
         let widths = self.widths();
         let mut out = String::new();
         let cells = |cells: &[String]| -> String {
@@ -224,6 +224,9 @@ pub fn scan_text(report: &ScanReport) -> String {
     if report.vantages.is_empty() {
         let _ = writeln!(out, "No vantage to report; {}.", scan_line(&report.scan));
     }
+    if let Some(a) = &report.agreement {
+        out.push_str(&super::agreement::text(a));
+    }
     out
 }
 
@@ -256,6 +259,9 @@ pub fn scan_markdown(report: &ScanReport) -> String {
             }
         }
         out.push('\n');
+    }
+    if let Some(a) = &report.agreement {
+        out.push_str(&super::agreement::markdown(a));
     }
     out
 }
@@ -528,6 +534,7 @@ pub fn vantages_text(report: &VantagesReport) -> String {
         let _ = writeln!(out, "\n{DOMAIN_DIFFS_TITLE}");
         out.push_str(&domain_diffs_table(report).text("  "));
     }
+    out.push_str(&super::vantages_render::dns_text(report));
     out
 }
 
@@ -552,5 +559,6 @@ pub fn vantages_markdown(report: &VantagesReport) -> String {
         out.push_str(&domain_diffs_table(report).markdown());
         out.push('\n');
     }
+    out.push_str(&super::vantages_render::dns_markdown(report));
     out
 }

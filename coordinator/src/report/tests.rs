@@ -655,8 +655,10 @@ fn vantage_differences_are_classified() {
         vantages::summary_line(&report),
         "6 targets differ: 2 starttls_stripped_on_path, 1 certificate_differs, \
          1 reachability_differs, 1 rate_limited, 1 other_difference \
-         (of 7 targets probed from 2 or more vantages)"
+         (of 7 targets probed from 2 or more vantages); 1 target probed from one vantage only"
     );
+    assert_eq!(report.one_vantage_targets.len(), 1);
+    assert_eq!(report.one_vantage_targets[0].ip, "192.0.2.7");
     let text = render::vantages_text(&report);
     assert!(text.starts_with("6 targets differ: 2 starttls_stripped_on_path"));
     assert!(text.contains("192.0.2.1 (mx1.example): starttls_stripped_on_path"));
@@ -824,6 +826,7 @@ fn json_and_csv() {
 }
 
 mod security;
+mod vantages_dns;
 mod vantages_mta_sts;
 
 /// Name match per (MX name, IP), what a validating sender would accept, the

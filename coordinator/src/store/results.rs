@@ -116,6 +116,17 @@ impl Store {
         Decoded::new("domain record", iter)
     }
 
+    /// One vantage's domain records of a scan, streamed, by domain (the
+    /// streams that the vantages report merge-joins).
+    pub fn domain_records_of(
+        &self,
+        scan: &str,
+        vantage: &str,
+    ) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
+        let iter = keys::scan_vantage_key(scan, vantage, b"").map(|p| self.domains.scan_prefix(p));
+        Decoded::new("domain record", iter)
+    }
+
     /// A scan's target records, streamed, by (vantage, ip; IPv4 first).
     pub fn target_records(&self, scan: &str) -> impl Iterator<Item = Result<TargetRecord>> + '_ {
         let iter = keys::scan_prefix(scan).map(|p| self.targets.scan_prefix(p));

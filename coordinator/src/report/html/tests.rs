@@ -76,6 +76,7 @@ fn scan(name: &str) -> ScanReport {
             distributions: distributions(),
             security: None,
         }],
+        agreement: None,
     }
 }
 
@@ -283,6 +284,7 @@ fn vantages_page_lists_diffs() {
             .into_iter()
             .collect(),
         }],
+        ..VantagesReport::default()
     };
     let html = render_vantages(&report);
     assert!(html.contains("192.0.2.1"));

@@ -57,7 +57,8 @@ fn differing_mta_sts_verdict_is_flagged() {
         text.starts_with(
             "0 targets differ (of 0 targets probed from 2 or more vantages); \
              1 domain whose MTA-STS verdict differs (of 2 domains with MTA-STS \
-             seen from 2 or more vantages)."
+             seen from 2 or more vantages); 0 domains whose DNS differs (of 2 domains \
+             resolved from 2 or more vantages)."
         ),
         "{text}"
     );
