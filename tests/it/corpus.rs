@@ -506,12 +506,13 @@ async fn every_odd_peer_gets_its_record_in_bounded_time() {
             if took >= bound {
                 bad.push(format!("took {took:?}, bound {bound:?}"));
             }
-            (name, bad, record)
+            (name, bad, record, took)
         });
     }
     let mut failures = Vec::new();
     while let Some(run) = runs.join_next().await {
-        let (name, bad, record) = run.expect("a case ran");
+        let (name, bad, record, took) = run.expect("a case ran");
+        eprintln!("{took:>12.3?}  {name}");
         if !bad.is_empty() {
             failures.push(format!(
                 "{name}:\n  {}\n  record: {record}",
