@@ -30,9 +30,12 @@ pub enum HandshakeFailure {
     InvalidMessage,
     /// A handshake message or the whole first flight exceeded its bound.
     Oversized,
-    /// The server's certificate could not be used at all (it does not parse,
-    /// or its key cannot sign the handshake).
+    /// The server's certificate could not be used at all (none was sent).
     CertificateUnusable,
+    /// The server's handshake signature does not verify with its
+    /// certificate's key: it does not hold that key (a copied certificate,
+    /// as an interceptor would present). OpenSSL refuses it too.
+    BadSignature,
     /// A local I/O error other than a close or reset.
     IoError,
     /// Anything else; `detail` says what.

@@ -75,9 +75,9 @@ hosts! {
     MX_DHE = "mx-dhe.lab.test" @ v4(64);
     /// Picks its certificate by SNI (`tls_server_sni_maps`): its own leaf by
     /// default, [`MX_SNI_ALIAS`]'s leaf when asked for that name.
-    MX_SNI = "mx-sni.lab.test" @ v4(60);
+    MX_SNI = "mx-sni.lab.test" @ v4(65);
     /// A second MX name on [`MX_SNI`]'s address, with a leaf of its own.
-    MX_SNI_ALIAS = "mx-sni-2.lab.test" @ v4(60);
+    MX_SNI_ALIAS = "mx-sni-2.lab.test" @ v4(65);
 
     // --- Exim (GnuTLS), unpacked into the lab folder ---
     /// Exim with STARTTLS and a valid lab-CA leaf.

@@ -6,6 +6,8 @@
 //!   reverse DNS with forward confirmation.
 //! - [`smtp`]: the SMTP dialogue as a sans-IO state machine plus a thin tokio driver.
 //! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
+//! - [`tls_signature`]: a handshake signature by another key than the
+//!   certificate's fails the handshake; weak keys are tolerated.
 //! - [`cert`]: certificate analysis (x509-parser) and name matching.
 //! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
 //! - [`first_flight`]: TLS facts from the server's first flight when rustls
@@ -33,4 +35,5 @@ pub mod security;
 pub mod smtp;
 pub mod summary;
 pub mod tls;
+pub mod tls_signature;
 pub mod tlsrpt;

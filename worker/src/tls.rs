@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::cert;
+use crate::{cert, tls_signature};
 
 /// Errors preparing TLS.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,7 @@ impl TlsContext {
             webpki: self.webpki.clone(),
             algorithms: self.provider.signature_verification_algorithms,
             seen: Mutex::new(None),
+            bad_signature: AtomicBool::new(false),
         });
         let protocol_versions: &[&rustls::SupportedProtocolVersion] = match versions {
             Versions::Modern => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -209,6 +211,12 @@ impl TlsContext {
                 return Err(HandshakeError::new(
                     HandshakeFailure::Timeout,
                     format!("tls handshake timed out after {timeout:?}"),
+                ))
+            }
+            Ok(Err(_)) if recorder.bad_signature.load(Ordering::Relaxed) => {
+                return Err(HandshakeError::new(
+                    HandshakeFailure::BadSignature,
+                    "the handshake signature does not verify with the certificate's key",
                 ))
             }
             Ok(Err(e)) => return Err(HandshakeError::from_io(&e)),
@@ -327,6 +335,35 @@ struct Recorder {
     webpki: Arc<WebPkiServerVerifier>,
     algorithms: WebPkiSupportedAlgorithms,
     seen: Mutex<Option<(Verification, Option<String>)>>,
+    /// Set when the handshake signature failed even the legacy-tolerant check.
+    bad_signature: AtomicBool,
+}
+
+impl Recorder {
+    /// webpki's check, then ring's legacy-tolerant one (RSA-1024, SHA-1);
+    /// only a signature failing both fails the handshake.
+    fn judge_signature(
+        &self,
+        webpki: Result<HandshakeSignatureValid, rustls::Error>,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if webpki.is_ok() {
+            return webpki;
+        }
+        match tls_signature::legacy_check(message, cert, dss.scheme, dss.signature()) {
+            tls_signature::Legacy::Invalid => {
+                self.bad_signature.store(true, Ordering::Relaxed);
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::BadSignature,
+                ))
+            }
+            tls_signature::Legacy::Valid | tls_signature::Legacy::Unchecked => {
+                Ok(HandshakeSignatureValid::assertion())
+            }
+        }
+    }
 }
 
 impl ServerCertVerifier for Recorder {
@@ -361,8 +398,8 @@ impl ServerCertVerifier for Recorder {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         // A weak key (RSA-1024) fails webpki's policy; an MTA goes on anyway.
-        let _ = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms);
-        Ok(HandshakeSignatureValid::assertion())
+        let webpki = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms);
+        self.judge_signature(webpki, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -371,8 +408,8 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let _ = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms);
-        Ok(HandshakeSignatureValid::assertion())
+        let webpki = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms);
+        self.judge_signature(webpki, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
