@@ -49,7 +49,7 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Compare scans side by side (datasets, countries, dates).
     Compare(cli::report::CompareArgs),
-    /// Compare the vantages of a scan: every target whose view differs.
+    /// Compare the vantages of a scan: every target and domain (DNS) whose view differs.
     Vantages(cli::report::VantagesArgs),
 }
 

@@ -269,4 +269,23 @@ async fn vantages_disagree_about_dns_and_tls() {
     let html = mxscope(&["report", &scan, "--format", "html"], &offline);
     assert!(html.contains("Vantage agreement"));
     assert!(html.contains("tls_intercepted"));
+    let html = mxscope(&["vantages", &scan, "--format", "html"], &offline);
+    assert!(html.contains("Domains whose DNS differs"), "{html}");
+    assert!(html.contains(MOVED_ADDRESS.to_string().as_str()));
+    let md = mxscope(&["vantages", &scan, "--format", "markdown"], &offline);
+    assert!(md.contains(&format!("## {STRIP}: dnssec_differs")), "{md}");
+
+    // `compare` carries the agreement figures.
+    let compared: Value = serde_json::from_str(&mxscope(
+        &["compare", &scan, &scan, "--format", "json"],
+        &offline,
+    ))
+    .unwrap();
+    assert_eq!(compared["scans"][1]["agreement"], *agreement);
+    let text = mxscope(&["compare", &scan, &scan], &offline);
+    assert!(text.contains("Vantage agreement"), "{text}");
+    assert!(
+        text.contains("domains on which all vantages agree"),
+        "{text}"
+    );
 }

@@ -12,6 +12,7 @@ use mxscope_coordinator::grpc::client::ClientError;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::report::model::{DomainRow, ScanInfo, ScanReport, VantagesReport};
 use mxscope_coordinator::report::render::{self, DomainCsv, DomainJson};
+use mxscope_coordinator::report::vantages_dns::DomainMerge;
 use mxscope_coordinator::report::{self, html, Aggregator, VantageComparer};
 use mxscope_coordinator::service::ScanStatus;
 
@@ -94,6 +95,18 @@ pub(crate) struct CompareArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Classes of a target (IP probed from two or more vantages):\n  \
+    starttls_stripped_on_path, tls_intercepted (one side's chain verifies for the MX name or\n  \
+    matches TLSA, the other's does not, another key), certificate_differs (rotation, pools),\n  \
+    reachability_differs, rate_limited, dane_differs, tlsa_differs, other_difference.\n\
+    Classes of a domain (resolved from two or more vantages):\n  \
+    dns_status_differs, mx_differs, address_differs (with a note when an address is not public\n  \
+    or outside every /24 or /48 the other side saw), dnssec_differs, mta_sts_differs.\n\
+    Targets probed from one vantage only are listed with the domains that led there.\n\
+    With --data-dir memory grows with targets, not domains (the per-vantage domain streams\n\
+    are merge-joined); over --coordinator the domain records are held."
+)]
 pub(crate) struct VantagesArgs {
     /// The scan whose vantages to compare.
     scan: String,
@@ -263,16 +276,31 @@ async fn compare_vantages(source: &mut Source, info: ScanInfo) -> anyhow::Result
             Ok(report::vantages_report_joined(info, streams, targets)?)
         }
         Source::Remote(client) => {
+            let vantages = info.vantages.clone();
             let mut comparer = VantageComparer::new(info);
             client
-                .stream_results(&scan, |record| {
-                    match record {
-                        Record::Domain(d) => comparer.add_domain(&d),
-                        Record::Target(t) => comparer.add_target(&t),
-                    }
+                .stream_targets(&scan, |t| {
+                    comparer.add_target(&t);
                     Ok(())
                 })
                 .await?;
+            // One stream per vantage, merge-joined as they arrive.
+            let mut streams = Vec::new();
+            for vantage in &vantages {
+                streams.push(client.clone().domains_of(&scan, vantage).await?);
+            }
+            let mut merge = DomainMerge::new(streams.len());
+            for (i, stream) in streams.iter_mut().enumerate() {
+                merge.set(i, stream.next().await?);
+            }
+            while let Some((group, advance)) = merge.next_group() {
+                for i in advance {
+                    if let Some(stream) = streams.get_mut(i) {
+                        merge.set(i, stream.next().await?);
+                    }
+                }
+                comparer.add_domain_group(group);
+            }
             Ok(comparer.finish())
         }
     }

@@ -125,13 +125,41 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::StreamResultsRequest>,
     ) -> Result<Response<Self::StreamResultsStream>, Status> {
-        let scan = request.into_inner().scan_id;
-        self.coordinator.status(&scan)?;
+        let request = request.into_inner();
+        let scan = request.scan_id;
+        let status = self.coordinator.status(&scan)?;
+        let (with_domains, with_targets) = match request.only.as_str() {
+            "" => (true, true),
+            "targets" => (false, true),
+            "domains" => {
+                if !status.meta.vantages.contains(&request.vantage) {
+                    return Err(Status::invalid_argument(format!(
+                        "scan {scan} has no vantage {:?}",
+                        request.vantage
+                    )));
+                }
+                (true, false)
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "only must be empty, \"domains\" or \"targets\", not {other:?}"
+                )))
+            }
+        };
+        let vantage = (!request.vantage.is_empty()).then_some(request.vantage);
         let store = self.coordinator.store().clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::task::spawn_blocking(move || {
-            let domains = store.domain_records(&scan).map(|r| r.map(Record::Domain));
-            let targets = store.target_records(&scan).map(|r| r.map(Record::Target));
+            let domains: Box<dyn Iterator<Item = _>> = match (&vantage, with_domains) {
+                (_, false) => Box::new(std::iter::empty()),
+                (Some(v), true) => Box::new(store.domain_records_of(&scan, v)),
+                (None, true) => Box::new(store.domain_records(&scan)),
+            };
+            let domains = domains.map(|r| r.map(Record::Domain));
+            let targets = store
+                .target_records(&scan)
+                .take_while(|_| with_targets)
+                .map(|r| r.map(Record::Target));
             for record in domains.chain(targets) {
                 let item = record
                     .map(|r| proto::ResultRecord::from(&r))

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use mxscope_common::proto::admin_service_client::AdminServiceClient;
 use mxscope_common::proto::{self, submit_scan_request::Part};
-use mxscope_common::{InvalidLine, Record};
+use mxscope_common::{DomainRecord, InvalidLine, Record, TargetRecord};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -238,12 +238,59 @@ impl AdminClient {
     pub async fn stream_results(
         &mut self,
         scan_id: &str,
+        each: impl FnMut(Record) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        self.stream_some(scan_id, "", "", each).await
+    }
+
+    /// The target records of a scan.
+    pub async fn stream_targets(
+        &mut self,
+        scan_id: &str,
+        mut each: impl FnMut(TargetRecord) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        self.stream_some(scan_id, "targets", "", |record| match record {
+            Record::Target(t) => each(t),
+            Record::Domain(_) => Err(old_server()),
+        })
+        .await
+    }
+
+    /// The domain records of one vantage of a scan, by domain name, read
+    /// one at a time ([`DomainStream::next`]).
+    pub async fn domains_of(
+        &mut self,
+        scan_id: &str,
+        vantage: &str,
+    ) -> Result<DomainStream, ClientError> {
+        let inner = self
+            .inner
+            .stream_results(proto::StreamResultsRequest {
+                scan_id: scan_id.to_string(),
+                only: "domains".to_string(),
+                vantage: vantage.to_string(),
+            })
+            .await?
+            .into_inner();
+        Ok(DomainStream {
+            inner,
+            vantage: vantage.to_string(),
+        })
+    }
+
+    async fn stream_some(
+        &mut self,
+        scan_id: &str,
+        only: &str,
+        vantage: &str,
         mut each: impl FnMut(Record) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
         let mut stream = self
             .inner
             .stream_results(proto::StreamResultsRequest {
                 scan_id: scan_id.to_string(),
+                only: only.to_string(),
+                vantage: vantage.to_string(),
             })
             .await?
             .into_inner();
@@ -254,6 +301,40 @@ impl AdminClient {
         }
         Ok(())
     }
+}
+
+/// One vantage's domain records, pulled one at a time.
+pub struct DomainStream {
+    inner: tonic::Streaming<proto::ResultRecord>,
+    vantage: String,
+}
+
+impl std::fmt::Debug for DomainStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomainStream")
+            .field("vantage", &self.vantage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DomainStream {
+    /// The next record; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<DomainRecord>, ClientError> {
+        let Some(record) = self.inner.message().await? else {
+            return Ok(None);
+        };
+        match Record::try_from(&record).map_err(|e| ClientError::Invalid(e.to_string()))? {
+            Record::Domain(d) if d.vantage.as_deref() == Some(self.vantage.as_str()) => Ok(Some(d)),
+            _ => Err(old_server()),
+        }
+    }
+}
+
+/// A coordinator that ignores the record filter streams everything.
+fn old_server() -> ClientError {
+    ClientError::Invalid(
+        "the coordinator sent records outside the filter: it is older than this client".into(),
+    )
 }
 
 fn status_from_proto(s: proto::ScanStatus) -> ScanStatus {

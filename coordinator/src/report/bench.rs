@@ -21,11 +21,11 @@ use super::scan_report;
 use crate::model::{ScanMeta, ScanOptions, ScanState};
 use crate::store::Store;
 
-const DOMAINS: u64 = 1_000_000;
-const MX_NAMES: u64 = 200_000;
-const BATCH: usize = 10_000;
+pub(super) const DOMAINS: u64 = 1_000_000;
+pub(super) const MX_NAMES: u64 = 200_000;
+pub(super) const BATCH: usize = 10_000;
 
-fn ip(n: u64) -> IpAddr {
+pub(super) fn ip(n: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n as u32))
 }
 
@@ -38,7 +38,7 @@ fn ips_of(j: u64) -> Vec<IpAddr> {
     ips
 }
 
-fn domain(i: u64) -> DomainRecord {
+pub(super) fn domain(i: u64) -> DomainRecord {
     let mut dns = DnsResult::failed(DnsStatus::Ok, "");
     dns.error = None;
     let j = i.wrapping_mul(2_654_435_761) % MX_NAMES;
@@ -62,7 +62,7 @@ fn domain(i: u64) -> DomainRecord {
     d
 }
 
-fn target(n: u64) -> TargetRecord {
+pub(super) fn target(n: u64) -> TargetRecord {
     let mut t = TargetRecord::new(ip(n), 25, vec![format!("mx{n}.example")]);
     t.vantage = Some("A".into());
     t.scan = Some("s1".into());
@@ -134,7 +134,7 @@ fn target(n: u64) -> TargetRecord {
 }
 
 /// Peak resident set (kB), and reset it (`clear_refs` 5) when asked.
-fn vm_hwm_kb() -> u64 {
+pub(super) fn vm_hwm_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -145,7 +145,7 @@ fn vm_hwm_kb() -> u64 {
         .unwrap_or(0)
 }
 
-fn reset_hwm() {
+pub(super) fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 

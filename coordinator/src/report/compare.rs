@@ -151,6 +151,9 @@ pub fn comparison_table(comparison: &Comparison) -> ComparisonTable {
     ComparisonTable { columns, sections }
 }
 
+/// The title of the agreement section of a comparison.
+pub const AGREEMENT_TITLE: &str = "Vantage agreement";
+
 /// The vantage agreement of each scan with two or more vantages: targets
 /// and domains on which all agree, then the count per class.
 fn agreement_section(comparison: &Comparison) -> Option<ComparisonSection> {
@@ -196,7 +199,7 @@ fn agreement_section(comparison: &Comparison) -> Option<ComparisonSection> {
         }
     }
     Some(ComparisonSection {
-        title: "Vantage agreement".to_string(),
+        title: AGREEMENT_TITLE.to_string(),
         rows,
     })
 }

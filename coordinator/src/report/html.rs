@@ -113,6 +113,7 @@ pub fn render_comparison(comparison: &Comparison) -> String {
             .collect();
         body.push_str(&compared_distribution(&titles, &per_scan));
     }
+    body.push_str(&dns::agreement_comparison(&titles, comparison));
     page("mxscope comparison", &body, scans[0].schema_version)
 }
 

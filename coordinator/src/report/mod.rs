@@ -19,6 +19,8 @@ pub mod aggregate;
 pub mod agreement;
 #[cfg(test)]
 mod bench;
+#[cfg(test)]
+mod bench_vantages;
 pub mod compare;
 pub mod headline;
 pub mod html;

@@ -234,44 +234,77 @@ fn snake<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
     }
 }
 
+/// The state of a merge-join of domain record streams, each sorted by
+/// domain name: the head record of each stream. Pull-driven, so that a
+/// synchronous ([`merge_by_domain`]) and an asynchronous source (the admin
+/// API) share it.
+#[derive(Debug)]
+pub struct DomainMerge {
+    heads: Vec<Option<DomainRecord>>,
+}
+
+impl DomainMerge {
+    /// A merge of `streams` streams, every head empty until [`Self::set`].
+    pub fn new(streams: usize) -> Self {
+        Self {
+            heads: vec![None; streams],
+        }
+    }
+
+    /// The next record of stream `i` (`None`: the stream ended).
+    pub fn set(&mut self, i: usize, record: Option<DomainRecord>) {
+        if let Some(head) = self.heads.get_mut(i) {
+            *head = record;
+        }
+    }
+
+    /// The records of the least domain among the heads, and the streams to
+    /// advance before the next call; `None` when every stream ended.
+    pub fn next_group(&mut self) -> Option<(Vec<DomainRecord>, Vec<usize>)> {
+        let least = self
+            .heads
+            .iter()
+            .flatten()
+            .map(|r| r.domain.as_str())
+            .min()?
+            .to_string();
+        let mut group = Vec::new();
+        let mut advance = Vec::new();
+        for (i, head) in self.heads.iter_mut().enumerate() {
+            if head.as_ref().is_some_and(|r| r.domain == least) {
+                group.extend(head.take());
+                advance.push(i);
+            }
+        }
+        Some((group, advance))
+    }
+}
+
 /// Joins streams of domain records, each sorted by domain name (as the
 /// store yields one vantage's records), and calls `each` with all records
 /// of one domain, in domain order. Only one record per stream is held.
 /// A stream that is not sorted still has every record delivered, but a
 /// domain out of order is then compared in separate groups.
 pub fn merge_by_domain<E, I>(
-    streams: Vec<I>,
+    mut streams: Vec<I>,
     mut each: impl FnMut(Vec<DomainRecord>) -> Result<(), E>,
 ) -> Result<(), E>
 where
     I: Iterator<Item = Result<DomainRecord, E>>,
 {
-    let mut streams = streams;
-    let mut heads: Vec<Option<DomainRecord>> = Vec::with_capacity(streams.len());
-    for stream in &mut streams {
-        heads.push(stream.next().transpose()?);
+    let mut merge = DomainMerge::new(streams.len());
+    for (i, stream) in streams.iter_mut().enumerate() {
+        merge.set(i, stream.next().transpose()?);
     }
-    loop {
-        let Some(least) = heads
-            .iter()
-            .flatten()
-            .map(|r| r.domain.as_str())
-            .min()
-            .map(str::to_string)
-        else {
-            return Ok(());
-        };
-        let mut group = Vec::new();
-        for (head, stream) in heads.iter_mut().zip(streams.iter_mut()) {
-            if head.as_ref().is_some_and(|r| r.domain == least) {
-                if let Some(record) = head.take() {
-                    group.push(record);
-                }
-                *head = stream.next().transpose()?;
+    while let Some((group, advance)) = merge.next_group() {
+        for i in advance {
+            if let Some(stream) = streams.get_mut(i) {
+                merge.set(i, stream.next().transpose()?);
             }
         }
         each(group)?;
     }
+    Ok(())
 }
 
 /// Targets probed from one vantage only, and the domains of that vantage

@@ -4,7 +4,8 @@
 
 use super::escape;
 use crate::report::agreement::{self, LISTED};
-use crate::report::model::{Agreement, DnsView, VantagesReport};
+use crate::report::compare::{comparison_table, AGREEMENT_TITLE};
+use crate::report::model::{Agreement, Comparison, DnsView, VantagesReport};
 use crate::report::vantages::class_name;
 
 fn view_cell(view: &DnsView) -> String {
@@ -128,5 +129,43 @@ pub(super) fn agreement_section(a: &Agreement) -> String {
         ));
     }
     out.push_str("</section>\n");
+    out
+}
+
+/// The agreement rows of a comparison (empty when no scan has two or more
+/// vantages): one column per scan.
+pub(super) fn agreement_comparison(titles: &[String], comparison: &Comparison) -> String {
+    let table = comparison_table(comparison);
+    let Some(section) = table.sections.iter().find(|s| s.title == AGREEMENT_TITLE) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "<section>\n<h2>{}</h2>\n<table class=\"numbers\">\n<thead><tr><th scope=\"col\">Figure</th>",
+        escape(AGREEMENT_TITLE)
+    );
+    for title in titles {
+        out.push_str(&format!("<th scope=\"col\">{}</th>", escape(title)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &section.rows {
+        out.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th>",
+            escape(&row.label)
+        ));
+        for cell in &row.cells {
+            match cell {
+                Some(c) => out.push_str(&format!(
+                    "<td class=\"num\">{}{}</td>",
+                    c.count,
+                    c.percent
+                        .map(|p| format!(" ({})", crate::report::render::percent(p)))
+                        .unwrap_or_default()
+                )),
+                None => out.push_str("<td>—</td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
     out
 }
