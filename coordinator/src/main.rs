@@ -138,7 +138,7 @@ pub(crate) struct ConnectArgs {
     /// File holding the admin token (or set MXSCOPE_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// CA certificate (PEM) to trust for an https:// coordinator.
+    /// Trust this PEM bundle for an https:// coordinator instead of Mozilla's roots.
     #[arg(long, value_name = "FILE")]
     coordinator_ca: Option<PathBuf>,
     /// Client certificate (PEM) for a coordinator that requires mutual TLS.
