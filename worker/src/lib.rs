@@ -15,6 +15,7 @@
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
 //! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
+//! - [`metrics`]: Prometheus families and readiness of `work` (`--metrics-listen`).
 
 pub mod cert;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod fleet;
 pub mod legacy;
+pub mod metrics;
 pub mod mtasts;
 pub mod probe;
 pub mod rdns;
