@@ -9,7 +9,7 @@ use std::time::Duration;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use mxscope_common::proto::{self};
 use mxscope_coordinator::grpc::client::{bearer, channel_with, AdminClient, ClientTls};
-use mxscope_coordinator::model::{ScanOptions, ScanState};
+use mxscope_coordinator::model::ScanState;
 use mxscope_tests::cluster::*;
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
@@ -81,18 +81,6 @@ fn tls_coordinator(dir: &Path, pki: &Pki, extra: &[OsString]) -> CoordinatorProc
     ]);
     all.extend_from_slice(extra);
     CoordinatorProcess::start_with(&dir.join("data"), "10s", "127.0.0.1:0", &all).unwrap()
-}
-
-fn lab_options() -> ScanOptions {
-    ScanOptions {
-        ehlo_name: "probe.mxscope.lab.test".into(),
-        port: SMTP_PORT,
-        timeout_session_ms: 10_000,
-        resolvers: vec![lab::dns().addr().to_string()],
-        ca_pem: Some(std::fs::read_to_string(&lab::certs().ca_pem).unwrap()),
-        allow_private: true,
-        ..ScanOptions::default()
-    }
 }
 
 async fn wait_done(admin: &mut AdminClient, scan: &str) {

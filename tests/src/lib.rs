@@ -15,6 +15,7 @@
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
+//! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
@@ -26,6 +27,7 @@ pub mod fakes;
 pub mod knot;
 pub mod lab;
 pub mod nginx;
+pub mod ops;
 pub mod plan;
 pub mod postfix;
 pub mod probing;
