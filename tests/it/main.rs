@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_api;
 mod cluster_tls;
 mod dane;
+mod deploy;
 mod dns;
 mod exim;
 mod hostile;

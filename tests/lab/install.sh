@@ -2,7 +2,7 @@
 # Install what the mxscope lab needs (DESIGN §6) on Debian 12. Idempotent,
 # non-interactive, run as root:
 #
-#   sudo tests/lab/install.sh
+#   bash tests/lab/install.sh
 #
 # - Postfix, Unbound, OpenSSL (and swaks, handy for poking at the lab) from
 #   the Debian archive. Postfix is preseeded "No configuration": the lab runs
