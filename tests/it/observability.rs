@@ -13,6 +13,9 @@ use mxscope_tests::cluster::*;
 use mxscope_tests::lab;
 use mxscope_tests::ops::{http_get, promtool_check, Prometheus};
 use mxscope_tests::plan::*;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 /// Metrics listeners of this file's processes (loopback, this test's own).
 fn ops_addr(last: u8) -> SocketAddr {
@@ -242,6 +245,23 @@ async fn health_endpoints_follow_the_processes() {
         .unwrap()
         .expect("the second coordinator starts once the lock is free");
     wait_ready(second_ops, "the second coordinator to be ready").await;
+
+    // The gRPC port answers the standard health service without a token.
+    let channel = mxscope_coordinator::grpc::client::channel(&second.url, None)
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "mxscope.v1.WorkerService", "mxscope.v1.AdminService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
 
     // Workers: not ready while not registered, nor with a failed egress check.
     let bind = |last| IpAddr::V4(Ipv4Addr::new(127, 0, 2, last));
