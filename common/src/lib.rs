@@ -10,10 +10,16 @@
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
+//! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
+//!   [`telemetry`]: log set-up shared by the command lines;
+//!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
+//!   and `work`, the options every long-running command shares.
 
+pub mod cli_config;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;
+pub mod ops;
 pub mod proto;
 pub mod record;
 pub mod security_dns;

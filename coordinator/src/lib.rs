@@ -5,9 +5,11 @@
 //! - [`scheduler`]: pure functions: sharding, target dedup, leases and fencing.
 //! - [`store`]: sled behind a typed API; durable before acknowledged.
 //! - [`service`]: the coordinator itself: store + scheduler + time.
-//! - [`grpc`]: thin tonic adapters, authentication, TLS.
+//! - [`grpc`]: thin tonic adapters, authentication, TLS, gRPC health.
+//! - [`metrics`]: Prometheus families and readiness (`--metrics-listen`).
 
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod scheduler;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mxscope_common::cli_config;
+use mxscope_common::telemetry::{self, LogFormat};
 
 mod cli;
 
@@ -138,7 +140,7 @@ pub(crate) struct ConnectArgs {
     /// File holding the admin token (or set MXSCOPE_TOKEN).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// CA certificate (PEM) to trust for an https:// coordinator.
+    /// Trust this PEM bundle for an https:// coordinator instead of Mozilla's roots.
     #[arg(long, value_name = "FILE")]
     coordinator_ca: Option<PathBuf>,
     /// Client certificate (PEM) for a coordinator that requires mutual TLS.
@@ -149,18 +151,24 @@ pub(crate) struct ConnectArgs {
     client_key: Option<PathBuf>,
 }
 
+/// Commands whose settings may come from `--config` and `MXSCOPE_*`.
+const CONFIGURABLE: &[&str] = &["serve"];
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(mxscope_common::telemetry::default_log_filter(
-                    "warn",
-                ))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("mxscope: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // The coordinator is a service: its life is worth logging.
+    let (level, format) = match &cli.command {
+        Command::Serve(args) => ("info", args.ops.log_format),
+        Command::Scan(args) => ("warn", args.ops.log_format),
+        _ => ("warn", LogFormat::Text),
+    };
+    telemetry::init(level, format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

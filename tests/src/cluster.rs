@@ -211,3 +211,16 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Scan options aimed at the lab: its resolver, its CA, loopback allowed.
+pub fn lab_options() -> mxscope_coordinator::model::ScanOptions {
+    mxscope_coordinator::model::ScanOptions {
+        ehlo_name: "probe.mxscope.lab.test".into(),
+        port: crate::plan::SMTP_PORT,
+        timeout_session_ms: 10_000,
+        resolvers: vec![crate::lab::dns().addr().to_string()],
+        ca_pem: Some(std::fs::read_to_string(&crate::lab::certs().ca_pem).expect("the lab CA")),
+        allow_private: true,
+        ..Default::default()
+    }
+}

@@ -21,6 +21,7 @@
 //! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello).
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
+//! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
@@ -35,6 +36,7 @@ pub mod knot;
 pub mod lab;
 pub mod nginx;
 pub mod opensmtpd;
+pub mod ops;
 pub mod plan;
 pub mod postfix;
 pub mod probing;

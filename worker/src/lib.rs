@@ -19,6 +19,7 @@
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
 //! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
+//! - [`metrics`]: Prometheus families and readiness of `work` (`--metrics-listen`).
 
 pub mod cert;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod dnssec;
 pub mod first_flight;
 pub mod fleet;
 pub mod legacy;
+pub mod metrics;
 pub mod mtasts;
 pub mod probe;
 pub mod rdns;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
+use mxscope_common::ops::Ops;
+use mxscope_common::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
 use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig, Timeouts};
@@ -61,6 +64,13 @@ enum Command {
         --vantage eu-west --coordinator-ca ca.pem --egress-check smtp.example.org:25\n  \
         mxscope-worker work --coordinator http://127.0.0.1:7400 --vantage lab \\\n      \
         --bind 127.0.2.1 --resolver 127.0.0.1:5353\n\n\
+        Every option can also be set in a TOML file given with --config (key: the \
+        long option without `--`, e.g. vantage = \"eu-1\") or in an MXSCOPE_* \
+        variable (MXSCOPE_VANTAGE); flags beat variables, variables beat the file. \
+        deploy/mxscope-worker.toml is a commented example.\n\n\
+        With --metrics-listen: GET /metrics (Prometheus), /healthz (alive) and \
+        /readyz (200 once registered with the coordinator and the egress check \
+        passed or was not asked for; 503 before, and when it failed).\n\n\
         Log level: MXSCOPE_LOG (default info). Exit status: 0 after a clean shutdown, \
         2 for invalid options or when the coordinator refuses the worker."
     )]
@@ -112,6 +122,10 @@ struct WorkArgs {
     /// Records per result batch.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=10000))]
     batch_size: u16,
+    #[command(flatten)]
+    ops: OpsArgs,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -190,23 +204,23 @@ fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not IP:PORT or IP (e.g. 127.0.0.1:5353, [::1]:53)"))
 }
 
+/// Commands whose settings may come from `--config` and `MXSCOPE_*`.
+const CONFIGURABLE: &[&str] = &["work"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // A fleet worker is a service: its task progress is worth logging.
-    let default_level = match cli.command {
-        Command::Probe(_) => "warn",
-        Command::Work(_) => "info",
+    let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("mxscope-worker: {error}");
+            return ExitCode::from(2);
+        }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MXSCOPE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(mxscope_common::telemetry::default_log_filter(
-                    default_level,
-                ))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // A fleet worker is a service: its task progress is worth logging.
+    let (default_level, format) = match &cli.command {
+        Command::Probe(_) => ("warn", LogFormat::Text),
+        Command::Work(args) => ("info", args.ops.log_format),
+    };
+    telemetry::init(default_level, format);
     let result = match cli.command {
         Command::Probe(args) => probe(args),
         Command::Work(args) => work(args),
@@ -404,6 +418,15 @@ fn work(args: WorkArgs) -> anyhow::Result<()> {
                 }
             }
         });
+        let ops_stop = CancellationToken::new();
+        if let Some(addr) = args.ops.metrics_listen {
+            let mut ops = Ops::new();
+            mxscope_worker::metrics::register(&mut ops);
+            mxscope_common::ops::start(ops, addr, &ops_stop)
+                .await
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+        }
+        let _stop_ops = ops_stop.drop_guard();
         fleet::run(config, shutdown).await?;
         anyhow::Ok(())
     })

@@ -1,6 +1,7 @@
 //! The `mxscope` subcommands.
 
 pub(crate) mod export;
+pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod scan;
 pub(crate) mod serve;

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use mxscope_common::cli_config::OpsArgs;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::serve;
+use mxscope_coordinator::metrics::Readiness;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::report;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
@@ -18,7 +20,7 @@ use mxscope_coordinator::store::Store;
 use mxscope_worker::fleet::{self, FleetConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::status::{progress_bar, update};
+use super::progress::ScanProgress;
 use super::submit::list_name;
 use super::{options, read_lines};
 use crate::{ProbeArgs, ScanMetaArgs};
@@ -46,6 +48,8 @@ pub(crate) struct ScanArgs {
     /// Print the headline as JSON instead of the sentence.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(crate) ops: OpsArgs,
 }
 
 /// 32 random bytes as hex, from the kernel.
@@ -64,6 +68,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     }
     let lines = read_lines(&args.list)?;
     let options = options(&args.probe)?;
+    let readiness = Arc::new(Readiness::default());
+    let _stop_ops =
+        super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store = Store::open(&args.data_dir).with_context(|| {
@@ -78,6 +85,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
+    readiness.opened(coordinator.clone());
     let name = args
         .meta
         .name
@@ -112,6 +120,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
     let url = format!("http://{}", listener.local_addr()?);
+    readiness.serving(true);
     let server = tokio::spawn(serve(
         coordinator.clone(),
         listener,
@@ -128,10 +137,10 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let worker_shutdown = CancellationToken::new();
     let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
 
-    let bar = progress_bar();
+    let bar = ScanProgress::new();
     let interrupted = loop {
         let status = coordinator.status(&scan_id)?;
-        update(&bar, &status);
+        bar.update(&status);
         if status.meta.state != ScanState::Running {
             break false;
         }
@@ -140,7 +149,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             _ = super::serve::wait_for_signal() => break true,
         }
     };
-    bar.finish_and_clear();
+    bar.finish();
     worker_shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     shutdown.cancel();

@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use mxscope_common::cli_config::{ConfigArg, OpsArgs};
+use mxscope_common::ops::Ops;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::{serve, TlsFiles};
+use mxscope_coordinator::metrics::{self, Readiness};
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
 use mxscope_coordinator::store::Store;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::warn;
 
 use super::{parse_duration, read_pem, read_secret};
 
@@ -20,6 +24,13 @@ use super::{parse_duration, read_pem, read_secret};
     after_help = "Secrets never go on the command line: tokens come from files \
     (--admin-token-file, --worker-token-file) or the environment \
     (MXSCOPE_ADMIN_TOKEN, MXSCOPE_WORKER_TOKEN).\n\n\
+    Every option can also be set in a TOML file given with --config (key: the \
+    long option without `--`, e.g. data-dir = \"/var/lib/mxscope\") or in an \
+    MXSCOPE_* variable (MXSCOPE_DATA_DIR); flags beat variables, variables beat \
+    the file. deploy/mxscope.toml is a commented example.\n\n\
+    With --metrics-listen: GET /metrics (Prometheus), /healthz (alive) and \
+    /readyz (200 once the store is open and gRPC accepts work, 503 before and \
+    while shutting down). The gRPC port also serves grpc.health.v1.\n\n\
     Example:\n  mxscope serve --listen 0.0.0.0:7443 --data-dir /var/lib/mxscope \\\n    \
     --tls-cert server.pem --tls-key server.key \\\n    \
     --admin-token-file admin.token --worker-token-file worker.token"
@@ -49,6 +60,15 @@ pub(crate) struct ServeArgs {
     /// A lease not heartbeated for this long goes back to the queue.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     lease_ttl: Duration,
+    /// If the data directory is locked (another coordinator still has it),
+    /// retry for this long before giving up (default: give up at once);
+    /// /readyz says 503 meanwhile.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    wait_for_store: Option<Duration>,
+    #[command(flatten)]
+    pub(crate) ops: OpsArgs,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -68,16 +88,32 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    let readiness = Arc::new(Readiness::default());
+    let _stop_ops = start_ops(&args.ops, &readiness, |_| {}).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = Store::open(&args.data_dir)
-        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    let Some(store) = open_store(
+        &args.data_dir,
+        args.wait_for_store.unwrap_or_default(),
+        &shutdown,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
     let config = CoordinatorConfig {
         lease_ttl: args.lease_ttl,
         heartbeat_interval: (args.lease_ttl / 4).max(Duration::from_millis(200)),
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
+    readiness.opened(coordinator.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -86,14 +122,60 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "mxscope coordinator listening on {scheme}://{}",
         listener.local_addr()?
     );
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
+    readiness.serving(true);
+    let stopping = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        signals.cancel();
+        stopping.cancelled().await;
+        readiness.serving(false);
     });
     serve(coordinator, listener, tls, tokens, shutdown).await?;
     Ok(())
+}
+
+/// With `--metrics-listen`, serve the coordinator's metrics and readiness
+/// (and whatever `more` registers) until the guard drops.
+pub(crate) async fn start_ops(
+    args: &OpsArgs,
+    readiness: &Arc<Readiness>,
+    more: impl FnOnce(&mut Ops),
+) -> anyhow::Result<DropGuard> {
+    let stop = CancellationToken::new();
+    if let Some(addr) = args.metrics_listen {
+        let mut ops = Ops::new();
+        metrics::register(&mut ops);
+        metrics::watch(&mut ops, readiness.clone());
+        more(&mut ops);
+        mxscope_common::ops::start(ops, addr, &stop)
+            .await
+            .with_context(|| format!("--metrics-listen {addr}"))?;
+    }
+    Ok(stop.drop_guard())
+}
+
+/// Open the store, retrying for `wait` while it fails (a predecessor still
+/// holds the lock); `None` when a signal came first.
+async fn open_store(
+    dir: &std::path::Path,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Store>> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return Ok(Some(store)),
+            Err(error) if started.elapsed() < wait => {
+                warn!(%error, dir = %dir.display(), "cannot open the store yet; retrying");
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("opening data directory {}", dir.display()))
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use mxscope_coordinator::service::{ScanStatus, TaskCounts};
+
+use super::progress::ScanProgress;
 use serde_json::json;
 
 use super::{open_source, Source};
@@ -74,10 +75,10 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
 }
 
 async fn watch(source: &mut Source, scan: &str) -> anyhow::Result<()> {
-    let bar = progress_bar();
+    let bar = ScanProgress::new();
     loop {
         let status = fetch(source, Some(scan)).await?.remove(0);
-        update(&bar, &status);
+        bar.update(&status);
         if status.meta.state.as_str() != "running" {
             bar.finish();
             println!("{}", text(&status));
@@ -90,35 +91,6 @@ async fn watch(source: &mut Source, scan: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// A progress bar over a scan's tasks, with rate and ETA.
-pub(crate) fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks ({per_sec}, eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-/// Show a status on the bar.
-pub(crate) fn update(bar: &ProgressBar, status: &ScanStatus) {
-    let finished = |c: &TaskCounts| c.done + c.failed;
-    bar.set_length(status.resolve.total + status.probe.total);
-    bar.set_position(finished(&status.resolve) + finished(&status.probe));
-    bar.set_message(format!(
-        "resolve {}/{}, probe {}/{}, {} domain and {} target records",
-        finished(&status.resolve),
-        status.resolve.total,
-        finished(&status.probe),
-        status.probe.total,
-        status.domain_records,
-        status.target_records
-    ));
 }
 
 fn counts_json(c: &TaskCounts) -> serde_json::Value {

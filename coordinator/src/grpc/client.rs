@@ -7,7 +7,7 @@ use mxscope_common::proto::{self, submit_scan_request::Part};
 use mxscope_common::{DomainRecord, InvalidLine, Record, TargetRecord};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use super::MAX_MESSAGE_BYTES;
@@ -89,13 +89,11 @@ pub async fn channel_with(url: &str, tls_settings: &ClientTls) -> Result<Channel
         .map_err(|e| ClientError::Config(format!("invalid coordinator URL {url:?}: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(10));
     if url.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new().with_enabled_roots();
-        if let Some(ca) = ca_pem {
-            tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-        }
-        if let Some((cert, key)) = &tls_settings.identity {
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
+        let identity = tls_settings
+            .identity
+            .as_ref()
+            .map(|(cert, key)| (cert.as_slice(), key.as_slice()));
+        let tls = mxscope_worker::fleet::grpc::client_tls(ca_pem, identity);
         endpoint = endpoint
             .tls_config(tls)
             .map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;

@@ -6,6 +6,10 @@
 //! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
 //! - [`server`]: TLS, message-size limits, the lease-expiry loop.
 //! - [`options`]: scan options ⇄ wire.
+//! - [`client`]: the admin client of the `mxscope` CLI.
+//!
+//! The gRPC health service (`grpc.health.v1`, no token needed) says SERVING
+//! for the two services while the server runs.
 
 pub mod admin;
 pub mod auth;
@@ -29,7 +33,10 @@ impl From<ServiceError> for Status {
                 Self::invalid_argument(message)
             }
             ServiceError::NotFound(_) => Self::not_found(message),
-            ServiceError::Fenced(_) => Self::failed_precondition(message),
+            ServiceError::Fenced(_) => {
+                crate::metrics::stale_epoch();
+                Self::failed_precondition(message)
+            }
             ServiceError::Store(_) => Self::unavailable(message),
         }
     }

@@ -56,8 +56,9 @@ pub async fn serve(
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tick.tick() => {
-                        if let Err(error) = coordinator.expire_leases().await {
-                            warn!(%error, "expiring leases");
+                        match coordinator.expire_leases().await {
+                            Ok(expired) => crate::metrics::leases_expired(expired),
+                            Err(error) => warn!(%error, "expiring leases"),
                         }
                     }
                 }
@@ -87,7 +88,11 @@ pub async fn serve(
         }
         builder = builder.tls_config(config)?;
     }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+    health.set_serving::<AdminServiceServer<AdminApi>>().await;
     let result = builder
+        .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())

@@ -65,6 +65,7 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::RegisterResponse>, Status> {
         let r = request.into_inner();
         let egress = r.egress.unwrap_or_default();
+        crate::metrics::worker_seen(&r.worker_id, &r.vantage);
         self.coordinator.register(WorkerHello {
             worker_id: required(&r.worker_id, "worker_id")?.to_string(),
             vantage: required(&r.vantage, "vantage")?.to_string(),
@@ -88,7 +89,11 @@ impl WorkerService for WorkerApi {
         let worker = required(&r.worker_id, "worker_id")?;
         let vantage = required(&r.vantage, "vantage")?;
         let max = r.max_tasks.min(MAX_LEASE) as usize;
+        crate::metrics::worker_seen(worker, vantage);
         let leased = self.coordinator.lease(worker, vantage, max).await?;
+        leased
+            .iter()
+            .for_each(|l| crate::metrics::leases_granted(&l.task.kind));
         Ok(Response::new(proto::LeaseResponse {
             tasks: leased.into_iter().map(to_proto).collect(),
         }))
@@ -122,10 +127,16 @@ impl WorkerService for WorkerApi {
         let worker = required(&r.worker_id, "worker_id")?;
         let records = records_from_json(&r.records_json)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let domains = records
+            .iter()
+            .filter(|r| matches!(r, mxscope_common::Record::Domain(_)))
+            .count() as u64;
+        let targets = records.len() as u64 - domains;
         let stored = self
             .coordinator
             .report(worker, &r.task_id, r.epoch, records, r.task_complete)
             .await?;
+        crate::metrics::results_ingested(domains, targets, u64::from(stored));
         Ok(Response::new(proto::ResultAck { stored }))
     }
 

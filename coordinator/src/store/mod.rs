@@ -374,8 +374,10 @@ impl Store {
         // Every request up to here was made after its writes: this flush covers them.
         let covers = self.flusher.requested.load(Ordering::SeqCst);
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
+        let started = std::time::Instant::now();
+        let flushed_now = tokio::task::spawn_blocking(move || db.flush()).await;
+        crate::metrics::flush_observed(started.elapsed());
+        flushed_now
             .map_err(|e| StoreError::Storage(Box::new(e)))?
             .map_err(storage)?;
         *flushed = covers;

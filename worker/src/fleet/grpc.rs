@@ -106,6 +106,22 @@ pub struct ChannelSettings<'a> {
     pub identity: Option<(&'a [u8], &'a [u8])>,
 }
 
+/// TLS of a client of an `https://` coordinator, for the worker and the
+/// `mxscope` admin client alike: trust `ca_pem` when given (and nothing
+/// else), otherwise Mozilla's public roots (webpki-roots); present
+/// `identity` (certificate chain, key) for mutual TLS.
+pub fn client_tls(ca_pem: Option<&[u8]>, identity: Option<(&[u8], &[u8])>) -> ClientTlsConfig {
+    let tls = ClientTlsConfig::new();
+    let tls = match ca_pem {
+        Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+        None => tls.trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    };
+    match identity {
+        Some((cert, key)) => tls.identity(Identity::from_pem(cert, key)),
+        None => tls,
+    }
+}
+
 impl Coordinator {
     /// Prepare the channel; it connects on first use (and again after any
     /// failure), so an unreachable coordinator is not an error here.
@@ -127,16 +143,8 @@ impl Coordinator {
             .keep_alive_timeout(Duration::from_secs(20));
         match endpoint.uri().scheme_str() {
             Some("https") => {
-                let mut tls = ClientTlsConfig::new();
-                tls = match settings.ca_pem {
-                    Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-                    None => tls.trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                };
-                if let Some((cert, key)) = settings.identity {
-                    tls = tls.identity(Identity::from_pem(cert, key));
-                }
                 endpoint = endpoint
-                    .tls_config(tls)
+                    .tls_config(client_tls(settings.ca_pem, settings.identity))
                     .map_err(|e| FleetError::Tls(e.to_string()))?;
             }
             Some("http") => {
@@ -403,6 +411,19 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without a CA file the public roots are trusted; with one, only it.
+    #[test]
+    fn public_roots_unless_a_ca_file_is_given() {
+        let anchors = |tls: ClientTlsConfig| format!("{tls:?}").matches("TrustAnchor {").count();
+        assert_eq!(
+            anchors(client_tls(None, None)),
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        let pem = b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n";
+        assert_eq!(anchors(client_tls(Some(pem), None)), 0);
+    }
 
     fn probe_task(targets: &[&str]) -> proto::Task {
         proto::Task {

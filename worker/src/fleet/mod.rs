@@ -176,6 +176,7 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
         egress::EGRESS_TIMEOUT,
     )
     .await;
+    crate::metrics::egress(egress.checked.then_some(egress.ok));
     if egress.blocked() {
         warn!(egress_target = %egress.target, detail = %egress.detail,
             "no port-25 egress: this vantage will get no probe tasks");
@@ -205,6 +206,7 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
     };
     let stop_heartbeat = CancellationToken::new();
     let outcome = fleet.work(&shutdown, &stop_heartbeat).await;
+    crate::metrics::registered(false);
     fleet.wind_down().await;
     // Every sender is gone now: the uplink ends once its queue is empty.
     let report = match tokio::time::timeout(fleet.config.flush_timeout, &mut uplink).await {
@@ -317,6 +319,7 @@ impl Fleet {
             };
             let error = match registered {
                 Ok(registration) => {
+                    crate::metrics::registered(true);
                     info!(coordinator = %self.config.coordinator, worker = %self.config.worker_id,
                         vantage = %self.config.vantage,
                         heartbeat_ms = registration.heartbeat_interval.as_millis() as u64,

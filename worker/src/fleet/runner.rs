@@ -182,6 +182,7 @@ impl Engine {
         egress_blocked: bool,
         batch_size: usize,
     ) -> Self {
+        crate::metrics::session_slots(probe_concurrency);
         Self {
             probe_permits: Arc::new(Semaphore::new(
                 probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
@@ -398,17 +399,21 @@ impl Item {
                     None => None,
                 };
                 let mut record = DomainRecord::new(domain, dns);
+                crate::metrics::domain_record(&record);
                 record.security = security;
                 record.scan = Some(stamp.scan.clone());
                 record.vantage = Some(stamp.vantage.clone());
                 serde_json::to_string(&record)
             }
             Self::Probe(ip, names) => {
+                let session = crate::metrics::session();
                 let mut record = if stamp.egress_blocked {
                     skipped_without_egress(ip, stamp.prober.config.port, names)
                 } else {
                     stamp.prober.probe_target(ip, names).await
                 };
+                drop(session);
+                crate::metrics::target_record(&record);
                 record.scan = Some(stamp.scan.clone());
                 record.vantage = Some(stamp.vantage.clone());
                 serde_json::to_string(&record)

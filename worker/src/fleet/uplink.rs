@@ -176,6 +176,7 @@ impl Uplink {
             while let Ok(queued) = self.rx.try_recv() {
                 self.queue.push_back(queued);
             }
+            crate::metrics::uplink_depth(self.queue.len());
             if self.queue.is_empty() {
                 tokio::select! {
                     _ = abort.cancelled() => break,
@@ -224,6 +225,7 @@ impl Uplink {
                     self.drop_task(&lease);
                 }
                 Err(CallError::Transient(reason)) => {
+                    crate::metrics::uplink_resend();
                     let wait = backoff.next_delay();
                     warn!(task = %lease.task_id, epoch = lease.epoch, %reason,
                         attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,

@@ -1,0 +1,306 @@
+//! The coordinator's Prometheus metrics (`--metrics-listen`), and its
+//! readiness.
+//!
+//! Events are counted where they happen with one-line calls
+//! ([`leases_granted`], [`leases_expired`], [`stale_epoch`],
+//! [`results_ingested`], [`flush_observed`], [`worker_seen`]); the state
+//! gauges (scans by state, tasks by kind and state, store size, connected
+//! workers per vantage) are read from the [`Coordinator`] at scrape time.
+//!
+//! Labels are bounded: task kinds, states and record kinds are fixed sets;
+//! vantages are the operator's labels, capped at [`MAX_VANTAGE_LABELS`]
+//! (the rest are summed under `other`). No label ever holds an IP, a domain
+//! or a worker id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use mxscope_common::ops::Ops;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
+use crate::model::{ScanState, TaskKind};
+use crate::service::Coordinator;
+
+/// Distinct vantage labels of the worker gauge; the rest count as `other`.
+pub const MAX_VANTAGE_LABELS: usize = 64;
+/// Workers remembered for the connected-workers gauge.
+const MAX_WORKERS: usize = 10_000;
+/// A worker that made no call for this long is not connected.
+pub const WORKER_SEEN_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    kind: &'static str,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VantageLabel {
+    vantage: String,
+}
+
+struct Metrics {
+    leases_granted: Family<KindLabel, Counter>,
+    leases_expired: Counter,
+    stale_epoch: Counter,
+    results_ingested: Counter,
+    records_received: Family<KindLabel, Counter>,
+    flush_seconds: Histogram,
+    scans: Family<StateLabel, Gauge>,
+    tasks: Family<TaskLabels, Gauge>,
+    store_bytes: Gauge,
+    workers: Family<VantageLabel, Gauge>,
+    /// worker id → (vantage, last call).
+    seen: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    leases_granted: Family::default(),
+    leases_expired: Counter::default(),
+    stale_epoch: Counter::default(),
+    results_ingested: Counter::default(),
+    records_received: Family::default(),
+    flush_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+    scans: Family::default(),
+    tasks: Family::default(),
+    store_bytes: Gauge::default(),
+    workers: Family::default(),
+    seen: Mutex::new(HashMap::new()),
+});
+
+fn kind_name(kind: &TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Resolve { .. } => "resolve",
+        TaskKind::Probe { .. } => "probe",
+    }
+}
+
+/// A task was leased to a worker.
+pub fn leases_granted(kind: &TaskKind) {
+    METRICS
+        .leases_granted
+        .get_or_create(&KindLabel {
+            kind: kind_name(kind),
+        })
+        .inc();
+}
+
+/// `n` leases ran out without a heartbeat.
+pub fn leases_expired(n: usize) {
+    METRICS.leases_expired.inc_by(n as u64);
+}
+
+/// A call carried an epoch that no longer holds the lease (or no lease).
+pub fn stale_epoch() {
+    METRICS.stale_epoch.inc();
+}
+
+/// A result batch was stored: `received` domain and target records in it,
+/// `stored` of them new.
+pub fn results_ingested(domains: u64, targets: u64, stored: u64) {
+    let received = &METRICS.records_received;
+    received
+        .get_or_create(&KindLabel { kind: "domain" })
+        .inc_by(domains);
+    received
+        .get_or_create(&KindLabel { kind: "target" })
+        .inc_by(targets);
+    METRICS.results_ingested.inc_by(stored);
+}
+
+/// A store flush took `elapsed`.
+pub fn flush_observed(elapsed: Duration) {
+    METRICS.flush_seconds.observe(elapsed.as_secs_f64());
+}
+
+/// A worker made a call (register, lease, heartbeat).
+pub fn worker_seen(worker: &str, vantage: &str) {
+    let mut seen = METRICS.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if seen.len() >= MAX_WORKERS && !seen.contains_key(worker) {
+        seen.retain(|_, (_, at)| now.duration_since(*at) < WORKER_SEEN_WINDOW);
+        if seen.len() >= MAX_WORKERS {
+            return;
+        }
+    }
+    seen.insert(worker.to_string(), (vantage.to_string(), now));
+}
+
+/// Connected workers per vantage label (bounded, see [`MAX_VANTAGE_LABELS`]).
+fn workers_per_vantage() -> BTreeMap<String, i64> {
+    let seen = METRICS.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let mut per: BTreeMap<String, i64> = BTreeMap::new();
+    for (vantage, at) in seen.values() {
+        if now.duration_since(*at) < WORKER_SEEN_WINDOW {
+            *per.entry(vantage.clone()).or_default() += 1;
+        }
+    }
+    if per.len() > MAX_VANTAGE_LABELS {
+        let rest: Vec<String> = per.keys().skip(MAX_VANTAGE_LABELS - 1).cloned().collect();
+        let mut other = 0;
+        for vantage in rest {
+            other += per.remove(&vantage).unwrap_or(0);
+        }
+        per.insert("other".into(), other);
+    }
+    per
+}
+
+/// Register the coordinator's families in `ops`.
+pub fn register(ops: &mut Ops) {
+    let m = &*METRICS;
+    let r = ops.registry();
+    r.register(
+        "mxscope_coordinator_leases_granted",
+        "Tasks leased to workers, by task kind",
+        m.leases_granted.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_leases_expired",
+        "Leases taken back because no heartbeat came in time",
+        m.leases_expired.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_stale_epoch_rejections",
+        "Calls refused because their lease epoch was stale or the task not leased",
+        m.stale_epoch.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_results_ingested",
+        "Result records stored (new keys; a resend counts once)",
+        m.results_ingested.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_records_received",
+        "Result records received in batches, by record kind (resends included)",
+        m.records_received.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_flush_duration_seconds",
+        "Time to flush the store to disk before acknowledging",
+        m.flush_seconds.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_scans",
+        "Scans by state",
+        m.scans.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_tasks",
+        "Tasks by kind and state",
+        m.tasks.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_store_size_bytes",
+        "Size of the store on disk",
+        m.store_bytes.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_connected_workers",
+        "Workers that called in the last minute, by vantage",
+        m.workers.clone(),
+    );
+}
+
+/// Whether the coordinator is up: the store is open and gRPC accepts work.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    coordinator: Mutex<Option<Arc<Coordinator>>>,
+    serving: AtomicBool,
+}
+
+impl Readiness {
+    /// The store is open: state gauges come from this coordinator.
+    pub fn opened(&self, coordinator: Arc<Coordinator>) {
+        *self.coordinator.lock().unwrap_or_else(|e| e.into_inner()) = Some(coordinator);
+    }
+
+    /// The gRPC listener accepts calls (or stopped accepting them).
+    pub fn serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::SeqCst);
+    }
+
+    fn coordinator(&self) -> Option<Arc<Coordinator>> {
+        self.coordinator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.coordinator().is_none() {
+            return Err("the store is not open yet".into());
+        }
+        if !self.serving.load(Ordering::SeqCst) {
+            return Err("the gRPC listener is not accepting work".into());
+        }
+        Ok(())
+    }
+}
+
+/// Readiness checks and scrape-time gauges of `readiness` in `ops`.
+pub fn watch(ops: &mut Ops, readiness: Arc<Readiness>) {
+    let check = readiness.clone();
+    ops.ready_when(move || check.check());
+    ops.on_scrape(move || {
+        let m = &*METRICS;
+        m.workers.clear();
+        for (vantage, n) in workers_per_vantage() {
+            m.workers.get_or_create(&VantageLabel { vantage }).set(n);
+        }
+        let Some(coordinator) = readiness.coordinator() else {
+            return;
+        };
+        m.store_bytes.set(
+            i64::try_from(coordinator.store().size_on_disk().unwrap_or(0)).unwrap_or(i64::MAX),
+        );
+        let Ok(scans) = coordinator.list() else {
+            return;
+        };
+        m.scans.clear();
+        m.tasks.clear();
+        for state in [ScanState::Running, ScanState::Done, ScanState::Cancelled] {
+            m.scans
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(0);
+        }
+        for status in &scans {
+            m.scans
+                .get_or_create(&StateLabel {
+                    state: status.meta.state.as_str(),
+                })
+                .inc();
+            for (kind, counts) in [("resolve", &status.resolve), ("probe", &status.probe)] {
+                for (state, n) in [
+                    ("pending", counts.pending),
+                    ("leased", counts.leased),
+                    ("done", counts.done),
+                    ("failed", counts.failed),
+                ] {
+                    m.tasks
+                        .get_or_create(&TaskLabels { kind, state })
+                        .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    });
+}
