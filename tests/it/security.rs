@@ -129,13 +129,7 @@ pub(crate) fn dane_cases() -> Vec<(
             Insecure,
             NotApplicableInsecure,
         ),
-        (
-            cases::BOGUS,
-            cases::MX_BOGUS,
-            Bogus,
-            Bogus,
-            NotApplicableInsecure,
-        ),
+        (cases::BOGUS, cases::MX_BOGUS, Bogus, Bogus, AddressBogus),
     ]
 }
 

@@ -44,6 +44,8 @@ use crate::process::Daemon;
 
 /// Knot listens here (UDP and TCP).
 pub const KNOT_ADDR: &str = "127.0.0.1:5354";
+/// The stripped copy ([`Knot::start_stripped`]) listens here.
+pub const STRIPPED_ADDR: &str = "127.0.0.1:5357";
 const TTL: u32 = 300;
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -257,6 +259,77 @@ impl Knot {
         self.dir.join("knot.log")
     }
 
+    /// A second knotd on [`STRIPPED_ADDR`] serving the same zones with
+    /// their DNSSEC records stripped: the DNSKEY and DS records are there,
+    /// no RRSIG, no NSEC. What a client sees behind a forwarder that drops
+    /// DNSSEC records (the lab's stripping forwarder asks it).
+    pub fn start_stripped(&self, dir: &Path) -> anyhow::Result<Self> {
+        let addr: SocketAddr = STRIPPED_ADDR.parse().context("parsing STRIPPED_ADDR")?;
+        std::fs::create_dir_all(dir.join("zones")).context("creating the zones folder")?;
+        std::fs::create_dir_all(dir.join("run")).context("creating the run folder")?;
+        let signed_conf = self.dir.join("knot.conf");
+        for zone in SIGNED.iter().chain(UNSIGNED) {
+            let file = format!("{}.zone", zone.trim_end_matches('.'));
+            let mut text = std::fs::read_to_string(self.dir.join("zones").join(&file))
+                .with_context(|| format!("reading the zone file of {zone}"))?;
+            if SIGNED.contains(zone) {
+                let keys = keymgr(&signed_conf, zone, &["dnskey"])?;
+                for key in keys.lines().filter_map(|l| l.split_once(" DNSKEY ")) {
+                    let _ = writeln!(text, "{} {TTL} IN DNSKEY {}", key.0, key.1);
+                }
+            }
+            std::fs::write(dir.join("zones").join(&file), text)
+                .with_context(|| format!("writing the stripped zone {zone}"))?;
+        }
+        let conf = dir.join("knot.conf");
+        std::fs::write(&conf, stripped_config(dir, addr)).context("writing knot.conf")?;
+        let stderr = File::create(dir.join("knotd.stderr")).context("creating knotd.stderr")?;
+        let mut cmd = Command::new(binary("knotd"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let daemon = Daemon::spawn("knotd", cmd).context("starting the stripped knotd")?;
+        let mut knot = Self {
+            daemon,
+            addr,
+            dir: dir.to_path_buf(),
+        };
+        knot.wait_answering()?;
+        Ok(knot)
+    }
+
+    /// Poll until the root's SOA is answered (signed or not).
+    fn wait_answering(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .context("setting a read timeout")?;
+        let mut id: u16 = 0x7374;
+        loop {
+            if let Some(status) = self.daemon.exited() {
+                bail!("knotd exited with {status}\n{}", self.logs());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "knotd did not answer within {START_DEADLINE:?}\n{}",
+                    self.logs()
+                );
+            }
+            id = id.wrapping_add(1);
+            let mut buf = [0u8; 4096];
+            let answered = socket.send_to(&soa_query(id, "."), self.addr).is_ok()
+                && matches!(socket.recv_from(&mut buf), Ok((n, _)) if answer_count(&buf[..n], id) >= 1);
+            if answered {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Poll until every signed zone is loaded (its SOA answered with an RRSIG).
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_DEADLINE;
@@ -395,6 +468,42 @@ zone:
         let _ = writeln!(conf, "  - domain: \"{zone}\"\n    template: signed");
     }
     for zone in UNSIGNED.iter().chain(BROKEN) {
+        let _ = writeln!(conf, "  - domain: \"{zone}\"");
+    }
+    conf
+}
+
+/// The stripped copy's configuration: every zone unsigned, from `dir/zones`.
+fn stripped_config(dir: &Path, addr: SocketAddr) -> String {
+    let d = dir.display();
+    let mut conf = format!(
+        r#"server:
+    rundir: "{d}/run"
+    listen: {ip}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: "{d}/knot.log"
+    any: info
+database:
+    storage: "{d}"
+    journal-db: "{d}/journal"
+    timer-db: "{d}/timer"
+template:
+  - id: default
+    storage: "{d}/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+"#,
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    for zone in SIGNED.iter().chain(UNSIGNED).chain(BROKEN) {
         let _ = writeln!(conf, "  - domain: \"{zone}\"");
     }
     conf
@@ -566,11 +675,17 @@ fn soa_query(id: u16, name: &str) -> Vec<u8> {
 
 /// A NOERROR response to `id` with at least two answers (SOA and its RRSIG).
 fn signed_answer(resp: &[u8], id: u16) -> bool {
+    answer_count(resp, id) >= 2
+}
+
+/// The answer count of a NOERROR response to `id` (0 for anything else).
+fn answer_count(resp: &[u8], id: u16) -> u16 {
     let Some(h) = resp.get(..12) else {
-        return false;
+        return 0;
     };
-    u16::from_be_bytes([h[0], h[1]]) == id
-        && h[2] & 0x80 != 0
-        && h[3] & 0x0f == 0
-        && u16::from_be_bytes([h[6], h[7]]) >= 2
+    if u16::from_be_bytes([h[0], h[1]]) == id && h[2] & 0x80 != 0 && h[3] & 0x0f == 0 {
+        u16::from_be_bytes([h[6], h[7]])
+    } else {
+        0
+    }
 }

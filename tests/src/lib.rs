@@ -11,6 +11,7 @@
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
+//! - [`resolvers`]: Unbound validating, and Unbound stripping DNSSEC, in front of Knot.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
 //! - [`probing`]: a prober and resolver aimed at the lab.
@@ -31,4 +32,5 @@ pub mod postfix;
 pub mod probing;
 pub mod process;
 pub mod report_json;
+pub mod resolvers;
 pub mod sslv3;
