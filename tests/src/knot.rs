@@ -19,7 +19,7 @@
 //! | `.` | yes | the trust anchor |
 //! | `test.` | yes | DS |
 //! | `sec.test.` | yes | DS |
-//! | `lab.test.` (only `mx-valid`, for DANE-TA with the lab leaf's name) | yes | DS |
+//! | `lab.test.` (`mx-valid` for DANE-TA with the lab leaf's name, and every record of the Unbound lab's `lab.test`) | yes | DS |
 //! | `bogus.test.` | yes | DS whose digest is wrong (bogus) |
 //! | `insecure.test.` | no | NS without DS (insecure) |
 //! | `_tcp.mx-tlsabogus.sec.test.` | yes | DS whose digest is wrong |
@@ -591,13 +591,20 @@ fn zones(
             rr(RDNS_FAIL, "A", &dotted(PTR_SERVFAIL)),
         ],
     );
-    zone(
-        "lab.test.",
-        vec![
-            rr(MX_DANE_TA, "A", &ok_ip),
-            tlsa(MX_DANE_TA, &format!("2 0 1 {ca}")),
-        ],
-    );
+    // lab.test of this world is signed: the DANE-TA case, plus every record
+    // of the Unbound lab's lab.test (MX hosts, MTA-STS and TLS-RPT cases),
+    // so that those cases also run through the validating resolver.
+    let mut lab_test = vec![
+        rr(MX_DANE_TA, "A", &ok_ip),
+        tlsa(MX_DANE_TA, &format!("2 0 1 {ca}")),
+    ];
+    let own = format!("{MX_DANE_TA}. ");
+    lab_test.extend(crate::dns::zone_records().into_iter().filter(|r| {
+        let mut fields = r.split_whitespace();
+        let (owner, rtype) = (fields.next(), fields.nth(2));
+        owner != Some("lab.test.") && !matches!(rtype, Some("SOA" | "NS")) && !r.starts_with(&own)
+    }));
+    zone("lab.test.", lab_test);
     zone(
         "bogus.test.",
         vec![
