@@ -45,7 +45,8 @@ pub async fn self_check(
         anchor_matches: false,
         rrsig: false,
         ad: false,
-        tcp: matches!(&tcp, Ok(m) if m.metadata.response_code == ResponseCode::NoError),
+        // Any answer over TCP shows the transport works (REFUSED included).
+        tcp: tcp.is_ok(),
         signed_name: signed_name.map(|n| n.to_string()),
         signed_name_rrsig: known.as_ref().map(|answer| match answer {
             Ok(m) => has_rrsig(m),
@@ -64,7 +65,7 @@ pub async fn self_check(
         }
         Ok(answer) => {
             let code = answer.metadata.response_code;
-            check.dnskey_rcode = Some(code.to_str().to_string());
+            check.dnskey_rcode = Some(rcode_name(code));
             let keys = dnskeys(answer, &zone);
             check.dnskey = !keys.is_empty();
             check.anchor_matches = keys.iter().any(|k| anchors.trusts(k, &zone));
@@ -73,7 +74,7 @@ pub async fn self_check(
             if code != ResponseCode::NoError || !check.dnskey {
                 check.detail = format!(
                     "the DNSKEY query for the trust anchor {zone} was answered {} with {} keys",
-                    code.to_str(),
+                    rcode_name(code),
                     keys.len()
                 );
                 Some(DnssecReason::AnchorDnskeyUnavailable)
@@ -117,6 +118,19 @@ pub async fn self_check(
         }
     }
     check
+}
+
+/// A response code's mnemonic (`REFUSED`), as dig prints it.
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => other.to_str().to_string(),
+    }
 }
 
 /// Whether an answer carries RRSIGs (answer or authority section).

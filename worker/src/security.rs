@@ -141,7 +141,11 @@ impl SecurityChecks {
     pub async fn resolver_check(&self) -> &ResolverCheck {
         let check = self.resolver.resolver_check().await;
         if !check.usable && self.resolver.claim_warning() {
-            tracing::warn!(reason = ?check.reason, "{}", check.detail);
+            tracing::warn!(
+                reason = check.reason.map(|r| r.as_str()),
+                "{}",
+                check.detail
+            );
         }
         check
     }
