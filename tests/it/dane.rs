@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mxscope_common::security_dns::{DaneVerdict, DnssecReason, DnssecStatus, ReverseDnsVerdict};
+use mxscope_tests::forged::cases as forged;
 use mxscope_tests::knot::cases;
 use mxscope_tests::{lab, plan};
 use mxscope_worker::dane::{address_not_secure, dane_outcome, not_applicable};
@@ -61,6 +62,12 @@ async fn dnssec_status_of_every_case() {
             (cases::SECURE_NXDOMAIN, Secure, None),
             (cases::INSECURE, Insecure, Some(InsecureDelegation)),
             (cases::BOGUS, Bogus, Some(DsMismatch)),
+            (forged::EXPIRED, Bogus, Some(SignatureExpired)),
+            (forged::FUTURE, Bogus, Some(SignatureNotYetValid)),
+            (forged::BADSIG, Bogus, Some(SignatureInvalid)),
+            (forged::NOSIG, Bogus, Some(RrsigMissing)),
+            (forged::BADTAG, Bogus, Some(DnskeyMissing)),
+            (forged::NO_DENIAL, Bogus, Some(NsecProofFailed)),
         ] {
             let v = r.mx_status(domain).await;
             assert_eq!(

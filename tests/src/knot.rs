@@ -25,6 +25,7 @@
 //! | `_tcp.mx-tlsabogus.sec.test.` | yes | DS whose digest is wrong |
 //! | `_tcp.mx-servfail.sec.test.` | configured, no zone file: SERVFAIL | NS without DS |
 //! | `2.0.192.in-addr.arpa.` | yes | DS in `.` |
+//! | `forged.test.` | by the harness ([`crate::forged`]): expired, future, forged and missing signatures, no NSEC | DS |
 //! | `14.2.0.192.in-addr.arpa.` | configured, no zone file: SERVFAIL | NS without DS |
 
 use std::fmt::Write as _;
@@ -138,6 +139,8 @@ const SIGNED: &[&str] = &[
 const UNSIGNED: &[&str] = &["insecure.test."];
 /// Zones configured without a zone file: Knot answers SERVFAIL for them.
 const BROKEN: &[&str] = &["_tcp.mx-servfail.sec.test.", "14.2.0.192.in-addr.arpa."];
+/// Zones signed by the harness ([`crate::forged`]), served as they are.
+const PRESIGNED: &[&str] = &[crate::forged::ZONE];
 /// Children whose DS in the parent is deliberately wrong.
 const BAD_DS: &[&str] = &["bogus.test.", "_tcp.mx-tlsabogus.sec.test."];
 
@@ -467,7 +470,7 @@ zone:
     for zone in SIGNED {
         let _ = writeln!(conf, "  - domain: \"{zone}\"\n    template: signed");
     }
-    for zone in UNSIGNED.iter().chain(BROKEN) {
+    for zone in UNSIGNED.iter().chain(BROKEN).chain(PRESIGNED) {
         let _ = writeln!(conf, "  - domain: \"{zone}\"");
     }
     conf
@@ -521,6 +524,7 @@ fn zones(
     let ok_ip = ip(plan::MX_VALID.ip);
     let backup_ip = ip(plan::MX_BACKUP.ip);
     let ds_of = |zone: &str| ds.get(zone).cloned().unwrap_or_default();
+    let forged = crate::forged::forge()?;
 
     let mut out = Vec::new();
     let mut zone = |name: &'static str, records: Vec<String>| {
@@ -557,6 +561,8 @@ fn zones(
             rr("bogus.test", "NS", "ns.test."),
             ds_of("bogus.test."),
             rr(INSECURE, "NS", "ns.test."),
+            rr("forged.test", "NS", "ns.test."),
+            forged.ds_line.clone(),
         ],
     );
     zone(
@@ -643,6 +649,7 @@ fn zones(
             rr("14.2.0.192.in-addr.arpa", "NS", "ns.test."),
         ],
     );
+    out.push((crate::forged::ZONE, forged.zone_text));
     Ok(out)
 }
 

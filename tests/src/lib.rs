@@ -10,7 +10,8 @@
 //! - [`postfix`], [`exim`]: the MTAs, one `master.cf` line per MX host.
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
-//! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
+//! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root;
+//!   [`forged`] a zone of it signed by the harness with broken signatures.
 //! - [`resolvers`]: Unbound validating, and Unbound stripping DNSSEC, in front of Knot.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod dns;
 pub mod exim;
 pub mod fakes;
+pub mod forged;
 pub mod knot;
 pub mod lab;
 pub mod nginx;
