@@ -323,13 +323,11 @@ impl Knot {
                 );
             }
             id = id.wrapping_add(1);
-            let mut buf = [0u8; 4096];
-            let answered = socket.send_to(&soa_query(id, "."), self.addr).is_ok()
-                && matches!(socket.recv_from(&mut buf), Ok((n, _)) if answer_count(&buf[..n], id) >= 1);
-            if answered {
+            if socket.send_to(&soa_query(id, "."), self.addr).is_ok()
+                && answered_in_round(&socket, id, |resp, id| answer_count(resp, id) >= 1)
+            {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -353,13 +351,10 @@ impl Knot {
                 );
             }
             id = id.wrapping_add(1);
-            let mut buf = [0u8; 4096];
-            let signed = socket.send_to(&soa_query(id, zone), self.addr).is_ok()
-                && matches!(socket.recv_from(&mut buf), Ok((n, _)) if signed_answer(&buf[..n], id));
-            if signed {
+            if socket.send_to(&soa_query(id, zone), self.addr).is_ok()
+                && answered_in_round(&socket, id, signed_answer)
+            {
                 pending.pop();
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
             }
         }
         Ok(())
@@ -685,6 +680,32 @@ fn soa_query(id: u16, name: &str) -> Vec<u8> {
     // OPT: root owner, type 41, payload 1232, DO bit.
     q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
     q
+}
+
+/// Read answers for one polling round (300 ms): true when one to `id`
+/// passes `ok`. Late answers to earlier queries are read and dropped, so a
+/// slow server never leaves the poll one answer behind.
+pub(crate) fn answered_in_round(
+    socket: &UdpSocket,
+    id: u16,
+    ok: impl Fn(&[u8], u16) -> bool,
+) -> bool {
+    let end = Instant::now() + Duration::from_millis(300);
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if ok(&buf[..n], id) => return true,
+            Ok(_) => {}
+            Err(_) => {
+                std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                return false;
+            }
+        }
+    }
 }
 
 /// A NOERROR response to `id` with at least two answers (SOA and its RRSIG).
