@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::security_dns::{DaneResult, DnssecStatus, ReverseDns};
+use crate::security_dns::{DaneResult, DnssecReason, DnssecStatus, ResolverCheck, ReverseDns};
 use crate::security_policy::{MtaSts, TlsRpt};
 use crate::tls_facts::{HandshakeFailure, KeyExchange, NameCertificate, SuiteChoice, TlsSource};
 
@@ -64,6 +64,17 @@ pub struct DomainSecurity {
     /// DNSSEC status of each exchange's A/AAAA (the weakest of the two).
     #[serde(default)]
     pub dnssec_exchanges: BTreeMap<String, DnssecStatus>,
+    /// Why `dnssec_mx` is not `secure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec_mx_reason: Option<DnssecReason>,
+    /// Why an exchange's addresses are not `secure` (only those exchanges).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dnssec_exchange_reasons: BTreeMap<String, DnssecReason>,
+    /// The resolver self-check of the worker that made this record; carried
+    /// by a few records of each worker and scan (the first, then one in
+    /// [`crate::security_dns::RESOLVER_CHECK_EVERY`]), read by the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver_check: Option<ResolverCheck>,
     /// The MTA-STS verdict. In `mxscope-worker probe` output it is final
     /// (the targets' certificates are evaluated). In a distributed scan the
     /// resolve task has no targets: `per_mx` then says "not probed" and an
@@ -595,6 +606,13 @@ mod tests {
         domain.security = Some(DomainSecurity {
             dnssec_mx: DnssecStatus::Secure,
             dnssec_exchanges: [("mx.example.org".to_string(), DnssecStatus::Insecure)].into(),
+            dnssec_mx_reason: None,
+            dnssec_exchange_reasons: [(
+                "mx.example.org".to_string(),
+                DnssecReason::InsecureDelegation,
+            )]
+            .into(),
+            resolver_check: None,
             mta_sts: MtaSts {
                 verdict: MtaStsVerdict::NoMtaSts,
                 txt_id: None,
@@ -620,6 +638,7 @@ mod tests {
                 verdict: DaneVerdict::NoTlsa,
                 tlsa: Vec::new(),
                 detail: None,
+                reason: None,
             },
         );
         let json = Record::Target(target.clone()).to_json();

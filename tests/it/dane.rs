@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mxscope_common::security_dns::{DaneVerdict, DnssecStatus, ReverseDnsVerdict};
+use mxscope_common::security_dns::{DaneVerdict, DnssecReason, DnssecStatus, ReverseDnsVerdict};
+use mxscope_tests::forged::cases as forged;
 use mxscope_tests::knot::cases;
 use mxscope_tests::{lab, plan};
-use mxscope_worker::dane::{dane_outcome, not_applicable};
+use mxscope_worker::dane::{address_not_secure, dane_outcome, not_applicable};
 use mxscope_worker::dns::DnsConfig;
 use mxscope_worker::dnssec::{dane_applies, SecureResolver, TlsaLookup};
 use mxscope_worker::rdns::reverse;
@@ -20,126 +21,183 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 fn resolver() -> SecureResolver {
-    let knot = lab::knot();
+    resolver_at(lab::knot().addr())
+}
+
+/// The validating resolver asking `server`, anchored at the lab's root.
+fn resolver_at(server: SocketAddr) -> SecureResolver {
     let config = DnsConfig {
-        resolvers: vec![knot.addr()],
+        resolvers: vec![server],
         timeout: Duration::from_secs(2),
         attempts: 1,
     };
-    SecureResolver::new(&config, Some(&knot.trust_anchor())).expect("validating lab resolver")
+    SecureResolver::new(&config, Some(&lab::knot().trust_anchor()))
+        .expect("validating lab resolver")
+}
+
+/// Knot itself (authoritative for the whole signed hierarchy) and the
+/// validating Unbound in front of it: the same verdicts through both.
+fn resolvers() -> Vec<(&'static str, SecureResolver)> {
+    vec![
+        ("knot", resolver()),
+        (
+            "validating unbound",
+            resolver_at(lab::validating_resolver().addr()),
+        ),
+    ]
 }
 
 #[tokio::test]
 async fn dnssec_status_of_every_case() {
-    let r = resolver();
+    use DnssecReason::*;
     use DnssecStatus::*;
-    for (domain, want) in [
-        (cases::DANE_OK, Secure),
-        (cases::NO_TLSA, Secure),
-        (cases::MIXED, Secure),
-        (cases::SECURE_NODATA, Secure),
-        (cases::SECURE_NXDOMAIN, Secure),
-        (cases::INSECURE, Insecure),
-        (cases::BOGUS, Bogus),
-    ] {
-        assert_eq!(r.mx_status(domain).await, want, "MX of {domain}");
+    for (via, r) in resolvers() {
+        let check = r.resolver_check().await;
+        assert!(check.usable, "{via}: {check:?}");
+        for (domain, want, reason) in [
+            (cases::DANE_OK, Secure, None),
+            (cases::NO_TLSA, Secure, None),
+            (cases::MIXED, Secure, None),
+            (cases::SECURE_NODATA, Secure, None),
+            (cases::SECURE_NXDOMAIN, Secure, None),
+            (cases::INSECURE, Insecure, Some(InsecureDelegation)),
+            (cases::BOGUS, Bogus, Some(DsMismatch)),
+            (forged::EXPIRED, Bogus, Some(SignatureExpired)),
+            (forged::FUTURE, Bogus, Some(SignatureNotYetValid)),
+            (forged::BADSIG, Bogus, Some(SignatureInvalid)),
+            (forged::NOSIG, Bogus, Some(RrsigMissing)),
+            (forged::BADTAG, Bogus, Some(DnskeyMissing)),
+            (forged::NO_DENIAL, Bogus, Some(NsecProofFailed)),
+        ] {
+            let v = r.mx_status(domain).await;
+            assert_eq!(
+                (v.status, v.reason),
+                (want, reason),
+                "{via}: MX of {domain}"
+            );
+        }
+        for (name, want, reason) in [
+            (cases::MX_DANE_OK, Secure, None),
+            (cases::MX_DANE_TA, Secure, None),
+            (cases::MX_NO_TLSA, Secure, None),
+            (cases::MX_INSECURE, Insecure, Some(InsecureDelegation)),
+            (cases::MX_BOGUS, Bogus, Some(DsMismatch)),
+        ] {
+            let v = r.address_status(name).await;
+            assert_eq!(
+                (v.status, v.reason),
+                (want, reason),
+                "{via}: A/AAAA of {name}"
+            );
+        }
     }
-    for (name, want) in [
-        (cases::MX_DANE_OK, Secure),
-        (cases::MX_DANE_TA, Secure),
-        (cases::MX_NO_TLSA, Secure),
-        (cases::MX_INSECURE, Insecure),
-        (cases::MX_BOGUS, Bogus),
-    ] {
-        assert_eq!(r.address_status(name).await, want, "A/AAAA of {name}");
-    }
+    // The validating Unbound sets AD on what it validated; Knot never does.
+    let (_, knot) = &resolvers()[0];
+    assert!(!knot.resolver_check().await.ad);
+    let validating = resolver_at(lab::validating_resolver().addr());
+    assert!(validating.resolver_check().await.ad);
+    // A name the validating Unbound refuses is indeterminate, not bogus.
+    let v = validating
+        .mx_status(mxscope_tests::resolvers::REFUSED_NAME)
+        .await;
+    assert_eq!((v.status, v.reason), (Indeterminate, Some(LookupRefused)));
 }
 
 #[tokio::test]
 async fn dane_verdict_of_every_case() {
     lab::postfix();
-    let r = resolver();
     use DaneVerdict::*;
-    for (domain, mx, host, want) in [
-        (cases::DANE_OK, cases::MX_DANE_OK, plan::MX_VALID, DaneValid),
-        (
-            cases::DANE_BAD,
-            cases::MX_DANE_BAD,
-            plan::MX_VALID,
-            DaneMismatch,
-        ),
-        (cases::DANE_TA, cases::MX_DANE_TA, plan::MX_VALID, DaneValid),
-        (
-            cases::DANE_TA_NAME,
-            cases::MX_DANE_TA_NAME,
-            plan::MX_VALID,
-            DaneMismatch,
-        ),
-        (cases::NO_TLSA, cases::MX_NO_TLSA, plan::MX_BACKUP, NoTlsa),
-        (
-            cases::TLSA_SERVFAIL,
-            cases::MX_TLSA_SERVFAIL,
-            plan::MX_VALID,
-            TlsaLookupFailed,
-        ),
-        (
-            cases::TLSA_BOGUS,
-            cases::MX_TLSA_BOGUS,
-            plan::MX_VALID,
-            TlsaLookupFailed,
-        ),
-        (
-            cases::MIXED,
-            cases::MX_INSECURE,
-            plan::MX_VALID,
-            NotApplicableInsecure,
-        ),
-        (
-            cases::INSECURE,
-            cases::MX_INSECURE,
-            plan::MX_VALID,
-            NotApplicableInsecure,
-        ),
-        (
-            cases::BOGUS,
-            cases::MX_BOGUS,
-            plan::MX_VALID,
-            NotApplicableInsecure,
-        ),
-    ] {
-        let chain = fetch_chain(SocketAddr::new(host.ip, plan::SMTP_PORT), mx)
-            .await
-            .unwrap_or_else(|e| panic!("STARTTLS to {}: {e}", host.name));
-        let mx_status = r.mx_status(domain).await;
-        let addr_status = r.address_status(mx).await;
-        let result = if dane_applies(mx_status, addr_status) {
-            let lookup = r.tlsa(mx).await;
-            dane_outcome(&lookup, &chain, mx, SystemTime::now())
-        } else {
-            not_applicable(&format!("MX {mx_status:?}, addresses {addr_status:?}"))
-        };
-        assert_eq!(result.verdict, want, "{domain} via {mx}: {result:?}");
-        if want == DaneValid || want == DaneMismatch {
-            assert!(
-                !result.tlsa.is_empty(),
-                "{domain}: the TLSA records are kept"
-            );
+    for (via, r) in resolvers() {
+        for (domain, mx, host, want) in [
+            (cases::DANE_OK, cases::MX_DANE_OK, plan::MX_VALID, DaneValid),
+            (
+                cases::DANE_BAD,
+                cases::MX_DANE_BAD,
+                plan::MX_VALID,
+                DaneMismatch,
+            ),
+            (cases::DANE_TA, cases::MX_DANE_TA, plan::MX_VALID, DaneValid),
+            (
+                cases::DANE_TA_NAME,
+                cases::MX_DANE_TA_NAME,
+                plan::MX_VALID,
+                DaneMismatch,
+            ),
+            (cases::NO_TLSA, cases::MX_NO_TLSA, plan::MX_BACKUP, NoTlsa),
+            (
+                cases::TLSA_SERVFAIL,
+                cases::MX_TLSA_SERVFAIL,
+                plan::MX_VALID,
+                TlsaLookupFailed,
+            ),
+            (
+                cases::TLSA_BOGUS,
+                cases::MX_TLSA_BOGUS,
+                plan::MX_VALID,
+                TlsaLookupFailed,
+            ),
+            (
+                cases::MIXED,
+                cases::MX_INSECURE,
+                plan::MX_VALID,
+                NotApplicableInsecure,
+            ),
+            (
+                cases::INSECURE,
+                cases::MX_INSECURE,
+                plan::MX_VALID,
+                NotApplicableInsecure,
+            ),
+            (cases::BOGUS, cases::MX_BOGUS, plan::MX_VALID, AddressBogus),
+        ] {
+            let chain = fetch_chain(SocketAddr::new(host.ip, plan::SMTP_PORT), mx)
+                .await
+                .unwrap_or_else(|e| panic!("STARTTLS to {}: {e}", host.name));
+            let mx_status = r.mx_status(domain).await;
+            let addr_status = r.address_status(mx).await;
+            let result = if addr_status.status != DnssecStatus::Secure {
+                address_not_secure(addr_status)
+            } else if mx_status.status != DnssecStatus::Secure {
+                not_applicable(&format!("MX {mx_status:?}"))
+            } else {
+                let lookup = r.tlsa(mx).await;
+                dane_outcome(&lookup, &chain, mx, SystemTime::now())
+            };
+            assert_eq!(result.verdict, want, "{via}: {domain} via {mx}: {result:?}");
+            if want == DaneValid || want == DaneMismatch {
+                assert!(
+                    !result.tlsa.is_empty(),
+                    "{domain}: the TLSA records are kept"
+                );
+            }
         }
     }
 }
 
 #[tokio::test]
 async fn tlsa_lookups_keep_nxdomain_apart_from_servfail() {
+    for (via, r) in resolvers() {
+        assert_eq!(
+            r.tlsa(cases::MX_NO_TLSA).await,
+            TlsaLookup::NoRecords,
+            "{via}"
+        );
+        assert!(
+            matches!(
+                r.tlsa(cases::MX_TLSA_SERVFAIL).await,
+                TlsaLookup::Failed(_, DnssecReason::LookupServfail)
+            ),
+            "{via}"
+        );
+        assert!(
+            matches!(
+                r.tlsa(cases::MX_TLSA_BOGUS).await,
+                TlsaLookup::Failed(_, DnssecReason::DsMismatch)
+            ),
+            "{via}"
+        );
+    }
     let r = resolver();
-    assert_eq!(r.tlsa(cases::MX_NO_TLSA).await, TlsaLookup::NoRecords);
-    assert!(matches!(
-        r.tlsa(cases::MX_TLSA_SERVFAIL).await,
-        TlsaLookup::Failed(_)
-    ));
-    assert!(matches!(
-        r.tlsa(cases::MX_TLSA_BOGUS).await,
-        TlsaLookup::Failed(_)
-    ));
     // Asked anyway, the insecure zone's TLSA is not usable.
     assert_eq!(r.tlsa(cases::MX_INSECURE).await, TlsaLookup::Insecure);
     let TlsaLookup::Records(records) = r.tlsa(cases::MX_DANE_OK).await else {
@@ -197,7 +255,7 @@ async fn cost_per_domain() {
                 _ => cases::MX_INSECURE,
             };
             let addr_status = r.address_status(mx).await;
-            if dane_applies(mx_status, addr_status) {
+            if dane_applies(mx_status.status, addr_status.status) {
                 let _ = r.tlsa(mx).await;
             }
             let _ = reverse(&r, IpAddr::V4(Ipv4Addr::from(cases::PTR_OK))).await;

@@ -22,4 +22,5 @@ mod probe;
 mod report;
 mod scan;
 mod security;
+mod security_resolvers;
 mod security_scan;

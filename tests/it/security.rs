@@ -129,13 +129,7 @@ pub(crate) fn dane_cases() -> Vec<(
             Insecure,
             NotApplicableInsecure,
         ),
-        (
-            cases::BOGUS,
-            cases::MX_BOGUS,
-            Bogus,
-            Bogus,
-            NotApplicableInsecure,
-        ),
+        (cases::BOGUS, cases::MX_BOGUS, Bogus, Bogus, AddressBogus),
     ]
 }
 
@@ -247,81 +241,98 @@ fn reverse_dns_through_the_cli() {
 fn mta_sts_and_tls_rpt_through_the_cli() {
     lab::postfix();
     lab::nginx();
-    let resolver = lab::dns().addr().to_string();
-    let domains = [
-        d::ENFORCE,
-        d::NOMATCH,
-        d::BADCERT,
-        d::TESTING,
-        d::NONE,
-        d::NOHOST,
-        d::NOANSWER,
-        d::LARGE,
-        d::REDIRECT,
-        d::TWOTXT,
-        d::ABSENT,
+    // The lab's Unbound (unsigned lab.test), then the validating Unbound in
+    // front of Knot's signed copy of it: the same verdicts.
+    let anchor = vec![
+        "--trust-anchor".to_string(),
+        lab::knot().trust_anchor().display().to_string(),
     ];
-    let records = probe(&["--allow-private", "--resolver", &resolver], &domains);
-    use MtaStsVerdict::*;
-    for (domain, want) in [
-        (d::ENFORCE, EnforceOk),
-        (d::NOMATCH, EnforceWouldFail),
-        (d::BADCERT, EnforceWouldFail),
-        (d::TESTING, Testing),
-        (d::NONE, None),
-        (d::NOHOST, TxtWithoutPolicy),
-        (d::NOANSWER, TxtWithoutPolicy),
-        (d::LARGE, PolicyFetchFailed),
-        (d::REDIRECT, PolicyFetchFailed),
-        (d::TWOTXT, TxtInvalid),
-        (d::ABSENT, NoMtaSts),
+    for (resolver, extra, signed) in [
+        (lab::dns().addr().to_string(), Vec::new(), false),
+        (lab::validating_resolver().addr().to_string(), anchor, true),
     ] {
-        let security = records[domain].security.as_ref().expect("security facts");
-        assert_eq!(security.mta_sts.verdict, want, "{domain}: {security:?}");
-        // lab.test is unsigned under a root the IANA anchor cannot reach.
-        assert_ne!(security.dnssec_mx, DnssecStatus::Secure, "{domain}");
-    }
-    let enforce = &records[d::ENFORCE]
-        .security
-        .as_ref()
-        .expect("facts")
-        .mta_sts;
-    assert_eq!(enforce.txt_id.as_deref(), Some(d::TXT_ID));
-    assert_eq!(enforce.per_mx.len(), 1);
-    assert_eq!(enforce.per_mx[0].certificate_ok, Some(true));
-    let badcert = &records[d::BADCERT]
-        .security
-        .as_ref()
-        .expect("facts")
-        .mta_sts;
-    assert_eq!(
-        badcert.detail.as_deref(),
-        Some("2 of 2 MX would be refused")
-    );
-    let large = &records[d::LARGE].security.as_ref().expect("facts").mta_sts;
-    assert_eq!(
-        large.detail.as_deref(),
-        Some("policy larger than 65536 bytes")
-    );
-
-    let rpt = |domain: &str| {
-        records[domain]
+        let domains = [
+            d::ENFORCE,
+            d::NOMATCH,
+            d::BADCERT,
+            d::TESTING,
+            d::NONE,
+            d::NOHOST,
+            d::NOANSWER,
+            d::LARGE,
+            d::REDIRECT,
+            d::TWOTXT,
+            d::ABSENT,
+        ];
+        let mut args = vec!["--allow-private", "--resolver", &resolver];
+        args.extend(extra.iter().map(String::as_str));
+        let records = probe(&args, &domains);
+        use MtaStsVerdict::*;
+        for (domain, want) in [
+            (d::ENFORCE, EnforceOk),
+            (d::NOMATCH, EnforceWouldFail),
+            (d::BADCERT, EnforceWouldFail),
+            (d::TESTING, Testing),
+            (d::NONE, None),
+            (d::NOHOST, TxtWithoutPolicy),
+            (d::NOANSWER, TxtWithoutPolicy),
+            (d::LARGE, PolicyFetchFailed),
+            (d::REDIRECT, PolicyFetchFailed),
+            (d::TWOTXT, TxtInvalid),
+            (d::ABSENT, NoMtaSts),
+        ] {
+            let security = records[domain].security.as_ref().expect("security facts");
+            assert_eq!(security.mta_sts.verdict, want, "{domain}: {security:?}");
+            if signed {
+                // Knot's signed lab.test through the validating Unbound.
+                assert_eq!(security.dnssec_mx, DnssecStatus::Secure, "{domain}");
+            } else {
+                // lab.test is unsigned under a root the IANA anchor cannot reach.
+                assert_ne!(security.dnssec_mx, DnssecStatus::Secure, "{domain}");
+            }
+        }
+        let enforce = &records[d::ENFORCE]
             .security
             .as_ref()
             .expect("facts")
-            .tls_rpt
-            .clone()
-    };
-    let present = rpt(d::ENFORCE);
-    assert_eq!(present.verdict, TlsRptVerdict::Valid, "{present:?}");
-    assert!(present.present);
-    assert_eq!(present.rua, d::RUA.to_vec());
-    let absent = rpt(d::TESTING);
-    assert_eq!(absent.verdict, TlsRptVerdict::Absent, "{absent:?}");
-    assert!(!absent.present);
-    let invalid = rpt(d::NOMATCH);
-    assert_eq!(invalid.verdict, TlsRptVerdict::Invalid, "{invalid:?}");
-    assert_eq!(rpt(d::ABSENT).verdict, TlsRptVerdict::Absent);
+            .mta_sts;
+        assert_eq!(enforce.txt_id.as_deref(), Some(d::TXT_ID));
+        assert_eq!(enforce.per_mx.len(), 1);
+        assert_eq!(enforce.per_mx[0].certificate_ok, Some(true));
+        let badcert = &records[d::BADCERT]
+            .security
+            .as_ref()
+            .expect("facts")
+            .mta_sts;
+        assert_eq!(
+            badcert.detail.as_deref(),
+            Some("2 of 2 MX would be refused")
+        );
+        let large = &records[d::LARGE].security.as_ref().expect("facts").mta_sts;
+        assert_eq!(
+            large.detail.as_deref(),
+            Some("policy larger than 65536 bytes")
+        );
+
+        let rpt = |domain: &str| {
+            records[domain]
+                .security
+                .as_ref()
+                .expect("facts")
+                .tls_rpt
+                .clone()
+        };
+        let present = rpt(d::ENFORCE);
+        assert_eq!(present.verdict, TlsRptVerdict::Valid, "{present:?}");
+        assert!(present.present);
+        assert_eq!(present.rua, d::RUA.to_vec());
+        let absent = rpt(d::TESTING);
+        assert_eq!(absent.verdict, TlsRptVerdict::Absent, "{absent:?}");
+        assert!(!absent.present);
+        let invalid = rpt(d::NOMATCH);
+        assert_eq!(invalid.verdict, TlsRptVerdict::Invalid, "{invalid:?}");
+        assert_eq!(rpt(d::ABSENT).verdict, TlsRptVerdict::Absent);
+    }
 }
 
 #[test]

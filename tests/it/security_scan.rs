@@ -168,17 +168,42 @@ fn scan_gives_every_dnssec_and_dane_verdict() {
                 ("dane_mismatch", 2),
                 ("no_tlsa", 1),
                 ("tlsa_lookup_failed", 2),
-                ("not_applicable_insecure", 2),
+                ("not_applicable_insecure", 1),
+                ("address_bogus", 1),
             ])
         )
     );
+    // The bogus MX host is counted apart from the unsigned ones.
     assert_eq!(
         scanned.dist("dane_adoption"),
         (
             10,
-            want(&[("dane_valid", 2), ("dane_broken", 2), ("no_dane", 6)])
+            want(&[
+                ("dane_valid", 2),
+                ("dane_broken", 2),
+                ("address_bogus", 1),
+                ("no_dane", 5)
+            ])
         )
     );
+    // Every non-secure verdict has its reason, counted.
+    assert_eq!(
+        scanned.dist("dnssec_reason"),
+        (2, want(&[("insecure_delegation", 1), ("ds_mismatch", 1)]))
+    );
+    assert_eq!(
+        scanned.dist("dane_reason"),
+        (
+            4,
+            want(&[
+                ("insecure_delegation", 1),
+                ("lookup_servfail", 1),
+                ("ds_mismatch", 2),
+            ])
+        )
+    );
+    let check = &scanned.report["vantages"][0]["security"]["resolver_check"];
+    assert_eq!(check["usable"], true, "{check}");
     assert_eq!(scanned.dist("mta_sts"), (11, want(&[("no_mta_sts", 11)])));
     assert_eq!(scanned.dist("tls_rpt"), (11, want(&[("absent", 11)])));
     let section = &scanned.report["vantages"][0]["security"];

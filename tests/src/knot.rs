@@ -19,12 +19,13 @@
 //! | `.` | yes | the trust anchor |
 //! | `test.` | yes | DS |
 //! | `sec.test.` | yes | DS |
-//! | `lab.test.` (only `mx-valid`, for DANE-TA with the lab leaf's name) | yes | DS |
+//! | `lab.test.` (`mx-valid` for DANE-TA with the lab leaf's name, and every record of the Unbound lab's `lab.test`) | yes | DS |
 //! | `bogus.test.` | yes | DS whose digest is wrong (bogus) |
 //! | `insecure.test.` | no | NS without DS (insecure) |
 //! | `_tcp.mx-tlsabogus.sec.test.` | yes | DS whose digest is wrong |
 //! | `_tcp.mx-servfail.sec.test.` | configured, no zone file: SERVFAIL | NS without DS |
 //! | `2.0.192.in-addr.arpa.` | yes | DS in `.` |
+//! | `forged.test.` | by the harness ([`crate::forged`]): expired, future, forged and missing signatures, no NSEC | DS |
 //! | `14.2.0.192.in-addr.arpa.` | configured, no zone file: SERVFAIL | NS without DS |
 
 use std::fmt::Write as _;
@@ -44,6 +45,8 @@ use crate::process::Daemon;
 
 /// Knot listens here (UDP and TCP).
 pub const KNOT_ADDR: &str = "127.0.0.1:5354";
+/// The stripped copy ([`Knot::start_stripped`]) listens here.
+pub const STRIPPED_ADDR: &str = "127.0.0.1:5357";
 const TTL: u32 = 300;
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -136,6 +139,8 @@ const SIGNED: &[&str] = &[
 const UNSIGNED: &[&str] = &["insecure.test."];
 /// Zones configured without a zone file: Knot answers SERVFAIL for them.
 const BROKEN: &[&str] = &["_tcp.mx-servfail.sec.test.", "14.2.0.192.in-addr.arpa."];
+/// Zones signed by the harness ([`crate::forged`]), served as they are.
+const PRESIGNED: &[&str] = &[crate::forged::ZONE];
 /// Children whose DS in the parent is deliberately wrong.
 const BAD_DS: &[&str] = &["bogus.test.", "_tcp.mx-tlsabogus.sec.test."];
 
@@ -199,6 +204,75 @@ impl Knot {
 
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("knot.log")
+    }
+
+    /// A second knotd on [`STRIPPED_ADDR`] serving the same zones with
+    /// their DNSSEC records stripped: the DNSKEY and DS records are there,
+    /// no RRSIG, no NSEC. What a client sees behind a forwarder that drops
+    /// DNSSEC records (the lab's stripping forwarder asks it).
+    pub fn start_stripped(&self, dir: &Path) -> anyhow::Result<Self> {
+        let addr: SocketAddr = STRIPPED_ADDR.parse().context("parsing STRIPPED_ADDR")?;
+        std::fs::create_dir_all(dir.join("zones")).context("creating the zones folder")?;
+        std::fs::create_dir_all(dir.join("run")).context("creating the run folder")?;
+        let signed_conf = self.dir.join("knot.conf");
+        for zone in SIGNED.iter().chain(UNSIGNED) {
+            let file = format!("{}.zone", zone.trim_end_matches('.'));
+            let mut text = std::fs::read_to_string(self.dir.join("zones").join(&file))
+                .with_context(|| format!("reading the zone file of {zone}"))?;
+            if SIGNED.contains(zone) {
+                let keys = keymgr(&signed_conf, zone, &["dnskey"])?;
+                for key in keys.lines().filter_map(|l| l.split_once(" DNSKEY ")) {
+                    let _ = writeln!(text, "{} {TTL} IN DNSKEY {}", key.0, key.1);
+                }
+            }
+            std::fs::write(dir.join("zones").join(&file), text)
+                .with_context(|| format!("writing the stripped zone {zone}"))?;
+        }
+        let conf = dir.join("knot.conf");
+        std::fs::write(&conf, stripped_config(dir, addr)).context("writing knot.conf")?;
+        let stderr = File::create(dir.join("knotd.stderr")).context("creating knotd.stderr")?;
+        let mut cmd = Command::new(binary("knotd"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let daemon = Daemon::spawn("knotd", cmd).context("starting the stripped knotd")?;
+        let mut knot = Self {
+            daemon,
+            addr,
+            dir: dir.to_path_buf(),
+        };
+        knot.wait_answering()?;
+        Ok(knot)
+    }
+
+    /// Poll until the root's SOA is answered (signed or not).
+    fn wait_answering(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .context("setting a read timeout")?;
+        let mut id: u16 = 0x7374;
+        loop {
+            if let Some(status) = self.daemon.exited() {
+                bail!("knotd exited with {status}\n{}", logs(&self.dir));
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "knotd did not answer within {START_DEADLINE:?}\n{}",
+                    logs(&self.dir)
+                );
+            }
+            id = id.wrapping_add(1);
+            if socket.send_to(&soa_query(id, "."), self.addr).is_ok()
+                && answered_in_round(&socket, id, |resp, id| answer_count(resp, id) >= 1)
+            {
+                return Ok(());
+            }
+        }
     }
 
     /// Poll until every signed zone is loaded (its SOA answered with an RRSIG).
@@ -335,13 +409,10 @@ pub(crate) fn wait_signed(
             );
         }
         id = id.wrapping_add(1);
-        let mut buf = [0u8; 4096];
-        let signed = socket.send_to(&soa_query(id, zone), addr).is_ok()
-            && matches!(socket.recv_from(&mut buf), Ok((n, _)) if signed_answer(&buf[..n], id));
-        if signed {
+        if socket.send_to(&soa_query(id, zone), addr).is_ok()
+            && answered_in_round(&socket, id, signed_answer)
+        {
             pending.pop();
-        } else {
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
     Ok(())
@@ -387,7 +458,12 @@ fn corrupt(hex: &str) -> String {
 
 /// knotd's configuration: loopback only, every zone from `dir/zones`.
 fn config(dir: &Path, addr: SocketAddr) -> String {
-    let unsigned: Vec<&str> = UNSIGNED.iter().chain(BROKEN).copied().collect();
+    let unsigned: Vec<&str> = UNSIGNED
+        .iter()
+        .chain(BROKEN)
+        .chain(PRESIGNED)
+        .copied()
+        .collect();
     config_for(dir, addr, SIGNED, &unsigned)
 }
 
@@ -458,6 +534,42 @@ zone:
     conf
 }
 
+/// The stripped copy's configuration: every zone unsigned, from `dir/zones`.
+fn stripped_config(dir: &Path, addr: SocketAddr) -> String {
+    let d = dir.display();
+    let mut conf = format!(
+        r#"server:
+    rundir: "{d}/run"
+    listen: {ip}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: "{d}/knot.log"
+    any: info
+database:
+    storage: "{d}"
+    journal-db: "{d}/journal"
+    timer-db: "{d}/timer"
+template:
+  - id: default
+    storage: "{d}/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+"#,
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    for zone in SIGNED.iter().chain(UNSIGNED).chain(BROKEN) {
+        let _ = writeln!(conf, "  - domain: \"{zone}\"");
+    }
+    conf
+}
+
 /// Every zone file (zone name with its trailing dot → text).
 fn zones(
     certs: &LabCerts,
@@ -470,6 +582,7 @@ fn zones(
     let ok_ip = ip(plan::MX_VALID.ip);
     let backup_ip = ip(plan::MX_BACKUP.ip);
     let ds_of = |zone: &str| ds.get(zone).cloned().unwrap_or_default();
+    let forged = crate::forged::forge()?;
 
     let mut out = Vec::new();
     let mut zone = |name: &'static str, records: Vec<String>| {
@@ -499,6 +612,8 @@ fn zones(
             rr("bogus.test", "NS", "ns.test."),
             ds_of("bogus.test."),
             rr(INSECURE, "NS", "ns.test."),
+            rr("forged.test", "NS", "ns.test."),
+            forged.ds_line.clone(),
         ],
     );
     zone(
@@ -533,13 +648,20 @@ fn zones(
             rr(RDNS_FAIL, "A", &dotted(PTR_SERVFAIL)),
         ],
     );
-    zone(
-        "lab.test.",
-        vec![
-            rr(MX_DANE_TA, "A", &ok_ip),
-            tlsa(MX_DANE_TA, &format!("2 0 1 {ca}")),
-        ],
-    );
+    // lab.test of this world is signed: the DANE-TA case, plus every record
+    // of the Unbound lab's lab.test (MX hosts, MTA-STS and TLS-RPT cases),
+    // so that those cases also run through the validating resolver.
+    let mut lab_test = vec![
+        rr(MX_DANE_TA, "A", &ok_ip),
+        tlsa(MX_DANE_TA, &format!("2 0 1 {ca}")),
+    ];
+    let own = format!("{MX_DANE_TA}. ");
+    lab_test.extend(crate::dns::zone_records().into_iter().filter(|r| {
+        let mut fields = r.split_whitespace();
+        let (owner, rtype) = (fields.next(), fields.nth(2));
+        owner != Some("lab.test.") && !matches!(rtype, Some("SOA" | "NS")) && !r.starts_with(&own)
+    }));
+    zone("lab.test.", lab_test);
     zone(
         "bogus.test.",
         vec![
@@ -578,6 +700,7 @@ fn zones(
             rr("14.2.0.192.in-addr.arpa", "NS", "ns.test."),
         ],
     );
+    out.push((crate::forged::ZONE, forged.zone_text));
     Ok(out)
 }
 
@@ -618,13 +741,45 @@ fn soa_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
+/// Read answers for one polling round (300 ms): true when one to `id`
+/// passes `ok`. Late answers to earlier queries are read and dropped, so a
+/// slow server never leaves the poll one answer behind.
+pub(crate) fn answered_in_round(
+    socket: &UdpSocket,
+    id: u16,
+    ok: impl Fn(&[u8], u16) -> bool,
+) -> bool {
+    let end = Instant::now() + Duration::from_millis(300);
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if ok(&buf[..n], id) => return true,
+            Ok(_) => {}
+            Err(_) => {
+                std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                return false;
+            }
+        }
+    }
+}
+
 /// A NOERROR response to `id` with at least two answers (SOA and its RRSIG).
 fn signed_answer(resp: &[u8], id: u16) -> bool {
+    answer_count(resp, id) >= 2
+}
+
+/// The answer count of a NOERROR response to `id` (0 for anything else).
+fn answer_count(resp: &[u8], id: u16) -> u16 {
     let Some(h) = resp.get(..12) else {
-        return false;
+        return 0;
     };
-    u16::from_be_bytes([h[0], h[1]]) == id
-        && h[2] & 0x80 != 0
-        && h[3] & 0x0f == 0
-        && u16::from_be_bytes([h[6], h[7]]) >= 2
+    if u16::from_be_bytes([h[0], h[1]]) == id && h[2] & 0x80 != 0 && h[3] & 0x0f == 0 {
+        u16::from_be_bytes([h[6], h[7]])
+    } else {
+        0
+    }
 }

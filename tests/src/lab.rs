@@ -12,6 +12,7 @@ use crate::knot::Knot;
 use crate::nginx::Nginx;
 use crate::opensmtpd::OpenSmtpd;
 use crate::postfix::Postfix;
+use crate::resolvers::{Flavor, LabResolver};
 use crate::sendmail::Sendmail;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
@@ -122,5 +123,42 @@ pub fn nginx() -> &'static Nginx {
     static NGINX: OnceLock<Result<Nginx, String>> = OnceLock::new();
     once(&NGINX, "starting the lab's nginx", || {
         Nginx::start(&sub("nginx"), certs())
+    })
+}
+
+/// Unbound validating from the private root, in front of Knot.
+pub fn validating_resolver() -> &'static LabResolver {
+    static RESOLVER: OnceLock<Result<LabResolver, String>> = OnceLock::new();
+    once(&RESOLVER, "starting the lab's validating Unbound", || {
+        let knot = knot();
+        LabResolver::start(
+            &sub("unbound-validating"),
+            Flavor::Validating,
+            knot.addr(),
+            &knot.trust_anchor(),
+        )
+    })
+}
+
+/// Unbound as a forwarder that strips DNSSEC records, in front of Knot.
+pub fn stripping_resolver() -> &'static LabResolver {
+    static RESOLVER: OnceLock<Result<LabResolver, String>> = OnceLock::new();
+    once(&RESOLVER, "starting the lab's stripping forwarder", || {
+        let knot = knot();
+        LabResolver::start(
+            &sub("unbound-stripping"),
+            Flavor::Stripping,
+            stripped_knot().addr(),
+            &knot.trust_anchor(),
+        )
+    })
+}
+
+/// The Knot zones with their DNSSEC records stripped (the stripping
+/// forwarder's upstream).
+pub fn stripped_knot() -> &'static Knot {
+    static KNOT: OnceLock<Result<Knot, String>> = OnceLock::new();
+    once(&KNOT, "starting the lab's stripped Knot", || {
+        knot().start_stripped(&sub("knot-stripped"))
     })
 }

@@ -12,7 +12,9 @@
 //!   and TLS stack.
 //! - [`dns`]: Unbound serving `lab.test`.
 //! - [`nginx`]: nginx serving the MTA-STS policy hosts over HTTPS.
-//! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
+//! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root;
+//!   [`forged`] a zone of it signed by the harness with broken signatures.
+//! - [`resolvers`]: Unbound validating, and Unbound stripping DNSSEC, in front of Knot.
 //! - [`vantage_dns`]: a true and a tampered copy of a signed hierarchy (two
 //!   Knot instances) and an nftables on-path interceptor, for vantage comparisons.
 //! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
@@ -31,6 +33,7 @@ pub mod cluster;
 pub mod dns;
 pub mod exim;
 pub mod fakes;
+pub mod forged;
 pub mod haraka;
 pub mod knot;
 pub mod lab;
@@ -42,6 +45,7 @@ pub mod postfix;
 pub mod probing;
 pub mod process;
 pub mod report_json;
+pub mod resolvers;
 pub mod scanning;
 pub mod scripted;
 pub mod scripts;

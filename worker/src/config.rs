@@ -71,6 +71,9 @@ pub struct SecurityConfig {
     pub resolvers: Vec<SocketAddr>,
     /// Timeout of one DNS query attempt.
     pub dns_timeout: Duration,
+    /// A known signed name under the trust anchor that the resolver
+    /// self-check also asks (`--dnssec-check-name`); `None` = only the anchor.
+    pub signed_name: Option<String>,
 }
 
 impl Default for SecurityConfig {
@@ -80,6 +83,7 @@ impl Default for SecurityConfig {
             trust_anchor_text: None,
             resolvers: Vec::new(),
             dns_timeout: Duration::from_secs(5),
+            signed_name: None,
         }
     }
 }

@@ -19,7 +19,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mxscope_common::security_dns::{DaneResult, DaneVerdict, TlsaRecord};
+use mxscope_common::security_dns::{
+    DaneResult, DaneVerdict, DnssecReason, DnssecStatus, TlsaRecord,
+};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::{CertificateError, RootCertStore};
@@ -27,7 +29,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256, Sha512};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::dnssec::TlsaLookup;
+use crate::dnssec::{snake, TlsaLookup, Verdict};
 
 /// DANE-TA(2).
 const USAGE_DANE_TA: u8 = 2;
@@ -47,18 +49,49 @@ pub fn dane_outcome(
         TlsaLookup::Records(records) => dane_verdict(records, chain_der, mx_name, now),
         TlsaLookup::NoRecords => result(DaneVerdict::NoTlsa, Vec::new(), "no TLSA records"),
         TlsaLookup::Insecure => not_applicable("the TLSA RRset is not DNSSEC-secure"),
-        TlsaLookup::Failed(reason) => result(
-            DaneVerdict::TlsaLookupFailed,
-            Vec::new(),
-            &format!("TLSA lookup failed: {reason}"),
-        ),
+        TlsaLookup::Failed(detail, why) => DaneResult {
+            reason: Some(*why),
+            ..result(
+                DaneVerdict::TlsaLookupFailed,
+                Vec::new(),
+                &format!("TLSA lookup failed: {detail}"),
+            )
+        },
     }
 }
 
 /// DANE does not apply (the MX name or its addresses are not secure, or the
 /// TLSA answer itself is insecure).
 pub fn not_applicable(reason: &str) -> DaneResult {
-    result(DaneVerdict::NotApplicableInsecure, Vec::new(), reason)
+    DaneResult {
+        reason: Some(DnssecReason::InsecureDelegation),
+        ..result(DaneVerdict::NotApplicableInsecure, Vec::new(), reason)
+    }
+}
+
+/// The DANE result of an MX host whose A/AAAA are not secure (the TLSA
+/// RRset is not looked up): `not_applicable_insecure` for provably unsigned
+/// addresses; `address_bogus` for bogus ones, which RFC 7672 §2.1.1 treats
+/// as a lookup failure (the host is unusable); `tlsa_lookup_failed` when the
+/// addresses could not be validated (the chain could not be fetched).
+pub fn address_not_secure(addresses: Verdict) -> DaneResult {
+    let detail = format!(
+        "the MX host's addresses are {}{}",
+        snake(addresses.status),
+        addresses
+            .reason
+            .map(|r| format!(" ({})", r.as_str()))
+            .unwrap_or_default()
+    );
+    let verdict = match addresses.status {
+        DnssecStatus::Insecure => DaneVerdict::NotApplicableInsecure,
+        DnssecStatus::Bogus => DaneVerdict::AddressBogus,
+        _ => DaneVerdict::TlsaLookupFailed,
+    };
+    DaneResult {
+        reason: addresses.reason,
+        ..result(verdict, Vec::new(), &detail)
+    }
 }
 
 /// Match a secure TLSA RRset against the presented chain (leaf first, DER).
@@ -146,6 +179,7 @@ fn result(verdict: DaneVerdict, tlsa: Vec<TlsaRecord>, detail: &str) -> DaneResu
         verdict,
         tlsa,
         detail: Some(detail.to_string()),
+        reason: None,
     }
 }
 
@@ -473,8 +507,31 @@ mod tests {
             DaneVerdict::NoTlsa
         );
         assert_eq!(
-            dane_outcome(&TlsaLookup::Failed("servfail".into()), &[], MX, now).verdict,
+            dane_outcome(
+                &TlsaLookup::Failed("servfail".into(), DnssecReason::LookupServfail),
+                &[],
+                MX,
+                now
+            )
+            .reason,
+            Some(DnssecReason::LookupServfail)
+        );
+        let bogus = Verdict {
+            status: DnssecStatus::Bogus,
+            reason: Some(DnssecReason::DsMismatch),
+        };
+        assert_eq!(address_not_secure(bogus).verdict, DaneVerdict::AddressBogus);
+        assert_eq!(
+            address_not_secure(Verdict::indeterminate(DnssecReason::LookupTimeout)).verdict,
             DaneVerdict::TlsaLookupFailed
+        );
+        let insecure = Verdict {
+            status: DnssecStatus::Insecure,
+            reason: Some(DnssecReason::InsecureDelegation),
+        };
+        assert_eq!(
+            address_not_secure(insecure).verdict,
+            DaneVerdict::NotApplicableInsecure
         );
         assert_eq!(
             dane_outcome(&TlsaLookup::Insecure, &[], MX, now).verdict,

@@ -14,12 +14,18 @@
 //!
 //! Statuses come from hickory's proofs: positive answers from the records'
 //! [`Proof`], denials (NXDOMAIN/NODATA) from the NSEC/NSEC3 records that
-//! prove them, bogus data from `DnssecBogus`; a lookup that fails
-//! (SERVFAIL, timeout) is `indeterminate`.
+//! prove them. Every non-secure status carries a [`DnssecReason`]. An answer
+//! hickory calls bogus, or that a (validating) resolver answers SERVFAIL, is
+//! diagnosed by [`crate::dnssec_diagnose`]: `bogus` only when a fault is
+//! seen on data that arrived, `indeterminate` when part of the chain could
+//! not be fetched. Before the first verdict the resolvers are checked once
+//! ([`crate::dnssec_check`]); when they cannot support validation every
+//! verdict is `indeterminate` with the check's reason.
 //!
 //! Never fails on an answer and never panics on peer data: every outcome is
 //! a value.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +37,13 @@ use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
-use mxscope_common::security_dns::{DnssecStatus, TlsaRecord};
+use mxscope_common::security_dns::{DnssecReason, DnssecStatus, ResolverCheck, TlsaRecord};
+use tokio::sync::OnceCell;
 
 use crate::dane::encode_hex;
 use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
+use crate::dnssec_diagnose::{walk, Anchors, Finding};
+use crate::dnssec_wire::Wire;
 
 /// Cached responses (DNSKEY and DS of shared parents are asked often).
 const CACHE_SIZE: u64 = 4096;
@@ -68,8 +77,30 @@ pub enum TlsaLookup {
     /// An answer or denial that is not secure: DANE does not apply.
     Insecure,
     /// SERVFAIL, timeout, bogus: the lookup failed (mail must not fall back
-    /// to unauthenticated delivery).
-    Failed(String),
+    /// to unauthenticated delivery). The detail and the DNSSEC reason.
+    Failed(String, DnssecReason),
+}
+
+/// A DNSSEC status with the reason when it is not secure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: DnssecStatus,
+    pub reason: Option<DnssecReason>,
+}
+
+impl Verdict {
+    pub const SECURE: Self = Self {
+        status: DnssecStatus::Secure,
+        reason: None,
+    };
+
+    /// `indeterminate` for `reason`.
+    pub fn indeterminate(reason: DnssecReason) -> Self {
+        Self {
+            status: DnssecStatus::Indeterminate,
+            reason: Some(reason),
+        }
+    }
 }
 
 /// The classified answer to one query.
@@ -79,16 +110,19 @@ pub(crate) enum Answer {
     Records {
         records: Vec<Record>,
         status: DnssecStatus,
+        why: Option<DnssecReason>,
     },
     /// NXDOMAIN (`nxdomain`) or NODATA, with the status of the denial.
     Empty {
         nxdomain: bool,
         status: DnssecStatus,
+        why: Option<DnssecReason>,
     },
-    /// No answer: `Bogus` or `Indeterminate`, and why.
+    /// No answer: `Bogus` or `Indeterminate`, the detail and the reason.
     Failed {
         status: DnssecStatus,
         reason: String,
+        why: DnssecReason,
     },
 }
 
@@ -100,6 +134,18 @@ impl Answer {
             | Self::Failed { status, .. } => *status,
         }
     }
+
+    /// The status with its reason.
+    pub(crate) fn verdict(&self) -> Verdict {
+        let reason = match self {
+            Self::Records { why, .. } | Self::Empty { why, .. } => *why,
+            Self::Failed { why, .. } => Some(*why),
+        };
+        Verdict {
+            status: self.status(),
+            reason,
+        }
+    }
 }
 
 /// A validating resolver (separate from [`crate::dns::MxResolver`], whose
@@ -108,6 +154,17 @@ impl Answer {
 pub struct SecureResolver {
     resolver: TokioResolver,
     lookup_deadline: Duration,
+    /// The same servers, query by query (self-check, diagnosis).
+    wire: Wire,
+    anchors: Anchors,
+    /// A known signed name the self-check asks, when configured.
+    signed_name: Option<Name>,
+    /// The self-check, run once before the first verdict.
+    check: Arc<OnceCell<ResolverCheck>>,
+    /// Labels of the servers for the check (`system` when not configured).
+    labels: Vec<String>,
+    /// The failed check was reported (it is said once).
+    warned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SecureResolver {
@@ -158,6 +215,8 @@ impl SecureResolver {
             }
             None => TrustAnchors::default(),
         };
+        let anchors = Arc::new(anchors);
+        let anchor_set = Anchors::new(anchors.clone(), anchor.map(|(text, _)| text));
         let ResolverParts {
             name_servers,
             mut opts,
@@ -170,12 +229,24 @@ impl SecureResolver {
         opts.cache_size = CACHE_SIZE;
         opts.preserve_intermediates = true;
         opts.validate = true;
+        let servers: Vec<SocketAddr> = name_servers
+            .iter()
+            .map(|ns| {
+                let port = ns.connections.first().map(|c| c.port).unwrap_or(53);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect();
+        let labels = if config.resolvers.is_empty() {
+            vec!["system".to_string()]
+        } else {
+            servers.iter().map(ToString::to_string).collect()
+        };
         let resolver = TokioResolver::builder_with_config(
             ResolverConfig::from_name_servers(name_servers),
             TokioRuntimeProvider::default(),
         )
         .with_options(opts)
-        .with_trust_anchor(Arc::new(anchors))
+        .with_trust_anchor(anchors)
         .build()
         .map_err(|e| SecureDnsError::Build(e.to_string()))?;
         // Validation walks up to the root: several lookups per answer.
@@ -183,38 +254,97 @@ impl SecureResolver {
         Ok(Self {
             resolver,
             lookup_deadline,
+            wire: Wire::new(servers, timeout),
+            anchors: anchor_set,
+            signed_name: None,
+            check: Arc::new(OnceCell::new()),
+            labels,
+            warned: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
+    /// Have the self-check also ask for `name`, a known signed name under
+    /// the trust anchor (`--dnssec-check-name`).
+    pub fn with_signed_name(mut self, name: Option<&str>) -> Self {
+        self.signed_name = name.and_then(fqdn);
+        self
+    }
+
+    /// The resolver self-check, run on first use and then remembered.
+    pub async fn resolver_check(&self) -> &ResolverCheck {
+        self.check
+            .get_or_init(|| {
+                crate::dnssec_check::self_check(
+                    &self.wire,
+                    &self.anchors,
+                    self.signed_name.as_ref(),
+                    self.labels.clone(),
+                )
+            })
+            .await
+    }
+
+    /// True exactly once: whoever gets it reports a failed check.
+    pub fn claim_warning(&self) -> bool {
+        !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Some(verdict)` when the self-check failed: every verdict is then
+    /// `indeterminate` with its reason, nothing is asked.
+    async fn unusable(&self) -> Option<Verdict> {
+        let check = self.resolver_check().await;
+        (!check.usable)
+            .then(|| Verdict::indeterminate(check.reason.unwrap_or(DnssecReason::LookupFailed)))
+    }
+
     /// DNSSEC status of `domain`'s MX RRset (or of its denial).
-    pub async fn mx_status(&self, domain: &str) -> DnssecStatus {
+    pub async fn mx_status(&self, domain: &str) -> Verdict {
+        if let Some(verdict) = self.unusable().await {
+            return verdict;
+        }
         match fqdn(domain) {
-            Some(name) => self.query(&name, RecordType::MX).await.status(),
-            None => DnssecStatus::Indeterminate,
+            Some(name) => self.query(&name, RecordType::MX).await.verdict(),
+            None => Verdict::indeterminate(DnssecReason::LookupFailed),
         }
     }
 
     /// DNSSEC status of `name`'s addresses: A and AAAA both (each answer or
     /// denial), the weakest of the two.
-    pub async fn address_status(&self, name: &str) -> DnssecStatus {
+    pub async fn address_status(&self, name: &str) -> Verdict {
+        if let Some(verdict) = self.unusable().await {
+            return verdict;
+        }
         let Some(name) = fqdn(name) else {
-            return DnssecStatus::Indeterminate;
+            return Verdict::indeterminate(DnssecReason::LookupFailed);
         };
         let (a, aaaa) = tokio::join!(
             self.query(&name, RecordType::A),
             self.query(&name, RecordType::AAAA)
         );
-        weakest([a.status(), aaaa.status()])
+        weakest_verdict([a.verdict(), aaaa.verdict()])
     }
 
     /// The TLSA RRset of `_25._tcp.<mx>`. Call it only when the MX RRset
     /// and the exchange's addresses are secure (RFC 7672 §2.2).
     pub async fn tlsa(&self, mx: &str) -> TlsaLookup {
+        if let Some(verdict) = self.unusable().await {
+            return TlsaLookup::Failed(
+                "the resolver self-check failed".into(),
+                verdict.reason.unwrap_or(DnssecReason::LookupFailed),
+            );
+        }
         let Some(name) = fqdn(&format!("_25._tcp.{}", mx.trim_end_matches('.'))) else {
-            return TlsaLookup::Failed(format!("invalid MX name {mx:?}"));
+            return TlsaLookup::Failed(
+                format!("invalid MX name {mx:?}"),
+                DnssecReason::LookupFailed,
+            );
         };
         match self.query(&name, RecordType::TLSA).await {
-            Answer::Records { records, status } => match status {
+            Answer::Records {
+                records,
+                status,
+                why,
+            } => match status {
                 DnssecStatus::Secure => TlsaLookup::Records(
                     records
                         .iter()
@@ -230,19 +360,70 @@ impl SecureResolver {
                         .collect(),
                 ),
                 DnssecStatus::Insecure => TlsaLookup::Insecure,
-                other => TlsaLookup::Failed(format!("TLSA answer is {other:?}")),
+                other => TlsaLookup::Failed(
+                    format!("TLSA answer is {}", snake(other)),
+                    why.unwrap_or(DnssecReason::ValidationFailed),
+                ),
             },
-            Answer::Empty { status, .. } => match status {
+            Answer::Empty { status, why, .. } => match status {
                 DnssecStatus::Secure => TlsaLookup::NoRecords,
                 DnssecStatus::Insecure => TlsaLookup::Insecure,
-                other => TlsaLookup::Failed(format!("TLSA denial is {other:?}")),
+                other => TlsaLookup::Failed(
+                    format!("TLSA denial is {}", snake(other)),
+                    why.unwrap_or(DnssecReason::NsecProofFailed),
+                ),
             },
-            Answer::Failed { reason, .. } => TlsaLookup::Failed(reason),
+            Answer::Failed { reason, why, .. } => TlsaLookup::Failed(reason, why),
         }
     }
 
-    /// One bounded, validated lookup, classified.
+    /// One bounded, validated lookup, classified, with the reason of a
+    /// non-secure status (a bogus or SERVFAIL answer diagnosed).
     pub(crate) async fn query(&self, name: &Name, rtype: RecordType) -> Answer {
+        let answer = self.lookup(name, rtype).await;
+        let status = answer.status();
+        let servfail = matches!(
+            &answer,
+            Answer::Failed {
+                why: DnssecReason::LookupServfail,
+                ..
+            }
+        );
+        if status != DnssecStatus::Bogus && !servfail {
+            return answer;
+        }
+        let finding = walk(&self.wire, &self.anchors, name, rtype).await;
+        let denial = matches!(answer, Answer::Empty { .. });
+        let (status, why) = match (status, finding) {
+            (_, Finding::Unavailable(reason)) => (DnssecStatus::Indeterminate, reason),
+            (_, Finding::Fault(reason)) => (DnssecStatus::Bogus, reason),
+            (DnssecStatus::Bogus, _) if denial => {
+                (DnssecStatus::Bogus, DnssecReason::NsecProofFailed)
+            }
+            (DnssecStatus::Bogus, _) => (DnssecStatus::Bogus, DnssecReason::ValidationFailed),
+            (_, _) => (DnssecStatus::Indeterminate, DnssecReason::LookupServfail),
+        };
+        match answer {
+            Answer::Records { records, .. } => Answer::Records {
+                records,
+                status,
+                why: Some(why),
+            },
+            Answer::Empty { nxdomain, .. } => Answer::Empty {
+                nxdomain,
+                status,
+                why: Some(why),
+            },
+            Answer::Failed { reason, .. } => Answer::Failed {
+                status,
+                reason: format!("{reason} ({})", why.as_str()),
+                why,
+            },
+        }
+    }
+
+    /// One bounded, validated lookup, classified from hickory's proofs.
+    async fn lookup(&self, name: &Name, rtype: RecordType) -> Answer {
         let lookup = tokio::time::timeout(
             self.lookup_deadline,
             self.resolver.lookup(name.clone(), rtype),
@@ -261,15 +442,18 @@ impl SecureResolver {
                     .into_iter()
                     .filter(|r| r.record_type() == rtype)
                     .collect();
+                let why = insecure_reason(status);
                 if wanted.is_empty() {
                     Answer::Empty {
                         nxdomain: false,
                         status,
+                        why,
                     }
                 } else {
                     Answer::Records {
                         records: wanted,
                         status,
+                        why,
                     }
                 }
             }
@@ -277,6 +461,7 @@ impl SecureResolver {
             Err(_) => Answer::Failed {
                 status: DnssecStatus::Indeterminate,
                 reason: "timed out".into(),
+                why: DnssecReason::LookupTimeout,
             },
         }
     }
@@ -284,6 +469,11 @@ impl SecureResolver {
 
 /// Map a lookup error: denials carry the status of their NSEC proof.
 fn classify(e: &NetError) -> Answer {
+    let failed = |status: DnssecStatus, reason: String, why: DnssecReason| Answer::Failed {
+        status,
+        reason,
+        why,
+    };
     match e {
         NetError::Dns(DnsError::NoRecordsFound(NoRecords {
             response_code,
@@ -294,9 +484,11 @@ fn classify(e: &NetError) -> Answer {
             ResponseCode::NXDomain | ResponseCode::NoError
         ) =>
         {
+            let status = denial_status(authorities.as_deref().unwrap_or(&[]));
             Answer::Empty {
                 nxdomain: *response_code == ResponseCode::NXDomain,
-                status: denial_status(authorities.as_deref().unwrap_or(&[])),
+                status,
+                why: insecure_reason(status),
             }
         }
         NetError::Dns(DnsError::Nsec {
@@ -306,37 +498,55 @@ fn classify(e: &NetError) -> Answer {
             ResponseCode::NXDomain | ResponseCode::NoError
         ) && *proof != Proof::Bogus =>
         {
+            let status = proof_status(*proof);
             Answer::Empty {
                 nxdomain: response.response_code == ResponseCode::NXDomain,
-                status: proof_status(*proof),
+                status,
+                why: insecure_reason(status),
             }
         }
-        NetError::Dns(DnsError::Nsec { proof, .. }) => Answer::Failed {
-            status: proof_status(*proof),
-            reason: format!("DNSSEC denial is {proof}"),
-        },
-        NetError::Dns(DnsError::DnssecBogus) => Answer::Failed {
-            status: DnssecStatus::Bogus,
-            reason: "DNSSEC validation failed (bogus)".into(),
-        },
-        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => {
-            Answer::Failed {
-                status: DnssecStatus::Indeterminate,
-                reason: format!("response code {response_code}"),
-            }
-        }
-        NetError::Dns(DnsError::ResponseCode(code)) => Answer::Failed {
-            status: DnssecStatus::Indeterminate,
-            reason: format!("response code {code}"),
-        },
-        NetError::Timeout => Answer::Failed {
-            status: DnssecStatus::Indeterminate,
-            reason: "timed out".into(),
-        },
-        other => Answer::Failed {
-            status: DnssecStatus::Indeterminate,
-            reason: other.to_string(),
-        },
+        NetError::Dns(DnsError::Nsec { proof, .. }) => failed(
+            proof_status(*proof),
+            format!("DNSSEC denial is {proof}"),
+            DnssecReason::NsecProofFailed,
+        ),
+        NetError::Dns(DnsError::DnssecBogus) => failed(
+            DnssecStatus::Bogus,
+            "DNSSEC validation failed (bogus)".into(),
+            DnssecReason::ValidationFailed,
+        ),
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => failed(
+            DnssecStatus::Indeterminate,
+            format!("response code {response_code}"),
+            crate::dnssec_wire::rcode_reason(*response_code),
+        ),
+        NetError::Dns(DnsError::ResponseCode(code)) => failed(
+            DnssecStatus::Indeterminate,
+            format!("response code {code}"),
+            crate::dnssec_wire::rcode_reason(*code),
+        ),
+        NetError::Timeout => failed(
+            DnssecStatus::Indeterminate,
+            "timed out".into(),
+            DnssecReason::LookupTimeout,
+        ),
+        other => failed(
+            DnssecStatus::Indeterminate,
+            other.to_string(),
+            DnssecReason::LookupFailed,
+        ),
+    }
+}
+
+/// The reason a status that needs no diagnosis carries: `insecure` is a
+/// proven unsigned delegation; `secure` needs none; `indeterminate` from a
+/// proof hickory left undecided is a lookup failure.
+fn insecure_reason(status: DnssecStatus) -> Option<DnssecReason> {
+    match status {
+        DnssecStatus::Secure => None,
+        DnssecStatus::Insecure => Some(DnssecReason::InsecureDelegation),
+        DnssecStatus::Bogus => Some(DnssecReason::ValidationFailed),
+        _ => Some(DnssecReason::LookupFailed),
     }
 }
 
@@ -383,6 +593,26 @@ pub fn weakest(statuses: impl IntoIterator<Item = DnssecStatus>) -> DnssecStatus
         .into_iter()
         .min_by_key(|s| rank(*s))
         .unwrap_or(DnssecStatus::Indeterminate)
+}
+
+/// The weakest of several verdicts, with its reason.
+pub fn weakest_verdict(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    let verdicts: Vec<Verdict> = verdicts.into_iter().collect();
+    let status = weakest(verdicts.iter().map(|v| v.status));
+    verdicts
+        .into_iter()
+        .find(|v| v.status == status)
+        .unwrap_or(Verdict::indeterminate(DnssecReason::LookupFailed))
+}
+
+/// A status's record name.
+pub fn snake(status: DnssecStatus) -> &'static str {
+    match status {
+        DnssecStatus::Secure => "secure",
+        DnssecStatus::Insecure => "insecure",
+        DnssecStatus::Bogus => "bogus",
+        _ => "indeterminate",
+    }
 }
 
 /// Whether DANE applies to an exchange: its MX RRset and its addresses are

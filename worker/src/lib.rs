@@ -3,7 +3,9 @@
 //! Layout:
 //! - [`dns`]: MX resolution (hickory-resolver): null MX, implicit MX, A/AAAA.
 //! - [`dnssec`], [`dane`], [`rdns`]: DNSSEC status, DANE for SMTP (RFC 7672),
-//!   reverse DNS with forward confirmation.
+//!   reverse DNS with forward confirmation; [`dnssec_check`] the resolver
+//!   self-check, [`dnssec_diagnose`] why a validation failed (bogus or
+//!   indeterminate), over [`dnssec_wire`]'s single queries.
 //! - [`smtp`]: the SMTP dialogue as a sans-IO state machine plus a thin tokio driver.
 //! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
 //! - [`tls_signature`]: a handshake signature by another key than the
@@ -26,6 +28,9 @@ pub mod config;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
+pub mod dnssec_check;
+pub mod dnssec_diagnose;
+pub mod dnssec_wire;
 pub mod first_flight;
 pub mod fleet;
 pub mod legacy;

@@ -187,6 +187,11 @@ struct ProbeArgs {
     /// (`. 3600 IN DNSKEY 257 3 13 <base64>`). Default: the IANA root.
     #[arg(long, value_name = "FILE", requires = "security")]
     trust_anchor: Option<PathBuf>,
+    /// A name known to be DNSSEC-signed under the trust anchor: the resolver
+    /// self-check also asks for it and expects RRSIGs back (it always asks
+    /// for the anchor's DNSKEY).
+    #[arg(long, value_name = "NAME", requires = "security")]
+    dnssec_check_name: Option<String>,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
@@ -300,6 +305,7 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
             trust_anchor_text: None,
             resolvers: args.resolvers.clone(),
             dns_timeout: args.timeout_dns,
+            signed_name: args.dnssec_check_name.clone(),
         }),
         ..ProbeConfig::default()
     };

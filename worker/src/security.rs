@@ -10,17 +10,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use mxscope_common::security_dns::{DaneResult, DnssecStatus, ReverseDns};
+use mxscope_common::security_dns::{
+    DaneResult, DnssecStatus, ResolverCheck, ReverseDns, RESOLVER_CHECK_EVERY,
+};
 use mxscope_common::security_policy::{Policy, TlsRpt};
 use mxscope_common::{DnsResult, DomainSecurity};
 use tokio::task::JoinSet;
 
 use crate::config::{ProbeConfig, SecurityConfig};
-use crate::dane::{dane_outcome, not_applicable};
+use crate::dane::{address_not_secure, dane_outcome};
 use crate::dns::DnsConfig;
-use crate::dnssec::{SecureDnsError, SecureResolver};
+use crate::dnssec::{SecureDnsError, SecureResolver, Verdict};
 use crate::mtasts::fetch::FetchSetupError;
 use crate::mtasts::{evaluate, FetchConfig, FetchError, MxTls, PolicyFetcher, TxtLookup};
 use crate::{rdns, tlsrpt};
@@ -53,13 +57,18 @@ pub enum PolicyRoots<'a> {
 pub struct SecurityChecks {
     resolver: SecureResolver,
     fetcher: PolicyFetcher,
+    /// Domains checked so far (the resolver check rides on some records).
+    domains: Arc<AtomicU64>,
 }
 
 /// What the domain-level checks found, before the targets are known.
 #[derive(Debug, Clone)]
 pub struct DomainFacts {
-    pub dnssec_mx: DnssecStatus,
-    pub dnssec_exchanges: BTreeMap<String, DnssecStatus>,
+    pub dnssec_mx: Verdict,
+    pub dnssec_exchanges: BTreeMap<String, Verdict>,
+    /// The resolver self-check, on the first domain and then one in
+    /// [`RESOLVER_CHECK_EVERY`].
+    pub resolver_check: Option<ResolverCheck>,
     pub sts_txt: TxtLookup,
     /// `None` when no policy was fetched (no valid TXT record).
     pub policy: Option<Result<Policy, FetchError>>,
@@ -72,8 +81,19 @@ impl DomainFacts {
     /// facts, an enforcing policy's MX say "not probed".
     pub fn finish(&self, mx_names: &[String], per_mx_tls: &[MxTls]) -> DomainSecurity {
         DomainSecurity {
-            dnssec_mx: self.dnssec_mx,
-            dnssec_exchanges: self.dnssec_exchanges.clone(),
+            dnssec_mx: self.dnssec_mx.status,
+            dnssec_exchanges: self
+                .dnssec_exchanges
+                .iter()
+                .map(|(name, v)| (name.clone(), v.status))
+                .collect(),
+            dnssec_mx_reason: self.dnssec_mx.reason,
+            dnssec_exchange_reasons: self
+                .dnssec_exchanges
+                .iter()
+                .filter_map(|(name, v)| v.reason.map(|r| (name.clone(), r)))
+                .collect(),
+            resolver_check: self.resolver_check.clone(),
             mta_sts: evaluate(&self.sts_txt, self.policy.as_ref(), mx_names, per_mx_tls),
             tls_rpt: self.tls_rpt.clone(),
         }
@@ -95,7 +115,8 @@ impl SecurityChecks {
         let resolver = match (&config.trust_anchor_text, &config.trust_anchor) {
             (Some(text), _) => SecureResolver::from_text(&dns, Some(text))?,
             (None, path) => SecureResolver::new(&dns, path.as_deref())?,
-        };
+        }
+        .with_signed_name(config.signed_name.as_deref());
         let defaults = FetchConfig::default();
         let fetch = FetchConfig {
             connect_timeout: probe.timeouts.connect.min(defaults.connect_timeout),
@@ -108,13 +129,34 @@ impl SecurityChecks {
             PolicyRoots::File(path) => PolicyFetcher::new(&dns, Some(path), fetch)?,
             PolicyRoots::Pem(pem) => PolicyFetcher::from_pem(&dns, pem, fetch)?,
         };
-        Ok(Self { resolver, fetcher })
+        Ok(Self {
+            resolver,
+            fetcher,
+            domains: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The resolver self-check (run once, on first use). When it fails it
+    /// is logged once, as a warning, here.
+    pub async fn resolver_check(&self) -> &ResolverCheck {
+        let check = self.resolver.resolver_check().await;
+        if !check.usable && self.resolver.claim_warning() {
+            tracing::warn!(
+                reason = check.reason.map(|r| r.as_str()),
+                "{}",
+                check.detail
+            );
+        }
+        check
     }
 
     /// The domain-level checks after MX resolution: DNSSEC of the MX RRset
     /// and of every exchange's addresses, TLS-RPT, the MTA-STS TXT record
     /// and (when valid) the policy.
     pub async fn domain(&self, domain: &str, dns: &DnsResult) -> DomainFacts {
+        let check = self.resolver_check().await.clone();
+        let seen = self.domains.fetch_add(1, Ordering::Relaxed);
+        let resolver_check = (seen % RESOLVER_CHECK_EVERY == 0).then_some(check);
         let exchanges: BTreeSet<String> = dns.mx.iter().map(|mx| mx.exchange.clone()).collect();
         let exchange_statuses = async {
             let mut set = JoinSet::new();
@@ -150,6 +192,7 @@ impl SecurityChecks {
         DomainFacts {
             dnssec_mx,
             dnssec_exchanges,
+            resolver_check,
             sts_txt,
             policy,
             tls_rpt,
@@ -177,11 +220,11 @@ impl SecurityChecks {
             let chain = chain.to_vec();
             set.spawn(async move {
                 let addresses = resolver.address_status(&name).await;
-                let result = if addresses == DnssecStatus::Secure {
+                let result = if addresses.status == DnssecStatus::Secure {
                     let lookup = resolver.tlsa(&name).await;
                     dane_outcome(&lookup, &chain, &name, SystemTime::now())
                 } else {
-                    not_applicable(&format!("the MX host's addresses are {}", snake(addresses)))
+                    address_not_secure(addresses)
                 };
                 (name, result)
             });
@@ -193,14 +236,5 @@ impl SecurityChecks {
             }
         }
         results
-    }
-}
-
-fn snake(status: DnssecStatus) -> &'static str {
-    match status {
-        DnssecStatus::Secure => "secure",
-        DnssecStatus::Insecure => "insecure",
-        DnssecStatus::Bogus => "bogus",
-        _ => "indeterminate",
     }
 }

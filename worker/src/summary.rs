@@ -26,8 +26,12 @@ pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<(
     }
     writeln!(out)?;
     if let Some(security) = &record.security {
+        let reason = security
+            .dnssec_mx_reason
+            .map(|r| format!(" ({})", r.as_str()))
+            .unwrap_or_default();
         let mut line = format!(
-            "  security: dnssec {}, mta-sts {}, tls-rpt {}",
+            "  security: dnssec {}{reason}, mta-sts {}, tls-rpt {}",
             snake(&security.dnssec_mx),
             snake(&security.mta_sts.verdict),
             snake(&security.tls_rpt.verdict)

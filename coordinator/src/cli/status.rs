@@ -1,10 +1,12 @@
 //! `mxscope status` and `mxscope cancel`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use mxscope_coordinator::service::{ScanStatus, TaskCounts};
+use mxscope_common::security_dns::ResolverCheck;
+use mxscope_coordinator::service::{Coordinator, ScanStatus, TaskCounts};
 
 use super::progress::ScanProgress;
 use serde_json::json;
@@ -56,13 +58,58 @@ pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<()> {
         println!("no scans");
     }
     for status in &scans {
+        let checks = match &source {
+            Source::Local(coordinator) => resolver_checks(coordinator, status),
+            Source::Remote(_) => BTreeMap::new(),
+        };
         if args.json {
-            println!("{}", to_json(status));
+            let mut value = to_json(status);
+            if !checks.is_empty() {
+                value["resolver_checks"] = json!(checks);
+            }
+            println!("{value}");
         } else {
             println!("{}", text(status));
+            for (vantage, check) in &checks {
+                if check.usable {
+                    println!(
+                        "  vantage {vantage}: DNSSEC resolver check: {}",
+                        check.detail
+                    );
+                } else {
+                    println!("  vantage {vantage}: Warning: {}", check.detail);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Domain records read at most to find the resolver self-checks.
+const MAX_CHECK_RECORDS: usize = 100_000;
+
+/// The DNSSEC resolver self-check of each vantage of a scan in a data
+/// directory, from the domain records that carry it (a failed one wins);
+/// reads at most [`MAX_CHECK_RECORDS`] records.
+fn resolver_checks(
+    coordinator: &Coordinator,
+    status: &ScanStatus,
+) -> BTreeMap<String, ResolverCheck> {
+    let mut checks: BTreeMap<String, ResolverCheck> = BTreeMap::new();
+    let records = coordinator.store().domain_records(&status.meta.id);
+    for record in records.take(MAX_CHECK_RECORDS).flatten() {
+        let (Some(vantage), Some(check)) = (
+            record.vantage,
+            record.security.and_then(|s| s.resolver_check),
+        ) else {
+            continue;
+        };
+        let keep = checks.get(&vantage).is_some_and(|kept| !kept.usable);
+        if !keep {
+            checks.insert(vantage, check);
+        }
+    }
+    checks
 }
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {

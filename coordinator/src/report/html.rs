@@ -376,6 +376,12 @@ fn vantage_section(vantage: &VantageReport) -> String {
             "<section class=\"security\">\n<h3>Security</h3>\n<p class=\"headline\">{}</p>\n",
             escape(&super::render::security_summary(s))
         ));
+        if let Some(line) = super::render::resolver_line(s) {
+            out.push_str(&format!(
+                "<p class=\"resolver-check\">{}</p>\n",
+                escape(&line)
+            ));
+        }
         for d in &s.distributions {
             out.push_str(&distribution_block(d, "h4"));
         }

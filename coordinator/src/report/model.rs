@@ -134,8 +134,18 @@ pub struct SecuritySection {
     pub dane_adopted: u64,
     /// Of the adopters, those where every (MX, IP) validates.
     pub dane_valid: u64,
-    /// dnssec_mx, dane, dane_adoption, mta_sts, tls_rpt, ptr — in that order.
+    /// dnssec_mx, dnssec_reason, dane, dane_reason, dane_adoption, mta_sts,
+    /// tls_rpt, ptr — in that order.
     pub distributions: Vec<Distribution>,
+    /// The resolver self-check of this vantage's workers (a failed one when
+    /// any failed), from the records that carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver_check: Option<mxscope_common::security_dns::ResolverCheck>,
+    /// The vantage's resolvers failed the self-check: its DNSSEC and DANE
+    /// verdicts are indeterminate and its DANE adoption figures (zero here)
+    /// are excluded.
+    #[serde(default)]
+    pub dane_adoption_excluded: bool,
 }
 
 /// A whole scan report.

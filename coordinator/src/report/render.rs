@@ -206,6 +206,9 @@ pub fn scan_text(report: &ScanReport) -> String {
             let _ = writeln!(out, "Note: {PARTIAL_NOTE}.");
         }
         let _ = writeln!(out, "Vantage {}; {}.", v.vantage, scan_line(&report.scan));
+        if let Some(line) = v.security.as_ref().and_then(resolver_line) {
+            let _ = writeln!(out, "{line}");
+        }
         out.push('\n');
         out.push_str("Headline numbers\n");
         out.push_str(&headline_table(v).text("  "));
@@ -246,6 +249,9 @@ pub fn scan_markdown(report: &ScanReport) -> String {
     for v in &report.vantages {
         let _ = writeln!(out, "## Vantage {}\n", v.vantage);
         let _ = writeln!(out, "{}.\n", v.headline);
+        if let Some(line) = v.security.as_ref().and_then(resolver_line) {
+            let _ = writeln!(out, "> **{line}**\n");
+        }
         out.push_str(&headline_table(v).markdown());
         for d in &v.distributions {
             let _ = writeln!(out, "\n### {}\n\n{} {}\n", d.title, d.total, d.population);
@@ -264,6 +270,17 @@ pub fn scan_markdown(report: &ScanReport) -> String {
         out.push_str(&super::agreement::markdown(a));
     }
     out
+}
+
+/// The resolver self-check line shown at the top of a vantage: a warning
+/// when its resolvers cannot support validation.
+pub fn resolver_line(s: &SecuritySection) -> Option<String> {
+    let check = s.resolver_check.as_ref()?;
+    Some(if check.usable {
+        format!("DNSSEC resolver check: {}.", check.detail)
+    } else {
+        format!("Warning: {}.", check.detail)
+    })
 }
 
 /// The security section's lead sentence: DNSSEC-signed MX share and DANE

@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use mxscope_common::security_dns::{DaneVerdict, DnssecStatus, ReverseDnsVerdict};
+use mxscope_common::security_dns::{
+    DaneVerdict, DnssecReason, DnssecStatus, ResolverCheck, ReverseDnsVerdict, DNSSEC_REASONS,
+};
 use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
 use mxscope_worker::mtasts::{self, MxTls};
@@ -22,12 +24,13 @@ const DNSSEC_ROWS: [DnssecStatus; 4] = [
     DnssecStatus::Bogus,
     DnssecStatus::Indeterminate,
 ];
-const DANE_ROWS: [DaneVerdict; 5] = [
+const DANE_ROWS: [DaneVerdict; 6] = [
     DaneVerdict::DaneValid,
     DaneVerdict::DaneMismatch,
     DaneVerdict::NoTlsa,
     DaneVerdict::TlsaLookupFailed,
     DaneVerdict::NotApplicableInsecure,
+    DaneVerdict::AddressBogus,
 ];
 const MTA_STS_ROWS: [MtaStsVerdict; 9] = [
     MtaStsVerdict::EnforceOk,
@@ -52,8 +55,10 @@ const PTR_ROWS: [ReverseDnsVerdict; 4] = [
     ReverseDnsVerdict::NoPtr,
     ReverseDnsVerdict::LookupFailed,
 ];
-/// Rows of the per-domain DANE adoption distribution.
-const ADOPTION_ROWS: [&str; 3] = ["dane_valid", "dane_broken", "no_dane"];
+/// Rows of the per-domain DANE adoption distribution (`address_bogus`: not
+/// adopted, and an MX host's addresses validate bogus, RFC 7672 §2.1.1).
+const ADOPTION_ROWS: [&str; 4] = ["dane_valid", "dane_broken", "address_bogus", "no_dane"];
+const NO_DANE: usize = 3;
 
 /// What one probed IP contributes to the security section.
 #[derive(Debug, Clone)]
@@ -61,6 +66,8 @@ pub(super) struct TargetSecurity {
     starttls: bool,
     mx_tls: Vec<MxTls>,
     dane: BTreeMap<String, DaneVerdict>,
+    /// The DNSSEC reason behind a (MX, IP) verdict, when it has one.
+    dane_reasons: BTreeMap<String, DnssecReason>,
     ptr: Option<ReverseDnsVerdict>,
 }
 
@@ -74,6 +81,12 @@ impl TargetSecurity {
                 .iter()
                 .map(|(mx, d)| (mx.clone(), d.verdict))
                 .collect(),
+            dane_reasons: record
+                .dane
+                .iter()
+                .filter(|(_, d)| d.verdict != DaneVerdict::DaneValid)
+                .filter_map(|(mx, d)| d.reason.map(|r| (mx.clone(), r)))
+                .collect(),
             ptr: record.ptr.as_ref().map(|p| p.verdict),
         }
     }
@@ -84,10 +97,17 @@ impl TargetSecurity {
 pub(super) struct SecurityCounts {
     seen: bool,
     dnssec_mx: BTreeMap<DnssecStatus, u64>,
+    /// Reasons of the non-secure MX RRsets.
+    dnssec_reason: BTreeMap<DnssecReason, u64>,
+    dnssec_not_secure: u64,
     domains_with_mx: u64,
     dane: BTreeMap<DaneVerdict, u64>,
     dane_pairs: u64,
-    adoption: [u64; 3],
+    /// Reasons of the (MX, IP) pairs whose verdict carries one.
+    dane_reason: BTreeMap<DnssecReason, u64>,
+    dane_with_reason: u64,
+    adoption: [u64; 4],
+    resolver_check: Option<ResolverCheck>,
     mta_sts: BTreeMap<MtaStsVerdict, u64>,
     tls_rpt: BTreeMap<TlsRptVerdict, u64>,
     domains: u64,
@@ -110,6 +130,10 @@ impl SecurityCounts {
                     c.dane_pairs += 1;
                     *c.dane.entry(*verdict).or_default() += 1;
                 }
+                for reason in t.dane_reasons.values() {
+                    c.dane_with_reason += 1;
+                    *c.dane_reason.entry(*reason).or_default() += 1;
+                }
             }
         }
         c
@@ -126,6 +150,17 @@ impl SecurityCounts {
         };
         self.seen = true;
         self.domains += 1;
+        if let Some(check) = &sec.resolver_check {
+            // A failed check wins: one worker that could not validate makes
+            // the vantage's verdicts partly indeterminate.
+            let replace = match &self.resolver_check {
+                None => true,
+                Some(kept) => kept.usable && !check.usable,
+            };
+            if replace {
+                self.resolver_check = Some(check.clone());
+            }
+        }
         *self.tls_rpt.entry(sec.tls_rpt.verdict).or_default() += 1;
         let dns = &record.dns;
         let with_mx = dns.status == DnsStatus::Ok && !dns.null_mx && !dns.mx.is_empty();
@@ -144,6 +179,12 @@ impl SecurityCounts {
         }
         self.domains_with_mx += 1;
         *self.dnssec_mx.entry(sec.dnssec_mx).or_default() += 1;
+        if sec.dnssec_mx != DnssecStatus::Secure {
+            self.dnssec_not_secure += 1;
+            if let Some(reason) = sec.dnssec_mx_reason {
+                *self.dnssec_reason.entry(reason).or_default() += 1;
+            }
+        }
         let verdicts = |mx: &str| -> Vec<DaneVerdict> {
             let ips = dns
                 .mx
@@ -157,8 +198,13 @@ impl SecurityCounts {
             |v: &DaneVerdict| matches!(v, DaneVerdict::DaneValid | DaneVerdict::DaneMismatch);
         let adopted = sec.dnssec_mx == DnssecStatus::Secure
             && mx_names.iter().all(|mx| verdicts(mx).iter().any(has_tlsa));
-        let row = if !adopted {
+        let address_bogus = mx_names
+            .iter()
+            .any(|mx| verdicts(mx).contains(&DaneVerdict::AddressBogus));
+        let row = if !adopted && address_bogus {
             2
+        } else if !adopted {
+            NO_DANE
         } else if mx_names
             .iter()
             .all(|mx| verdicts(mx).iter().all(|v| *v == DaneVerdict::DaneValid))
@@ -175,6 +221,16 @@ impl SecurityCounts {
         if !self.seen {
             return None;
         }
+        let excluded = self.resolver_check.as_ref().is_some_and(|c| !c.usable);
+        let (adoption_total, adoption, adoption_population) = if excluded {
+            (
+                0,
+                [0; 4],
+                "domains with MX (excluded: this vantage's resolvers failed the DNSSEC self-check, its DANE verdicts are indeterminate)",
+            )
+        } else {
+            (self.domains_with_mx, self.adoption, "domains with MX")
+        };
         let distributions = vec![
             Distribution::new(
                 "dnssec_mx",
@@ -184,6 +240,13 @@ impl SecurityCounts {
                 rows(&self.dnssec_mx, &DNSSEC_ROWS),
             ),
             Distribution::new(
+                "dnssec_reason",
+                "Why the MX RRset is not secure",
+                "domains with MX whose MX RRset is not secure",
+                self.dnssec_not_secure,
+                rows(&self.dnssec_reason, &DNSSEC_REASONS),
+            ),
+            Distribution::new(
                 "dane",
                 "DANE for SMTP",
                 "(MX host, IP) pairs of STARTTLS hosts",
@@ -191,13 +254,20 @@ impl SecurityCounts {
                 rows(&self.dane, &DANE_ROWS),
             ),
             Distribution::new(
+                "dane_reason",
+                "DNSSEC reason behind a DANE verdict",
+                "(MX host, IP) pairs of STARTTLS hosts whose verdict has a DNSSEC reason",
+                self.dane_with_reason,
+                rows(&self.dane_reason, &DNSSEC_REASONS),
+            ),
+            Distribution::new(
                 "dane_adoption",
                 "DANE adoption (secure MX RRset, TLSA on every MX)",
-                "domains with MX",
-                self.domains_with_mx,
+                adoption_population,
+                adoption_total,
                 ADOPTION_ROWS
                     .iter()
-                    .zip(self.adoption)
+                    .zip(adoption)
                     .map(|(r, n)| (r.to_string(), n)),
             ),
             Distribution::new(
@@ -229,9 +299,11 @@ impl SecurityCounts {
                 .get(&DnssecStatus::Secure)
                 .copied()
                 .unwrap_or(0),
-            dane_adopted: self.adoption[0] + self.adoption[1],
-            dane_valid: self.adoption[0],
+            dane_adopted: adoption[0] + adoption[1],
+            dane_valid: adoption[0],
             distributions,
+            resolver_check: self.resolver_check,
+            dane_adoption_excluded: excluded,
         })
     }
 }

@@ -62,6 +62,8 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     lab::fakes();
     let knot = lab::knot();
     lab::nginx();
+    let validating = lab::validating_resolver();
+    let stripping = lab::stripping_resolver();
     println!("mxscope lab is up (folder {})", lab::dir().display());
     println!("  DNS (Unbound) on {} serving {}", dns.addr(), plan::ZONE);
     println!("  lab CA: {}", certs.ca_pem.display());
@@ -69,6 +71,11 @@ fn serve(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         "  signed zones (Knot) on {}, trust anchor {}",
         knot.addr(),
         knot.trust_anchor().display()
+    );
+    println!(
+        "  validating Unbound (private root) on {}, DNSSEC-stripping forwarder on {}",
+        validating.addr(),
+        stripping.addr()
     );
     println!(
         "  vantage source addresses: {} and {}",

@@ -105,6 +105,7 @@ impl ScanOptions {
                 trust_anchor_text: self.trust_anchor.clone(),
                 resolvers: dns.resolvers,
                 dns_timeout: dns.timeout,
+                signed_name: None,
             }),
             ..ProbeConfig::default()
         }

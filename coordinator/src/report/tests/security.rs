@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use mxscope_common::security_dns::{
-    DaneResult, DaneVerdict, DnssecStatus, ReverseDns, ReverseDnsVerdict,
+    DaneResult, DaneVerdict, DnssecReason, DnssecStatus, ReverseDns, ReverseDnsVerdict,
 };
 use mxscope_common::security_policy::{
     MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode, TlsRpt, TlsRptVerdict,
@@ -58,6 +58,9 @@ pub(super) fn secured(
     d.security = Some(DomainSecurity {
         dnssec_mx: dnssec,
         dnssec_exchanges: BTreeMap::new(),
+        dnssec_mx_reason: None,
+        dnssec_exchange_reasons: BTreeMap::new(),
+        resolver_check: None,
         mta_sts,
         tls_rpt: TlsRpt {
             verdict: tls_rpt,
@@ -103,6 +106,7 @@ fn dane_result(verdict: DaneVerdict) -> DaneResult {
         verdict,
         tlsa: Vec::new(),
         detail: None,
+        reason: None,
     }
 }
 
@@ -223,7 +227,9 @@ fn every_security_distribution_counts() {
         names,
         [
             "dnssec_mx",
+            "dnssec_reason",
             "dane",
+            "dane_reason",
             "dane_adoption",
             "mta_sts",
             "tls_rpt",
@@ -252,6 +258,7 @@ fn every_security_distribution_counts() {
                 ("no_tlsa", 0),
                 ("tlsa_lookup_failed", 0),
                 ("not_applicable_insecure", 1),
+                ("address_bogus", 0),
             ])
         ),
         "the no_starttls host's pair is not counted"
@@ -260,7 +267,12 @@ fn every_security_distribution_counts() {
         counts(&report, "dane_adoption"),
         (
             4,
-            owned(&[("dane_valid", 1), ("dane_broken", 1), ("no_dane", 2)])
+            owned(&[
+                ("dane_valid", 1),
+                ("dane_broken", 1),
+                ("address_bogus", 0),
+                ("no_dane", 2)
+            ])
         )
     );
     assert_eq!(
@@ -413,4 +425,61 @@ fn dane_verdicts_differing_between_vantages() {
     )
     .unwrap();
     assert!(agree.diffs.is_empty());
+}
+
+fn failed_check() -> mxscope_common::security_dns::ResolverCheck {
+    mxscope_common::security_dns::ResolverCheck {
+        usable: false,
+        reason: Some(DnssecReason::AnchorDnskeyUnavailable),
+        resolvers: vec!["192.0.2.53:53".into()],
+        anchor_zone: ".".into(),
+        dnskey_rcode: Some("REFUSED".into()),
+        dnskey: false,
+        anchor_matches: false,
+        rrsig: false,
+        ad: false,
+        tcp: true,
+        signed_name: None,
+        signed_name_rrsig: None,
+        detail: "resolvers 192.0.2.53:53 cannot support DNSSEC validation".into(),
+    }
+}
+
+#[test]
+fn reasons_are_counted_and_a_failed_resolver_check_excludes_adoption() {
+    let (mut domains, targets) = security_scan();
+    let set = |d: &mut DomainRecord, reason: DnssecReason| {
+        if let Some(sec) = d.security.as_mut() {
+            sec.dnssec_mx_reason = Some(reason);
+        }
+    };
+    set(&mut domains[2], DnssecReason::InsecureDelegation);
+    set(&mut domains[3], DnssecReason::DsMismatch);
+    let (report, _) = run(info("sec", &["A"]), &["A"], &domains, &targets);
+    let section = report.vantages[0].security.as_ref().expect("section");
+    assert!(!section.dane_adoption_excluded);
+    let reasons: Vec<(String, u64)> = counts(&report, "dnssec_reason")
+        .1
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(
+        reasons,
+        owned(&[("insecure_delegation", 1), ("ds_mismatch", 1)])
+    );
+    assert_eq!(counts(&report, "dnssec_reason").0, 2);
+    assert!(!render::scan_text(&report).contains("Warning: "));
+
+    // One record of the vantage carries a failed self-check.
+    if let Some(sec) = domains[1].security.as_mut() {
+        sec.resolver_check = Some(failed_check());
+    }
+    let (report, _) = run(info("sec", &["A"]), &["A"], &domains, &targets);
+    let section = report.vantages[0].security.as_ref().expect("section");
+    assert!(section.dane_adoption_excluded);
+    assert_eq!((section.dane_adopted, section.dane_valid), (0, 0));
+    assert_eq!(counts(&report, "dane_adoption").0, 0);
+    let text = render::scan_text(&report);
+    assert_eq!(text.matches("Warning: ").count(), 1, "{text}");
+    assert!(render::scan_markdown(&report).contains("cannot support DNSSEC validation"));
 }

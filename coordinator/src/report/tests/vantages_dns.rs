@@ -252,6 +252,7 @@ fn with_dane(mut t: TargetRecord, verdict: DaneVerdict, data: &str) -> TargetRec
                 data_hex: data.into(),
             }],
             detail: None,
+            reason: None,
         },
     );
     t
