@@ -7,9 +7,13 @@
 //! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
+//! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
+//! - [`politeness`]: skip reasons and retry attempts of target records.
 
 pub mod convert;
 pub mod domain;
+pub mod exclusions;
+pub mod politeness;
 pub mod proto;
 pub mod record;
 pub mod security_dns;

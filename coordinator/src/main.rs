@@ -97,6 +97,19 @@ pub(crate) struct ProbeArgs {
     /// Absolute limit on one SMTP session.
     #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = cli::parse_duration)]
     timeout_session: Duration,
+    /// Never resolve or contact what FILE lists, one entry a line (`#` comments):
+    /// networks (192.0.2.0/24, 2001:db8::/48) and addresses, domains (example.org
+    /// or domain:example.org, with every name under it) and MX-name suffixes
+    /// (mx:mail.example.net). Excluded targets are recorded `skipped` (`excluded`).
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
+    /// Sessions per target that answers 421/4xx (greeting, EHLO) or resets
+    /// before the greeting; 1 = never retry. Other targets run meanwhile.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    retry_attempts: u32,
+    /// Wait before the first retry of such a target; it doubles for each further one.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
+    retry_delay: Duration,
 }
 
 /// Name and labels of a scan.

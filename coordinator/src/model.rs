@@ -66,6 +66,16 @@ pub struct ScanOptions {
     /// name); `None` = the IANA root.
     #[serde(default)]
     pub trust_anchor_pem: Option<String>,
+    /// The scan's own exclusion entries (`mxscope scan|submit --exclude`),
+    /// normalised lines; the coordinator's list applies on top.
+    #[serde(default)]
+    pub exclusions: Vec<String>,
+    /// Most sessions per rate-limited target; 0 = the worker default.
+    #[serde(default)]
+    pub retry_attempts: u32,
+    /// First retry delay; 0 = the worker default.
+    #[serde(default)]
+    pub retry_delay_ms: u32,
 }
 
 /// One unit of leased work, for one scan and one vantage.

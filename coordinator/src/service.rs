@@ -17,6 +17,7 @@ use mxscope_common::{
 };
 use tracing::{info, warn};
 
+use crate::exclusion::{self, ExclusionSet};
 use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
 use crate::scheduler::{self, Expiry, Fence};
 use crate::store::{Store, StoreError};
@@ -174,6 +175,7 @@ pub struct Coordinator {
     store: Store,
     config: CoordinatorConfig,
     inner: Mutex<Inner>,
+    exclusions: ExclusionSet,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -222,7 +224,14 @@ impl Coordinator {
             store,
             config,
             inner: Mutex::new(inner),
+            exclusions: ExclusionSet::default(),
         })
+    }
+
+    /// The coordinator's exclusion list (every scan's), replaceable at run
+    /// time: what is planned or leased from then on follows the new list.
+    pub fn exclusions(&self) -> &ExclusionSet {
+        &self.exclusions
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -267,6 +276,9 @@ impl Coordinator {
             .iter()
             .map(|d| d.as_str().to_string())
             .collect();
+        let submitted = domains.len();
+        let excluding = self.exclusions.for_scan(&request.options);
+        let (domains, excluded) = exclusion::split_domains(&excluding, domains);
         let scan_id = self.store.next_scan_id()?;
         let meta = ScanMeta {
             id: scan_id.clone(),
@@ -277,22 +289,42 @@ impl Coordinator {
             state: ScanState::Running,
             created_ms: now_ms(),
             finished_ms: None,
-            domains: domains.len() as u64,
+            domains: submitted as u64,
         };
         let shards = scheduler::shard(&domains, self.config.shard_size);
         let tasks = scheduler::resolve_tasks(&scan_id, &vantages, &shards);
         self.store.create_scan(&meta, &tasks)?;
-        self.store.flush().await?;
-        let mut inner = self.lock();
-        inner.progress.entry(scan_id.clone()).or_default();
-        inner.scans.insert(scan_id.clone(), meta);
-        for task in tasks {
-            inner.admit(task);
+        for vantage in &vantages {
+            let records: Vec<DomainRecord> = excluded
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.scan = Some(scan_id.clone());
+                    r.vantage = Some(vantage.clone());
+                    r
+                })
+                .collect();
+            self.store.put_domain_records(&scan_id, vantage, &records)?;
         }
-        info!(scan = %scan_id, domains = domains.len(), "scan submitted");
+        self.store.flush().await?;
+        let nothing_to_do = tasks.is_empty();
+        {
+            let mut inner = self.lock();
+            inner.progress.entry(scan_id.clone()).or_default();
+            inner.scans.insert(scan_id.clone(), meta);
+            for task in tasks {
+                inner.admit(task);
+            }
+            // Everything excluded: nothing to wait for.
+            self.finish_scan_if_done(&mut inner, &scan_id)?;
+        }
+        if nothing_to_do {
+            self.store.flush().await?;
+        }
+        info!(scan = %scan_id, domains = submitted, excluded = excluded.len(), "scan submitted");
         Ok(Submitted {
             scan_id,
-            domains: domains.len() as u64,
+            domains: submitted as u64,
             duplicates: list.duplicates as u64,
             skipped: list.invalid,
         })
@@ -307,12 +339,15 @@ impl Coordinator {
         self.lock().workers.insert(hello.worker_id.clone(), hello);
     }
 
-    /// Lease up to `max` pending tasks of `vantage` to `worker`.
+    /// Lease up to `max` pending tasks of `vantage` to `worker`, stopping
+    /// once their items reach `max_items` (the worker's free session slots;
+    /// 0 = no such bound). At least one task is leased when one is pending.
     pub async fn lease(
         &self,
         worker: &str,
         vantage: &str,
         max: usize,
+        max_items: usize,
     ) -> Result<Vec<Leased>, ServiceError> {
         let now = now_ms();
         let ttl = millis(self.config.lease_ttl);
@@ -320,7 +355,8 @@ impl Coordinator {
             let mut inner = self.lock();
             let egress = inner.workers.get(worker).and_then(|w| w.egress_ok);
             let mut leased = Vec::new();
-            while leased.len() < max {
+            let mut items = 0usize;
+            while leased.len() < max && (max_items == 0 || items < max_items) {
                 let Some(id) = inner.next_pending(vantage, egress != Some(false)) else {
                     break;
                 };
@@ -332,13 +368,16 @@ impl Coordinator {
                     continue;
                 }
                 let task = task.clone();
+                items += task.items();
                 self.store.put_task(&task)?;
                 inner.count(&task, &before, &task.state);
-                let options = inner
+                let mut options = inner
                     .scans
                     .get(&task.scan)
                     .map(|s| s.options.clone())
                     .unwrap_or_default();
+                // The joined list as of now: a reload reaches running scans.
+                options.exclusions = self.exclusions.for_scan(&options).to_lines();
                 leased.push(Leased {
                     deadline_ms: now.saturating_add(ttl),
                     task,
@@ -579,6 +618,24 @@ impl Coordinator {
                     mx_names: names.into_iter().collect(),
                 });
             }
+        }
+        let (options, port) = match inner.scans.get(&task.scan) {
+            Some(meta) => (meta.options.clone(), meta.options.port),
+            None => (ScanOptions::default(), 25),
+        };
+        let (fresh, excluded) =
+            exclusion::split_targets(&self.exclusions.for_scan(&options), port, fresh);
+        if !excluded.is_empty() {
+            let records: Vec<TargetRecord> = excluded
+                .into_iter()
+                .map(|mut r| {
+                    r.scan = Some(task.scan.clone());
+                    r.vantage = Some(task.vantage.clone());
+                    r
+                })
+                .collect();
+            self.store
+                .put_target_records(&task.scan, &task.vantage, &records)?;
         }
         if fresh.is_empty() {
             return Ok(());

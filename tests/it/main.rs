@@ -11,6 +11,7 @@ mod exim;
 mod hostile;
 mod legacy;
 mod mtasts;
+mod politeness;
 mod postfix;
 mod probe;
 mod report;

@@ -13,11 +13,14 @@
 //! - [`knot`]: Knot serving a DNSSEC-signed hierarchy from a private root.
 //! - [`fakes`]: hostile servers (tokio listeners).
 //! - [`sslv3`]: the scripted SSLv3 server.
+//! - [`busy`]: `421` to the first sessions, then a proxy to Postfix.
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
+//! - [`perf`]: the performance lab (a generated zone, one tarpit per address).
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
+pub mod busy;
 pub mod certs;
 pub mod cluster;
 pub mod dns;
@@ -26,6 +29,7 @@ pub mod fakes;
 pub mod knot;
 pub mod lab;
 pub mod nginx;
+pub mod perf;
 pub mod plan;
 pub mod postfix;
 pub mod probing;

@@ -14,6 +14,7 @@
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
+//! - [`limits`]: the open-file limit checked against `--concurrency`.
 //! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
 
 pub mod cert;
@@ -23,6 +24,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod fleet;
 pub mod legacy;
+pub mod limits;
 pub mod mtasts;
 pub mod probe;
 pub mod rdns;

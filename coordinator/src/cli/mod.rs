@@ -1,5 +1,6 @@
 //! The `mxscope` subcommands.
 
+pub(crate) mod exclude;
 pub(crate) mod export;
 pub(crate) mod report;
 pub(crate) mod scan;
@@ -11,6 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use mxscope_common::exclusions::Exclusions;
 use mxscope_coordinator::grpc::client::{AdminClient, ClientTls};
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
@@ -142,7 +144,21 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
         allow_private: args.allow_private,
         security: args.security,
         trust_anchor_pem,
+        exclusions: match &args.exclude {
+            Some(path) => read_exclusions(path)?.to_lines(),
+            None => Vec::new(),
+        },
+        retry_attempts: args.retry_attempts,
+        retry_delay_ms: ms(args.retry_delay),
     })
+}
+
+/// An exclusion list file; a bad line is an error naming the file, the line
+/// and the reason.
+pub(crate) fn read_exclusions(path: &Path) -> anyhow::Result<Exclusions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading exclusion list {}", path.display()))?;
+    Exclusions::parse(&text).map_err(|e| anyhow::anyhow!("exclusion list {}: {e}", path.display()))
 }
 
 /// Scans, read from a coordinator or from a data directory.

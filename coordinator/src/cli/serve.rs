@@ -46,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// File with the worker token (may only lease and report); or MXSCOPE_WORKER_TOKEN.
     #[arg(long, value_name = "FILE")]
     worker_token_file: Option<PathBuf>,
+    /// Exclusion list for every scan (format: `mxscope scan --help`); SIGHUP
+    /// reloads it, and what is planned or leased from then on follows it.
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
     /// A lease not heartbeated for this long goes back to the queue.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     lease_ttl: Duration,
@@ -78,6 +82,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
+    if let Some(path) = args.exclude.clone() {
+        super::exclude::install(&coordinator, path)?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -88,7 +88,11 @@ impl WorkerService for WorkerApi {
         let worker = required(&r.worker_id, "worker_id")?;
         let vantage = required(&r.vantage, "vantage")?;
         let max = r.max_tasks.min(MAX_LEASE) as usize;
-        let leased = self.coordinator.lease(worker, vantage, max).await?;
+        let max_items = r.max_items as usize;
+        let leased = self
+            .coordinator
+            .lease(worker, vantage, max, max_items)
+            .await?;
         Ok(Response::new(proto::LeaseResponse {
             tasks: leased.into_iter().map(to_proto).collect(),
         }))

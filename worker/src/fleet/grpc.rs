@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use mxscope_common::exclusions::Exclusions;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -18,6 +19,7 @@ use tonic::{Code, Request, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
+use super::retry::{self, RetryPolicy};
 use super::runner::{ScanOptions, TaskSpec, Work};
 use super::uplink::Batch;
 use super::FleetError;
@@ -185,11 +187,13 @@ impl Coordinator {
     pub async fn lease(
         &self,
         max_tasks: usize,
+        max_items: usize,
     ) -> Result<Vec<Result<TaskSpec, (Lease, TaskError)>>, CallError> {
         let request = proto::LeaseRequest {
             worker_id: self.worker_id.clone(),
             vantage: self.vantage.clone(),
             max_tasks: saturate(max_tasks),
+            max_items: saturate(max_items),
         };
         let reply = self.client.clone().lease(request).await?.into_inner();
         Ok(reply
@@ -312,6 +316,9 @@ pub enum TaskError {
     /// The same IP twice in one probe task (sessions to one IP must be sequential).
     #[error("target {0} appears twice")]
     DuplicateTarget(String),
+    /// The exclusion list does not parse; the coordinator is broken.
+    #[error("exclusion list: {0}")]
+    Exclusions(String),
 }
 
 fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
@@ -387,6 +394,15 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
         allow_private: options.allow_private,
         security: options.security,
         trust_anchor: Some(options.trust_anchor).filter(|text| !text.trim().is_empty()),
+        exclusions: Exclusions::from_lines(&options.exclusions)
+            .map_err(|e| TaskError::Exclusions(e.to_string()))?,
+        retry: RetryPolicy {
+            attempts: match options.retry_attempts {
+                0 => retry::DEFAULT_ATTEMPTS,
+                n => n.min(retry::MAX_ATTEMPTS),
+            },
+            first_delay: ms(options.retry_delay_ms, retry::DEFAULT_FIRST_DELAY),
+        },
     })
 }
 
