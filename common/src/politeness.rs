@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::exclusions::Excluded;
 use crate::record::{DnsResult, DnsStatus, DomainRecord, Outcome, Phase, TargetRecord};
 
+/// The network an address belongs to for rate limits: its /24 (IPv4) or
+/// /48 (IPv6), as (family, prefix bits).
+pub fn network_of(ip: IpAddr) -> (u8, u128) {
+    match ip {
+        IpAddr::V4(v4) => (4, u128::from(u32::from(v4) >> 8)),
+        IpAddr::V6(v6) => (6, u128::from(v6) >> 80),
+    }
+}
+
 /// Why a target was recorded `skipped` without a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -110,6 +110,16 @@ pub(crate) struct ProbeArgs {
     /// Wait before the first retry of such a target; it doubles for each further one.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
     retry_delay: Duration,
+    /// Least time between two sessions to one IP (retries included); 0s = none.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::parse_duration)]
+    ip_gap: Duration,
+    /// Most sessions per second to one network (/24 IPv4, /48 IPv6), across all
+    /// workers of a vantage; 0 = no limit.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 10.0, value_parser = cli::parse_rate)]
+    network_rate: f64,
+    /// Most sessions per second of a whole vantage, shared by its workers; 0 = no cap.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0, value_parser = cli::parse_rate)]
+    vantage_rate: f64,
 }
 
 /// Name and labels of a scan.

@@ -19,8 +19,13 @@ use tracing::{info, warn};
 
 use crate::exclusion::{self, ExclusionSet};
 use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
+use crate::networks::NetworkClaims;
 use crate::scheduler::{self, Expiry, Fence};
 use crate::store::{Store, StoreError};
+
+/// Most pending tasks one lease call passes over because another worker
+/// holds their network.
+const MAX_HELD_BACK: usize = 256;
 
 /// Timing and sizing of the coordinator.
 #[derive(Debug, Clone)]
@@ -167,6 +172,10 @@ struct Inner {
     progress: HashMap<String, Progress>,
     scans: HashMap<String, ScanMeta>,
     workers: HashMap<String, WorkerHello>,
+    /// Worker → (vantage, last lease or heartbeat), for the vantage cap's shares.
+    seen: HashMap<String, (String, u64)>,
+    /// Networks held by leased probe tasks (one worker per network).
+    networks: NetworkClaims,
 }
 
 /// The coordinator.
@@ -354,12 +363,29 @@ impl Coordinator {
         let leased = {
             let mut inner = self.lock();
             let egress = inner.workers.get(worker).and_then(|w| w.egress_ok);
+            inner
+                .seen
+                .insert(worker.to_string(), (vantage.to_string(), now));
+            let live = inner.live_workers(vantage, now, ttl);
             let mut leased = Vec::new();
             let mut items = 0usize;
+            // Probe tasks on a network another worker holds wait (in order).
+            let mut held_back: Vec<String> = Vec::new();
             while leased.len() < max && (max_items == 0 || items < max_items) {
                 let Some(id) = inner.next_pending(vantage, egress != Some(false)) else {
                     break;
                 };
+                let allowed = inner
+                    .tasks
+                    .get(&id)
+                    .is_some_and(|t| inner.networks.allows(t, worker, now));
+                if !allowed {
+                    held_back.push(id);
+                    if held_back.len() >= MAX_HELD_BACK {
+                        break;
+                    }
+                    continue;
+                }
                 let Some(task) = inner.tasks.get_mut(&id) else {
                     continue;
                 };
@@ -371,6 +397,7 @@ impl Coordinator {
                 items += task.items();
                 self.store.put_task(&task)?;
                 inner.count(&task, &before, &task.state);
+                inner.networks.claim(&task, worker);
                 let mut options = inner
                     .scans
                     .get(&task.scan)
@@ -378,11 +405,20 @@ impl Coordinator {
                     .unwrap_or_default();
                 // The joined list as of now: a reload reaches running scans.
                 options.exclusions = self.exclusions.for_scan(&options).to_lines();
+                // This worker's share of the vantage's sessions/s cap.
+                if options.vantage_rate_milli > 0 {
+                    options.vantage_rate_milli = (options.vantage_rate_milli / live).max(1);
+                }
                 leased.push(Leased {
                     deadline_ms: now.saturating_add(ttl),
                     task,
                     options,
                 });
+            }
+            for id in held_back.into_iter().rev() {
+                if let Some(task) = inner.tasks.get(&id).cloned() {
+                    inner.enqueue_front(&task);
+                }
             }
             leased
         };
@@ -402,6 +438,9 @@ impl Coordinator {
         let now = now_ms();
         let ttl = millis(self.config.lease_ttl);
         let mut inner = self.lock();
+        if let Some(seen) = inner.seen.get_mut(worker) {
+            seen.1 = now;
+        }
         let (mut extended, mut lost) = (Vec::new(), Vec::new());
         for (id, epoch) in leases {
             let held = match inner.tasks.get_mut(id) {
@@ -473,6 +512,7 @@ impl Coordinator {
                 self.store.put_task(&done)?;
                 inner.count(&done, &before, &done.state);
                 inner.tasks.remove(task_id);
+                inner.networks.release(task_id, now_ms());
                 self.finish_scan_if_done(&mut inner, &done.scan)?;
             }
             stored
@@ -498,6 +538,7 @@ impl Coordinator {
             let task = task.clone();
             self.store.put_task(&task)?;
             inner.count(&task, &before, &task.state);
+            inner.networks.release(task_id, now_ms());
             inner.enqueue_front(&task);
         }
         self.store.flush().await?;
@@ -537,6 +578,7 @@ impl Coordinator {
                 }
                 self.store.put_task(&task)?;
                 inner.count(&task, &before, &task.state);
+                inner.networks.release(&task.id, now);
                 if task.state == TaskState::Pending {
                     inner.enqueue_front(&task);
                 } else {
@@ -800,6 +842,10 @@ impl Inner {
         if task.state == TaskState::Pending {
             self.enqueue_back(&task);
         }
+        if let TaskState::Leased { worker, .. } = &task.state {
+            // Resumed after a restart: the lease still holds its networks.
+            self.networks.claim(&task, worker);
+        }
         self.tasks.insert(task.id.clone(), task);
     }
 
@@ -833,6 +879,16 @@ impl Inner {
         self.queue(task).push_front(id);
     }
 
+    /// Workers of `vantage` seen within `ttl` (at least 1).
+    fn live_workers(&self, vantage: &str, now: u64, ttl: u64) -> u32 {
+        let live = self
+            .seen
+            .values()
+            .filter(|(v, at)| v == vantage && now.saturating_sub(*at) <= ttl)
+            .count();
+        u32::try_from(live).unwrap_or(u32::MAX).max(1)
+    }
+
     /// The next pending task of `vantage`: probe tasks first (when the
     /// worker may probe), then resolve tasks.
     fn next_pending(&mut self, vantage: &str, may_probe: bool) -> Option<String> {
@@ -861,6 +917,15 @@ impl Inner {
     /// Forget the queued and leased work of a cancelled scan (its tasks stay
     /// in the store as they are).
     fn drop_scan_work(&mut self, scan: &str) {
+        let dropped: Vec<String> = self
+            .tasks
+            .values()
+            .filter(|t| t.scan == scan)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in dropped {
+            self.networks.release(&id, now_ms());
+        }
         self.tasks.retain(|_, t| t.scan != scan);
     }
 }

@@ -291,3 +291,127 @@ fn a_server_that_says_421_first_ends_starttls_ok_after_a_retry() {
     assert!(attempts[1]["at_ms"].as_u64().unwrap() >= 1000, "{record}");
     assert_eq!(busy.sessions(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_gap_and_network_rate_hold_across_two_workers_of_a_vantage() {
+    use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
+    let dir = test_dir("pacing");
+    let dns = PerfDns::start(&dir.join("unbound"), 256).unwrap();
+    // Six targets in 127.3.0.0/24, six in 127.3.1.0/24.
+    let picked: Vec<usize> = (0..6).chain(250..256).collect();
+    let addrs: Vec<IpAddr> = picked.iter().map(|i| perf::address(*i)).collect();
+    let seen = perf::recorder(&addrs, PERF_SMTP_PORT).await.unwrap();
+    let coordinator = CoordinatorProcess::start_with(
+        &dir.join("data"),
+        "10s",
+        "127.0.0.1:0",
+        &["--probe-batch".into(), "3".into()],
+    )
+    .unwrap();
+    let list = write(
+        &dir,
+        "list.txt",
+        &picked
+            .iter()
+            .map(|i| perf::domain(*i) + "\n")
+            .collect::<String>(),
+    );
+    let submit = Command::new(bin("mxscope"))
+        .args([
+            "submit",
+            &list,
+            "--vantage",
+            "V",
+            "--allow-private",
+            "--coordinator",
+            &coordinator.url,
+        ])
+        .args([
+            "--resolver",
+            &dns.addr.to_string(),
+            "--port",
+            &PERF_SMTP_PORT.to_string(),
+        ])
+        // Every session is refused with 421: two sessions per target.
+        .args(["--retry-attempts", "2", "--retry-delay", "100ms"])
+        .args([
+            "--ip-gap",
+            "1s",
+            "--network-rate",
+            "4",
+            "--vantage-rate",
+            "0",
+        ])
+        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let sources: [IpAddr; 2] = ["127.0.2.96".parse().unwrap(), "127.0.2.97".parse().unwrap()];
+    let one_task = ["--capacity".into(), "1".into()];
+    let _w1 =
+        WorkerProcess::start_with(&coordinator.url, "V", sources[0], "pace-1", &dir, &one_task)
+            .unwrap();
+    let _w2 =
+        WorkerProcess::start_with(&coordinator.url, "V", sources[1], "pace-2", &dir, &one_task)
+            .unwrap();
+    let admin = coordinator.admin().await;
+    wait_for(Duration::from_secs(90), "the scan to finish", || {
+        let mut admin = admin.clone();
+        async move {
+            let status = admin.status("s1").await.ok()?;
+            (status.meta.state == ScanState::Done).then_some(())
+        }
+    })
+    .await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|s| s.at);
+    assert_eq!(seen.len(), 24, "two sessions per target: {seen:?}");
+    let clients: std::collections::BTreeSet<IpAddr> = seen.iter().map(|s| s.client).collect();
+    assert_eq!(
+        clients,
+        sources.into_iter().collect(),
+        "both workers worked"
+    );
+    // Per network (/24), whichever worker: 4/s, so 12 sessions span at
+    // least 2.75 s and no two start together (slack for a loaded machine's
+    // scheduling: each pair at least 150 ms apart, the span 2.6 s).
+    for net in [0u8, 1] {
+        let times: Vec<_> = seen
+            .iter()
+            .filter(|s| matches!(s.target, IpAddr::V4(v4) if v4.octets()[2] == net))
+            .map(|s| s.at)
+            .collect();
+        assert_eq!(times.len(), 12);
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= Duration::from_millis(150),
+                "127.3.{net}.0/24: sessions {gap:?} apart"
+            );
+        }
+        let span = times[11] - times[0];
+        assert!(
+            span >= Duration::from_millis(2600),
+            "127.3.{net}.0/24: 12 sessions in {span:?}"
+        );
+    }
+    // Per IP: the retry waited for the 1 s gap, not only its 100 ms delay
+    // (150 ms of slack).
+    for ip in &addrs {
+        let times: Vec<_> = seen
+            .iter()
+            .filter(|s| s.target == *ip)
+            .map(|s| s.at)
+            .collect();
+        assert_eq!(times.len(), 2, "{ip}");
+        assert!(
+            times[1] - times[0] >= Duration::from_millis(850),
+            "{ip}: {:?}",
+            times[1] - times[0]
+        );
+    }
+}

@@ -219,3 +219,50 @@ mod tests {
         );
     }
 }
+
+/// One session seen by the [`recorder`]: the address it reached, the
+/// client's address, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub target: IpAddr,
+    pub client: IpAddr,
+    pub at: std::time::Instant,
+}
+
+/// Bind every address of `addrs` on `port`; answer every session with
+/// `421` and close it, recording who came when.
+pub async fn recorder(
+    addrs: &[IpAddr],
+    port: u16,
+) -> anyhow::Result<Arc<std::sync::Mutex<Vec<Seen>>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for ip in addrs {
+        let addr = SocketAddr::new(*ip, port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the recorder on {addr}"))?;
+        let seen = seen.clone();
+        let target = *ip;
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, peer)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(Seen {
+                        target,
+                        client: peer.ip(),
+                        at: std::time::Instant::now(),
+                    });
+                }
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt as _;
+                    let _ = stream.write_all(b"421 4.7.0 slow down\r\n").await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+    }
+    Ok(seen)
+}

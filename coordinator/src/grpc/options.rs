@@ -24,6 +24,9 @@ impl From<&ScanOptions> for proto::ProbeOptions {
             exclusions: o.exclusions.clone(),
             retry_attempts: o.retry_attempts,
             retry_delay_ms: o.retry_delay_ms,
+            ip_gap_ms: o.ip_gap_ms,
+            network_rate_milli: o.network_rate_milli,
+            vantage_rate_milli: o.vantage_rate_milli,
         }
     }
 }
@@ -64,6 +67,9 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
                 .to_lines(),
             retry_attempts: o.retry_attempts,
             retry_delay_ms: o.retry_delay_ms,
+            ip_gap_ms: o.ip_gap_ms,
+            network_rate_milli: o.network_rate_milli,
+            vantage_rate_milli: o.vantage_rate_milli,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `mxscope-perf-lab`: the session-scheduling benchmark (not a test).
 //!
-//! `mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S]`
-//! (defaults 5000 5000 15): DOMAINS generated domains, each with its own MX
+//! `mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
+//! (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
+//! `--network-rate 0 --vantage-rate 0` to measure without pacing): DOMAINS generated domains, each with its own MX
 //! address, every address accepting and never greeting. Runs
 //! `target/release/mxscope scan --concurrency C --timeout-greeting Ts` on the
 //! list and prints the wall time, the DNS phase, the sessions in flight
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         .args(["--concurrency", &concurrency.to_string()])
         .args(["--timeout-greeting", &format!("{greeting_s}s")])
         .args(["--timeout-session", &format!("{}s", greeting_s * 2)])
+        .args(args.iter().skip(4))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("scan.stderr"))?)
         .spawn()
@@ -95,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
         samples.iter().sum::<usize>() as f64 / samples.len() as f64
     };
     println!("mxscope-perf-lab tarpit: {domains} domains, one never-greeting MX address each");
-    println!("  mxscope scan --concurrency {concurrency} --timeout-greeting {greeting_s}s");
+    println!(
+        "  mxscope scan --concurrency {concurrency} --timeout-greeting {greeting_s}s {}",
+        args.iter().skip(4).cloned().collect::<Vec<_>>().join(" ")
+    );
     println!("  wall time            {:>8.1} s", wall.as_secs_f64());
     println!(
         "  until first session  {:>8.1} s (DNS phase, pipelined)",

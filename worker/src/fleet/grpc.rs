@@ -19,6 +19,7 @@ use tonic::{Code, Request, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
+use super::pacing::{self, Limits};
 use super::retry::{self, RetryPolicy};
 use super::runner::{ScanOptions, TaskSpec, Work};
 use super::uplink::Batch;
@@ -402,6 +403,17 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
                 n => n.min(retry::MAX_ATTEMPTS),
             },
             first_delay: ms(options.retry_delay_ms, retry::DEFAULT_FIRST_DELAY),
+        },
+        limits: Limits {
+            ip_gap: options.ip_gap_ms.map_or(pacing::DEFAULT_IP_GAP, |gap| {
+                Duration::from_millis(u64::from(gap))
+            }),
+            network_spacing: pacing::spacing_of_milli(
+                options
+                    .network_rate_milli
+                    .unwrap_or(pacing::DEFAULT_NETWORK_RATE_MILLI),
+            ),
+            worker_spacing: pacing::spacing_of_milli(options.vantage_rate_milli),
         },
     })
 }

@@ -8,6 +8,7 @@
 //! - [`runner`]: one task with the probe engine, items bounded by a shared semaphore.
 //! - [`uplink`]: result batches, acknowledgements, resend after a reconnect.
 //! - [`leases`]: the leases held, shared by leasing, heartbeat, uplink and shutdown.
+//! - [`pacing`]: per-IP gap, per-network rate, this worker's share of the vantage cap.
 //! - [`retry`]: targets that said `421`/`4xx` or reset, retried later with growing delays.
 //! - [`slots`]: session slots, the unit of concurrency: leasing asks for free slots.
 //! - [`backoff`]: capped exponential backoff with jitter.
@@ -24,6 +25,7 @@ pub mod backoff;
 pub mod egress;
 pub mod grpc;
 pub mod leases;
+pub mod pacing;
 pub mod retry;
 pub mod runner;
 pub mod slots;

@@ -17,6 +17,7 @@ use mxscope_common::{Outcome, Phase, TargetRecord};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::pacing::{Limits, Pacer};
 use super::slots::Slots;
 
 /// Default sessions per target when it keeps saying "not now".
@@ -85,20 +86,31 @@ fn leading_code(detail: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-/// What a waiting target gives back and takes again.
+/// What a session waits for: its turn by the pacing limits, then a session
+/// permit; and what a waiting target gives back.
 #[derive(Debug, Clone)]
 pub struct Gate {
     pub permits: Arc<Semaphore>,
     pub slots: Arc<Slots>,
+    pub pacer: Arc<Pacer>,
+    pub limits: Limits,
 }
 
-/// Run `session` until its record is not retryable or the attempts run out.
-/// `permit` is the session permit of the first attempt; it is given back
-/// during every wait and taken again before the next session.
+impl Gate {
+    /// Wait for the turn of a session to `ip`, then for a session permit.
+    async fn enter(&self, ip: std::net::IpAddr) -> Option<OwnedSemaphorePermit> {
+        self.pacer.admit(ip, &self.limits).await;
+        self.permits.clone().acquire_owned().await.ok()
+    }
+}
+
+/// Run `session` (to `ip`) until its record is not retryable or the
+/// attempts run out. Every session waits for its pacing turn and a permit;
+/// between attempts the target holds neither a permit nor its slot.
 pub async fn run<S, Fut>(
     policy: RetryPolicy,
     gate: &Gate,
-    permit: OwnedSemaphorePermit,
+    ip: std::net::IpAddr,
     mut session: S,
 ) -> TargetRecord
 where
@@ -107,10 +119,11 @@ where
 {
     let started = Instant::now();
     let mut attempts: Vec<Attempt> = Vec::new();
-    let mut permit = Some(permit);
     loop {
+        let permit = gate.enter(ip).await;
         let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut record = session().await;
+        drop(permit);
         let verdict = retryable(&record);
         let attempt = Attempt {
             outcome: record.outcome,
@@ -129,15 +142,12 @@ where
                     still_limited: verdict.is_some(),
                 });
             }
-            drop(permit);
             return record;
         }
         // Wait without holding a session or a slot.
-        drop(permit.take());
         gate.slots.park();
         tokio::time::sleep(policy.delay(made - 1)).await;
         gate.slots.unpark();
-        permit = gate.permits.clone().acquire_owned().await.ok();
     }
 }
 
@@ -244,7 +254,13 @@ mod tests {
         Gate {
             permits: Arc::new(Semaphore::new(permits)),
             slots: Slots::new(4),
+            pacer: Arc::new(Pacer::default()),
+            limits: Limits::default(),
         }
+    }
+
+    fn ip() -> std::net::IpAddr {
+        "192.0.2.1".parse().unwrap()
     }
 
     #[tokio::test(start_paused = true)]
@@ -255,9 +271,8 @@ mod tests {
             attempts: 3,
             first_delay: Duration::from_secs(30),
         };
-        let permit = gate.permits.clone().acquire_owned().await.unwrap();
         let claim = gate.slots.claim(1);
-        let probe = run(policy, &gate, permit, || async {
+        let probe = run(policy, &gate, ip(), || async {
             match sessions.fetch_add(1, Ordering::SeqCst) {
                 0 => record(
                     Outcome::GreetingRefused,
@@ -300,9 +315,8 @@ mod tests {
             attempts: 3,
             first_delay: Duration::from_secs(10),
         };
-        let permit = gate.permits.clone().acquire_owned().await.unwrap();
         let started = Instant::now();
-        let limited = run(policy, &gate, permit, || async {
+        let limited = run(policy, &gate, ip(), || async {
             sessions.fetch_add(1, Ordering::SeqCst);
             record(
                 Outcome::GreetingRefused,
@@ -320,8 +334,7 @@ mod tests {
         assert_eq!(retries.attempts.len(), 3);
 
         // Not retryable: one session, no history.
-        let permit = gate.permits.clone().acquire_owned().await.unwrap();
-        let once = run(policy, &gate, permit, || async {
+        let once = run(policy, &gate, ip(), || async {
             record(Outcome::NoStarttls, Phase::Ehlo, Some(220), "250 ok")
         })
         .await;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
+use super::pacing::{Limits, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
 use super::slots::{Claim, Slots};
 use super::uplink::{Batcher, UplinkSender};
@@ -95,6 +96,8 @@ pub struct ScanOptions {
     pub exclusions: Exclusions,
     /// How targets that said "not now" are retried.
     pub retry: RetryPolicy,
+    /// Per-IP gap, per-network rate, this worker's share of the vantage cap.
+    pub limits: Limits,
 }
 
 impl ScanOptions {
@@ -142,6 +145,8 @@ pub struct Engine {
     pub probe_permits: Arc<Semaphore>,
     /// Leased items not yet ended: what the lease loop asks work for.
     pub slots: Arc<Slots>,
+    /// Session pacing (per IP, per network, per worker), across tasks.
+    pub pacer: Arc<Pacer>,
     pub bind: Option<IpAddr>,
     pub resolvers_override: Vec<SocketAddr>,
     /// The egress check failed: probe targets are recorded as skipped.
@@ -199,6 +204,7 @@ impl Engine {
                 probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
             )),
             slots: Slots::new(probe_concurrency),
+            pacer: Arc::new(Pacer::default()),
             bind,
             resolvers_override,
             egress_blocked,
@@ -299,6 +305,8 @@ impl Engine {
             gate: Gate {
                 permits: self.probe_permits.clone(),
                 slots: self.slots.clone(),
+                pacer: self.pacer.clone(),
+                limits: task.options.limits,
             },
         };
         let end = self
@@ -446,7 +454,9 @@ impl Item {
                     drop(permit);
                     skipped_without_egress(ip, port, names)
                 } else {
-                    retry::run(stamp.retry, &stamp.gate, permit, || {
+                    // Each session waits for its own pacing turn and permit.
+                    drop(permit);
+                    retry::run(stamp.retry, &stamp.gate, ip, || {
                         stamp.prober.probe_target(ip, names.clone())
                     })
                     .await
@@ -490,6 +500,7 @@ mod tests {
             trust_anchor: None,
             exclusions: Exclusions::default(),
             retry: RetryPolicy::default(),
+            limits: Limits::default(),
         }
     }
 
