@@ -290,6 +290,31 @@ fn a_server_that_says_421_first_ends_starttls_ok_after_a_retry() {
     assert_eq!(attempts[1]["outcome"], "starttls_ok");
     assert!(attempts[1]["at_ms"].as_u64().unwrap() >= 1000, "{record}");
     assert_eq!(busy.sessions(), 2);
+    // The report says so: two sessions to one IP, one target retried.
+    let data = lab::dir().join("cluster/retry-421/data");
+    let out = Command::new(bin("mxscope"))
+        .args(["report", "s1", "--format", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let politeness = &report["vantages"][0]["politeness"];
+    assert_eq!(politeness["sessions"], 2, "{politeness}");
+    assert_eq!(politeness["max_sessions_per_ip"], 2);
+    assert_eq!(politeness["retried_targets"], 1);
+    assert_eq!(politeness["still_rate_limited"], 0);
+    let text = Command::new(bin("mxscope"))
+        .args(["report", "s1", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("2 SMTP sessions to 1 IPs"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
