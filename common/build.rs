@@ -1,7 +1,10 @@
 //! Generate the gRPC code from `proto/` with protox (no system `protoc`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    // At run time, not `env!`: a build script compiled in another checkout
+    // (a copied target directory) must still read this checkout's protos.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest).join("../proto");
     let files = [
         "mxscope/v1/types.proto",
         "mxscope/v1/worker.proto",

@@ -10,6 +10,8 @@
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
+//! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
+//! - [`politeness`]: skip reasons and retry attempts of target records.
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
@@ -19,7 +21,9 @@ pub mod cli_config;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;
+pub mod exclusions;
 pub mod ops;
+pub mod politeness;
 pub mod proto;
 pub mod record;
 pub mod security_dns;

@@ -100,6 +100,8 @@ pub enum DnsStatus {
     Refused,
     /// Any other resolver failure (see `error`).
     Error,
+    /// On an exclusion list: never resolved (`error` names the entry).
+    Excluded,
 }
 
 /// What DNS said about a domain.
@@ -222,6 +224,12 @@ pub struct TargetRecord {
     /// Reverse DNS of the IP with forward confirmation (schema 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptr: Option<ReverseDns>,
+    /// Why the target is `skipped` (excluded, no egress, not probed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<crate::politeness::SkipReason>,
+    /// Present when the target was retried (421, 4xx, reset before greeting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::politeness::Retries>,
 }
 
 impl TargetRecord {
@@ -252,6 +260,8 @@ impl TargetRecord {
             anomalies: Vec::new(),
             dane: BTreeMap::new(),
             ptr: None,
+            skip_reason: None,
+            retries: None,
         }
     }
 }

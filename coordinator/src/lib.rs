@@ -5,12 +5,16 @@
 //! - [`scheduler`]: pure functions: sharding, target dedup, leases and fencing.
 //! - [`store`]: sled behind a typed API; durable before acknowledged.
 //! - [`service`]: the coordinator itself: store + scheduler + time.
+//! - [`networks`]: one worker per network (/24, /48) and vantage at a time.
+//! - [`exclusion`]: the coordinator's reloadable exclusion list joined with each scan's.
 //! - [`grpc`]: thin tonic adapters, authentication, TLS, gRPC health.
 //! - [`metrics`]: Prometheus families and readiness (`--metrics-listen`).
 
+pub mod exclusion;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
+pub mod networks;
 pub mod report;
 pub mod scheduler;
 pub mod service;

@@ -99,6 +99,29 @@ pub(crate) struct ProbeArgs {
     /// Absolute limit on one SMTP session.
     #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = cli::parse_duration)]
     timeout_session: Duration,
+    /// Never resolve or contact what FILE lists, one entry a line (`#` comments):
+    /// networks (192.0.2.0/24, 2001:db8::/48) and addresses, domains (example.org
+    /// or domain:example.org, with every name under it) and MX-name suffixes
+    /// (mx:mail.example.net). Excluded targets are recorded `skipped` (`excluded`).
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
+    /// Sessions per target that answers 421/4xx (greeting, EHLO) or resets
+    /// before the greeting; 1 = never retry. Other targets run meanwhile.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    retry_attempts: u32,
+    /// Wait before the first retry of such a target; it doubles for each further one.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
+    retry_delay: Duration,
+    /// Least time between two sessions to one IP (retries included); 0s = none.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::parse_duration)]
+    ip_gap: Duration,
+    /// Most sessions per second to one network (/24 IPv4, /48 IPv6), across all
+    /// workers of a vantage; 0 = no limit.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 10.0, value_parser = cli::parse_rate)]
+    network_rate: f64,
+    /// Most sessions per second of a whole vantage, shared by its workers; 0 = no cap.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0, value_parser = cli::parse_rate)]
+    vantage_rate: f64,
 }
 
 /// Name and labels of a scan.

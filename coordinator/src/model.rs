@@ -68,6 +68,25 @@ pub struct ScanOptions {
     /// name); `None` = the IANA root.
     #[serde(default)]
     pub trust_anchor_pem: Option<String>,
+    /// The scan's own exclusion entries (`mxscope scan|submit --exclude`),
+    /// normalised lines; the coordinator's list applies on top.
+    #[serde(default)]
+    pub exclusions: Vec<String>,
+    /// Most sessions per rate-limited target; 0 = the worker default.
+    #[serde(default)]
+    pub retry_attempts: u32,
+    /// First retry delay; 0 = the worker default.
+    #[serde(default)]
+    pub retry_delay_ms: u32,
+    /// Least gap between sessions to one IP; `None` = the default (1 s).
+    #[serde(default)]
+    pub ip_gap_ms: Option<u32>,
+    /// Sessions/s per /24 or /48 in thousandths; `None` = the default (10/s), 0 = none.
+    #[serde(default)]
+    pub network_rate_milli: Option<u32>,
+    /// Sessions/s of a whole vantage in thousandths (shared by its workers); 0 = no cap.
+    #[serde(default)]
+    pub vantage_rate_milli: u32,
 }
 
 /// One unit of leased work, for one scan and one vantage.

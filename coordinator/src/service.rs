@@ -17,9 +17,15 @@ use mxscope_common::{
 };
 use tracing::{info, warn};
 
+use crate::exclusion::{self, ExclusionSet};
 use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
+use crate::networks::NetworkClaims;
 use crate::scheduler::{self, Expiry, Fence};
 use crate::store::{Store, StoreError};
+
+/// Most pending tasks one lease call passes over because another worker
+/// holds their network.
+const MAX_HELD_BACK: usize = 256;
 
 /// Timing and sizing of the coordinator.
 #[derive(Debug, Clone)]
@@ -166,6 +172,10 @@ struct Inner {
     progress: HashMap<String, Progress>,
     scans: HashMap<String, ScanMeta>,
     workers: HashMap<String, WorkerHello>,
+    /// Worker → (vantage, last lease or heartbeat), for the vantage cap's shares.
+    seen: HashMap<String, (String, u64)>,
+    /// Networks held by leased probe tasks (one worker per network).
+    networks: NetworkClaims,
 }
 
 /// The coordinator.
@@ -174,6 +184,7 @@ pub struct Coordinator {
     store: Store,
     config: CoordinatorConfig,
     inner: Mutex<Inner>,
+    exclusions: ExclusionSet,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -222,7 +233,14 @@ impl Coordinator {
             store,
             config,
             inner: Mutex::new(inner),
+            exclusions: ExclusionSet::default(),
         })
+    }
+
+    /// The coordinator's exclusion list (every scan's), replaceable at run
+    /// time: what is planned or leased from then on follows the new list.
+    pub fn exclusions(&self) -> &ExclusionSet {
+        &self.exclusions
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -267,6 +285,9 @@ impl Coordinator {
             .iter()
             .map(|d| d.as_str().to_string())
             .collect();
+        let submitted = domains.len();
+        let excluding = self.exclusions.for_scan(&request.options);
+        let (domains, excluded) = exclusion::split_domains(&excluding, domains);
         let scan_id = self.store.next_scan_id()?;
         let meta = ScanMeta {
             id: scan_id.clone(),
@@ -277,22 +298,42 @@ impl Coordinator {
             state: ScanState::Running,
             created_ms: now_ms(),
             finished_ms: None,
-            domains: domains.len() as u64,
+            domains: submitted as u64,
         };
         let shards = scheduler::shard(&domains, self.config.shard_size);
         let tasks = scheduler::resolve_tasks(&scan_id, &vantages, &shards);
         self.store.create_scan(&meta, &tasks)?;
-        self.store.flush().await?;
-        let mut inner = self.lock();
-        inner.progress.entry(scan_id.clone()).or_default();
-        inner.scans.insert(scan_id.clone(), meta);
-        for task in tasks {
-            inner.admit(task);
+        for vantage in &vantages {
+            let records: Vec<DomainRecord> = excluded
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.scan = Some(scan_id.clone());
+                    r.vantage = Some(vantage.clone());
+                    r
+                })
+                .collect();
+            self.store.put_domain_records(&scan_id, vantage, &records)?;
         }
-        info!(scan = %scan_id, domains = domains.len(), "scan submitted");
+        self.store.flush().await?;
+        let nothing_to_do = tasks.is_empty();
+        {
+            let mut inner = self.lock();
+            inner.progress.entry(scan_id.clone()).or_default();
+            inner.scans.insert(scan_id.clone(), meta);
+            for task in tasks {
+                inner.admit(task);
+            }
+            // Everything excluded: nothing to wait for.
+            self.finish_scan_if_done(&mut inner, &scan_id)?;
+        }
+        if nothing_to_do {
+            self.store.flush().await?;
+        }
+        info!(scan = %scan_id, domains = submitted, excluded = excluded.len(), "scan submitted");
         Ok(Submitted {
             scan_id,
-            domains: domains.len() as u64,
+            domains: submitted as u64,
             duplicates: list.duplicates as u64,
             skipped: list.invalid,
         })
@@ -307,23 +348,44 @@ impl Coordinator {
         self.lock().workers.insert(hello.worker_id.clone(), hello);
     }
 
-    /// Lease up to `max` pending tasks of `vantage` to `worker`.
+    /// Lease up to `max` pending tasks of `vantage` to `worker`, stopping
+    /// once their items reach `max_items` (the worker's free session slots;
+    /// 0 = no such bound). At least one task is leased when one is pending.
     pub async fn lease(
         &self,
         worker: &str,
         vantage: &str,
         max: usize,
+        max_items: usize,
     ) -> Result<Vec<Leased>, ServiceError> {
         let now = now_ms();
         let ttl = millis(self.config.lease_ttl);
         let leased = {
             let mut inner = self.lock();
             let egress = inner.workers.get(worker).and_then(|w| w.egress_ok);
+            inner
+                .seen
+                .insert(worker.to_string(), (vantage.to_string(), now));
+            let live = inner.live_workers(vantage, now, ttl);
             let mut leased = Vec::new();
-            while leased.len() < max {
+            let mut items = 0usize;
+            // Probe tasks on a network another worker holds wait (in order).
+            let mut held_back: Vec<String> = Vec::new();
+            while leased.len() < max && (max_items == 0 || items < max_items) {
                 let Some(id) = inner.next_pending(vantage, egress != Some(false)) else {
                     break;
                 };
+                let allowed = inner
+                    .tasks
+                    .get(&id)
+                    .is_some_and(|t| inner.networks.allows(t, worker, now));
+                if !allowed {
+                    held_back.push(id);
+                    if held_back.len() >= MAX_HELD_BACK {
+                        break;
+                    }
+                    continue;
+                }
                 let Some(task) = inner.tasks.get_mut(&id) else {
                     continue;
                 };
@@ -332,18 +394,31 @@ impl Coordinator {
                     continue;
                 }
                 let task = task.clone();
+                items += task.items();
                 self.store.put_task(&task)?;
                 inner.count(&task, &before, &task.state);
-                let options = inner
+                inner.networks.claim(&task, worker);
+                let mut options = inner
                     .scans
                     .get(&task.scan)
                     .map(|s| s.options.clone())
                     .unwrap_or_default();
+                // The joined list as of now: a reload reaches running scans.
+                options.exclusions = self.exclusions.for_scan(&options).to_lines();
+                // This worker's share of the vantage's sessions/s cap.
+                if options.vantage_rate_milli > 0 {
+                    options.vantage_rate_milli = (options.vantage_rate_milli / live).max(1);
+                }
                 leased.push(Leased {
                     deadline_ms: now.saturating_add(ttl),
                     task,
                     options,
                 });
+            }
+            for id in held_back.into_iter().rev() {
+                if let Some(task) = inner.tasks.get(&id).cloned() {
+                    inner.enqueue_front(&task);
+                }
             }
             leased
         };
@@ -363,6 +438,9 @@ impl Coordinator {
         let now = now_ms();
         let ttl = millis(self.config.lease_ttl);
         let mut inner = self.lock();
+        if let Some(seen) = inner.seen.get_mut(worker) {
+            seen.1 = now;
+        }
         let (mut extended, mut lost) = (Vec::new(), Vec::new());
         for (id, epoch) in leases {
             let held = match inner.tasks.get_mut(id) {
@@ -434,6 +512,7 @@ impl Coordinator {
                 self.store.put_task(&done)?;
                 inner.count(&done, &before, &done.state);
                 inner.tasks.remove(task_id);
+                inner.networks.release(task_id, now_ms());
                 self.finish_scan_if_done(&mut inner, &done.scan)?;
             }
             stored
@@ -459,6 +538,7 @@ impl Coordinator {
             let task = task.clone();
             self.store.put_task(&task)?;
             inner.count(&task, &before, &task.state);
+            inner.networks.release(task_id, now_ms());
             inner.enqueue_front(&task);
         }
         self.store.flush().await?;
@@ -498,6 +578,7 @@ impl Coordinator {
                 }
                 self.store.put_task(&task)?;
                 inner.count(&task, &before, &task.state);
+                inner.networks.release(&task.id, now);
                 if task.state == TaskState::Pending {
                     inner.enqueue_front(&task);
                 } else {
@@ -579,6 +660,24 @@ impl Coordinator {
                     mx_names: names.into_iter().collect(),
                 });
             }
+        }
+        let (options, port) = match inner.scans.get(&task.scan) {
+            Some(meta) => (meta.options.clone(), meta.options.port),
+            None => (ScanOptions::default(), 25),
+        };
+        let (fresh, excluded) =
+            exclusion::split_targets(&self.exclusions.for_scan(&options), port, fresh);
+        if !excluded.is_empty() {
+            let records: Vec<TargetRecord> = excluded
+                .into_iter()
+                .map(|mut r| {
+                    r.scan = Some(task.scan.clone());
+                    r.vantage = Some(task.vantage.clone());
+                    r
+                })
+                .collect();
+            self.store
+                .put_target_records(&task.scan, &task.vantage, &records)?;
         }
         if fresh.is_empty() {
             return Ok(());
@@ -743,6 +842,10 @@ impl Inner {
         if task.state == TaskState::Pending {
             self.enqueue_back(&task);
         }
+        if let TaskState::Leased { worker, .. } = &task.state {
+            // Resumed after a restart: the lease still holds its networks.
+            self.networks.claim(&task, worker);
+        }
         self.tasks.insert(task.id.clone(), task);
     }
 
@@ -776,6 +879,16 @@ impl Inner {
         self.queue(task).push_front(id);
     }
 
+    /// Workers of `vantage` seen within `ttl` (at least 1).
+    fn live_workers(&self, vantage: &str, now: u64, ttl: u64) -> u32 {
+        let live = self
+            .seen
+            .values()
+            .filter(|(v, at)| v == vantage && now.saturating_sub(*at) <= ttl)
+            .count();
+        u32::try_from(live).unwrap_or(u32::MAX).max(1)
+    }
+
     /// The next pending task of `vantage`: probe tasks first (when the
     /// worker may probe), then resolve tasks.
     fn next_pending(&mut self, vantage: &str, may_probe: bool) -> Option<String> {
@@ -804,6 +917,15 @@ impl Inner {
     /// Forget the queued and leased work of a cancelled scan (its tasks stay
     /// in the store as they are).
     fn drop_scan_work(&mut self, scan: &str) {
+        let dropped: Vec<String> = self
+            .tasks
+            .values()
+            .filter(|t| t.scan == scan)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in dropped {
+            self.networks.release(&id, now_ms());
+        }
         self.tasks.retain(|_, t| t.scan != scan);
     }
 }

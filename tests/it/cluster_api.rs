@@ -42,6 +42,7 @@ async fn lease_one(worker: &mut Worker, id: &str) -> proto::Task {
             worker_id: id.into(),
             vantage: "V".into(),
             max_tasks: 1,
+            max_items: 0,
         })
         .await
         .unwrap()
@@ -84,6 +85,7 @@ async fn stale_epoch_is_rejected() {
                     worker_id: "fast".into(),
                     vantage: "V".into(),
                     max_tasks: 1,
+                    max_items: 0,
                 })
                 .await
                 .ok()?
@@ -188,6 +190,7 @@ async fn tokens_are_enforced() {
         worker_id: "w".into(),
         vantage: "V".into(),
         max_tasks: 1,
+        max_items: 0,
     };
     for token in [None, Some("wrong")] {
         let err = worker_client(&coordinator.url, token)

@@ -125,6 +125,7 @@ async fn scan_over_mutual_tls() {
                     worker_id: "x".into(),
                     vantage: "M".into(),
                     max_tasks: 1,
+                    max_items: 0,
                 })
                 .await
                 .is_err()

@@ -17,6 +17,7 @@ mod legacy;
 mod mtas;
 mod mtasts;
 mod observability;
+mod politeness;
 mod postfix;
 mod probe;
 mod report;

@@ -24,10 +24,13 @@
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
 //! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
+//! - [`busy`]: `421` to the first sessions, then a proxy to Postfix.
+//! - [`perf`]: the performance lab (a generated zone, one tarpit per address).
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
+pub mod busy;
 pub mod certs;
 pub mod cluster;
 pub mod dns;
@@ -40,6 +43,7 @@ pub mod lab;
 pub mod nginx;
 pub mod opensmtpd;
 pub mod ops;
+pub mod perf;
 pub mod plan;
 pub mod postfix;
 pub mod probing;

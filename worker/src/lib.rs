@@ -20,6 +20,7 @@
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
+//! - [`limits`]: the open-file limit checked against `--concurrency`.
 //! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
 //! - [`metrics`]: Prometheus families and readiness of `work` (`--metrics-listen`).
 
@@ -34,6 +35,7 @@ pub mod dnssec_wire;
 pub mod first_flight;
 pub mod fleet;
 pub mod legacy;
+pub mod limits;
 pub mod metrics;
 pub mod mtasts;
 pub mod probe;

@@ -100,11 +100,14 @@ struct WorkArgs {
     /// Private key (PEM) of --client-cert.
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     client_key: Option<PathBuf>,
-    /// Most tasks at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    capacity: u16,
-    /// Most SMTP sessions and domain resolutions at once, across all tasks.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    /// Most tasks held at once (default: --concurrency). Work is leased by free
+    /// session slots: a task's slow target holds one slot, not the task's size.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    capacity: Option<u16>,
+    /// Most SMTP sessions and domain resolutions at once, across all tasks (the
+    /// session slots). The open-file limit is raised to fit, or the worker says
+    /// what it can reach.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Source address of probes and of the egress check (selects the vantage's network).
     #[arg(long, value_name = "SRC_ADDR")]
@@ -390,7 +393,7 @@ fn work(args: WorkArgs) -> anyhow::Result<()> {
     config.token = token;
     config.coordinator_ca_pem = coordinator_ca_pem;
     config.client_identity = client_identity;
-    config.capacity = usize::from(args.capacity);
+    config.capacity = usize::from(args.capacity.unwrap_or(args.concurrency));
     config.probe_concurrency = usize::from(args.concurrency);
     config.bind = args.bind;
     config.resolvers_override = args.resolvers;
@@ -485,7 +488,7 @@ mod tests {
         let Command::Work(args) = cli.command else {
             panic!("not the work command");
         };
-        assert_eq!(args.capacity, 4);
+        assert_eq!(args.capacity, None);
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));
         assert_eq!(args.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
         // A client certificate needs its key.

@@ -1,5 +1,6 @@
 //! The `mxscope` subcommands.
 
+pub(crate) mod exclude;
 pub(crate) mod export;
 pub(crate) mod progress;
 pub(crate) mod report;
@@ -12,6 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use mxscope_common::exclusions::Exclusions;
 use mxscope_coordinator::grpc::client::{AdminClient, ClientTls};
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
@@ -143,7 +145,44 @@ pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
         allow_private: args.allow_private,
         security: args.security,
         trust_anchor_pem,
+        exclusions: match &args.exclude {
+            Some(path) => read_exclusions(path)?.to_lines(),
+            None => Vec::new(),
+        },
+        retry_attempts: args.retry_attempts,
+        retry_delay_ms: ms(args.retry_delay),
+        ip_gap_ms: Some(ms(args.ip_gap)),
+        network_rate_milli: Some(milli(args.network_rate)),
+        vantage_rate_milli: milli(args.vantage_rate),
     })
+}
+
+/// Sessions per second in thousandths (what the options carry).
+fn milli(rate: f64) -> u32 {
+    (rate * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+/// A rate in sessions per second: 0 (no limit) or 0.001 to 1,000,000.
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of sessions per second"))?;
+    if rate == 0.0 || (0.001..=1_000_000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{text}: a rate is 0 (no limit) or 0.001 to 1000000 per second"
+        ))
+    }
+}
+
+/// An exclusion list file; a bad line is an error naming the file, the line
+/// and the reason.
+pub(crate) fn read_exclusions(path: &Path) -> anyhow::Result<Exclusions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading exclusion list {}", path.display()))?;
+    Exclusions::parse(&text).map_err(|e| anyhow::anyhow!("exclusion list {}: {e}", path.display()))
 }
 
 /// Scans, read from a coordinator or from a data directory.

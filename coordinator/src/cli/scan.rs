@@ -38,7 +38,9 @@ pub(crate) struct ScanArgs {
     /// Source address of the probes (selects the network to measure from).
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
-    /// Most SMTP sessions and DNS lookups at once.
+    /// Most SMTP sessions and DNS lookups at once. Each finished target frees
+    /// its slot at once; the open-file limit is raised to fit (or the run says
+    /// what it can reach).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     #[command(flatten)]
@@ -67,7 +69,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         bail!("--concurrency must be at least 1");
     }
     let lines = read_lines(&args.list)?;
-    let options = options(&args.probe)?;
+    let mut options = options(&args.probe)?;
+    // Here the list is the coordinator's own: SIGHUP reloads it mid-scan.
+    options.exclusions.clear();
     let readiness = Arc::new(Readiness::default());
     let _stop_ops =
         super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
@@ -85,6 +89,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
+    if let Some(path) = args.probe.exclude.clone() {
+        super::exclude::install(&coordinator, path)?;
+    }
     readiness.opened(coordinator.clone());
     let name = args
         .meta
@@ -133,7 +140,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     fleet_config.token = Some(token);
     fleet_config.bind = args.bind;
     fleet_config.probe_concurrency = args.concurrency;
-    fleet_config.capacity = args.concurrency.div_ceil(8).clamp(2, 32);
+    // Leasing follows free session slots; tasks are never the bound.
+    fleet_config.capacity = args.concurrency;
     let worker_shutdown = CancellationToken::new();
     let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
 

@@ -57,6 +57,15 @@ pub(crate) struct ServeArgs {
     /// File with the worker token (may only lease and report); or MXSCOPE_WORKER_TOKEN.
     #[arg(long, value_name = "FILE")]
     worker_token_file: Option<PathBuf>,
+    /// Exclusion list for every scan (format: `mxscope scan --help`); SIGHUP
+    /// reloads it, and what is planned or leased from then on follows it.
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
+    /// Targets per probe task (one task is leased to one worker; a network's
+    /// targets are leased to one worker at a time).
+    #[arg(long, value_name = "N", default_value_t = 32,
+        value_parser = clap::value_parser!(u16).range(1..=1024))]
+    probe_batch: u16,
     /// A lease not heartbeated for this long goes back to the queue.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     lease_ttl: Duration,
@@ -110,9 +119,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = CoordinatorConfig {
         lease_ttl: args.lease_ttl,
         heartbeat_interval: (args.lease_ttl / 4).max(Duration::from_millis(200)),
+        probe_batch: usize::from(args.probe_batch),
         ..CoordinatorConfig::default()
     };
     let coordinator = Arc::new(Coordinator::open(store, config)?);
+    if let Some(path) = args.exclude.clone() {
+        super::exclude::install(&coordinator, path)?;
+    }
     readiness.opened(coordinator.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

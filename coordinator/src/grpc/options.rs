@@ -21,6 +21,12 @@ impl From<&ScanOptions> for proto::ProbeOptions {
             allow_private: o.allow_private,
             security: o.security,
             trust_anchor: o.trust_anchor_pem.clone().unwrap_or_default(),
+            exclusions: o.exclusions.clone(),
+            retry_attempts: o.retry_attempts,
+            retry_delay_ms: o.retry_delay_ms,
+            ip_gap_ms: o.ip_gap_ms,
+            network_rate_milli: o.network_rate_milli,
+            vantage_rate_milli: o.vantage_rate_milli,
         }
     }
 }
@@ -53,6 +59,14 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
             allow_private: o.allow_private,
             security: o.security,
             trust_anchor_pem: (!o.trust_anchor.is_empty()).then_some(o.trust_anchor),
+            exclusions: mxscope_common::exclusions::Exclusions::from_lines(&o.exclusions)
+                .map_err(|e| format!("exclusions: {e}"))?
+                .to_lines(),
+            retry_attempts: o.retry_attempts,
+            retry_delay_ms: o.retry_delay_ms,
+            ip_gap_ms: o.ip_gap_ms,
+            network_rate_milli: o.network_rate_milli,
+            vantage_rate_milli: o.vantage_rate_milli,
         })
     }
 }

@@ -90,7 +90,11 @@ impl WorkerService for WorkerApi {
         let vantage = required(&r.vantage, "vantage")?;
         let max = r.max_tasks.min(MAX_LEASE) as usize;
         crate::metrics::worker_seen(worker, vantage);
-        let leased = self.coordinator.lease(worker, vantage, max).await?;
+        let max_items = r.max_items as usize;
+        let leased = self
+            .coordinator
+            .lease(worker, vantage, max, max_items)
+            .await?;
         leased
             .iter()
             .for_each(|l| crate::metrics::leases_granted(&l.task.kind));

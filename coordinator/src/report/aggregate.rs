@@ -20,6 +20,7 @@ use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 use super::labels::{self, TargetSummary};
 use super::model::{Distribution, DomainRow, ScanInfo, ScanReport, VantageReport};
+use super::politeness::Politeness;
 use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
 
@@ -78,6 +79,7 @@ struct VantagePass {
     mx_ips: HashMap<String, Vec<IpAddr>>,
     targets: HashMap<IpAddr, TargetSummary>,
     security: HashMap<IpAddr, TargetSecurity>,
+    politeness: Politeness,
 }
 
 /// Pass one: domain counts, MX addresses, target summaries.
@@ -125,6 +127,7 @@ impl Aggregator {
     /// First pass over a domain record.
     pub fn add_domain(&mut self, record: &DomainRecord) {
         for pass in Self::selected(&mut self.vantages, record.vantage.as_deref()) {
+            pass.politeness.add_domain(record);
             let h = &mut pass.headline;
             let dns = &record.dns;
             if dns.status != DnsStatus::Ok {
@@ -159,6 +162,7 @@ impl Aggregator {
         let mut summary = None;
         let mut security = None;
         for pass in Self::selected(&mut self.vantages, record.vantage.as_deref()) {
+            pass.politeness.add_target(record);
             let s = summary.get_or_insert_with(|| TargetSummary::of(record));
             self.legacy_seen |= s.legacy_tested();
             pass.targets.insert(record.ip, s.clone());
@@ -184,6 +188,7 @@ impl Aggregator {
 /// Second-pass state of one vantage.
 #[derive(Debug)]
 struct VantageHosts {
+    politeness: Politeness,
     headline: Headline,
     distributions: Vec<Distribution>,
     hosts: HashMap<String, HostStatus>,
@@ -197,6 +202,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
         mx_ips,
         targets,
         security,
+        politeness,
     } = pass;
     let mut hosts = HashMap::with_capacity(mx_ips.len());
     let mut dist = Counts::default();
@@ -244,6 +250,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
         hosts,
         security,
         security_counts,
+        politeness,
     }
 }
 
@@ -454,6 +461,7 @@ impl Evaluated {
                 headline: v.headline,
                 distributions: v.distributions,
                 security: v.security_counts.finish(),
+                politeness: v.politeness,
             })
             .collect();
         ScanReport {

@@ -110,6 +110,9 @@ pub struct VantageReport {
     /// carried security facts (a scan without `--security`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecuritySection>,
+    /// Sessions opened and their spread over IPs, exclusions, retries.
+    #[serde(default)]
+    pub politeness: super::politeness::Politeness,
 }
 
 impl VantageReport {

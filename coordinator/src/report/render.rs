@@ -216,6 +216,7 @@ pub fn scan_text(report: &ScanReport) -> String {
             let _ = writeln!(out, "\n{} ({} {})", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).text("  "));
         }
+        let _ = writeln!(out, "\nPoliteness\n  {}.", v.politeness.summary());
         if let Some(s) = &v.security {
             let _ = writeln!(out, "\nSecurity\n  {}", security_summary(s));
             for d in &s.distributions {
@@ -257,6 +258,7 @@ pub fn scan_markdown(report: &ScanReport) -> String {
             let _ = writeln!(out, "\n### {}\n\n{} {}\n", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).markdown());
         }
+        let _ = writeln!(out, "\n### Politeness\n\n{}.", v.politeness.summary());
         if let Some(s) = &v.security {
             let _ = writeln!(out, "\n### Security\n\n{}", security_summary(s));
             for d in &s.distributions {

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
                         worker_id: worker_id.clone(),
                         vantage: "V".into(),
                         max_tasks: 1,
+                        max_items: 0,
                     })
                     .await?
                     .into_inner()

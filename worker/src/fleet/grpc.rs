@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use mxscope_common::exclusions::Exclusions;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use mxscope_common::EhloName;
@@ -19,6 +20,8 @@ use tonic::{Code, Request, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
+use super::pacing::{self, Limits};
+use super::retry::{self, RetryPolicy};
 use super::runner::{ScanOptions, TaskSpec, Work};
 use super::uplink::Batch;
 use super::FleetError;
@@ -194,11 +197,13 @@ impl Coordinator {
     pub async fn lease(
         &self,
         max_tasks: usize,
+        max_items: usize,
     ) -> Result<Vec<Result<TaskSpec, (Lease, TaskError)>>, CallError> {
         let request = proto::LeaseRequest {
             worker_id: self.worker_id.clone(),
             vantage: self.vantage.clone(),
             max_tasks: saturate(max_tasks),
+            max_items: saturate(max_items),
         };
         let reply = self.client.clone().lease(request).await?.into_inner();
         Ok(reply
@@ -327,6 +332,9 @@ pub enum TaskError {
         name: String,
         reason: mxscope_common::InvalidEhloName,
     },
+    /// The exclusion list does not parse; the coordinator is broken.
+    #[error("exclusion list: {0}")]
+    Exclusions(String),
 }
 
 fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
@@ -405,6 +413,26 @@ pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, T
         allow_private: options.allow_private,
         security: options.security,
         trust_anchor: Some(options.trust_anchor).filter(|text| !text.trim().is_empty()),
+        exclusions: Exclusions::from_lines(&options.exclusions)
+            .map_err(|e| TaskError::Exclusions(e.to_string()))?,
+        retry: RetryPolicy {
+            attempts: match options.retry_attempts {
+                0 => retry::DEFAULT_ATTEMPTS,
+                n => n.min(retry::MAX_ATTEMPTS),
+            },
+            first_delay: ms(options.retry_delay_ms, retry::DEFAULT_FIRST_DELAY),
+        },
+        limits: Limits {
+            ip_gap: options.ip_gap_ms.map_or(pacing::DEFAULT_IP_GAP, |gap| {
+                Duration::from_millis(u64::from(gap))
+            }),
+            network_spacing: pacing::spacing_of_milli(
+                options
+                    .network_rate_milli
+                    .unwrap_or(pacing::DEFAULT_NETWORK_RATE_MILLI),
+            ),
+            worker_spacing: pacing::spacing_of_milli(options.vantage_rate_milli),
+        },
     })
 }
 

@@ -8,6 +8,9 @@
 //! - [`runner`]: one task with the probe engine, items bounded by a shared semaphore.
 //! - [`uplink`]: result batches, acknowledgements, resend after a reconnect.
 //! - [`leases`]: the leases held, shared by leasing, heartbeat, uplink and shutdown.
+//! - [`pacing`]: per-IP gap, per-network rate, this worker's share of the vantage cap.
+//! - [`retry`]: targets that said `421`/`4xx` or reset, retried later with growing delays.
+//! - [`slots`]: session slots, the unit of concurrency: leasing asks for free slots.
 //! - [`backoff`]: capped exponential backoff with jitter.
 //! - [`egress`]: the port-25 egress self-check.
 //!
@@ -22,7 +25,10 @@ pub mod backoff;
 pub mod egress;
 pub mod grpc;
 pub mod leases;
+pub mod pacing;
+pub mod retry;
 pub mod runner;
+pub mod slots;
 pub mod uplink;
 
 #[cfg(test)]
@@ -51,6 +57,15 @@ const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::f
 const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Releasing one task at shutdown.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
+/// Most tasks asked for in one lease call (the coordinator caps it too).
+const MAX_LEASE_TASKS: usize = 64;
+
+/// Free slots worth a lease call: about a probe task's worth, less for a
+/// small worker, so that finishing targets one by one does not turn into
+/// one lease call each.
+fn lease_threshold(slots: usize) -> usize {
+    (slots / 16).clamp(1, 32)
+}
 
 /// How a worker joins the fleet.
 #[derive(Debug, Clone)]
@@ -66,9 +81,10 @@ pub struct FleetConfig {
     pub worker_id: String,
     /// The vantage label this worker measures from.
     pub vantage: String,
-    /// Most tasks at once.
+    /// Most tasks at once (leasing is bounded by free session slots first).
     pub capacity: usize,
-    /// Most SMTP sessions and domain resolutions at once, across tasks.
+    /// Most SMTP sessions and domain resolutions at once, across tasks: the
+    /// session slots. Reduced at start when the open-file limit is too low.
     pub probe_concurrency: usize,
     /// Source address of probes (and of the egress check).
     pub bind: Option<IpAddr>,
@@ -100,7 +116,7 @@ impl FleetConfig {
             client_identity: None,
             worker_id: worker_id.into(),
             vantage: vantage.into(),
-            capacity: 4,
+            capacity: 64,
             probe_concurrency: 64,
             bind: None,
             resolvers_override: Vec::new(),
@@ -155,8 +171,9 @@ pub enum FleetError {
 
 /// Join the fleet and work until `shutdown` is cancelled; then stop
 /// leasing, finish or release the running tasks and flush the results.
-pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
+pub async fn run(mut config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
     config.validate()?;
+    config.probe_concurrency = check_open_files(config.probe_concurrency);
     let coordinator = Coordinator::new(
         ChannelSettings {
             url: &config.coordinator,
@@ -261,13 +278,20 @@ impl Fleet {
             stop_heartbeat.clone(),
         ));
         let mut backoff = Backoff::default();
+        let slots = self.engine.slots.clone();
+        let threshold = lease_threshold(slots.capacity());
+        let mut timer_fired = true;
         loop {
-            let room = self.config.capacity.saturating_sub(self.running.len());
+            let task_room = self.config.capacity.saturating_sub(self.running.len());
+            let free = slots.free();
             let mut wait = IDLE_POLL.1;
-            if room > 0 {
+            // Wake on freed slots only while there is work to be had.
+            let mut wake_on_free = true;
+            if task_room > 0 && free > 0 && (free >= threshold || timer_fired) {
+                let asked = task_room.min(MAX_LEASE_TASKS);
                 let leased = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    leased = self.coordinator.lease(room) => leased,
+                    leased = self.coordinator.lease(asked, free) => leased,
                 };
                 match leased {
                     Ok(tasks) => {
@@ -276,13 +300,19 @@ impl Fleet {
                         for task in tasks {
                             self.start(task);
                         }
-                        wait = if got >= room {
-                            IDLE_POLL.1
-                        } else {
-                            backoff::between(IDLE_POLL.0, IDLE_POLL.1)
-                        };
+                        if got >= asked && slots.free() >= threshold {
+                            // More may be pending: ask again at once.
+                            timer_fired = false;
+                            continue;
+                        }
+                        if slots.free() > 0 {
+                            // The coordinator had less than we could take.
+                            wake_on_free = false;
+                            wait = backoff::between(IDLE_POLL.0, IDLE_POLL.1);
+                        }
                     }
                     Err(error) => {
+                        wake_on_free = false;
                         wait = backoff.next_delay();
                         warn!(%error, attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
                             "leasing failed; retrying");
@@ -295,12 +325,14 @@ impl Fleet {
                     }
                 }
             }
+            timer_fired = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
                     self.finished(joined);
                 }
-                () = tokio::time::sleep(wait) => {}
+                () = slots.freed(), if wake_on_free => {}
+                () = tokio::time::sleep(wait) => timer_fired = true,
             }
         }
         Ok(())
@@ -355,9 +387,10 @@ impl Fleet {
         let lease = task.lease.clone();
         let cancel = self.leases.hold(&lease);
         let engine = self.engine.clone();
+        let claim = engine.slots.claim(task.work.len());
         let handle = self
             .running
-            .spawn(async move { engine.run(task, sender, cancel).await });
+            .spawn(async move { engine.run(task, sender, cancel, claim).await });
         self.running_leases.insert(handle.id(), lease);
     }
 
@@ -427,6 +460,32 @@ impl Fleet {
         }
         self.sender = None;
     }
+}
+
+/// `RLIMIT_NOFILE` against `requested` sessions: raise the soft limit when
+/// needed and say what concurrency is reachable; returns it.
+fn check_open_files(requested: usize) -> usize {
+    let Some(budget) = crate::limits::ensure_open_files(requested) else {
+        warn!(
+            concurrency = requested,
+            "cannot read the open-file limit; sessions may fail with EMFILE"
+        );
+        return requested;
+    };
+    if budget.limited(requested) {
+        warn!(requested, reachable = budget.reachable, soft = budget.soft, hard = budget.hard,
+            "the open-file limit (RLIMIT_NOFILE) is too low for --concurrency: \
+             running {} sessions at once; raise the hard limit (ulimit -Hn, LimitNOFILE=) to reach {requested}",
+            budget.reachable);
+    } else if budget.soft > budget.soft_before {
+        info!(
+            concurrency = requested,
+            from = budget.soft_before,
+            to = budget.soft,
+            "raised the open-file soft limit for the session slots"
+        );
+    }
+    budget.reachable
 }
 
 /// Extend the held leases every `interval`; cancel the tasks of lost ones.

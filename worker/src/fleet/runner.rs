@@ -2,7 +2,9 @@
 //! domain record per domain, a probe task one target record per IP.
 //!
 //! Items run concurrently, bounded by the worker's probe semaphore (shared
-//! by all tasks); finished records go through a [`Batcher`] to the uplink.
+//! by all tasks); each item frees its session slot ([`super::slots`]) as
+//! soon as it ends, so a task's slow target holds back nobody else. Finished
+//! records go through a [`Batcher`] to the uplink.
 //! When the uplink is full the task waits, and so starts no new item. The
 //! task's cancellation token (its lease was lost, or shutdown ran out of
 //! grace) stops it at once: nothing more is sent for it.
@@ -11,13 +13,18 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use mxscope_common::exclusions::Exclusions;
+use mxscope_common::politeness::{self, SkipReason};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
+use super::pacing::{Limits, Pacer};
+use super::retry::{self, Gate, RetryPolicy};
+use super::slots::{Claim, Slots};
 use super::uplink::{Batcher, UplinkSender};
 use crate::config::{ProbeConfig, SecurityConfig, Timeouts};
 use crate::dns::{DnsConfig, MxResolver};
@@ -85,6 +92,12 @@ pub struct ScanOptions {
     pub security: bool,
     /// DNSKEY lines of the DNSSEC trust anchor; `None` = the IANA root.
     pub trust_anchor: Option<String>,
+    /// Never resolved, never contacted (the coordinator's and the scan's).
+    pub exclusions: Exclusions,
+    /// How targets that said "not now" are retried.
+    pub retry: RetryPolicy,
+    /// Per-IP gap, per-network rate, this worker's share of the vantage cap.
+    pub limits: Limits,
 }
 
 impl ScanOptions {
@@ -131,6 +144,10 @@ impl ScanOptions {
 pub struct Engine {
     /// Sessions and domain resolutions at once, across all tasks.
     pub probe_permits: Arc<Semaphore>,
+    /// Leased items not yet ended: what the lease loop asks work for.
+    pub slots: Arc<Slots>,
+    /// Session pacing (per IP, per network, per worker), across tasks.
+    pub pacer: Arc<Pacer>,
     pub bind: Option<IpAddr>,
     pub resolvers_override: Vec<SocketAddr>,
     /// The egress check failed: probe targets are recorded as skipped.
@@ -188,6 +205,8 @@ impl Engine {
             probe_permits: Arc::new(Semaphore::new(
                 probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
             )),
+            slots: Slots::new(probe_concurrency),
+            pacer: Arc::new(Pacer::default()),
             bind,
             resolvers_override,
             egress_blocked,
@@ -244,12 +263,14 @@ impl Engine {
             .map_err(RunError::Resolver)
     }
 
-    /// Run `task` to the end (or until `cancel`), queueing its batches.
+    /// Run `task` to the end (or until `cancel`), queueing its batches;
+    /// `claim` holds one slot per item and frees each as its item ends.
     pub async fn run(
         &self,
         task: TaskSpec,
         uplink: UplinkSender,
         cancel: CancellationToken,
+        claim: Claim,
     ) -> RunEnd {
         let context = match self.scan(&task.scan_id, &task.options) {
             Ok(context) => context,
@@ -281,9 +302,17 @@ impl Engine {
             egress_blocked: self.egress_blocked,
             prober: context.prober.clone(),
             resolver,
+            exclusions: task.options.exclusions,
+            retry: task.options.retry,
+            gate: Gate {
+                permits: self.probe_permits.clone(),
+                slots: self.slots.clone(),
+                pacer: self.pacer.clone(),
+                limits: task.options.limits,
+            },
         };
         let end = self
-            .run_items(lease.clone(), items, Arc::new(stamp), uplink, cancel)
+            .run_items(lease.clone(), items, Arc::new(stamp), uplink, cancel, claim)
             .await;
         match &end {
             RunEnd::Finished { items } => {
@@ -304,6 +333,7 @@ impl Engine {
         stamp: Arc<Stamp>,
         uplink: UplinkSender,
         cancel: CancellationToken,
+        mut claim: Claim,
     ) -> RunEnd {
         let mut batcher = Batcher::new(lease, self.batch_size, MAX_BATCH_BYTES);
         let mut pending = items.into_iter().peekable();
@@ -318,6 +348,7 @@ impl Engine {
                 biased;
                 () = cancel.cancelled() => return RunEnd::Cancelled,
                 Some(joined) = running.join_next(), if !running.is_empty() => {
+                    claim.release_one();
                     let json = match joined {
                         Ok(Some(json)) => json,
                         Ok(None) => continue,
@@ -342,11 +373,7 @@ impl Engine {
                     };
                     if let Some(item) = pending.next() {
                         let stamp = stamp.clone();
-                        running.spawn(async move {
-                            let json = item.run(&stamp).await;
-                            drop(permit);
-                            json
-                        });
+                        running.spawn(async move { item.run(&stamp, permit).await });
                     }
                 }
             }
@@ -370,6 +397,10 @@ struct Stamp {
     prober: Prober,
     /// Present for resolve tasks.
     resolver: Option<MxResolver>,
+    exclusions: Exclusions,
+    retry: RetryPolicy,
+    /// Given back while a target waits for its retry.
+    gate: Gate,
 }
 
 /// One unit of a task's work.
@@ -380,9 +411,18 @@ enum Item {
 }
 
 impl Item {
-    /// Run the item; its record as JSON (`None` only if serializing failed).
-    async fn run(self, stamp: &Stamp) -> Option<String> {
+    /// Run the item holding `permit` (a session); its record as JSON
+    /// (`None` only if serializing failed).
+    async fn run(self, stamp: &Stamp, permit: OwnedSemaphorePermit) -> Option<String> {
         let json = match self {
+            Self::Resolve(domain) if stamp.exclusions.domain(&domain).is_some() => {
+                drop(permit);
+                let why = stamp.exclusions.domain(&domain);
+                let mut record = politeness::excluded_domain(domain, why.as_ref());
+                record.scan = Some(stamp.scan.clone());
+                record.vantage = Some(stamp.vantage.clone());
+                serde_json::to_string(&record)
+            }
             Self::Resolve(domain) => {
                 let dns = match &stamp.resolver {
                     Some(resolver) => resolver.resolve(&domain).await,
@@ -399,6 +439,7 @@ impl Item {
                     }
                     None => None,
                 };
+                drop(permit);
                 let mut record = DomainRecord::new(domain, dns);
                 crate::metrics::domain_record(&record);
                 record.security = security;
@@ -408,10 +449,21 @@ impl Item {
             }
             Self::Probe(ip, names) => {
                 let session = crate::metrics::session();
-                let mut record = if stamp.egress_blocked {
-                    skipped_without_egress(ip, stamp.prober.config.port, names)
+                let port = stamp.prober.config.port;
+                let mut record = if let Some(why) = stamp.exclusions.target(ip, &names) {
+                    // Defence in depth: the coordinator should not have sent it.
+                    drop(permit);
+                    politeness::excluded_target(ip, port, names, &why)
+                } else if stamp.egress_blocked {
+                    drop(permit);
+                    skipped_without_egress(ip, port, names)
                 } else {
-                    stamp.prober.probe_target(ip, names).await
+                    // Each session waits for its own pacing turn and permit.
+                    drop(permit);
+                    retry::run(stamp.retry, &stamp.gate, ip, || {
+                        stamp.prober.probe_target(ip, names.clone())
+                    })
+                    .await
                 };
                 drop(session);
                 crate::metrics::target_record(&record);
@@ -430,6 +482,7 @@ impl Item {
 fn skipped_without_egress(ip: IpAddr, port: u16, names: Vec<String>) -> TargetRecord {
     let mut record = TargetRecord::new(ip, port, names);
     record.outcome = Outcome::Skipped;
+    record.skip_reason = Some(SkipReason::NoEgress);
     record.detail = Some("vantage without port-25 egress (egress check failed)".into());
     record
 }
@@ -451,6 +504,9 @@ mod tests {
             allow_private: true,
             security: false,
             trust_anchor: None,
+            exclusions: Exclusions::default(),
+            retry: RetryPolicy::default(),
+            limits: Limits::default(),
         }
     }
 

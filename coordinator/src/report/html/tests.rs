@@ -75,6 +75,7 @@ fn scan(name: &str) -> ScanReport {
             headline: headline("eu-1"),
             distributions: distributions(),
             security: None,
+            politeness: Default::default(),
         }],
         agreement: None,
     }

@@ -1,0 +1,159 @@
+//! Politeness you can read (DESIGN §8): how many SMTP sessions a scan
+//! opened from a vantage and how they spread over IPs, what was excluded,
+//! and which targets were retried or stayed rate-limited. Counted from the
+//! records while the report streams over them (memory: one counter per
+//! sessions-per-IP bucket).
+
+use std::collections::BTreeMap;
+
+use mxscope_common::politeness::SkipReason;
+use mxscope_common::{DnsStatus, DomainRecord, Outcome, TargetRecord, VersionSupport};
+use serde::Serialize;
+
+/// The politeness section of one vantage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Politeness {
+    /// SMTP sessions opened: every attempt of every target, plus one per
+    /// legacy version tested. (Per-name certificate sessions are not in the
+    /// records yet.)
+    pub sessions: u64,
+    /// Targets with at least one session.
+    pub targets_contacted: u64,
+    /// Most sessions to one IP.
+    pub max_sessions_per_ip: u64,
+    /// Targets by sessions to their IP: "1", "2", "3", "4+".
+    pub sessions_per_ip: BTreeMap<String, u64>,
+    /// Domains on an exclusion list (never resolved).
+    pub excluded_domains: u64,
+    /// Targets on an exclusion list (never contacted).
+    pub excluded_targets: u64,
+    /// Targets that were retried after a 421/4xx or a reset.
+    pub retried_targets: u64,
+    /// Retried targets whose last attempt was still refused.
+    pub still_rate_limited: u64,
+}
+
+/// The sessions a target record stands for.
+pub fn sessions_of(record: &TargetRecord) -> u64 {
+    if record.outcome == Outcome::Skipped {
+        return 0;
+    }
+    let attempts = record
+        .retries
+        .as_ref()
+        .map_or(1, |r| r.attempts.len().max(1) as u64);
+    let p = &record.protocols;
+    let legacy = [p.ssl3, p.tls1_0, p.tls1_1]
+        .into_iter()
+        .filter(|v| *v != VersionSupport::NotTested)
+        .count() as u64;
+    attempts + legacy
+}
+
+impl Politeness {
+    pub fn add_domain(&mut self, record: &DomainRecord) {
+        if record.dns.status == DnsStatus::Excluded {
+            self.excluded_domains += 1;
+        }
+    }
+
+    pub fn add_target(&mut self, record: &TargetRecord) {
+        if record.skip_reason == Some(SkipReason::Excluded) {
+            self.excluded_targets += 1;
+        }
+        if let Some(retries) = &record.retries {
+            self.retried_targets += u64::from(retries.after_retry);
+            self.still_rate_limited += u64::from(retries.still_limited);
+        }
+        let sessions = sessions_of(record);
+        if sessions == 0 {
+            return;
+        }
+        self.sessions += sessions;
+        self.targets_contacted += 1;
+        self.max_sessions_per_ip = self.max_sessions_per_ip.max(sessions);
+        let bucket = if sessions >= 4 {
+            "4+".to_string()
+        } else {
+            sessions.to_string()
+        };
+        *self.sessions_per_ip.entry(bucket).or_default() += 1;
+    }
+
+    /// The readable line of the text and Markdown reports.
+    pub fn summary(&self) -> String {
+        let spread: Vec<String> = self
+            .sessions_per_ip
+            .iter()
+            .map(|(k, v)| format!("{v} with {k}"))
+            .collect();
+        format!(
+            "{} SMTP sessions to {} IPs (at most {} to one IP; {}); {} domains and {} targets excluded; \
+             {} targets retried, {} still rate-limited",
+            self.sessions,
+            self.targets_contacted,
+            self.max_sessions_per_ip,
+            if spread.is_empty() { "none".to_string() } else { spread.join(", ") },
+            self.excluded_domains,
+            self.excluded_targets,
+            self.retried_targets,
+            self.still_rate_limited
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mxscope_common::politeness::{Attempt, Retries};
+    use mxscope_common::{DnsResult, Phase};
+
+    use super::*;
+
+    fn target(outcome: Outcome) -> TargetRecord {
+        let mut r = TargetRecord::new("192.0.2.1".parse().unwrap(), 25, vec![]);
+        r.outcome = outcome;
+        r
+    }
+
+    #[test]
+    fn sessions_spread_exclusions_and_retries() {
+        let mut p = Politeness::default();
+        p.add_target(&target(Outcome::StarttlsOk));
+        let mut legacy = target(Outcome::StarttlsOk);
+        legacy.protocols.tls1_0 = VersionSupport::Supported;
+        legacy.protocols.tls1_1 = VersionSupport::NotSupported;
+        p.add_target(&legacy);
+        let mut excluded = target(Outcome::Skipped);
+        excluded.skip_reason = Some(SkipReason::Excluded);
+        p.add_target(&excluded);
+        let attempt = Attempt {
+            outcome: Outcome::GreetingRefused,
+            phase: Phase::Greeting,
+            code: Some(421),
+            detail: None,
+            at_ms: 0,
+        };
+        let mut limited = target(Outcome::GreetingRefused);
+        limited.retries = Some(Retries {
+            attempts: vec![attempt.clone(), attempt.clone(), attempt.clone(), attempt],
+            after_retry: true,
+            still_limited: true,
+        });
+        p.add_target(&limited);
+        p.add_domain(&DomainRecord::new(
+            "x.example".into(),
+            DnsResult::failed(DnsStatus::Excluded, "excluded"),
+        ));
+        assert_eq!(p.sessions, 1 + 3 + 4);
+        assert_eq!(p.targets_contacted, 3);
+        assert_eq!(p.max_sessions_per_ip, 4);
+        assert_eq!(p.sessions_per_ip["1"], 1);
+        assert_eq!(p.sessions_per_ip["3"], 1);
+        assert_eq!(p.sessions_per_ip["4+"], 1);
+        assert_eq!((p.excluded_domains, p.excluded_targets), (1, 1));
+        assert_eq!((p.retried_targets, p.still_rate_limited), (1, 1));
+        assert!(p
+            .summary()
+            .starts_with("8 SMTP sessions to 3 IPs (at most 4 to one IP"));
+    }
+}

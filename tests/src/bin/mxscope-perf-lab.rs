@@ -1,0 +1,122 @@
+//! `mxscope-perf-lab`: the session-scheduling benchmark (not a test).
+//!
+//! `mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
+//! (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
+//! `--network-rate 0 --vantage-rate 0` to measure without pacing): DOMAINS generated domains, each with its own MX
+//! address, every address accepting and never greeting. Runs
+//! `target/release/mxscope scan --concurrency C --timeout-greeting Ts` on the
+//! list and prints the wall time, the DNS phase, the sessions in flight
+//! (sampled every 100 ms at the tarpit) and the goal
+//! `1.3 × greeting timeout + DNS phase`.
+//!
+//! Run inside a network namespace of your own (fixed loopback addresses):
+//! `cargo build --release --workspace --bins && ip netns exec NS
+//! target/release/mxscope-perf-lab tarpit 5000 5000 15`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mxscope_tests::cluster::bin;
+use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("tarpit") => {}
+        _ => anyhow::bail!(
+            "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S]"
+        ),
+    }
+    let domains: usize = args.get(1).map_or(Ok(5000), |a| a.parse())?;
+    let concurrency: usize = args.get(2).map_or(Ok(5000), |a| a.parse())?;
+    let greeting_s: u64 = args.get(3).map_or(Ok(15), |a| a.parse())?;
+    let budget = mxscope_worker::limits::ensure_open_files(2 * domains + 64)
+        .context("reading RLIMIT_NOFILE")?;
+    anyhow::ensure!(
+        !budget.limited(2 * domains + 64),
+        "the open-file limit ({}) cannot hold {domains} listeners and their connections",
+        budget.soft
+    );
+
+    let dir = std::env::temp_dir().join("mxscope-perf-lab");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let dns = PerfDns::start(&dir.join("unbound"), domains)?;
+    let addrs: Vec<_> = (0..domains).map(perf::address).collect();
+    let gauge = perf::tarpit(&addrs, PERF_SMTP_PORT).await?;
+    let list = dir.join("domains.txt");
+    let text: String = (0..domains).map(|i| perf::domain(i) + "\n").collect();
+    std::fs::write(&list, text)?;
+
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(bin("mxscope"))
+        .arg("scan")
+        .arg(&list)
+        .args(["--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--resolver", &dns.addr.to_string()])
+        .args(["--port", &PERF_SMTP_PORT.to_string()])
+        .args(["--allow-private", "--json"])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--timeout-greeting", &format!("{greeting_s}s")])
+        .args(["--timeout-session", &format!("{}s", greeting_s * 2)])
+        .args(args.iter().skip(4))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("scan.stderr"))?)
+        .spawn()
+        .context("starting mxscope scan (build with --release first)")?;
+    let mut first_session: Option<Duration> = None;
+    let mut samples: Vec<usize> = Vec::new();
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let open = gauge.open();
+                if open > 0 && first_session.is_none() {
+                    first_session = Some(started.elapsed());
+                }
+                if first_session.is_some() && gauge.accepted() < domains {
+                    samples.push(open);
+                }
+            }
+        }
+    };
+    let wall = started.elapsed();
+    anyhow::ensure!(
+        status.success(),
+        "mxscope scan failed: {status} (see {})",
+        dir.join("scan.stderr").display()
+    );
+    let dns_phase = first_session.unwrap_or_default();
+    let goal = Duration::from_secs_f64(1.3 * greeting_s as f64) + dns_phase;
+    let mean = if samples.is_empty() {
+        0.0
+    } else {
+        samples.iter().sum::<usize>() as f64 / samples.len() as f64
+    };
+    println!("mxscope-perf-lab tarpit: {domains} domains, one never-greeting MX address each");
+    println!(
+        "  mxscope scan --concurrency {concurrency} --timeout-greeting {greeting_s}s {}",
+        args.iter().skip(4).cloned().collect::<Vec<_>>().join(" ")
+    );
+    println!("  wall time            {:>8.1} s", wall.as_secs_f64());
+    println!(
+        "  until first session  {:>8.1} s (DNS phase, pipelined)",
+        dns_phase.as_secs_f64()
+    );
+    println!(
+        "  goal 1.3×{greeting_s}s + DNS  {:>8.1} s  → {}",
+        goal.as_secs_f64(),
+        if wall <= goal { "met" } else { "MISSED" }
+    );
+    println!(
+        "  sessions accepted    {:>8} (peak {} open; mean {:.0} open while targets remained = {:.0} % of --concurrency)",
+        gauge.accepted(),
+        gauge.peak(),
+        mean,
+        100.0 * mean / concurrency.min(domains).max(1) as f64
+    );
+    Ok(())
+}
