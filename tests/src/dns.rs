@@ -85,6 +85,26 @@ pub const HOSTS: &[Host] = &[
 ];
 
 const TTL: u32 = 300;
+
+/// Start `unbound -d -c conf` in `dir` (stderr to `dir/unbound.stderr`): the
+/// one way the lab starts an Unbound, whatever its configuration.
+pub(crate) fn spawn_unbound(name: &str, dir: &Path, conf: &Path) -> anyhow::Result<Daemon> {
+    let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("unbound");
+    let stderr = File::create(dir.join("unbound.stderr")).context("creating unbound.stderr")?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("-d")
+        .arg("-c")
+        .arg(conf)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    Daemon::spawn(name, cmd)
+        .with_context(|| format!("starting {binary} (is the unbound package installed?)"))
+}
 /// How long Unbound may take to answer its first query.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -239,21 +259,7 @@ impl Unbound {
         let conf_path = dir.join("unbound.conf");
         std::fs::write(&conf_path, config(dir, addr)).context("writing unbound.conf")?;
 
-        let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("unbound");
-        let stderr = File::create(dir.join("unbound.stderr")).context("creating unbound.stderr")?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let daemon = Daemon::spawn("unbound", cmd)
-            .with_context(|| format!("starting {binary} (is the unbound package installed?)"))?;
+        let daemon = spawn_unbound("unbound", dir, &conf_path)?;
         let mut unbound = Self {
             daemon,
             addr,

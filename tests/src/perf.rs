@@ -7,10 +7,9 @@
 //! namespace of your own (the addresses are fixed).
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,15 +109,7 @@ impl PerfDns {
         conf.push_str("remote-control:\n    control-enable: no\n");
         let conf_path = dir.join("unbound.conf");
         std::fs::write(&conf_path, conf)?;
-        let stderr = File::create(dir.join("unbound.stderr"))?;
-        let mut cmd = Command::new("unbound");
-        cmd.arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let daemon = Daemon::spawn("unbound-perf", cmd).context("starting unbound")?;
+        let daemon = crate::dns::spawn_unbound("unbound-perf", dir, &conf_path)?;
         wait_for_udp(addr)?;
         Ok(Self {
             _daemon: daemon,

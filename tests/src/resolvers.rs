@@ -18,10 +18,9 @@
 //! for `.`, every other address refused with `do-not-query-address`).
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -72,21 +71,7 @@ impl LabResolver {
         let conf_path = dir.join("unbound.conf");
         std::fs::write(&conf_path, config(dir, addr, flavor, knot, anchor))
             .context("writing unbound.conf")?;
-        let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("unbound");
-        let stderr = File::create(dir.join("unbound.stderr")).context("creating unbound.stderr")?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let daemon = Daemon::spawn("unbound", cmd)
-            .with_context(|| format!("starting {binary} (is the unbound package installed?)"))?;
+        let daemon = crate::dns::spawn_unbound("unbound", dir, &conf_path)?;
         let mut resolver = Self {
             daemon,
             addr,
