@@ -98,25 +98,8 @@ fn haraka_gives_exact_facts() {
     let reply = r.starttls_reply.as_ref().expect("STARTTLS reply");
     assert_eq!((reply.code, reply.text.as_str()), (220, "Go ahead."));
     assert_eq!(strs(&r.ehlo_tls), before[..4]);
-    let tls = r.tls.as_ref().expect("tls facts");
-    assert_eq!(tls.version, "TLSv1.3");
-    assert_eq!(tls.cipher, "TLS13_AES_256_GCM_SHA384");
-    assert_eq!(tls.group.as_deref(), Some("X25519"));
-    assert_eq!(tls.key_exchange, Some(KeyExchange::Tls13));
-    assert_eq!(tls.forward_secrecy, Some(true));
-    assert_eq!(tls.source, TlsSource::Handshake);
-    assert_eq!(
-        tls.verification,
-        Verification::Valid,
-        "{:?}",
-        tls.verification_detail
-    );
-    assert_eq!(tls.name_match.get(MX_HARAKA.name), Some(&true));
-    assert_eq!(tls.chain.len(), 2, "leaf and lab CA");
-    assert_eq!(leaf_key(r), ("RSA".into(), Some(2048)));
     // Node's defaults: TLS 1.2 and 1.3 only.
-    assert_eq!(support(r), MODERN_ONLY);
-    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_tls13_lab_leaf(r, MX_HARAKA.name, "X25519");
 }
 
 #[test]
@@ -155,11 +138,17 @@ fn sendmail_gives_exact_facts() {
     );
     let after: Vec<&str> = before.into_iter().filter(|k| *k != "STARTTLS").collect();
     assert_eq!(strs(&r.ehlo_tls), after);
+    // Sendmail's own default: ECDH on P-256, not X25519.
+    assert_tls13_lab_leaf(r, MX_SENDMAIL.name, "secp256r1");
+}
+
+/// A TLS 1.3 session (AES-256-GCM, `group`) with the host's lab-CA RSA-2048
+/// leaf, valid and matching `name`; only TLS 1.2 and 1.3 supported; no anomaly.
+fn assert_tls13_lab_leaf(r: &TargetRecord, name: &str, group: &str) {
     let tls = r.tls.as_ref().expect("tls facts");
     assert_eq!(tls.version, "TLSv1.3");
     assert_eq!(tls.cipher, "TLS13_AES_256_GCM_SHA384");
-    // Sendmail's own default: ECDH on P-256, not X25519.
-    assert_eq!(tls.group.as_deref(), Some("secp256r1"));
+    assert_eq!(tls.group.as_deref(), Some(group));
     assert_eq!(tls.key_exchange, Some(KeyExchange::Tls13));
     assert_eq!(tls.forward_secrecy, Some(true));
     assert_eq!(tls.source, TlsSource::Handshake);
@@ -169,7 +158,7 @@ fn sendmail_gives_exact_facts() {
         "{:?}",
         tls.verification_detail
     );
-    assert_eq!(tls.name_match.get(MX_SENDMAIL.name), Some(&true));
+    assert_eq!(tls.name_match.get(name), Some(&true));
     assert_eq!(tls.chain.len(), 2, "leaf and lab CA");
     assert_eq!(leaf_key(r), ("RSA".into(), Some(2048)));
     assert_eq!(support(r), MODERN_ONLY);
