@@ -264,6 +264,32 @@ impl TargetRecord {
             retries: None,
         }
     }
+
+    /// Whether the certificate `mx` got at this IP covers it: the one of its
+    /// own SNI session (`names`) when recorded, else the main session's.
+    /// `false` without TLS facts.
+    pub fn name_matches(&self, mx: &str) -> bool {
+        let Some(tls) = &self.tls else {
+            return false;
+        };
+        self.names
+            .get(mx)
+            .and_then(|n| n.name_match)
+            .or_else(|| tls.name_match.get(mx).copied())
+            .unwrap_or(false)
+    }
+
+    /// The chain verification of the certificate `mx` got at this IP (its
+    /// own SNI session's when recorded), if TLS facts exist.
+    pub fn verification_for(&self, mx: &str) -> Option<Verification> {
+        let tls = self.tls.as_ref()?;
+        Some(
+            self.names
+                .get(mx)
+                .and_then(|n| n.verification)
+                .unwrap_or(tls.verification),
+        )
+    }
 }
 
 /// Outcome of a target, the base of every report (DESIGN §4).

@@ -296,19 +296,11 @@ pub fn mx_tls_facts(target: &TargetRecord) -> Vec<MxTls> {
         .mx_names
         .iter()
         .map(|mx| {
-            let session = match &target.tls {
-                // The certificate of this name's own session when the
-                // server chose one by SNI (`names`), else the main session's.
-                Some(tls) => {
-                    let own = target.names.get(mx);
-                    MxSession::Tls {
-                        verification: own.and_then(|n| n.verification).unwrap_or(tls.verification),
-                        name_ok: own
-                            .and_then(|n| n.name_match)
-                            .or_else(|| tls.name_match.get(mx).copied())
-                            .unwrap_or(false),
-                    }
-                }
+            let session = match target.verification_for(mx) {
+                Some(verification) => MxSession::Tls {
+                    verification,
+                    name_ok: target.name_matches(mx),
+                },
                 None => MxSession::NoTls {
                     outcome: snake(&target.outcome),
                 },

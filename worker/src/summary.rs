@@ -90,13 +90,7 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
             "          {} {} {group}{source}",
             tls.version, tls.cipher
         )?;
-        // The certificate this name got (its own session when the server chose by SNI).
-        let name_ok = target
-            .names
-            .get(mx_name)
-            .and_then(|n| n.name_match)
-            .or_else(|| tls.name_match.get(mx_name).copied())
-            .unwrap_or(false);
+        let name_ok = target.name_matches(mx_name);
         let key = tls
             .chain
             .first()

@@ -124,20 +124,10 @@ impl TargetSummary {
 /// Names whose certificate matched: per name (`names`) when recorded, else
 /// the main session's `name_match`.
 fn names_matched(record: &TargetRecord) -> Vec<String> {
-    let Some(tls) = &record.tls else {
-        return Vec::new();
-    };
     let mut names: Vec<String> = record
         .mx_names
         .iter()
-        .filter(|name| {
-            record
-                .names
-                .get(name.as_str())
-                .and_then(|n| n.name_match)
-                .or_else(|| tls.name_match.get(name.as_str()).copied())
-                .unwrap_or(false)
-        })
+        .filter(|name| record.name_matches(name))
         .cloned()
         .collect();
     names.sort();
