@@ -11,7 +11,9 @@
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 //! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
-//! - [`politeness`]: skip reasons and retry attempts of target records.
+//! - [`politeness`]: skip reasons and retry attempts of target records;
+//!   [`tally`]: sessions, exclusions, retries and the resolver check per
+//!   vantage, counted over records.
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
@@ -28,6 +30,7 @@ pub mod proto;
 pub mod record;
 pub mod security_dns;
 pub mod security_policy;
+pub mod tally;
 pub mod telemetry;
 pub mod tls_facts;
 pub mod units;

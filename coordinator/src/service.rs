@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mxscope_common::tally::VantageTally;
 use mxscope_common::{
     DnsResult, DnsStatus, DomainListBuilder, DomainRecord, InvalidLine, Outcome, Record,
     TargetRecord,
@@ -128,6 +129,9 @@ pub struct ScanStatus {
     pub target_records: u64,
     /// Items of failed tasks (recorded with the failure as their result).
     pub failed_items: u64,
+    /// Per vantage with records: sessions, exclusions, retries and the
+    /// DNSSEC resolver self-check, counted as the records arrived.
+    pub tallies: BTreeMap<String, VantageTally>,
 }
 
 /// A worker's announcement.
@@ -628,6 +632,7 @@ impl Coordinator {
             failed_items: progress.map_or(0, |p| p.failed_items),
             domain_records: self.store.count_domain_records(scan_id)?,
             target_records: self.store.count_target_records(scan_id)?,
+            tallies: self.store.tallies(scan_id)?.into_iter().collect(),
             meta,
         })
     }

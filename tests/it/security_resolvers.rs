@@ -291,3 +291,106 @@ fn an_unsigned_zone_behind_an_authoritative_only_resolver_is_never_bogus() {
         "at the top: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_over_the_coordinator_shows_the_self_check_and_the_sessions() {
+    use mxscope_coordinator::model::ScanState;
+    use mxscope_tests::cluster::{wait_for, CoordinatorProcess, WorkerProcess, ADMIN_TOKEN};
+    use std::time::Duration;
+
+    lab::postfix();
+    let dir = test_dir("security-status-remote");
+    let coordinator = CoordinatorProcess::start(&dir.join("data"), "10s").expect("coordinator");
+    let list = dir.join("list.txt");
+    let domains = [
+        plan::domains::for_host(&plan::MX_VALID),
+        plan::domains::SINGLE.to_string(),
+    ];
+    std::fs::write(&list, domains.join("\n")).expect("write the list");
+    // The lab's authoritative-only Unbound: the root's DNSKEY is REFUSED.
+    let resolver = lab::dns().addr().to_string();
+    let ca = lab::certs().ca_pem.display().to_string();
+    let submit = Command::new(bin("mxscope"))
+        .arg("submit")
+        .arg(&list)
+        .args(["--vantage", "V", "--security", "--allow-private"])
+        .args(["--resolver", &resolver, "--ca-file", &ca])
+        .args(["--coordinator", &coordinator.url])
+        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("run mxscope submit");
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let bind = "127.0.2.98".parse().expect("an address");
+    let _worker =
+        WorkerProcess::start(&coordinator.url, "V", bind, "status-w", &dir).expect("worker");
+    let admin = coordinator.admin().await;
+    wait_for(Duration::from_secs(90), "the scan to finish", || {
+        let mut admin = admin.clone();
+        async move {
+            let status = admin.status("s1").await.ok()?;
+            (status.meta.state == ScanState::Done).then_some(())
+        }
+    })
+    .await;
+
+    let status = |json: bool| {
+        let out = Command::new(bin("mxscope"))
+            .args(["status", "s1", "--coordinator", &coordinator.url])
+            .args(json.then_some("--json"))
+            .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+            .output()
+            .expect("run mxscope status");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let text = status(false);
+    assert_eq!(text.matches("vantage V: Warning: ").count(), 1, "{text}");
+    assert!(
+        text.contains(WARNING) && text.contains("anchor_dnskey_unavailable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vantage V: ") && text.contains("SMTP sessions to "),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(status(true).trim()).expect("JSON");
+    let check = &json["resolver_checks"]["V"];
+    assert_eq!(check["usable"], false, "{json}");
+    assert_eq!(check["reason"], "anchor_dnskey_unavailable", "{json}");
+    let politeness = &json["politeness"]["V"];
+    // Every MX address was probed: at least one session each, none excluded.
+    assert!(
+        politeness["sessions"].as_u64() >= json["target_records"].as_u64(),
+        "{json}"
+    );
+    assert_eq!(
+        politeness["targets_contacted"], json["target_records"],
+        "{json}"
+    );
+    assert_eq!(politeness["excluded_targets"], 0, "{json}");
+    // The same tally offline, from the data directory.
+    drop(_worker);
+    drop(coordinator);
+    let out = Command::new(bin("mxscope"))
+        .args(["status", "s1", "--json", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .expect("run mxscope status --data-dir");
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON from the data directory: {e}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(offline["politeness"], json["politeness"]);
+    assert_eq!(offline["resolver_checks"], json["resolver_checks"]);
+}

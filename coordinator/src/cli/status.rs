@@ -1,12 +1,10 @@
 //! `mxscope status` and `mxscope cancel`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use mxscope_common::security_dns::ResolverCheck;
-use mxscope_coordinator::service::{Coordinator, ScanStatus, TaskCounts};
+use mxscope_coordinator::service::{ScanStatus, TaskCounts};
 
 use super::progress::ScanProgress;
 use serde_json::json;
@@ -58,58 +56,34 @@ pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<()> {
         println!("no scans");
     }
     for status in &scans {
-        let checks = match &source {
-            Source::Local(coordinator) => resolver_checks(coordinator, status),
-            Source::Remote(_) => BTreeMap::new(),
-        };
         if args.json {
-            let mut value = to_json(status);
-            if !checks.is_empty() {
-                value["resolver_checks"] = json!(checks);
-            }
-            println!("{value}");
+            println!("{}", to_json(status));
         } else {
             println!("{}", text(status));
-            for (vantage, check) in &checks {
-                if check.usable {
-                    println!(
-                        "  vantage {vantage}: DNSSEC resolver check: {}",
-                        check.detail
-                    );
-                } else {
-                    println!("  vantage {vantage}: Warning: {}", check.detail);
-                }
+            for line in tally_lines(status) {
+                println!("  {line}");
             }
         }
     }
     Ok(())
 }
 
-/// Domain records read at most to find the resolver self-checks.
-const MAX_CHECK_RECORDS: usize = 100_000;
-
-/// The DNSSEC resolver self-check of each vantage of a scan in a data
-/// directory, from the domain records that carry it (a failed one wins);
-/// reads at most [`MAX_CHECK_RECORDS`] records.
-fn resolver_checks(
-    coordinator: &Coordinator,
-    status: &ScanStatus,
-) -> BTreeMap<String, ResolverCheck> {
-    let mut checks: BTreeMap<String, ResolverCheck> = BTreeMap::new();
-    let records = coordinator.store().domain_records(&status.meta.id);
-    for record in records.take(MAX_CHECK_RECORDS).flatten() {
-        let (Some(vantage), Some(check)) = (
-            record.vantage,
-            record.security.and_then(|s| s.resolver_check),
-        ) else {
-            continue;
-        };
-        let keep = checks.get(&vantage).is_some_and(|kept| !kept.usable);
-        if !keep {
-            checks.insert(vantage, check);
+/// Per vantage: its politeness line and its DNSSEC resolver self-check
+/// (a `Warning:` when the resolvers cannot support validation).
+fn tally_lines(status: &ScanStatus) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (vantage, tally) in &status.tallies {
+        lines.push(format!("vantage {vantage}: {}", tally.politeness.summary()));
+        match &tally.resolver_check {
+            Some(check) if check.usable => lines.push(format!(
+                "vantage {vantage}: DNSSEC resolver check: {}",
+                check.detail
+            )),
+            Some(check) => lines.push(format!("vantage {vantage}: Warning: {}", check.detail)),
+            None => {}
         }
     }
-    checks
+    lines
 }
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
@@ -160,6 +134,8 @@ pub(crate) fn to_json(s: &ScanStatus) -> serde_json::Value {
         "domain_records": s.domain_records,
         "target_records": s.target_records,
         "failed_items": s.failed_items,
+        "politeness": s.tallies.iter().map(|(v, t)| (v.clone(), json!(t.politeness))).collect::<serde_json::Map<_, _>>(),
+        "resolver_checks": s.tallies.iter().filter_map(|(v, t)| Some((v.clone(), json!(t.resolver_check.as_ref()?)))).collect::<serde_json::Map<_, _>>(),
     })
 }
 

@@ -209,7 +209,7 @@ impl AdminClient {
             })
             .await?
             .into_inner();
-        Ok(status_from_proto(r))
+        status_from_proto(r)
     }
 
     pub async fn list(&mut self) -> Result<Vec<ScanStatus>, ClientError> {
@@ -218,7 +218,7 @@ impl AdminClient {
             .list_scans(proto::ListScansRequest {})
             .await?
             .into_inner();
-        Ok(r.scans.into_iter().map(status_from_proto).collect())
+        r.scans.into_iter().map(status_from_proto).collect()
     }
 
     pub async fn cancel(&mut self, scan_id: &str) -> Result<ScanStatus, ClientError> {
@@ -229,7 +229,7 @@ impl AdminClient {
             })
             .await?
             .into_inner();
-        Ok(status_from_proto(r))
+        status_from_proto(r)
     }
 
     /// Every record of a scan, handed to `each` as it arrives.
@@ -335,13 +335,20 @@ fn old_server() -> ClientError {
     )
 }
 
-fn status_from_proto(s: proto::ScanStatus) -> ScanStatus {
+fn status_from_proto(s: proto::ScanStatus) -> Result<ScanStatus, ClientError> {
+    let mut tallies = BTreeMap::new();
+    for tally in s.tallies {
+        let parsed = serde_json::from_str(&tally.json).map_err(|e| {
+            ClientError::Invalid(format!("the tally of vantage {:?}: {e}", tally.vantage))
+        })?;
+        tallies.insert(tally.vantage, parsed);
+    }
     let state = match s.state.as_str() {
         "done" => ScanState::Done,
         "cancelled" => ScanState::Cancelled,
         _ => ScanState::Running,
     };
-    ScanStatus {
+    Ok(ScanStatus {
         meta: ScanMeta {
             id: s.scan_id,
             name: s.name,
@@ -358,5 +365,6 @@ fn status_from_proto(s: proto::ScanStatus) -> ScanStatus {
         domain_records: s.domain_records,
         target_records: s.target_records,
         failed_items: s.failed_items,
-    }
+        tallies,
+    })
 }

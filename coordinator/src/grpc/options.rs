@@ -111,6 +111,14 @@ impl From<&ScanStatus> for proto::ScanStatus {
             domain_records: s.domain_records,
             target_records: s.target_records,
             failed_items: s.failed_items,
+            tallies: s
+                .tallies
+                .iter()
+                .map(|(vantage, tally)| proto::VantageTally {
+                    vantage: vantage.clone(),
+                    json: serde_json::to_string(tally).unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }

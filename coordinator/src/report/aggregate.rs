@@ -20,9 +20,9 @@ use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 use super::labels::{self, TargetSummary};
 use super::model::{Distribution, DomainRow, ScanInfo, ScanReport, VantageReport};
-use super::politeness::Politeness;
 use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
+use mxscope_common::tally::Politeness;
 
 /// Version of the report layout (JSON).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;

@@ -9,7 +9,6 @@
 //!   pushed, e.g. from a gRPC stream).
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
 //!   the targets, TLS-RPT, reverse DNS).
-//! - [`politeness`]: sessions opened and their spread over IPs, exclusions, retries.
 //! - [`vantages`]: vantage against vantage, classified differences;
 //!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join.
 //! - [`agreement`]: the main report's vantage agreement section.
@@ -27,7 +26,6 @@ pub mod headline;
 pub mod html;
 mod labels;
 pub mod model;
-pub mod politeness;
 pub mod render;
 mod security;
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub struct VantageReport {
     pub security: Option<SecuritySection>,
     /// Sessions opened and their spread over IPs, exclusions, retries.
     #[serde(default)]
-    pub politeness: super::politeness::Politeness,
+    pub politeness: mxscope_common::tally::Politeness,
 }
 
 impl VantageReport {

@@ -52,6 +52,17 @@ pub(super) fn scan_key(scan: &str, tail: &[u8]) -> Result<Vec<u8>> {
     Ok(key)
 }
 
+/// `v scan 0x00 vantage`: a vantage's tally in the `counters` tree (the
+/// record counters are `d scan` / `t scan`, so the first byte tells them
+/// apart). With an empty vantage: the prefix of a scan's tallies.
+pub(super) fn tally_key(scan: &str, vantage: &str) -> Result<Vec<u8>> {
+    check_id("vantage", vantage)?;
+    let mut key = vec![b'v'];
+    key.extend_from_slice(&scan_prefix(scan)?);
+    key.extend_from_slice(vantage.as_bytes());
+    Ok(key)
+}
+
 /// `scan 0x00 vantage 0x00 tail`.
 pub(super) fn scan_vantage_key(scan: &str, vantage: &str, tail: &[u8]) -> Result<Vec<u8>> {
     check_id("vantage", vantage)?;

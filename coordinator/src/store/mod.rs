@@ -14,13 +14,15 @@
 //! | `targets`   | scan 0 vantage 0 ip               | `TargetRecord`            |
 //! | `claims`    | scan 0 vantage 0 ip               | empty                     |
 //! | `counters`  | `d`/`t` scan                      | record count, u64 BE      |
+//! | `counters`  | `v` scan 0 vantage                | `VantageTally`            |
 //!
 //! Invariants:
 //! - A scan is visible only once its meta is stored, and its meta is stored
 //!   only after all its tasks are on disk; [`Store::open`] deletes tasks
 //!   whose scan has no meta (an interrupted [`Store::create_scan`]).
-//! - A result key is written once; its counter moves in the same
-//!   transaction, so counts equal distinct keys even across crashes.
+//! - A result key is written once; its counter and its vantage's tally
+//!   move in the same transaction, so counts equal distinct keys even
+//!   across crashes and resends.
 //! - Writes are durable only after [`Store::flush`]: acknowledge after it.
 //!
 //! All methods but `flush` are blocking (disk I/O): call them from

@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use mxscope_common::record::{DomainRecord, TargetRecord};
+use mxscope_common::tally::VantageTally;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -11,6 +12,10 @@ use sled::Transactional;
 use super::error::{decode, encode, storage};
 use super::keys::{self, Counter};
 use super::{Result, Store, StoreError};
+
+/// A vantage's tally key, the records of a batch in order, and how one
+/// record counts.
+type TallyOf<'a, R> = (&'a [u8], &'a [R], fn(&mut VantageTally, &R));
 
 impl Store {
     // ---- results ----
@@ -42,7 +47,14 @@ impl Store {
                 Ok((key, encode("domain record", r)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.insert_new(&self.domains, Counter::Domains, scan, &items)
+        let tally = keys::tally_key(scan, vantage)?;
+        self.insert_new(
+            &self.domains,
+            Counter::Domains,
+            scan,
+            &items,
+            (&tally, records, VantageTally::add_domain),
+        )
     }
 
     /// Stores a target record under (scan, vantage, ip) unless the key
@@ -71,29 +83,60 @@ impl Store {
                 Ok((key, encode("target record", r)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.insert_new(&self.targets, Counter::Targets, scan, &items)
+        let tally = keys::tally_key(scan, vantage)?;
+        self.insert_new(
+            &self.targets,
+            Counter::Targets,
+            scan,
+            &items,
+            (&tally, records, VantageTally::add_target),
+        )
     }
 
-    /// Inserts the absent keys and adds their number to the scan's counter,
-    /// in one transaction.
-    fn insert_new(
+    /// The tally of each vantage of a scan that has records.
+    pub fn tallies(&self, scan: &str) -> Result<Vec<(String, VantageTally)>> {
+        let prefix = keys::tally_key(scan, "")?;
+        let mut tallies = Vec::new();
+        for item in self.counters.scan_prefix(&prefix) {
+            let (key, value) = item.map_err(storage)?;
+            let vantage = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            tallies.push((vantage, decode("vantage tally", &key, &value)?));
+        }
+        Ok(tallies)
+    }
+
+    /// Inserts the absent keys, adds their number to the scan's counter and
+    /// their share to the vantage's tally (`tally`: its key, the records of
+    /// `items` in order, how one record counts), in one transaction.
+    fn insert_new<R>(
         &self,
         tree: &sled::Tree,
         counter: Counter,
         scan: &str,
         items: &[(Vec<u8>, Vec<u8>)],
+        tally: TallyOf<'_, R>,
     ) -> Result<u64> {
         keys::check_id("scan id", scan)?;
         let counter_key = keys::counter_key(counter, scan);
+        let (tally_key, records, count) = tally;
         let outcome = (tree, &self.counters).transaction(|(tree, counters)| {
             let mut new = 0u64;
-            for (key, value) in items {
+            let mut sum = match counters.get(tally_key)? {
+                Some(bytes) => decode("vantage tally", tally_key, &bytes)
+                    .map_err(ConflictableTransactionError::Abort)?,
+                None => VantageTally::default(),
+            };
+            for ((key, value), record) in items.iter().zip(records) {
                 if tree.get(key)?.is_none() {
                     tree.insert(key.as_slice(), value.as_slice())?;
+                    count(&mut sum, record);
                     new += 1;
                 }
             }
             if new > 0 {
+                let bytes =
+                    encode("vantage tally", &sum).map_err(ConflictableTransactionError::Abort)?;
+                counters.insert(tally_key, bytes)?;
                 let old = match counters.get(&counter_key)? {
                     Some(bytes) => keys::decode_u64("record counter", &bytes)
                         .map_err(ConflictableTransactionError::Abort)?,

@@ -470,3 +470,31 @@ async fn concurrent_writes_and_flushes_do_not_deadlock() {
         .expect("writers and flushes deadlocked");
     assert_eq!(store.count_domain_records("s1").unwrap(), 32 * 20 * 250);
 }
+
+#[test]
+fn a_vantage_tally_counts_each_record_once() {
+    let (_dir, store) = open();
+    let targets = [target(v4(192, 0, 2, 1)), target(v4(192, 0, 2, 2))];
+    store.put_target_records("s1", "A", &targets).unwrap();
+    // A resend (at-least-once delivery) adds nothing.
+    store.put_target_records("s1", "A", &targets).unwrap();
+    store.put_target_record("s1", "B", &targets[0]).unwrap();
+    let mut excluded = domain("x.example");
+    excluded.dns.status = DnsStatus::Excluded;
+    store.put_domain_record("s1", "A", &excluded).unwrap();
+    store.put_domain_record("s1", "A", &excluded).unwrap();
+    let tallies: BTreeMap<String, _> = store.tallies("s1").unwrap().into_iter().collect();
+    assert_eq!(tallies.len(), 2);
+    assert_eq!(tallies["A"].politeness.sessions, 2);
+    assert_eq!(tallies["A"].politeness.targets_contacted, 2);
+    assert_eq!(tallies["A"].politeness.excluded_domains, 1);
+    assert_eq!(tallies["B"].politeness.sessions, 1);
+    assert!(
+        store.tallies("s10").unwrap().is_empty(),
+        "no prefix collision"
+    );
+    assert!(
+        store.tallies("s").unwrap().is_empty(),
+        "no prefix collision"
+    );
+}

@@ -1,17 +1,22 @@
-//! Politeness you can read (DESIGN §8): how many SMTP sessions a scan
-//! opened from a vantage and how they spread over IPs, what was excluded,
-//! and which targets were retried or stayed rate-limited. Counted from the
-//! records while the report streams over them (memory: one counter per
-//! sessions-per-IP bucket).
+//! Per-vantage tallies over a scan's records (DESIGN §8): how many SMTP
+//! sessions the scan opened and how they spread over IPs, what was
+//! excluded, which targets were retried or stayed rate-limited, and the
+//! DNSSEC resolver self-check. The report counts them while it streams over
+//! the records; the coordinator keeps one [`VantageTally`] per scan and
+//! vantage up to date as records arrive, so `mxscope status` shows them
+//! without reading the records. Memory: one counter per sessions-per-IP
+//! bucket.
 
 use std::collections::BTreeMap;
 
-use mxscope_common::politeness::SkipReason;
-use mxscope_common::{DnsStatus, DomainRecord, Outcome, TargetRecord, VersionSupport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::politeness::SkipReason;
+use crate::record::{DnsStatus, DomainRecord, Outcome, TargetRecord, VersionSupport};
+use crate::security_dns::ResolverCheck;
 
 /// The politeness section of one vantage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Politeness {
     /// SMTP sessions opened: every attempt of every target, plus one per
     /// legacy version tested. (Per-name certificate sessions are not in the
@@ -80,6 +85,20 @@ impl Politeness {
         *self.sessions_per_ip.entry(bucket).or_default() += 1;
     }
 
+    /// Adds another tally of the same vantage (disjoint records).
+    pub fn merge(&mut self, other: &Self) {
+        self.sessions += other.sessions;
+        self.targets_contacted += other.targets_contacted;
+        self.max_sessions_per_ip = self.max_sessions_per_ip.max(other.max_sessions_per_ip);
+        for (bucket, n) in &other.sessions_per_ip {
+            *self.sessions_per_ip.entry(bucket.clone()).or_default() += n;
+        }
+        self.excluded_domains += other.excluded_domains;
+        self.excluded_targets += other.excluded_targets;
+        self.retried_targets += other.retried_targets;
+        self.still_rate_limited += other.still_rate_limited;
+    }
+
     /// The readable line of the text and Markdown reports.
     pub fn summary(&self) -> String {
         let spread: Vec<String> = self
@@ -102,10 +121,50 @@ impl Politeness {
     }
 }
 
+/// What the coordinator keeps per scan and vantage as records arrive
+/// (each record counted once: the store adds a record's share in the
+/// transaction that stores it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VantageTally {
+    pub politeness: Politeness,
+    /// The DNSSEC resolver self-check the vantage's workers reported (a
+    /// failed one wins over a usable one: one worker that cannot validate
+    /// makes the vantage's verdicts suspect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver_check: Option<ResolverCheck>,
+}
+
+impl VantageTally {
+    pub fn add_domain(&mut self, record: &DomainRecord) {
+        self.politeness.add_domain(record);
+        if let Some(check) = record
+            .security
+            .as_ref()
+            .and_then(|s| s.resolver_check.as_ref())
+        {
+            self.add_check(check);
+        }
+    }
+
+    pub fn add_target(&mut self, record: &TargetRecord) {
+        self.politeness.add_target(record);
+    }
+
+    fn add_check(&mut self, check: &ResolverCheck) {
+        let keep = self
+            .resolver_check
+            .as_ref()
+            .is_some_and(|kept| !kept.usable);
+        if !keep {
+            self.resolver_check = Some(check.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use mxscope_common::politeness::{Attempt, Retries};
-    use mxscope_common::{DnsResult, Phase};
+    use crate::politeness::{Attempt, Retries};
+    use crate::record::{DnsResult, Phase};
 
     use super::*;
 
@@ -155,5 +214,44 @@ mod tests {
         assert!(p
             .summary()
             .starts_with("8 SMTP sessions to 3 IPs (at most 4 to one IP"));
+    }
+
+    fn check(usable: bool) -> ResolverCheck {
+        ResolverCheck {
+            usable,
+            reason: None,
+            resolvers: vec!["192.0.2.53:53".into()],
+            anchor_zone: ".".into(),
+            dnskey_rcode: None,
+            dnskey: usable,
+            anchor_matches: usable,
+            rrsig: usable,
+            ad: false,
+            tcp: true,
+            signed_name: None,
+            signed_name_rrsig: None,
+            detail: if usable { "fine" } else { "broken" }.into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_resolver_check_wins_and_merges_add_up() {
+        let mut tally = VantageTally::default();
+        tally.add_check(&check(true));
+        assert!(tally.resolver_check.as_ref().is_some_and(|c| c.usable));
+        tally.add_check(&check(false));
+        tally.add_check(&check(true));
+        assert!(tally.resolver_check.as_ref().is_some_and(|c| !c.usable));
+
+        let mut a = Politeness::default();
+        a.add_target(&target(Outcome::StarttlsOk));
+        let mut b = a.clone();
+        let mut legacy = target(Outcome::StarttlsOk);
+        legacy.protocols.ssl3 = VersionSupport::NotSupported;
+        b.add_target(&legacy);
+        a.merge(&b);
+        assert_eq!((a.sessions, a.targets_contacted), (1 + 1 + 2, 3));
+        assert_eq!(a.max_sessions_per_ip, 2);
+        assert_eq!((a.sessions_per_ip["1"], a.sessions_per_ip["2"]), (2, 1));
     }
 }
