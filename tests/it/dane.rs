@@ -68,6 +68,7 @@ async fn dnssec_status_of_every_case() {
             (forged::NOSIG, Bogus, Some(RrsigMissing)),
             (forged::BADTAG, Bogus, Some(DnskeyMissing)),
             (forged::NO_DENIAL, Bogus, Some(NsecProofFailed)),
+            (forged::WRONG_SIGNER, Bogus, Some(SignatureInvalid)),
         ] {
             let v = r.mx_status(domain).await;
             assert_eq!(
@@ -101,6 +102,41 @@ async fn dnssec_status_of_every_case() {
         .mx_status(mxscope_tests::resolvers::REFUSED_NAME)
         .await;
     assert_eq!((v.status, v.reason), (Indeterminate, Some(LookupRefused)));
+}
+
+#[tokio::test]
+async fn a_resolver_that_goes_away_mid_scan_leaves_verdicts_indeterminate() {
+    use mxscope_tests::resolvers::{Flavor, LabResolver, TRANSIENT_ADDR};
+    let knot = lab::knot();
+    let addr: SocketAddr = TRANSIENT_ADDR.parse().expect("an address");
+    let mut unbound = LabResolver::start_at(
+        &lab::dir().join("unbound-transient"),
+        Flavor::Validating,
+        addr,
+        knot.addr(),
+        &knot.trust_anchor(),
+    )
+    .expect("a validating Unbound of this test");
+    let r = resolver_at(addr);
+    let check = r.resolver_check().await;
+    assert!(check.usable, "{check:?}");
+    assert_eq!(
+        r.mx_status(cases::DANE_OK).await.status,
+        DnssecStatus::Secure
+    );
+    // The resolver dies after the self-check: its port is closed now, and
+    // hickory treats an unanswered UDP query as a timeout (it ignores the
+    // ICMP "port unreachable"). Nothing failed validation: never bogus.
+    unbound.kill9();
+    let v = r.mx_status(cases::NO_TLSA).await;
+    assert_eq!(
+        (v.status, v.reason),
+        (
+            DnssecStatus::Indeterminate,
+            Some(DnssecReason::LookupTimeout)
+        ),
+        "{v:?}"
+    );
 }
 
 #[tokio::test]

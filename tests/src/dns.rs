@@ -192,7 +192,7 @@ fn config(dir: &Path, addr: SocketAddr) -> String {
     do-udp: yes
     do-tcp: yes
     # Lets a second test process serve the same zone on the same port.
-    so-reuseport: yes
+    so-reuseport: no
     access-control: 0.0.0.0/0 refuse
     access-control: 127.0.0.0/8 allow
     access-control: ::1 allow

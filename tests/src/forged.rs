@@ -34,6 +34,10 @@ pub mod cases {
     /// The RRSIG names a key tag the zone does not publish: `bogus`,
     /// `dnskey_missing`.
     pub const BADTAG: &str = "badtag.forged.test";
+    /// The RRSIG's bytes verify with the zone's key, but it names the parent
+    /// `test.` as its signer (RFC 4035 §5.3.1 wants the zone): `bogus`,
+    /// `signature_invalid`.
+    pub const WRONG_SIGNER: &str = "wrong-signer.forged.test";
     /// Does not exist, and the zone has no NSEC: the NXDOMAIN has no proof:
     /// `bogus`, `nsec_proof_failed`.
     pub const NO_DENIAL: &str = "nothing.forged.test";
@@ -139,6 +143,15 @@ pub fn forge() -> anyhow::Result<Forged> {
             ));
         }
     }
+
+    let record = mx(cases::WRONG_SIGNER, 10)?;
+    text.push_str(&line(&record));
+    let parent = Signer {
+        key: &key,
+        tag,
+        zone: name("test.")?,
+    };
+    text.push_str(&line(&parent.sign(&record, &record, tag, ok.0, ok.1)?));
 
     let digest = dnskey
         .to_digest(&zone, DigestType::SHA256)

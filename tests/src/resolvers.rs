@@ -31,6 +31,8 @@ use crate::process::Daemon;
 pub const VALIDATING_ADDR: &str = "127.0.0.1:5355";
 /// The stripping forwarder listens here.
 pub const STRIPPING_ADDR: &str = "127.0.0.1:5356";
+/// A validating Unbound a test stops on purpose.
+pub const TRANSIENT_ADDR: &str = "127.0.0.1:5359";
 /// A name the validating resolver refuses (`local-zone … refuse`).
 pub const REFUSED_NAME: &str = "refused.sec.test";
 /// Its first answer needs Knot's (a forwarded query): room for a loaded machine.
@@ -67,6 +69,17 @@ impl LabResolver {
         }
         .parse()
         .context("parsing the resolver address")?;
+        Self::start_at(dir, flavor, addr, knot, anchor)
+    }
+
+    /// [`Self::start`] on another address (a resolver of a test's own).
+    pub fn start_at(
+        dir: &Path,
+        flavor: Flavor,
+        addr: SocketAddr,
+        knot: SocketAddr,
+        anchor: &Path,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let conf_path = dir.join("unbound.conf");
         std::fs::write(&conf_path, config(dir, addr, flavor, knot, anchor))
@@ -83,6 +96,11 @@ impl LabResolver {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// SIGKILL: the resolver goes away (its port closes).
+    pub fn kill9(&mut self) {
+        self.daemon.kill9();
     }
 
     /// Poll until an SOA query for `sec.test` is answered NOERROR.
@@ -135,7 +153,7 @@ fn config(dir: &Path, addr: SocketAddr, flavor: Flavor, knot: SocketAddr, anchor
     do-ip6: no
     do-udp: yes
     do-tcp: yes
-    so-reuseport: yes
+    so-reuseport: no
     access-control: 0.0.0.0/0 refuse
     access-control: 127.0.0.0/8 allow
     chroot: ""

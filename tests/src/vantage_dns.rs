@@ -41,9 +41,9 @@ use crate::plan::{self, Host};
 use crate::process::Daemon;
 
 /// The true copy (vantage a's resolver).
-pub const VANTAGE_DNS_A: &str = "127.0.0.1:5356";
+pub const VANTAGE_DNS_A: &str = "127.0.0.1:5358";
 /// The tampered copy (vantage b's resolver).
-pub const VANTAGE_DNS_B: &str = "127.0.0.2:5356";
+pub const VANTAGE_DNS_B: &str = "127.0.0.2:5358";
 /// Source address of vantage a in these tests.
 pub const VANTAGE_DNS_A_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 2, 11);
 /// Source address of vantage b, the one whose path is intercepted.

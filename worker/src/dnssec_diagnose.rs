@@ -105,6 +105,7 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
         Ok(keys) => keys,
         Err(finding) => return finding,
     };
+    let mut zone = anchor_zone.clone();
     let mut insecure = false;
     let first = usize::from(anchor_zone.num_labels()) + 1;
     let last = usize::from(name.num_labels());
@@ -135,7 +136,9 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
             }
             continue;
         }
-        if let Err(reason) = check_rrset(&answer.answers, &child, RecordType::DS, &keys, now) {
+        if let Err(reason) =
+            check_rrset(&answer.answers, &child, RecordType::DS, (&zone, &keys), now)
+        {
             return Finding::Fault(reason);
         }
         let key_answer = match wire.query(&child, RecordType::DNSKEY, true).await {
@@ -158,12 +161,13 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
             &key_answer.answers,
             &child,
             RecordType::DNSKEY,
-            &covered,
+            (&child, &covered),
             now,
         ) {
             return Finding::Fault(reason);
         }
         keys = child_keys;
+        zone = child;
     }
     // The RRset itself.
     let answer = match wire.query(name, rtype, true).await {
@@ -185,7 +189,7 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
         })
         .map(Record::record_type);
     match wanted {
-        Some(found) => match check_rrset(&answer.answers, name, found, &keys, now) {
+        Some(found) => match check_rrset(&answer.answers, name, found, (&zone, &keys), now) {
             Ok(()) => Finding::NoFault,
             Err(reason) => Finding::Fault(reason),
         },
@@ -201,7 +205,9 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
                 return Finding::Fault(DnssecReason::NsecProofFailed);
             }
             for (owner, rtype) in proofs {
-                if let Err(reason) = check_rrset(&answer.authorities, owner, rtype, &keys, now) {
+                if let Err(reason) =
+                    check_rrset(&answer.authorities, owner, rtype, (&zone, &keys), now)
+                {
                     return Finding::Fault(reason);
                 }
             }
@@ -241,8 +247,14 @@ async fn anchor_keys(
     if rrsigs(&answer.answers, zone, RecordType::DNSKEY).is_empty() {
         return Err(Finding::Unavailable(DnssecReason::DnssecRecordsStripped));
     }
-    check_rrset(&answer.answers, zone, RecordType::DNSKEY, &trusted, now)
-        .map_err(Finding::Fault)?;
+    check_rrset(
+        &answer.answers,
+        zone,
+        RecordType::DNSKEY,
+        (zone, &trusted),
+        now,
+    )
+    .map_err(Finding::Fault)?;
     Ok(keys)
 }
 
@@ -290,15 +302,19 @@ fn delegation_without_ds(answer: &Message, child: &Name) -> bool {
     })
 }
 
-/// Check the RRset `owner`/`rtype` among `records` against `keys`: one
-/// RRSIG must verify and be valid now. The most telling fault otherwise.
+/// Check the RRset `owner`/`rtype` among `records` against the keys of
+/// `zone` (`signer`): one RRSIG must name the zone as its signer (RFC 4035
+/// §5.3.1), verify and be valid now. The most telling fault otherwise; an
+/// RRSIG with another signer's name counts as `signature_invalid`, however
+/// well its bytes verify.
 pub fn check_rrset(
     records: &[Record],
     owner: &Name,
     rtype: RecordType,
-    keys: &[DNSKEY],
+    signer: (&Name, &[DNSKEY]),
     now: u32,
 ) -> Result<(), DnssecReason> {
+    let (zone, keys) = signer;
     let rrset: Vec<&Record> = records
         .iter()
         .filter(|r| r.name == *owner && r.record_type() == rtype)
@@ -321,6 +337,10 @@ pub fn check_rrset(
     };
     for sig in sigs {
         let input = sig.input();
+        if input.signer_name != *zone {
+            note(DnssecReason::SignatureInvalid, &mut worst);
+            continue;
+        }
         let candidates = keys.iter().filter(|k| {
             k.algorithm() == input.algorithm && k.calculate_key_tag().ok() == Some(input.key_tag)
         });
@@ -430,7 +450,9 @@ mod tests {
         let tag = dnskey.calculate_key_tag().expect("a key tag");
         let keys = [dnskey];
         let t = now();
-        let check = |records: &[Record]| check_rrset(records, &owner, RecordType::A, &keys, t);
+        let zone = Name::from_ascii("sec.test.").expect("a name");
+        let check =
+            |records: &[Record]| check_rrset(records, &owner, RecordType::A, (&zone, &keys), t);
         assert_eq!(check(&signed(&[a(1)], &key, tag, t - DAY, t + DAY)), Ok(()));
         assert_eq!(
             check(&signed(&[a(1)], &key, tag, t - 30 * DAY, t - 16 * DAY)),
@@ -458,6 +480,18 @@ mod tests {
             check(&signed(&[a(1)], &other, tag, t - DAY, t + DAY)),
             Err(DnssecReason::SignatureInvalid)
         );
+        // Good bytes from the right key, but the RRSIG names another signer.
+        let parent = Name::from_ascii("test.").expect("a name");
+        assert_eq!(
+            check_rrset(
+                &signed(&[a(1)], &key, tag, t - DAY, t + DAY),
+                &owner,
+                RecordType::A,
+                (&parent, &keys),
+                t
+            ),
+            Err(DnssecReason::SignatureInvalid)
+        );
     }
 
     #[test]
@@ -469,7 +503,7 @@ mod tests {
             RData::A(A::new(192, 0, 2, 1)),
         )];
         assert_eq!(
-            check_rrset(&records, &owner, RecordType::A, &[], now()),
+            check_rrset(&records, &owner, RecordType::A, (&owner, &[]), now()),
             Err(DnssecReason::RrsigMissing)
         );
     }
