@@ -83,6 +83,7 @@ async fn dnssec_status_of_every_case() {
             (cases::MX_NO_TLSA, Secure, None),
             (cases::MX_INSECURE, Insecure, Some(InsecureDelegation)),
             (cases::MX_BOGUS, Bogus, Some(DsMismatch)),
+            (cases::MX_ALIAS_BOGUS, Bogus, Some(DsMismatch)),
         ] {
             let v = r.address_status(name).await;
             assert_eq!(

@@ -88,6 +88,9 @@ pub mod cases {
     pub const INSECURE: &str = "insecure.test";
     pub const MX_INSECURE: &str = "mx.insecure.test";
     /// Signed zone whose DS does not match: `bogus`.
+    /// An MX host of the signed `sec.test` that is a CNAME into the bogus
+    /// zone: its addresses are `bogus` (`ds_mismatch`), like the target's.
+    pub const MX_ALIAS_BOGUS: &str = "mx-alias.sec.test";
     pub const BOGUS: &str = "bogus.test";
     pub const MX_BOGUS: &str = "mx.bogus.test";
     /// A secure name without MX (NODATA proven by NSEC): `secure`.
@@ -640,6 +643,7 @@ fn zones(
             rr(&format!("_tcp.{MX_TLSA_BOGUS}"), "NS", "ns.test."),
             ds_of("_tcp.mx-tlsabogus.sec.test."),
             rr(MIXED, "MX", &format!("10 {MX_INSECURE}.")),
+            rr(MX_ALIAS_BOGUS, "CNAME", &format!("{MX_BOGUS}.")),
             rr(RDNS_OK, "A", "192.0.2.10"),
             rr(RDNS_TWO, "A", "192.0.2.21"),
             rr(RDNS_MISMATCH, "A", &dotted(PTR_DANGLING)),

@@ -94,16 +94,44 @@ impl Anchors {
     }
 }
 
-/// Walk the chain of `name`/`rtype` from its trust anchor.
+/// CNAMEs followed at most (an MX host may be an alias, RFC 7672 §2.2.2).
+const MAX_ALIASES: usize = 8;
+
+/// Walk the chain of `name`/`rtype` from its trust anchor, and on through
+/// each CNAME the answer is (a sound alias into a bogus zone is the
+/// target zone's fault, found there).
 pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType) -> Finding {
+    let mut name = name.clone();
+    for _ in 0..MAX_ALIASES {
+        match walk_name(wire, anchors, &name, rtype).await {
+            Step::Alias(target) => name = target,
+            Step::Done(finding) => return finding,
+        }
+    }
+    Finding::Unavailable(DnssecReason::LookupFailed)
+}
+
+/// One name of [`walk`]: its finding, or the target of its sound CNAME.
+enum Step {
+    Done(Finding),
+    Alias(Name),
+}
+
+impl From<Finding> for Step {
+    fn from(finding: Finding) -> Self {
+        Self::Done(finding)
+    }
+}
+
+async fn walk_name(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType) -> Step {
     let now = now();
     let Some(anchor_zone) = anchors.zone_for(name).cloned() else {
-        return Finding::Unavailable(DnssecReason::AnchorMismatch);
+        return Finding::Unavailable(DnssecReason::AnchorMismatch).into();
     };
     // The anchor's keys.
     let mut keys = match anchor_keys(wire, anchors, &anchor_zone, now).await {
         Ok(keys) => keys,
-        Err(finding) => return finding,
+        Err(finding) => return finding.into(),
     };
     let mut zone = anchor_zone.clone();
     let mut insecure = false;
@@ -113,12 +141,12 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
         let child = name.trim_to(depth);
         let answer = match wire.query(&child, RecordType::DS, true).await {
             Ok(answer) => answer,
-            Err(e) => return Finding::Unavailable(e.reason()),
+            Err(e) => return Finding::Unavailable(e.reason()).into(),
         };
         match answer.metadata.response_code {
             ResponseCode::NoError => {}
             ResponseCode::NXDomain => break,
-            code => return Finding::Unavailable(rcode_reason(code)),
+            code => return Finding::Unavailable(rcode_reason(code)).into(),
         }
         let ds: Vec<&DS> = answer
             .answers
@@ -139,14 +167,14 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
         if let Err(reason) =
             check_rrset(&answer.answers, &child, RecordType::DS, (&zone, &keys), now)
         {
-            return Finding::Fault(reason);
+            return Finding::Fault(reason).into();
         }
         let key_answer = match wire.query(&child, RecordType::DNSKEY, true).await {
             Ok(answer) => answer,
-            Err(e) => return Finding::Unavailable(e.reason()),
+            Err(e) => return Finding::Unavailable(e.reason()).into(),
         };
         if key_answer.metadata.response_code != ResponseCode::NoError {
-            return Finding::Unavailable(rcode_reason(key_answer.metadata.response_code));
+            return Finding::Unavailable(rcode_reason(key_answer.metadata.response_code)).into();
         }
         let child_keys = dnskeys(&key_answer, &child);
         let covered: Vec<DNSKEY> = child_keys
@@ -155,7 +183,7 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
             .cloned()
             .collect();
         if covered.is_empty() {
-            return Finding::Fault(DnssecReason::DsMismatch);
+            return Finding::Fault(DnssecReason::DsMismatch).into();
         }
         if let Err(reason) = check_rrset(
             &key_answer.answers,
@@ -164,7 +192,7 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
             (&child, &covered),
             now,
         ) {
-            return Finding::Fault(reason);
+            return Finding::Fault(reason).into();
         }
         keys = child_keys;
         zone = child;
@@ -172,14 +200,14 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
     // The RRset itself.
     let answer = match wire.query(name, rtype, true).await {
         Ok(answer) => answer,
-        Err(e) => return Finding::Unavailable(e.reason()),
+        Err(e) => return Finding::Unavailable(e.reason()).into(),
     };
     let code = answer.metadata.response_code;
     if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
-        return Finding::Unavailable(rcode_reason(code));
+        return Finding::Unavailable(rcode_reason(code)).into();
     }
     if insecure {
-        return Finding::Insecure;
+        return Finding::Insecure.into();
     }
     let wanted = answer
         .answers
@@ -190,8 +218,14 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
         .map(Record::record_type);
     match wanted {
         Some(found) => match check_rrset(&answer.answers, name, found, (&zone, &keys), now) {
-            Ok(()) => Finding::NoFault,
-            Err(reason) => Finding::Fault(reason),
+            Err(reason) => Finding::Fault(reason).into(),
+            Ok(()) if found == RecordType::CNAME && rtype != RecordType::CNAME => {
+                match cname_target(&answer.answers, name) {
+                    Some(target) => Step::Alias(target),
+                    None => Finding::NoFault.into(),
+                }
+            }
+            Ok(()) => Finding::NoFault.into(),
         },
         None => {
             // A denial: its NSEC/NSEC3 records must be there and signed.
@@ -202,18 +236,29 @@ pub async fn walk(wire: &Wire, anchors: &Anchors, name: &Name, rtype: RecordType
                 .map(|r| (&r.name, r.record_type()))
                 .collect();
             if proofs.is_empty() {
-                return Finding::Fault(DnssecReason::NsecProofFailed);
+                return Finding::Fault(DnssecReason::NsecProofFailed).into();
             }
             for (owner, rtype) in proofs {
                 if let Err(reason) =
                     check_rrset(&answer.authorities, owner, rtype, (&zone, &keys), now)
                 {
-                    return Finding::Fault(reason);
+                    return Finding::Fault(reason).into();
                 }
             }
-            Finding::NoFault
+            Finding::NoFault.into()
         }
     }
+}
+
+/// The target of `name`'s CNAME among `records`.
+fn cname_target(records: &[Record], name: &Name) -> Option<Name> {
+    records
+        .iter()
+        .filter(|r| r.name == *name)
+        .find_map(|r| match &r.data {
+            RData::CNAME(target) => Some(target.0.clone()),
+            _ => None,
+        })
 }
 
 /// The anchor zone's DNSKEYs, checked against the anchor and self-signed.
