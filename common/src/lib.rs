@@ -7,6 +7,7 @@
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
 //!   flight, key exchange, suite per version, certificate per MX name).
 //! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
+//! - [`encoding`]: hex and base64 text of bytes, for every crate.
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
@@ -21,6 +22,7 @@ pub mod cli_config;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;
+pub mod encoding;
 pub mod exclusions;
 pub mod ops;
 pub mod politeness;
