@@ -12,7 +12,10 @@
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 //! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
-//! - [`politeness`]: skip reasons and retry attempts of target records.
+//! - [`politeness`]: skip reasons and retry attempts of target records,
+//!   which addresses are public.
+//! - [`mtasts`]: MTA-STS evaluation, a pure function over records (the
+//!   worker after its probes, the report for a stored policy-only verdict).
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
@@ -24,6 +27,7 @@ pub mod domain;
 pub mod ehlo;
 pub mod encoding;
 pub mod exclusions;
+pub mod mtasts;
 pub mod ops;
 pub mod politeness;
 pub mod proto;
