@@ -12,8 +12,9 @@
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 //! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
-//! - [`politeness`]: skip reasons and retry attempts of target records,
-//!   which addresses are public.
+//! - [`politeness`]: the /24-/48 network of an address, which addresses
+//!   are public, the records of excluded domains and targets (skip reasons
+//!   and retry attempts are target-record fields, re-exported there).
 //! - [`mtasts`]: MTA-STS evaluation, a pure function over records (the
 //!   worker after its probes, the report for a stored policy-only verdict).
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);

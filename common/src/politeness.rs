@@ -1,14 +1,16 @@
-//! What the scheduling layer adds to a target record (DESIGN §8): why a
-//! target was skipped, and the attempts of a target that was retried after
-//! a `421`, a `4xx` or a reset before the greeting; which addresses are
-//! public (others are probed only when a scan allows it).
+//! Politeness (DESIGN §8): the network an address counts in for rate
+//! limits, which addresses are public (others are probed only when a scan
+//! allows it), and the records of excluded domains and targets. Why a target
+//! was skipped and the attempts of a retried target are target-record fields
+//! ([`crate::record`]), re-exported here.
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::exclusions::Excluded;
-use crate::record::{DnsResult, DnsStatus, DomainRecord, Outcome, Phase, TargetRecord};
+use crate::record::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
+
+/// The record fields the scheduling layer fills (kept with the target record).
+pub use crate::record::{Attempt, Retries, SkipReason};
 
 /// The network an address belongs to for rate limits: its /24 (IPv4) or
 /// /48 (IPv6), as (family, prefix bits).
@@ -17,55 +19,6 @@ pub fn network_of(ip: IpAddr) -> (u8, u128) {
         IpAddr::V4(v4) => (4, u128::from(u32::from(v4) >> 8)),
         IpAddr::V6(v6) => (6, u128::from(v6) >> 80),
     }
-}
-
-/// Why a target was recorded `skipped` without a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum SkipReason {
-    /// On an exclusion list (network, MX-name suffix); `detail` names the entry.
-    Excluded,
-    /// The vantage has no port-25 egress.
-    NoEgress,
-    /// Its task failed too often (`detail` says why).
-    NotProbed,
-}
-
-impl SkipReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Excluded => "excluded",
-            Self::NoEgress => "no_egress",
-            Self::NotProbed => "not_probed",
-        }
-    }
-}
-
-/// One session of a retried target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub outcome: Outcome,
-    pub phase: Phase,
-    /// The reply code that made it retryable (e.g. 421), when there was one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Milliseconds after the first attempt started.
-    pub at_ms: u64,
-}
-
-/// The attempts of a target that was retried; absent when one session sufficed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retries {
-    /// Every attempt, oldest first; the last one is the record's own outcome.
-    pub attempts: Vec<Attempt>,
-    /// The final outcome came after at least one retry.
-    pub after_retry: bool,
-    /// The final attempt was still rate-limited (a `421`/`4xx` or a reset
-    /// before the greeting) when the attempts ran out.
-    pub still_limited: bool,
 }
 
 /// The record of an excluded target: `skipped`, reason `excluded`, the

@@ -7,9 +7,11 @@
 //! - this file: [`SCHEMA_VERSION`] and [`Record`], either kind as JSON.
 //! - `domain`: [`DomainRecord`], its DNS result, exchanges, anomalies and
 //!   [`DomainSecurity`].
-//! - `target`: [`TargetRecord`], its timings, replies and [`Anomaly`]s.
+//! - `target`: [`TargetRecord`], its timings, replies and [`Anomaly`]s, its
+//!   [`SkipReason`] and [`Retries`] (also `politeness::`).
 //! - `outcome`: [`Outcome`], [`Bucket`], [`Phase`], the enums reports count.
-//! - `tls`: [`TlsFacts`], [`Verification`], [`CertInfo`], [`KeyInfo`],
+//! - `tls`: [`TlsFacts`], [`CertInfo`], [`KeyInfo`], [`Verification`] (from
+//!   `tls_facts`),
 //!   [`VersionSupport`] and [`Protocols`].
 
 mod domain;
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use domain::{DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry};
 pub use outcome::{Bucket, Outcome, Phase};
-pub use target::{Anomaly, Reply, TargetRecord, Timings};
+pub use target::{Anomaly, Attempt, Reply, Retries, SkipReason, TargetRecord, Timings};
 pub use tls::{CertInfo, KeyInfo, Protocols, TlsFacts, Verification, VersionSupport};
 
 /// Version of the JSON record layout.

@@ -1,5 +1,6 @@
 //! The target record (`kind: target`): what one SMTP session to one IP
-//! showed — outcome, phase, timings, replies, TLS facts, anomalies.
+//! showed — outcome, phase, timings, replies, TLS facts, anomalies — and
+//! what the scheduling layer adds (skip reason, retry attempts).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -74,10 +75,10 @@ pub struct TargetRecord {
     pub ptr: Option<ReverseDns>,
     /// Why the target is `skipped` (excluded, no egress, not probed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip_reason: Option<crate::politeness::SkipReason>,
+    pub skip_reason: Option<SkipReason>,
     /// Present when the target was retried (421, 4xx, reset before greeting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<crate::politeness::Retries>,
+    pub retries: Option<Retries>,
 }
 
 impl TargetRecord {
@@ -199,4 +200,53 @@ pub enum Anomaly {
     /// The modern TLS stack (rustls) could not complete the handshake, so the
     /// TLS facts come from the server's first flight (`tls.source: first_flight`).
     ModernTlsFailed,
+}
+
+/// Why a target was recorded `skipped` without a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// On an exclusion list (network, MX-name suffix); `detail` names the entry.
+    Excluded,
+    /// The vantage has no port-25 egress.
+    NoEgress,
+    /// Its task failed too often (`detail` says why).
+    NotProbed,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Excluded => "excluded",
+            Self::NoEgress => "no_egress",
+            Self::NotProbed => "not_probed",
+        }
+    }
+}
+
+/// One session of a retried target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub phase: Phase,
+    /// The reply code that made it retryable (e.g. 421), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Milliseconds after the first attempt started.
+    pub at_ms: u64,
+}
+
+/// The attempts of a target that was retried; absent when one session sufficed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retries {
+    /// Every attempt, oldest first; the last one is the record's own outcome.
+    pub attempts: Vec<Attempt>,
+    /// The final outcome came after at least one retry.
+    pub after_retry: bool,
+    /// The final attempt was still rate-limited (a `421`/`4xx` or a reset
+    /// before the greeting) when the attempts ran out.
+    pub still_limited: bool,
 }

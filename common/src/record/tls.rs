@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tls_facts::Verification;
 use crate::tls_facts::{KeyExchange, TlsSource};
 
 /// What the TLS handshake showed.
@@ -35,34 +36,6 @@ pub struct TlsFacts {
     /// Size of the server's finite-field DH prime (DHE suites), in bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dh_bits: Option<u32>,
-}
-
-/// Certificate verification result (chain and validity; names are in `name_match`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Verification {
-    Valid,
-    UnknownIssuer,
-    SelfSigned,
-    Expired,
-    NotYetValid,
-    BadSignature,
-    Other,
-}
-
-impl Verification {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "valid",
-            Self::UnknownIssuer => "unknown_issuer",
-            Self::SelfSigned => "self_signed",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::BadSignature => "bad_signature",
-            Self::Other => "other",
-        }
-    }
 }
 
 /// One certificate of a chain.
