@@ -7,13 +7,18 @@
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
 //!   flight, key exchange, suite per version, certificate per MX name).
 //! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
+//! - [`encoding`]: hex and base64 text of bytes, for every crate.
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
 //! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
-//! - [`politeness`]: skip reasons and retry attempts of target records;
-//!   [`tally`]: sessions, exclusions, retries and the resolver check per
-//!   vantage, counted over records.
+//! - [`politeness`]: the /24-/48 network of an address, which addresses
+//!   are public, the records of excluded domains and targets (skip reasons
+//!   and retry attempts are target-record fields, re-exported there).
+//! - [`mtasts`]: MTA-STS evaluation, a pure function over records (the
+//!   worker after its probes, the report for a stored policy-only verdict).
+//! - [`tally`]: sessions, exclusions, retries and the resolver check per
+//!   vantage, counted over records (the report and the store).
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
@@ -23,7 +28,9 @@ pub mod cli_config;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;
+pub mod encoding;
 pub mod exclusions;
+pub mod mtasts;
 pub mod ops;
 pub mod politeness;
 pub mod proto;

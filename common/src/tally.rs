@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::politeness::SkipReason;
-use crate::record::{DnsStatus, DomainRecord, Outcome, TargetRecord, VersionSupport};
+use crate::record::{DnsStatus, DomainRecord, Outcome, SkipReason, TargetRecord, VersionSupport};
 use crate::security_dns::ResolverCheck;
 
 /// The politeness section of one vantage.
@@ -163,8 +162,7 @@ impl VantageTally {
 
 #[cfg(test)]
 mod tests {
-    use crate::politeness::{Attempt, Retries};
-    use crate::record::{DnsResult, Phase};
+    use crate::record::{Attempt, DnsResult, Phase, Retries};
 
     use super::*;
 

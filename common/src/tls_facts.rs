@@ -1,10 +1,37 @@
 //! Record types about how a TLS session came about (schema 2, additive):
 //! why a handshake failed, where the TLS facts came from, the key exchange,
-//! the suite each protocol version chose, and the certificate per MX name.
+//! the suite each protocol version chose, the certificate per MX name and
+//! its verification (re-exported as `record::Verification`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::Verification;
+/// Certificate verification result (chain and validity; names are in `name_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verification {
+    Valid,
+    UnknownIssuer,
+    SelfSigned,
+    Expired,
+    NotYetValid,
+    BadSignature,
+    Other,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::SelfSigned => "self_signed",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::Other => "other",
+        }
+    }
+}
 
 /// Why the TLS handshake after STARTTLS did not complete (a fact, never a
 /// string to classify; the server's or the stack's own words are in

@@ -8,13 +8,15 @@
 //! - [`networks`]: one worker per network (/24, /48) and vantage at a time.
 //! - [`exclusion`]: the coordinator's reloadable exclusion list joined with each scan's.
 //! - [`grpc`]: thin tonic adapters, authentication, TLS, gRPC health.
-//! - [`metrics`]: Prometheus families and readiness (`--metrics-listen`).
+//! - [`metrics`]: Prometheus families (`--metrics-listen`); [`readiness`]:
+//!   `/readyz` and the state gauges read from the coordinator at scrape time.
 
 pub mod exclusion;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
 pub mod networks;
+pub mod readiness;
 pub mod report;
 pub mod scheduler;
 pub mod service;

@@ -1,11 +1,11 @@
-//! The coordinator's Prometheus metrics (`--metrics-listen`), and its
-//! readiness.
+//! The coordinator's Prometheus metrics (`--metrics-listen`); its readiness
+//! and the scrape-time reading of the state gauges are [`crate::readiness`].
 //!
 //! Events are counted where they happen with one-line calls
 //! ([`leases_granted`], [`leases_expired`], [`stale_epoch`],
 //! [`results_ingested`], [`flush_observed`], [`worker_seen`]); the state
 //! gauges (scans by state, tasks by kind and state, store size, connected
-//! workers per vantage) are read from the [`Coordinator`] at scrape time.
+//! workers per vantage) are read from the coordinator at scrape time.
 //!
 //! Labels are bounded: task kinds, states and record kinds are fixed sets;
 //! vantages are the operator's labels, capped at [`MAX_VANTAGE_LABELS`]
@@ -13,8 +13,7 @@
 //! or a worker id.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use mxscope_common::ops::Ops;
@@ -25,7 +24,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use crate::model::{ScanState, TaskKind};
-use crate::service::Coordinator;
 
 /// Distinct vantage labels of the worker gauge; the rest count as `other`.
 pub const MAX_VANTAGE_LABELS: usize = 64;
@@ -219,88 +217,51 @@ pub fn register(ops: &mut Ops) {
     );
 }
 
-/// Whether the coordinator is up: the store is open and gRPC accepts work.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    coordinator: Mutex<Option<Arc<Coordinator>>>,
-    serving: AtomicBool,
+/// One scan's state and its task counts by (kind, state), for the gauges.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanGauge {
+    pub(crate) state: ScanState,
+    pub(crate) tasks: Vec<(&'static str, &'static str, u64)>,
 }
 
-impl Readiness {
-    /// The store is open: state gauges come from this coordinator.
-    pub fn opened(&self, coordinator: Arc<Coordinator>) {
-        *self.coordinator.lock().unwrap_or_else(|e| e.into_inner()) = Some(coordinator);
-    }
-
-    /// The gRPC listener accepts calls (or stopped accepting them).
-    pub fn serving(&self, serving: bool) {
-        self.serving.store(serving, Ordering::SeqCst);
-    }
-
-    fn coordinator(&self) -> Option<Arc<Coordinator>> {
-        self.coordinator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.coordinator().is_none() {
-            return Err("the store is not open yet".into());
-        }
-        if !self.serving.load(Ordering::SeqCst) {
-            return Err("the gRPC listener is not accepting work".into());
-        }
-        Ok(())
+/// The connected-workers gauge, recomputed (at scrape time).
+pub(crate) fn set_workers_gauge() {
+    let m = &*METRICS;
+    m.workers.clear();
+    for (vantage, n) in workers_per_vantage() {
+        m.workers.get_or_create(&VantageLabel { vantage }).set(n);
     }
 }
 
-/// Readiness checks and scrape-time gauges of `readiness` in `ops`.
-pub fn watch(ops: &mut Ops, readiness: Arc<Readiness>) {
-    let check = readiness.clone();
-    ops.ready_when(move || check.check());
-    ops.on_scrape(move || {
-        let m = &*METRICS;
-        m.workers.clear();
-        for (vantage, n) in workers_per_vantage() {
-            m.workers.get_or_create(&VantageLabel { vantage }).set(n);
+/// The store-size gauge.
+pub(crate) fn set_store_bytes(bytes: u64) {
+    METRICS
+        .store_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+}
+
+/// The scans-by-state and tasks-by-kind-and-state gauges, from scratch.
+pub(crate) fn set_scan_gauges(scans: &[ScanGauge]) {
+    let m = &*METRICS;
+    m.scans.clear();
+    m.tasks.clear();
+    for state in [ScanState::Running, ScanState::Done, ScanState::Cancelled] {
+        m.scans
+            .get_or_create(&StateLabel {
+                state: state.as_str(),
+            })
+            .set(0);
+    }
+    for scan in scans {
+        m.scans
+            .get_or_create(&StateLabel {
+                state: scan.state.as_str(),
+            })
+            .inc();
+        for &(kind, state, n) in &scan.tasks {
+            m.tasks
+                .get_or_create(&TaskLabels { kind, state })
+                .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        let Some(coordinator) = readiness.coordinator() else {
-            return;
-        };
-        m.store_bytes.set(
-            i64::try_from(coordinator.store().size_on_disk().unwrap_or(0)).unwrap_or(i64::MAX),
-        );
-        let Ok(scans) = coordinator.list() else {
-            return;
-        };
-        m.scans.clear();
-        m.tasks.clear();
-        for state in [ScanState::Running, ScanState::Done, ScanState::Cancelled] {
-            m.scans
-                .get_or_create(&StateLabel {
-                    state: state.as_str(),
-                })
-                .set(0);
-        }
-        for status in &scans {
-            m.scans
-                .get_or_create(&StateLabel {
-                    state: status.meta.state.as_str(),
-                })
-                .inc();
-            for (kind, counts) in [("resolve", &status.resolve), ("probe", &status.probe)] {
-                for (state, n) in [
-                    ("pending", counts.pending),
-                    ("leased", counts.leased),
-                    ("done", counts.done),
-                    ("failed", counts.failed),
-                ] {
-                    m.tasks
-                        .get_or_create(&TaskLabels { kind, state })
-                        .inc_by(i64::try_from(n).unwrap_or(i64::MAX));
-                }
-            }
-        }
-    });
+    }
 }

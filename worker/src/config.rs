@@ -7,32 +7,13 @@ use std::time::Duration;
 
 use mxscope_common::EhloName;
 
+/// Whether an address is globally routable (see [`mxscope_common::politeness`]).
+pub use mxscope_common::politeness::is_public;
+
 use crate::smtp::reply::Limits;
 
-/// Per-phase timeouts and the absolute session deadline (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub greeting: Duration,
-    /// Each command's reply (EHLO, HELO, STARTTLS, QUIT).
-    pub command: Duration,
-    pub handshake: Duration,
-    /// The whole session, whatever the phases say: a server that trickles
-    /// bytes cannot hold a slot longer than this.
-    pub session: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            greeting: Duration::from_secs(30),
-            command: Duration::from_secs(30),
-            handshake: Duration::from_secs(20),
-            session: Duration::from_secs(90),
-        }
-    }
-}
+/// Per-phase timeouts and the session deadline (the SMTP driver enforces them).
+pub use crate::smtp::driver::Timeouts;
 
 /// Everything one probe needs to know besides its target.
 #[derive(Debug, Clone)]
@@ -107,73 +88,4 @@ impl Default for ProbeConfig {
 /// This machine's host name, or `localhost` when it cannot be read.
 pub fn default_ehlo_name() -> EhloName {
     EhloName::from_hostname()
-}
-
-/// Whether `ip` is a globally routable unicast address: not loopback,
-/// private (RFC 1918, ULA), link-local, CGNAT, documentation, benchmarking,
-/// multicast, broadcast, unspecified or reserved.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || a == 0
-                || a >= 240
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (18..20).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-                || first == 0x0064 && v6.segments()[1] == 0xff9b)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_addresses() {
-        for public in ["192.0.2.0", "8.8.8.8", "2a00:1450::1", "193.205.0.1"] {
-            let ip: IpAddr = public.parse().unwrap();
-            let expected = !public.starts_with("192.0.2.");
-            assert_eq!(is_public(ip), expected, "{public}");
-        }
-        for private in [
-            "127.0.1.10",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "2001:db8::1",
-            "198.18.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-    }
 }

@@ -29,7 +29,12 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256, Sha512};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use mxscope_common::encoding::unhex;
+
 use crate::dnssec::{snake, TlsaLookup, Verdict};
+
+/// Lowercase hex of `bytes` (TLSA association data as records carry it).
+pub use mxscope_common::encoding::hex as encode_hex;
 
 /// DANE-TA(2).
 const USAGE_DANE_TA: u8 = 2;
@@ -196,7 +201,7 @@ fn usable_data(record: &TlsaRecord) -> Option<Vec<u8>> {
     if !matches!(record.usage, USAGE_DANE_TA | USAGE_DANE_EE) || record.selector > 1 {
         return None;
     }
-    let data = decode_hex(&record.data_hex)?;
+    let data = unhex(&record.data_hex)?;
     let ok = match record.matching_type {
         0 => !data.is_empty(),
         1 => data.len() == 32,
@@ -268,26 +273,6 @@ fn chains_to(
         )) => Err(format!("the leaf is not valid for {name}")),
         Err(e) => Err(format!("the leaf does not chain to it ({e})")),
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
-/// Lowercase hex of `bytes` (TLSA association data as records carry it).
-pub fn encode_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]
@@ -537,13 +522,5 @@ mod tests {
             dane_outcome(&TlsaLookup::Insecure, &[], MX, now).verdict,
             DaneVerdict::NotApplicableInsecure
         );
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(encode_hex(&[0, 0xab, 0x10]), "00ab10");
-        assert_eq!(decode_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
-        assert_eq!(decode_hex("abc"), None);
-        assert_eq!(decode_hex("é1"), None);
     }
 }

@@ -37,10 +37,10 @@ use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
+use mxscope_common::encoding::hex;
 use mxscope_common::security_dns::{DnssecReason, DnssecStatus, ResolverCheck, TlsaRecord};
 use tokio::sync::OnceCell;
 
-use crate::dane::encode_hex;
 use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
 use crate::dnssec_diagnose::{walk, Anchors, Finding};
 use crate::dnssec_wire::Wire;
@@ -353,7 +353,7 @@ impl SecureResolver {
                                 usage: u8::from(t.cert_usage),
                                 selector: u8::from(t.selector),
                                 matching_type: u8::from(t.matching),
-                                data_hex: encode_hex(&t.cert_data),
+                                data_hex: hex(&t.cert_data),
                             }),
                             _ => None,
                         })

@@ -3,8 +3,10 @@
 //! MX of the domain would satisfy an enforcing sender.
 //!
 //! Layout:
-//! - this file: the pure parts — TXT and policy parsers, MX pattern
-//!   matching and [`evaluate`], which turns the facts into an [`MtaSts`].
+//! - this file: the pure parts — TXT and policy parsers and [`evaluate`],
+//!   which turns the facts into an [`MtaSts`]; MX pattern matching and the
+//!   verdict over a fetched policy are [`mxscope_common::mtasts`]'s
+//!   (re-exported here), so the coordinator's report shares them.
 //! - [`lookup`]: TXT and address lookups through the worker's resolver
 //!   (never the system resolver).
 //! - [`fetch`]: the bounded HTTPS policy fetch ([`PolicyFetcher`]).
@@ -19,11 +21,12 @@
 pub mod fetch;
 pub mod lookup;
 
-use mxscope_common::security_policy::{MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode};
-use mxscope_common::{TargetRecord, Verification};
+use mxscope_common::mtasts::evaluate_policy;
+use mxscope_common::security_policy::{MtaSts, MtaStsVerdict, Policy, PolicyMode};
 
 pub use fetch::{FetchConfig, FetchError, PolicyFetcher};
 pub use lookup::{DnsFailure, PolicyDns};
+pub use mxscope_common::mtasts::{mx_matches, mx_tls_facts, reevaluate, MxSession, MxTls};
 
 /// The policy file's path on `mta-sts.<domain>`.
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
@@ -256,63 +259,6 @@ fn parse_mx_pattern(value: &str) -> Result<String, PolicyError> {
     Ok(lower.strip_suffix('.').unwrap_or(&lower).to_string())
 }
 
-/// Whether MX host `mx` matches policy pattern `pattern` (RFC 8461 §4.1):
-/// exact, or `*.` standing for exactly one leftmost label. Case and a
-/// trailing dot are ignored.
-pub fn mx_matches(pattern: &str, mx: &str) -> bool {
-    let norm = |s: &str| s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
-    let (pattern, mx) = (norm(pattern), norm(mx));
-    match pattern.strip_prefix("*.") {
-        Some(parent) => mx
-            .split_once('.')
-            .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
-        None => !mx.is_empty() && pattern == mx,
-    }
-}
-
-/// What the TLS session to one address of an MX showed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MxSession {
-    /// A TLS session: chain verification and name match for this MX name.
-    Tls {
-        verification: Verification,
-        name_ok: bool,
-    },
-    /// No TLS session (no STARTTLS, a failed handshake, a connection error):
-    /// the target's outcome.
-    NoTls { outcome: String },
-}
-
-/// One (MX name, address) fact; an MX with several addresses has several.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MxTls {
-    pub mx: String,
-    pub session: MxSession,
-}
-
-/// The facts a probed target gives, one per MX name that points at it.
-pub fn mx_tls_facts(target: &TargetRecord) -> Vec<MxTls> {
-    target
-        .mx_names
-        .iter()
-        .map(|mx| {
-            let session = match target.verification_for(mx) {
-                Some(verification) => MxSession::Tls {
-                    verification,
-                    name_ok: target.name_matches(mx),
-                },
-                None => MxSession::NoTls {
-                    outcome: snake(&target.outcome),
-                },
-            };
-            MxTls {
-                mx: mx.clone(),
-                session,
-            }
-        })
-        .collect()
-}
-
 /// Turn the facts into a verdict.
 ///
 /// `policy` is the fetch result, `None` when no fetch was tried (it is only
@@ -364,109 +310,7 @@ pub fn evaluate(
         }
         Some(Ok(policy)) => policy.clone(),
     };
-    if policy.mode == PolicyMode::None {
-        return MtaSts {
-            verdict: MtaStsVerdict::None,
-            txt_id,
-            policy: Some(policy),
-            per_mx: Vec::new(),
-            detail: None,
-        };
-    }
-    let per_mx: Vec<MxPolicyCheck> = mx_names
-        .iter()
-        .map(|mx| check_mx(&policy, mx, per_mx_tls))
-        .collect();
-    let failing = per_mx.iter().filter(|c| c.reason.is_some()).count();
-    let (verdict, detail) = match policy.mode {
-        PolicyMode::Testing => (MtaStsVerdict::Testing, None),
-        _ if per_mx.is_empty() => (
-            MtaStsVerdict::EnforceWouldFail,
-            Some("the domain has no MX host to deliver to".to_string()),
-        ),
-        _ if failing > 0 => (
-            MtaStsVerdict::EnforceWouldFail,
-            Some(format!("{failing} of {} MX would be refused", per_mx.len())),
-        ),
-        _ => (MtaStsVerdict::EnforceOk, None),
-    };
-    MtaSts {
-        verdict,
-        txt_id,
-        policy: Some(policy),
-        per_mx,
-        detail,
-    }
-}
-
-/// Finish a stored verdict against TLS facts found later: a distributed
-/// scan stores a policy-only verdict (the resolve task has no targets), the
-/// report joins it with the scan's target records here.
-///
-/// Only a verdict with a valid TXT id and a policy in `enforce` or `testing`
-/// depends on the MX; every other stored verdict is returned unchanged.
-pub fn reevaluate(stored: &MtaSts, mx_names: &[String], per_mx_tls: &[MxTls]) -> MtaSts {
-    let (Some(id), Some(policy)) = (&stored.txt_id, &stored.policy) else {
-        return stored.clone();
-    };
-    if policy.mode == PolicyMode::None {
-        return stored.clone();
-    }
-    let txt = TxtLookup::Found(StsTxt { id: id.clone() });
-    evaluate(&txt, Some(&Ok(policy.clone())), mx_names, per_mx_tls)
-}
-
-/// One MX against the policy and the TLS facts of its addresses.
-fn check_mx(policy: &Policy, mx: &str, facts: &[MxTls]) -> MxPolicyCheck {
-    let pattern_match = policy.mx.iter().any(|p| mx_matches(p, mx));
-    let sessions: Vec<&MxSession> = facts
-        .iter()
-        .filter(|f| f.mx.eq_ignore_ascii_case(mx))
-        .map(|f| &f.session)
-        .collect();
-    let mut problems = Vec::new();
-    if !pattern_match {
-        problems.push("matches no mx pattern of the policy".to_string());
-    }
-    let mut certificate_ok = None;
-    if sessions.is_empty() {
-        problems.push("not probed: no TLS facts".to_string());
-    }
-    for session in sessions {
-        match session {
-            MxSession::Tls {
-                verification,
-                name_ok,
-            } => {
-                let ok = *verification == Verification::Valid && *name_ok;
-                certificate_ok = Some(certificate_ok.unwrap_or(true) && ok);
-                if *verification != Verification::Valid {
-                    problems.push(format!("certificate not valid ({})", snake(verification)));
-                }
-                if !name_ok {
-                    problems.push("certificate does not cover the MX name".to_string());
-                }
-            }
-            MxSession::NoTls { outcome } => {
-                problems.push(format!("no TLS session ({outcome})"));
-            }
-        }
-    }
-    problems.dedup();
-    MxPolicyCheck {
-        mx: mx.to_string(),
-        pattern_match,
-        certificate_ok,
-        reason: (!problems.is_empty()).then(|| problems.join("; ")),
-    }
-}
-
-/// An enum's snake_case record name.
-fn snake<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{value:?}"))
+    evaluate_policy(txt_id, policy, mx_names, per_mx_tls)
 }
 
 #[cfg(test)]

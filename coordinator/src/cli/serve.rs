@@ -11,7 +11,8 @@ use mxscope_common::cli_config::{ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::{serve, TlsFiles};
-use mxscope_coordinator::metrics::{self, Readiness};
+use mxscope_coordinator::metrics;
+use mxscope_coordinator::readiness::Readiness;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
 use mxscope_coordinator::store::Store;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -156,7 +157,7 @@ pub(crate) async fn start_ops(
     if let Some(addr) = args.metrics_listen {
         let mut ops = Ops::new();
         metrics::register(&mut ops);
-        metrics::watch(&mut ops, readiness.clone());
+        mxscope_coordinator::readiness::watch(&mut ops, readiness.clone());
         more(&mut ops);
         mxscope_common::ops::start(ops, addr, &stop)
             .await

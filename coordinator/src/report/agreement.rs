@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::model::{Agreement, VantagesReport};
-use super::render::percent;
+use super::text::percent;
 use super::vantages::{class_name, CLASSES};
 use super::vantages_dns::DNS_CLASSES;
 use super::Disagreement;

@@ -13,7 +13,12 @@
 //!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join.
 //! - [`agreement`]: the main report's vantage agreement section.
 //! - [`compare`]: scans side by side.
-//! - [`render`]: text, Markdown, JSON, CSV; [`html`]: the HTML page.
+//! - [`render`]: text, Markdown, JSON, CSV of the scan report and the
+//!   comparison; `vantages_render`: text and Markdown of the vantages report
+//!   (re-exported by [`render`]); `text`: aligned tables, percentages, the
+//!   scan line; `labels`: labels and times as text; [`html`]: the HTML page.
+//! - `tests`, `bench`, `bench_vantages` (test builds only): the unit tests
+//!   and the report benchmarks.
 
 pub mod aggregate;
 pub mod agreement;
@@ -30,6 +35,7 @@ pub mod render;
 mod security;
 #[cfg(test)]
 mod tests;
+mod text;
 pub mod vantages;
 pub mod vantages_dns;
 mod vantages_render;

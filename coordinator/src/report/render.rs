@@ -1,21 +1,22 @@
 //! Text, Markdown, JSON and CSV renderings of the report model (HTML is
 //! [`super::html`]). Text and Markdown print aligned tables with counts and
 //! percentages (one decimal); JSON is the model itself (pretty); CSV is the
-//! per-domain table.
+//! per-domain table. The vantages report's text is [`super::vantages_render`]'s
+//! (re-exported here); tables and the lines every rendering shares are
+//! `super::text`.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write;
 
 use serde::Serialize;
 
 use super::compare::{comparison_table, Cell, ComparisonTable};
-use super::labels::format_unix_ms;
 use super::model::{
-    Comparison, Distribution, DomainRow, ScanInfo, ScanReport, SecuritySection, VantageReport,
-    VantagesReport,
+    Comparison, Distribution, DomainRow, ScanReport, SecuritySection, VantageReport,
 };
-use super::vantages::{class_name, summary_line};
+use super::text::{capitalize, scan_line, Table};
+pub use super::text::{is_partial, percent, PARTIAL_NOTE};
+pub use super::vantages_render::{vantages_markdown, vantages_text, DOMAIN_DIFFS_TITLE};
 
 /// What can go wrong writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -31,122 +32,6 @@ pub enum RenderError {
     /// CSV writing failed (usually an I/O error underneath).
     #[error("CSV: {0}")]
     Csv(#[from] csv::Error),
-}
-
-/// The note a report of an unfinished scan carries.
-pub const PARTIAL_NOTE: &str = "scan is still running: partial results";
-
-/// Whether a report covers an unfinished scan.
-pub fn is_partial(scan: &ScanInfo) -> bool {
-    scan.finished_unix_ms.is_none()
-}
-
-/// `12.5%`.
-pub fn percent(p: f64) -> String {
-    format!("{p:.1}%")
-}
-
-// ---- tables ----
-
-/// A table of strings; numeric columns are right-aligned.
-pub(super) struct Table {
-    header: Vec<String>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub(super) fn new(header: &[&str], right: &[bool]) -> Self {
-        Self {
-            header: header.iter().map(|h| (*h).to_string()).collect(),
-            right: right.to_vec(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub(super) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
-    }
-
-    fn widths(&self) -> Vec<usize> {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-        }
-        widths
-    }
-
-    pub(super) fn text(&self, indent: &str) -> String {
-        let widths = self.widths();
-        let mut out = String::new();
-        let line = |cells: &[String], out: &mut String| {
-            let mut text = String::from(indent);
-            for (i, cell) in cells.iter().enumerate() {
-                let width = widths.get(i).copied().unwrap_or(0);
-                let pad = width.saturating_sub(cell.chars().count());
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                if self.right.get(i).copied().unwrap_or(false) {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(cell);
-                } else {
-                    text.push_str(cell);
-                    text.push_str(&" ".repeat(pad));
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(&self.header, &mut out);
-        for row in &self.rows {
-            line(row, &mut out);
-        }
-        out
-    }
-
-    pub(super) fn markdown(&self) -> String {
-        let widths = self.widths();
-        let mut out = String::new();
-        let cells = |cells: &[String]| -> String {
-            let parts: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let c = c.replace('|', "\\|");
-                    let width = widths.get(i).copied().unwrap_or(0);
-                    if self.right.get(i).copied().unwrap_or(false) {
-                        format!("{c:>width$}")
-                    } else {
-                        format!("{c:<width$}")
-                    }
-                })
-                .collect();
-            format!("| {} |\n", parts.join(" | "))
-        };
-        out.push_str(&cells(&self.header));
-        let rule: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let dashes = "-".repeat((*w).max(3));
-                if self.right.get(i).copied().unwrap_or(false) {
-                    format!("{}:", &dashes[1..])
-                } else {
-                    dashes
-                }
-            })
-            .collect();
-        out.push_str(&format!("| {} |\n", rule.join(" | ")));
-        for row in &self.rows {
-            out.push_str(&cells(row));
-        }
-        out
-    }
 }
 
 fn headline_table(v: &VantageReport) -> Table {
@@ -171,25 +56,6 @@ fn distribution_table(d: &Distribution) -> Table {
         ]);
     }
     t
-}
-
-fn scan_line(scan: &ScanInfo) -> String {
-    let mut line = format!(
-        "scan {} \"{}\", {} domains, vantages {}, created {}",
-        scan.id,
-        scan.title(),
-        scan.domains,
-        scan.vantages.join(", "),
-        format_unix_ms(scan.created_unix_ms)
-    );
-    match scan.finished_unix_ms {
-        Some(ms) => line.push_str(&format!(", finished {}", format_unix_ms(ms))),
-        None => line.push_str(", still running"),
-    }
-    if scan.legacy {
-        line.push_str(", legacy protocol probes");
-    }
-    line
 }
 
 // ---- scan report ----
@@ -307,14 +173,6 @@ pub fn security_summary(s: &SecuritySection) -> String {
         share(s.dane_adopted),
         s.dane_valid
     )
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// Any model value as pretty JSON.
@@ -461,123 +319,5 @@ pub fn comparison_markdown(comparison: &Comparison) -> String {
         out.push_str(&t.markdown());
         out.push('\n');
     }
-    out
-}
-
-// ---- vantages ----
-
-fn views_table(diff: &super::model::VantageDiff) -> Table {
-    let mut t = Table::new(
-        &[
-            "vantage",
-            "outcome",
-            "STARTTLS",
-            "certificate",
-            "TLS",
-            "greeting",
-            "EHLO",
-        ],
-        &[false; 7],
-    );
-    for (vantage, view) in &diff.views {
-        t.row(vec![
-            vantage.clone(),
-            view.outcome.clone(),
-            if view.starttls_advertised {
-                "yes"
-            } else {
-                "no"
-            }
-            .to_string(),
-            view.certificate_sha256
-                .as_deref()
-                .map_or_else(|| "-".to_string(), |s| s.chars().take(16).collect()),
-            view.tls_version.clone().unwrap_or_else(|| "-".to_string()),
-            view.greeting_code
-                .map_or_else(|| "-".to_string(), |c| c.to_string()),
-            view.ehlo.join(" "),
-        ]);
-    }
-    t
-}
-
-fn diff_title(diff: &super::model::VantageDiff) -> String {
-    let classes: Vec<&str> = diff.classes.iter().map(|c| class_name(*c)).collect();
-    let names = if diff.mx_names.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", diff.mx_names.join(", "))
-    };
-    format!("{}{names}: {}", diff.ip, classes.join(", "))
-}
-
-/// Domains whose MTA-STS verdict differs: one row per domain, one column
-/// per vantage (`-` where a vantage has no record of it).
-fn domain_diffs_table(report: &VantagesReport) -> Table {
-    let vantages: BTreeSet<&String> = report
-        .domain_diffs
-        .iter()
-        .flat_map(|d| d.mta_sts.keys())
-        .collect();
-    let mut header = vec!["domain"];
-    header.extend(vantages.iter().map(|v| v.as_str()));
-    let mut t = Table::new(&header, &vec![false; header.len()]);
-    for diff in &report.domain_diffs {
-        let mut row = vec![diff.domain.clone()];
-        row.extend(vantages.iter().map(|v| {
-            diff.mta_sts
-                .get(*v)
-                .cloned()
-                .unwrap_or_else(|| "-".to_string())
-        }));
-        t.row(row);
-    }
-    t
-}
-
-/// The title of the MTA-STS table.
-pub const DOMAIN_DIFFS_TITLE: &str = "Domains whose MTA-STS verdict differs";
-
-/// The vantages report as text: the summary line, then each differing target.
-pub fn vantages_text(report: &VantagesReport) -> String {
-    let mut out = format!("{}.\n", summary_line(report));
-    if is_partial(&report.scan) {
-        let _ = writeln!(out, "Note: {PARTIAL_NOTE}.");
-    }
-    let _ = writeln!(out, "{}.", capitalize(&scan_line(&report.scan)));
-    for diff in &report.diffs {
-        let _ = writeln!(out, "\n{}", diff_title(diff));
-        out.push_str(&views_table(diff).text("  "));
-    }
-    if !report.domain_diffs.is_empty() {
-        let _ = writeln!(out, "\n{DOMAIN_DIFFS_TITLE}");
-        out.push_str(&domain_diffs_table(report).text("  "));
-    }
-    out.push_str(&super::vantages_render::dns_text(report));
-    out
-}
-
-/// The vantages report as Markdown.
-pub fn vantages_markdown(report: &VantagesReport) -> String {
-    let mut out = format!(
-        "# mxscope vantages: {} ({})\n\n",
-        report.scan.title(),
-        report.scan.id
-    );
-    if is_partial(&report.scan) {
-        let _ = writeln!(out, "> **Note:** {PARTIAL_NOTE}.\n");
-    }
-    let _ = writeln!(out, "{}.\n", summary_line(report));
-    for diff in &report.diffs {
-        let _ = writeln!(out, "## {}\n", diff_title(diff));
-        out.push_str(&views_table(diff).markdown());
-        out.push('\n');
-    }
-    if !report.domain_diffs.is_empty() {
-        let _ = writeln!(out, "## {DOMAIN_DIFFS_TITLE}\n");
-        out.push_str(&domain_diffs_table(report).markdown());
-        out.push('\n');
-    }
-    out.push_str(&super::vantages_render::dns_markdown(report));
     out
 }

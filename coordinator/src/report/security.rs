@@ -9,12 +9,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use mxscope_common::mtasts::{self, MxTls};
 use mxscope_common::security_dns::{
     DaneVerdict, DnssecReason, DnssecStatus, ResolverCheck, ReverseDnsVerdict, DNSSEC_REASONS,
 };
 use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
-use mxscope_worker::mtasts::{self, MxTls};
 
 use super::model::{Distribution, SecuritySection};
 

@@ -16,10 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use mxscope_common::mtasts::{self, MxTls};
 use mxscope_common::security_dns::DaneVerdict;
 use mxscope_common::security_policy::{MtaSts, MtaStsVerdict};
 use mxscope_common::{Bucket, DomainRecord, TargetRecord, Verification};
-use mxscope_worker::mtasts::{self, MxTls};
 
 use super::model::{
     Disagreement, DnsDiff, DomainDiff, ScanInfo, TargetView, VantageDiff, VantagesReport,

@@ -14,9 +14,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use mxscope_common::politeness::is_public;
 use mxscope_common::security_dns::DnssecStatus;
 use mxscope_common::{DnsStatus, DomainRecord};
-use mxscope_worker::config::is_public;
 
 use super::model::{
     AddressNote, Disagreement, DnsDiff, DnsView, OneVantageTarget, ONE_VANTAGE_DOMAINS_CAP,

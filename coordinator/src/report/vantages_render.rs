@@ -1,12 +1,15 @@
-//! Text and Markdown of the DNS part of the vantages report: one table per
+//! Text and Markdown of the vantages report: each differing target (a row
+//! per vantage), the domains whose MTA-STS verdict differs, and the DNS
+//! part: one table per
 //! domain whose DNS differs (a row per vantage), its address notes, and
 //! the targets that only one vantage probed with the domains behind them.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::model::{AddressNote, DnsDiff, VantagesReport};
-use super::render::Table;
-use super::vantages::class_name;
+use super::model::{AddressNote, DnsDiff, VantageDiff, VantagesReport};
+use super::text::{capitalize, is_partial, scan_line, Table, PARTIAL_NOTE};
+use super::vantages::{class_name, summary_line};
 
 /// Title of the one-vantage target table.
 pub(super) const ONE_VANTAGE_TITLE: &str = "Targets probed from one vantage only";
@@ -134,5 +137,121 @@ pub(super) fn dns_markdown(report: &VantagesReport) -> String {
         out.push_str(&one_vantage_table(report).markdown());
         out.push('\n');
     }
+    out
+}
+
+fn views_table(diff: &VantageDiff) -> Table {
+    let mut t = Table::new(
+        &[
+            "vantage",
+            "outcome",
+            "STARTTLS",
+            "certificate",
+            "TLS",
+            "greeting",
+            "EHLO",
+        ],
+        &[false; 7],
+    );
+    for (vantage, view) in &diff.views {
+        t.row(vec![
+            vantage.clone(),
+            view.outcome.clone(),
+            if view.starttls_advertised {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+            view.certificate_sha256
+                .as_deref()
+                .map_or_else(|| "-".to_string(), |s| s.chars().take(16).collect()),
+            view.tls_version.clone().unwrap_or_else(|| "-".to_string()),
+            view.greeting_code
+                .map_or_else(|| "-".to_string(), |c| c.to_string()),
+            view.ehlo.join(" "),
+        ]);
+    }
+    t
+}
+
+fn diff_title(diff: &VantageDiff) -> String {
+    let classes: Vec<&str> = diff.classes.iter().map(|c| class_name(*c)).collect();
+    let names = if diff.mx_names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", diff.mx_names.join(", "))
+    };
+    format!("{}{names}: {}", diff.ip, classes.join(", "))
+}
+
+/// Domains whose MTA-STS verdict differs: one row per domain, one column
+/// per vantage (`-` where a vantage has no record of it).
+fn domain_diffs_table(report: &VantagesReport) -> Table {
+    let vantages: BTreeSet<&String> = report
+        .domain_diffs
+        .iter()
+        .flat_map(|d| d.mta_sts.keys())
+        .collect();
+    let mut header = vec!["domain"];
+    header.extend(vantages.iter().map(|v| v.as_str()));
+    let mut t = Table::new(&header, &vec![false; header.len()]);
+    for diff in &report.domain_diffs {
+        let mut row = vec![diff.domain.clone()];
+        row.extend(vantages.iter().map(|v| {
+            diff.mta_sts
+                .get(*v)
+                .cloned()
+                .unwrap_or_else(|| "-".to_string())
+        }));
+        t.row(row);
+    }
+    t
+}
+
+/// The title of the MTA-STS table.
+pub const DOMAIN_DIFFS_TITLE: &str = "Domains whose MTA-STS verdict differs";
+
+/// The vantages report as text: the summary line, then each differing target.
+pub fn vantages_text(report: &VantagesReport) -> String {
+    let mut out = format!("{}.\n", summary_line(report));
+    if is_partial(&report.scan) {
+        let _ = writeln!(out, "Note: {PARTIAL_NOTE}.");
+    }
+    let _ = writeln!(out, "{}.", capitalize(&scan_line(&report.scan)));
+    for diff in &report.diffs {
+        let _ = writeln!(out, "\n{}", diff_title(diff));
+        out.push_str(&views_table(diff).text("  "));
+    }
+    if !report.domain_diffs.is_empty() {
+        let _ = writeln!(out, "\n{DOMAIN_DIFFS_TITLE}");
+        out.push_str(&domain_diffs_table(report).text("  "));
+    }
+    out.push_str(&dns_text(report));
+    out
+}
+
+/// The vantages report as Markdown.
+pub fn vantages_markdown(report: &VantagesReport) -> String {
+    let mut out = format!(
+        "# mxscope vantages: {} ({})\n\n",
+        report.scan.title(),
+        report.scan.id
+    );
+    if is_partial(&report.scan) {
+        let _ = writeln!(out, "> **Note:** {PARTIAL_NOTE}.\n");
+    }
+    let _ = writeln!(out, "{}.\n", summary_line(report));
+    for diff in &report.diffs {
+        let _ = writeln!(out, "## {}\n", diff_title(diff));
+        out.push_str(&views_table(diff).markdown());
+        out.push('\n');
+    }
+    if !report.domain_diffs.is_empty() {
+        let _ = writeln!(out, "## {DOMAIN_DIFFS_TITLE}\n");
+        out.push_str(&domain_diffs_table(report).markdown());
+        out.push('\n');
+    }
+    out.push_str(&dns_markdown(report));
     out
 }

@@ -1,4 +1,5 @@
 use mxscope_common::security_policy::{MtaStsVerdict, PolicyMode};
+use mxscope_common::Verification;
 use proptest::prelude::*;
 
 use super::*;

@@ -1,8 +1,13 @@
-//! The vantages page's tables: one row per target seen differently (or
-//! domain whose MTA-STS verdict differs), one column per vantage.
+//! The vantages page: counts per disagreement class, then its tables: one
+//! row per target seen differently (or domain whose MTA-STS verdict
+//! differs), one column per vantage.
 
-use super::escape;
-use crate::report::model::{DomainDiff, TargetView, VantageDiff};
+use std::collections::BTreeSet;
+
+use super::sections::distribution_block;
+use super::{dns, escape, page, scan_header};
+use crate::report::model::{Distribution, DomainDiff, TargetView, VantageDiff, VantagesReport};
+use crate::report::vantages::{self, class_name};
 
 /// The per-domain MTA-STS table of the vantages page.
 pub(super) fn domain_diff_table(vantages: &[&str], diffs: &[DomainDiff]) -> String {
@@ -92,4 +97,76 @@ fn target_view(view: &TargetView) -> String {
         parts.push(escape(version));
     }
     parts.join("<br>")
+}
+
+/// Where the vantages of a scan disagree: counts per class, then every target.
+pub fn render_vantages(report: &VantagesReport) -> String {
+    let title = format!("mxscope vantages: {}", report.scan.title());
+    let mut body = scan_header(&report.scan, "Vantages of scan");
+    body.push_str(&format!(
+        "<section>\n<h2>Summary</h2>\n<p class=\"headline\">{} targets compared between vantages; \
+         {} seen differently.</p>\n",
+        report.targets_compared,
+        report.diffs.len()
+    ));
+    if report.domains_compared > 0 {
+        body.push_str(&format!(
+            "<p>{} domains with MTA-STS compared between vantages; {} with a \
+             different verdict.</p>\n",
+            report.domains_compared,
+            report.domain_diffs.len()
+        ));
+    }
+    let summary = Distribution::new(
+        "disagreement",
+        "Targets per disagreement class",
+        "targets compared (a target may be in several classes)",
+        report.targets_compared,
+        report
+            .summary
+            .iter()
+            .filter(|(k, _)| {
+                vantages::CLASSES
+                    .iter()
+                    .any(|c| class_name(*c) == k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), *v)),
+    );
+    body.push_str(&distribution_block(&summary, "h3"));
+    body.push_str("</section>\n");
+
+    let mut vantages: Vec<&str> = report.scan.vantages.iter().map(String::as_str).collect();
+    let seen: BTreeSet<&str> = report
+        .diffs
+        .iter()
+        .flat_map(|d| d.views.keys().map(String::as_str))
+        .chain(
+            report
+                .domain_diffs
+                .iter()
+                .flat_map(|d| d.mta_sts.keys().map(String::as_str)),
+        )
+        .collect();
+    for v in seen {
+        if !vantages.contains(&v) {
+            vantages.push(v);
+        }
+    }
+    body.push_str("<section>\n<h2>Targets seen differently</h2>\n");
+    if report.diffs.is_empty() {
+        body.push_str("<p class=\"empty\">Every vantage saw every target alike.</p>\n");
+    } else {
+        body.push_str(&diff_table(&vantages, &report.diffs));
+    }
+    body.push_str("</section>\n");
+    if !report.domain_diffs.is_empty() {
+        body.push_str(&format!(
+            "<section>\n<h2>{}</h2>\n",
+            escape(crate::report::render::DOMAIN_DIFFS_TITLE)
+        ));
+        body.push_str(&domain_diff_table(&vantages, &report.domain_diffs));
+        body.push_str("</section>\n");
+    }
+    body.push_str(&dns::dns_sections(&vantages, report));
+    page(&title, &body, 0)
 }

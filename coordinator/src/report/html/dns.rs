@@ -158,7 +158,7 @@ pub(super) fn agreement_comparison(titles: &[String], comparison: &Comparison) -
                     "<td class=\"num\">{}{}</td>",
                     c.count,
                     c.percent
-                        .map(|p| format!(" ({})", crate::report::render::percent(p)))
+                        .map(|p| format!(" ({})", crate::report::text::percent(p)))
                         .unwrap_or_default()
                 )),
                 None => out.push_str("<td>—</td>"),

@@ -1,7 +1,11 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::report::model::{Disagreement, DomainDiff, Row, TargetView, VantageDiff};
+use crate::report::model::{
+    Comparison, Disagreement, Distribution, DomainDiff, Row, TargetView, VantageDiff,
+    VantageReport, VantagesReport,
+};
+use crate::report::Headline;
 
 fn headline(vantage: &str) -> Headline {
     Headline {

@@ -1,0 +1,98 @@
+//! The TLS part of a target record: handshake facts, certificate
+//! verification, the chain's certificates and keys, version support.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::tls_facts::Verification;
+use crate::tls_facts::{KeyExchange, TlsSource};
+
+/// What the TLS handshake showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsFacts {
+    /// `TLSv1.2`, `TLSv1.3`.
+    pub version: String,
+    /// IANA cipher suite name.
+    pub cipher: String,
+    /// Key-exchange group (`X25519`, `secp256r1`, ...), when known.
+    pub group: Option<String>,
+    pub verification: Verification,
+    /// The verifier's own words, when not `valid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_detail: Option<String>,
+    /// Whether the leaf certificate covers each MX name that points at the IP.
+    pub name_match: BTreeMap<String, bool>,
+    /// Leaf first, as the server sent it.
+    pub chain: Vec<CertInfo>,
+    /// A complete handshake, or the server's first flight only.
+    #[serde(default, skip_serializing_if = "TlsSource::is_handshake")]
+    pub source: TlsSource,
+    /// How the key was agreed (from the suite, or TLS 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_exchange: Option<KeyExchange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_secrecy: Option<bool>,
+    /// Size of the server's finite-field DH prime (DHE suites), in bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh_bits: Option<u32>,
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// False when the DER did not parse; only `sha256` and `der_base64` are then set.
+    pub parsed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub serial: String,
+    /// RFC 3339.
+    pub not_before: String,
+    pub not_after: String,
+    pub key: KeyInfo,
+    pub signature_algorithm: String,
+    /// SHA-256 of the DER, lowercase hex.
+    pub sha256: String,
+    /// SHA-256 of the SubjectPublicKeyInfo DER, lowercase hex.
+    pub spki_sha256: String,
+    pub self_signed: bool,
+    /// The raw DER (base64), kept only for certificates that did not parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub der_base64: Option<String>,
+}
+
+/// Public key facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`, or `unknown`.
+    #[serde(rename = "type")]
+    pub key_type: String,
+    pub bits: Option<u32>,
+    pub curve: Option<String>,
+}
+
+/// Support for one protocol version.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionSupport {
+    Supported,
+    NotSupported,
+    Error,
+    #[default]
+    NotTested,
+}
+
+/// Protocol version support, SSLv3 to TLS 1.3.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protocols {
+    pub ssl3: VersionSupport,
+    pub tls1_0: VersionSupport,
+    pub tls1_1: VersionSupport,
+    pub tls1_2: VersionSupport,
+    pub tls1_3: VersionSupport,
+}
