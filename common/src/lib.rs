@@ -6,7 +6,9 @@
 //!   the enums inside them (outcome, phase, verification, version support).
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
 //!   flight, key exchange, suite per version, certificate per MX name).
-//! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
+//! - [`options`]: the scan/probe options type and every default;
+//!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
+//!   conversion and its validation (`TryFrom` refuses bad input).
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
@@ -23,6 +25,7 @@ pub mod domain;
 pub mod ehlo;
 pub mod exclusions;
 pub mod ops;
+pub mod options;
 pub mod politeness;
 pub mod proto;
 pub mod record;

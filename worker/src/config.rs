@@ -9,30 +9,9 @@ use mxscope_common::EhloName;
 
 use crate::smtp::reply::Limits;
 
-/// Per-phase timeouts and the absolute session deadline (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub greeting: Duration,
-    /// Each command's reply (EHLO, HELO, STARTTLS, QUIT).
-    pub command: Duration,
-    pub handshake: Duration,
-    /// The whole session, whatever the phases say: a server that trickles
-    /// bytes cannot hold a slot longer than this.
-    pub session: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            greeting: Duration::from_secs(30),
-            command: Duration::from_secs(30),
-            handshake: Duration::from_secs(20),
-            session: Duration::from_secs(90),
-        }
-    }
-}
+/// Per-phase timeouts and the session deadline: the scan options' type
+/// (defaults in [`mxscope_common::options::defaults`]).
+pub use mxscope_common::options::Timeouts;
 
 /// Everything one probe needs to know besides its target.
 #[derive(Debug, Clone)]
@@ -82,7 +61,7 @@ impl Default for SecurityConfig {
             trust_anchor: None,
             trust_anchor_text: None,
             resolvers: Vec::new(),
-            dns_timeout: Duration::from_secs(5),
+            dns_timeout: mxscope_common::options::defaults::TIMEOUT_DNS,
             signed_name: None,
         }
     }

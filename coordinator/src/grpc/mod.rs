@@ -5,7 +5,7 @@
 //! - [`worker`]: the worker service; [`admin`]: the admin service.
 //! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
 //! - [`server`]: TLS, message-size limits, the lease-expiry loop.
-//! - [`options`]: scan options ⇄ wire.
+//! - [`options`]: task counts and scan statuses ⇄ wire.
 //! - [`client`]: the admin client of the `mxscope` CLI.
 //!
 //! The gRPC health service (`grpc.health.v1`, no token needed) says SERVING

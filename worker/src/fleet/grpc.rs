@@ -4,14 +4,13 @@
 //! call), converts proto ⇄ worker types, and sorts call failures into what
 //! the caller should do ([`CallError`]).
 
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::convert::{targets_from_proto, InvalidOptions, InvalidTargets};
+use mxscope_common::options::ScanOptions;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::EhloName;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -20,12 +19,9 @@ use tonic::{Code, Request, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
-use super::pacing::{self, Limits};
-use super::retry::{self, RetryPolicy};
-use super::runner::{ScanOptions, TaskSpec, Work};
+use super::runner::{TaskSpec, Work};
 use super::uplink::Batch;
 use super::FleetError;
-use crate::config::Timeouts;
 
 /// Largest message either way (a batch is cut far below this).
 const MAX_MESSAGE_BYTES: usize = 32 << 20;
@@ -315,26 +311,13 @@ pub enum TaskError {
     /// Neither resolve nor probe work; a newer coordinator may know more kinds.
     #[error("task without work (unknown kind?)")]
     NoWork,
-    #[error("port {0} out of range")]
-    Port(u32),
-    /// A resolver is not IP:PORT.
-    #[error("resolver {0:?} is not IP:PORT")]
-    Resolver(String),
-    /// A probe target is not an IP address.
-    #[error("target {0:?} is not an IP address")]
-    Target(String),
-    /// The same IP twice in one probe task (sessions to one IP must be sequential).
-    #[error("target {0} appears twice")]
-    DuplicateTarget(String),
-    /// The scan's EHLO name is not an RFC 5321 domain or address literal.
-    #[error("EHLO name {name:?}: {reason}")]
-    EhloName {
-        name: String,
-        reason: mxscope_common::InvalidEhloName,
-    },
-    /// The exclusion list does not parse; the coordinator is broken.
-    #[error("exclusion list: {0}")]
-    Exclusions(String),
+    /// The scan's options are refused (the coordinator's own validator, run
+    /// here again whatever the coordinator checked).
+    #[error(transparent)]
+    Options(#[from] InvalidOptions),
+    /// A probe target is not an IP address, or appears twice.
+    #[error(transparent)]
+    Targets(#[from] InvalidTargets),
 }
 
 fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
@@ -342,25 +325,11 @@ fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
         return Err(TaskError::NoId);
     }
     let lease = lease_of(&task);
-    let options = options_from_proto(task.options.unwrap_or_default())?;
+    let options = ScanOptions::try_from(task.options.unwrap_or_default())?;
     let work = match task.work {
         None => return Err(TaskError::NoWork),
         Some(proto::task::Work::Resolve(resolve)) => Work::Resolve(resolve.domains),
-        Some(proto::task::Work::Probe(probe)) => {
-            let mut seen = std::collections::HashSet::new();
-            let mut targets = Vec::with_capacity(probe.targets.len());
-            for target in probe.targets {
-                let ip = target
-                    .ip
-                    .parse()
-                    .map_err(|_| TaskError::Target(target.ip.clone()))?;
-                if !seen.insert(ip) {
-                    return Err(TaskError::DuplicateTarget(target.ip));
-                }
-                targets.push((ip, target.mx_names));
-            }
-            Work::Probe(targets)
-        }
+        Some(proto::task::Work::Probe(probe)) => Work::Probe(targets_from_proto(probe.targets)?),
     };
     Ok(TaskSpec {
         lease,
@@ -368,71 +337,6 @@ fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
         vantage: task.vantage,
         options,
         work,
-    })
-}
-
-/// Scan options from the wire: 0 means "the default" for the port and
-/// every timeout, an empty string for the EHLO name and the CA bundle.
-pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, TaskError> {
-    let defaults = Timeouts::default();
-    let ms = |value: u32, default: Duration| match value {
-        0 => default,
-        ms => Duration::from_millis(u64::from(ms)),
-    };
-    let port = match options.port {
-        0 => 25,
-        port => u16::try_from(port).map_err(|_| TaskError::Port(port))?,
-    };
-    let resolvers = options
-        .resolvers
-        .iter()
-        .map(|text| {
-            SocketAddr::from_str(text.trim()).map_err(|_| TaskError::Resolver(text.clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let ehlo_name = match options.ehlo_name.trim() {
-        "" => crate::config::default_ehlo_name(),
-        name => EhloName::parse(name).map_err(|reason| TaskError::EhloName {
-            name: options.ehlo_name.clone(),
-            reason,
-        })?,
-    };
-    Ok(ScanOptions {
-        ehlo_name,
-        port,
-        legacy: options.legacy,
-        timeouts: Timeouts {
-            connect: ms(options.timeout_connect_ms, defaults.connect),
-            greeting: ms(options.timeout_greeting_ms, defaults.greeting),
-            command: ms(options.timeout_command_ms, defaults.command),
-            handshake: ms(options.timeout_handshake_ms, defaults.handshake),
-            session: ms(options.timeout_session_ms, defaults.session),
-        },
-        resolvers,
-        ca_pem: Some(options.ca_pem).filter(|pem| !pem.trim().is_empty()),
-        allow_private: options.allow_private,
-        security: options.security,
-        trust_anchor: Some(options.trust_anchor).filter(|text| !text.trim().is_empty()),
-        exclusions: Exclusions::from_lines(&options.exclusions)
-            .map_err(|e| TaskError::Exclusions(e.to_string()))?,
-        retry: RetryPolicy {
-            attempts: match options.retry_attempts {
-                0 => retry::DEFAULT_ATTEMPTS,
-                n => n.min(retry::MAX_ATTEMPTS),
-            },
-            first_delay: ms(options.retry_delay_ms, retry::DEFAULT_FIRST_DELAY),
-        },
-        limits: Limits {
-            ip_gap: options.ip_gap_ms.map_or(pacing::DEFAULT_IP_GAP, |gap| {
-                Duration::from_millis(u64::from(gap))
-            }),
-            network_spacing: pacing::spacing_of_milli(
-                options
-                    .network_rate_milli
-                    .unwrap_or(pacing::DEFAULT_NETWORK_RATE_MILLI),
-            ),
-            worker_spacing: pacing::spacing_of_milli(options.vantage_rate_milli),
-        },
     })
 }
 
@@ -497,23 +401,34 @@ mod tests {
         assert_eq!(targets[1].0, "::1".parse::<std::net::IpAddr>().unwrap());
         let options = spec.options;
         assert_eq!(options.port, 2525);
-        assert_eq!(options.timeouts.connect, Duration::from_millis(1500));
-        assert_eq!(options.timeouts.session, Timeouts::default().session);
-        assert_eq!(options.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(options.timeouts().connect, Duration::from_millis(1500));
+        assert_eq!(
+            options.timeouts().session,
+            crate::config::Timeouts::default().session
+        );
+        assert_eq!(
+            options.resolver_addrs().unwrap(),
+            ["127.0.0.1:5353".parse().unwrap()]
+        );
         assert_eq!(options.ca_pem, None);
         assert!(options.allow_private && !options.legacy);
-        assert!(!options.ehlo_name.as_str().is_empty());
+        let name = options.ehlo_name_or(crate::config::default_ehlo_name());
+        assert!(!name.unwrap().as_str().is_empty());
     }
 
     #[test]
     fn malformed_tasks_are_refused() {
         assert_eq!(
             task_from_proto(probe_task(&["mx.example"])),
-            Err(TaskError::Target("mx.example".into()))
+            Err(TaskError::Targets(InvalidTargets::Target(
+                "mx.example".into()
+            )))
         );
         assert_eq!(
             task_from_proto(probe_task(&["127.0.0.1", "127.0.0.1"])),
-            Err(TaskError::DuplicateTarget("127.0.0.1".into()))
+            Err(TaskError::Targets(InvalidTargets::DuplicateTarget(
+                "127.0.0.1".into()
+            )))
         );
         let mut no_work = probe_task(&[]);
         no_work.work = None;
@@ -521,64 +436,26 @@ mod tests {
         let mut no_id = probe_task(&[]);
         no_id.task_id.clear();
         assert_eq!(task_from_proto(no_id), Err(TaskError::NoId));
-        let port = proto::ProbeOptions {
-            port: 70_000,
-            ..Default::default()
-        };
-        assert_eq!(options_from_proto(port), Err(TaskError::Port(70_000)));
-        let resolver = proto::ProbeOptions {
-            resolvers: vec!["dns.example".into()],
-            ..Default::default()
-        };
-        assert!(matches!(
-            options_from_proto(resolver),
-            Err(TaskError::Resolver(_))
-        ));
-        // The worker parses the EHLO name itself, whatever the coordinator checked.
-        let smuggled = proto::ProbeOptions {
+        // The worker parses the options itself, whatever the coordinator
+        // checked (the validator's cases are in `mxscope_common::convert`).
+        let mut smuggled = probe_task(&[]);
+        smuggled.options = Some(proto::ProbeOptions {
             ehlo_name: "scanner.example\r\nMAIL FROM:<x@example.org>".into(),
             ..Default::default()
-        };
+        });
         assert!(matches!(
-            options_from_proto(smuggled),
-            Err(TaskError::EhloName { .. })
+            task_from_proto(smuggled),
+            Err(TaskError::Options(InvalidOptions::EhloName { .. }))
         ));
-    }
-
-    #[test]
-    fn defaults_for_zero_and_empty() {
-        let options = options_from_proto(proto::ProbeOptions {
-            ehlo_name: " scanner.example ".into(),
-            ca_pem: "-----BEGIN CERTIFICATE-----".into(),
+        let mut port = probe_task(&[]);
+        port.options = Some(proto::ProbeOptions {
+            port: 70_000,
             ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(options.port, 25);
-        assert_eq!(options.timeouts, Timeouts::default());
-        assert_eq!(options.ehlo_name.as_str(), "scanner.example");
-        assert!(options.ca_pem.is_some());
-        assert!(options.resolvers.is_empty());
-        assert!(!options.security);
-        assert_eq!(options.trust_anchor, None);
-    }
-
-    #[test]
-    fn security_options_from_the_wire() {
-        let options = options_from_proto(proto::ProbeOptions {
-            security: true,
-            trust_anchor: ". 3600 IN DNSKEY 257 3 13 AAAA\n".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(options.security);
-        assert!(options.trust_anchor.is_some_and(|t| t.contains("DNSKEY")));
-        let blank = options_from_proto(proto::ProbeOptions {
-            security: true,
-            trust_anchor: " \n".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(blank.trust_anchor, None);
+        });
+        assert_eq!(
+            task_from_proto(port),
+            Err(TaskError::Options(InvalidOptions::Port(70_000)))
+        );
     }
 
     #[test]
