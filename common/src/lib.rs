@@ -8,7 +8,9 @@
 //!   flight, key exchange, suite per version, certificate per MX name).
 //! - [`options`]: the scan/probe options type and every default;
 //!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
-//!   conversion and its validation (`TryFrom` refuses bad input).
+//!   conversion and its validation (`TryFrom` refuses bad input);
+//!   [`client`]: the coordinator's clients (endpoint, TLS, bearer token,
+//!   message limit).
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
@@ -20,6 +22,7 @@
 //!   and `work`, the options every long-running command shares.
 
 pub mod cli_config;
+pub mod client;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;

@@ -22,8 +22,8 @@ use tonic::Status;
 
 use crate::service::ServiceError;
 
-/// Most bytes in one gRPC message, either way.
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes in one gRPC message, either way: the one limit of server and clients.
+pub use mxscope_common::client::MAX_MESSAGE_BYTES;
 
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {

@@ -1,21 +1,20 @@
 //! The coordinator's `WorkerService`, seen from the worker: the only module
 //! of the worker that touches tonic and prost types (DESIGN §1). It opens
-//! the channel (TLS, optional client certificate, bearer token on every
-//! call), converts proto ⇄ worker types, and sorts call failures into what
-//! the caller should do ([`CallError`]).
+//! the channel ([`mxscope_common::client`]: TLS, optional client
+//! certificate, bearer token on every call, message limit), converts
+//! proto ⇄ worker types, and sorts call failures into what the caller
+//! should do ([`CallError`]).
 
-use std::str::FromStr;
 use std::time::Duration;
 
+use mxscope_common::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
 use mxscope_common::convert::{targets_from_proto, InvalidOptions, InvalidTargets};
 use mxscope_common::options::ScanOptions;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Request, Status};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
@@ -23,10 +22,6 @@ use super::runner::{TaskSpec, Work};
 use super::uplink::Batch;
 use super::FleetError;
 
-/// Largest message either way (a batch is cut far below this).
-const MAX_MESSAGE_BYTES: usize = 32 << 20;
-/// Connecting to the coordinator.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval when the coordinator names none.
@@ -72,21 +67,6 @@ pub struct Registration {
     pub lease_ttl: Duration,
 }
 
-/// Sends `authorization: Bearer <token>` with every call.
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// A client of one coordinator, as one worker. Cheap to clone: clones share
 /// the channel, which reconnects by itself after a failure.
 #[derive(Debug, Clone)]
@@ -105,22 +85,6 @@ pub struct ChannelSettings<'a> {
     pub identity: Option<(&'a [u8], &'a [u8])>,
 }
 
-/// TLS of a client of an `https://` coordinator, for the worker and the
-/// `mxscope` admin client alike: trust `ca_pem` when given (and nothing
-/// else), otherwise Mozilla's public roots (webpki-roots); present
-/// `identity` (certificate chain, key) for mutual TLS.
-pub fn client_tls(ca_pem: Option<&[u8]>, identity: Option<(&[u8], &[u8])>) -> ClientTlsConfig {
-    let tls = ClientTlsConfig::new();
-    let tls = match ca_pem {
-        Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-        None => tls.trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    };
-    match identity {
-        Some((cert, key)) => tls.identity(Identity::from_pem(cert, key)),
-        None => tls,
-    }
-}
-
 impl Coordinator {
     /// Prepare the channel; it connects on first use (and again after any
     /// failure), so an unreachable coordinator is not an error here.
@@ -129,40 +93,15 @@ impl Coordinator {
         worker_id: &str,
         vantage: &str,
     ) -> Result<Self, FleetError> {
-        let bad_url = |reason: String| FleetError::CoordinatorUrl {
-            url: settings.url.to_string(),
-            reason,
+        let tls = ClientTls {
+            ca_pem: settings.ca_pem.map(<[u8]>::to_vec),
+            identity: settings
+                .identity
+                .map(|(cert, key)| (cert.to_vec(), key.to_vec())),
         };
-        let mut endpoint = Endpoint::from_shared(settings.url.to_string())
-            .map_err(|e| bad_url(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20));
-        match endpoint.uri().scheme_str() {
-            Some("https") => {
-                endpoint = endpoint
-                    .tls_config(client_tls(settings.ca_pem, settings.identity))
-                    .map_err(|e| FleetError::Tls(e.to_string()))?;
-            }
-            Some("http") => {
-                if settings.ca_pem.is_some() || settings.identity.is_some() {
-                    return Err(bad_url(
-                        "TLS options given for a plain http:// coordinator; use https://".into(),
-                    ));
-                }
-            }
-            _ => return Err(bad_url("the scheme must be http:// or https://".into())),
-        }
-        let token = match settings.token {
-            None => None,
-            Some(token) => Some(
-                MetadataValue::from_str(&format!("Bearer {}", token.trim()))
-                    .map_err(|_| FleetError::Token)?,
-            ),
-        };
-        let client = WorkerServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(token))
+        let endpoint = endpoint(settings.url, &tls, Some(CALL_TIMEOUT))?;
+        let bearer = Bearer::new(settings.token)?;
+        let client = WorkerServiceClient::with_interceptor(endpoint.connect_lazy(), bearer)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
@@ -343,19 +282,6 @@ fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Without a CA file the public roots are trusted; with one, only it.
-    #[test]
-    fn public_roots_unless_a_ca_file_is_given() {
-        let anchors = |tls: ClientTlsConfig| format!("{tls:?}").matches("TrustAnchor {").count();
-        assert_eq!(
-            anchors(client_tls(None, None)),
-            webpki_roots::TLS_SERVER_ROOTS.len()
-        );
-        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
-        let pem = b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n";
-        assert_eq!(anchors(client_tls(Some(pem), None)), 0);
-    }
 
     fn probe_task(targets: &[&str]) -> proto::Task {
         proto::Task {
