@@ -18,9 +18,12 @@
 //! - [`politeness`]: skip reasons and retry attempts of target records.
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
+//!   [`cli_args`]: the flag groups, secrets, resolver parser and signal
+//!   handling both command lines share;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
 //!   and `work`, the options every long-running command shares.
 
+pub mod cli_args;
 pub mod cli_config;
 pub mod client;
 pub mod convert;
