@@ -71,6 +71,11 @@ pub struct ProbeArgs {
     /// (`. 3600 IN DNSKEY 257 3 13 <base64>`). Default: the IANA root.
     #[arg(long, value_name = "FILE", requires = "security")]
     pub trust_anchor: Option<PathBuf>,
+    /// A name known to be DNSSEC-signed under the trust anchor: the resolver
+    /// self-check (once per scan and worker) also asks for it and expects
+    /// RRSIGs back (it always asks for the anchor's DNSKEY).
+    #[arg(long, value_name = "NAME", requires = "security", value_parser = parse_domain_name)]
+    pub dnssec_check_name: Option<String>,
     /// Connect timeout (e.g. 10s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_CONNECT), value_parser = parse_duration)]
     pub timeout_connect: Duration,
@@ -117,6 +122,7 @@ impl ProbeArgs {
             allow_private: self.allow_private,
             security: self.security,
             trust_anchor_pem: read_text("trust anchor", self.trust_anchor.as_deref())?,
+            dnssec_check_name: self.dnssec_check_name.clone(),
             ..ScanOptions::default()
         })
     }
@@ -222,6 +228,11 @@ pub fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not IP:PORT or IP (e.g. 127.0.0.1:5353, [::1]:53)"))
 }
 
+/// A domain name flag, normalised (A-label, no trailing dot).
+pub fn parse_domain_name(text: &str) -> Result<String, String> {
+    crate::DomainName::parse(text).map(|name| name.as_str().to_string())
+}
+
 /// The process's signal handling: the first SIGINT or SIGTERM cancels
 /// `shutdown` (a graceful stop), the second exits at once (status 130).
 /// Call it inside the runtime.
@@ -305,6 +316,13 @@ mod tests {
         assert_eq!(options.timeouts(), Timeouts::default());
         assert_eq!(options.ehlo_name, EhloName::from_hostname().to_string());
         assert!(Cli::try_parse_from(["x", "--trust-anchor", "a"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--dnssec-check-name", "sec.test"]).is_err());
+        let checked =
+            Cli::try_parse_from(["x", "--security", "--dnssec-check-name", "sec.test"]).unwrap();
+        let options = checked.probe.scan_options().unwrap();
+        assert_eq!(options.dnssec_check_name.as_deref(), Some("sec.test"));
+        let bad = ["x", "--security", "--dnssec-check-name", "not a name"];
+        assert!(Cli::try_parse_from(bad).is_err());
         assert!(Cli::try_parse_from(["x", "--client-cert", "c.pem"]).is_err());
     }
 

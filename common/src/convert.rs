@@ -8,7 +8,7 @@ use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
 use crate::proto;
 use crate::record::Record;
-use crate::{EhloName, InvalidEhloName};
+use crate::{DomainName, EhloName, InvalidEhloName};
 
 /// A wire value that does not make a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum InvalidOptions {
         name: String,
         reason: InvalidEhloName,
     },
+    /// The DNSSEC check name is not a domain name.
+    #[error("DNSSEC check name {name:?}: {reason}")]
+    DnssecCheckName { name: String, reason: String },
     /// An exclusion entry does not parse (the message names it).
     #[error("exclusions: {0}")]
     Exclusions(String),
@@ -69,6 +72,7 @@ impl From<&ScanOptions> for proto::ProbeOptions {
             ip_gap_ms: o.ip_gap_ms,
             network_rate_milli: o.network_rate_milli,
             vantage_rate_milli: o.vantage_rate_milli,
+            dnssec_check_name: o.dnssec_check_name.clone().unwrap_or_default(),
         }
     }
 }
@@ -105,6 +109,18 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
                 .to_string(),
         };
         let text = |t: String| Some(t).filter(|t| !t.trim().is_empty());
+        let dnssec_check_name = match o.dnssec_check_name.trim() {
+            "" => None,
+            name => Some(
+                DomainName::parse(name)
+                    .map_err(|reason| InvalidOptions::DnssecCheckName {
+                        name: o.dnssec_check_name.clone(),
+                        reason,
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+        };
         Ok(Self {
             ehlo_name,
             port,
@@ -127,6 +143,7 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
             ip_gap_ms: o.ip_gap_ms,
             network_rate_milli: o.network_rate_milli,
             vantage_rate_milli: o.vantage_rate_milli,
+            dnssec_check_name,
         })
     }
 }
@@ -284,6 +301,7 @@ mod tests {
             ip_gap_ms: Some(0),
             network_rate_milli: Some(500),
             vantage_rate_milli: 9,
+            dnssec_check_name: Some("sec.test".into()),
         }
     }
 
@@ -367,6 +385,14 @@ mod tests {
         assert!(
             matches!(exclusions, InvalidOptions::Exclusions(_)),
             "{exclusions}"
+        );
+        let check_name = refused(proto::ProbeOptions {
+            dnssec_check_name: "not a name".into(),
+            ..Default::default()
+        });
+        assert!(
+            matches!(check_name, InvalidOptions::DnssecCheckName { .. }),
+            "{check_name}"
         );
         let stored = ScanOptions {
             ehlo_name: "bad name".into(),

@@ -103,6 +103,11 @@ pub struct ScanOptions {
     /// Sessions/s of a whole vantage in thousandths (shared by its workers); 0 = no cap.
     #[serde(default)]
     pub vantage_rate_milli: u32,
+    /// A name known to be DNSSEC-signed under the trust anchor: each
+    /// worker's resolver self-check also asks it (`--dnssec-check-name`);
+    /// `None` = only the anchor's DNSKEY.
+    #[serde(default)]
+    pub dnssec_check_name: Option<String>,
 }
 
 /// Per-phase timeouts and the absolute session deadline (DESIGN §4).

@@ -140,11 +140,6 @@ struct ProbeCommandArgs {
     /// Timeout of one DNS query attempt.
     #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_DNS), value_parser = parse_duration)]
     timeout_dns: Duration,
-    /// A name known to be DNSSEC-signed under the trust anchor: the resolver
-    /// self-check also asks for it and expects RRSIGs back (it always asks
-    /// for the anchor's DNSKEY).
-    #[arg(long, value_name = "NAME", requires = "security")]
-    dnssec_check_name: Option<String>,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
@@ -244,7 +239,7 @@ fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
             trust_anchor_text: None,
             resolvers: shared.resolvers.clone(),
             dns_timeout: args.timeout_dns,
-            signed_name: args.dnssec_check_name.clone(),
+            signed_name: shared.dnssec_check_name.clone(),
         }),
         ..ProbeConfig::default()
     };

@@ -99,7 +99,7 @@ pub fn probe_config(
             trust_anchor_text: options.trust_anchor_pem.clone(),
             resolvers: dns.resolvers,
             dns_timeout: dns.timeout,
-            signed_name: None,
+            signed_name: options.dnssec_check_name.clone(),
         }),
         ..ProbeConfig::default()
     })
@@ -539,6 +539,10 @@ mod tests {
             .unwrap();
         assert_eq!(security.resolvers, [mine]);
         assert_eq!(security.trust_anchor_text, secure.trust_anchor_pem);
+        assert_eq!(security.signed_name, None);
+        secure.dnssec_check_name = Some("sec.test".into());
+        let security = probe_config(&secure, None, &[]).unwrap().security.unwrap();
+        assert_eq!(security.signed_name.as_deref(), Some("sec.test"));
 
         assert_eq!(
             dns_config(&options, &[]).unwrap().resolvers,
