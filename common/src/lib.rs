@@ -6,8 +6,12 @@
 //!   the enums inside them (outcome, phase, verification, version support).
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
 //!   flight, key exchange, suite per version, certificate per MX name).
-//! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
 //! - [`encoding`]: hex and base64 text of bytes, for every crate.
+//! - [`options`]: the scan/probe options type and every default;
+//!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
+//!   conversion and its validation (`TryFrom` refuses bad input);
+//!   [`client`]: the coordinator's clients (endpoint, TLS, bearer token,
+//!   message limit).
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
@@ -21,10 +25,14 @@
 //!   vantage, counted over records (the report and the store).
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
+//!   [`cli_args`]: the flag groups, secrets, resolver parser and signal
+//!   handling both command lines share;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
 //!   and `work`, the options every long-running command shares.
 
+pub mod cli_args;
 pub mod cli_config;
+pub mod client;
 pub mod convert;
 pub mod domain;
 pub mod ehlo;
@@ -32,6 +40,7 @@ pub mod encoding;
 pub mod exclusions;
 pub mod mtasts;
 pub mod ops;
+pub mod options;
 pub mod politeness;
 pub mod proto;
 pub mod record;

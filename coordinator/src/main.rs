@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mxscope_common::cli_config;
+use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
 
 mod cli;
@@ -55,50 +56,12 @@ enum Command {
     Vantages(cli::report::VantagesArgs),
 }
 
-/// How probes are made (carried by the scan to every worker).
+/// How probes are made and how politely a scan runs (carried by the scan
+/// to every worker).
 #[derive(Debug, Clone, Args)]
-pub(crate) struct ProbeArgs {
-    /// Name sent in EHLO: identify your scanner with a name that leads to a contact.
-    #[arg(long, value_name = "NAME", default_value_t = mxscope_worker::config::default_ehlo_name())]
-    ehlo_name: mxscope_common::EhloName,
-    /// SMTP port to connect to.
-    #[arg(long, default_value_t = 25)]
-    port: u16,
-    /// Also test SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 support (one extra session each).
-    #[arg(long)]
-    legacy: bool,
-    /// DNS server for the workers (IP:PORT); may be repeated. Default: each worker's system configuration.
-    #[arg(long = "resolver", value_name = "IP:PORT")]
-    resolvers: Vec<std::net::SocketAddr>,
-    /// Verify certificates against this PEM bundle instead of Mozilla's roots.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-    /// Also probe loopback, private and other non-public addresses (labs).
-    #[arg(long)]
-    allow_private: bool,
-    /// Also check DNSSEC, DANE, reverse DNS, MTA-STS and TLS-RPT (through the
-    /// same resolvers).
-    #[arg(long)]
-    security: bool,
-    /// DNSSEC trust anchor: a file of DNSKEY records in zone-file format.
-    /// Default: the IANA root.
-    #[arg(long, value_name = "FILE", requires = "security")]
-    trust_anchor: Option<PathBuf>,
-    /// Connect timeout.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::parse_duration)]
-    timeout_connect: Duration,
-    /// Wait for the greeting.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = cli::parse_duration)]
-    timeout_greeting: Duration,
-    /// Wait for each command's reply.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = cli::parse_duration)]
-    timeout_command: Duration,
-    /// TLS handshake timeout.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = cli::parse_duration)]
-    timeout_handshake: Duration,
-    /// Absolute limit on one SMTP session.
-    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = cli::parse_duration)]
-    timeout_session: Duration,
+pub(crate) struct ScanOptionArgs {
+    #[command(flatten)]
+    probe: mxscope_common::cli_args::ProbeArgs,
     /// Never resolve or contact what FILE lists, one entry a line (`#` comments):
     /// networks (192.0.2.0/24, 2001:db8::/48) and addresses, domains (example.org
     /// or domain:example.org, with every name under it) and MX-name suffixes
@@ -107,20 +70,21 @@ pub(crate) struct ProbeArgs {
     exclude: Option<PathBuf>,
     /// Sessions per target that answers 421/4xx (greeting, EHLO) or resets
     /// before the greeting; 1 = never retry. Other targets run meanwhile.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    #[arg(long, value_name = "N", default_value_t = defaults::RETRY_ATTEMPTS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(defaults::MAX_RETRY_ATTEMPTS)))]
     retry_attempts: u32,
     /// Wait before the first retry of such a target; it doubles for each further one.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::RETRY_DELAY), value_parser = cli::parse_duration)]
     retry_delay: Duration,
     /// Least time between two sessions to one IP (retries included); 0s = none.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::IP_GAP), value_parser = cli::parse_duration)]
     ip_gap: Duration,
     /// Most sessions per second to one network (/24 IPv4, /48 IPv6), across all
     /// workers of a vantage; 0 = no limit.
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 10.0, value_parser = cli::parse_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::NETWORK_RATE_MILLI), value_parser = cli::parse_rate)]
     network_rate: f64,
     /// Most sessions per second of a whole vantage, shared by its workers; 0 = no cap.
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0, value_parser = cli::parse_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::VANTAGE_RATE_MILLI), value_parser = cli::parse_rate)]
     vantage_rate: f64,
 }
 
@@ -157,22 +121,8 @@ pub(crate) struct SourceArgs {
     connect: ConnectArgs,
 }
 
-/// Credentials and TLS files for talking to a coordinator.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct ConnectArgs {
-    /// File holding the admin token (or set MXSCOPE_TOKEN).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// Trust this PEM bundle for an https:// coordinator instead of Mozilla's roots.
-    #[arg(long, value_name = "FILE")]
-    coordinator_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for a coordinator that requires mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// Private key (PEM) of --client-cert.
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    client_key: Option<PathBuf>,
-}
+/// Credentials and TLS files for talking to a coordinator (shared with the worker).
+pub(crate) use mxscope_common::cli_args::ConnectArgs;
 
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
 const CONFIGURABLE: &[&str] = &["serve"];
@@ -218,5 +168,35 @@ fn main() -> ExitCode {
             eprintln!("mxscope: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--resolver IP` means port 53 here as on the worker (one parser).
+    #[test]
+    fn resolvers_parse_as_on_the_worker() {
+        let cli =
+            Cli::try_parse_from(["mxscope", "scan", "l.txt", "--resolver", "127.0.0.1"]).unwrap();
+        let Command::Scan(args) = cli.command else {
+            panic!("not the scan command");
+        };
+        let options = cli::options(&args.probe).unwrap();
+        assert_eq!(options.resolvers, ["127.0.0.1:53"]);
+        assert_eq!(options.retry_attempts, defaults::RETRY_ATTEMPTS);
+        assert_eq!(
+            options.network_rate_milli,
+            Some(defaults::NETWORK_RATE_MILLI)
+        );
+        assert_eq!(options.vantage_rate_milli, defaults::VANTAGE_RATE_MILLI);
     }
 }

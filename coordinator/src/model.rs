@@ -43,51 +43,8 @@ impl ScanState {
     }
 }
 
-/// How a scan's targets are probed (mirrors the worker's probe options).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScanOptions {
-    /// An [`mxscope_common::EhloName`]'s text, parsed where it enters (CLI,
-    /// gRPC) and again by each worker; empty = each worker's own default.
-    pub ehlo_name: String,
-    pub port: u16,
-    pub legacy: bool,
-    pub timeout_connect_ms: u32,
-    pub timeout_greeting_ms: u32,
-    pub timeout_command_ms: u32,
-    pub timeout_handshake_ms: u32,
-    pub timeout_session_ms: u32,
-    /// DNS servers (IP:PORT); empty = each worker's system configuration.
-    pub resolvers: Vec<String>,
-    /// PEM trust anchors; `None` = Mozilla's roots.
-    pub ca_pem: Option<String>,
-    pub allow_private: bool,
-    /// Run the security checks (DNSSEC, DANE, reverse DNS, MTA-STS, TLS-RPT).
-    #[serde(default)]
-    pub security: bool,
-    /// The DNSSEC trust anchor's DNSKEY lines (zone-file format, despite the
-    /// name); `None` = the IANA root.
-    #[serde(default)]
-    pub trust_anchor_pem: Option<String>,
-    /// The scan's own exclusion entries (`mxscope scan|submit --exclude`),
-    /// normalised lines; the coordinator's list applies on top.
-    #[serde(default)]
-    pub exclusions: Vec<String>,
-    /// Most sessions per rate-limited target; 0 = the worker default.
-    #[serde(default)]
-    pub retry_attempts: u32,
-    /// First retry delay; 0 = the worker default.
-    #[serde(default)]
-    pub retry_delay_ms: u32,
-    /// Least gap between sessions to one IP; `None` = the default (1 s).
-    #[serde(default)]
-    pub ip_gap_ms: Option<u32>,
-    /// Sessions/s per /24 or /48 in thousandths; `None` = the default (10/s), 0 = none.
-    #[serde(default)]
-    pub network_rate_milli: Option<u32>,
-    /// Sessions/s of a whole vantage in thousandths (shared by its workers); 0 = no cap.
-    #[serde(default)]
-    pub vantage_rate_milli: u32,
-}
+/// How a scan's targets are probed: the one options type, in `common`.
+pub use mxscope_common::options::ScanOptions;
 
 /// One unit of leased work, for one scan and one vantage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

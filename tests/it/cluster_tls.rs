@@ -186,7 +186,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// is reached); without one the public roots, so a certificate of a private
 /// CA is refused as an unknown issuer; a wrong CA file is refused too.
 /// (That the public roots are the ones trusted is a unit test of
-/// `worker::fleet::grpc::client_tls`: no public CA signs for loopback.)
+/// `mxscope_common::client::client_tls`: no public CA signs for loopback.)
 #[tokio::test(flavor = "multi_thread")]
 async fn client_trust_follows_the_ca_file() {
     let dir = test_dir("trust");

@@ -216,6 +216,86 @@ fn mxscope(args: &[&str], data: &std::path::Path) -> (String, String) {
     (stdout, stderr)
 }
 
+/// `mxscope scan --security` of `domains` through `resolver` with `extra`
+/// flags, in a data directory of its own under `name`: (data dir, stderr).
+fn scan_security(
+    name: &str,
+    domains: &[String],
+    resolver: &str,
+    extra: &[&str],
+) -> (std::path::PathBuf, String) {
+    let dir = test_dir(name);
+    let list = dir.join("list.txt");
+    std::fs::write(&list, domains.join("\n")).expect("write the list");
+    let data = dir.join("data");
+    let list = list.display().to_string();
+    let ca = lab::certs().ca_pem.display().to_string();
+    let mut args = vec![
+        "scan",
+        &list,
+        "--security",
+        "--allow-private",
+        "--ehlo-name",
+        "probe.mxscope.lab.test",
+        "--ca-file",
+        &ca,
+        "--resolver",
+        resolver,
+    ];
+    args.extend(SHORT);
+    args.extend(extra);
+    let (_, stderr) = mxscope(&args, &data);
+    (data, stderr)
+}
+
+/// `--dnssec-check-name` is a probe option of `mxscope scan` too: it travels
+/// with the scan's options to the fleet worker, whose self-check asks the
+/// signed name, and the record (and the report) name it.
+#[test]
+fn the_scan_self_check_asks_the_signed_name() {
+    lab::postfix();
+    let resolver = lab::validating_resolver().addr().to_string();
+    let anchor = anchor();
+    let cases = dane_cases();
+    let domains: Vec<String> = cases.iter().take(2).map(|c| c.0.to_string()).collect();
+    let extra = ["--trust-anchor", &anchor, "--dnssec-check-name", "sec.test"];
+    let (data, stderr) = scan_security("security-check-name", &domains, &resolver, &extra);
+    assert!(!stderr.contains(WARNING), "{stderr}");
+
+    let (export, _) = mxscope(&["export", "s1"], &data);
+    let checks: Vec<_> = export
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| match Record::from_json(line).expect("a record") {
+            Record::Domain(record) => record.security?.resolver_check,
+            Record::Target(_) => None,
+        })
+        .collect();
+    assert_eq!(checks.len(), 1, "one check per scan and worker: {checks:?}");
+    let check = &checks[0];
+    assert!(check.usable, "{check:?}");
+    assert_eq!(
+        check
+            .signed_name
+            .as_deref()
+            .map(|n| n.trim_end_matches('.')),
+        Some("sec.test"),
+        "{check:?}"
+    );
+    assert_eq!(check.signed_name_rrsig, Some(true), "{check:?}");
+
+    let (json, _) = mxscope(&["report", "s1", "--format", "json"], &data);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("a JSON report");
+    let check = &report["vantages"][0]["security"]["resolver_check"];
+    assert_eq!(check["signed_name_rrsig"], true, "{check}");
+    assert!(
+        check["signed_name"]
+            .as_str()
+            .is_some_and(|n| n.trim_end_matches('.') == "sec.test"),
+        "{check}"
+    );
+}
+
 #[test]
 fn an_unsigned_zone_behind_an_authoritative_only_resolver_is_never_bogus() {
     lab::postfix();
@@ -232,26 +312,7 @@ fn an_unsigned_zone_behind_an_authoritative_only_resolver_is_never_bogus() {
         plan::domains::SINGLE.to_string(),
         plan::domains::IMPLICIT.to_string(),
     ];
-    let dir = test_dir("security-authoritative-only");
-    let list = dir.join("list.txt");
-    std::fs::write(&list, domains.join("\n")).expect("write the list");
-    let data = dir.join("data");
-    let list = list.display().to_string();
-    let ca = lab::certs().ca_pem.display().to_string();
-    let mut args = vec![
-        "scan",
-        &list,
-        "--security",
-        "--allow-private",
-        "--ehlo-name",
-        "probe.mxscope.lab.test",
-        "--ca-file",
-        &ca,
-        "--resolver",
-        &resolver,
-    ];
-    args.extend(SHORT);
-    let (_, stderr) = mxscope(&args, &data);
+    let (data, stderr) = scan_security("security-authoritative-only", &domains, &resolver, &[]);
     assert_eq!(stderr.matches(WARNING).count(), 1, "said once: {stderr}");
 
     let (export, _) = mxscope(&["export", "s1"], &data);

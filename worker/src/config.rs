@@ -12,8 +12,9 @@ pub use mxscope_common::politeness::is_public;
 
 use crate::smtp::reply::Limits;
 
-/// Per-phase timeouts and the session deadline (the SMTP driver enforces them).
-pub use crate::smtp::driver::Timeouts;
+/// Per-phase timeouts and the session deadline: the scan options' type
+/// (defaults in [`mxscope_common::options::defaults`]).
+pub use mxscope_common::options::Timeouts;
 
 /// Everything one probe needs to know besides its target.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl Default for SecurityConfig {
             trust_anchor: None,
             trust_anchor_text: None,
             resolvers: Vec::new(),
-            dns_timeout: Duration::from_secs(5),
+            dns_timeout: mxscope_common::options::defaults::TIMEOUT_DNS,
             signed_name: None,
         }
     }

@@ -2,24 +2,25 @@
 
 use std::io::{BufReader, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use mxscope_common::cli_args::{self, shutdown_on_signals, ConnectArgs};
 use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
+use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
-use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig, Timeouts};
+use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig};
 use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::fleet::{self, FleetConfig};
 use mxscope_worker::probe::{Prober, Progress};
 use mxscope_worker::security::PolicyRoots;
 use mxscope_worker::tls::TlsContext;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -47,7 +48,7 @@ enum Command {
         cat domains.txt | mxscope-worker probe -\n\n\
         Exit status: 0 when every domain was measured (whatever the outcome), \
         2 for invalid input or options.")]
-    Probe(ProbeArgs),
+    Probe(ProbeCommandArgs),
     /// Join a coordinator's fleet: lease tasks of one vantage, probe, report results.
     #[command(
         long_about = "Join a coordinator's fleet as a worker of one vantage (a network to \
@@ -88,18 +89,8 @@ struct WorkArgs {
     /// This worker's id, unique in the fleet. Default: HOSTNAME-PID.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    /// Read the bearer token from this file (else from the MXSCOPE_TOKEN environment variable).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// Trust this PEM bundle for an https:// coordinator instead of Mozilla's roots.
-    #[arg(long, value_name = "FILE")]
-    coordinator_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS; needs --client-key.
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// Private key (PEM) of --client-cert.
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    client_key: Option<PathBuf>,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Most tasks held at once (default: --concurrency). Work is leased by free
     /// session slots: a task's slow target holds one slot, not the task's size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -113,7 +104,7 @@ struct WorkArgs {
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
     /// DNS server to use instead of the scans' (IP:PORT, or IP for port 53); may be repeated.
-    #[arg(long = "resolver", value_name = "IP:PORT", value_parser = parse_resolver)]
+    #[arg(long = "resolver", value_name = "IP:PORT", value_parser = cli_args::parse_resolver)]
     resolvers: Vec<SocketAddr>,
     /// Check port-25 egress at start by connecting to HOST:PORT within 5 s; a worker
     /// without egress is given no probe tasks.
@@ -132,84 +123,29 @@ struct WorkArgs {
 }
 
 #[derive(Debug, Args)]
-struct ProbeArgs {
+struct ProbeCommandArgs {
     /// Domains to probe; `-` reads a list from standard input (one per line, `#` comments).
     domains: Vec<String>,
     /// Read domains from this file (one per line, `#` comments); may be repeated.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// DNS server to ask (IP:PORT, or IP for port 53); may be repeated. Default: the system configuration.
-    #[arg(long = "resolver", value_name = "IP:PORT", value_parser = parse_resolver)]
-    resolvers: Vec<SocketAddr>,
-    /// Verify certificates against this PEM bundle instead of Mozilla's roots.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-    /// Name sent in EHLO: identify your scanner with a name that leads to a contact.
-    #[arg(long, value_name = "NAME", default_value_t = default_ehlo_name())]
-    ehlo_name: mxscope_common::EhloName,
+    #[command(flatten)]
+    probe: cli_args::ProbeArgs,
     /// Source address to connect from (selects the vantage's network).
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
-    /// SMTP port to connect to.
-    #[arg(long, default_value_t = 25)]
-    port: u16,
-    /// Also test SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 support, one extra session each.
-    #[arg(long)]
-    legacy: bool,
     /// Most DNS lookups and SMTP sessions at once (sessions to one IP are always sequential).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
     concurrency: u16,
-    /// Connect timeout (e.g. 10s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    timeout_connect: Duration,
-    /// Wait for the greeting.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    timeout_greeting: Duration,
-    /// Wait for each command's reply.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    timeout_command: Duration,
-    /// TLS handshake timeout.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
-    timeout_handshake: Duration,
-    /// Absolute limit on one SMTP session, whatever the phases say.
-    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
-    timeout_session: Duration,
     /// Timeout of one DNS query attempt.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_DNS), value_parser = parse_duration)]
     timeout_dns: Duration,
-    /// Also probe loopback, private and other non-public addresses (labs). Without it
-    /// such MX addresses are recorded as `skipped`, so a domain cannot point the scanner
-    /// at its own network.
-    #[arg(long)]
-    allow_private: bool,
-    /// Also check DNSSEC (MX and exchanges), DANE per MX, reverse DNS per IP,
-    /// MTA-STS and TLS-RPT per domain (through the same --resolver servers).
-    #[arg(long)]
-    security: bool,
-    /// DNSSEC trust anchor: a file of DNSKEY records in zone-file format
-    /// (`. 3600 IN DNSKEY 257 3 13 <base64>`). Default: the IANA root.
-    #[arg(long, value_name = "FILE", requires = "security")]
-    trust_anchor: Option<PathBuf>,
-    /// A name known to be DNSSEC-signed under the trust anchor: the resolver
-    /// self-check also asks for it and expects RRSIGs back (it always asks
-    /// for the anchor's DNSKEY).
-    #[arg(long, value_name = "NAME", requires = "security")]
-    dnssec_check_name: Option<String>,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
     /// Skip invalid lines in domain lists (and report them) instead of stopping.
     #[arg(long)]
     skip_invalid: bool,
-}
-
-fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("{text:?} is not IP:PORT or IP (e.g. 127.0.0.1:5353, [::1]:53)"))
 }
 
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
@@ -243,7 +179,7 @@ fn main() -> ExitCode {
 }
 
 /// Gather the domains from arguments, files and stdin; all-or-nothing unless `skip_invalid`.
-fn read_domains(args: &ProbeArgs) -> anyhow::Result<Vec<DomainName>> {
+fn read_domains(args: &ProbeCommandArgs) -> anyhow::Result<Vec<DomainName>> {
     let mut domains = Vec::new();
     let mut lists = Vec::new();
     for (index, arg) in args.domains.iter().enumerate() {
@@ -286,41 +222,36 @@ fn read_domains(args: &ProbeArgs) -> anyhow::Result<Vec<DomainName>> {
     Ok(domains)
 }
 
-fn probe(args: ProbeArgs) -> anyhow::Result<()> {
+fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
     let domains = read_domains(&args)?;
-    let tls = TlsContext::new(args.ca_file.as_deref())?;
+    let shared = &args.probe;
+    let tls = TlsContext::new(shared.ca_file.as_deref())?;
     let config = ProbeConfig {
-        ehlo_name: args.ehlo_name.clone(),
+        ehlo_name: shared.ehlo_name.clone(),
         bind: args.bind,
-        port: args.port,
-        timeouts: Timeouts {
-            connect: args.timeout_connect,
-            greeting: args.timeout_greeting,
-            command: args.timeout_command,
-            handshake: args.timeout_handshake,
-            session: args.timeout_session,
-        },
-        legacy: args.legacy,
-        ca_file: args.ca_file.clone(),
-        allow_private: args.allow_private,
-        security: args.security.then(|| SecurityConfig {
-            trust_anchor: args.trust_anchor.clone(),
+        port: shared.port,
+        timeouts: shared.timeouts(),
+        legacy: shared.legacy,
+        ca_file: shared.ca_file.clone(),
+        allow_private: shared.allow_private,
+        security: shared.security.then(|| SecurityConfig {
+            trust_anchor: shared.trust_anchor.clone(),
             trust_anchor_text: None,
-            resolvers: args.resolvers.clone(),
+            resolvers: shared.resolvers.clone(),
             dns_timeout: args.timeout_dns,
-            signed_name: args.dnssec_check_name.clone(),
+            signed_name: shared.dnssec_check_name.clone(),
         }),
         ..ProbeConfig::default()
     };
     let dns = DnsConfig {
-        resolvers: args.resolvers.clone(),
+        resolvers: shared.resolvers.clone(),
         timeout: args.timeout_dns,
         ..DnsConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let records = runtime.block_on(async {
         let resolver = MxResolver::new(&dns)?;
-        let roots = match args.ca_file.as_deref() {
+        let roots = match shared.ca_file.as_deref() {
             Some(path) => PolicyRoots::File(path),
             None => PolicyRoots::Mozilla,
         };
@@ -345,54 +276,17 @@ fn probe(args: ProbeArgs) -> anyhow::Result<()> {
     print_records(&records, args.json)
 }
 
-fn read_file(what: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
-}
-
-/// The bearer token: from `--token-file`, else `MXSCOPE_TOKEN`, else none.
-fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let (token, source) = match file {
-        Some(path) => {
-            let bytes = read_file("token file", path)?;
-            let text = String::from_utf8(bytes)
-                .with_context(|| format!("token file {} is not UTF-8", path.display()))?;
-            (text, path.display().to_string())
-        }
-        None => match std::env::var("MXSCOPE_TOKEN") {
-            Ok(text) => (text, "MXSCOPE_TOKEN".to_string()),
-            Err(std::env::VarError::NotPresent) => return Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => bail!("MXSCOPE_TOKEN is not UTF-8"),
-        },
-    };
-    let token = token.trim();
-    if token.is_empty() {
-        bail!("the token in {source} is empty");
-    }
-    Ok(Some(token.to_string()))
-}
-
 fn work(args: WorkArgs) -> anyhow::Result<()> {
-    let token = read_token(args.token_file.as_deref())?;
-    let coordinator_ca_pem = args
-        .coordinator_ca
-        .as_deref()
-        .map(|path| read_file("coordinator CA", path))
-        .transpose()?;
-    let client_identity = match (&args.client_cert, &args.client_key) {
-        (Some(cert), Some(key)) => Some((
-            read_file("client certificate", cert)?,
-            read_file("client key", key)?,
-        )),
-        _ => None,
-    };
+    let token = args.connect.token()?;
+    let tls = args.connect.tls()?;
     let worker_id = args
         .worker_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", default_ehlo_name(), std::process::id()));
     let mut config = FleetConfig::new(args.coordinator, worker_id, args.vantage);
     config.token = token;
-    config.coordinator_ca_pem = coordinator_ca_pem;
-    config.client_identity = client_identity;
+    config.coordinator_ca_pem = tls.ca_pem;
+    config.client_identity = tls.identity;
     config.capacity = usize::from(args.capacity.unwrap_or(args.concurrency));
     config.probe_concurrency = usize::from(args.concurrency);
     config.bind = args.bind;
@@ -404,29 +298,7 @@ fn work(args: WorkArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let mut terminate =
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut interrupt =
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            for round in 0..2 {
-                let name = tokio::select! {
-                    _ = terminate.recv() => "SIGTERM",
-                    _ = interrupt.recv() => "SIGINT",
-                };
-                if round == 0 {
-                    tracing::info!(
-                        signal = name,
-                        "shutting down (send it again to exit at once)"
-                    );
-                    on_signal.cancel();
-                } else {
-                    tracing::warn!(signal = name, "exiting at once");
-                    std::process::exit(130);
-                }
-            }
-        });
+        shutdown_on_signals(shutdown.clone()).context("installing the signal handlers")?;
         let ops_stop = CancellationToken::new();
         if let Some(addr) = args.ops.metrics_listen {
             let mut ops = Ops::new();
@@ -458,6 +330,8 @@ fn print_records(records: &[DomainRecord], json: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use mxscope_common::cli_args::{parse_resolver, read_secret};
+
     use super::*;
 
     #[test]
@@ -509,11 +383,12 @@ mod tests {
     fn token_from_file() {
         let path = std::env::temp_dir().join(format!("mxscope-token-{}", std::process::id()));
         std::fs::write(&path, "  s3cret\n").unwrap();
-        assert_eq!(read_token(Some(&path)).unwrap().as_deref(), Some("s3cret"));
+        let read_token = |path| read_secret(Some(path), "MXSCOPE_TOKEN");
+        assert_eq!(read_token(&path).unwrap().as_deref(), Some("s3cret"));
         std::fs::write(&path, "\n").unwrap();
-        assert!(read_token(Some(&path)).is_err());
+        assert!(read_token(&path).is_err());
         std::fs::remove_file(&path).unwrap();
-        assert!(read_token(Some(&path)).is_err());
+        assert!(read_token(&path).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use mxscope_common::cli_args::on_hangup;
 use mxscope_coordinator::service::Coordinator;
 use tracing::{info, warn};
 
@@ -16,24 +17,19 @@ pub(crate) fn install(coordinator: &Arc<Coordinator>, path: PathBuf) -> anyhow::
     let entries = coordinator.exclusions().replace(list);
     info!(file = %path.display(), entries, "exclusion list loaded (SIGHUP reloads it)");
     let coordinator = coordinator.clone();
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            match read_exclusions(&path) {
-                Ok(list) => {
-                    let entries = coordinator.exclusions().replace(list);
-                    info!(file = %path.display(), entries, "exclusion list reloaded");
-                    eprintln!(
-                        "exclusion list {} reloaded: {entries} entries",
-                        path.display()
-                    );
-                }
-                Err(error) => {
-                    warn!(%error, "exclusion list not reloaded; the previous one stays in force");
-                    eprintln!("exclusion list not reloaded (the previous one stays): {error:#}");
-                }
-            }
+    on_hangup(move || match read_exclusions(&path) {
+        Ok(list) => {
+            let entries = coordinator.exclusions().replace(list);
+            info!(file = %path.display(), entries, "exclusion list reloaded");
+            eprintln!(
+                "exclusion list {} reloaded: {entries} entries",
+                path.display()
+            );
         }
-    });
+        Err(error) => {
+            warn!(%error, "exclusion list not reloaded; the previous one stays in force");
+            eprintln!("exclusion list not reloaded (the previous one stays): {error:#}");
+        }
+    })?;
     Ok(())
 }

@@ -13,15 +13,17 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+pub(crate) use mxscope_common::cli_args::read_secret;
 use mxscope_common::exclusions::Exclusions;
-use mxscope_coordinator::grpc::client::{AdminClient, ClientTls};
+use mxscope_common::options::millis;
+use mxscope_coordinator::grpc::client::AdminClient;
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
 use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
-use crate::{ConnectArgs, ProbeArgs, SourceArgs};
+use crate::{ConnectArgs, ScanOptionArgs, SourceArgs};
 
 /// Longest line read from a domain list before it is cut (and rejected).
 const MAX_LINE: u64 = 4096;
@@ -74,23 +76,6 @@ pub(crate) fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
-/// A secret from a file, else from an environment variable.
-pub(crate) fn read_secret(file: Option<&Path>, env: &str) -> anyhow::Result<Option<String>> {
-    if let Some(file) = file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading token file {}", file.display()))?;
-        let token = text.trim().to_string();
-        if token.is_empty() {
-            bail!("token file {} is empty", file.display());
-        }
-        return Ok(Some(token));
-    }
-    Ok(std::env::var(env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty()))
-}
-
 /// Read a PEM file whole.
 pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
     path.map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
@@ -99,61 +84,23 @@ pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>
 
 /// An admin connection to `url` with the command line's token and TLS files.
 pub(crate) async fn connect(url: &str, args: &ConnectArgs) -> anyhow::Result<AdminClient> {
-    let token = read_secret(args.token_file.as_deref(), "MXSCOPE_TOKEN")?;
-    let identity = match (
-        read_pem(args.client_cert.as_ref())?,
-        read_pem(args.client_key.as_ref())?,
-    ) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        _ => None,
-    };
-    let tls = ClientTls {
-        ca_pem: read_pem(args.coordinator_ca.as_ref())?,
-        identity,
-    };
-    Ok(AdminClient::connect_with(url, token.as_deref(), &tls).await?)
+    let token = args.token()?;
+    Ok(AdminClient::connect_with(url, token.as_deref(), &args.tls()?).await?)
 }
 
 /// The scan options of the command line.
-pub(crate) fn options(args: &ProbeArgs) -> anyhow::Result<ScanOptions> {
-    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-    let ca_pem = match &args.ca_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading CA file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let trust_anchor_pem = match &args.trust_anchor {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading trust anchor {}", path.display()))?,
-        ),
-        None => None,
-    };
+pub(crate) fn options(args: &ScanOptionArgs) -> anyhow::Result<ScanOptions> {
     Ok(ScanOptions {
-        ehlo_name: args.ehlo_name.to_string(),
-        port: args.port,
-        legacy: args.legacy,
-        timeout_connect_ms: ms(args.timeout_connect),
-        timeout_greeting_ms: ms(args.timeout_greeting),
-        timeout_command_ms: ms(args.timeout_command),
-        timeout_handshake_ms: ms(args.timeout_handshake),
-        timeout_session_ms: ms(args.timeout_session),
-        resolvers: args.resolvers.iter().map(ToString::to_string).collect(),
-        ca_pem,
-        allow_private: args.allow_private,
-        security: args.security,
-        trust_anchor_pem,
         exclusions: match &args.exclude {
             Some(path) => read_exclusions(path)?.to_lines(),
             None => Vec::new(),
         },
         retry_attempts: args.retry_attempts,
-        retry_delay_ms: ms(args.retry_delay),
-        ip_gap_ms: Some(ms(args.ip_gap)),
+        retry_delay_ms: millis(args.retry_delay),
+        ip_gap_ms: Some(millis(args.ip_gap)),
         network_rate_milli: Some(milli(args.network_rate)),
         vantage_rate_milli: milli(args.vantage_rate),
+        ..args.probe.scan_options()?
     })
 }
 

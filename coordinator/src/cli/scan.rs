@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use mxscope_common::cli_args::shutdown_on_signals;
 use mxscope_common::cli_config::OpsArgs;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::serve;
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::ScanProgress;
 use super::submit::list_name;
 use super::{options, read_lines};
-use crate::{ProbeArgs, ScanMetaArgs};
+use crate::{ScanMetaArgs, ScanOptionArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
@@ -46,7 +47,7 @@ pub(crate) struct ScanArgs {
     #[command(flatten)]
     meta: ScanMetaArgs,
     #[command(flatten)]
-    probe: ProbeArgs,
+    pub(crate) probe: ScanOptionArgs,
     /// Print the headline as JSON instead of the sentence.
     #[arg(long)]
     json: bool,
@@ -145,6 +146,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let worker_shutdown = CancellationToken::new();
     let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
 
+    let interrupt = CancellationToken::new();
+    shutdown_on_signals(interrupt.clone()).context("installing the signal handlers")?;
     let bar = ScanProgress::new();
     let interrupted = loop {
         let status = coordinator.status(&scan_id)?;
@@ -154,7 +157,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = super::serve::wait_for_signal() => break true,
+            () = interrupt.cancelled() => break true,
         }
     };
     bar.finish();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use mxscope_common::cli_args::shutdown_on_signals;
 use mxscope_common::cli_config::{ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
 use mxscope_coordinator::grpc::auth::Tokens;
@@ -99,11 +100,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signals.cancel();
-    });
+    shutdown_on_signals(shutdown.clone()).context("installing the signal handlers")?;
     let readiness = Arc::new(Readiness::default());
     let _stop_ops = start_ops(&args.ops, &readiness, |_| {}).await?;
     std::fs::create_dir_all(&args.data_dir)
@@ -188,22 +185,6 @@ async fn open_store(
         tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

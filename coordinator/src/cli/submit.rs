@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{connect, options, read_lines};
-use crate::{ConnectArgs, ProbeArgs, ScanMetaArgs};
+use crate::{ConnectArgs, ScanMetaArgs, ScanOptionArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -23,7 +23,7 @@ pub(crate) struct SubmitArgs {
     #[command(flatten)]
     meta: ScanMetaArgs,
     #[command(flatten)]
-    probe: ProbeArgs,
+    probe: ScanOptionArgs,
     /// URL of the coordinator.
     #[arg(long, value_name = "URL")]
     coordinator: String,

@@ -43,7 +43,7 @@ impl AdminService for AdminApi {
             ));
         };
         let options = ScanOptions::try_from(spec.options.unwrap_or_default())
-            .map_err(Status::invalid_argument)?;
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut lines = Vec::new();
         while let Some(message) = stream.message().await? {
             match message.part {

@@ -1,10 +1,12 @@
 //! Bearer tokens, checked in an interceptor. Admin tokens may do anything;
 //! worker tokens may only call the worker service. A call without a valid
 //! token is `UNAUTHENTICATED`; a worker token on the admin service is
-//! `PERMISSION_DENIED`.
+//! `PERMISSION_DENIED`. The client side (the header sent) is
+//! [`mxscope_common::client::Bearer`].
 
 use std::sync::Arc;
 
+use mxscope_common::client::{AUTHORIZATION, BEARER_PREFIX};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -85,9 +87,9 @@ impl Interceptor for TokenCheck {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let token = request
             .metadata()
-            .get("authorization")
+            .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.strip_prefix(BEARER_PREFIX))
             .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
         match (self.tokens.role_of(token), self.needed) {
             (None, _) => Err(Status::unauthenticated("invalid token")),

@@ -1,16 +1,17 @@
-//! The admin client the `mxscope` CLI uses against a running coordinator.
+//! The admin client the `mxscope` CLI uses against a running coordinator
+//! (endpoint, TLS, token and message limit: [`mxscope_common::client`]).
 
 use std::collections::BTreeMap;
 
+use mxscope_common::client::{endpoint, ClientConfigError, MAX_MESSAGE_BYTES};
+pub use mxscope_common::client::{Bearer, ClientTls};
 use mxscope_common::proto::admin_service_client::AdminServiceClient;
 use mxscope_common::proto::{self, submit_scan_request::Part};
 use mxscope_common::{DomainRecord, InvalidLine, Record, TargetRecord};
-use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::transport::Channel;
+use tonic::Status;
 
-use super::MAX_MESSAGE_BYTES;
 use crate::model::{ScanMeta, ScanOptions, ScanState};
 use crate::service::{ScanStatus, Submitted};
 
@@ -40,36 +41,9 @@ pub enum ClientError {
 
 type Authed = InterceptedService<Channel, Bearer>;
 
-/// Adds `authorization: Bearer <token>`.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
-
-/// TLS settings of a connection to the coordinator (PEM).
-#[derive(Clone, Default)]
-pub struct ClientTls {
-    /// Trust anchors for an https:// coordinator; Mozilla's roots when `None`.
-    pub ca_pem: Option<Vec<u8>>,
-    /// Client certificate chain and key, for a coordinator that requires mutual TLS.
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-impl std::fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientTls")
-            .field("ca", &self.ca_pem.is_some())
-            .field("identity", &self.identity.is_some())
-            .finish()
+impl From<ClientConfigError> for ClientError {
+    fn from(error: ClientConfigError) -> Self {
+        Self::Config(error.to_string())
     }
 }
 
@@ -82,23 +56,10 @@ pub async fn channel(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, Client
     channel_with(url, &tls).await
 }
 
-/// Open a channel to `url` with full TLS settings.
-pub async fn channel_with(url: &str, tls_settings: &ClientTls) -> Result<Channel, ClientError> {
-    let ca_pem = tls_settings.ca_pem.as_deref();
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| ClientError::Config(format!("invalid coordinator URL {url:?}: {e}")))?
-        .connect_timeout(std::time::Duration::from_secs(10));
-    if url.starts_with("https://") {
-        let identity = tls_settings
-            .identity
-            .as_ref()
-            .map(|(cert, key)| (cert.as_slice(), key.as_slice()));
-        let tls = mxscope_worker::fleet::grpc::client_tls(ca_pem, identity);
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
-    }
-    endpoint
+/// Open a channel to `url` with full TLS settings ([`endpoint`]; no call
+/// timeout: an export streams for as long as the scan is large).
+pub async fn channel_with(url: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
+    endpoint(url, tls, None)?
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
@@ -109,14 +70,7 @@ pub async fn channel_with(url: &str, tls_settings: &ClientTls) -> Result<Channel
 
 /// The bearer interceptor for `token`.
 pub fn bearer(token: Option<&str>) -> Result<Bearer, ClientError> {
-    let value = token
-        .map(|t| {
-            format!("Bearer {}", t.trim()).parse().map_err(|_| {
-                ClientError::Config("the token holds characters not allowed in a header".into())
-            })
-        })
-        .transpose()?;
-    Ok(Bearer(value))
+    Ok(Bearer::new(token)?)
 }
 
 /// An admin connection.

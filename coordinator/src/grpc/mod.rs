@@ -5,7 +5,7 @@
 //! - [`worker`]: the worker service; [`admin`]: the admin service.
 //! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
 //! - [`server`]: TLS, message-size limits, the lease-expiry loop.
-//! - [`options`]: scan options ⇄ wire.
+//! - [`options`]: task counts and scan statuses ⇄ wire.
 //! - [`client`]: the admin client of the `mxscope` CLI.
 //!
 //! The gRPC health service (`grpc.health.v1`, no token needed) says SERVING
@@ -22,8 +22,8 @@ use tonic::Status;
 
 use crate::service::ServiceError;
 
-/// Most bytes in one gRPC message, either way.
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes in one gRPC message, either way: the one limit of server and clients.
+pub use mxscope_common::client::MAX_MESSAGE_BYTES;
 
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mxscope_common::convert::records_from_json;
+use mxscope_common::convert::{records_from_json, target_to_proto};
 use mxscope_common::proto::{self, worker_service_server::WorkerService};
 use tonic::{Request, Response, Status};
 
@@ -39,10 +39,7 @@ fn to_proto(leased: Leased) -> proto::Task {
         TaskKind::Probe { targets } => proto::task::Work::Probe(proto::ProbeWork {
             targets: targets
                 .into_iter()
-                .map(|t| proto::ProbeTarget {
-                    ip: t.ip.to_string(),
-                    mx_names: t.mx_names,
-                })
+                .map(|t| target_to_proto(t.ip, t.mx_names))
                 .collect(),
         }),
     };

@@ -1,36 +1,27 @@
 //! The coordinator's `WorkerService`, seen from the worker: the only module
 //! of the worker that touches tonic and prost types (DESIGN §1). It opens
-//! the channel (TLS, optional client certificate, bearer token on every
-//! call), converts proto ⇄ worker types, and sorts call failures into what
-//! the caller should do ([`CallError`]).
+//! the channel ([`mxscope_common::client`]: TLS, optional client
+//! certificate, bearer token on every call, message limit), converts
+//! proto ⇄ worker types, and sorts call failures into what the caller
+//! should do ([`CallError`]).
 
-use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
+use mxscope_common::convert::{targets_from_proto, InvalidOptions, InvalidTargets};
+use mxscope_common::options::ScanOptions;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::EhloName;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Request, Status};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
-use super::pacing::{self, Limits};
-use super::retry::{self, RetryPolicy};
-use super::runner::{ScanOptions, TaskSpec, Work};
+use super::runner::{TaskSpec, Work};
 use super::uplink::Batch;
 use super::FleetError;
-use crate::config::Timeouts;
 
-/// Largest message either way (a batch is cut far below this).
-const MAX_MESSAGE_BYTES: usize = 32 << 20;
-/// Connecting to the coordinator.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval when the coordinator names none.
@@ -76,21 +67,6 @@ pub struct Registration {
     pub lease_ttl: Duration,
 }
 
-/// Sends `authorization: Bearer <token>` with every call.
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// A client of one coordinator, as one worker. Cheap to clone: clones share
 /// the channel, which reconnects by itself after a failure.
 #[derive(Debug, Clone)]
@@ -109,22 +85,6 @@ pub struct ChannelSettings<'a> {
     pub identity: Option<(&'a [u8], &'a [u8])>,
 }
 
-/// TLS of a client of an `https://` coordinator, for the worker and the
-/// `mxscope` admin client alike: trust `ca_pem` when given (and nothing
-/// else), otherwise Mozilla's public roots (webpki-roots); present
-/// `identity` (certificate chain, key) for mutual TLS.
-pub fn client_tls(ca_pem: Option<&[u8]>, identity: Option<(&[u8], &[u8])>) -> ClientTlsConfig {
-    let tls = ClientTlsConfig::new();
-    let tls = match ca_pem {
-        Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-        None => tls.trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    };
-    match identity {
-        Some((cert, key)) => tls.identity(Identity::from_pem(cert, key)),
-        None => tls,
-    }
-}
-
 impl Coordinator {
     /// Prepare the channel; it connects on first use (and again after any
     /// failure), so an unreachable coordinator is not an error here.
@@ -133,40 +93,15 @@ impl Coordinator {
         worker_id: &str,
         vantage: &str,
     ) -> Result<Self, FleetError> {
-        let bad_url = |reason: String| FleetError::CoordinatorUrl {
-            url: settings.url.to_string(),
-            reason,
+        let tls = ClientTls {
+            ca_pem: settings.ca_pem.map(<[u8]>::to_vec),
+            identity: settings
+                .identity
+                .map(|(cert, key)| (cert.to_vec(), key.to_vec())),
         };
-        let mut endpoint = Endpoint::from_shared(settings.url.to_string())
-            .map_err(|e| bad_url(e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20));
-        match endpoint.uri().scheme_str() {
-            Some("https") => {
-                endpoint = endpoint
-                    .tls_config(client_tls(settings.ca_pem, settings.identity))
-                    .map_err(|e| FleetError::Tls(e.to_string()))?;
-            }
-            Some("http") => {
-                if settings.ca_pem.is_some() || settings.identity.is_some() {
-                    return Err(bad_url(
-                        "TLS options given for a plain http:// coordinator; use https://".into(),
-                    ));
-                }
-            }
-            _ => return Err(bad_url("the scheme must be http:// or https://".into())),
-        }
-        let token = match settings.token {
-            None => None,
-            Some(token) => Some(
-                MetadataValue::from_str(&format!("Bearer {}", token.trim()))
-                    .map_err(|_| FleetError::Token)?,
-            ),
-        };
-        let client = WorkerServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(token))
+        let endpoint = endpoint(settings.url, &tls, Some(CALL_TIMEOUT))?;
+        let bearer = Bearer::new(settings.token)?;
+        let client = WorkerServiceClient::with_interceptor(endpoint.connect_lazy(), bearer)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
@@ -315,26 +250,13 @@ pub enum TaskError {
     /// Neither resolve nor probe work; a newer coordinator may know more kinds.
     #[error("task without work (unknown kind?)")]
     NoWork,
-    #[error("port {0} out of range")]
-    Port(u32),
-    /// A resolver is not IP:PORT.
-    #[error("resolver {0:?} is not IP:PORT")]
-    Resolver(String),
-    /// A probe target is not an IP address.
-    #[error("target {0:?} is not an IP address")]
-    Target(String),
-    /// The same IP twice in one probe task (sessions to one IP must be sequential).
-    #[error("target {0} appears twice")]
-    DuplicateTarget(String),
-    /// The scan's EHLO name is not an RFC 5321 domain or address literal.
-    #[error("EHLO name {name:?}: {reason}")]
-    EhloName {
-        name: String,
-        reason: mxscope_common::InvalidEhloName,
-    },
-    /// The exclusion list does not parse; the coordinator is broken.
-    #[error("exclusion list: {0}")]
-    Exclusions(String),
+    /// The scan's options are refused (the coordinator's own validator, run
+    /// here again whatever the coordinator checked).
+    #[error(transparent)]
+    Options(#[from] InvalidOptions),
+    /// A probe target is not an IP address, or appears twice.
+    #[error(transparent)]
+    Targets(#[from] InvalidTargets),
 }
 
 fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
@@ -342,25 +264,11 @@ fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
         return Err(TaskError::NoId);
     }
     let lease = lease_of(&task);
-    let options = options_from_proto(task.options.unwrap_or_default())?;
+    let options = ScanOptions::try_from(task.options.unwrap_or_default())?;
     let work = match task.work {
         None => return Err(TaskError::NoWork),
         Some(proto::task::Work::Resolve(resolve)) => Work::Resolve(resolve.domains),
-        Some(proto::task::Work::Probe(probe)) => {
-            let mut seen = std::collections::HashSet::new();
-            let mut targets = Vec::with_capacity(probe.targets.len());
-            for target in probe.targets {
-                let ip = target
-                    .ip
-                    .parse()
-                    .map_err(|_| TaskError::Target(target.ip.clone()))?;
-                if !seen.insert(ip) {
-                    return Err(TaskError::DuplicateTarget(target.ip));
-                }
-                targets.push((ip, target.mx_names));
-            }
-            Work::Probe(targets)
-        }
+        Some(proto::task::Work::Probe(probe)) => Work::Probe(targets_from_proto(probe.targets)?),
     };
     Ok(TaskSpec {
         lease,
@@ -371,87 +279,9 @@ fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
     })
 }
 
-/// Scan options from the wire: 0 means "the default" for the port and
-/// every timeout, an empty string for the EHLO name and the CA bundle.
-pub fn options_from_proto(options: proto::ProbeOptions) -> Result<ScanOptions, TaskError> {
-    let defaults = Timeouts::default();
-    let ms = |value: u32, default: Duration| match value {
-        0 => default,
-        ms => Duration::from_millis(u64::from(ms)),
-    };
-    let port = match options.port {
-        0 => 25,
-        port => u16::try_from(port).map_err(|_| TaskError::Port(port))?,
-    };
-    let resolvers = options
-        .resolvers
-        .iter()
-        .map(|text| {
-            SocketAddr::from_str(text.trim()).map_err(|_| TaskError::Resolver(text.clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let ehlo_name = match options.ehlo_name.trim() {
-        "" => crate::config::default_ehlo_name(),
-        name => EhloName::parse(name).map_err(|reason| TaskError::EhloName {
-            name: options.ehlo_name.clone(),
-            reason,
-        })?,
-    };
-    Ok(ScanOptions {
-        ehlo_name,
-        port,
-        legacy: options.legacy,
-        timeouts: Timeouts {
-            connect: ms(options.timeout_connect_ms, defaults.connect),
-            greeting: ms(options.timeout_greeting_ms, defaults.greeting),
-            command: ms(options.timeout_command_ms, defaults.command),
-            handshake: ms(options.timeout_handshake_ms, defaults.handshake),
-            session: ms(options.timeout_session_ms, defaults.session),
-        },
-        resolvers,
-        ca_pem: Some(options.ca_pem).filter(|pem| !pem.trim().is_empty()),
-        allow_private: options.allow_private,
-        security: options.security,
-        trust_anchor: Some(options.trust_anchor).filter(|text| !text.trim().is_empty()),
-        exclusions: Exclusions::from_lines(&options.exclusions)
-            .map_err(|e| TaskError::Exclusions(e.to_string()))?,
-        retry: RetryPolicy {
-            attempts: match options.retry_attempts {
-                0 => retry::DEFAULT_ATTEMPTS,
-                n => n.min(retry::MAX_ATTEMPTS),
-            },
-            first_delay: ms(options.retry_delay_ms, retry::DEFAULT_FIRST_DELAY),
-        },
-        limits: Limits {
-            ip_gap: options.ip_gap_ms.map_or(pacing::DEFAULT_IP_GAP, |gap| {
-                Duration::from_millis(u64::from(gap))
-            }),
-            network_spacing: pacing::spacing_of_milli(
-                options
-                    .network_rate_milli
-                    .unwrap_or(pacing::DEFAULT_NETWORK_RATE_MILLI),
-            ),
-            worker_spacing: pacing::spacing_of_milli(options.vantage_rate_milli),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Without a CA file the public roots are trusted; with one, only it.
-    #[test]
-    fn public_roots_unless_a_ca_file_is_given() {
-        let anchors = |tls: ClientTlsConfig| format!("{tls:?}").matches("TrustAnchor {").count();
-        assert_eq!(
-            anchors(client_tls(None, None)),
-            webpki_roots::TLS_SERVER_ROOTS.len()
-        );
-        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
-        let pem = b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n";
-        assert_eq!(anchors(client_tls(Some(pem), None)), 0);
-    }
 
     fn probe_task(targets: &[&str]) -> proto::Task {
         proto::Task {
@@ -497,23 +327,34 @@ mod tests {
         assert_eq!(targets[1].0, "::1".parse::<std::net::IpAddr>().unwrap());
         let options = spec.options;
         assert_eq!(options.port, 2525);
-        assert_eq!(options.timeouts.connect, Duration::from_millis(1500));
-        assert_eq!(options.timeouts.session, Timeouts::default().session);
-        assert_eq!(options.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(options.timeouts().connect, Duration::from_millis(1500));
+        assert_eq!(
+            options.timeouts().session,
+            crate::config::Timeouts::default().session
+        );
+        assert_eq!(
+            options.resolver_addrs().unwrap(),
+            ["127.0.0.1:5353".parse().unwrap()]
+        );
         assert_eq!(options.ca_pem, None);
         assert!(options.allow_private && !options.legacy);
-        assert!(!options.ehlo_name.as_str().is_empty());
+        let name = options.ehlo_name_or(crate::config::default_ehlo_name());
+        assert!(!name.unwrap().as_str().is_empty());
     }
 
     #[test]
     fn malformed_tasks_are_refused() {
         assert_eq!(
             task_from_proto(probe_task(&["mx.example"])),
-            Err(TaskError::Target("mx.example".into()))
+            Err(TaskError::Targets(InvalidTargets::Target(
+                "mx.example".into()
+            )))
         );
         assert_eq!(
             task_from_proto(probe_task(&["127.0.0.1", "127.0.0.1"])),
-            Err(TaskError::DuplicateTarget("127.0.0.1".into()))
+            Err(TaskError::Targets(InvalidTargets::DuplicateTarget(
+                "127.0.0.1".into()
+            )))
         );
         let mut no_work = probe_task(&[]);
         no_work.work = None;
@@ -521,64 +362,26 @@ mod tests {
         let mut no_id = probe_task(&[]);
         no_id.task_id.clear();
         assert_eq!(task_from_proto(no_id), Err(TaskError::NoId));
-        let port = proto::ProbeOptions {
-            port: 70_000,
-            ..Default::default()
-        };
-        assert_eq!(options_from_proto(port), Err(TaskError::Port(70_000)));
-        let resolver = proto::ProbeOptions {
-            resolvers: vec!["dns.example".into()],
-            ..Default::default()
-        };
-        assert!(matches!(
-            options_from_proto(resolver),
-            Err(TaskError::Resolver(_))
-        ));
-        // The worker parses the EHLO name itself, whatever the coordinator checked.
-        let smuggled = proto::ProbeOptions {
+        // The worker parses the options itself, whatever the coordinator
+        // checked (the validator's cases are in `mxscope_common::convert`).
+        let mut smuggled = probe_task(&[]);
+        smuggled.options = Some(proto::ProbeOptions {
             ehlo_name: "scanner.example\r\nMAIL FROM:<x@example.org>".into(),
             ..Default::default()
-        };
+        });
         assert!(matches!(
-            options_from_proto(smuggled),
-            Err(TaskError::EhloName { .. })
+            task_from_proto(smuggled),
+            Err(TaskError::Options(InvalidOptions::EhloName { .. }))
         ));
-    }
-
-    #[test]
-    fn defaults_for_zero_and_empty() {
-        let options = options_from_proto(proto::ProbeOptions {
-            ehlo_name: " scanner.example ".into(),
-            ca_pem: "-----BEGIN CERTIFICATE-----".into(),
+        let mut port = probe_task(&[]);
+        port.options = Some(proto::ProbeOptions {
+            port: 70_000,
             ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(options.port, 25);
-        assert_eq!(options.timeouts, Timeouts::default());
-        assert_eq!(options.ehlo_name.as_str(), "scanner.example");
-        assert!(options.ca_pem.is_some());
-        assert!(options.resolvers.is_empty());
-        assert!(!options.security);
-        assert_eq!(options.trust_anchor, None);
-    }
-
-    #[test]
-    fn security_options_from_the_wire() {
-        let options = options_from_proto(proto::ProbeOptions {
-            security: true,
-            trust_anchor: ". 3600 IN DNSKEY 257 3 13 AAAA\n".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(options.security);
-        assert!(options.trust_anchor.is_some_and(|t| t.contains("DNSKEY")));
-        let blank = options_from_proto(proto::ProbeOptions {
-            security: true,
-            trust_anchor: " \n".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(blank.trust_anchor, None);
+        });
+        assert_eq!(
+            task_from_proto(port),
+            Err(TaskError::Options(InvalidOptions::Port(70_000)))
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mxscope_common::client::ClientConfigError;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -167,6 +168,17 @@ pub enum FleetError {
     /// retrying will not help: fix the token or the options.
     #[error("the coordinator refused to register this worker: {0}")]
     Refused(String),
+}
+
+impl From<ClientConfigError> for FleetError {
+    fn from(error: ClientConfigError) -> Self {
+        match error {
+            ClientConfigError::Url { url, reason } => Self::CoordinatorUrl { url, reason },
+            ClientConfigError::Tls(reason) => Self::Tls(reason),
+            ClientConfigError::Token => Self::Token,
+            other => Self::Invalid(other.to_string()),
+        }
+    }
 }
 
 /// Join the fleet and work until `shutdown` is cancelled; then stop

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Default gap between two sessions to one IP.
-pub const DEFAULT_IP_GAP: Duration = Duration::from_secs(1);
+pub const DEFAULT_IP_GAP: Duration = mxscope_common::options::defaults::IP_GAP;
 /// Default sessions per second to one /24 or /48, in thousandths.
-pub const DEFAULT_NETWORK_RATE_MILLI: u32 = 10_000;
+pub const DEFAULT_NETWORK_RATE_MILLI: u32 = mxscope_common::options::defaults::NETWORK_RATE_MILLI;
 /// Entries kept per map before the stale ones are dropped.
 const MAX_TRACKED: usize = 100_000;
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mxscope_common::options::defaults;
 use mxscope_common::politeness::{Attempt, Retries};
 use mxscope_common::{Outcome, Phase, TargetRecord};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,11 +22,11 @@ use super::pacing::{Limits, Pacer};
 use super::slots::Slots;
 
 /// Default sessions per target when it keeps saying "not now".
-pub const DEFAULT_ATTEMPTS: u32 = 3;
+pub const DEFAULT_ATTEMPTS: u32 = defaults::RETRY_ATTEMPTS;
 /// Most sessions per target a scan may ask for.
-pub const MAX_ATTEMPTS: u32 = 10;
+pub const MAX_ATTEMPTS: u32 = defaults::MAX_RETRY_ATTEMPTS;
 /// Default wait before the first retry; each further wait doubles.
-pub const DEFAULT_FIRST_DELAY: Duration = Duration::from_secs(60);
+pub const DEFAULT_FIRST_DELAY: Duration = defaults::RETRY_DELAY;
 /// No single wait is longer.
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
 

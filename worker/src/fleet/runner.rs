@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use mxscope_common::convert::InvalidOptions;
 use mxscope_common::exclusions::Exclusions;
+use mxscope_common::options::ScanOptions;
 use mxscope_common::politeness::{self, SkipReason};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
-use super::pacing::{Limits, Pacer};
+use super::pacing::{self, Limits, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
 use super::slots::{Claim, Slots};
 use super::uplink::{Batcher, UplinkSender};
-use crate::config::{ProbeConfig, SecurityConfig, Timeouts};
+use crate::config::{ProbeConfig, SecurityConfig};
 use crate::dns::{DnsConfig, MxResolver};
 use crate::probe::Prober;
 use crate::security::PolicyRoots;
@@ -76,66 +78,64 @@ impl Work {
     }
 }
 
-/// A scan's probe options (timeouts already defaulted where the scan said 0).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanOptions {
-    pub ehlo_name: mxscope_common::EhloName,
-    pub port: u16,
-    pub legacy: bool,
-    pub timeouts: Timeouts,
-    /// Name servers; empty = the worker's system configuration.
-    pub resolvers: Vec<SocketAddr>,
-    /// PEM trust anchors; `None` = Mozilla's roots.
-    pub ca_pem: Option<String>,
-    pub allow_private: bool,
-    /// Run the security checks ([`crate::security`]).
-    pub security: bool,
-    /// DNSKEY lines of the DNSSEC trust anchor; `None` = the IANA root.
-    pub trust_anchor: Option<String>,
-    /// Never resolved, never contacted (the coordinator's and the scan's).
-    pub exclusions: Exclusions,
-    /// How targets that said "not now" are retried.
-    pub retry: RetryPolicy,
-    /// Per-IP gap, per-network rate, this worker's share of the vantage cap.
-    pub limits: Limits,
+/// The probe configuration of a scan from a worker bound to `bind` whose
+/// resolver override is `overridden` (the scan's zeros become the defaults).
+pub fn probe_config(
+    options: &ScanOptions,
+    bind: Option<IpAddr>,
+    overridden: &[SocketAddr],
+) -> Result<ProbeConfig, InvalidOptions> {
+    let dns = dns_config(options, overridden)?;
+    Ok(ProbeConfig {
+        ehlo_name: options.ehlo_name_or(crate::config::default_ehlo_name())?,
+        bind,
+        port: options.port,
+        timeouts: options.timeouts(),
+        legacy: options.legacy,
+        ca_file: None,
+        allow_private: options.allow_private,
+        security: options.security.then(|| SecurityConfig {
+            trust_anchor: None,
+            trust_anchor_text: options.trust_anchor_pem.clone(),
+            resolvers: dns.resolvers,
+            dns_timeout: dns.timeout,
+            signed_name: options.dnssec_check_name.clone(),
+        }),
+        ..ProbeConfig::default()
+    })
 }
 
-impl ScanOptions {
-    /// The probe configuration of this scan from a worker bound to `bind`
-    /// whose resolver override is `overridden`.
-    pub fn probe_config(&self, bind: Option<IpAddr>, overridden: &[SocketAddr]) -> ProbeConfig {
-        let dns = self.dns_config(overridden);
-        ProbeConfig {
-            ehlo_name: self.ehlo_name.clone(),
-            bind,
-            port: self.port,
-            timeouts: self.timeouts,
-            legacy: self.legacy,
-            ca_file: None,
-            allow_private: self.allow_private,
-            security: self.security.then(|| SecurityConfig {
-                trust_anchor: None,
-                trust_anchor_text: self.trust_anchor.clone(),
-                resolvers: dns.resolvers,
-                dns_timeout: dns.timeout,
-                signed_name: None,
-            }),
-            ..ProbeConfig::default()
-        }
-    }
+/// The resolver configuration: the worker's `overridden` resolvers when it
+/// has any, else the scan's.
+pub fn dns_config(
+    options: &ScanOptions,
+    overridden: &[SocketAddr],
+) -> Result<DnsConfig, InvalidOptions> {
+    let resolvers = if overridden.is_empty() {
+        options.resolver_addrs()?
+    } else {
+        overridden.to_vec()
+    };
+    Ok(DnsConfig {
+        resolvers,
+        ..DnsConfig::default()
+    })
+}
 
-    /// The resolver configuration: the worker's `overridden` resolvers when
-    /// it has any, else the scan's.
-    pub fn dns_config(&self, overridden: &[SocketAddr]) -> DnsConfig {
-        let resolvers = if overridden.is_empty() {
-            self.resolvers.clone()
-        } else {
-            overridden.to_vec()
-        };
-        DnsConfig {
-            resolvers,
-            ..DnsConfig::default()
-        }
+/// How a scan's targets that said "not now" are retried.
+pub fn retry_policy(options: &ScanOptions) -> RetryPolicy {
+    RetryPolicy {
+        attempts: options.retry_attempts(),
+        first_delay: options.retry_delay(),
+    }
+}
+
+/// A scan's per-IP gap, per-network rate and this worker's share of the vantage cap.
+pub fn limits(options: &ScanOptions) -> Limits {
+    Limits {
+        ip_gap: options.ip_gap(),
+        network_spacing: pacing::spacing_of_milli(options.network_rate_milli()),
+        worker_spacing: pacing::spacing_of_milli(options.vantage_rate_milli),
     }
 }
 
@@ -156,12 +156,17 @@ pub struct Engine {
     scans: Mutex<HashMap<String, Arc<ScanContext>>>,
 }
 
-/// One scan's prober (TLS roots built once) and resolver (built on first use).
+/// One scan's prober (TLS roots built once), resolver (built on first use)
+/// and what its options say about exclusions, retries and pacing.
 #[derive(Debug)]
 struct ScanContext {
     options: ScanOptions,
     prober: Prober,
     resolver: OnceLock<Result<MxResolver, String>>,
+    /// Never resolved, never contacted (the coordinator's and the scan's).
+    exclusions: Exclusions,
+    retry: RetryPolicy,
+    limits: Limits,
 }
 
 /// Why a task could not run at all.
@@ -171,6 +176,10 @@ pub enum RunError {
     /// The scan's `ca_pem` is not a usable PEM bundle; the scan must be fixed.
     #[error("the scan's trust anchors are unusable: {0}")]
     TrustAnchors(String),
+    /// The scan's options do not parse here (they were checked at entry:
+    /// a stored scan from another version?); the scan must be fixed.
+    #[error("the scan's options are unusable: {0}")]
+    Options(#[from] InvalidOptions),
     /// No resolver could be built (e.g. no system configuration); pass `--resolver`.
     #[error("no DNS resolver: {0}")]
     Resolver(String),
@@ -233,16 +242,17 @@ impl Engine {
             None => PolicyRoots::Mozilla,
             Some(pem) => PolicyRoots::Pem(pem.as_bytes()),
         };
-        let prober = Prober::with_checks(
-            options.probe_config(self.bind, &self.resolvers_override),
-            tls,
-            roots,
-        )
-        .map_err(|e| RunError::Security(e.to_string()))?;
+        let config = probe_config(options, self.bind, &self.resolvers_override)?;
+        let exclusions = options.exclusion_list()?;
+        let prober = Prober::with_checks(config, tls, roots)
+            .map_err(|e| RunError::Security(e.to_string()))?;
         let context = Arc::new(ScanContext {
             options: options.clone(),
             prober,
             resolver: OnceLock::new(),
+            exclusions,
+            retry: retry_policy(options),
+            limits: limits(options),
         });
         if scans.len() >= MAX_CACHED_SCANS && !scans.contains_key(scan_id) {
             // Old scans are rare once a newer one runs: start afresh.
@@ -256,8 +266,9 @@ impl Engine {
         context
             .resolver
             .get_or_init(|| {
-                MxResolver::new(&context.options.dns_config(&self.resolvers_override))
-                    .map_err(|e| e.to_string())
+                let dns = dns_config(&context.options, &self.resolvers_override)
+                    .map_err(|e| e.to_string())?;
+                MxResolver::new(&dns).map_err(|e| e.to_string())
             })
             .clone()
             .map_err(RunError::Resolver)
@@ -302,13 +313,13 @@ impl Engine {
             egress_blocked: self.egress_blocked,
             prober: context.prober.clone(),
             resolver,
-            exclusions: task.options.exclusions,
-            retry: task.options.retry,
+            exclusions: context.exclusions.clone(),
+            retry: context.retry,
             gate: Gate {
                 permits: self.probe_permits.clone(),
                 slots: self.slots.clone(),
                 pacer: self.pacer.clone(),
-                limits: task.options.limits,
+                limits: context.limits,
             },
         };
         let end = self
@@ -489,24 +500,19 @@ fn skipped_without_egress(ip: IpAddr, port: u16, names: Vec<String>) -> TargetRe
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn options() -> ScanOptions {
         ScanOptions {
-            ehlo_name: "scanner.example".parse().unwrap(),
+            ehlo_name: "scanner.example".into(),
             port: 2525,
             legacy: true,
-            timeouts: Timeouts::default(),
-            resolvers: vec!["127.0.0.1:5353".parse().unwrap()],
+            resolvers: vec!["127.0.0.1:5353".into()],
             ca_pem: None,
             allow_private: true,
             security: false,
-            trust_anchor: None,
-            exclusions: Exclusions::default(),
-            retry: RetryPolicy::default(),
-            limits: Limits::default(),
+            trust_anchor_pem: None,
+            ..ScanOptions::default()
         }
     }
 
@@ -514,25 +520,38 @@ mod tests {
     fn scan_options_to_configs() {
         let options = options();
         let bind: IpAddr = "127.0.2.1".parse().unwrap();
-        let probe = options.probe_config(Some(bind), &[]);
+        let probe = probe_config(&options, Some(bind), &[]).unwrap();
         assert_eq!(probe.ehlo_name.as_str(), "scanner.example");
         assert_eq!(probe.bind, Some(bind));
         assert_eq!(probe.port, 2525);
         assert!(probe.legacy && probe.allow_private);
         assert_eq!(probe.ca_file, None);
         assert_eq!(probe.security, None, "security checks are off by default");
+        assert_eq!(probe.timeouts, crate::config::Timeouts::default());
 
         let mut secure = options.clone();
         secure.security = true;
-        secure.trust_anchor = Some(". 3600 IN DNSKEY 257 3 13 AAAA".into());
+        secure.trust_anchor_pem = Some(". 3600 IN DNSKEY 257 3 13 AAAA".into());
         let mine: SocketAddr = "127.0.0.1:5354".parse().unwrap();
-        let security = secure.probe_config(None, &[mine]).security.unwrap();
+        let security = probe_config(&secure, None, &[mine])
+            .unwrap()
+            .security
+            .unwrap();
         assert_eq!(security.resolvers, [mine]);
-        assert_eq!(security.trust_anchor_text, secure.trust_anchor);
+        assert_eq!(security.trust_anchor_text, secure.trust_anchor_pem);
+        assert_eq!(security.signed_name, None);
+        secure.dnssec_check_name = Some("sec.test".into());
+        let security = probe_config(&secure, None, &[]).unwrap().security.unwrap();
+        assert_eq!(security.signed_name.as_deref(), Some("sec.test"));
 
-        assert_eq!(options.dns_config(&[]).resolvers, options.resolvers);
+        assert_eq!(
+            dns_config(&options, &[]).unwrap().resolvers,
+            options.resolver_addrs().unwrap()
+        );
         let mine: SocketAddr = "127.0.0.1:53".parse().unwrap();
-        assert_eq!(options.dns_config(&[mine]).resolvers, [mine]);
+        assert_eq!(dns_config(&options, &[mine]).unwrap().resolvers, [mine]);
+        assert_eq!(retry_policy(&options), RetryPolicy::default());
+        assert_eq!(limits(&options), Limits::default());
     }
 
     #[test]
@@ -542,7 +561,7 @@ mod tests {
         let b = engine.scan("s1", &options()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let mut changed = options();
-        changed.timeouts.connect = Duration::from_secs(1);
+        changed.timeout_connect_ms = 1000;
         let c = engine.scan("s1", &changed).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         let mut bad = options();

@@ -20,30 +20,9 @@ const READ_CHUNK: usize = 4096;
 /// Longest wait for the reply to our `QUIT`.
 const QUIT_WAIT: Duration = Duration::from_secs(5);
 
-/// Per-phase timeouts and the absolute session deadline (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub greeting: Duration,
-    /// Each command's reply (EHLO, HELO, STARTTLS, QUIT).
-    pub command: Duration,
-    pub handshake: Duration,
-    /// The whole session, whatever the phases say: a server that trickles
-    /// bytes cannot hold a slot longer than this.
-    pub session: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            greeting: Duration::from_secs(30),
-            command: Duration::from_secs(30),
-            handshake: Duration::from_secs(20),
-            session: Duration::from_secs(90),
-        }
-    }
-}
+/// Per-phase timeouts and the absolute session deadline (DESIGN §4): the
+/// scan options' type, enforced here.
+pub use mxscope_common::options::Timeouts;
 
 /// Connect from `bind` (if any) to `addr`, within the connect timeout and
 /// the session deadline. Errors carry the outcome they mean.
