@@ -109,6 +109,18 @@ pub enum ListError {
     Io(#[from] std::io::Error),
 }
 
+/// One line of a domain list (without its line end): `None` for a blank or
+/// comment-only line, else the domain or why the line is invalid. The one
+/// line rule of every list reader (files, `DomainListBuilder`, the
+/// coordinator's streamed submissions).
+pub fn parse_list_line(line: &str) -> Option<Result<DomainName, String>> {
+    if line.len() > MAX_LINE_BYTES {
+        return Some(Err(format!("line longer than {MAX_LINE_BYTES} bytes")));
+    }
+    let text = line.split('#').next().unwrap_or("").trim();
+    (!text.is_empty()).then(|| DomainName::parse(text))
+}
+
 /// Builds a [`DomainList`] line by line (for lists that arrive in chunks,
 /// e.g. over gRPC). Line numbers count from 1 across all pushed lines.
 #[derive(Debug)]
@@ -132,23 +144,24 @@ impl DomainListBuilder {
 
     /// Add one line (without its line end).
     pub fn push_line(&mut self, line: &str) -> Result<(), InvalidLine> {
-        let result = if line.len() > MAX_LINE_BYTES {
-            Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
-        } else {
-            Ok(line)
-        };
-        self.push_checked(result)
+        self.line_no += 1;
+        let parsed = parse_list_line(line);
+        self.push_parsed(parsed)
     }
 
     fn push_checked(&mut self, line: Result<&str, String>) -> Result<(), InvalidLine> {
         self.line_no += 1;
         let parsed = match line {
             Err(reason) => Some(Err(reason)),
-            Ok(text) => {
-                let text = text.split('#').next().unwrap_or("").trim();
-                (!text.is_empty()).then(|| DomainName::parse(text))
-            }
+            Ok(text) => parse_list_line(text),
         };
+        self.push_parsed(parsed)
+    }
+
+    fn push_parsed(
+        &mut self,
+        parsed: Option<Result<DomainName, String>>,
+    ) -> Result<(), InvalidLine> {
         match parsed {
             None => Ok(()),
             Some(Ok(name)) => {

@@ -51,7 +51,9 @@ pub mod telemetry;
 pub mod tls_facts;
 pub mod units;
 
-pub use domain::{parse_domain_list, DomainList, DomainListBuilder, DomainName, InvalidLine};
+pub use domain::{
+    parse_domain_list, parse_list_line, DomainList, DomainListBuilder, DomainName, InvalidLine,
+};
 pub use ehlo::{EhloName, InvalidEhloName};
 pub use record::*;
 pub use tls_facts::{

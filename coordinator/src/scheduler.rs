@@ -29,20 +29,61 @@ pub fn resolve_tasks(scan: &str, vantages: &[String], shards: &[Vec<String>]) ->
     let mut tasks = Vec::with_capacity(shards.len() * vantages.len());
     for vantage in vantages {
         for (index, domains) in shards.iter().enumerate() {
-            tasks.push(Task {
-                id: format!("{scan}/{vantage}/r{index:06}"),
-                scan: scan.to_string(),
-                vantage: vantage.clone(),
-                kind: TaskKind::Resolve {
-                    domains: domains.clone(),
-                },
-                state: TaskState::Pending,
-                epoch: 0,
-                attempts: 0,
-            });
+            tasks.push(resolve_task(scan, vantage, index as u64, domains.clone()));
         }
     }
     tasks
+}
+
+/// The resolve task of shard `index` for `vantage`.
+pub fn resolve_task(scan: &str, vantage: &str, index: u64, domains: Vec<String>) -> Task {
+    Task {
+        id: task_id(scan, vantage, TaskClass::Resolve, index),
+        scan: scan.to_string(),
+        vantage: vantage.to_string(),
+        kind: TaskKind::Resolve { domains },
+        state: TaskState::Pending,
+        epoch: 0,
+        attempts: 0,
+    }
+}
+
+/// The two kinds of task, without their items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskClass {
+    /// Probe tasks (leased first).
+    Probe,
+    Resolve,
+}
+
+impl TaskClass {
+    /// The class of `task`.
+    pub fn of(task: &Task) -> Self {
+        if task.is_resolve() {
+            Self::Resolve
+        } else {
+            Self::Probe
+        }
+    }
+
+    fn letter(self) -> char {
+        match self {
+            Self::Probe => 'p',
+            Self::Resolve => 'r',
+        }
+    }
+}
+
+/// `<scan>/<vantage>/r<n>` or `<scan>/<vantage>/p<n>`: tasks of one
+/// (scan, vantage, class) are numbered from 0 without gaps.
+pub fn task_id(scan: &str, vantage: &str, class: TaskClass, seq: u64) -> String {
+    format!("{scan}/{vantage}/{}{seq:06}", class.letter())
+}
+
+/// The number of a task id made by [`task_id`] for `class`.
+pub fn task_seq(id: &str, class: TaskClass) -> Option<u64> {
+    let (_, tail) = id.rsplit_once('/')?;
+    tail.strip_prefix(class.letter())?.parse().ok()
 }
 
 /// Every IP named by `records`, with every MX name that points at it.
@@ -70,7 +111,7 @@ pub fn probe_tasks(
         .chunks(batch.max(1))
         .zip(first_seq..)
         .map(|(chunk, seq)| Task {
-            id: format!("{scan}/{vantage}/p{seq:06}"),
+            id: task_id(scan, vantage, TaskClass::Probe, seq),
             scan: scan.to_string(),
             vantage: vantage.to_string(),
             kind: TaskKind::Probe {
@@ -81,6 +122,11 @@ pub fn probe_tasks(
             attempts: 0,
         })
         .collect()
+}
+
+/// How many probe tasks [`probe_tasks`] makes of `targets` targets.
+pub fn probe_task_count(targets: usize, batch: usize) -> u64 {
+    targets.div_ceil(batch.max(1)) as u64
 }
 
 /// Why a lease operation was refused.

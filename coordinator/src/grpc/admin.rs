@@ -12,9 +12,6 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::model::ScanOptions;
 use crate::service::{Coordinator, ScanRequest};
 
-/// Most lines one submission may hold.
-pub const MAX_SUBMIT_LINES: usize = 50_000_000;
-
 /// The admin service.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
@@ -44,17 +41,18 @@ impl AdminService for AdminApi {
         };
         let options = ScanOptions::try_from(spec.options.unwrap_or_default())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mut lines = Vec::new();
+        // Streamed into the store chunk by chunk: memory holds one chunk;
+        // the service caps the list's lines and bytes.
+        let mut submission = self.coordinator.begin_submit(ScanRequest {
+            name: spec.name,
+            labels: spec.labels.into_iter().collect(),
+            vantages: spec.vantages,
+            options,
+            skip_invalid: spec.skip_invalid,
+        })?;
         while let Some(message) = stream.message().await? {
             match message.part {
-                Some(Part::Domains(chunk)) => {
-                    if lines.len() + chunk.lines.len() > MAX_SUBMIT_LINES {
-                        return Err(Status::invalid_argument(format!(
-                            "a scan holds at most {MAX_SUBMIT_LINES} lines"
-                        )));
-                    }
-                    lines.extend(chunk.lines);
-                }
+                Some(Part::Domains(chunk)) => submission.push(&chunk.lines)?,
                 _ => {
                     return Err(Status::invalid_argument(
                         "only domain chunks may follow the spec",
@@ -62,19 +60,7 @@ impl AdminService for AdminApi {
                 }
             }
         }
-        let submitted = self
-            .coordinator
-            .submit(
-                ScanRequest {
-                    name: spec.name,
-                    labels: spec.labels.into_iter().collect(),
-                    vantages: spec.vantages,
-                    options,
-                    skip_invalid: spec.skip_invalid,
-                },
-                lines,
-            )
-            .await?;
+        let submitted = submission.finish().await?;
         Ok(Response::new(proto::SubmitScanResponse {
             scan_id: submitted.scan_id,
             domains: submitted.domains,

@@ -18,26 +18,74 @@ pub mod options;
 pub mod server;
 pub mod worker;
 
-use tonic::Status;
+use tonic::{Code, Status};
 
-use crate::service::ServiceError;
+use crate::service::{ErrorKind, ServiceError};
 
 /// Most bytes in one gRPC message, either way: the one limit of server and clients.
 pub use mxscope_common::client::MAX_MESSAGE_BYTES;
 
+/// The one mapping of the coordinator's error kinds to status codes: a
+/// worker retries `UNAVAILABLE` (and `INTERNAL`), never `INVALID_ARGUMENT`
+/// or `DATA_LOSS`.
+pub fn code_of(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidRequest => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::Fenced => Code::FailedPrecondition,
+        ErrorKind::Corrupt => Code::DataLoss,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
-        let message = error.to_string();
-        match error {
-            ServiceError::InvalidLine(_) | ServiceError::Invalid(_) => {
-                Self::invalid_argument(message)
-            }
-            ServiceError::NotFound(_) => Self::not_found(message),
-            ServiceError::Fenced(_) => {
-                crate::metrics::stale_epoch();
-                Self::failed_precondition(message)
-            }
-            ServiceError::Store(_) => Self::unavailable(message),
+        let kind = error.kind();
+        if kind == ErrorKind::Fenced {
+            crate::metrics::stale_epoch();
         }
+        Self::new(code_of(kind), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::Fence;
+    use crate::store::StoreError;
+
+    #[test]
+    fn every_error_kind_has_its_status_code() {
+        let code = |e: ServiceError| Status::from(e).code();
+        assert_eq!(
+            code(ServiceError::Invalid("x".into())),
+            Code::InvalidArgument
+        );
+        assert_eq!(code(ServiceError::NotFound("s9".into())), Code::NotFound);
+        assert_eq!(
+            code(ServiceError::Fenced(Fence::NotLeased("t".into()))),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(StoreError::Invalid("nul".into()).into()),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(StoreError::Corrupt("task".into()).into()),
+            Code::DataLoss
+        );
+        assert_eq!(
+            code(StoreError::Contention("scan counter").into()),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code(StoreError::Storage("disk full".into()).into()),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code(StoreError::ScanExists("s1".into()).into()),
+            Code::Internal
+        );
     }
 }

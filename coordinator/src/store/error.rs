@@ -48,6 +48,33 @@ pub enum StoreError {
     Contention(&'static str),
 }
 
+/// What a caller can do about a [`StoreError`]: the one classification that
+/// the gRPC edge maps to a status code (`grpc::code_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request itself cannot be stored: retrying it will not help.
+    Invalid,
+    /// Stored data could not be decoded: retrying will not help.
+    Corrupt,
+    /// The storage engine failed or was busy: the same request may succeed later.
+    Unavailable,
+    /// A bug on our side (an encoding failure, a reused id).
+    Internal,
+}
+
+impl StoreError {
+    /// This error's [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Dir { .. } | Self::Storage(_) | Self::Contention(_) => ErrorKind::Unavailable,
+            Self::Corrupt(_) => ErrorKind::Corrupt,
+            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::ScanExists(_) | Self::Encode { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 /// Shorthand for store results.
 pub type Result<T> = std::result::Result<T, StoreError>;
 

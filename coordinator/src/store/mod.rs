@@ -16,6 +16,9 @@
 //! | `counters`  | `d`/`t` scan                      | record count, u64 BE      |
 //! | `counters`  | `v` scan 0 vantage                | `VantageTally`            |
 //!
+//! Submissions in progress are staged in files beside sled's
+//! (`staging/`, see [`Staging`]), never in a tree.
+//!
 //! Invariants:
 //! - A scan is visible only once its meta is stored, and its meta is stored
 //!   only after all its tasks are on disk; [`Store::open`] deletes tasks
@@ -31,6 +34,7 @@
 mod error;
 mod keys;
 mod results;
+mod staging;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -45,7 +49,8 @@ use crate::model::{ScanMeta, Task};
 use error::{decode, encode, storage};
 use results::Decoded;
 
-pub use error::{Result, StoreError};
+pub use error::{ErrorKind, Result, StoreError};
+pub use staging::{Merged, Staging, RUN_NAMES};
 
 /// Tasks per sled batch in [`Store::create_scan`] / [`Store::put_tasks`]:
 /// bounds the memory of one batch (a resolve task holds a few hundred
@@ -118,8 +123,10 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
     }
 }
 
-/// sled's page cache for a serving coordinator (sled's own default).
-pub const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+/// sled's page cache for a serving coordinator: bounded well below the
+/// coordinator's 1 GiB goal (sled's own default is 1 GiB, which alone
+/// filled the goal at 3M domains).
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// The page cache of one-shot readers (status, export, report offline).
 pub const READER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -154,6 +161,9 @@ impl Store {
             db,
         };
         store.recover()?;
+        if store.drop_staging()? {
+            tracing::warn!("removed the staged lists of interrupted submissions");
+        }
         Ok(store)
     }
 
@@ -241,17 +251,34 @@ impl Store {
     /// the tasks are written and flushed first, the meta that makes them
     /// visible last, then flushed again. Blocks for two disk flushes.
     pub fn create_scan(&self, scan: &ScanMeta, tasks: &[Task]) -> Result<()> {
+        self.put_new_scan_tasks(&scan.id, tasks)?;
+        self.commit_scan(scan)
+    }
+
+    /// The first half of [`Self::create_scan`] for a scan whose tasks are
+    /// made in a stream: stores tasks of the not yet visible scan `scan_id`
+    /// (call as often as needed, then [`Self::commit_scan`]).
+    pub fn put_new_scan_tasks(&self, scan_id: &str, tasks: &[Task]) -> Result<()> {
+        keys::check_id("scan id", scan_id)?;
+        if self.scans.contains_key(scan_id).map_err(storage)? {
+            return Err(StoreError::ScanExists(scan_id.to_string()));
+        }
+        if let Some(task) = tasks.iter().find(|t| t.scan != scan_id) {
+            return Err(StoreError::Invalid(format!(
+                "task {} belongs to scan {}, not {scan_id}",
+                task.id, task.scan
+            )));
+        }
+        self.write_tasks(tasks)
+    }
+
+    /// The second half of [`Self::create_scan`]: flush the tasks, then
+    /// store and flush the meta that makes the scan visible.
+    pub fn commit_scan(&self, scan: &ScanMeta) -> Result<()> {
         keys::check_id("scan id", &scan.id)?;
         if self.scans.contains_key(&scan.id).map_err(storage)? {
             return Err(StoreError::ScanExists(scan.id.clone()));
         }
-        if let Some(task) = tasks.iter().find(|t| t.scan != scan.id) {
-            return Err(StoreError::Invalid(format!(
-                "task {} belongs to scan {}, not {}",
-                task.id, task.scan, scan.id
-            )));
-        }
-        self.write_tasks(tasks)?;
         self.db.flush().map_err(storage)?;
         self.put_scan(scan)?;
         self.db.flush().map_err(storage)?;

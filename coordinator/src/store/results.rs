@@ -208,7 +208,58 @@ impl Store {
             .map_err(storage)?;
         Ok(swapped.is_ok())
     }
+
+    /// Whether `ip` is claimed for (scan, vantage).
+    pub fn is_claimed(&self, scan: &str, vantage: &str, ip: IpAddr) -> Result<bool> {
+        let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(ip))?;
+        self.claims.contains_key(key).map_err(storage)
+    }
+
+    /// Claims every one of `ips` for (scan, vantage), in one batch. The
+    /// caller serialises planning: this does not check for earlier claims.
+    pub fn put_claims(&self, scan: &str, vantage: &str, ips: &[IpAddr]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for ip in ips {
+            let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(*ip))?;
+            batch.insert(key, &[][..]);
+        }
+        self.claims.apply_batch(batch).map_err(storage)
+    }
+
+    /// Forgets every claim of a scan (it is over: no more targets are
+    /// planned for it); returns how many were removed.
+    pub fn prune_claims(&self, scan: &str) -> Result<u64> {
+        let prefix = keys::scan_prefix(scan)?;
+        let mut removed = 0u64;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for key in self.claims.scan_prefix(&prefix).keys().take(CLAIM_BATCH) {
+                batch.remove(key.map_err(storage)?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(removed);
+            }
+            self.claims.apply_batch(batch).map_err(storage)?;
+            removed += n;
+        }
+    }
+
+    /// Claims stored for a scan (every vantage).
+    pub fn count_claims(&self, scan: &str) -> Result<u64> {
+        let prefix = keys::scan_prefix(scan)?;
+        let mut n = 0;
+        for key in self.claims.scan_prefix(prefix).keys() {
+            key.map_err(storage)?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
+
+/// Claims removed per batch by [`Store::prune_claims`].
+const CLAIM_BATCH: usize = 4_096;
 
 /// Decodes the values of a sled iterator; an invalid prefix yields its
 /// error once.

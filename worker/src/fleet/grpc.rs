@@ -54,7 +54,9 @@ impl From<Status> for CallError {
             | Code::PermissionDenied
             | Code::Unimplemented
             | Code::OutOfRange
-            | Code::AlreadyExists => Self::Refused(text),
+            | Code::AlreadyExists
+            // The coordinator's store cannot decode what the call needs.
+            | Code::DataLoss => Self::Refused(text),
             _ => Self::Transient(text),
         }
     }
@@ -400,6 +402,7 @@ mod tests {
         assert!(matches!(kind(Code::NotFound), CallError::LeaseLost(_)));
         assert!(matches!(kind(Code::Unauthenticated), CallError::Refused(_)));
         assert!(matches!(kind(Code::InvalidArgument), CallError::Refused(_)));
+        assert!(matches!(kind(Code::DataLoss), CallError::Refused(_)));
     }
 
     #[test]

@@ -29,6 +29,8 @@ struct Fake {
     fail_reports: AtomicUsize,
     /// Answer ReportResults with FAILED_PRECONDITION (stale epoch).
     stale: AtomicUsize,
+    /// Answer ReportResults with DATA_LOSS (the coordinator's store is corrupt).
+    data_loss: AtomicUsize,
     /// Heartbeats say every lease is lost.
     lose_leases: AtomicUsize,
     heartbeats: AtomicUsize,
@@ -111,6 +113,9 @@ impl WorkerService for Service {
         }
         if self.0.stale.load(Ordering::SeqCst) > 0 {
             return Err(Status::failed_precondition("stale epoch"));
+        }
+        if self.0.data_loss.load(Ordering::SeqCst) > 0 {
+            return Err(Status::data_loss("corrupt store: task at key x"));
         }
         let sender = lock(&self.0.batches).clone();
         if let Some(sender) = sender {
@@ -338,10 +343,9 @@ async fn a_task_without_items_sends_one_empty_complete_batch() {
     assert!(batch.records_json.is_empty() && batch.task_complete);
 }
 
-#[tokio::test]
-async fn a_stale_epoch_drops_the_results() {
-    let harness = Harness::start().await;
-    harness.fake.stale.store(1, Ordering::SeqCst);
+/// Runs one probe task whose report the fake refuses (as `harness` was
+/// told), waits `settle` for a wrong resend, and returns the reports seen.
+async fn reports_of_a_refused_batch(harness: &Harness, settle: Duration) -> usize {
     let port = closed_port().await;
     harness.give(probe_task("t1", port, &["127.0.0.1"]));
     let shutdown = CancellationToken::new();
@@ -351,10 +355,27 @@ async fn a_stale_epoch_drops_the_results() {
         assert!(Instant::now() < deadline, "no report arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give a wrong resend the time to happen.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(settle).await;
     stop(run, shutdown).await;
-    assert_eq!(lock(&harness.fake.reports).len(), 1);
+    let n = lock(&harness.fake.reports).len();
+    n
+}
+
+#[tokio::test]
+async fn a_stale_epoch_drops_the_results() {
+    let harness = Harness::start().await;
+    harness.fake.stale.store(1, Ordering::SeqCst);
+    let reports = reports_of_a_refused_batch(&harness, Duration::from_millis(500)).await;
+    assert_eq!(reports, 1);
+}
+
+#[tokio::test]
+async fn a_data_loss_answer_is_not_retried() {
+    let harness = Harness::start().await;
+    harness.fake.data_loss.store(1, Ordering::SeqCst);
+    // A transient error would be resent within the backoff's first steps.
+    let reports = reports_of_a_refused_batch(&harness, Duration::from_millis(1_500)).await;
+    assert_eq!(reports, 1, "a DATA_LOSS batch was resent");
 }
 
 #[tokio::test]

@@ -1,0 +1,249 @@
+//! Result ingest: a leased task's result batches are checked against its
+//! lease and items, stored (idempotently, outside every lock), turned into
+//! probe tasks for new target IPs, and acknowledged after a flush.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::MutexGuard;
+
+use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, Record, TargetRecord};
+
+use crate::exclusion;
+use crate::model::{ScanOptions, Target, Task, TaskKind, TaskState};
+use crate::scheduler::{self, Fence, TaskClass};
+use crate::store::{Store, StoreError};
+
+use super::queues::Write;
+use super::types::ServiceError;
+use super::Coordinator;
+
+impl Coordinator {
+    /// Store a batch of results of a leased task; returns how many records
+    /// were new. Durable when this returns.
+    pub async fn report(
+        &self,
+        worker: &str,
+        task_id: &str,
+        epoch: u64,
+        records: Vec<Record>,
+        complete: bool,
+    ) -> Result<u32, ServiceError> {
+        let task = {
+            let inner = self.lock();
+            let task = inner
+                .tasks
+                .get(task_id)
+                .ok_or_else(|| ServiceError::Fenced(Fence::NotLeased(task_id.to_string())))?;
+            scheduler::check(task, worker, epoch)?;
+            task.clone()
+        };
+        check_belongs(&task, &records)?;
+        let mut resolved = Vec::new();
+        let mut probed = Vec::new();
+        for record in records {
+            match record {
+                Record::Domain(mut r) => {
+                    r.scan = Some(task.scan.clone());
+                    r.vantage = Some(task.vantage.clone());
+                    r.targets.clear();
+                    resolved.push(r);
+                }
+                Record::Target(mut r) => {
+                    r.scan = Some(task.scan.clone());
+                    r.vantage = Some(task.vantage.clone());
+                    probed.push(r);
+                }
+            }
+        }
+        // Results are keyed and counted once: no lock needed.
+        let stored = self
+            .store
+            .put_domain_records(&task.scan, &task.vantage, &resolved)?
+            + self
+                .store
+                .put_target_records(&task.scan, &task.vantage, &probed)?;
+        let stored = u32::try_from(stored).unwrap_or(u32::MAX);
+        if !resolved.is_empty() || complete {
+            let writer = super::lock(&self.writer);
+            self.apply_writes_locked(&writer)?;
+            if !resolved.is_empty() {
+                // Probe tasks are on disk before the resolve task is done.
+                self.plan_probes(&writer, &task, &resolved)?;
+            }
+            if complete {
+                let now = self.now();
+                {
+                    let mut inner = self.lock();
+                    let Some(live) = inner.tasks.get_mut(task_id) else {
+                        return Err(ServiceError::Fenced(Fence::NotLeased(task_id.to_string())));
+                    };
+                    let before = live.state.clone();
+                    scheduler::complete(live, worker, epoch)?;
+                    let done = live.clone();
+                    inner.count(&done, &before);
+                    inner.tasks.remove(task_id);
+                    inner.networks.release(task_id, now);
+                    inner.write(Write::Task(done));
+                    self.finish_scan_if_done(&mut inner, &task.scan);
+                }
+                self.apply_writes_locked(&writer)?;
+            }
+        }
+        self.store.flush().await?;
+        Ok(stored)
+    }
+
+    /// Turn new IPs from resolve results into probe tasks (pipelined). The
+    /// caller holds `writer`, so claims are read and written by one planner
+    /// at a time; tasks are written before their claims and before their
+    /// feed shows them.
+    fn plan_probes(
+        &self,
+        _writer: &MutexGuard<'_, ()>,
+        task: &Task,
+        resolved: &[DomainRecord],
+    ) -> Result<(), ServiceError> {
+        let mut fresh = Vec::new();
+        for (ip, names) in scheduler::targets_of(resolved) {
+            if !self.store.is_claimed(&task.scan, &task.vantage, ip)? {
+                fresh.push(Target {
+                    ip,
+                    mx_names: names.into_iter().collect(),
+                });
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let claimed: Vec<IpAddr> = fresh.iter().map(|t| t.ip).collect();
+        let (options, first) = {
+            let mut inner = self.lock();
+            let options = inner
+                .scans
+                .get(&task.scan)
+                .map(|meta| meta.options.clone())
+                .unwrap_or_else(|| ScanOptions {
+                    port: 25,
+                    ..ScanOptions::default()
+                });
+            let first = inner.feed(&task.scan, &task.vantage, TaskClass::Probe).end;
+            (options, first)
+        };
+        let (fresh, excluded) =
+            exclusion::split_targets(&self.exclusions.for_scan(&options), options.port, fresh);
+        if !excluded.is_empty() {
+            let records: Vec<TargetRecord> = excluded
+                .into_iter()
+                .map(|mut r| {
+                    r.scan = Some(task.scan.clone());
+                    r.vantage = Some(task.vantage.clone());
+                    r
+                })
+                .collect();
+            self.store
+                .put_target_records(&task.scan, &task.vantage, &records)?;
+        }
+        let tasks = scheduler::probe_tasks(
+            &task.scan,
+            &task.vantage,
+            first,
+            fresh,
+            self.config.probe_batch,
+        );
+        self.store.put_tasks(&tasks)?;
+        self.store.put_claims(&task.scan, &task.vantage, &claimed)?;
+        let mut inner = self.lock();
+        let made = tasks.len() as u64;
+        inner.count_new(&task.scan, TaskClass::Probe, &TaskState::Pending, made);
+        let feed = inner.feed(&task.scan, &task.vantage, TaskClass::Probe);
+        feed.end = first + made;
+        Ok(())
+    }
+}
+
+/// Record every item of a failed task that has no result yet as failed;
+/// returns how many were recorded.
+pub(super) fn record_failed_items(
+    store: &Store,
+    task: &Task,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    match &task.kind {
+        TaskKind::Resolve { domains } => {
+            let records: Vec<DomainRecord> = domains
+                .iter()
+                .map(|domain| {
+                    let mut record = DomainRecord::new(
+                        domain.clone(),
+                        DnsResult::failed(DnsStatus::Error, format!("not resolved: {reason}")),
+                    );
+                    record.scan = Some(task.scan.clone());
+                    record.vantage = Some(task.vantage.clone());
+                    record
+                })
+                .collect();
+            store.put_domain_records(&task.scan, &task.vantage, &records)
+        }
+        TaskKind::Probe { targets } => {
+            let records: Vec<TargetRecord> = targets
+                .iter()
+                .map(|target| {
+                    let mut record = TargetRecord::new(target.ip, 0, target.mx_names.clone());
+                    record.outcome = Outcome::Skipped;
+                    record.detail = Some(format!("not probed: {reason}"));
+                    record.scan = Some(task.scan.clone());
+                    record.vantage = Some(task.vantage.clone());
+                    record
+                })
+                .collect();
+            store.put_target_records(&task.scan, &task.vantage, &records)
+        }
+    }
+}
+
+/// Records must be the task's own items.
+fn check_belongs(task: &Task, records: &[Record]) -> Result<(), ServiceError> {
+    match &task.kind {
+        TaskKind::Resolve { domains } => {
+            let items: HashSet<&str> = domains.iter().map(String::as_str).collect();
+            for record in records {
+                match record {
+                    Record::Domain(r) if items.contains(r.domain.as_str()) => {}
+                    Record::Domain(r) => {
+                        return Err(ServiceError::Invalid(format!(
+                            "domain {} is not part of task {}",
+                            r.domain, task.id
+                        )))
+                    }
+                    Record::Target(_) => {
+                        return Err(ServiceError::Invalid(format!(
+                            "task {} is a resolve task: target records do not belong to it",
+                            task.id
+                        )))
+                    }
+                }
+            }
+        }
+        TaskKind::Probe { targets } => {
+            let items: HashSet<IpAddr> = targets.iter().map(|t| t.ip).collect();
+            for record in records {
+                match record {
+                    Record::Target(r) if items.contains(&r.ip) => {}
+                    Record::Target(r) => {
+                        return Err(ServiceError::Invalid(format!(
+                            "ip {} is not part of task {}",
+                            r.ip, task.id
+                        )))
+                    }
+                    Record::Domain(_) => {
+                        return Err(ServiceError::Invalid(format!(
+                            "task {} is a probe task: domain records do not belong to it",
+                            task.id
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

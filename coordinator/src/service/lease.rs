@@ -1,0 +1,239 @@
+//! Leasing: hand out pending tasks (by free session slots), extend, give
+//! back and take back expired leases. Decisions are made under the memory
+//! lock; their store writes are applied and flushed before anyone learns
+//! of them.
+
+use tracing::warn;
+
+use crate::model::TaskState;
+use crate::scheduler::{self, Expiry};
+
+use super::queues::{Inner, Write};
+use super::types::{LeaseRef, Leased, ServiceError};
+use super::{millis, Coordinator};
+
+/// Most pending tasks one lease call passes over because another worker
+/// holds their network.
+const MAX_HELD_BACK: usize = 256;
+
+/// What one pass over the queues leased.
+struct Round {
+    /// The queues ran out before the caller's bounds were reached.
+    ran_dry: bool,
+}
+
+impl Coordinator {
+    /// Lease up to `max` pending tasks of `vantage` to `worker`, stopping
+    /// once their items reach `max_items` (the worker's free session slots;
+    /// 0 = no such bound). At least one task is leased when one is pending.
+    pub async fn lease(
+        &self,
+        worker: &str,
+        vantage: &str,
+        max: usize,
+        max_items: usize,
+    ) -> Result<Vec<Leased>, ServiceError> {
+        let now = self.now();
+        let mut leased = Vec::new();
+        let mut items = 0usize;
+        // A second pass when the window ran dry: it is refilled in between.
+        for _ in 0..2 {
+            self.refill(vantage)?;
+            let round = {
+                let mut inner = self.lock();
+                self.lease_round(
+                    &mut inner,
+                    worker,
+                    vantage,
+                    now,
+                    max,
+                    max_items,
+                    &mut leased,
+                    &mut items,
+                )
+            };
+            let full = leased.len() >= max || (max_items > 0 && items >= max_items);
+            if full || !round.ran_dry {
+                break;
+            }
+        }
+        if !leased.is_empty() {
+            self.apply_writes()?;
+            // An epoch must never be handed out twice, even across a crash.
+            self.store.flush().await?;
+        }
+        Ok(leased)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn lease_round(
+        &self,
+        inner: &mut Inner,
+        worker: &str,
+        vantage: &str,
+        now: u64,
+        max: usize,
+        max_items: usize,
+        leased: &mut Vec<Leased>,
+        items: &mut usize,
+    ) -> Round {
+        let ttl = millis(self.config.lease_ttl);
+        let egress = inner.workers.get(worker).and_then(|w| w.egress_ok);
+        inner
+            .seen
+            .insert(worker.to_string(), (vantage.to_string(), now));
+        let live = inner.live_workers(vantage, now, ttl);
+        // Probe tasks on a network another worker holds wait (in order).
+        let mut held_back: Vec<String> = Vec::new();
+        let mut ran_dry = false;
+        while leased.len() < max && (max_items == 0 || *items < max_items) {
+            let Some(id) = inner.next_pending(vantage, egress != Some(false)) else {
+                ran_dry = true;
+                break;
+            };
+            let allowed = inner
+                .tasks
+                .get(&id)
+                .is_some_and(|t| inner.networks.allows(t, worker, now));
+            if !allowed {
+                held_back.push(id);
+                if held_back.len() >= MAX_HELD_BACK {
+                    break;
+                }
+                continue;
+            }
+            let Some(task) = inner.tasks.get_mut(&id) else {
+                continue;
+            };
+            let before = task.state.clone();
+            if scheduler::lease(task, worker, now, ttl).is_none() {
+                continue;
+            }
+            let task = task.clone();
+            *items += task.items();
+            inner.count(&task, &before);
+            inner.networks.claim(&task, worker);
+            inner.write(Write::Task(task.clone()));
+            let mut options = inner
+                .scans
+                .get(&task.scan)
+                .map(|s| s.options.clone())
+                .unwrap_or_default();
+            // The joined list as of now: a reload reaches running scans.
+            options.exclusions = self.exclusions.for_scan(&options).to_lines();
+            // This worker's share of the vantage's sessions/s cap.
+            if options.vantage_rate_milli > 0 {
+                options.vantage_rate_milli = (options.vantage_rate_milli / live).max(1);
+            }
+            leased.push(Leased {
+                deadline_ms: now.saturating_add(ttl),
+                task,
+                options,
+            });
+        }
+        for id in held_back.into_iter().rev() {
+            inner.enqueue_front(&id);
+        }
+        Round { ran_dry }
+    }
+
+    /// Extend the leases `worker` holds; returns (extended, lost).
+    pub fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[LeaseRef],
+    ) -> Result<(Vec<LeaseRef>, Vec<LeaseRef>), ServiceError> {
+        let now = self.now();
+        let ttl = millis(self.config.lease_ttl);
+        let mut inner = self.lock();
+        if let Some(seen) = inner.seen.get_mut(worker) {
+            seen.1 = now;
+        }
+        let (mut extended, mut lost) = (Vec::new(), Vec::new());
+        for (id, epoch) in leases {
+            let held = match inner.tasks.get_mut(id) {
+                Some(task) => scheduler::heartbeat(task, worker, *epoch, now, ttl).is_ok(),
+                None => false,
+            };
+            if held {
+                extended.push((id.clone(), *epoch));
+            } else {
+                lost.push((id.clone(), *epoch));
+            }
+        }
+        Ok((extended, lost))
+    }
+
+    /// Give a lease back unfinished.
+    pub async fn release(
+        &self,
+        worker: &str,
+        task_id: &str,
+        epoch: u64,
+    ) -> Result<(), ServiceError> {
+        let now = self.now();
+        {
+            let mut inner = self.lock();
+            let Some(task) = inner.tasks.get_mut(task_id) else {
+                return Err(ServiceError::NotFound(task_id.to_string()));
+            };
+            let before = task.state.clone();
+            scheduler::release(task, worker, epoch)?;
+            let task = task.clone();
+            inner.count(&task, &before);
+            inner.networks.release(task_id, now);
+            inner.enqueue_front(task_id);
+            inner.write(Write::Task(task));
+        }
+        self.apply_writes()?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// Take back expired leases: requeue, or record the items failed after
+    /// too many attempts. Returns how many leases expired.
+    pub async fn expire_leases(&self) -> Result<usize, ServiceError> {
+        let now = self.now();
+        let expired = {
+            let mut inner = self.lock();
+            let leased: Vec<String> = inner
+                .tasks
+                .values()
+                .filter(|t| matches!(t.state, TaskState::Leased { .. }))
+                .map(|t| t.id.clone())
+                .collect();
+            let mut expired = 0;
+            for id in leased {
+                let Some(task) = inner.tasks.get_mut(&id) else {
+                    continue;
+                };
+                let before = task.state.clone();
+                let expiry = scheduler::expire(task, now, self.config.max_attempts);
+                if expiry == Expiry::Kept {
+                    continue;
+                }
+                expired += 1;
+                let task = task.clone();
+                if let Expiry::Failed(reason) = &expiry {
+                    warn!(task = %task.id, %reason, "task failed");
+                    inner.write(Write::FailItems(task.clone(), reason.clone()));
+                }
+                inner.count(&task, &before);
+                inner.networks.release(&task.id, now);
+                inner.write(Write::Task(task.clone()));
+                if task.state == TaskState::Pending {
+                    inner.enqueue_front(&task.id);
+                } else {
+                    inner.tasks.remove(&task.id);
+                    self.finish_scan_if_done(&mut inner, &task.scan);
+                }
+            }
+            expired
+        };
+        if expired > 0 {
+            self.apply_writes()?;
+            self.store.flush().await?;
+        }
+        Ok(expired)
+    }
+}

@@ -1,0 +1,330 @@
+//! The coordinator: the store, the scheduler and the clock put together.
+//!
+//! Memory holds the work in flight, not the list: a bounded window of
+//! pending tasks per (vantage, class), every leased task, counters. The
+//! rest of every scan (its tasks, target claims, results) is in the store
+//! and streamed from it. Every state change is written to the store before
+//! anyone learns of it, and result batches are acknowledged only after a
+//! flush. A coordinator opened on the same store resumes every scan:
+//! pending tasks are fed again, leases keep their epoch and deadline.
+//!
+//! Locking: `inner` (memory only) is never held across store I/O. State
+//! changes decided under it queue their store writes ([`queues::Write`]);
+//! `writer` applies them in decision order, outside `inner`.
+//!
+//! Layout:
+//! - [`types`]: configuration, requests, answers, [`ServiceError`] and its kinds.
+//! - [`clock`]: the injected clock (system, or tokio's for tests).
+//! - `queues`: the in-memory window, feeds over the store, progress.
+//! - `lease`: lease, heartbeat, release, expiry.
+//! - `ingest`: result batches, probe planning from resolve results.
+//! - `submit`: streamed submissions staged in the store.
+
+pub mod clock;
+mod ingest;
+mod lease;
+mod queues;
+mod submit;
+#[cfg(test)]
+mod tests;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::exclusion::ExclusionSet;
+use crate::model::{ScanMeta, ScanState, Task, TaskState};
+use crate::scheduler::{self, TaskClass};
+use crate::store::Store;
+
+pub use clock::{now_ms, Clock, SystemClock, TokioClock};
+pub use submit::Submission;
+pub use types::{
+    CoordinatorConfig, ErrorKind, LeaseRef, Leased, ScanRequest, ScanStatus, ServiceError,
+    Submitted, TaskCounts, WorkerHello, MAX_REPORTED_INVALID, MAX_SUBMIT_BYTES, MAX_SUBMIT_LINES,
+    WINDOW,
+};
+
+use queues::{Inner, Write};
+
+/// The coordinator.
+#[derive(Debug)]
+pub struct Coordinator {
+    store: Store,
+    config: CoordinatorConfig,
+    inner: Mutex<Inner>,
+    /// Held while queued writes are applied (keeps them in decision order)
+    /// and while probes are planned (claims are read, then written).
+    writer: Mutex<()>,
+    /// Held while a window is read from the store (one refill at a time).
+    refill: Mutex<()>,
+    exclusions: ExclusionSet,
+    clock: Arc<dyn Clock>,
+    /// Numbers the staging trees of submissions in progress.
+    submissions: AtomicU64,
+}
+
+/// Most windows one refill reads (past tasks finished before a restart).
+const MAX_REFILL_ROUNDS: usize = 64;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves consistent data (memory is
+    // changed only after its checks; writes are queued): keep going.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Coordinator {
+    /// Load every scan from `store` and resume, on the system clock.
+    pub fn open(store: Store, config: CoordinatorConfig) -> Result<Self, ServiceError> {
+        Self::open_with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    /// [`Self::open`] with another clock (tests: [`TokioClock`]).
+    /// Streams every stored task once: counts progress, keeps only the
+    /// leased ones; pending ones are fed from the store when needed.
+    pub fn open_with_clock(
+        store: Store,
+        config: CoordinatorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServiceError> {
+        let mut inner = Inner::default();
+        for scan in store.scans()? {
+            inner.progress.entry(scan.id.clone()).or_default();
+            inner.scans.insert(scan.id.clone(), scan);
+        }
+        // (scan, vantage, class) → one past the highest task number.
+        let mut ends: HashMap<(String, String, TaskClass), u64> = HashMap::new();
+        let mut leased = 0usize;
+        for task in store.tasks() {
+            let task = task?;
+            let class = TaskClass::of(&task);
+            inner.count_new(&task.scan, class, &task.state, 1);
+            if let TaskState::Failed { .. } = task.state {
+                if let Some(p) = inner.progress.get_mut(&task.scan) {
+                    p.failed_items += task.items() as u64;
+                }
+            }
+            if let Some(seq) = scheduler::task_seq(&task.id, class) {
+                let end = ends
+                    .entry((task.scan.clone(), task.vantage.clone(), class))
+                    .or_default();
+                *end = (*end).max(seq + 1);
+            }
+            let running = inner
+                .scans
+                .get(&task.scan)
+                .is_some_and(|s| s.state == ScanState::Running);
+            if let (true, TaskState::Leased { worker, .. }) = (running, &task.state) {
+                // Resumed after a restart: the lease still holds its networks.
+                inner.networks.claim(&task, &worker.clone());
+                inner.loaded.insert(task.id.clone());
+                inner.tasks.insert(task.id.clone(), task);
+                leased += 1;
+            }
+        }
+        for ((scan, vantage, class), end) in ends {
+            let running = inner
+                .scans
+                .get(&scan)
+                .is_some_and(|s| s.state == ScanState::Running);
+            if running {
+                inner.feed(&scan, &vantage, class).end = end;
+            }
+        }
+        info!(
+            scans = inner.scans.len(),
+            leased_tasks = leased,
+            "coordinator opened"
+        );
+        Ok(Self {
+            store,
+            config,
+            inner: Mutex::new(inner),
+            writer: Mutex::new(()),
+            refill: Mutex::new(()),
+            exclusions: ExclusionSet::default(),
+            clock,
+            submissions: AtomicU64::new(0),
+        })
+    }
+
+    /// The coordinator's exclusion list (every scan's), replaceable at run
+    /// time: what is planned or leased from then on follows the new list.
+    pub fn exclusions(&self) -> &ExclusionSet {
+        &self.exclusions
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Remember a worker; workers whose egress check failed get no probe tasks.
+    pub fn register(&self, hello: WorkerHello) {
+        if hello.egress_ok == Some(false) {
+            tracing::warn!(worker = %hello.worker_id, vantage = %hello.vantage, "worker has no port-25 egress: it gets resolve tasks only");
+        }
+        info!(worker = %hello.worker_id, vantage = %hello.vantage, capacity = hello.capacity, "worker registered");
+        self.lock().workers.insert(hello.worker_id.clone(), hello);
+    }
+
+    /// Stop a scan: no more leases; workers learn it at their next heartbeat.
+    pub async fn cancel(&self, scan_id: &str) -> Result<ScanStatus, ServiceError> {
+        let now = self.now();
+        {
+            let mut inner = self.lock();
+            let Some(meta) = inner.scans.get_mut(scan_id) else {
+                return Err(ServiceError::NotFound(format!("scan {scan_id}")));
+            };
+            if meta.state == ScanState::Running {
+                meta.state = ScanState::Cancelled;
+                meta.finished_ms = Some(now);
+                let meta = meta.clone();
+                inner.write(Write::Scan(meta));
+                inner.write(Write::PruneClaims(scan_id.to_string()));
+                inner.drop_scan_work(scan_id, now);
+            }
+        }
+        self.apply_writes()?;
+        self.store.flush().await?;
+        self.status(scan_id)
+    }
+
+    /// A scan's progress.
+    pub fn status(&self, scan_id: &str) -> Result<ScanStatus, ServiceError> {
+        let (meta, resolve, probe, failed_items) = {
+            let inner = self.lock();
+            let meta = inner
+                .scans
+                .get(scan_id)
+                .cloned()
+                .ok_or_else(|| ServiceError::NotFound(format!("scan {scan_id}")))?;
+            let progress = inner.progress.get(scan_id);
+            (
+                meta,
+                progress.map(|p| p.resolve).unwrap_or_default(),
+                progress.map(|p| p.probe).unwrap_or_default(),
+                progress.map_or(0, |p| p.failed_items),
+            )
+        };
+        Ok(ScanStatus {
+            resolve,
+            probe,
+            failed_items,
+            domain_records: self.store.count_domain_records(scan_id)?,
+            target_records: self.store.count_target_records(scan_id)?,
+            tallies: self.store.tallies(scan_id)?.into_iter().collect(),
+            meta,
+        })
+    }
+
+    /// Every scan, oldest first.
+    pub fn list(&self) -> Result<Vec<ScanStatus>, ServiceError> {
+        let mut ids: Vec<ScanMeta> = self.lock().scans.values().cloned().collect();
+        ids.sort_by_key(|m| (m.created_ms, m.id.clone()));
+        ids.iter().map(|m| self.status(&m.id)).collect()
+    }
+
+    /// The store, for streaming results out.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Apply the queued store writes, in the order they were decided.
+    fn apply_writes(&self) -> Result<(), ServiceError> {
+        let writer = lock(&self.writer);
+        self.apply_writes_locked(&writer)
+    }
+
+    /// [`Self::apply_writes`] for a caller that holds `writer`.
+    fn apply_writes_locked(&self, _writer: &MutexGuard<'_, ()>) -> Result<(), ServiceError> {
+        let writes = std::mem::take(&mut self.lock().outbox);
+        let mut failed: HashMap<String, u64> = HashMap::new();
+        for write in writes {
+            match write {
+                Write::Task(task) => self.store.put_task(&task)?,
+                Write::Scan(meta) => self.store.put_scan(&meta)?,
+                Write::FailItems(task, reason) => {
+                    let n = ingest::record_failed_items(&self.store, &task, &reason)?;
+                    *failed.entry(task.scan.clone()).or_default() += n;
+                }
+                Write::PruneClaims(scan) => {
+                    let removed = self.store.prune_claims(&scan)?;
+                    tracing::debug!(scan = %scan, removed, "target claims pruned");
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let mut inner = self.lock();
+            for (scan, n) in failed {
+                if let Some(progress) = inner.progress.get_mut(&scan) {
+                    progress.failed_items += n;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bring the queues of `vantage` back to their window from the store.
+    fn refill(&self, vantage: &str) -> Result<(), ServiceError> {
+        let _refill = lock(&self.refill);
+        for class in [TaskClass::Probe, TaskClass::Resolve] {
+            // A few rounds: a feed that runs dry passes on to the next scan's.
+            for _ in 0..MAX_REFILL_ROUNDS {
+                let Some(read) = self.lock().plan_refill(vantage, class, self.config.window) else {
+                    break;
+                };
+                let mut tasks: Vec<Task> = Vec::with_capacity(read.ids.len());
+                for id in &read.ids {
+                    // A task made but not yet written ends this read.
+                    let Some(task) = self.store.task(id)? else {
+                        break;
+                    };
+                    tasks.push(task);
+                }
+                let complete = tasks.len() == read.ids.len();
+                self.lock().admit_read(&read, tasks);
+                if !complete {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark a scan done when every task is: a queued write.
+    fn finish_scan_if_done(&self, inner: &mut Inner, scan_id: &str) {
+        let finished = inner
+            .progress
+            .get(scan_id)
+            .is_some_and(|p| p.resolve.finished() && p.probe.finished());
+        let now = self.now();
+        let Some(meta) = inner.scans.get_mut(scan_id) else {
+            return;
+        };
+        if finished && meta.state == ScanState::Running {
+            meta.state = ScanState::Done;
+            meta.finished_ms = Some(now);
+            let meta = meta.clone();
+            inner.write(Write::Scan(meta));
+            inner.write(Write::PruneClaims(scan_id.to_string()));
+            inner.feeds.retain(|f| f.scan != scan_id);
+            info!(scan = %scan_id, "scan done");
+        }
+    }
+}

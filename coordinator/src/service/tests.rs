@@ -1,0 +1,323 @@
+//! The coordinator in process, on tokio's paused clock: leasing, lease
+//! expiry and retry scheduling without a real sleep; the in-memory window
+//! and the claims index bounded; the submission caps.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mxscope_common::{DnsResult, DnsStatus, DomainRecord, MxEntry, Record, TargetRecord};
+
+use super::*;
+use crate::model::{ScanOptions, TaskKind};
+use crate::scheduler::Fence;
+
+fn config() -> CoordinatorConfig {
+    CoordinatorConfig {
+        lease_ttl: Duration::from_secs(10),
+        max_attempts: 2,
+        shard_size: 2,
+        window: 8,
+        ..CoordinatorConfig::default()
+    }
+}
+
+fn open(dir: &std::path::Path, config: CoordinatorConfig) -> Coordinator {
+    let store = Store::open_with_cache(dir, 8 * 1024 * 1024).expect("store opens");
+    Coordinator::open_with_clock(store, config, Arc::new(TokioClock::new()))
+        .expect("coordinator opens")
+}
+
+fn request() -> ScanRequest {
+    ScanRequest {
+        name: "t".into(),
+        labels: BTreeMap::new(),
+        vantages: vec!["A".into()],
+        options: ScanOptions {
+            port: 25,
+            ..ScanOptions::default()
+        },
+        skip_invalid: false,
+    }
+}
+
+fn lines(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("d{i}.example")).collect()
+}
+
+fn nxdomain(task: &Task) -> Vec<Record> {
+    let TaskKind::Resolve { domains } = &task.kind else {
+        panic!("a resolve task");
+    };
+    domains
+        .iter()
+        .map(|d| {
+            Record::Domain(DomainRecord::new(
+                d.clone(),
+                DnsResult::failed(DnsStatus::Nxdomain, "t"),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let scan = c.submit(request(), lines(2)).await.unwrap().scan_id;
+    let first = c.lease("w1", "A", 1, 0).await.unwrap().remove(0);
+    assert_eq!(first.task.epoch, 1);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(c.expire_leases().await.unwrap(), 0, "deadline not reached");
+    let lease = (first.task.id.clone(), 1);
+    let (extended, lost) = c.heartbeat("w1", std::slice::from_ref(&lease)).unwrap();
+    assert_eq!((extended.len(), lost.len()), (1, 0));
+    tokio::time::advance(Duration::from_secs(9)).await;
+    assert_eq!(
+        c.expire_leases().await.unwrap(),
+        0,
+        "the heartbeat moved the deadline"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(c.expire_leases().await.unwrap(), 1);
+    assert_eq!(c.status(&scan).unwrap().resolve.pending, 1, "requeued");
+    // The retry goes to whoever asks next, with a new epoch; the old one is void.
+    let second = c.lease("w2", "A", 1, 0).await.unwrap().remove(0);
+    assert_eq!(
+        (second.task.id.as_str(), second.task.epoch),
+        (first.task.id.as_str(), 2)
+    );
+    let stale = c
+        .report("w1", &first.task.id, 1, nxdomain(&first.task), true)
+        .await;
+    assert!(
+        matches!(stale, Err(ServiceError::Fenced(Fence::StaleEpoch { .. }))),
+        "{stale:?}"
+    );
+    // Attempts spent: the items are recorded failed and the scan ends.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(c.expire_leases().await.unwrap(), 1);
+    let status = c.status(&scan).unwrap();
+    assert_eq!(
+        (
+            status.resolve.failed,
+            status.failed_items,
+            status.domain_records
+        ),
+        (1, 2, 2)
+    );
+    assert_eq!(status.meta.state, ScanState::Done);
+    assert!(c.lease("w2", "A", 1, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_released_lease_is_leased_again_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    c.submit(request(), lines(6)).await.unwrap();
+    let first = c.lease("w1", "A", 1, 0).await.unwrap().remove(0);
+    c.release("w1", &first.task.id, first.task.epoch)
+        .await
+        .unwrap();
+    let again = c.lease("w2", "A", 1, 0).await.unwrap().remove(0);
+    assert_eq!(again.task.id, first.task.id);
+    assert_eq!(again.task.epoch, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_holds_a_window_of_the_list_not_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 resolve tasks, a window of 8.
+    let c = open(dir.path(), config());
+    let scan = c.submit(request(), lines(200)).await.unwrap().scan_id;
+    assert!(
+        c.lock().tasks.len() <= 8,
+        "{} tasks in memory",
+        c.lock().tasks.len()
+    );
+    let mut done = 0;
+    let mut peak = 0;
+    loop {
+        let leased = c.lease("w1", "A", 3, 0).await.unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        peak = peak.max(c.lock().tasks.len());
+        for l in leased {
+            c.report("w1", &l.task.id, l.task.epoch, nxdomain(&l.task), true)
+                .await
+                .unwrap();
+            done += 1;
+        }
+    }
+    assert_eq!(done, 100);
+    assert!(peak <= 8 + 3, "peak {peak} tasks in memory");
+    let status = c.status(&scan).unwrap();
+    assert_eq!(
+        (status.domain_records, status.meta.state),
+        (200, ScanState::Done)
+    );
+    assert!(c.lock().tasks.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reopened_coordinator_feeds_pending_tasks_and_keeps_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scan, held) = {
+        let c = open(dir.path(), config());
+        let scan = c.submit(request(), lines(40)).await.unwrap().scan_id;
+        let held = c.lease("w1", "A", 3, 0).await.unwrap();
+        (scan, held)
+    };
+    let c = open(dir.path(), config());
+    assert_eq!(c.lock().tasks.len(), 3, "only the leases are loaded");
+    let status = c.status(&scan).unwrap();
+    assert_eq!(
+        (
+            status.resolve.total,
+            status.resolve.leased,
+            status.resolve.pending
+        ),
+        (20, 3, 17)
+    );
+    let mut ids = Vec::new();
+    loop {
+        let leased = c.lease("w2", "A", 64, 0).await.unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        ids.extend(leased.into_iter().map(|l| l.task.id));
+    }
+    assert_eq!(ids.len(), 17);
+    assert!(
+        held.iter().all(|h| !ids.contains(&h.task.id)),
+        "a held lease was leased again"
+    );
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(c.expire_leases().await.unwrap(), 20);
+    let again: Vec<String> = c
+        .lease("w2", "A", 64, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.task.id)
+        .collect();
+    assert_eq!(again.len(), 20);
+    assert!(
+        held.iter().all(|h| again.contains(&h.task.id)),
+        "the expired leases of before the restart come back"
+    );
+}
+
+fn resolved(domain: &str, ips: impl Iterator<Item = IpAddr>) -> Record {
+    let mut dns = DnsResult::failed(DnsStatus::Ok, "");
+    dns.mx = vec![MxEntry {
+        preference: 10,
+        exchange: "mx.example".into(),
+        addresses: ips.collect(),
+        status: DnsStatus::Ok,
+    }];
+    dns.error = None;
+    Record::Domain(DomainRecord::new(domain.into(), dns))
+}
+
+#[tokio::test(start_paused = true)]
+async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let scan = c.submit(request(), lines(1)).await.unwrap().scan_id;
+    let task = c.lease("w1", "A", 1, 0).await.unwrap().remove(0);
+    // 40 addresses: more than one probe batch (32).
+    let ips = || (1..=40u8).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
+    let record = resolved("d0.example", ips());
+    c.report("w1", &task.task.id, 1, vec![record.clone()], false)
+        .await
+        .unwrap();
+    // A resend plans nothing twice.
+    c.report("w1", &task.task.id, 1, vec![record], true)
+        .await
+        .unwrap();
+    assert_eq!(c.store.count_claims(&scan).unwrap(), 40);
+    assert_eq!(c.status(&scan).unwrap().probe.total, 2);
+    loop {
+        let leased = c.lease("w1", "A", 8, 0).await.unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        for l in leased {
+            let TaskKind::Probe { targets } = &l.task.kind else {
+                panic!("a probe task");
+            };
+            let records = targets
+                .iter()
+                .map(|t| Record::Target(TargetRecord::new(t.ip, 25, t.mx_names.clone())))
+                .collect();
+            c.report("w1", &l.task.id, l.task.epoch, records, true)
+                .await
+                .unwrap();
+        }
+    }
+    let status = c.status(&scan).unwrap();
+    assert_eq!(
+        (status.target_records, status.meta.state),
+        (40, ScanState::Done)
+    );
+    assert_eq!(
+        c.store.count_claims(&scan).unwrap(),
+        0,
+        "claims pruned at the end"
+    );
+}
+
+#[tokio::test]
+async fn a_submission_over_the_byte_cap_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(
+        dir.path(),
+        CoordinatorConfig {
+            max_submit_bytes: 1_000,
+            ..config()
+        },
+    );
+    // 100 lines of 12-13 bytes: past 1,000 bytes.
+    let err = c.submit(request(), lines(100)).await.unwrap_err();
+    assert!(err.to_string().contains("at most 1000 bytes"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(c.store.scans().unwrap().is_empty());
+    // Under the cap it goes through.
+    c.submit(request(), lines(50)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_submission_over_the_line_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(
+        dir.path(),
+        CoordinatorConfig {
+            max_submit_lines: 10,
+            ..config()
+        },
+    );
+    let err = c.submit(request(), lines(11)).await.unwrap_err();
+    assert!(err.to_string().contains("at most 10 lines"), "{err}");
+    assert!(c.store.scans().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn duplicates_merge_in_the_store_and_invalid_lines_fail_the_whole_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let mut list = lines(5);
+    list.extend(lines(3));
+    list.push("# comment".into());
+    let submitted = c.submit(request(), list.clone()).await.unwrap();
+    assert_eq!((submitted.domains, submitted.duplicates), (5, 3));
+    list.push("not a domain!".into());
+    let err = c.submit(request(), list).await.unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::InvalidLine(l) if l.line == 10),
+        "{err}"
+    );
+    assert_eq!(c.store.scans().unwrap().len(), 1);
+}
