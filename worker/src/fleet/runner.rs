@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
-use super::pacing::{Limits, Pacer};
+use super::pacing::{Limits, PacedSessions, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
 use super::slots::{Claim, Slots};
 use super::uplink::{Batcher, UplinkSender};
@@ -238,7 +238,11 @@ impl Engine {
             tls,
             roots,
         )
-        .map_err(|e| RunError::Security(e.to_string()))?;
+        .map_err(|e| RunError::Security(e.to_string()))?
+        .with_pace(Arc::new(PacedSessions {
+            pacer: self.pacer.clone(),
+            limits: options.limits,
+        }));
         let context = Arc::new(ScanContext {
             options: options.clone(),
             prober,
