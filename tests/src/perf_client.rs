@@ -72,7 +72,8 @@ pub struct ClientRun {
 /// Probe every address of `targets` on `port` like a minimal MTA would
 /// (greeting, EHLO, STARTTLS, a rustls handshake trusting the lab's two
 /// certificates, EHLO, QUIT), `concurrency` at once, waiting `greeting`
-/// for the greeting and `greeting` for every other step.
+/// for the greeting, as long as mxscope for every other step and `2 ×
+/// greeting` for the whole session.
 pub async fn bare_starttls(
     targets: &[IpAddr],
     port: u16,
@@ -106,7 +107,8 @@ pub async fn bare_starttls(
         let connector = connector.clone();
         let addr = SocketAddr::new(*ip, port);
         running.spawn(async move {
-            let ok = tokio::time::timeout(greeting * 3, one(addr, &connector, greeting))
+            // The whole session: mxscope's `--timeout-session 2G`.
+            let ok = tokio::time::timeout(greeting * 2, one(addr, &connector, greeting))
                 .await
                 .is_ok_and(|r| r.is_ok());
             drop(permit);
@@ -123,19 +125,25 @@ pub async fn bare_starttls(
     Ok(run)
 }
 
-async fn one(addr: SocketAddr, connector: &TlsConnector, wait: Duration) -> anyhow::Result<()> {
-    let mut stream = tokio::time::timeout(wait, TcpStream::connect(addr)).await??;
-    expect(&mut stream, wait, b'2').await?;
+/// The bare client's waits: those `mxscope scan` has in the benchmarks
+/// (its defaults, `--timeout-greeting G --timeout-session 2G`).
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+const COMMAND_WAIT: Duration = Duration::from_secs(30);
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(20);
+
+async fn one(addr: SocketAddr, connector: &TlsConnector, greeting: Duration) -> anyhow::Result<()> {
+    let mut stream = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(addr)).await??;
+    expect(&mut stream, greeting, b'2').await?;
     stream.write_all(b"EHLO bench.perf.test\r\n").await?;
-    expect(&mut stream, wait, b'2').await?;
+    expect(&mut stream, COMMAND_WAIT, b'2').await?;
     stream.write_all(b"STARTTLS\r\n").await?;
-    expect(&mut stream, wait, b'2').await?;
+    expect(&mut stream, COMMAND_WAIT, b'2').await?;
     let name = ServerName::try_from("mx.perf.test")?;
-    let mut tls = tokio::time::timeout(wait, connector.connect(name, stream)).await??;
+    let mut tls = tokio::time::timeout(HANDSHAKE_WAIT, connector.connect(name, stream)).await??;
     tls.write_all(b"EHLO bench.perf.test\r\n").await?;
-    expect(&mut tls, wait, b'2').await?;
+    expect(&mut tls, COMMAND_WAIT, b'2').await?;
     tls.write_all(b"QUIT\r\n").await?;
-    expect(&mut tls, wait, b'2').await?;
+    expect(&mut tls, COMMAND_WAIT, b'2').await?;
     Ok(())
 }
 

@@ -63,14 +63,15 @@ impl Population {
     /// The mode of address `i`.
     pub fn mode(&self, i: usize) -> Mode {
         // Evenly spread: address i is a tarpit when the running share of
-        // tarpits among 0..=i steps up at i.
-        let step = |permille: u32, i: usize| {
+        // tarpits among 0..=i steps up at i; refusals step half a period
+        // later, so the two rarely meet.
+        let step = |permille: u32, i: usize, offset: usize| {
             let p = permille.min(1000) as usize;
-            (i + 1) * p / 1000 != i * p / 1000
+            ((i + 1) * p + offset) / 1000 != (i * p + offset) / 1000
         };
-        if step(self.tarpit_permille, i) {
+        if step(self.tarpit_permille, i, 0) {
             Mode::Tarpit
-        } else if step(self.refuse_permille, i) {
+        } else if step(self.refuse_permille, i, 500) {
             Mode::Refuse
         } else if i % 2 == 0 {
             Mode::Fast(CertKind::Rsa2048)
