@@ -11,6 +11,7 @@ mod dane;
 mod deploy;
 mod dns;
 mod exim;
+mod extra_sessions;
 mod first_flight;
 mod hostile;
 mod legacy;

@@ -247,7 +247,7 @@ fn leaf_params(
 }
 
 /// Set the validity (rcgen keeps its `time` types to itself: count from the epoch).
-fn set_validity(
+pub(crate) fn set_validity(
     params: &mut CertificateParams,
     not_before: SystemTime,
     not_after: SystemTime,
@@ -333,7 +333,7 @@ fn genrsa_all(jobs: &[(PathBuf, u32)]) -> anyhow::Result<()> {
 }
 
 /// One fresh RSA key as PKCS#8 PEM.
-fn genrsa_pem(bits: u32) -> anyhow::Result<String> {
+pub(crate) fn genrsa_pem(bits: u32) -> anyhow::Result<String> {
     let out = genrsa_cmd(bits)
         .output()
         .context("running openssl genpkey (is openssl installed?)")?;

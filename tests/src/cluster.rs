@@ -187,6 +187,10 @@ impl WorkerProcess {
         self.daemon.kill9();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
     /// SIGTERM, then wait.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         self.daemon.terminate(Duration::from_secs(30))

@@ -26,6 +26,11 @@
 //! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
 //! - [`busy`]: `421` to the first sessions, then a proxy to Postfix.
 //! - [`perf`]: the performance lab (a generated zone, one tarpit per address).
+//! - [`perf_smtp`]: its SMTP server (tokio-rustls; fast, tarpit and `421`
+//!   addresses, RSA and ECDSA certificates made at start); [`perf_lab`] those
+//!   servers as child processes; [`perf_client`] the benchmarks' baselines
+//!   (a bare STARTTLS client, raw DNS, CPU and RSS readers); [`perf_bench`]
+//!   the benchmarks of `mxscope-perf-lab`.
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
@@ -44,6 +49,10 @@ pub mod nginx;
 pub mod opensmtpd;
 pub mod ops;
 pub mod perf;
+pub mod perf_bench;
+pub mod perf_client;
+pub mod perf_lab;
+pub mod perf_smtp;
 pub mod plan;
 pub mod postfix;
 pub mod probing;

@@ -1,7 +1,9 @@
-//! The performance lab: a generated zone of many domains, each with its own
-//! MX address on `127.3.0.0/16`, served by Debian's Unbound on
-//! [`PERF_DNS_ADDR`], and a tarpit that binds every one of those addresses
-//! explicitly (port [`PERF_SMTP_PORT`]), accepts and never greets.
+//! The performance lab: a generated zone of up to [`MAX_DOMAINS`] domains,
+//! each with its own MX address on `127.3.0.0/16`, `127.4.0.0/16` and
+//! `127.5.0.0/16`, served by Debian's Unbound on [`PERF_DNS_ADDR`], and a
+//! tarpit that binds every one of those addresses explicitly (port
+//! [`PERF_SMTP_PORT`]), accepts and never greets ([`crate::perf_smtp`] is
+//! the lab's full SMTP server).
 //!
 //! Loopback only, like the rest of the lab; run it inside a network
 //! namespace of your own (the addresses are fixed).
@@ -10,7 +12,6 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +27,11 @@ pub const PERF_DNS_ADDR: &str = "127.0.0.1:5399";
 pub const PERF_SMTP_PORT: u16 = 2525;
 /// The zone of the generated domains.
 pub const PERF_ZONE: &str = "perf.test";
-/// Most domains the address plan holds (`127.3.0.1` … `127.3.249.250`).
-pub const MAX_DOMAINS: usize = 250 * 250;
-/// Longest a tarpit keeps a connection.
-const TARPIT_HOLD: Duration = Duration::from_secs(600);
+/// Domains per /16 of the address plan (`127.N.0.1` … `127.N.249.250`).
+const PER_BLOCK: usize = 250 * 250;
+/// Most domains the address plan holds: `127.3/16` to `127.5/16`.
+pub const MAX_DOMAINS: usize = 3 * PER_BLOCK;
+use crate::perf_smtp::TARPIT_HOLD;
 
 /// Domain `i` of the zone.
 pub fn domain(i: usize) -> String {
@@ -38,8 +40,10 @@ pub fn domain(i: usize) -> String {
 
 /// The MX address of domain `i` (one address per domain).
 pub fn address(i: usize) -> IpAddr {
+    let block = (i / PER_BLOCK) as u8;
+    let i = i % PER_BLOCK;
     let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 1);
-    IpAddr::V4(Ipv4Addr::new(127, 3, hi, lo))
+    IpAddr::V4(Ipv4Addr::new(127, 3 + block, hi, lo))
 }
 
 /// Unbound serving `domains` generated domains: `d<i>` has `MX 10 mx<i>`,
@@ -52,11 +56,15 @@ pub struct PerfDns {
 
 impl PerfDns {
     pub fn start(dir: &Path, domains: usize) -> anyhow::Result<Self> {
+        Self::start_on(dir, domains, PERF_DNS_ADDR.parse()?)
+    }
+
+    /// The same on `addr` (a test beside another one's perf lab).
+    pub fn start_on(dir: &Path, domains: usize, addr: SocketAddr) -> anyhow::Result<Self> {
         anyhow::ensure!(
             domains <= MAX_DOMAINS,
             "at most {MAX_DOMAINS} domains fit the address plan"
         );
-        let addr: SocketAddr = PERF_DNS_ADDR.parse()?;
         std::fs::create_dir_all(dir)?;
         let d = dir.display();
         let mut conf = format!(
@@ -118,7 +126,8 @@ impl PerfDns {
     }
 }
 
-/// Wait until something answers a DNS query on `addr` (10 s at most).
+/// Wait until something answers a DNS query on `addr` (60 s at most: a
+/// zone of 100,000 domains takes Unbound a while to load).
 fn wait_for_udp(addr: SocketAddr) -> anyhow::Result<()> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -129,7 +138,7 @@ fn wait_for_udp(addr: SocketAddr) -> anyhow::Result<()> {
         query.extend_from_slice(label.as_bytes());
     }
     query.extend_from_slice(&[0, 0, 6, 0, 1]);
-    for _ in 0..50 {
+    for _ in 0..300 {
         let _ = socket.send_to(&query, addr);
         let mut buf = [0u8; 512];
         if let Ok((n, _)) = socket.recv_from(&mut buf) {
@@ -141,25 +150,8 @@ fn wait_for_udp(addr: SocketAddr) -> anyhow::Result<()> {
     anyhow::bail!("unbound did not answer on {addr}")
 }
 
-/// Connections a tarpit holds now and at most.
-#[derive(Debug, Default)]
-pub struct Gauge {
-    open: AtomicUsize,
-    peak: AtomicUsize,
-    accepted: AtomicUsize,
-}
-
-impl Gauge {
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
-    }
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
+/// Connections a tarpit holds now and at most (the lab server's counters).
+pub type Gauge = crate::perf_smtp::Stats;
 
 /// Bind every address of `addrs` on `port` (explicitly, one listener each)
 /// and hold every connection without a byte until the client closes it.
@@ -171,23 +163,22 @@ pub async fn tarpit(addrs: &[IpAddr], port: u16) -> anyhow::Result<Arc<Gauge>> {
             .await
             .with_context(|| format!("binding the tarpit on {addr}"))?;
         let gauge = gauge.clone();
+        let target = *ip;
         tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
+                let Ok((mut stream, peer)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
                 let gauge = gauge.clone();
-                gauge.accepted.fetch_add(1, Ordering::Relaxed);
-                let now = gauge.open.fetch_add(1, Ordering::Relaxed) + 1;
-                gauge.peak.fetch_max(now, Ordering::Relaxed);
+                gauge.opened(target, peer.ip());
                 tokio::spawn(async move {
                     let mut buf = [0u8; 512];
                     let _ = tokio::time::timeout(TARPIT_HOLD, async {
                         while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
                     })
                     .await;
-                    gauge.open.fetch_sub(1, Ordering::Relaxed);
+                    gauge.closed();
                 });
             }
         });
@@ -205,8 +196,13 @@ mod tests {
         assert_eq!(address(249), IpAddr::V4(Ipv4Addr::new(127, 3, 0, 250)));
         assert_eq!(address(250), IpAddr::V4(Ipv4Addr::new(127, 3, 1, 1)));
         assert_eq!(
-            address(MAX_DOMAINS - 1),
+            address(PER_BLOCK - 1),
             IpAddr::V4(Ipv4Addr::new(127, 3, 249, 250))
+        );
+        assert_eq!(address(PER_BLOCK), IpAddr::V4(Ipv4Addr::new(127, 4, 0, 1)));
+        assert_eq!(
+            address(MAX_DOMAINS - 1),
+            IpAddr::V4(Ipv4Addr::new(127, 5, 249, 250))
         );
     }
 }

@@ -18,6 +18,7 @@
 //!   verdict) and TLS-RPT (RFC 8460) records.
 //! - [`security`]: those checks wired into a run (`--security`).
 //! - [`probe`]: one domain or one target, end to end, into records.
+//! - [`pace`]: the turn a probe awaits before each further session to its IP.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
 //! - [`config`]: probe options shared by the CLI and the fleet.
 //! - [`limits`]: the open-file limit checked against `--concurrency`.
@@ -38,6 +39,7 @@ pub mod legacy;
 pub mod limits;
 pub mod metrics;
 pub mod mtasts;
+pub mod pace;
 pub mod probe;
 pub mod rdns;
 pub mod security;

@@ -24,6 +24,7 @@ use crate::dns::MxResolver;
 use crate::first_flight;
 use crate::legacy::{self, LegacyVersion};
 use crate::mtasts::mx_tls_facts;
+use crate::pace::SessionPace;
 use crate::security::{DomainFacts, PolicyRoots, SecurityChecks, SecuritySetupError};
 use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
 use crate::smtp::driver::{self, record_timing, Conn, Driven};
@@ -40,6 +41,9 @@ pub struct Prober {
     pub tls: TlsContext,
     /// Built from `config.security` by [`Self::with_checks`]; `None` = off.
     pub security: Option<Arc<SecurityChecks>>,
+    /// Awaited before every session after a target's first (legacy
+    /// versions, a certificate per name, the first flight); `None` = none.
+    pub pace: Option<Arc<dyn SessionPace>>,
 }
 
 impl Prober {
@@ -49,7 +53,15 @@ impl Prober {
             config: Arc::new(config),
             tls,
             security: None,
+            pace: None,
         }
+    }
+
+    /// The same prober, pacing every extra session to an IP by `pace`.
+    #[must_use]
+    pub fn with_pace(mut self, pace: Arc<dyn SessionPace>) -> Self {
+        self.pace = Some(pace);
+        self
     }
 
     /// A prober running the security checks when `config.security` is set;
@@ -67,6 +79,7 @@ impl Prober {
             config: Arc::new(config),
             tls,
             security,
+            pace: None,
         })
     }
 
@@ -394,8 +407,13 @@ impl Prober {
         }
     }
 
-    /// A fresh session up to STARTTLS's 220, for a legacy-version probe.
+    /// A fresh session up to STARTTLS's 220, for a legacy-version probe, a
+    /// certificate per name or the first flight; it waits for its turn
+    /// ([`Self::pace`]) first.
     async fn open_after_starttls(&self, ip: IpAddr) -> Result<Conn<tokio::net::TcpStream>, End> {
+        if let Some(pace) = &self.pace {
+            pace.turn(ip).await;
+        }
         let cfg = &self.config;
         let deadline = Instant::now() + cfg.timeouts.session;
         let addr = SocketAddr::new(ip, cfg.port);

@@ -1,17 +1,31 @@
-//! `mxscope-perf-lab`: the session-scheduling benchmark (not a test).
+//! `mxscope-perf-lab`: the performance lab's benchmarks (not tests). Each
+//! prints mxscope's number beside a baseline measured in the same run; see
+//! `mxscope_tests::perf_bench` and the README's Benchmarks section.
 //!
-//! `mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
-//! (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
-//! `--network-rate 0 --vantage-rate 0` to measure without pacing): DOMAINS generated domains, each with its own MX
-//! address, every address accepting and never greeting. Runs
-//! `target/release/mxscope scan --concurrency C --timeout-greeting Ts` on the
-//! list and prints the wall time, the DNS phase, the sessions in flight
-//! (sampled every 100 ms at the tarpit) and the goal
-//! `1.3 × greeting timeout + DNS phase`.
+//! - `tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
+//!   (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
+//!   `--network-rate 0 --vantage-rate 0` to measure without pacing):
+//!   DOMAINS generated domains, each with its own MX address, every address
+//!   accepting and never greeting. Runs `mxscope scan --concurrency C
+//!   --timeout-greeting Ts` and prints the wall time, the DNS phase, the
+//!   sessions in flight (sampled every 100 ms at the tarpit) and the goal
+//!   `1.3 × greeting timeout + DNS phase`.
+//! - `throughput [DOMAINS] [GREETING_TIMEOUT_S]` (20000 5): targets/s at
+//!   concurrency 1,000 and 10,000, all fast and with 5 % tarpits, beside a
+//!   bare STARTTLS client; sessions in flight while targets remain.
+//! - `cpu [N]` (2000): worker CPU per STARTTLS probe / a bare rustls
+//!   client's per handshake, RSA-2048 and ECDSA P-256.
+//! - `rss [SESSIONS]` (10000): worker RSS per in-flight tarpitted session.
+//! - `dns [DOMAINS] [IN_FLIGHT]` (100000 256): lookups/s and per CPU-second.
+//! - `openssl [DOMAINS] [SAMPLE] [CONCURRENCY]` (100000 1000 10000): the
+//!   seed's serial `openssl s_client` loop, extrapolated, beside `mxscope
+//!   scan` of the whole lab.
+//! - `serve …`, `client …`: the lab's server processes and the bare client
+//!   (started by the benchmarks).
 //!
 //! Run inside a network namespace of your own (fixed loopback addresses):
 //! `cargo build --release --workspace --bins && ip netns exec NS
-//! target/release/mxscope-perf-lab tarpit 5000 5000 15`.
+//! target/release/mxscope-perf-lab throughput`.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -19,16 +33,53 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mxscope_tests::cluster::bin;
 use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
+use mxscope_tests::{perf_bench, perf_lab};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+const USAGE: &str =
+    "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]
+       mxscope-perf-lab throughput [DOMAINS] [GREETING_TIMEOUT_S]
+       mxscope-perf-lab cpu [N]
+       mxscope-perf-lab rss [SESSIONS]
+       mxscope-perf-lab dns [DOMAINS] [IN_FLIGHT]
+       mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]";
+
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("tarpit") => {}
-        _ => anyhow::bail!(
-            "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S]"
-        ),
-    }
+    let command = args.first().map(String::as_str).unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default().to_vec();
+    // The lab's server processes share two cores with everything else: one
+    // thread each.
+    let runtime = if command == "serve" {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    let arg = |i: usize, default: usize| -> anyhow::Result<usize> {
+        rest.get(i)
+            .map_or(Ok(default), |a| a.parse().context(USAGE))
+    };
+    runtime.block_on(async {
+        match command {
+            "tarpit" => tarpit(&args).await,
+            "throughput" => perf_bench::throughput(arg(0, 20_000)?, arg(1, 5)? as u64).await,
+            "cpu" => perf_bench::cpu(arg(0, 2_000)?).await,
+            "rss" => perf_bench::rss(arg(0, 10_000)?).await,
+            "dns" => perf_bench::dns(arg(0, 100_000)?, arg(1, 256)?).await,
+            "openssl" => {
+                perf_bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await
+            }
+            "serve" => perf_lab::serve_part(&rest).await,
+            "client" => perf_bench::client(&rest).await,
+            _ => anyhow::bail!(USAGE),
+        }
+    })
+}
+
+async fn tarpit(args: &[String]) -> anyhow::Result<()> {
     let domains: usize = args.get(1).map_or(Ok(5000), |a| a.parse())?;
     let concurrency: usize = args.get(2).map_or(Ok(5000), |a| a.parse())?;
     let greeting_s: u64 = args.get(3).map_or(Ok(15), |a| a.parse())?;

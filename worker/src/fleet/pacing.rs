@@ -8,11 +8,15 @@
 //! the per-network rate of one worker is the fleet's.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::pace::SessionPace;
 
 /// Default gap between two sessions to one IP.
 pub const DEFAULT_IP_GAP: Duration = mxscope_common::options::defaults::IP_GAP;
@@ -50,15 +54,23 @@ pub fn spacing_of_milli(rate_milli: u32) -> Option<Duration> {
 
 use mxscope_common::politeness::network_of as network;
 
-/// The next free instant of each IP, network and of the worker.
+/// The next free instant of each IP and network, and the worker's calendar.
 #[derive(Debug, Default)]
 struct Schedule {
     ips: HashMap<IpAddr, Instant>,
     networks: HashMap<(u8, u128), Instant>,
-    worker: Option<Instant>,
+    worker: Option<Calendar>,
 }
 
 /// Session admission by the limits.
+///
+/// A session first waits for its IP's turn (nothing is reserved meanwhile),
+/// then reserves the earliest start its network allows and takes the first
+/// free place at or after it in the worker's calendar. The worker cap is a
+/// calendar, not a "next free" pointer: a session held back by its crowded
+/// network takes a later place and leaves the earlier ones to sessions of
+/// other networks (with a pointer, one crowded /24 would pace the whole
+/// worker at that network's rate).
 #[derive(Debug, Default)]
 pub struct Pacer {
     schedule: Mutex<Schedule>,
@@ -68,8 +80,17 @@ impl Pacer {
     /// Reserve the earliest start for a session to `ip` under `limits` and
     /// wait until then.
     pub async fn admit(&self, ip: IpAddr, limits: &Limits) {
+        if let Some(turn) = self.ip_turn(ip, Instant::now()) {
+            tokio::time::sleep_until(turn).await;
+        }
         let start = self.reserve(ip, limits, Instant::now());
         tokio::time::sleep_until(start).await;
+    }
+
+    /// When `ip` may have its next session, if that is after `now`.
+    fn ip_turn(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        let s = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
+        s.ips.get(&ip).copied().filter(|next| *next > now)
     }
 
     /// The start reserved for a session to `ip` asked for at `now`.
@@ -92,11 +113,17 @@ impl Pacer {
                 start = start.max(*next);
             }
         }
-        let worker_gap = limits.worker_spacing;
-        if worker_gap.is_some() {
-            if let Some(next) = s.worker {
-                start = start.max(next);
-            }
+        if let Some(spacing) = limits.worker_spacing {
+            let calendar = match &mut s.worker {
+                Some(calendar) if calendar.spacing == spacing => calendar,
+                other => {
+                    // First use, or another scan's share: a new grid that
+                    // starts after every place of the old one.
+                    let from = other.as_ref().map_or(now, |c| c.latest.max(now));
+                    other.insert(Calendar::new(spacing, from))
+                }
+            };
+            start = calendar.take(start, now);
         }
         if !limits.ip_gap.is_zero() {
             // The gap counts from this session's start; sessions to one IP
@@ -106,9 +133,86 @@ impl Pacer {
         if let Some(gap) = network_gap {
             s.networks.insert(net, start + gap);
         }
-        if let Some(gap) = worker_gap {
-            s.worker = Some(start + gap);
+        start
+    }
+}
+
+/// The pacer as the probe's [`SessionPace`]: a target's extra sessions
+/// (legacy versions, a certificate per name, the first flight) wait for
+/// their turn under the scan's limits like its first one.
+#[derive(Debug)]
+pub struct PacedSessions {
+    pub pacer: Arc<Pacer>,
+    pub limits: Limits,
+}
+
+impl SessionPace for PacedSessions {
+    fn turn(&self, ip: IpAddr) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.pacer.admit(ip, &self.limits))
+    }
+}
+
+/// Starts on a grid `spacing` apart, at most one session per place: the
+/// worker's share of the vantage's sessions-per-second cap.
+#[derive(Debug)]
+struct Calendar {
+    spacing: Duration,
+    epoch: Instant,
+    /// Taken places → a place at or before the next free one (a
+    /// union-find over places, so a long run of taken places is skipped at
+    /// once).
+    taken: HashMap<u64, u64>,
+    /// The latest start handed out.
+    latest: Instant,
+    /// Size at which taken places before "now" are dropped.
+    prune_at: usize,
+}
+
+impl Calendar {
+    fn new(spacing: Duration, epoch: Instant) -> Self {
+        Self {
+            spacing: spacing.max(Duration::from_nanos(1)),
+            epoch,
+            taken: HashMap::new(),
+            latest: epoch,
+            prune_at: MAX_TRACKED,
         }
+    }
+
+    fn place_at_or_after(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(since.div_ceil(self.spacing.as_nanos())).unwrap_or(u64::MAX)
+    }
+
+    fn start_of(&self, place: u64) -> Instant {
+        let nanos = self.spacing.as_nanos().saturating_mul(u128::from(place));
+        self.epoch + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Take the first free place at or after `earliest`; its start.
+    fn take(&mut self, earliest: Instant, now: Instant) -> Instant {
+        if self.taken.len() > self.prune_at {
+            // Places only point forward: those before now are never asked again.
+            let current = self.place_at_or_after(now);
+            self.taken.retain(|place, _| *place >= current);
+            self.prune_at = MAX_TRACKED.max(2 * self.taken.len());
+        }
+        let wanted = self.place_at_or_after(earliest);
+        let mut free = wanted;
+        while let Some(next) = self.taken.get(&free) {
+            free = *next;
+        }
+        // Path compression: every place walked now points at `free`.
+        let mut place = wanted;
+        while place != free {
+            let Some(next) = self.taken.insert(place, free) else {
+                break;
+            };
+            place = next;
+        }
+        self.taken.insert(free, free.saturating_add(1));
+        let start = self.start_of(free);
+        self.latest = self.latest.max(start);
         start
     }
 }
@@ -165,6 +269,29 @@ mod tests {
             .map(|i| pacer.reserve(ip(&format!("203.0.{i}.1")), &capped, t0))
             .collect();
         assert_eq!(starts[4], t0 + Duration::from_millis(400));
+
+        // A crowded network does not pace the whole worker: 250 sessions
+        // to one /24 at 10/s take 25 s, and a session to another /24 still
+        // gets the worker's next free place (regression: the worker cap
+        // was a pointer, pushed to 25 s by the crowded network).
+        let both = Limits {
+            ip_gap: Duration::from_secs(1),
+            network_spacing: spacing_of_milli(10_000),
+            worker_spacing: spacing_of_milli(100_000),
+        };
+        let pacer = Pacer::default();
+        let mut starts: Vec<Instant> = (1..=250)
+            .map(|i| pacer.reserve(ip(&format!("192.0.2.{i}")), &both, t0))
+            .collect();
+        assert_eq!(starts[249], t0 + Duration::from_millis(24_900));
+        let other = pacer.reserve(ip("198.51.100.1"), &both, t0);
+        assert_eq!(other, t0 + Duration::from_millis(10));
+        // ... and the worker cap still holds: no two starts closer than 10 ms.
+        starts.push(other);
+        starts.sort();
+        assert!(starts
+            .windows(2)
+            .all(|w| w[1] - w[0] >= Duration::from_millis(10)));
 
         // admit() waits for the reservation.
         let pacer = Pacer::default();

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
-use super::pacing::{self, Limits, Pacer};
+use super::pacing::{self, Limits, PacedSessions, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
 use super::slots::{Claim, Slots};
 use super::uplink::{Batcher, UplinkSender};
@@ -245,7 +245,11 @@ impl Engine {
         let config = probe_config(options, self.bind, &self.resolvers_override)?;
         let exclusions = options.exclusion_list()?;
         let prober = Prober::with_checks(config, tls, roots)
-            .map_err(|e| RunError::Security(e.to_string()))?;
+            .map_err(|e| RunError::Security(e.to_string()))?
+            .with_pace(Arc::new(PacedSessions {
+                pacer: self.pacer.clone(),
+                limits: limits(options),
+            }));
         let context = Arc::new(ScanContext {
             options: options.clone(),
             prober,
