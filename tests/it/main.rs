@@ -13,6 +13,7 @@ mod dns;
 mod exim;
 mod first_flight;
 mod hostile;
+mod layout;
 mod legacy;
 mod mtas;
 mod mtasts;
