@@ -5,7 +5,8 @@
 //! - [`record`]: versioned JSON records (`kind: domain` / `kind: target`) and
 //!   the enums inside them (outcome, phase, verification, version support).
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
-//!   flight, key exchange, suite per version, certificate per MX name).
+//!   flight, key exchange, suite per version, certificate per MX name,
+//!   certificate verification).
 //! - [`proto`]: the generated gRPC code; [`convert`]: proto ⇄ domain types.
 //! - [`encoding`]: hex and base64 text of bytes, for every crate.
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
@@ -17,6 +18,10 @@
 //!   and retry attempts are target-record fields, re-exported there).
 //! - [`mtasts`]: MTA-STS evaluation, a pure function over records (the
 //!   worker after its probes, the report for a stored policy-only verdict).
+//! - [`security_dns`], [`security_policy`]: the record types of the security
+//!   checks (DNSSEC, DANE, reverse DNS; MTA-STS, TLS-RPT).
+//! - [`units`]: durations, dates and times as the command lines and records
+//!   write them.
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
