@@ -5,7 +5,8 @@
 //! - [`record`]: versioned JSON records (`kind: domain` / `kind: target`) and
 //!   the enums inside them (outcome, phase, verification, version support).
 //! - [`tls_facts`]: how a TLS session came about (handshake failure, first
-//!   flight, key exchange, suite per version, certificate per MX name).
+//!   flight, key exchange, suite per version, certificate per MX name,
+//!   certificate verification).
 //! - [`encoding`]: hex and base64 text of bytes, for every crate.
 //! - [`options`]: the scan/probe options type and every default;
 //!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
@@ -23,6 +24,10 @@
 //!   worker after its probes, the report for a stored policy-only verdict).
 //! - [`tally`]: sessions, exclusions, retries and the resolver check per
 //!   vantage, counted over records (the report and the store).
+//! - [`security_dns`], [`security_policy`]: the record types of the security
+//!   checks (DNSSEC, DANE, reverse DNS; MTA-STS, TLS-RPT).
+//! - [`units`]: durations, dates and times as the command lines and records
+//!   write them.
 //! - [`ops`]: the operations listener (`/metrics`, `/healthz`, `/readyz`);
 //!   [`telemetry`]: log set-up shared by the command lines;
 //!   [`cli_args`]: the flag groups, secrets, resolver parser and signal

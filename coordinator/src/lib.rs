@@ -7,6 +7,7 @@
 //! - [`service`]: the coordinator itself: store + scheduler + time.
 //! - [`networks`]: one worker per network (/24, /48) and vantage at a time.
 //! - [`exclusion`]: the coordinator's reloadable exclusion list joined with each scan's.
+//! - [`report`]: reports streamed over the store, and their renderings.
 //! - [`grpc`]: thin tonic adapters, authentication, TLS, gRPC health.
 //! - [`metrics`]: Prometheus families (`--metrics-listen`); [`readiness`]:
 //!   `/readyz` and the state gauges read from the coordinator at scrape time.

@@ -1,6 +1,7 @@
 //! End-to-end tests against the lab (real Postfix, Exim, Unbound, fakes).
 //! Run as root after `tests/lab/install.sh`: see the README.
 
+mod bounds;
 mod cli;
 mod cluster;
 mod cluster_api;
@@ -14,6 +15,7 @@ mod exim;
 mod extra_sessions;
 mod first_flight;
 mod hostile;
+mod layout;
 mod legacy;
 mod mtas;
 mod mtasts;

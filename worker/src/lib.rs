@@ -1,7 +1,8 @@
 //! The mxscope worker: everything that measures.
 //!
 //! Layout:
-//! - [`dns`]: MX resolution (hickory-resolver): null MX, implicit MX, A/AAAA.
+//! - [`dns`]: MX resolution (hickory-resolver): null MX, implicit MX, A/AAAA;
+//!   the resolver set-up every resolver of the worker shares.
 //! - [`dnssec`], [`dane`], [`rdns`]: DNSSEC status, DANE for SMTP (RFC 7672),
 //!   reverse DNS with forward confirmation; [`dnssec_check`] the resolver
 //!   self-check, [`dnssec_diagnose`] why a validation failed (bogus or
@@ -10,17 +11,19 @@
 //! - [`tls`]: the rustls handshake with a recording (never rejecting) verifier.
 //! - [`tls_signature`]: a handshake signature by another key than the
 //!   certificate's fails the handshake; weak keys are tolerated.
-//! - [`cert`]: certificate analysis (x509-parser) and name matching.
+//! - [`cert`]: certificate analysis (x509-parser): facts, key and signature
+//!   names, self-signature, RFC 6125 name matching.
 //! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
 //! - [`first_flight`]: TLS facts from the server's first flight when rustls
 //!   cannot complete (legacy-only servers).
-//! - [`mtasts`], [`tlsrpt`]: MTA-STS (RFC 8461: TXT, HTTPS policy, per-MX
-//!   verdict) and TLS-RPT (RFC 8460) records.
+//! - [`mtasts`], [`tlsrpt`]: MTA-STS (RFC 8461: TXT, HTTPS policy; the per-MX
+//!   verdict is `mxscope_common::mtasts`) and TLS-RPT (RFC 8460) records.
 //! - [`security`]: those checks wired into a run (`--security`).
 //! - [`probe`]: one domain or one target, end to end, into records.
 //! - [`pace`]: the turn a probe awaits before each further session to its IP.
 //! - [`summary`]: the readable per-domain text of `mxscope-worker probe`.
-//! - [`config`]: probe options shared by the CLI and the fleet.
+//! - [`config`]: probe options shared by the CLI and the fleet (the SMTP
+//!   timeouts are [`smtp::driver::Timeouts`], re-exported there).
 //! - [`limits`]: the open-file limit checked against `--concurrency`.
 //! - [`fleet`]: the coordinator client: register, lease, run tasks, report results.
 //! - [`metrics`]: Prometheus families and readiness of `work` (`--metrics-listen`).
