@@ -17,9 +17,9 @@ use crate::security_dns::ResolverCheck;
 /// The politeness section of one vantage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Politeness {
-    /// SMTP sessions opened: every attempt of every target, plus one per
-    /// legacy version tested. (Per-name certificate sessions are not in the
-    /// records yet.)
+    /// SMTP sessions opened: every attempt of every target, and in the last
+    /// one each legacy version, certificate-per-name and first-flight
+    /// session (the record's `sessions`).
     pub sessions: u64,
     /// Targets with at least one session.
     pub targets_contacted: u64,
@@ -37,7 +37,9 @@ pub struct Politeness {
     pub still_rate_limited: u64,
 }
 
-/// The sessions a target record stands for.
+/// The sessions a target record stands for: earlier attempts (one each)
+/// plus the sessions of the last one, as the worker counted them (records
+/// without the count: one per legacy version tested).
 pub fn sessions_of(record: &TargetRecord) -> u64 {
     if record.outcome == Outcome::Skipped {
         return 0;
@@ -46,6 +48,9 @@ pub fn sessions_of(record: &TargetRecord) -> u64 {
         .retries
         .as_ref()
         .map_or(1, |r| r.attempts.len().max(1) as u64);
+    if record.sessions > 0 {
+        return attempts - 1 + u64::from(record.sessions);
+    }
     let p = &record.protocols;
     let legacy = [p.ssl3, p.tls1_0, p.tls1_1]
         .into_iter()
@@ -230,6 +235,27 @@ mod tests {
             signed_name_rrsig: None,
             detail: if usable { "fine" } else { "broken" }.into(),
         }
+    }
+
+    #[test]
+    fn the_workers_session_count_is_used_when_recorded() {
+        let mut counted = target(Outcome::StarttlsOk);
+        counted.sessions = 6;
+        counted.protocols.tls1_0 = VersionSupport::NotSupported;
+        assert_eq!(sessions_of(&counted), 6);
+        let attempt = Attempt {
+            outcome: Outcome::GreetingRefused,
+            phase: Phase::Greeting,
+            code: Some(421),
+            detail: None,
+            at_ms: 0,
+        };
+        counted.retries = Some(Retries {
+            attempts: vec![attempt.clone(), attempt],
+            after_retry: true,
+            still_limited: false,
+        });
+        assert_eq!(sessions_of(&counted), 1 + 6, "one earlier attempt");
     }
 
     #[test]

@@ -91,6 +91,9 @@ async fn legacy_sessions_to_one_ip_keep_the_ip_gap() {
             .collect();
         times.sort();
         assert_eq!(times.len(), 5, "{ip}: main + SSLv3, TLS 1.0, 1.1, 1.2");
+        // The record counts what the server saw (the report's politeness
+        // and `status` add it up).
+        assert_eq!(record["sessions"], 5, "{record}");
         // 1 s apart (the server stamps accepts: 100 ms of slack).
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];

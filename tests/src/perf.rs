@@ -207,14 +207,8 @@ mod tests {
     }
 }
 
-/// One session seen by the [`recorder`]: the address it reached, the
-/// client's address, and when.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    pub target: IpAddr,
-    pub client: IpAddr,
-    pub at: std::time::Instant,
-}
+/// One session seen by the [`recorder`] (or the lab SMTP server).
+pub use crate::perf_smtp::Seen;
 
 /// Bind every address of `addrs` on `port`; answer every session with
 /// `421` and close it, recording who came when.

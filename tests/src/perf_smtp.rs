@@ -20,6 +20,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::scripts::{self, Leaf};
 
+/// One session seen by a counting server: the address it reached, the
+/// client's address, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub target: IpAddr,
+    pub client: IpAddr,
+    pub at: std::time::Instant,
+}
+
 /// Longest command line read; a longer one ends the session.
 pub const MAX_LINE: usize = 1024;
 /// Most commands per session (before and inside TLS together).
@@ -156,7 +165,7 @@ pub struct Stats {
     accepted: AtomicUsize,
     handshakes: AtomicUsize,
     /// Who came to which address when (the first [`MAX_SEEN`]).
-    pub seen: Mutex<Vec<crate::perf::Seen>>,
+    pub seen: Mutex<Vec<Seen>>,
 }
 
 impl Stats {
@@ -182,7 +191,7 @@ impl Stats {
         self.peak.fetch_max(now, Ordering::Relaxed);
         if let Ok(mut seen) = self.seen.lock() {
             if seen.len() < MAX_SEEN {
-                seen.push(crate::perf::Seen {
+                seen.push(Seen {
                     target,
                     client,
                     at: Instant::now(),

@@ -123,6 +123,7 @@ impl Prober {
         let addr = SocketAddr::new(record.ip, cfg.port);
         let mut transcript = Transcript::default();
         let connect_started = Instant::now();
+        record.sessions += 1;
         let stream = match driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await {
             Ok(stream) => stream,
             Err(end) => {
@@ -272,6 +273,7 @@ impl Prober {
         sni: &str,
         modern: &HandshakeError,
     ) -> Option<Vec<Vec<u8>>> {
+        record.sessions += 1;
         let mut conn = self.open_after_starttls(record.ip).await.ok()?;
         let remaining = conn.deadline.saturating_duration_since(Instant::now());
         let timeout = self.config.timeouts.handshake.min(remaining);
@@ -338,6 +340,7 @@ impl Prober {
                 from_main(NameCheck::NotChecked)
             } else {
                 extra += 1;
+                record.sessions += 1;
                 match self.name_session(record.ip, name, main.source).await {
                     Some(facts) => NameCertificate {
                         name_match: facts.name_match.get(name).copied(),
@@ -388,6 +391,7 @@ impl Prober {
             if *protocol_slot(record, version) == VersionSupport::Supported {
                 continue;
             }
+            record.sessions += 1;
             let (support, detail) = match self.open_after_starttls(record.ip).await {
                 Ok(mut conn) => {
                     let remaining = conn.deadline.saturating_duration_since(Instant::now());

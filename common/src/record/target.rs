@@ -79,6 +79,16 @@ pub struct TargetRecord {
     /// Present when the target was retried (421, 4xx, reset before greeting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+    /// SMTP sessions (TCP connections) the final attempt opened to this IP:
+    /// the main session plus each legacy version, certificate-per-name and
+    /// first-flight session (earlier attempts are in `retries`). 0 in
+    /// records of workers that did not count.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TargetRecord {
@@ -111,6 +121,7 @@ impl TargetRecord {
             ptr: None,
             skip_reason: None,
             retries: None,
+            sessions: 0,
         }
     }
 
