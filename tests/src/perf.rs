@@ -31,6 +31,8 @@ pub const PERF_ZONE: &str = "perf.test";
 const PER_BLOCK: usize = 250 * 250;
 /// Most domains the address plan holds: `127.3/16` to `127.5/16`.
 pub const MAX_DOMAINS: usize = 3 * PER_BLOCK;
+/// One session seen by the [`recorder`] (or the lab SMTP server).
+pub use crate::perf_smtp::Seen;
 use crate::perf_smtp::TARPIT_HOLD;
 
 /// Domain `i` of the zone.
@@ -186,30 +188,6 @@ pub async fn tarpit(addrs: &[IpAddr], port: u16) -> anyhow::Result<Arc<Gauge>> {
     Ok(gauge)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_address_per_domain() {
-        assert_eq!(address(0), IpAddr::V4(Ipv4Addr::new(127, 3, 0, 1)));
-        assert_eq!(address(249), IpAddr::V4(Ipv4Addr::new(127, 3, 0, 250)));
-        assert_eq!(address(250), IpAddr::V4(Ipv4Addr::new(127, 3, 1, 1)));
-        assert_eq!(
-            address(PER_BLOCK - 1),
-            IpAddr::V4(Ipv4Addr::new(127, 3, 249, 250))
-        );
-        assert_eq!(address(PER_BLOCK), IpAddr::V4(Ipv4Addr::new(127, 4, 0, 1)));
-        assert_eq!(
-            address(MAX_DOMAINS - 1),
-            IpAddr::V4(Ipv4Addr::new(127, 5, 249, 250))
-        );
-    }
-}
-
-/// One session seen by the [`recorder`] (or the lab SMTP server).
-pub use crate::perf_smtp::Seen;
-
 /// Bind every address of `addrs` on `port`; answer every session with
 /// `421` and close it, recording who came when.
 pub async fn recorder(
@@ -246,4 +224,25 @@ pub async fn recorder(
         });
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_per_domain() {
+        assert_eq!(address(0), IpAddr::V4(Ipv4Addr::new(127, 3, 0, 1)));
+        assert_eq!(address(249), IpAddr::V4(Ipv4Addr::new(127, 3, 0, 250)));
+        assert_eq!(address(250), IpAddr::V4(Ipv4Addr::new(127, 3, 1, 1)));
+        assert_eq!(
+            address(PER_BLOCK - 1),
+            IpAddr::V4(Ipv4Addr::new(127, 3, 249, 250))
+        );
+        assert_eq!(address(PER_BLOCK), IpAddr::V4(Ipv4Addr::new(127, 4, 0, 1)));
+        assert_eq!(
+            address(MAX_DOMAINS - 1),
+            IpAddr::V4(Ipv4Addr::new(127, 5, 249, 250))
+        );
+    }
 }

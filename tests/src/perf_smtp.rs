@@ -26,7 +26,7 @@ use crate::scripts::{self, Leaf};
 pub struct Seen {
     pub target: IpAddr,
     pub client: IpAddr,
-    pub at: std::time::Instant,
+    pub at: Instant,
 }
 
 /// Longest command line read; a longer one ends the session.

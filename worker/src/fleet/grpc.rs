@@ -18,31 +18,13 @@ use tonic::{Code, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
-use super::runner::{TaskSpec, Work};
-use super::uplink::Batch;
+use super::task::{Batch, CallError, ResultSink, TaskSpec, Work};
 use super::FleetError;
 
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Heartbeat interval when the coordinator names none.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
-
-/// What a failed call means for the caller.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallError {
-    /// Network trouble or a coordinator restart: retry with backoff.
-    #[error("coordinator unreachable: {0}")]
-    Transient(String),
-    /// The lease is no longer ours (stale epoch, unknown task): stop the
-    /// task and drop its results; another worker owns it now.
-    #[error("lease lost: {0}")]
-    LeaseLost(String),
-    /// The coordinator refused the call itself (credentials, invalid
-    /// request): retrying the same call will not help.
-    #[error("refused by the coordinator: {0}")]
-    Refused(String),
-}
 
 impl From<Status> for CallError {
     fn from(status: Status) -> Self {
@@ -163,9 +145,20 @@ impl Coordinator {
         Ok(reply.lost.into_iter().map(lease_from_proto).collect())
     }
 
+    pub async fn release(&self, lease: &Lease) -> Result<(), CallError> {
+        let request = proto::ReleaseRequest {
+            worker_id: self.worker_id.clone(),
+            lease: Some(lease_to_proto(lease)),
+        };
+        self.client.clone().release(request).await?;
+        Ok(())
+    }
+}
+
+impl ResultSink for Coordinator {
     /// Deliver a batch; `Ok` only once the coordinator stored it durably.
     /// Returns how many records were newly stored.
-    pub async fn report(&self, batch: &Batch) -> Result<u32, CallError> {
+    async fn report(&self, batch: &Batch) -> Result<u32, CallError> {
         let request = batch_to_proto(&self.worker_id, batch);
         let reply = self
             .client
@@ -174,15 +167,6 @@ impl Coordinator {
             .await?
             .into_inner();
         Ok(reply.stored)
-    }
-
-    pub async fn release(&self, lease: &Lease) -> Result<(), CallError> {
-        let request = proto::ReleaseRequest {
-            worker_id: self.worker_id.clone(),
-            lease: Some(lease_to_proto(lease)),
-        };
-        self.client.clone().release(request).await?;
-        Ok(())
     }
 }
 

@@ -4,6 +4,9 @@
 //! and keep every unacknowledged batch until it is acknowledged.
 //!
 //! Layout:
+//! - [`task`]: the plain task types (task, work, batch, call error) and the
+//!   [`task::ResultSink`] the uplink delivers to; imported by the others,
+//!   importing none of them (no cycle between grpc, runner and uplink).
 //! - [`grpc`]: the coordinator client; the only place that touches tonic/prost.
 //! - [`runner`]: one task with the probe engine, items bounded by a shared semaphore.
 //! - [`uplink`]: result batches, acknowledgements, resend after a reconnect.
@@ -29,6 +32,7 @@ pub mod pacing;
 pub mod retry;
 pub mod runner;
 pub mod slots;
+pub mod task;
 pub mod uplink;
 
 #[cfg(test)]
@@ -47,9 +51,10 @@ use tracing::{error, info, warn};
 
 use self::backoff::Backoff;
 use self::egress::EgressReport;
-use self::grpc::{CallError, ChannelSettings, Coordinator, Registration};
+use self::grpc::{ChannelSettings, Coordinator, Registration};
 use self::leases::{Lease, LeaseTable};
-use self::runner::{Engine, RunEnd, TaskSpec};
+use self::runner::{Engine, RunEnd};
+use self::task::{CallError, TaskSpec};
 use self::uplink::{Uplink, UplinkSender};
 
 /// Idle poll when the coordinator had no task for us.

@@ -27,6 +27,7 @@ use super::leases::Lease;
 use super::pacing::{self, Limits, PacedSessions, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
 use super::slots::{Claim, Slots};
+use super::task::{TaskSpec, Work};
 use super::uplink::{Batcher, UplinkSender};
 use crate::config::{ProbeConfig, SecurityConfig};
 use crate::dns::{DnsConfig, MxResolver};
@@ -38,45 +39,6 @@ use crate::tls::TlsContext;
 const MAX_CACHED_SCANS: usize = 32;
 /// Batches are cut at about this many bytes of JSON (far below gRPC's limit).
 pub const MAX_BATCH_BYTES: usize = 2 << 20;
-
-/// A leased task, converted from the wire and checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskSpec {
-    pub lease: Lease,
-    pub scan_id: String,
-    pub vantage: String,
-    pub options: ScanOptions,
-    pub work: Work,
-}
-
-/// What a task asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
-    /// Resolve these domains (A-labels).
-    Resolve(Vec<String>),
-    /// Probe these distinct IPs, each with the MX names pointing at it.
-    Probe(Vec<(IpAddr, Vec<String>)>),
-}
-
-impl Work {
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Resolve(domains) => domains.len(),
-            Self::Probe(targets) => targets.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Resolve(_) => "resolve",
-            Self::Probe(_) => "probe",
-        }
-    }
-}
 
 /// The probe configuration of a scan from a worker bound to `bind` whose
 /// resolver override is `overridden` (the scan's zeros become the defaults).

@@ -17,17 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::backoff::Backoff;
-use super::grpc::{CallError, Coordinator};
 use super::leases::{Lease, LeaseTable};
-
-/// A batch of one task's records, serialized as DESIGN §5 JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub lease: Lease,
-    pub records_json: Vec<String>,
-    /// The task's last batch: the task is done once this is acknowledged.
-    pub task_complete: bool,
-}
+pub use super::task::Batch;
+use super::task::{CallError, ResultSink};
 
 /// Cuts one task's records into batches of at most `max_records` records
 /// and about `max_bytes` bytes (a single larger record goes alone).
@@ -136,24 +128,20 @@ pub struct UplinkReport {
     pub abandoned: usize,
 }
 
-/// Sends queued batches in order until every sender is gone and the queue
-/// is empty, or until `abort` is cancelled.
+/// Sends queued batches to `S` (the coordinator) in order until every
+/// sender is gone and the queue is empty, or until `abort` is cancelled.
 #[derive(Debug)]
-pub struct Uplink {
-    coordinator: Coordinator,
+pub struct Uplink<S> {
+    sink: S,
     leases: Arc<LeaseTable>,
     rx: mpsc::Receiver<Queued>,
     queue: VecDeque<Queued>,
     report: UplinkReport,
 }
 
-impl Uplink {
+impl<S: ResultSink> Uplink<S> {
     /// An uplink holding at most `max_unacked` batches, and its sender.
-    pub fn new(
-        coordinator: Coordinator,
-        leases: Arc<LeaseTable>,
-        max_unacked: usize,
-    ) -> (Self, UplinkSender) {
+    pub fn new(sink: S, leases: Arc<LeaseTable>, max_unacked: usize) -> (Self, UplinkSender) {
         let max_unacked = max_unacked.clamp(1, Semaphore::MAX_PERMITS);
         let (tx, rx) = mpsc::channel(max_unacked);
         let sender = UplinkSender {
@@ -161,7 +149,7 @@ impl Uplink {
             slots: Arc::new(Semaphore::new(max_unacked)),
         };
         let uplink = Self {
-            coordinator,
+            sink,
             leases,
             rx,
             queue: VecDeque::new(),
@@ -198,7 +186,7 @@ impl Uplink {
             }
             let sent = tokio::select! {
                 _ = abort.cancelled() => break,
-                sent = self.coordinator.report(&head.batch) => sent,
+                sent = self.sink.report(&head.batch) => sent,
             };
             match sent {
                 Ok(stored) => {
@@ -254,7 +242,73 @@ impl Uplink {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// A sink that answers from a script (then `Ok(1)`) and keeps what it saw.
+    #[derive(Debug, Default)]
+    struct ScriptedSink {
+        replies: Mutex<VecDeque<Result<u32, CallError>>>,
+        seen: Mutex<Vec<Batch>>,
+    }
+
+    impl ResultSink for Arc<ScriptedSink> {
+        async fn report(&self, batch: &Batch) -> Result<u32, CallError> {
+            self.seen.lock().unwrap().push(batch.clone());
+            self.replies.lock().unwrap().pop_front().unwrap_or(Ok(1))
+        }
+    }
+
+    /// No tonic: a transport error resends the head batch, an acknowledged
+    /// last batch finishes its lease, a lost lease drops every batch of its
+    /// task (the unsent one too) and cancels its work.
+    #[tokio::test(start_paused = true)]
+    async fn resend_after_a_transient_failure_drop_after_a_lost_lease() {
+        let sink = Arc::new(ScriptedSink::default());
+        sink.replies.lock().unwrap().extend([
+            Err(CallError::Transient("connection reset".into())),
+            Ok(1),
+            Err(CallError::LeaseLost("stale epoch".into())),
+        ]);
+        let leases = Arc::new(LeaseTable::default());
+        let kept = lease();
+        let lost = Lease {
+            task_id: "u".into(),
+            epoch: 1,
+        };
+        let _kept_work = leases.hold(&kept);
+        let lost_work = leases.hold(&lost);
+        let (uplink, sender) = Uplink::new(sink.clone(), leases.clone(), 4);
+        let run = tokio::spawn(uplink.run(CancellationToken::new()));
+        let batch = |lease: &Lease, task_complete| Batch {
+            lease: lease.clone(),
+            records_json: vec!["{}".into()],
+            task_complete,
+        };
+        sender.send(batch(&kept, true)).await.unwrap();
+        sender.send(batch(&lost, false)).await.unwrap();
+        sender.send(batch(&lost, true)).await.unwrap();
+        drop(sender);
+        let report = run.await.unwrap();
+        assert_eq!(
+            report,
+            UplinkReport {
+                acknowledged: 1,
+                dropped: 2,
+                abandoned: 0
+            }
+        );
+        let seen = sink.seen.lock().unwrap();
+        let leases_seen: Vec<&Lease> = seen.iter().map(|b| &b.lease).collect();
+        assert_eq!(
+            leases_seen,
+            [&kept, &kept, &lost],
+            "resent once, never after the loss"
+        );
+        assert!(!leases.holds(&kept), "finished once acknowledged");
+        assert!(lost_work.is_cancelled(), "the lost task's work is stopped");
+    }
 
     fn lease() -> Lease {
         Lease {
