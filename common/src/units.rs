@@ -28,6 +28,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// [`parse_duration`], or zero (`0`, `0s`, `0ms`): for limits where 0 means
+/// "none" (e.g. `--ip-gap`).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text[number.len()..];
+    if number.parse::<f64>() == Ok(0.0) && matches!(unit, "" | "ms" | "s" | "m") {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01
 /// (H. Hinnant's `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -107,5 +119,11 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_duration_or_zero("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration_or_zero("0h").is_err());
+        assert!(parse_duration_or_zero("-1s").is_err());
     }
 }

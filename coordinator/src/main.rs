@@ -76,8 +76,9 @@ pub(crate) struct ScanOptionArgs {
     /// Wait before the first retry of such a target; it doubles for each further one.
     #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::RETRY_DELAY), value_parser = cli::parse_duration)]
     retry_delay: Duration,
-    /// Least time between two sessions to one IP (retries included); 0s = none.
-    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::IP_GAP), value_parser = cli::parse_duration)]
+    /// Least time between two sessions to one IP (retries, legacy-version,
+    /// certificate-per-name and first-flight sessions included); 0s = none.
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::IP_GAP), value_parser = mxscope_common::units::parse_duration_or_zero)]
     ip_gap: Duration,
     /// Most sessions per second to one network (/24 IPv4, /48 IPv6), across all
     /// workers of a vantage; 0 = no limit.
