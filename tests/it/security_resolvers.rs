@@ -185,9 +185,16 @@ fn the_self_check_names_each_failure() {
     assert_all_indeterminate(&records, DnssecReason::AnchorMismatch);
     assert_eq!(stderr.matches(WARNING).count(), 1, "{stderr}");
     // A resolver that never answers (UDP or TCP).
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a silent UDP socket");
-    let addr = udp.local_addr().expect("its address");
-    let _tcp = std::net::TcpListener::bind(addr).expect("a silent TCP listener");
+    // A free UDP port whose TCP twin is free too (another test's
+    // connection may hold the TCP port of a random UDP one: try again).
+    let (_udp, _tcp, addr) = (0..50)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            let addr = udp.local_addr().ok()?;
+            let tcp = std::net::TcpListener::bind(addr).ok()?;
+            Some((udp, tcp, addr))
+        })
+        .expect("a silent UDP socket and TCP listener on one port");
     let (records, stderr) = probe(&addr.to_string(), &[], &[cases::DANE_OK]);
     let security = records[cases::DANE_OK].security.as_ref().expect("facts");
     assert_eq!(
