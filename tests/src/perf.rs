@@ -15,9 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
 
 use crate::process::Daemon;
 
@@ -33,7 +31,7 @@ const PER_BLOCK: usize = 250 * 250;
 pub const MAX_DOMAINS: usize = 3 * PER_BLOCK;
 /// One session seen by the [`recorder`] (or the lab SMTP server).
 pub use crate::perf_smtp::Seen;
-use crate::perf_smtp::TARPIT_HOLD;
+use crate::perf_smtp::{accept_on, TARPIT_HOLD};
 
 /// Domain `i` of the zone.
 pub fn domain(i: usize) -> String {
@@ -160,30 +158,21 @@ pub type Gauge = crate::perf_smtp::Stats;
 pub async fn tarpit(addrs: &[IpAddr], port: u16) -> anyhow::Result<Arc<Gauge>> {
     let gauge = Arc::new(Gauge::default());
     for ip in addrs {
-        let addr = SocketAddr::new(*ip, port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the tarpit on {addr}"))?;
-        let gauge = gauge.clone();
         let target = *ip;
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, peer)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let gauge = gauge.clone();
-                gauge.opened(target, peer.ip());
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 512];
-                    let _ = tokio::time::timeout(TARPIT_HOLD, async {
-                        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
-                    })
-                    .await;
-                    gauge.closed();
-                });
+        let gauge = gauge.clone();
+        accept_on(target, port, "the tarpit", move |mut stream, peer| {
+            gauge.opened(target, peer.ip());
+            let gauge = gauge.clone();
+            async move {
+                let mut buf = [0u8; 512];
+                let _ = tokio::time::timeout(TARPIT_HOLD, async {
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                })
+                .await;
+                gauge.closed();
             }
-        });
+        })
+        .await?;
     }
     Ok(gauge)
 }
@@ -196,32 +185,23 @@ pub async fn recorder(
 ) -> anyhow::Result<Arc<std::sync::Mutex<Vec<Seen>>>> {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     for ip in addrs {
-        let addr = SocketAddr::new(*ip, port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the recorder on {addr}"))?;
-        let seen = seen.clone();
         let target = *ip;
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, peer)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                if let Ok(mut seen) = seen.lock() {
-                    seen.push(Seen {
-                        target,
-                        client: peer.ip(),
-                        at: std::time::Instant::now(),
-                    });
-                }
-                tokio::spawn(async move {
-                    use tokio::io::AsyncWriteExt as _;
-                    let _ = stream.write_all(b"421 4.7.0 slow down\r\n").await;
-                    let _ = stream.shutdown().await;
+        let seen = seen.clone();
+        accept_on(target, port, "the recorder", move |mut stream, peer| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(Seen {
+                    target,
+                    client: peer.ip(),
+                    at: std::time::Instant::now(),
                 });
             }
-        });
+            async move {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stream.write_all(b"421 4.7.0 slow down\r\n").await;
+                let _ = stream.shutdown().await;
+            }
+        })
+        .await?;
     }
     Ok(seen)
 }

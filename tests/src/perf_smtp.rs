@@ -239,30 +239,45 @@ pub async fn serve(
     stats: Arc<Stats>,
 ) -> anyhow::Result<()> {
     for (ip, mode) in addrs {
-        let addr = SocketAddr::new(*ip, port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the perf lab server on {addr}"))?;
         let (mode, target) = (*mode, *ip);
         let stats = stats.clone();
         let acceptors = acceptors.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    // e.g. out of file descriptors: back off instead of spinning
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                stats.opened(target, peer.ip());
-                let stats = stats.clone();
-                let acceptors = acceptors.clone();
-                tokio::spawn(async move {
-                    let _ = session(stream, mode, &acceptors, greeting_delay, &stats).await;
-                    stats.closed();
-                });
+        accept_on(target, port, "the perf lab server", move |stream, peer| {
+            stats.opened(target, peer.ip());
+            let stats = stats.clone();
+            let acceptors = acceptors.clone();
+            async move {
+                let _ = session(stream, mode, &acceptors, greeting_delay, &stats).await;
+                stats.closed();
             }
-        });
+        })
+        .await?;
     }
+    Ok(())
+}
+
+/// Bind `ip:port` explicitly and hand every accepted connection (with its
+/// peer) to `handle`, each on a task of its own. `handle` runs its first
+/// part at accept time (counting), then the returned future. An accept
+/// error (e.g. out of file descriptors) backs off 10 ms instead of spinning.
+pub async fn accept_on<F, Fut>(ip: IpAddr, port: u16, what: &str, handle: F) -> anyhow::Result<()>
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let addr = SocketAddr::new(ip, port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} on {addr}"))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            tokio::spawn(handle(stream, peer));
+        }
+    });
     Ok(())
 }
 
