@@ -43,6 +43,7 @@ async fn lease_one(worker: &mut Worker, id: &str) -> proto::Task {
             vantage: "V".into(),
             max_tasks: 1,
             max_items: 0,
+            wait_ms: 0,
         })
         .await
         .unwrap()
@@ -86,6 +87,7 @@ async fn stale_epoch_is_rejected() {
                     vantage: "V".into(),
                     max_tasks: 1,
                     max_items: 0,
+                    wait_ms: 0,
                 })
                 .await
                 .ok()?
@@ -191,6 +193,7 @@ async fn tokens_are_enforced() {
         vantage: "V".into(),
         max_tasks: 1,
         max_items: 0,
+        wait_ms: 0,
     };
     for token in [None, Some("wrong")] {
         let err = worker_client(&coordinator.url, token)

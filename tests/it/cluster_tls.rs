@@ -126,6 +126,7 @@ async fn scan_over_mutual_tls() {
                     vantage: "M".into(),
                     max_tasks: 1,
                     max_items: 0,
+                    wait_ms: 0,
                 })
                 .await
                 .is_err()

@@ -186,6 +186,39 @@ pub async fn throughput(domains: usize, greeting_s: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The lab of `domains` (`tarpit_permille` of them tarpits) kept up until
+/// Ctrl-C, for scans of one's own: prints the command line, then the
+/// sessions open at the servers every second.
+pub async fn up(domains: usize, tarpit_permille: u32) -> anyhow::Result<()> {
+    let bench = Bench::new("up", domains)?;
+    let list = bench.list("domains.txt", 0..domains)?;
+    let lab = bench
+        .servers(
+            domains,
+            Population {
+                tarpit_permille,
+                refuse_permille: 0,
+            },
+        )
+        .await?;
+    println!(
+        "lab up: {domains} domains ({tarpit_permille} ‰ tarpits); in this namespace run\n  \
+         target/release/mxscope scan {} --data-dir DIR --resolver {} --port {PERF_SMTP_PORT} \
+         --allow-private --network-rate 0 --vantage-rate 0 --concurrency N\nCtrl-C stops the lab.",
+        list.display(),
+        bench.dns.addr
+    );
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticks.tick() => println!("open {} accepted {}", lab.open(), lab.accepted()),
+        }
+    }
+    lab.stop().await;
+    Ok(())
+}
+
 /// Worker CPU per STARTTLS probe (`mxscope-worker probe`, DNS included)
 /// against a bare rustls client's per handshake, `n` targets per certificate.
 pub async fn cpu(n: usize) -> anyhow::Result<()> {

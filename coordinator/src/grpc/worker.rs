@@ -1,6 +1,7 @@
 //! The worker service over the [`Coordinator`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mxscope_common::convert::{records_from_json, target_to_proto};
 use mxscope_common::proto::{self, worker_service_server::WorkerService};
@@ -88,9 +89,10 @@ impl WorkerService for WorkerApi {
         let max = r.max_tasks.min(MAX_LEASE) as usize;
         crate::metrics::worker_seen(worker, vantage);
         let max_items = r.max_items as usize;
+        let wait = Duration::from_millis(u64::from(r.wait_ms));
         let leased = self
             .coordinator
-            .lease(worker, vantage, max, max_items)
+            .lease_waiting(worker, vantage, max, max_items, wait)
             .await?;
         leased
             .iter()

@@ -90,6 +90,10 @@ impl Coordinator {
             }
         }
         self.store.flush().await?;
+        if !resolved.is_empty() || complete {
+            // New probe tasks, or a task's networks freed for the held-back ones.
+            self.wake_leasers();
+        }
         Ok(stored)
     }
 

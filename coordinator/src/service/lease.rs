@@ -3,6 +3,8 @@
 //! lock; their store writes are applied and flushed before anyone learns
 //! of them.
 
+use std::time::Duration;
+
 use tracing::warn;
 
 use crate::model::TaskState;
@@ -15,6 +17,14 @@ use super::{millis, Coordinator};
 /// Most pending tasks one lease call passes over because another worker
 /// holds their network.
 const MAX_HELD_BACK: usize = 256;
+
+/// Longest a lease call may wait for work (the worker's call timeout is
+/// far longer; a heartbeat runs beside it).
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// A waiting lease call looks again this often without a wake-up (network
+/// hand-overs end with time: [`crate::networks::HANDOVER_MS`]).
+const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
 /// What one pass over the queues leased.
 struct Round {
@@ -63,6 +73,43 @@ impl Coordinator {
             self.store.flush().await?;
         }
         Ok(leased)
+    }
+
+    /// [`Self::lease`], but when nothing is leasable, wait up to `wait`
+    /// (at most [`MAX_LEASE_WAIT`]) for tasks to be planned, submitted,
+    /// released or expired, and answer as soon as some are (a long poll):
+    /// a worker with free slots learns of new work at once instead of at
+    /// its next poll. Empty after `wait` when nothing came.
+    pub async fn lease_waiting(
+        &self,
+        worker: &str,
+        vantage: &str,
+        max: usize,
+        max_items: usize,
+        wait: Duration,
+    ) -> Result<Vec<Leased>, ServiceError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_LEASE_WAIT);
+        loop {
+            // Registered before looking, so a wake-up in between is not missed.
+            let ready = self.work_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let leased = self.lease(worker, vantage, max, max_items).await?;
+            if !leased.is_empty() {
+                return Ok(leased);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(leased);
+            }
+            // A task held back by another worker's network becomes
+            // leasable with time alone: look again now and then.
+            let recheck = deadline.min(now + LEASE_RECHECK);
+            tokio::select! {
+                () = ready => {}
+                () = tokio::time::sleep_until(recheck) => {}
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -187,6 +234,7 @@ impl Coordinator {
         }
         self.apply_writes()?;
         self.store.flush().await?;
+        self.wake_leasers();
         Ok(())
     }
 
@@ -233,6 +281,7 @@ impl Coordinator {
         if expired > 0 {
             self.apply_writes()?;
             self.store.flush().await?;
+            self.wake_leasers();
         }
         Ok(expired)
     }

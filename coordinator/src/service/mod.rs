@@ -42,6 +42,7 @@ use crate::scheduler::{self, TaskClass};
 use crate::store::Store;
 
 pub use clock::{now_ms, Clock, SystemClock, TokioClock};
+pub use lease::MAX_LEASE_WAIT;
 pub use submit::Submission;
 pub use types::{
     CoordinatorConfig, ErrorKind, LeaseRef, Leased, ScanRequest, ScanStatus, ServiceError,
@@ -66,6 +67,9 @@ pub struct Coordinator {
     clock: Arc<dyn Clock>,
     /// Numbers the staging trees of submissions in progress.
     submissions: AtomicU64,
+    /// Woken when tasks may have become leasable (planned, submitted,
+    /// released, expired, a network freed): lease calls waiting for work.
+    work_ready: tokio::sync::Notify,
 }
 
 /// Most windows one refill reads (past tasks finished before a restart).
@@ -153,6 +157,7 @@ impl Coordinator {
             exclusions: ExclusionSet::default(),
             clock,
             submissions: AtomicU64::new(0),
+            work_ready: tokio::sync::Notify::new(),
         })
     }
 
@@ -305,6 +310,11 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// Wake the lease calls waiting for work: tasks may have become leasable.
+    fn wake_leasers(&self) {
+        self.work_ready.notify_waiters();
     }
 
     /// Mark a scan done when every task is: a queued write.

@@ -192,6 +192,7 @@ impl Submission<'_> {
         }
         coordinator.apply_writes()?;
         coordinator.store.flush().await?;
+        coordinator.wake_leasers();
         if self.skipped_total > self.skipped.len() as u64 {
             warn!(scan = %scan_id, skipped = self.skipped_total, reported = self.skipped.len(),
                 "more invalid lines skipped than reported");

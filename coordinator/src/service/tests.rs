@@ -321,3 +321,67 @@ async fn duplicates_merge_in_the_store_and_invalid_lines_fail_the_whole_list() {
     );
     assert_eq!(c.store.scans().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(open(dir.path(), config()));
+    c.submit(request(), lines(1)).await.unwrap();
+    let resolve = c.lease("w1", "A", 1, 0).await.unwrap().remove(0);
+    // Nothing pending now: a call that may wait gives up empty after its wait.
+    let started = tokio::time::Instant::now();
+    let none = c
+        .lease_waiting("w2", "A", 8, 0, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(started.elapsed(), Duration::from_secs(3), "it waited");
+    // A waiting call is answered by the probe tasks planned from a result.
+    let waiting = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let called = tokio::time::Instant::now();
+            let leased = c
+                .lease_waiting("w2", "A", 8, 0, Duration::from_secs(60))
+                .await
+                .unwrap();
+            (leased, called.elapsed())
+        })
+    };
+    // Between two of the call's own re-checks (every 250 ms).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!waiting.is_finished(), "no work yet: the call waits");
+    let ips = (1..=3u8).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
+    c.report(
+        "w1",
+        &resolve.task.id,
+        1,
+        vec![resolved("d0.example", ips)],
+        true,
+    )
+    .await
+    .unwrap();
+    let (leased, waited) = waiting.await.unwrap();
+    assert_eq!(leased.len(), 1, "the planned probe task");
+    assert!(matches!(leased[0].task.kind, TaskKind::Probe { .. }));
+    assert!(
+        waited < Duration::from_millis(1250),
+        "woken when the work came ({waited:?}), not at its next re-check or the end of its wait"
+    );
+    // A released lease wakes a waiting call too.
+    let waiting = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.lease_waiting("w3", "A", 8, 0, Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished());
+    c.release("w2", &leased[0].task.id, leased[0].task.epoch)
+        .await
+        .unwrap();
+    let again = waiting.await.unwrap();
+    assert_eq!(again[0].task.id, leased[0].task.id);
+}

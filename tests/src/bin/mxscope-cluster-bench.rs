@@ -107,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
                         vantage: "V".into(),
                         max_tasks: 1,
                         max_items: 0,
+                        wait_ms: 0,
                     })
                     .await?
                     .into_inner()

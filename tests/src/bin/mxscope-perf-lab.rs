@@ -20,6 +20,10 @@
 //! - `openssl [DOMAINS] [SAMPLE] [CONCURRENCY]` (100000 1000 10000): the
 //!   seed's serial `openssl s_client` loop, extrapolated, beside `mxscope
 //!   scan` of the whole lab.
+//! - `up [DOMAINS] [TARPIT_PERMILLE]` (20000 0): start the lab (zone,
+//!   servers, domain list) and keep it up until Ctrl-C, printing the
+//!   `mxscope scan` command line to run against it, and the sessions open
+//!   at the servers every second.
 //! - `serve …`, `client …`: the lab's server processes and the bare client
 //!   (started by the benchmarks).
 //!
@@ -41,7 +45,8 @@ const USAGE: &str =
        mxscope-perf-lab cpu [N]
        mxscope-perf-lab rss [SESSIONS]
        mxscope-perf-lab dns [DOMAINS] [IN_FLIGHT]
-       mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]";
+       mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]
+       mxscope-perf-lab up [DOMAINS] [TARPIT_PERMILLE]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             "openssl" => {
                 perf_bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await
             }
+            "up" => perf_bench::up(arg(0, 20_000)?, arg(1, 0)? as u32).await,
             "serve" => perf_lab::serve_part(&rest).await,
             "client" => perf_bench::client(&rest).await,
             _ => anyhow::bail!(USAGE),

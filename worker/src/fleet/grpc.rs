@@ -111,18 +111,22 @@ impl Coordinator {
         Ok(registration(reply))
     }
 
-    /// Lease up to `max_tasks`; each task converted, or refused with its
-    /// lease and the reason (a malformed task).
+    /// Lease up to `max_tasks` (their items up to `max_items`); when none is
+    /// pending the coordinator may hold the call up to `wait` (long poll).
+    /// Each task converted, or refused with its lease and the reason (a
+    /// malformed task).
     pub async fn lease(
         &self,
         max_tasks: usize,
         max_items: usize,
+        wait: Duration,
     ) -> Result<Vec<Result<TaskSpec, (Lease, TaskError)>>, CallError> {
         let request = proto::LeaseRequest {
             worker_id: self.worker_id.clone(),
             vantage: self.vantage.clone(),
             max_tasks: saturate(max_tasks),
             max_items: saturate(max_items),
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
         let reply = self.client.clone().lease(request).await?.into_inner();
         Ok(reply

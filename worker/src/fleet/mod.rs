@@ -57,7 +57,11 @@ use self::runner::{Engine, RunEnd};
 use self::task::{CallError, TaskSpec};
 use self::uplink::{Uplink, UplinkSender};
 
-/// Idle poll when the coordinator had no task for us.
+/// How long the coordinator may hold a lease call that finds no task
+/// (long poll): it answers as soon as tasks are planned or freed, so free
+/// slots learn of new work at once, not at the next poll.
+const LEASE_WAIT: Duration = Duration::from_secs(2);
+/// Poll when a coordinator answered empty at once (one that does not hold calls).
 const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(1));
 /// A cancelled task must stop within this long, or it is aborted.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -102,6 +106,10 @@ pub struct FleetConfig {
     pub batch_size: usize,
     /// Most unacknowledged batches held; when full, tasks wait for acks.
     pub max_unacked: usize,
+    /// Batches (of different tasks) sent at once: with one, results are
+    /// acknowledged no faster than one coordinator round trip per batch,
+    /// which starves fast scans of new work.
+    pub batches_in_flight: usize,
     /// At shutdown, how long running tasks may go on before they are released.
     pub shutdown_grace: Duration,
     /// At shutdown, how long unacknowledged batches may take to be delivered.
@@ -129,6 +137,7 @@ impl FleetConfig {
             egress_check: None,
             batch_size: 100,
             max_unacked: 64,
+            batches_in_flight: 8,
             shutdown_grace: Duration::from_secs(30),
             flush_timeout: Duration::from_secs(30),
         }
@@ -219,6 +228,7 @@ pub async fn run(mut config: FleetConfig, shutdown: CancellationToken) -> Result
     }
     let leases = Arc::new(LeaseTable::default());
     let (uplink, sender) = Uplink::new(coordinator.clone(), leases.clone(), config.max_unacked);
+    let uplink = uplink.with_in_flight(config.batches_in_flight);
     let abort_uplink = CancellationToken::new();
     let mut uplink = tokio::spawn(uplink.run(abort_uplink.clone()));
 
@@ -299,6 +309,10 @@ impl Fleet {
         let threshold = lease_threshold(slots.capacity());
         let mut timer_fired = true;
         loop {
+            // Finished tasks leave room for new ones before we ask.
+            while let Some(joined) = self.running.try_join_next_with_id() {
+                self.finished(joined);
+            }
             let task_room = self.config.capacity.saturating_sub(self.running.len());
             let free = slots.free();
             let mut wait = IDLE_POLL.1;
@@ -306,27 +320,36 @@ impl Fleet {
             let mut wake_on_free = true;
             if task_room > 0 && free > 0 && (free >= threshold || timer_fired) {
                 let asked = task_room.min(MAX_LEASE_TASKS);
+                let called = Instant::now();
                 let leased = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    leased = self.coordinator.lease(asked, free) => leased,
+                    leased = self.coordinator.lease(asked, free, LEASE_WAIT) => leased,
                 };
                 match leased {
-                    Ok(tasks) => {
+                    Ok(tasks) if !tasks.is_empty() => {
                         backoff.reset();
-                        let got = tasks.len();
                         for task in tasks {
                             self.start(task);
                         }
-                        if got >= asked && slots.free() >= threshold {
-                            // More may be pending: ask again at once.
+                        if slots.free() >= threshold {
+                            // More may be pending: ask again at once (the
+                            // call waits at the coordinator if not).
                             timer_fired = false;
                             continue;
                         }
-                        if slots.free() > 0 {
-                            // The coordinator had less than we could take.
-                            wake_on_free = false;
-                            wait = backoff::between(IDLE_POLL.0, IDLE_POLL.1);
+                    }
+                    Ok(_) => {
+                        backoff.reset();
+                        if called.elapsed() >= LEASE_WAIT / 2 {
+                            // The coordinator held the call and nothing came:
+                            // ask again at once (it answers when work does).
+                            timer_fired = true;
+                            continue;
                         }
+                        // Answered empty at once (a coordinator that does
+                        // not hold calls): poll.
+                        wake_on_free = false;
+                        wait = backoff::between(IDLE_POLL.0, IDLE_POLL.1);
                     }
                     Err(error) => {
                         wake_on_free = false;

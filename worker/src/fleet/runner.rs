@@ -106,7 +106,8 @@ pub fn limits(options: &ScanOptions) -> Limits {
 pub struct Engine {
     /// Sessions and domain resolutions at once, across all tasks.
     pub probe_permits: Arc<Semaphore>,
-    /// Leased items not yet ended: what the lease loop asks work for.
+    /// Leased items not yet ended (sessions plus a backlog): what the
+    /// lease loop asks work for.
     pub slots: Arc<Slots>,
     /// Session pacing (per IP, per network, per worker), across tasks.
     pub pacer: Arc<Pacer>,
@@ -176,7 +177,7 @@ impl Engine {
             probe_permits: Arc::new(Semaphore::new(
                 probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
             )),
-            slots: Slots::new(probe_concurrency),
+            slots: Slots::new(probe_concurrency + super::slots::backlog(probe_concurrency)),
             pacer: Arc::new(Pacer::default()),
             bind,
             resolvers_override,
@@ -257,6 +258,11 @@ impl Engine {
         let total = task.work.len();
         info!(task = %lease.task_id, epoch = lease.epoch, scan = %task.scan_id,
             kind = task.work.kind(), items = total, "task started");
+        let uplink = match task.work {
+            // New probe tasks are planned from these: they go first.
+            Work::Resolve(_) => uplink.ahead(),
+            Work::Probe(_) => uplink,
+        };
         let (items, resolver): (Vec<Item>, _) = match task.work {
             Work::Resolve(domains) => match self.resolver(&context) {
                 Ok(resolver) => (

@@ -4,16 +4,25 @@
 //! from the moment its task is leased until the item ends; a task whose
 //! slowest target is still running holds one slot, not the task's size. The
 //! lease loop asks the coordinator for as many items as there are free
-//! slots, and wakes when slots are freed. Slots may be overcommitted by at
-//! most one task (a task is leased whole); the probe semaphore still bounds
-//! what runs at once.
+//! slots, and wakes when slots are freed. A worker has one slot per session
+//! of its `--concurrency` plus a backlog ([`backlog`]): items leased ahead,
+//! so that a session that ends finds its successor already here instead of
+//! waiting for a lease round trip. Slots may be overcommitted by at most one
+//! task (a task is leased whole); the probe semaphore, sized to
+//! `--concurrency`, bounds what runs at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-/// The worker's slots: `capacity` = its `--concurrency`.
+/// Items leased ahead of the sessions that will run them: a quarter of
+/// `concurrency`, at least one probe task's worth (32).
+pub fn backlog(concurrency: usize) -> usize {
+    (concurrency / 4).max(32)
+}
+
+/// The worker's slots: `capacity` = its `--concurrency` plus [`backlog`].
 #[derive(Debug)]
 pub struct Slots {
     capacity: usize,
