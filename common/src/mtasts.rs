@@ -172,3 +172,6 @@ fn check_mx(policy: &Policy, mx: &str, facts: &[MxTls]) -> MxPolicyCheck {
         reason: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
+
+#[cfg(test)]
+mod tests;
