@@ -2,6 +2,7 @@
 //! Run as root after `tests/lab/install.sh`: see the README.
 
 mod bounds;
+mod cancel;
 mod cli;
 mod cluster;
 mod cluster_api;
