@@ -23,7 +23,7 @@ use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
-use crate::{ConnectArgs, ScanOptionArgs, SourceArgs};
+use crate::{CoordinatorArgs, ScanOptionArgs, SourceArgs};
 
 /// Longest line read from a domain list before it is cut (and rejected).
 const MAX_LINE: u64 = 4096;
@@ -82,10 +82,11 @@ pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>
         .transpose()
 }
 
-/// An admin connection to `url` with the command line's token and TLS files.
-pub(crate) async fn connect(url: &str, args: &ConnectArgs) -> anyhow::Result<AdminClient> {
-    let token = args.token()?;
-    Ok(AdminClient::connect_with(url, token.as_deref(), &args.tls()?).await?)
+/// An admin connection to `--coordinator` with the command line's token and TLS files.
+pub(crate) async fn connect(args: &CoordinatorArgs) -> anyhow::Result<AdminClient> {
+    let token = args.connect.token()?;
+    let tls = args.connect.tls()?;
+    Ok(AdminClient::connect_with(args.url()?, token.as_deref(), &tls).await?)
 }
 
 /// The scan options of the command line.
@@ -140,8 +141,8 @@ pub(crate) enum Source {
 
 /// Open the source the options name.
 pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
-    match (&args.coordinator, &args.data_dir) {
-        (Some(url), _) => Ok(Source::Remote(connect(url, &args.connect).await?)),
+    match (&args.remote.coordinator, &args.data_dir) {
+        (Some(_), _) => Ok(Source::Remote(connect(&args.remote).await?)),
         (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),
         (None, None) => {
             bail!(

@@ -6,10 +6,13 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{connect, options, read_lines};
-use crate::{ConnectArgs, ScanMetaArgs, ScanOptionArgs};
+use mxscope_common::cli_args::{required, COORDINATOR};
+
+use crate::{CoordinatorArgs, ScanMetaArgs, ScanOptionArgs};
 
 #[derive(Debug, Args)]
 #[command(
+    mut_arg(COORDINATOR, required),
     after_help = "Example:\n  mxscope submit it-domains.txt --name it-2026-11 --label country=IT \\\n    \
     --vantage eu-1 --vantage us-1 --coordinator https://coord:7443 --token-file admin.token\n\n\
     An invalid line refuses the whole list, naming the line (unless --skip-invalid)."
@@ -24,11 +27,8 @@ pub(crate) struct SubmitArgs {
     meta: ScanMetaArgs,
     #[command(flatten)]
     probe: ScanOptionArgs,
-    /// URL of the coordinator.
-    #[arg(long, value_name = "URL")]
-    coordinator: String,
     #[command(flatten)]
-    connect: ConnectArgs,
+    coordinator: CoordinatorArgs,
 }
 
 pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
@@ -36,7 +36,7 @@ pub(crate) async fn run(args: SubmitArgs) -> anyhow::Result<()> {
     if lines.is_empty() {
         bail!("{} is empty", args.list.display());
     }
-    let mut client = connect(&args.coordinator, &args.connect).await?;
+    let mut client = connect(&args.coordinator).await?;
     let name = args
         .meta
         .name
