@@ -29,3 +29,4 @@ mod scan;
 mod security;
 mod security_resolvers;
 mod security_scan;
+mod submit;
