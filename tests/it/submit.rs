@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use mxscope_tests::cluster::*;
 
@@ -51,6 +52,18 @@ fn spawn_submit(coordinator: &CoordinatorProcess, list: &Path, stdin: bool) -> C
         .stderr(Stdio::piped())
         .spawn()
         .expect("mxscope submit")
+}
+
+/// Whether `done` comes true within a minute (checked every 20 ms).
+fn within_a_minute(mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > Duration::from_secs(60) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Entries of the coordinator's staging folder (submissions in progress).
@@ -140,16 +153,11 @@ async fn the_refusal_comes_while_the_list_is_still_being_written() {
         drop(pipe);
     });
 
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("child status") {
-            break Some(status);
-        }
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let mut status = None;
+    within_a_minute(|| {
+        status = child.try_wait().expect("child status");
+        status.is_some()
+    });
     let _ = close.send(());
     writer.join().expect("writer");
     let Some(status) = status else {
@@ -165,4 +173,38 @@ async fn the_refusal_comes_while_the_list_is_still_being_written() {
     );
     assert!(coordinator.admin().await.list().await.unwrap().is_empty());
     assert_eq!(staged(&coordinator), Vec::<String>::new());
+}
+
+/// A submission cut off mid-list (the client killed while it streams)
+/// leaves nothing: the coordinator drops what it staged, and no scan exists.
+#[tokio::test]
+async fn an_interrupted_submission_leaves_nothing_behind() {
+    let dir = test_dir("submit-stream-killed");
+    let coordinator = CoordinatorProcess::start(&dir.join("data"), "30s").unwrap();
+    let mut child = spawn_submit(&coordinator, Path::new("-"), true);
+    let mut pipe = child.stdin.take().expect("stdin");
+    let (close, closed) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        // More than a chunk, so that the submission is under way; then the
+        // list stays open, unfinished.
+        let _ = pipe.write_all(list_of(LINES - 10_000, "also-good.example").as_bytes());
+        let _ = closed.recv();
+        drop(pipe);
+    });
+
+    let under_way = within_a_minute(|| !staged(&coordinator).is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = close.send(());
+    writer.join().expect("writer");
+    assert!(under_way, "the coordinator staged the first chunk");
+    assert!(
+        within_a_minute(|| staged(&coordinator).is_empty()),
+        "the coordinator drops the unfinished submission: {:?}",
+        staged(&coordinator)
+    );
+    assert!(
+        coordinator.admin().await.list().await.unwrap().is_empty(),
+        "no scan exists"
+    );
 }
