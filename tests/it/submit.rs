@@ -54,6 +54,32 @@ fn spawn_submit(coordinator: &CoordinatorProcess, list: &Path, stdin: bool) -> C
         .expect("mxscope submit")
 }
 
+/// A child's standard input, written from a thread and held open.
+struct HeldInput {
+    close: std::sync::mpsc::Sender<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl HeldInput {
+    fn close(self) {
+        let _ = self.close.send(());
+        self.writer.join().expect("writer");
+    }
+}
+
+/// Write `text` to `child`'s standard input and keep it open until
+/// [`HeldInput::close`].
+fn write_and_hold(child: &mut Child, text: String) -> HeldInput {
+    let mut pipe = child.stdin.take().expect("stdin");
+    let (close, closed) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(text.as_bytes());
+        let _ = closed.recv();
+        drop(pipe);
+    });
+    HeldInput { close, writer }
+}
+
 /// Whether `done` comes true within a minute (checked every 20 ms).
 fn within_a_minute(mut done: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
@@ -144,22 +170,14 @@ async fn the_refusal_comes_while_the_list_is_still_being_written() {
     let dir = test_dir("submit-stream-open");
     let coordinator = CoordinatorProcess::start(&dir.join("data"), "30s").unwrap();
     let mut child = spawn_submit(&coordinator, Path::new("-"), true);
-    let mut pipe = child.stdin.take().expect("stdin");
-    let (close, closed) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(list_of(LINES + 10_000, "bad domain.example").as_bytes());
-        // Hold standard input open until the test is done.
-        let _ = closed.recv();
-        drop(pipe);
-    });
+    let input = write_and_hold(&mut child, list_of(LINES + 10_000, "bad domain.example"));
 
     let mut status = None;
     within_a_minute(|| {
         status = child.try_wait().expect("child status");
         status.is_some()
     });
-    let _ = close.send(());
-    writer.join().expect("writer");
+    input.close();
     let Some(status) = status else {
         let _ = child.kill();
         panic!("mxscope submit waited for the end of its input before submitting");
@@ -182,21 +200,14 @@ async fn an_interrupted_submission_leaves_nothing_behind() {
     let dir = test_dir("submit-stream-killed");
     let coordinator = CoordinatorProcess::start(&dir.join("data"), "30s").unwrap();
     let mut child = spawn_submit(&coordinator, Path::new("-"), true);
-    let mut pipe = child.stdin.take().expect("stdin");
-    let (close, closed) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::spawn(move || {
-        // More than a chunk, so that the submission is under way; then the
-        // list stays open, unfinished.
-        let _ = pipe.write_all(list_of(LINES - 10_000, "also-good.example").as_bytes());
-        let _ = closed.recv();
-        drop(pipe);
-    });
+    // More than a chunk, so that the submission is under way; then the
+    // list stays open, unfinished.
+    let input = write_and_hold(&mut child, list_of(LINES - 10_000, "also-good.example"));
 
     let under_way = within_a_minute(|| !staged(&coordinator).is_empty());
     let _ = child.kill();
     let _ = child.wait();
-    let _ = close.send(());
-    writer.join().expect("writer");
+    input.close();
     assert!(under_way, "the coordinator staged the first chunk");
     assert!(
         within_a_minute(|| staged(&coordinator).is_empty()),
