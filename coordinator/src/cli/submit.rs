@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use mxscope_common::cli_args::{required, COORDINATOR};
 use mxscope_coordinator::service::ScanRequest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -11,7 +12,6 @@ use tokio_stream::StreamExt;
 
 use super::list::ListReader;
 use super::{connect, options};
-use mxscope_common::cli_args::{required, COORDINATOR};
 
 use crate::{CoordinatorArgs, ScanMetaArgs, ScanOptionArgs};
 
