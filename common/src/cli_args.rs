@@ -4,8 +4,8 @@
 //! [`CoordinatorArgs`] (`--coordinator URL` and the [`ConnectArgs`], token
 //! and TLS files of a coordinator client: `mxscope-worker work` and every
 //! `mxscope` command that talks to a coordinator), [`read_secret`] (every
-//! token), [`parse_resolver`] (every `--resolver`) and [`shutdown_on_signals`] / [`on_hangup`] (every
-//! long-running command).
+//! token), [`parse_resolver`] (every `--resolver`) and
+//! [`shutdown_on_signals`] / [`on_hangup`] (every long-running command).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
