@@ -1,11 +1,11 @@
 //! The flag groups both command lines share (`#[command(flatten)]`), so a
 //! flag is defined, parsed and defaulted once: [`ProbeArgs`] (how a probe
 //! is made: `mxscope-worker probe`, `mxscope scan`, `mxscope submit`),
-//! [`ConnectArgs`] (token and TLS files of a coordinator client:
-//! `mxscope-worker work` and the `mxscope` commands that talk to a
-//! coordinator), [`read_secret`] (every token), [`parse_resolver`] (every
-//! `--resolver`) and [`shutdown_on_signals`] / [`on_hangup`] (every
-//! long-running command).
+//! [`CoordinatorArgs`] (`--coordinator URL` and the [`ConnectArgs`], token
+//! and TLS files of a coordinator client: `mxscope-worker work` and every
+//! `mxscope` command that talks to a coordinator), [`read_secret`] (every
+//! token), [`parse_resolver`] (every `--resolver`) and
+//! [`shutdown_on_signals`] / [`on_hangup`] (every long-running command).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,9 @@ pub enum ArgsError {
     /// A secret is not UTF-8 text.
     #[error("the token in {0} is not UTF-8")]
     NotText(String),
+    /// No `--coordinator` where one is needed; give its URL.
+    #[error("say where the coordinator is: --coordinator URL")]
+    NoCoordinator,
 }
 
 /// How probes are made (for `mxscope scan` and `submit`, carried by the
@@ -125,6 +128,38 @@ impl ProbeArgs {
             dnssec_check_name: self.dnssec_check_name.clone(),
             ..ScanOptions::default()
         })
+    }
+}
+
+/// A coordinator to talk to: its URL and the token and TLS files of the
+/// connection. The one definition of `--coordinator`: optional as declared
+/// here (the `mxscope` commands that can read a data directory instead make
+/// it exclusive with `--data-dir`), required by the commands that need a
+/// running coordinator, which say so with
+/// `#[command(mut_arg(COORDINATOR, required))]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CoordinatorArgs {
+    /// URL of the coordinator's gRPC service: http://HOST:PORT, or
+    /// https://HOST:PORT for TLS.
+    #[arg(long, value_name = "URL")]
+    pub coordinator: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// The id of `--coordinator` (for `mut_arg` and `conflicts_with`).
+pub const COORDINATOR: &str = "coordinator";
+
+/// Make an argument required: `#[command(mut_arg(COORDINATOR, required))]`
+/// on the commands that cannot run without a coordinator.
+pub fn required(arg: clap::Arg) -> clap::Arg {
+    arg.required(true)
+}
+
+impl CoordinatorArgs {
+    /// The coordinator's URL; [`ArgsError::NoCoordinator`] when none was given.
+    pub fn url(&self) -> Result<&str, ArgsError> {
+        self.coordinator.as_deref().ok_or(ArgsError::NoCoordinator)
     }
 }
 

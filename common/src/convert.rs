@@ -1,5 +1,12 @@
 //! proto ⇄ domain conversions. `TryFrom` is where bad input from the wire
 //! is rejected; nothing else in `common` touches generated types.
+//!
+//! Layout: this file converts probe options, targets and records; [`task`]
+//! the worker service's tasks, leases and result batches.
+
+pub mod task;
+
+pub use task::{batch_to_proto, task_to_proto, TaskError};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};

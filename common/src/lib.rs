@@ -11,6 +11,8 @@
 //! - [`options`]: the scan/probe options type and every default;
 //!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
 //!   conversion and its validation (`TryFrom` refuses bad input);
+//!   [`task`]: the plain task, lease and batch types of the worker service,
+//!   which the coordinator and the worker share;
 //!   [`client`]: the coordinator's clients (endpoint, TLS, bearer token,
 //!   message limit).
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
@@ -52,6 +54,7 @@ pub mod record;
 pub mod security_dns;
 pub mod security_policy;
 pub mod tally;
+pub mod task;
 pub mod telemetry;
 pub mod tls_facts;
 pub mod units;

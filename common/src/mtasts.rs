@@ -6,7 +6,7 @@
 //! are the worker's (`mxscope_worker::mtasts`).
 
 use crate::security_policy::{MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode};
-use crate::{TargetRecord, Verification};
+use crate::{snake, TargetRecord, Verification};
 
 /// Whether MX host `mx` matches policy pattern `pattern` (RFC 8461 §4.1):
 /// exact, or `*.` standing for exactly one leftmost label. Case and a
@@ -173,10 +173,5 @@ fn check_mx(policy: &Policy, mx: &str, facts: &[MxTls]) -> MxPolicyCheck {
     }
 }
 
-/// An enum's snake_case record name.
-fn snake<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{value:?}"))
-}
+#[cfg(test)]
+mod tests;

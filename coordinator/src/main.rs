@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mxscope_common::cli_config;
 use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
+use mxscope_common::{cli_args, cli_config};
 
 mod cli;
 
@@ -61,7 +61,7 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ScanOptionArgs {
     #[command(flatten)]
-    probe: mxscope_common::cli_args::ProbeArgs,
+    probe: cli_args::ProbeArgs,
     /// Never resolve or contact what FILE lists, one entry a line (`#` comments):
     /// networks (192.0.2.0/24, 2001:db8::/48) and addresses, domains (example.org
     /// or domain:example.org, with every name under it) and MX-name suffixes
@@ -112,18 +112,15 @@ impl ScanMetaArgs {
 /// Where scans are: a running coordinator, or a data directory read offline.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SourceArgs {
-    /// URL of a running coordinator (http:// or https://).
-    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
-    coordinator: Option<String>,
-    /// Read this data directory directly (no coordinator may be running on it).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
     #[command(flatten)]
-    connect: ConnectArgs,
+    remote: CoordinatorArgs,
+    /// Read this data directory directly (no coordinator may be running on it).
+    #[arg(long, value_name = "DIR", conflicts_with = cli_args::COORDINATOR)]
+    data_dir: Option<PathBuf>,
 }
 
-/// Credentials and TLS files for talking to a coordinator (shared with the worker).
-pub(crate) use mxscope_common::cli_args::ConnectArgs;
+/// `--coordinator URL` and the token and TLS files to reach it (shared with the worker).
+pub(crate) use mxscope_common::cli_args::CoordinatorArgs;
 
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
 const CONFIGURABLE: &[&str] = &["serve"];
@@ -199,5 +196,41 @@ mod tests {
             Some(defaults::NETWORK_RATE_MILLI)
         );
         assert_eq!(options.vantage_rate_milli, defaults::VANTAGE_RATE_MILLI);
+    }
+
+    /// One `--coordinator`: required where no data directory can stand in,
+    /// exclusive with `--data-dir` where one can.
+    #[test]
+    fn coordinator_is_required_or_exclusive_with_data_dir() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.command);
+        let submit = ["mxscope", "submit", "l.txt", "--vantage", "v"];
+        assert!(parse(&submit).is_err(), "submit needs --coordinator");
+        let submit = [&submit[..], &["--coordinator", "http://c"]].concat();
+        assert!(matches!(parse(&submit), Ok(Command::Submit(_))));
+        for command in ["status", "export", "report", "cancel", "vantages"] {
+            let with_scan = |extra: &[&'static str]| {
+                let mut args = vec!["mxscope", command];
+                if command != "status" {
+                    args.push("scan-1");
+                }
+                args.extend_from_slice(extra);
+                args
+            };
+            assert!(
+                parse(&with_scan(&["--coordinator", "http://c"])).is_ok(),
+                "{command}"
+            );
+            assert!(parse(&with_scan(&["--data-dir", "d"])).is_ok(), "{command}");
+            assert!(
+                parse(&with_scan(&[
+                    "--coordinator",
+                    "http://c",
+                    "--data-dir",
+                    "d"
+                ]))
+                .is_err(),
+                "{command}: --coordinator and --data-dir exclude each other"
+            );
+        }
     }
 }

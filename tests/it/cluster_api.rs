@@ -248,17 +248,9 @@ async fn invalid_domain_file_is_refused_whole() {
     )
     .unwrap();
     let submit = |extra: &[&str]| {
-        std::process::Command::new(bin("mxscope"))
-            .args([
-                "submit",
-                "--vantage",
-                "V",
-                "--coordinator",
-                &coordinator.url,
-            ])
-            .arg(&list)
+        coordinator
+            .submit_command(&list)
             .args(extra)
-            .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
             .output()
             .unwrap()
     };

@@ -2,6 +2,7 @@
 //! Run as root after `tests/lab/install.sh`: see the README.
 
 mod bounds;
+mod cancel;
 mod cli;
 mod cluster;
 mod cluster_api;
@@ -28,3 +29,4 @@ mod scan;
 mod security;
 mod security_resolvers;
 mod security_scan;
+mod submit;

@@ -123,6 +123,16 @@ impl CoordinatorProcess {
         self.daemon.pid()
     }
 
+    /// `mxscope submit LIST --vantage V` to this coordinator with the admin
+    /// token; add arguments and run it.
+    pub fn submit_command(&self, list: &Path) -> Command {
+        let mut cmd = Command::new(bin("mxscope"));
+        cmd.args(["submit", "--vantage", "V", "--coordinator", &self.url])
+            .arg(list)
+            .env("MXSCOPE_TOKEN", ADMIN_TOKEN);
+        cmd
+    }
+
     /// An admin client of this coordinator.
     pub async fn admin(&self) -> AdminClient {
         AdminClient::connect(&self.url, Some(ADMIN_TOKEN), None)

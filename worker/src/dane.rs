@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256, Sha512};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use mxscope_common::encoding::unhex;
+use mxscope_common::snake;
 
-use crate::dnssec::{snake, TlsaLookup, Verdict};
+use crate::dnssec::{TlsaLookup, Verdict};
 
 /// Lowercase hex of `bytes` (TLSA association data as records carry it).
 pub use mxscope_common::encoding::hex as encode_hex;
@@ -82,7 +83,7 @@ pub fn not_applicable(reason: &str) -> DaneResult {
 pub fn address_not_secure(addresses: Verdict) -> DaneResult {
     let detail = format!(
         "the MX host's addresses are {}{}",
-        snake(addresses.status),
+        snake(&addresses.status),
         addresses
             .reason
             .map(|r| format!(" ({})", r.as_str()))

@@ -39,6 +39,7 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use mxscope_common::encoding::hex;
 use mxscope_common::security_dns::{DnssecReason, DnssecStatus, ResolverCheck, TlsaRecord};
+use mxscope_common::snake;
 use tokio::sync::OnceCell;
 
 use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
@@ -361,7 +362,7 @@ impl SecureResolver {
                 ),
                 DnssecStatus::Insecure => TlsaLookup::Insecure,
                 other => TlsaLookup::Failed(
-                    format!("TLSA answer is {}", snake(other)),
+                    format!("TLSA answer is {}", snake(&other)),
                     why.unwrap_or(DnssecReason::ValidationFailed),
                 ),
             },
@@ -369,7 +370,7 @@ impl SecureResolver {
                 DnssecStatus::Secure => TlsaLookup::NoRecords,
                 DnssecStatus::Insecure => TlsaLookup::Insecure,
                 other => TlsaLookup::Failed(
-                    format!("TLSA denial is {}", snake(other)),
+                    format!("TLSA denial is {}", snake(&other)),
                     why.unwrap_or(DnssecReason::NsecProofFailed),
                 ),
             },
@@ -603,16 +604,6 @@ pub fn weakest_verdict(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
         .into_iter()
         .find(|v| v.status == status)
         .unwrap_or(Verdict::indeterminate(DnssecReason::LookupFailed))
-}
-
-/// A status's record name.
-pub fn snake(status: DnssecStatus) -> &'static str {
-    match status {
-        DnssecStatus::Secure => "secure",
-        DnssecStatus::Insecure => "insecure",
-        DnssecStatus::Bogus => "bogus",
-        _ => "indeterminate",
-    }
 }
 
 /// Whether DANE applies to an exchange: its MX RRset and its addresses are

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use mxscope_common::cli_args::{self, shutdown_on_signals, ConnectArgs};
+use mxscope_common::cli_args::{self, required, shutdown_on_signals, CoordinatorArgs, COORDINATOR};
 use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
 use mxscope_common::options::defaults;
@@ -79,18 +79,16 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg(COORDINATOR, required))]
 struct WorkArgs {
-    /// The coordinator's gRPC URL (http://HOST:PORT, or https:// for TLS).
-    #[arg(long, value_name = "URL")]
-    coordinator: String,
+    #[command(flatten)]
+    coordinator: CoordinatorArgs,
     /// The vantage label this worker measures from (e.g. eu-west, lab-a).
     #[arg(long, value_name = "LABEL")]
     vantage: String,
     /// This worker's id, unique in the fleet. Default: HOSTNAME-PID.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    #[command(flatten)]
-    connect: ConnectArgs,
     /// Most tasks held at once (default: --concurrency). Work is leased by free
     /// session slots: a task's slow target holds one slot, not the task's size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -277,13 +275,13 @@ fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
 }
 
 fn work(args: WorkArgs) -> anyhow::Result<()> {
-    let token = args.connect.token()?;
-    let tls = args.connect.tls()?;
+    let token = args.coordinator.connect.token()?;
+    let tls = args.coordinator.connect.tls()?;
     let worker_id = args
         .worker_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", default_ehlo_name(), std::process::id()));
-    let mut config = FleetConfig::new(args.coordinator, worker_id, args.vantage);
+    let mut config = FleetConfig::new(args.coordinator.url()?, worker_id, args.vantage);
     config.token = token;
     config.coordinator_ca_pem = tls.ca_pem;
     config.client_identity = tls.identity;
@@ -363,6 +361,11 @@ mod tests {
             panic!("not the work command");
         };
         assert_eq!(args.capacity, None);
+        assert_eq!(args.coordinator.url().ok(), Some("http://127.0.0.1:7400"));
+        assert!(
+            Cli::try_parse_from(["mxscope-worker", "work", "--vantage", "lab"]).is_err(),
+            "work needs --coordinator"
+        );
         assert_eq!(args.shutdown_grace, Duration::from_secs(5));
         assert_eq!(args.resolvers, ["127.0.0.1:5353".parse().unwrap()]);
         // A client certificate needs its key.

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use mxscope_common::{DomainRecord, KeyInfo, Outcome, TargetRecord, VersionSupport};
+use mxscope_common::{snake, DomainRecord, KeyInfo, Outcome, TargetRecord, VersionSupport};
 
 /// Write one domain, its MX hosts and what each address showed.
 pub fn write_domain(out: &mut impl Write, record: &DomainRecord) -> io::Result<()> {
@@ -157,14 +157,6 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
         writeln!(out, "          anomalies: {}", names.join(", "))?;
     }
     Ok(())
-}
-
-/// A serde enum's snake_case name.
-fn snake<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn key_text(key: &KeyInfo) -> String {

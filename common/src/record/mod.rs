@@ -4,7 +4,8 @@
 //! rename none without bumping [`SCHEMA_VERSION`].
 //!
 //! Layout (every type is re-exported here and at the crate root):
-//! - this file: [`SCHEMA_VERSION`] and [`Record`], either kind as JSON.
+//! - this file: [`SCHEMA_VERSION`], [`Record`], either kind as JSON, and
+//!   [`snake`], an enum value's record name for tables and messages.
 //! - `domain`: [`DomainRecord`], its DNS result, exchanges, anomalies and
 //!   [`DomainSecurity`].
 //! - `target`: [`TargetRecord`], its timings, replies and [`Anomaly`]s, its
@@ -69,6 +70,17 @@ impl Record {
     }
 }
 
+/// An enum value's snake_case record name, as the JSON records write it
+/// (`starttls_ok`, `no_tlsa`), for reports, CSV cells and messages. A value
+/// that does not serialize as a plain string (no record enum does) shows its
+/// `Debug` form rather than nothing.
+pub fn snake<T: Serialize + std::fmt::Debug>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{value:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +88,16 @@ mod tests {
     use crate::security_dns::{DaneResult, DnssecReason, DnssecStatus};
     use crate::security_policy::{MtaSts, TlsRpt};
     use crate::security_policy::{MtaStsVerdict, TlsRptVerdict};
+
+    #[test]
+    fn snake_is_the_record_name() {
+        assert_eq!(snake(&Outcome::StarttlsOk), "starttls_ok");
+        assert_eq!(snake(&DnssecStatus::Indeterminate), "indeterminate");
+        assert_eq!(snake(&DaneVerdict::NoTlsa), "no_tlsa");
+        assert_eq!(snake(&Anomaly::PreTlsInjection), "pre_tls_injection");
+        // Not a string on the wire: the Debug form, never an empty cell.
+        assert_eq!(snake(&Some(3_u8)), "Some(3)");
+    }
 
     #[test]
     fn schema_1_records_still_parse() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use mxscope_common::{Record, VersionSupport};
+use mxscope_common::{snake, Record, VersionSupport};
 use mxscope_coordinator::grpc::client::ClientError;
 
 use super::{open_source, Source};
@@ -68,13 +68,6 @@ pub(crate) const CSV_HEADER: &[&str] = &[
 
 fn support(s: VersionSupport) -> String {
     serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn snake<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()

@@ -2,6 +2,7 @@
 
 pub(crate) mod exclude;
 pub(crate) mod export;
+pub(crate) mod list;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod scan;
@@ -9,7 +10,6 @@ pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod submit;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -23,10 +23,9 @@ use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
-use crate::{ConnectArgs, ScanOptionArgs, SourceArgs};
+pub(crate) use list::read_lines;
 
-/// Longest line read from a domain list before it is cut (and rejected).
-const MAX_LINE: u64 = 4096;
+use crate::{CoordinatorArgs, ScanOptionArgs, SourceArgs};
 
 /// `key=value`.
 pub(crate) fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -39,53 +38,17 @@ pub(crate) fn parse_label(text: &str) -> Result<(String, String), String> {
     Ok((key.trim().to_string(), value.trim().to_string()))
 }
 
-/// The lines of a domain list file, or of standard input for `-`.
-pub(crate) fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin()))
-    } else {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening domain list {}", path.display()))?;
-        Box::new(BufReader::new(file))
-    };
-    let mut reader = reader;
-    let mut lines = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
-            // Keep the overlong line's start: the coordinator rejects it with
-            // its number. Skip the rest of it.
-            let mut rest = Vec::new();
-            loop {
-                rest.clear();
-                let m = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut rest)?;
-                if m == 0 || rest.last() == Some(&b'\n') {
-                    break;
-                }
-            }
-            buf.extend(std::iter::repeat_n(b'x', 2048));
-        }
-        let line = String::from_utf8_lossy(&buf);
-        lines.push(line.trim_end_matches(['\n', '\r']).to_string());
-    }
-    Ok(lines)
-}
-
 /// Read a PEM file whole.
 pub(crate) fn read_pem(path: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
     path.map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .transpose()
 }
 
-/// An admin connection to `url` with the command line's token and TLS files.
-pub(crate) async fn connect(url: &str, args: &ConnectArgs) -> anyhow::Result<AdminClient> {
-    let token = args.token()?;
-    Ok(AdminClient::connect_with(url, token.as_deref(), &args.tls()?).await?)
+/// An admin connection to `--coordinator` with the command line's token and TLS files.
+pub(crate) async fn connect(args: &CoordinatorArgs) -> anyhow::Result<AdminClient> {
+    let token = args.connect.token()?;
+    let tls = args.connect.tls()?;
+    Ok(AdminClient::connect_with(args.url()?, token.as_deref(), &tls).await?)
 }
 
 /// The scan options of the command line.
@@ -140,8 +103,8 @@ pub(crate) enum Source {
 
 /// Open the source the options name.
 pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
-    match (&args.coordinator, &args.data_dir) {
-        (Some(url), _) => Ok(Source::Remote(connect(url, &args.connect).await?)),
+    match (&args.remote.coordinator, &args.data_dir) {
+        (Some(_), _) => Ok(Source::Remote(connect(&args.remote).await?)),
         (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),
         (None, None) => {
             bail!(

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::model::{ScanMeta, ScanOptions, ScanState};
-use crate::service::{ScanStatus, Submitted};
+use crate::service::{ScanRequest, ScanStatus, Submitted};
 
 /// Lines per streamed chunk of a submission (well under the message limit).
 const CHUNK_LINES: usize = 10_000;
@@ -111,7 +111,7 @@ impl AdminClient {
         Ok(Self { inner })
     }
 
-    /// Submit a scan, streaming its lines in chunks.
+    /// Submit a scan whose lines are all in memory, streamed in chunks.
     pub async fn submit(
         &mut self,
         name: String,
@@ -121,24 +121,42 @@ impl AdminClient {
         skip_invalid: bool,
         lines: Vec<String>,
     ) -> Result<Submitted, ClientError> {
+        let request = ScanRequest {
+            name,
+            labels,
+            vantages,
+            options: options.clone(),
+            skip_invalid,
+        };
+        let chunks: Vec<Vec<String>> = lines.chunks(CHUNK_LINES).map(<[_]>::to_vec).collect();
+        self.submit_stream(request, tokio_stream::iter(chunks))
+            .await
+    }
+
+    /// Submit a scan whose lines arrive as `chunks` (each well under the
+    /// message limit), sent as they come: the client holds what the stream
+    /// holds. The coordinator stores the scan only when the stream ends; a
+    /// stream that never ends and is dropped with this future submits
+    /// nothing (the coordinator sees the call cancelled).
+    pub async fn submit_stream(
+        &mut self,
+        request: ScanRequest,
+        chunks: impl tokio_stream::Stream<Item = Vec<String>> + Send + 'static,
+    ) -> Result<Submitted, ClientError> {
+        use tokio_stream::StreamExt;
         let spec = proto::SubmitScanRequest {
             part: Some(Part::Spec(proto::ScanSpec {
-                name,
-                labels: labels.into_iter().collect(),
-                vantages,
-                options: Some(options.into()),
-                skip_invalid,
+                name: request.name,
+                labels: request.labels.into_iter().collect(),
+                vantages: request.vantages,
+                options: Some((&request.options).into()),
+                skip_invalid: request.skip_invalid,
             })),
         };
-        let chunks: Vec<proto::SubmitScanRequest> = lines
-            .chunks(CHUNK_LINES)
-            .map(|chunk| proto::SubmitScanRequest {
-                part: Some(Part::Domains(proto::DomainChunk {
-                    lines: chunk.to_vec(),
-                })),
-            })
-            .collect();
-        let stream = tokio_stream::iter(std::iter::once(spec).chain(chunks));
+        let chunks = chunks.map(|lines| proto::SubmitScanRequest {
+            part: Some(Part::Domains(proto::DomainChunk { lines })),
+        });
+        let stream = tokio_stream::once(spec).chain(chunks);
         let r = self.inner.submit_scan(stream).await?.into_inner();
         Ok(Submitted {
             scan_id: r.scan_id,

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::convert::{records_from_json, target_to_proto};
+use mxscope_common::convert::task_to_proto;
 use mxscope_common::proto::{self, worker_service_server::WorkerService};
+use mxscope_common::task::{Lease, ReportedBatch, TaskSpec, Work};
 use tonic::{Request, Response, Status};
 
 use crate::model::TaskKind;
@@ -34,25 +35,26 @@ fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
     Ok(value)
 }
 
+/// A leased task for the wire: the coordinator's task as the contract's
+/// [`TaskSpec`], converted where every task message is.
 fn to_proto(leased: Leased) -> proto::Task {
     let work = match leased.task.kind {
-        TaskKind::Resolve { domains } => proto::task::Work::Resolve(proto::ResolveWork { domains }),
-        TaskKind::Probe { targets } => proto::task::Work::Probe(proto::ProbeWork {
-            targets: targets
-                .into_iter()
-                .map(|t| target_to_proto(t.ip, t.mx_names))
-                .collect(),
-        }),
+        TaskKind::Resolve { domains } => Work::Resolve(domains),
+        TaskKind::Probe { targets } => {
+            Work::Probe(targets.into_iter().map(|t| (t.ip, t.mx_names)).collect())
+        }
     };
-    proto::Task {
-        task_id: leased.task.id,
-        epoch: leased.task.epoch,
+    let spec = TaskSpec {
+        lease: Lease {
+            task_id: leased.task.id,
+            epoch: leased.task.epoch,
+        },
         scan_id: leased.task.scan,
         vantage: leased.task.vantage,
-        lease_deadline_unix_ms: leased.deadline_ms,
-        options: Some((&leased.options).into()),
-        work: Some(work),
-    }
+        options: leased.options,
+        work,
+    };
+    task_to_proto(spec, leased.deadline_ms)
 }
 
 #[tonic::async_trait]
@@ -108,12 +110,16 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::HeartbeatResponse>, Status> {
         let r = request.into_inner();
         let worker = required(&r.worker_id, "worker_id")?;
-        let leases: Vec<(String, u64)> =
-            r.leases.into_iter().map(|l| (l.task_id, l.epoch)).collect();
+        let leases: Vec<(String, u64)> = r
+            .leases
+            .into_iter()
+            .map(Lease::from)
+            .map(|l| (l.task_id, l.epoch))
+            .collect();
         let (extended, lost) = self.coordinator.heartbeat(worker, &leases)?;
         let refs = |v: Vec<(String, u64)>| {
             v.into_iter()
-                .map(|(task_id, epoch)| proto::LeaseRef { task_id, epoch })
+                .map(|(task_id, epoch)| proto::LeaseRef::from(&Lease { task_id, epoch }))
                 .collect()
         };
         Ok(Response::new(proto::HeartbeatResponse {
@@ -126,10 +132,10 @@ impl WorkerService for WorkerApi {
         &self,
         request: Request<proto::ResultBatch>,
     ) -> Result<Response<proto::ResultAck>, Status> {
-        let r = request.into_inner();
-        let worker = required(&r.worker_id, "worker_id")?;
-        let records = records_from_json(&r.records_json)
+        let batch = ReportedBatch::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let worker = required(&batch.worker_id, "worker_id")?;
+        let records = batch.records;
         let domains = records
             .iter()
             .filter(|r| matches!(r, mxscope_common::Record::Domain(_)))
@@ -137,7 +143,13 @@ impl WorkerService for WorkerApi {
         let targets = records.len() as u64 - domains;
         let stored = self
             .coordinator
-            .report(worker, &r.task_id, r.epoch, records, r.task_complete)
+            .report(
+                worker,
+                &batch.lease.task_id,
+                batch.lease.epoch,
+                records,
+                batch.task_complete,
+            )
             .await?;
         crate::metrics::results_ingested(domains, targets, u64::from(stored));
         Ok(Response::new(proto::ResultAck { stored }))
@@ -149,9 +161,10 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::ReleaseResponse>, Status> {
         let r = request.into_inner();
         let worker = required(&r.worker_id, "worker_id")?;
-        let lease = r
-            .lease
-            .ok_or_else(|| Status::invalid_argument("lease is required"))?;
+        let lease = Lease::from(
+            r.lease
+                .ok_or_else(|| Status::invalid_argument("lease is required"))?,
+        );
         self.coordinator
             .release(worker, &lease.task_id, lease.epoch)
             .await?;

@@ -14,7 +14,7 @@ use mxscope_common::security_dns::{
     DaneVerdict, DnssecReason, DnssecStatus, ResolverCheck, ReverseDnsVerdict, DNSSEC_REASONS,
 };
 use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
-use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
+use mxscope_common::{snake, Bucket, DnsStatus, DomainRecord, TargetRecord};
 
 use super::model::{Distribution, SecuritySection};
 
@@ -317,12 +317,4 @@ fn rows<K: Ord + serde::Serialize + std::fmt::Debug>(
         .iter()
         .map(|v| (snake(v), counts.get(v).copied().unwrap_or(0)))
         .collect()
-}
-
-/// An enum's snake_case record name.
-fn snake<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{value:?}"))
 }

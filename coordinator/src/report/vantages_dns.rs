@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use mxscope_common::politeness::is_public;
 use mxscope_common::security_dns::DnssecStatus;
-use mxscope_common::{DnsStatus, DomainRecord};
+use mxscope_common::{snake, DnsStatus, DomainRecord};
 
 use super::model::{
     AddressNote, Disagreement, DnsDiff, DnsView, OneVantageTarget, ONE_VANTAGE_DOMAINS_CAP,
@@ -224,14 +224,6 @@ pub fn dns_diff(domain: &str, records: &[(&str, &DomainRecord)]) -> Option<DnsDi
             .collect(),
         notes,
     })
-}
-
-/// A serde enum's snake_case name.
-fn snake<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{value:?}"),
-    }
 }
 
 /// The state of a merge-join of domain record streams, each sorted by

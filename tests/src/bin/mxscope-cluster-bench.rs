@@ -16,7 +16,7 @@ use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use mxscope_common::proto::{self, task::Work};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Record};
 use mxscope_coordinator::grpc::client::{bearer, channel};
-use mxscope_tests::cluster::{bin, CoordinatorProcess, ADMIN_TOKEN, WORKER_TOKEN};
+use mxscope_tests::cluster::{CoordinatorProcess, WORKER_TOKEN};
 
 fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -64,16 +64,8 @@ async fn main() -> anyhow::Result<()> {
 
     let coordinator = CoordinatorProcess::start(&dir.join("data"), "60s")?;
     let started = Instant::now();
-    let out = std::process::Command::new(bin("mxscope"))
-        .args([
-            "submit",
-            "--vantage",
-            "V",
-            "--coordinator",
-            &coordinator.url,
-        ])
-        .arg(&list)
-        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+    let out = coordinator
+        .submit_command(&list)
         .output()
         .context("running mxscope submit")?;
     let submit_secs = started.elapsed().as_secs_f64();

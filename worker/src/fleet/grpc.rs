@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use mxscope_common::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
-use mxscope_common::convert::{targets_from_proto, InvalidOptions, InvalidTargets};
-use mxscope_common::options::ScanOptions;
+use mxscope_common::convert::batch_to_proto;
+pub use mxscope_common::convert::TaskError;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -18,7 +18,7 @@ use tonic::{Code, Status};
 
 use super::egress::EgressReport;
 use super::leases::Lease;
-use super::task::{Batch, CallError, ResultSink, TaskSpec, Work};
+use super::task::{Batch, CallError, ResultSink, TaskSpec};
 use super::FleetError;
 
 /// One call, whatever it is.
@@ -133,8 +133,8 @@ impl Coordinator {
             .tasks
             .into_iter()
             .map(|task| {
-                let lease = lease_of(&task);
-                task_from_proto(task).map_err(|error| (lease, error))
+                let lease = Lease::from(&task);
+                TaskSpec::try_from(task).map_err(|error| (lease, error))
             })
             .collect())
     }
@@ -143,16 +143,16 @@ impl Coordinator {
     pub async fn heartbeat(&self, leases: &[Lease]) -> Result<Vec<Lease>, CallError> {
         let request = proto::HeartbeatRequest {
             worker_id: self.worker_id.clone(),
-            leases: leases.iter().map(lease_to_proto).collect(),
+            leases: leases.iter().map(proto::LeaseRef::from).collect(),
         };
         let reply = self.client.clone().heartbeat(request).await?.into_inner();
-        Ok(reply.lost.into_iter().map(lease_from_proto).collect())
+        Ok(reply.lost.into_iter().map(Lease::from).collect())
     }
 
     pub async fn release(&self, lease: &Lease) -> Result<(), CallError> {
         let request = proto::ReleaseRequest {
             worker_id: self.worker_id.clone(),
-            lease: Some(lease_to_proto(lease)),
+            lease: Some(lease.into()),
         };
         self.client.clone().release(request).await?;
         Ok(())
@@ -199,180 +199,9 @@ fn egress_to_proto(egress: &EgressReport) -> proto::EgressCheck {
     }
 }
 
-fn lease_of(task: &proto::Task) -> Lease {
-    Lease {
-        task_id: task.task_id.clone(),
-        epoch: task.epoch,
-    }
-}
-
-fn lease_to_proto(lease: &Lease) -> proto::LeaseRef {
-    proto::LeaseRef {
-        task_id: lease.task_id.clone(),
-        epoch: lease.epoch,
-    }
-}
-
-fn lease_from_proto(lease: proto::LeaseRef) -> Lease {
-    Lease {
-        task_id: lease.task_id,
-        epoch: lease.epoch,
-    }
-}
-
-fn batch_to_proto(worker_id: &str, batch: &Batch) -> proto::ResultBatch {
-    proto::ResultBatch {
-        worker_id: worker_id.to_string(),
-        task_id: batch.lease.task_id.clone(),
-        epoch: batch.lease.epoch,
-        records_json: batch.records_json.clone(),
-        task_complete: batch.task_complete,
-    }
-}
-
-/// Why a leased task cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TaskError {
-    /// The task has no id; the coordinator is broken.
-    #[error("task without id")]
-    NoId,
-    /// Neither resolve nor probe work; a newer coordinator may know more kinds.
-    #[error("task without work (unknown kind?)")]
-    NoWork,
-    /// The scan's options are refused (the coordinator's own validator, run
-    /// here again whatever the coordinator checked).
-    #[error(transparent)]
-    Options(#[from] InvalidOptions),
-    /// A probe target is not an IP address, or appears twice.
-    #[error(transparent)]
-    Targets(#[from] InvalidTargets),
-}
-
-fn task_from_proto(task: proto::Task) -> Result<TaskSpec, TaskError> {
-    if task.task_id.is_empty() {
-        return Err(TaskError::NoId);
-    }
-    let lease = lease_of(&task);
-    let options = ScanOptions::try_from(task.options.unwrap_or_default())?;
-    let work = match task.work {
-        None => return Err(TaskError::NoWork),
-        Some(proto::task::Work::Resolve(resolve)) => Work::Resolve(resolve.domains),
-        Some(proto::task::Work::Probe(probe)) => Work::Probe(targets_from_proto(probe.targets)?),
-    };
-    Ok(TaskSpec {
-        lease,
-        scan_id: task.scan_id,
-        vantage: task.vantage,
-        options,
-        work,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn probe_task(targets: &[&str]) -> proto::Task {
-        proto::Task {
-            task_id: "t1".into(),
-            epoch: 4,
-            scan_id: "s1".into(),
-            vantage: "eu".into(),
-            lease_deadline_unix_ms: 0,
-            options: Some(proto::ProbeOptions {
-                port: 2525,
-                timeout_connect_ms: 1500,
-                resolvers: vec!["127.0.0.1:5353".into()],
-                allow_private: true,
-                ..Default::default()
-            }),
-            work: Some(proto::task::Work::Probe(proto::ProbeWork {
-                targets: targets
-                    .iter()
-                    .map(|ip| proto::ProbeTarget {
-                        ip: ip.to_string(),
-                        mx_names: vec!["mx.example".into()],
-                    })
-                    .collect(),
-            })),
-        }
-    }
-
-    #[test]
-    fn task_from_the_wire() {
-        let spec = task_from_proto(probe_task(&["127.0.0.1", "::1"])).unwrap();
-        assert_eq!(
-            spec.lease,
-            Lease {
-                task_id: "t1".into(),
-                epoch: 4
-            }
-        );
-        assert_eq!((spec.scan_id.as_str(), spec.vantage.as_str()), ("s1", "eu"));
-        let Work::Probe(targets) = spec.work else {
-            panic!("not a probe task");
-        };
-        assert_eq!(targets.len(), 2);
-        assert_eq!(targets[1].0, "::1".parse::<std::net::IpAddr>().unwrap());
-        let options = spec.options;
-        assert_eq!(options.port, 2525);
-        assert_eq!(options.timeouts().connect, Duration::from_millis(1500));
-        assert_eq!(
-            options.timeouts().session,
-            crate::config::Timeouts::default().session
-        );
-        assert_eq!(
-            options.resolver_addrs().unwrap(),
-            ["127.0.0.1:5353".parse().unwrap()]
-        );
-        assert_eq!(options.ca_pem, None);
-        assert!(options.allow_private && !options.legacy);
-        let name = options.ehlo_name_or(crate::config::default_ehlo_name());
-        assert!(!name.unwrap().as_str().is_empty());
-    }
-
-    #[test]
-    fn malformed_tasks_are_refused() {
-        assert_eq!(
-            task_from_proto(probe_task(&["mx.example"])),
-            Err(TaskError::Targets(InvalidTargets::Target(
-                "mx.example".into()
-            )))
-        );
-        assert_eq!(
-            task_from_proto(probe_task(&["127.0.0.1", "127.0.0.1"])),
-            Err(TaskError::Targets(InvalidTargets::DuplicateTarget(
-                "127.0.0.1".into()
-            )))
-        );
-        let mut no_work = probe_task(&[]);
-        no_work.work = None;
-        assert_eq!(task_from_proto(no_work), Err(TaskError::NoWork));
-        let mut no_id = probe_task(&[]);
-        no_id.task_id.clear();
-        assert_eq!(task_from_proto(no_id), Err(TaskError::NoId));
-        // The worker parses the options itself, whatever the coordinator
-        // checked (the validator's cases are in `mxscope_common::convert`).
-        let mut smuggled = probe_task(&[]);
-        smuggled.options = Some(proto::ProbeOptions {
-            ehlo_name: "scanner.example\r\nMAIL FROM:<x@example.org>".into(),
-            ..Default::default()
-        });
-        assert!(matches!(
-            task_from_proto(smuggled),
-            Err(TaskError::Options(InvalidOptions::EhloName { .. }))
-        ));
-        let mut port = probe_task(&[]);
-        port.options = Some(proto::ProbeOptions {
-            port: 70_000,
-            ..Default::default()
-        });
-        assert_eq!(
-            task_from_proto(port),
-            Err(TaskError::Options(InvalidOptions::Port(70_000)))
-        );
-    }
 
     #[test]
     fn status_codes_say_what_to_do() {
@@ -393,24 +222,9 @@ mod tests {
         assert!(matches!(kind(Code::DataLoss), CallError::Refused(_)));
     }
 
+    /// (Task, lease and batch conversions: `mxscope_common::convert::task`.)
     #[test]
-    fn batches_and_registration_to_and_from_the_wire() {
-        let batch = Batch {
-            lease: Lease {
-                task_id: "t".into(),
-                epoch: 2,
-            },
-            records_json: vec!["{}".into()],
-            task_complete: true,
-        };
-        let wire = batch_to_proto("w1", &batch);
-        assert_eq!(
-            (wire.worker_id.as_str(), wire.task_id.as_str(), wire.epoch),
-            ("w1", "t", 2)
-        );
-        assert!(wire.task_complete);
-        assert_eq!(wire.records_json, ["{}"]);
-
+    fn registration_from_the_wire() {
         let reg = registration(proto::RegisterResponse {
             heartbeat_interval_ms: 0,
             lease_ttl_ms: 30_000,

@@ -7,23 +7,12 @@
 //! task's work: another worker owns it now.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
 /// A task and the epoch this worker leased it with (the fencing token).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Lease {
-    pub task_id: String,
-    pub epoch: u64,
-}
-
-impl fmt::Display for Lease {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.task_id, self.epoch)
-    }
-}
+pub use mxscope_common::task::Lease;
 
 /// The held leases, by task id, each with the token that cancels its work.
 #[derive(Debug, Default)]

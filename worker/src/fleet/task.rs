@@ -1,64 +1,14 @@
 //! The plain types a leased task is made of, shared by the coordinator
 //! client ([`super::grpc`]), the runner and the uplink, so that none of
-//! those imports another for them: the task ([`TaskSpec`], [`Work`]), a
-//! batch of its results ([`Batch`]), what a failed call means
-//! ([`CallError`]), and where batches go ([`ResultSink`], the coordinator
-//! in production, a script in the uplink's tests).
+//! those imports another for them: the task ([`TaskSpec`], [`Work`]) and a
+//! batch of its results ([`Batch`]), the contract's types that the
+//! coordinator speaks too ([`mxscope_common::task`]); what a failed call
+//! means ([`CallError`]), and where batches go ([`ResultSink`], the
+//! coordinator in production, a script in the uplink's tests).
 
 use std::future::Future;
-use std::net::IpAddr;
 
-use mxscope_common::options::ScanOptions;
-
-use super::leases::Lease;
-
-/// A leased task, converted from the wire and checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskSpec {
-    pub lease: Lease,
-    pub scan_id: String,
-    pub vantage: String,
-    pub options: ScanOptions,
-    pub work: Work,
-}
-
-/// What a task asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
-    /// Resolve these domains (A-labels).
-    Resolve(Vec<String>),
-    /// Probe these distinct IPs, each with the MX names pointing at it.
-    Probe(Vec<(IpAddr, Vec<String>)>),
-}
-
-impl Work {
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Resolve(domains) => domains.len(),
-            Self::Probe(targets) => targets.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(super) fn kind(&self) -> &'static str {
-        match self {
-            Self::Resolve(_) => "resolve",
-            Self::Probe(_) => "probe",
-        }
-    }
-}
-
-/// A batch of one task's records, serialized as DESIGN §5 JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub lease: Lease,
-    pub records_json: Vec<String>,
-    /// The task's last batch: the task is done once this is acknowledged.
-    pub task_complete: bool,
-}
+pub use mxscope_common::task::{Batch, TaskSpec, Work};
 
 /// What a failed call means for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,297 @@
+//! The task, lease and batch messages of the worker service ⇄ the plain
+//! types of [`crate::task`], one conversion per message and direction.
+//! `TryFrom` refuses what a side cannot use: a task without id or work,
+//! with options no side may use, or with bad targets; a batch whose records
+//! do not parse.
+
+use crate::options::ScanOptions;
+use crate::proto;
+use crate::task::{Batch, Lease, ReportedBatch, TaskSpec, Work};
+
+use super::{
+    records_from_json, target_to_proto, targets_from_proto, ConvertError, InvalidOptions,
+    InvalidTargets,
+};
+
+/// Why a leased task cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task has no id; the coordinator is broken.
+    #[error("task without id")]
+    NoId,
+    /// Neither resolve nor probe work; a newer coordinator may know more kinds.
+    #[error("task without work (unknown kind?)")]
+    NoWork,
+    /// The scan's options are refused (the coordinator's own validator, run
+    /// here again whatever the coordinator checked).
+    #[error(transparent)]
+    Options(#[from] InvalidOptions),
+    /// A probe target is not an IP address, or appears twice.
+    #[error(transparent)]
+    Targets(#[from] InvalidTargets),
+}
+
+impl From<proto::LeaseRef> for Lease {
+    fn from(lease: proto::LeaseRef) -> Self {
+        Self {
+            task_id: lease.task_id,
+            epoch: lease.epoch,
+        }
+    }
+}
+
+impl From<&Lease> for proto::LeaseRef {
+    fn from(lease: &Lease) -> Self {
+        Self {
+            task_id: lease.task_id.clone(),
+            epoch: lease.epoch,
+        }
+    }
+}
+
+impl From<&proto::Task> for Lease {
+    /// The lease a task was handed out with (also of a task that cannot
+    /// run, so that it can be released).
+    fn from(task: &proto::Task) -> Self {
+        Self {
+            task_id: task.task_id.clone(),
+            epoch: task.epoch,
+        }
+    }
+}
+
+impl TryFrom<proto::Task> for TaskSpec {
+    type Error = TaskError;
+
+    fn try_from(task: proto::Task) -> Result<Self, Self::Error> {
+        if task.task_id.is_empty() {
+            return Err(TaskError::NoId);
+        }
+        let lease = Lease::from(&task);
+        let options = ScanOptions::try_from(task.options.unwrap_or_default())?;
+        let work = match task.work {
+            None => return Err(TaskError::NoWork),
+            Some(proto::task::Work::Resolve(resolve)) => Work::Resolve(resolve.domains),
+            Some(proto::task::Work::Probe(probe)) => {
+                Work::Probe(targets_from_proto(probe.targets)?)
+            }
+        };
+        Ok(Self {
+            lease,
+            scan_id: task.scan_id,
+            vantage: task.vantage,
+            options,
+            work,
+        })
+    }
+}
+
+/// A leased task for the wire, its lease ending at `lease_deadline_unix_ms`.
+pub fn task_to_proto(task: TaskSpec, lease_deadline_unix_ms: u64) -> proto::Task {
+    let work = match task.work {
+        Work::Resolve(domains) => proto::task::Work::Resolve(proto::ResolveWork { domains }),
+        Work::Probe(targets) => proto::task::Work::Probe(proto::ProbeWork {
+            targets: targets
+                .into_iter()
+                .map(|(ip, mx_names)| target_to_proto(ip, mx_names))
+                .collect(),
+        }),
+    };
+    proto::Task {
+        task_id: task.lease.task_id,
+        epoch: task.lease.epoch,
+        scan_id: task.scan_id,
+        vantage: task.vantage,
+        lease_deadline_unix_ms,
+        options: Some((&task.options).into()),
+        work: Some(work),
+    }
+}
+
+/// A worker's batch for the wire.
+pub fn batch_to_proto(worker_id: &str, batch: &Batch) -> proto::ResultBatch {
+    proto::ResultBatch {
+        worker_id: worker_id.to_string(),
+        task_id: batch.lease.task_id.clone(),
+        epoch: batch.lease.epoch,
+        records_json: batch.records_json.clone(),
+        task_complete: batch.task_complete,
+    }
+}
+
+impl TryFrom<proto::ResultBatch> for ReportedBatch {
+    type Error = ConvertError;
+
+    fn try_from(batch: proto::ResultBatch) -> Result<Self, Self::Error> {
+        Ok(Self {
+            records: records_from_json(&batch.records_json)?,
+            worker_id: batch.worker_id,
+            lease: Lease {
+                task_id: batch.task_id,
+                epoch: batch.epoch,
+            },
+            task_complete: batch.task_complete,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::options::Timeouts;
+    use crate::EhloName;
+
+    fn probe_task(targets: &[&str]) -> proto::Task {
+        proto::Task {
+            task_id: "t1".into(),
+            epoch: 4,
+            scan_id: "s1".into(),
+            vantage: "eu".into(),
+            lease_deadline_unix_ms: 0,
+            options: Some(proto::ProbeOptions {
+                port: 2525,
+                timeout_connect_ms: 1500,
+                resolvers: vec!["127.0.0.1:5353".into()],
+                allow_private: true,
+                ..Default::default()
+            }),
+            work: Some(proto::task::Work::Probe(proto::ProbeWork {
+                targets: targets
+                    .iter()
+                    .map(|ip| proto::ProbeTarget {
+                        ip: ip.to_string(),
+                        mx_names: vec!["mx.example".into()],
+                    })
+                    .collect(),
+            })),
+        }
+    }
+
+    #[test]
+    fn task_from_the_wire() {
+        let spec = TaskSpec::try_from(probe_task(&["127.0.0.1", "::1"])).unwrap();
+        assert_eq!(
+            spec.lease,
+            Lease {
+                task_id: "t1".into(),
+                epoch: 4
+            }
+        );
+        assert_eq!((spec.scan_id.as_str(), spec.vantage.as_str()), ("s1", "eu"));
+        let Work::Probe(targets) = &spec.work else {
+            panic!("not a probe task");
+        };
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[1].0, "::1".parse::<std::net::IpAddr>().unwrap());
+        let options = &spec.options;
+        assert_eq!(options.port, 2525);
+        assert_eq!(options.timeouts().connect, Duration::from_millis(1500));
+        assert_eq!(options.timeouts().session, Timeouts::default().session);
+        assert_eq!(
+            options.resolver_addrs().unwrap(),
+            ["127.0.0.1:5353".parse().unwrap()]
+        );
+        assert_eq!(options.ca_pem, None);
+        assert!(options.allow_private && !options.legacy);
+        let name = options.ehlo_name_or(EhloName::from_hostname());
+        assert!(!name.unwrap().as_str().is_empty());
+
+        // And back, as the coordinator sends it.
+        let wire = task_to_proto(spec.clone(), 1234);
+        assert_eq!(wire.lease_deadline_unix_ms, 1234);
+        assert_eq!(TaskSpec::try_from(wire), Ok(spec));
+        let resolve = TaskSpec {
+            work: Work::Resolve(vec!["a.example".into()]),
+            ..TaskSpec::try_from(probe_task(&[])).unwrap()
+        };
+        assert_eq!(
+            TaskSpec::try_from(task_to_proto(resolve.clone(), 0)),
+            Ok(resolve)
+        );
+    }
+
+    #[test]
+    fn malformed_tasks_are_refused() {
+        let spec = |task| TaskSpec::try_from(task);
+        assert_eq!(
+            spec(probe_task(&["mx.example"])),
+            Err(TaskError::Targets(InvalidTargets::Target(
+                "mx.example".into()
+            )))
+        );
+        assert_eq!(
+            spec(probe_task(&["127.0.0.1", "127.0.0.1"])),
+            Err(TaskError::Targets(InvalidTargets::DuplicateTarget(
+                "127.0.0.1".into()
+            )))
+        );
+        let mut no_work = probe_task(&[]);
+        no_work.work = None;
+        assert_eq!(spec(no_work), Err(TaskError::NoWork));
+        let mut no_id = probe_task(&[]);
+        no_id.task_id.clear();
+        assert_eq!(spec(no_id), Err(TaskError::NoId));
+        // A worker parses the options itself, whatever the coordinator
+        // checked (the validator's cases are in `convert`'s tests).
+        let mut smuggled = probe_task(&[]);
+        smuggled.options = Some(proto::ProbeOptions {
+            ehlo_name: "scanner.example\r\nMAIL FROM:<x@example.org>".into(),
+            ..Default::default()
+        });
+        assert!(matches!(
+            spec(smuggled),
+            Err(TaskError::Options(InvalidOptions::EhloName { .. }))
+        ));
+        let mut port = probe_task(&[]);
+        port.options = Some(proto::ProbeOptions {
+            port: 70_000,
+            ..Default::default()
+        });
+        assert_eq!(
+            spec(port),
+            Err(TaskError::Options(InvalidOptions::Port(70_000)))
+        );
+    }
+
+    #[test]
+    fn leases_and_batches_to_and_from_the_wire() {
+        let lease = Lease {
+            task_id: "t".into(),
+            epoch: 2,
+        };
+        assert_eq!(Lease::from(proto::LeaseRef::from(&lease)), lease);
+        assert_eq!(lease.to_string(), "t@2");
+
+        let batch = Batch {
+            lease: lease.clone(),
+            records_json: vec![crate::Record::Target(crate::TargetRecord::new(
+                "192.0.2.1".parse().unwrap(),
+                25,
+                vec![],
+            ))
+            .to_json()],
+            task_complete: true,
+        };
+        let wire = batch_to_proto("w1", &batch);
+        assert_eq!(
+            (wire.worker_id.as_str(), wire.task_id.as_str(), wire.epoch),
+            ("w1", "t", 2)
+        );
+        assert!(wire.task_complete);
+        assert_eq!(wire.records_json, batch.records_json);
+        let got = ReportedBatch::try_from(wire.clone()).unwrap();
+        assert_eq!((got.worker_id.as_str(), &got.lease), ("w1", &lease));
+        assert_eq!(got.records.len(), 1);
+        assert!(got.task_complete);
+
+        let mut bad = wire;
+        bad.records_json.push("{}".into());
+        assert!(matches!(
+            ReportedBatch::try_from(bad),
+            Err(ConvertError::Record { index: 1, .. })
+        ));
+    }
+}
