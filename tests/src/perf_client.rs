@@ -87,12 +87,16 @@ pub async fn bare_starttls(
             roots.add(cert.context("a lab certificate")?)?;
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    // A full handshake every time, as mxscope does (it must see every
+    // certificate): a resumed session would skip the certificate, its
+    // verification and the server's signature.
+    config.resumption = rustls::client::Resumption::disabled();
     let connector = TlsConnector::from(Arc::new(config));
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let started = Instant::now();
