@@ -87,3 +87,52 @@ fn scan_prints_the_headline_and_keeps_the_results() {
     assert_eq!(status["state"], "done");
     assert_eq!(status["domain_records"], 17);
 }
+
+/// The list is streamed to the embedded coordinator a chunk at a time; a
+/// bad line past the first chunk still refuses the whole list, with its
+/// number, and leaves neither a scan nor staged lines (nothing is probed:
+/// the refusal comes before the worker starts).
+#[test]
+fn a_bad_line_past_the_first_chunk_refuses_the_whole_scan() {
+    const LINES: usize = 25_000;
+    const BAD_LINE: usize = 23_457;
+    let dir = test_dir("embedded-scan-bad-line");
+    let list = dir.join("list.txt");
+    let text: String = (1..=LINES)
+        .map(|n| {
+            if n == BAD_LINE {
+                "not a domain\n".to_string()
+            } else {
+                format!("d{n}.example\n")
+            }
+        })
+        .collect();
+    std::fs::write(&list, text).unwrap();
+    let data = dir.join("data");
+    let out = Command::new(bin("mxscope"))
+        .arg("scan")
+        .arg(&list)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--resolver", &lab::dns().addr().to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {err}");
+    assert!(
+        err.contains(&format!("line {BAD_LINE}: contains whitespace")),
+        "{err}"
+    );
+    let staged = std::fs::read_dir(data.join("staging"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "no staged lines left");
+    let status = Command::new(bin("mxscope"))
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success());
+    assert!(shown.trim().is_empty(), "no scan stored: {shown}");
+}

@@ -94,20 +94,6 @@ impl ListReader {
     }
 }
 
-/// The lines of a domain list file, or of standard input for `-`, all at
-/// once (`mxscope scan`, which hands them to its own coordinator).
-pub(crate) fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
-    let mut list = ListReader::open(path)?;
-    let mut lines = Vec::new();
-    while let Some(line) = list
-        .next_line()
-        .with_context(|| format!("reading domain list {}", path.display()))?
-    {
-        lines.push(line);
-    }
-    Ok(lines)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

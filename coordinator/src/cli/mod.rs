@@ -23,8 +23,6 @@ use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
 
 pub(crate) use mxscope_common::units::parse_duration;
 
-pub(crate) use list::read_lines;
-
 use crate::{CoordinatorArgs, ScanOptionArgs, SourceArgs};
 
 /// `key=value`.

@@ -21,9 +21,10 @@ use mxscope_coordinator::store::Store;
 use mxscope_worker::fleet::{self, FleetConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::list::ListReader;
+use super::options;
 use super::progress::ScanProgress;
 use super::submit::list_name;
-use super::{options, read_lines};
 use crate::{ScanMetaArgs, ScanOptionArgs};
 
 #[derive(Debug, Args)]
@@ -69,7 +70,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let lines = read_lines(&args.list)?;
+    let mut list = ListReader::open(&args.list)?;
     let mut options = options(&args.probe)?;
     // Here the list is the coordinator's own: SIGHUP reloads it mid-scan.
     options.exclusions.clear();
@@ -99,17 +100,27 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         .name
         .clone()
         .unwrap_or_else(|| list_name(&args.list));
-    let submitted = coordinator
-        .submit(
-            ScanRequest {
-                name,
-                labels: args.meta.labels(),
-                vantages: vec![args.vantage.clone()],
-                options,
-                skip_invalid: args.meta.skip_invalid,
-            },
-            lines,
-        )
+    // Streamed: a chunk of the list in memory at a time. A failed read or
+    // a refused line drops the submission, and its staged lines with it.
+    let mut submission = coordinator.begin_submit(ScanRequest {
+        name,
+        labels: args.meta.labels(),
+        vantages: vec![args.vantage.clone()],
+        options,
+        skip_invalid: args.meta.skip_invalid,
+    })?;
+    loop {
+        let chunk = tokio::task::block_in_place(|| list.next_chunk())
+            .with_context(|| format!("reading domain list {}", args.list.display()))?;
+        if chunk.is_empty() {
+            break;
+        }
+        submission
+            .push(&chunk)
+            .with_context(|| format!("in {}", args.list.display()))?;
+    }
+    let submitted = submission
+        .finish()
         .await
         .with_context(|| format!("in {}", args.list.display()))?;
     for skipped in &submitted.skipped {
