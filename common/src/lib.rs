@@ -11,7 +11,7 @@
 //! - [`options`]: the scan/probe options type and every default;
 //!   [`proto`]: the generated gRPC code; [`convert`]: every proto ⇄ domain
 //!   conversion and its validation (`TryFrom` refuses bad input);
-//!   [`task`]: the plain task, lease and batch types of the worker service,
+//!   [`task`]: the plain task, lease, batch, egress-check and registration types of the worker service,
 //!   which the coordinator and the worker share;
 //!   [`client`]: the coordinator's clients (endpoint, TLS, bearer token,
 //!   message limit).

@@ -2,11 +2,13 @@
 //! both sides speak: a lease and its fencing epoch ([`Lease`]), a leased
 //! task as the worker runs it ([`TaskSpec`], [`Work`]), a batch of its
 //! results on the way up ([`Batch`]) and as the coordinator receives it
-//! ([`ReportedBatch`]). Their wire conversions are in
-//! [`crate::convert::task`], one per message.
+//! ([`ReportedBatch`]), a worker's egress self-check ([`EgressReport`]) and
+//! what registering tells it ([`Registration`]). Their wire conversions are
+//! in [`crate::convert::task`], one per message.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::options::ScanOptions;
 use crate::record::Record;
@@ -83,3 +85,38 @@ pub struct ReportedBatch {
     /// The task's last batch.
     pub task_complete: bool,
 }
+
+/// A worker's port-25 egress self-check, as it reports it when registering.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EgressReport {
+    /// False when no check was configured: the vantage is trusted.
+    pub checked: bool,
+    pub ok: bool,
+    /// The HOST:PORT that was tried.
+    pub target: String,
+    pub detail: String,
+}
+
+impl EgressReport {
+    /// Whether probe targets must be skipped (checked and failed).
+    pub fn blocked(&self) -> bool {
+        self.checked && !self.ok
+    }
+
+    /// The check's verdict: `None` when there was no check.
+    pub fn verdict(&self) -> Option<bool> {
+        self.checked.then_some(self.ok)
+    }
+}
+
+/// What the coordinator tells a worker that registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// How often the worker extends its leases.
+    pub heartbeat_interval: Duration,
+    /// How long a lease lives without a heartbeat.
+    pub lease_ttl: Duration,
+}
+
+/// The heartbeat interval of a worker whose coordinator names none.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);

@@ -6,7 +6,11 @@
 
 use crate::options::ScanOptions;
 use crate::proto;
-use crate::task::{Batch, Lease, ReportedBatch, TaskSpec, Work};
+use std::time::Duration;
+
+use crate::task::{
+    Batch, EgressReport, Lease, Registration, ReportedBatch, TaskSpec, Work, DEFAULT_HEARTBEAT,
+};
 
 use super::{
     records_from_json, target_to_proto, targets_from_proto, ConvertError, InvalidOptions,
@@ -30,6 +34,54 @@ pub enum TaskError {
     /// A probe target is not an IP address, or appears twice.
     #[error(transparent)]
     Targets(#[from] InvalidTargets),
+}
+
+impl From<&EgressReport> for proto::EgressCheck {
+    fn from(egress: &EgressReport) -> Self {
+        Self {
+            checked: egress.checked,
+            ok: egress.ok,
+            target: egress.target.clone(),
+            detail: egress.detail.clone(),
+        }
+    }
+}
+
+impl From<proto::EgressCheck> for EgressReport {
+    fn from(egress: proto::EgressCheck) -> Self {
+        Self {
+            checked: egress.checked,
+            ok: egress.ok,
+            target: egress.target,
+            detail: egress.detail,
+        }
+    }
+}
+
+impl From<&Registration> for proto::RegisterResponse {
+    fn from(registration: &Registration) -> Self {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Self {
+            heartbeat_interval_ms: ms(registration.heartbeat_interval),
+            lease_ttl_ms: ms(registration.lease_ttl),
+        }
+    }
+}
+
+impl From<proto::RegisterResponse> for Registration {
+    /// A missing interval is [`DEFAULT_HEARTBEAT`]; any other is kept within
+    /// 50 ms..10 min, whatever the coordinator says.
+    fn from(reply: proto::RegisterResponse) -> Self {
+        let heartbeat_interval = match reply.heartbeat_interval_ms {
+            0 => DEFAULT_HEARTBEAT,
+            ms => Duration::from_millis(u64::from(ms))
+                .clamp(Duration::from_millis(50), Duration::from_secs(600)),
+        };
+        Self {
+            heartbeat_interval,
+            lease_ttl: Duration::from_millis(u64::from(reply.lease_ttl_ms)),
+        }
+    }
 }
 
 impl From<proto::LeaseRef> for Lease {
@@ -141,6 +193,44 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn registration_and_egress_round_trip() {
+        let reg = Registration::from(proto::RegisterResponse {
+            heartbeat_interval_ms: 0,
+            lease_ttl_ms: 30_000,
+        });
+        assert_eq!(reg.heartbeat_interval, DEFAULT_HEARTBEAT);
+        assert_eq!(reg.lease_ttl, Duration::from_secs(30));
+        let fast = Registration::from(proto::RegisterResponse {
+            heartbeat_interval_ms: 1,
+            lease_ttl_ms: 0,
+        });
+        assert_eq!(
+            fast.heartbeat_interval,
+            Duration::from_millis(50),
+            "clamped"
+        );
+        let sent = proto::RegisterResponse::from(&Registration {
+            heartbeat_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+        });
+        assert_eq!(
+            (sent.heartbeat_interval_ms, sent.lease_ttl_ms),
+            (5_000, 30_000)
+        );
+        let egress = EgressReport {
+            checked: true,
+            ok: false,
+            target: "192.0.2.1:25".into(),
+            detail: "refused".into(),
+        };
+        let back = EgressReport::from(proto::EgressCheck::from(&egress));
+        assert_eq!(back, egress);
+        assert!(back.blocked());
+        assert_eq!(back.verdict(), Some(false));
+        assert_eq!(EgressReport::default().verdict(), None);
+    }
     use crate::options::Timeouts;
     use crate::EhloName;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mxscope_common::convert::task_to_proto;
 use mxscope_common::proto::{self, worker_service_server::WorkerService};
-use mxscope_common::task::{Lease, ReportedBatch, TaskSpec, Work};
+use mxscope_common::task::{EgressReport, Lease, Registration, ReportedBatch, TaskSpec, Work};
 use tonic::{Request, Response, Status};
 
 use crate::model::TaskKind;
@@ -64,21 +64,22 @@ impl WorkerService for WorkerApi {
         request: Request<proto::RegisterRequest>,
     ) -> Result<Response<proto::RegisterResponse>, Status> {
         let r = request.into_inner();
-        let egress = r.egress.unwrap_or_default();
+        let egress = EgressReport::from(r.egress.unwrap_or_default());
         crate::metrics::worker_seen(&r.worker_id, &r.vantage);
         self.coordinator.register(WorkerHello {
             worker_id: required(&r.worker_id, "worker_id")?.to_string(),
             vantage: required(&r.vantage, "vantage")?.to_string(),
             version: r.version,
             capacity: r.capacity,
-            egress_ok: egress.checked.then_some(egress.ok),
+            egress_ok: egress.verdict(),
         });
         let config = self.coordinator.config();
-        Ok(Response::new(proto::RegisterResponse {
-            heartbeat_interval_ms: u32::try_from(config.heartbeat_interval.as_millis())
-                .unwrap_or(u32::MAX),
-            lease_ttl_ms: u32::try_from(config.lease_ttl.as_millis()).unwrap_or(u32::MAX),
-        }))
+        Ok(Response::new(proto::RegisterResponse::from(
+            &Registration {
+                heartbeat_interval: config.heartbeat_interval,
+                lease_ttl: config.lease_ttl,
+            },
+        )))
     }
 
     async fn lease(

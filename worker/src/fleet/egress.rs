@@ -12,23 +12,8 @@ use tokio::net::{TcpSocket, TcpStream};
 /// The whole check (name lookup and connect) takes at most this long.
 pub const EGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The outcome of the self-check.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EgressReport {
-    /// False when no check was configured: the vantage is trusted.
-    pub checked: bool,
-    pub ok: bool,
-    /// The HOST:PORT that was tried.
-    pub target: String,
-    pub detail: String,
-}
-
-impl EgressReport {
-    /// Whether probe targets must be skipped (checked and failed).
-    pub fn blocked(&self) -> bool {
-        self.checked && !self.ok
-    }
-}
+/// The outcome of the self-check (a plain type of the worker contract).
+pub use mxscope_common::task::EgressReport;
 
 /// Try a TCP connection to `target` (HOST:PORT) from `bind` within
 /// `timeout`; no check (and `checked: false`) when `target` is `None`.

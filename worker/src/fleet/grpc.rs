@@ -12,19 +12,17 @@ use mxscope_common::convert::batch_to_proto;
 pub use mxscope_common::convert::TaskError;
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
+pub use mxscope_common::task::{EgressReport, Registration};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::egress::EgressReport;
 use super::leases::Lease;
 use super::task::{Batch, CallError, ResultSink, TaskSpec};
 use super::FleetError;
 
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Heartbeat interval when the coordinator names none.
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 impl From<Status> for CallError {
     fn from(status: Status) -> Self {
@@ -42,13 +40,6 @@ impl From<Status> for CallError {
             _ => Self::Transient(text),
         }
     }
-}
-
-/// What the coordinator told us at registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registration {
-    pub heartbeat_interval: Duration,
-    pub lease_ttl: Duration,
 }
 
 /// A client of one coordinator, as one worker. Cheap to clone: clones share
@@ -105,10 +96,10 @@ impl Coordinator {
             vantage: self.vantage.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             capacity: saturate(capacity),
-            egress: Some(egress_to_proto(egress)),
+            egress: Some(proto::EgressCheck::from(egress)),
         };
         let reply = self.client.clone().register(request).await?.into_inner();
-        Ok(registration(reply))
+        Ok(Registration::from(reply))
     }
 
     /// Lease up to `max_tasks` (their items up to `max_items`); when none is
@@ -178,27 +169,6 @@ fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn registration(reply: proto::RegisterResponse) -> Registration {
-    let heartbeat_interval = match reply.heartbeat_interval_ms {
-        0 => DEFAULT_HEARTBEAT,
-        ms => Duration::from_millis(u64::from(ms))
-            .clamp(Duration::from_millis(50), Duration::from_secs(600)),
-    };
-    Registration {
-        heartbeat_interval,
-        lease_ttl: Duration::from_millis(u64::from(reply.lease_ttl_ms)),
-    }
-}
-
-fn egress_to_proto(egress: &EgressReport) -> proto::EgressCheck {
-    proto::EgressCheck {
-        checked: egress.checked,
-        ok: egress.ok,
-        target: egress.target.clone(),
-        detail: egress.detail.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,16 +193,6 @@ mod tests {
     }
 
     /// (Task, lease and batch conversions: `mxscope_common::convert::task`.)
-    #[test]
-    fn registration_from_the_wire() {
-        let reg = registration(proto::RegisterResponse {
-            heartbeat_interval_ms: 0,
-            lease_ttl_ms: 30_000,
-        });
-        assert_eq!(reg.heartbeat_interval, DEFAULT_HEARTBEAT);
-        assert_eq!(reg.lease_ttl, Duration::from_secs(30));
-    }
-
     #[test]
     fn channel_settings_are_checked() {
         let settings = |url| ChannelSettings {
