@@ -81,7 +81,9 @@ impl FirstFlight {
     /// roots and logic as a handshake, name match for every MX name.
     pub fn facts(&self, context: &TlsContext, sni: &str, names: &[String]) -> TlsFacts {
         let ders: Vec<&[u8]> = self.chain.iter().map(Vec::as_slice).collect();
-        let (verification, verification_detail) = context.verify_offline(&self.chain, sni);
+        let chain = cert::analyse_chain(&ders);
+        let (verification, verification_detail) =
+            tls::promote_self_signed(context.verify_offline(&self.chain, sni), &chain);
         let cipher = self.cipher_name();
         let key_exchange = KeyExchange::of_suite(&cipher);
         TlsFacts {
@@ -90,7 +92,7 @@ impl FirstFlight {
             verification,
             verification_detail,
             name_match: tls::name_match(ders.first().copied(), names),
-            chain: cert::analyse_chain(&ders),
+            chain,
             source: TlsSource::FirstFlight,
             key_exchange: Some(key_exchange),
             forward_secrecy: Some(key_exchange.forward_secret()),

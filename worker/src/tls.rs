@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mxscope_common::{HandshakeFailure, KeyExchange, TlsFacts, TlsSource, Verification};
+use mxscope_common::{CertInfo, HandshakeFailure, KeyExchange, TlsFacts, TlsSource, Verification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -229,7 +229,9 @@ impl TlsContext {
 
 impl TlsContext {
     /// Verify a chain read without a handshake (the first flight) with the
-    /// same roots and classification as a handshake's; names aside.
+    /// same roots and classification as a handshake's; names aside. An
+    /// unknown issuer stays `unknown_issuer` here: [`promote_self_signed`]
+    /// with the chain's analysis tells a self-signed leaf.
     pub fn verify_offline(&self, chain: &[Vec<u8>], sni: &str) -> (Verification, Option<String>) {
         let Some((leaf, rest)) = chain.split_first() else {
             return (Verification::Other, Some("no certificate seen".into()));
@@ -247,8 +249,22 @@ impl TlsContext {
             UnixTime::now(),
         ) {
             Ok(_) => (Verification::Valid, None),
-            Err(error) => classify(&error, &leaf),
+            Err(error) => classify(&error),
         }
+    }
+}
+
+/// A chain of unknown issuer whose leaf signed itself is `self_signed`
+/// (the chain's analysis checked the leaf's own signature).
+pub fn promote_self_signed(
+    verdict: (Verification, Option<String>),
+    chain: &[CertInfo],
+) -> (Verification, Option<String>) {
+    match verdict {
+        (Verification::UnknownIssuer, detail) if chain.first().is_some_and(|c| c.self_signed) => {
+            (Verification::SelfSigned, detail)
+        }
+        other => other,
     }
 }
 
@@ -303,12 +319,15 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         .collect();
     let chain = cert::analyse_chain(&certs);
     let name_match = name_match(certs.first().copied(), names);
-    let (verification, verification_detail) = recorder
-        .seen
-        .lock()
-        .ok()
-        .and_then(|seen| seen.clone())
-        .unwrap_or((Verification::Other, Some("no certificate seen".into())));
+    let (verification, verification_detail) = promote_self_signed(
+        recorder
+            .seen
+            .lock()
+            .ok()
+            .and_then(|seen| seen.clone())
+            .unwrap_or((Verification::Other, Some("no certificate seen".into()))),
+        &chain,
+    );
     let key_exchange = if version == "TLSv1.3" {
         KeyExchange::Tls13
     } else {
@@ -383,7 +402,7 @@ impl ServerCertVerifier for Recorder {
             now,
         ) {
             Ok(_) => (Verification::Valid, None),
-            Err(error) => classify(&error, end_entity),
+            Err(error) => classify(&error),
         };
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(verdict);
@@ -428,10 +447,7 @@ impl ServerCertVerifier for Recorder {
 
 /// Map webpki's verdict to the record's verification result. A name
 /// mismatch is not a chain problem: names are recorded in `name_match`.
-fn classify(
-    error: &rustls::Error,
-    end_entity: &CertificateDer<'_>,
-) -> (Verification, Option<String>) {
+fn classify(error: &rustls::Error) -> (Verification, Option<String>) {
     let detail = Some(error.to_string());
     let verification = match error {
         rustls::Error::InvalidCertificate(cert_error) => match cert_error {
@@ -444,13 +460,9 @@ fn classify(
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Verification::NotYetValid
             }
-            CertificateError::UnknownIssuer => {
-                if cert::analyse(end_entity).self_signed {
-                    Verification::SelfSigned
-                } else {
-                    Verification::UnknownIssuer
-                }
-            }
+            // Self-signed or not is told by the chain's analysis
+            // ([`promote_self_signed`]), which checks the signature once.
+            CertificateError::UnknownIssuer => Verification::UnknownIssuer,
             CertificateError::BadSignature => Verification::BadSignature,
             _ => Verification::Other,
         },
@@ -462,6 +474,33 @@ fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unknown_issuer_with_a_self_signed_leaf_is_self_signed() {
+        let leaf = |self_signed| {
+            let mut info = cert::analyse(b"not a certificate");
+            info.self_signed = self_signed;
+            vec![info]
+        };
+        let verdict = |v| (v, Some("why".to_string()));
+        assert_eq!(
+            promote_self_signed(verdict(Verification::UnknownIssuer), &leaf(true)),
+            verdict(Verification::SelfSigned)
+        );
+        assert_eq!(
+            promote_self_signed(verdict(Verification::UnknownIssuer), &leaf(false)),
+            verdict(Verification::UnknownIssuer)
+        );
+        assert_eq!(
+            promote_self_signed(verdict(Verification::Expired), &leaf(true)),
+            verdict(Verification::Expired),
+            "an expired self-signed leaf is reported expired, as before"
+        );
+        assert_eq!(
+            promote_self_signed(verdict(Verification::UnknownIssuer), &[]),
+            verdict(Verification::UnknownIssuer)
+        );
+    }
 
     #[test]
     fn trust_anchors_from_pem() {
