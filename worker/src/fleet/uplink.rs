@@ -427,6 +427,34 @@ mod tests {
         ended: Mutex<Vec<(String, bool)>>,
     }
 
+    impl GatedSink {
+        /// No call ends until permits are added to `gate`.
+        fn closed() -> Arc<Self> {
+            Arc::new(Self {
+                gate: Semaphore::new(0),
+                started: Mutex::new(Vec::new()),
+                ended: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    /// The lease of task `id` (epoch 1).
+    fn task(id: &str) -> Lease {
+        Lease {
+            task_id: id.into(),
+            epoch: 1,
+        }
+    }
+
+    /// A one-record batch of task `id`.
+    fn batch(id: &str, task_complete: bool) -> Batch {
+        Batch {
+            lease: task(id),
+            records_json: vec!["{}".into()],
+            task_complete,
+        }
+    }
+
     impl ResultSink for Arc<GatedSink> {
         async fn report(&self, batch: &Batch) -> Result<u32, CallError> {
             let key = (batch.lease.task_id.clone(), batch.task_complete);
@@ -441,16 +469,8 @@ mod tests {
     /// in order (its last batch only after the earlier one is stored).
     #[tokio::test(start_paused = true)]
     async fn tasks_are_sent_side_by_side_and_each_task_in_order() {
-        let sink = Arc::new(GatedSink {
-            gate: Semaphore::new(0),
-            started: Mutex::new(Vec::new()),
-            ended: Mutex::new(Vec::new()),
-        });
+        let sink = GatedSink::closed();
         let leases = Arc::new(LeaseTable::default());
-        let task = |id: &str| Lease {
-            task_id: id.into(),
-            epoch: 1,
-        };
         let held: Vec<_> = ["a", "b", "c"]
             .iter()
             .map(|t| leases.hold(&task(t)))
@@ -458,14 +478,7 @@ mod tests {
         let (uplink, sender) = Uplink::new(sink.clone(), leases.clone(), 8);
         let run = tokio::spawn(uplink.with_in_flight(8).run(CancellationToken::new()));
         for (id, complete) in [("a", false), ("a", true), ("b", true), ("c", true)] {
-            sender
-                .send(Batch {
-                    lease: task(id),
-                    records_json: vec!["{}".into()],
-                    task_complete: complete,
-                })
-                .await
-                .unwrap();
+            sender.send(batch(id, complete)).await.unwrap();
         }
         drop(sender);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -493,31 +506,18 @@ mod tests {
     /// Resolve results (a sender marked ahead) overtake queued probe results.
     #[tokio::test(start_paused = true)]
     async fn batches_sent_ahead_overtake_the_queue() {
-        let sink = Arc::new(GatedSink {
-            gate: Semaphore::new(0),
-            started: Mutex::new(Vec::new()),
-            ended: Mutex::new(Vec::new()),
-        });
+        let sink = GatedSink::closed();
         let leases = Arc::new(LeaseTable::default());
-        let task = |id: &str| Lease {
-            task_id: id.into(),
-            epoch: 1,
-        };
         let _held: Vec<_> = ["p1", "p2", "r"]
             .iter()
             .map(|t| leases.hold(&task(t)))
             .collect();
         let (uplink, sender) = Uplink::new(sink.clone(), leases.clone(), 8);
         let run = tokio::spawn(uplink.run(CancellationToken::new()));
-        let batch = |id: &str| Batch {
-            lease: task(id),
-            records_json: vec!["{}".into()],
-            task_complete: true,
-        };
-        sender.send(batch("p1")).await.unwrap();
+        sender.send(batch("p1", true)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        sender.send(batch("p2")).await.unwrap();
-        sender.clone().ahead().send(batch("r")).await.unwrap();
+        sender.send(batch("p2", true)).await.unwrap();
+        sender.clone().ahead().send(batch("r", true)).await.unwrap();
         drop(sender);
         sink.gate.add_permits(3);
         assert_eq!(run.await.unwrap().acknowledged, 3);
