@@ -3,7 +3,9 @@
 //! is made: `mxscope-worker probe`, `mxscope scan`, `mxscope submit`),
 //! [`CoordinatorArgs`] (`--coordinator URL` and the [`ConnectArgs`], token
 //! and TLS files of a coordinator client: `mxscope-worker work` and every
-//! `mxscope` command that talks to a coordinator), [`read_secret`] (every
+//! `mxscope` command that talks to a coordinator), [`SlotArgs`] (a fleet
+//! worker's sessions and resolutions at once: `mxscope-worker work` and the
+//! embedded worker of `mxscope scan`), [`read_secret`] (every
 //! token), [`parse_resolver`] (every `--resolver`) and
 //! [`shutdown_on_signals`] / [`on_hangup`] (every long-running command).
 
@@ -39,6 +41,47 @@ pub enum ArgsError {
     /// No `--coordinator` where one is needed; give its URL.
     #[error("say where the coordinator is: --coordinator URL")]
     NoCoordinator,
+}
+
+/// SMTP sessions a fleet worker runs at once, unless told otherwise.
+pub const DEFAULT_CONCURRENCY: u32 = 64;
+/// Domain resolutions at once, unless told otherwise: as many as sessions,
+/// within these bounds.
+pub const DNS_CONCURRENCY_RANGE: (u32, u32) = (256, 1024);
+
+/// What a fleet worker runs at once: its two kinds of slots.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SlotArgs {
+    /// Most SMTP sessions at once, across all tasks (the session slots). Each
+    /// finished target frees its slot at once. The open-file limit is raised
+    /// to fit, or the worker says (and uses) what it can reach.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub concurrency: u32,
+    /// Most domain resolutions at once (MX, the exchanges' addresses and,
+    /// with --security, the domain's checks), counted apart from the
+    /// sessions: probe work is planned from resolved domains, so resolving
+    /// never waits behind busy sessions. Default: --concurrency, at least
+    /// 256 and at most 1024. Raise it when the sessions wait for targets
+    /// (mxscope_worker_resolutions_in_flight stays at this bound).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub dns_concurrency: Option<u32>,
+}
+
+impl SlotArgs {
+    pub fn sessions(&self) -> usize {
+        self.concurrency as usize
+    }
+
+    pub fn resolutions(&self) -> usize {
+        self.dns_concurrency
+            .unwrap_or_else(|| default_dns_concurrency(self.concurrency)) as usize
+    }
+}
+
+/// The resolutions at once of a worker of `sessions` sessions, unless told otherwise.
+pub fn default_dns_concurrency(sessions: u32) -> u32 {
+    sessions.clamp(DNS_CONCURRENCY_RANGE.0, DNS_CONCURRENCY_RANGE.1)
 }
 
 /// How probes are made (for `mxscope scan` and `submit`, carried by the
@@ -340,6 +383,39 @@ mod tests {
                 "[::1]:5353".parse::<SocketAddr>().unwrap()
             ]
         );
+    }
+
+    #[derive(Debug, Parser)]
+    struct Worker {
+        #[command(flatten)]
+        slots: SlotArgs,
+    }
+
+    #[test]
+    fn resolutions_follow_sessions_within_bounds_unless_given() {
+        let slots = |args: &[&str]| {
+            let mut argv = vec!["x"];
+            argv.extend_from_slice(args);
+            let w = Worker::try_parse_from(argv).unwrap();
+            (w.slots.sessions(), w.slots.resolutions())
+        };
+        assert_eq!(slots(&[]), (64, 256));
+        assert_eq!(slots(&["--concurrency", "700"]), (700, 700));
+        assert_eq!(slots(&["--concurrency", "5000"]), (5000, 1024));
+        assert_eq!(
+            slots(&["--concurrency", "5000", "--dns-concurrency", "4000"]),
+            (5000, 4000)
+        );
+        for bad in ["0", "-1", "many"] {
+            assert!(
+                Worker::try_parse_from(["x", "--dns-concurrency", bad]).is_err(),
+                "{bad}"
+            );
+            assert!(
+                Worker::try_parse_from(["x", "--concurrency", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

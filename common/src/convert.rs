@@ -6,7 +6,7 @@
 
 pub mod task;
 
-pub use task::{batch_to_proto, task_to_proto, TaskError};
+pub use task::{batch_to_proto, lease_request, task_to_proto, TaskError};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};

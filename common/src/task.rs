@@ -2,8 +2,9 @@
 //! both sides speak: a lease and its fencing epoch ([`Lease`]), a leased
 //! task as the worker runs it ([`TaskSpec`], [`Work`]), a batch of its
 //! results on the way up ([`Batch`]) and as the coordinator receives it
-//! ([`ReportedBatch`]), a worker's egress self-check ([`EgressReport`]) and
-//! what registering tells it ([`Registration`]). Their wire conversions are
+//! ([`ReportedBatch`]), a worker's egress self-check ([`EgressReport`]),
+//! what registering tells it ([`Registration`]) and what a lease call may
+//! hand out ([`ItemBudget`]). Their wire conversions are
 //! in [`crate::convert::task`], one per message.
 
 use std::fmt;
@@ -64,6 +65,74 @@ impl Work {
             Self::Probe(_) => "probe",
         }
     }
+
+    /// The slots its items hold on a worker.
+    pub fn slot_kind(&self) -> SlotKind {
+        match self {
+            Self::Resolve(_) => SlotKind::Resolution,
+            Self::Probe(_) => SlotKind::Session,
+        }
+    }
+}
+
+/// A worker's two kinds of slots: an SMTP session per target of a probe
+/// task, a resolution per domain of a resolve task. They are counted apart,
+/// so that resolving (which plans the next probe tasks) never waits behind
+/// busy sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    Session,
+    Resolution,
+}
+
+/// How many items a lease call may hand out: the worker's free slots.
+/// Tasks are leased whole, so a kind's bound may be passed by its last task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemBudget {
+    /// One bound for the items of every kind (a worker that does not count
+    /// its slots apart); 0 = no bound.
+    Shared(usize),
+    /// Free slots by kind; a kind at 0 gets no task.
+    Split { sessions: usize, resolutions: usize },
+}
+
+impl ItemBudget {
+    /// Whether another task of `kind` may be leased after `taken` (items
+    /// leased so far in this call, by kind).
+    pub fn allows(&self, kind: SlotKind, taken: &ItemsTaken) -> bool {
+        match *self {
+            Self::Shared(0) => true,
+            Self::Shared(max) => taken.sessions + taken.resolutions < max,
+            Self::Split {
+                sessions,
+                resolutions,
+            } => match kind {
+                SlotKind::Session => taken.sessions < sessions,
+                SlotKind::Resolution => taken.resolutions < resolutions,
+            },
+        }
+    }
+
+    /// Whether no task of any kind may be leased after `taken`.
+    pub fn exhausted(&self, taken: &ItemsTaken) -> bool {
+        !self.allows(SlotKind::Session, taken) && !self.allows(SlotKind::Resolution, taken)
+    }
+}
+
+/// Items leased so far in one lease call, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ItemsTaken {
+    pub sessions: usize,
+    pub resolutions: usize,
+}
+
+impl ItemsTaken {
+    pub fn add(&mut self, kind: SlotKind, items: usize) {
+        match kind {
+            SlotKind::Session => self.sessions += items,
+            SlotKind::Resolution => self.resolutions += items,
+        }
+    }
 }
 
 /// A batch of one task's records, serialized as DESIGN §5 JSON, as a
@@ -120,3 +189,34 @@ pub struct Registration {
 
 /// The heartbeat interval of a worker whose coordinator names none.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_bound_each_kind_or_both() {
+        let mut taken = ItemsTaken::default();
+        let split = ItemBudget::Split {
+            sessions: 0,
+            resolutions: 300,
+        };
+        assert!(!split.allows(SlotKind::Session, &taken), "no free session");
+        assert!(split.allows(SlotKind::Resolution, &taken));
+        taken.add(SlotKind::Resolution, 250);
+        assert!(split.allows(SlotKind::Resolution, &taken), "50 left");
+        taken.add(SlotKind::Resolution, 250);
+        assert!(
+            split.exhausted(&taken),
+            "passed by its last task, then full"
+        );
+
+        let shared = ItemBudget::Shared(40);
+        let mut taken = ItemsTaken::default();
+        taken.add(SlotKind::Session, 32);
+        assert!(shared.allows(SlotKind::Resolution, &taken));
+        taken.add(SlotKind::Resolution, 8);
+        assert!(shared.exhausted(&taken), "one bound for both kinds");
+        assert!(!ItemBudget::Shared(0).exhausted(&taken), "0 = no bound");
+    }
+}

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use mxscope_common::task::SlotKind;
 use mxscope_common::DomainRecord;
 
 use crate::model::{Target, Task, TaskKind, TaskState};
@@ -63,6 +64,14 @@ impl TaskClass {
             Self::Resolve
         } else {
             Self::Probe
+        }
+    }
+
+    /// The worker slots its items hold.
+    pub fn slot_kind(self) -> SlotKind {
+        match self {
+            Self::Probe => SlotKind::Session,
+            Self::Resolve => SlotKind::Resolution,
         }
     }
 
@@ -197,10 +206,14 @@ pub fn heartbeat(
     Ok(())
 }
 
-/// Give a held lease back: the task is pending again (the attempt still counts).
+/// Give a held lease back: the task is pending again. A lease given back
+/// is not a spent attempt: the worker ran nothing to
+/// the end (shutdown, or work beyond its capacity), so only expiries count
+/// towards [`MAX_ATTEMPTS`].
 pub fn release(task: &mut Task, worker: &str, epoch: u64) -> Result<(), Fence> {
     check(task, worker, epoch)?;
     task.state = TaskState::Pending;
+    task.attempts = task.attempts.saturating_sub(1);
     Ok(())
 }
 
@@ -257,6 +270,21 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("d{i}.example")).collect()
+    }
+
+    #[test]
+    fn a_released_lease_spends_no_attempt() {
+        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 1)).remove(0);
+        for _ in 0..5 {
+            let epoch = lease(&mut task, "w1", 0, 10).unwrap();
+            release(&mut task, "w1", epoch).unwrap();
+        }
+        assert_eq!(task.attempts, 0);
+        lease(&mut task, "w1", 0, 10).unwrap();
+        assert_eq!(
+            expire(&mut task, 10, 1),
+            Expiry::Failed("lease expired 1 times (last worker w1)".into())
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ async fn lease_one(worker: &mut Worker, id: &str) -> proto::Task {
             max_tasks: 1,
             max_items: 0,
             wait_ms: 0,
+            slots: None,
         })
         .await
         .unwrap()
@@ -88,6 +89,7 @@ async fn stale_epoch_is_rejected() {
                     max_tasks: 1,
                     max_items: 0,
                     wait_ms: 0,
+                    slots: None,
                 })
                 .await
                 .ok()?
@@ -194,6 +196,7 @@ async fn tokens_are_enforced() {
         max_tasks: 1,
         max_items: 0,
         wait_ms: 0,
+        slots: None,
     };
     for token in [None, Some("wrong")] {
         let err = worker_client(&coordinator.url, token)

@@ -127,6 +127,7 @@ async fn scan_over_mutual_tls() {
                     max_tasks: 1,
                     max_items: 0,
                     wait_ms: 0,
+                    slots: None,
                 })
                 .await
                 .is_err()

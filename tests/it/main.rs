@@ -29,4 +29,5 @@ mod scan;
 mod security;
 mod security_resolvers;
 mod security_scan;
+mod slots;
 mod submit;

@@ -90,7 +90,6 @@ impl Bench {
         let data = self
             .dir
             .join(format!("data-{concurrency}-{}", lab.accepted()));
-        let accepted_before = lab.accepted();
         let started = Instant::now();
         let mut child = Command::new(bin("mxscope"))
             .arg("scan")
@@ -110,20 +109,34 @@ impl Bench {
             .kill_on_drop(true)
             .spawn()
             .context("starting mxscope scan (build with --release first)")?;
-        let mut samples = Vec::new();
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status?,
-                () = tokio::time::sleep(Duration::from_millis(100)) => {
-                    let accepted = lab.accepted() - accepted_before;
-                    if accepted > 0 && accepted < targets {
-                        samples.push(lab.open());
-                    }
-                }
-            }
-        };
+        let (status, samples) = sampled(lab, targets, child.wait()).await;
+        let status = status?;
         anyhow::ensure!(status.success(), "mxscope scan failed: {status}");
         Ok((started.elapsed(), samples))
+    }
+}
+
+/// Run `work`, sampling the sessions open at `lab` every 100 ms from the
+/// first session it opens until every one of `targets` had one.
+async fn sampled<T>(
+    lab: &LabServers,
+    targets: usize,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Vec<usize>) {
+    let accepted_before = lab.accepted();
+    let mut samples = Vec::new();
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            done = &mut work => return (done, samples),
+            _ = ticks.tick() => {
+                let accepted = lab.accepted() - accepted_before;
+                if accepted > 0 && accepted < targets {
+                    samples.push(lab.open());
+                }
+            }
+        }
     }
 }
 
@@ -146,7 +159,7 @@ pub async fn throughput(domains: usize, greeting_s: u64) -> anyhow::Result<()> {
     let targets: Vec<IpAddr> = (0..domains).map(perf::address).collect();
     let list = bench.list("domains.txt", 0..domains)?;
     println!("mxscope-perf-lab throughput: {domains} targets, greeting timeout {greeting_s}s");
-    println!("  population    conc.  bare client (t/s)   mxscope scan (t/s)   ratio   in flight while targets remain: min / p10 / p50 (% of conc.)");
+    println!("  population    conc.  bare client (t/s)   mxscope scan (t/s)   ratio   in flight while targets remain (open at the servers): min / p10 / p50 (% of conc.)");
     for (label, tarpit_permille) in [("all fast", 0), ("5 % tarpits", 50)] {
         let population = Population {
             tarpit_permille,
@@ -154,29 +167,41 @@ pub async fn throughput(domains: usize, greeting_s: u64) -> anyhow::Result<()> {
         };
         let lab = bench.servers(domains, population).await?;
         for concurrency in [1_000usize, 10_000] {
-            let base = perf_client::bare_starttls(
-                &targets,
-                PERF_SMTP_PORT,
-                &bench.certs,
-                concurrency,
-                Duration::from_secs(greeting_s),
+            let (base, base_samples) = sampled(
+                &lab,
+                domains,
+                perf_client::bare_starttls(
+                    &targets,
+                    PERF_SMTP_PORT,
+                    &bench.certs,
+                    concurrency,
+                    Duration::from_secs(greeting_s),
+                ),
             )
-            .await?;
+            .await;
+            let base = base?;
             let (wall, samples) = bench
                 .scan(&list, domains, concurrency, greeting_s, &lab)
                 .await?;
             let base_rate = domains as f64 / base.wall.as_secs_f64();
             let rate = domains as f64 / wall.as_secs_f64();
-            let (min, p10, p50) = spread(&samples);
             let pct = |n: usize| 100.0 * n as f64 / concurrency.min(domains) as f64;
+            let spread_of = |samples: &[usize]| {
+                let (min, p10, p50) = spread(samples);
+                format!(
+                    "{min} / {p10} / {p50} ({:.0} / {:.0} / {:.0} %)",
+                    pct(min),
+                    pct(p10),
+                    pct(p50)
+                )
+            };
             println!(
-                "  {label:<12} {concurrency:>6}  {:>7.1} s {base_rate:>7.0}   {:>7.1} s {rate:>7.0}   {:>5.2}   {min} / {p10} / {p50} ({:.0} / {:.0} / {:.0} %)  [bare ok {} failed {}]",
+                "  {label:<12} {concurrency:>6}  {:>7.1} s {base_rate:>7.0}   {:>7.1} s {rate:>7.0}   {:>5.2}   mxscope {}; bare {}  [bare ok {} failed {}]",
                 base.wall.as_secs_f64(),
                 wall.as_secs_f64(),
                 rate / base_rate,
-                pct(min),
-                pct(p10),
-                pct(p50),
+                spread_of(&samples),
+                spread_of(&base_samples),
                 base.ok,
                 base.failed,
             );

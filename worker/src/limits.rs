@@ -74,9 +74,41 @@ pub fn ensure_open_files(requested: usize) -> Option<FdBudget> {
     })
 }
 
+/// `sessions` and `resolutions` wanted, `reachable` descriptors' worth
+/// granted: what each kind gets. Resolutions keep at most a quarter of a
+/// short budget (at least one), sessions the rest (at least one).
+pub fn split_reachable(sessions: usize, resolutions: usize, reachable: usize) -> (usize, usize) {
+    if sessions.saturating_add(resolutions) <= reachable {
+        return (sessions, resolutions);
+    }
+    let resolutions = resolutions.min((reachable / 4).max(1));
+    (
+        reachable
+            .saturating_sub(resolutions)
+            .clamp(1, sessions.max(1)),
+        resolutions,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_budget_is_shared_between_the_kinds() {
+        assert_eq!(
+            split_reachable(1000, 256, 20_000),
+            (1000, 256),
+            "enough for both"
+        );
+        assert_eq!(split_reachable(1000, 256, 1000), (750, 250));
+        assert_eq!(
+            split_reachable(1000, 100, 1000),
+            (900, 100),
+            "few resolutions keep theirs"
+        );
+        assert_eq!(split_reachable(10, 256, 2), (1, 1), "at least one of each");
+    }
 
     #[test]
     fn raise_to_what_is_needed_within_the_hard_limit() {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use mxscope_common::cli_args::{self, required, shutdown_on_signals, CoordinatorArgs, COORDINATOR};
+use mxscope_common::cli_args::{
+    self, required, shutdown_on_signals, CoordinatorArgs, SlotArgs, COORDINATOR,
+};
 use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
 use mxscope_common::options::defaults;
@@ -89,15 +91,13 @@ struct WorkArgs {
     /// This worker's id, unique in the fleet. Default: HOSTNAME-PID.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-    /// Most tasks held at once (default: --concurrency). Work is leased by free
-    /// session slots: a task's slow target holds one slot, not the task's size.
+    /// Most tasks held at once (default: --concurrency + --dns-concurrency).
+    /// Work is leased by free slots: a task's slow target holds one slot, not
+    /// the task's size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     capacity: Option<u16>,
-    /// Most SMTP sessions and domain resolutions at once, across all tasks (the
-    /// session slots). The open-file limit is raised to fit, or the worker says
-    /// what it can reach.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
-    concurrency: u16,
+    #[command(flatten)]
+    slots: SlotArgs,
     /// Source address of probes and of the egress check (selects the vantage's network).
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
@@ -285,8 +285,12 @@ fn work(args: WorkArgs) -> anyhow::Result<()> {
     config.token = token;
     config.coordinator_ca_pem = tls.ca_pem;
     config.client_identity = tls.identity;
-    config.capacity = usize::from(args.capacity.unwrap_or(args.concurrency));
-    config.probe_concurrency = usize::from(args.concurrency);
+    config.capacity = args.capacity.map_or(
+        args.slots.sessions() + args.slots.resolutions(),
+        usize::from,
+    );
+    config.probe_concurrency = args.slots.sessions();
+    config.dns_concurrency = args.slots.resolutions();
     config.bind = args.bind;
     config.resolvers_override = args.resolvers;
     config.egress_check = args.egress_check;

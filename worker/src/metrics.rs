@@ -49,6 +49,8 @@ fn phase_histogram() -> Histogram {
 struct Metrics {
     sessions_in_flight: Gauge,
     session_slots: Gauge,
+    resolutions_in_flight: Gauge,
+    resolution_slots: Gauge,
     probes: Family<ProbeLabels, Counter>,
     phase_seconds: Family<PhaseLabel, Histogram, fn() -> Histogram>,
     dns_lookups: Family<StatusLabel, Counter>,
@@ -61,6 +63,8 @@ struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     sessions_in_flight: Gauge::default(),
     session_slots: Gauge::default(),
+    resolutions_in_flight: Gauge::default(),
+    resolution_slots: Gauge::default(),
     probes: Family::default(),
     phase_seconds: Family::new_with_constructor(phase_histogram),
     dns_lookups: Family::default(),
@@ -121,27 +125,34 @@ pub fn target_record(record: &TargetRecord) {
     }
 }
 
-/// Counts one SMTP session in flight until dropped.
+/// Counts one session or resolution in flight until dropped.
 #[derive(Debug)]
-pub struct InFlight(());
+pub struct InFlight(&'static Gauge);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        METRICS.sessions_in_flight.dec();
+        self.0.dec();
     }
 }
 
 /// A session (one target's probe) starts; it ends when the guard drops.
 pub fn session() -> InFlight {
     METRICS.sessions_in_flight.inc();
-    InFlight(())
+    InFlight(&METRICS.sessions_in_flight)
 }
 
-/// The worker runs at most `slots` sessions and lookups at once.
-pub fn session_slots(slots: usize) {
-    METRICS
-        .session_slots
-        .set(i64::try_from(slots).unwrap_or(i64::MAX));
+/// A domain's resolution starts; it ends when the guard drops.
+pub fn resolution() -> InFlight {
+    METRICS.resolutions_in_flight.inc();
+    InFlight(&METRICS.resolutions_in_flight)
+}
+
+/// The worker runs at most `sessions` SMTP sessions and `resolutions`
+/// domain resolutions at once.
+pub fn slots(sessions: usize, resolutions: usize) {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    METRICS.session_slots.set(count(sessions));
+    METRICS.resolution_slots.set(count(resolutions));
 }
 
 /// Result batches waiting for an acknowledgement.
@@ -190,13 +201,23 @@ pub fn register(ops: &mut Ops) {
     let r = ops.registry();
     r.register(
         "mxscope_worker_sessions_in_flight",
-        "SMTP sessions (target probes) running now",
+        "SMTP sessions (target probes) running now, each holding one of the --concurrency session permits",
         m.sessions_in_flight.clone(),
     );
     r.register(
         "mxscope_worker_session_slots",
-        "Most SMTP sessions and DNS resolutions at once",
+        "Most SMTP sessions at once (--concurrency)",
         m.session_slots.clone(),
+    );
+    r.register(
+        "mxscope_worker_resolutions_in_flight",
+        "Domain resolutions running now",
+        m.resolutions_in_flight.clone(),
+    );
+    r.register(
+        "mxscope_worker_resolution_slots",
+        "Most domain resolutions at once (--dns-concurrency)",
+        m.resolution_slots.clone(),
     );
     r.register(
         "mxscope_worker_probes",

@@ -9,7 +9,8 @@ use crate::proto;
 use std::time::Duration;
 
 use crate::task::{
-    Batch, EgressReport, Lease, Registration, ReportedBatch, TaskSpec, Work, DEFAULT_HEARTBEAT,
+    Batch, EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec, Work,
+    DEFAULT_HEARTBEAT,
 };
 
 use super::{
@@ -80,6 +81,54 @@ impl From<proto::RegisterResponse> for Registration {
         Self {
             heartbeat_interval,
             lease_ttl: Duration::from_millis(u64::from(reply.lease_ttl_ms)),
+        }
+    }
+}
+
+/// A lease call of `worker_id` at `vantage`: up to `max_tasks` tasks within
+/// `budget`, held up to `wait` when none is pending. A split budget also
+/// fills `max_items` with its sum, the one bound an older coordinator reads.
+pub fn lease_request(
+    worker_id: &str,
+    vantage: &str,
+    max_tasks: usize,
+    budget: ItemBudget,
+    wait: Duration,
+) -> proto::LeaseRequest {
+    let saturate = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let (max_items, slots) = match budget {
+        ItemBudget::Shared(max) => (saturate(max), None),
+        ItemBudget::Split {
+            sessions,
+            resolutions,
+        } => (
+            // Never 0 (= no bound) when a kind has room.
+            saturate(sessions.saturating_add(resolutions)),
+            Some(proto::SlotBudget {
+                sessions: saturate(sessions),
+                resolutions: saturate(resolutions),
+            }),
+        ),
+    };
+    proto::LeaseRequest {
+        worker_id: worker_id.to_string(),
+        vantage: vantage.to_string(),
+        max_tasks: saturate(max_tasks),
+        max_items,
+        wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        slots,
+    }
+}
+
+impl From<&proto::LeaseRequest> for ItemBudget {
+    /// The slots by kind when the worker sent them, else its one bound.
+    fn from(request: &proto::LeaseRequest) -> Self {
+        match &request.slots {
+            Some(slots) => Self::Split {
+                sessions: slots.sessions as usize,
+                resolutions: slots.resolutions as usize,
+            },
+            None => Self::Shared(request.max_items as usize),
         }
     }
 }
@@ -344,6 +393,28 @@ mod tests {
             spec(port),
             Err(TaskError::Options(InvalidOptions::Port(70_000)))
         );
+    }
+
+    #[test]
+    fn lease_budgets_to_and_from_the_wire() {
+        let wait = Duration::from_millis(2500);
+        let split = ItemBudget::Split {
+            sessions: 0,
+            resolutions: 300,
+        };
+        let request = lease_request("w1", "eu", 64, split, wait);
+        assert_eq!((request.max_tasks, request.wait_ms), (64, 2500));
+        assert_eq!(ItemBudget::from(&request), split, "a kind at 0 stays 0");
+        // An older coordinator reads only max_items: the sum, never 0 (= no bound).
+        assert_eq!(request.max_items, 300);
+        let shared = lease_request("w1", "eu", 8, ItemBudget::Shared(40), wait);
+        assert_eq!((shared.max_items, shared.slots), (40, None));
+        assert_eq!(ItemBudget::from(&shared), ItemBudget::Shared(40));
+        let huge = ItemBudget::Split {
+            sessions: usize::MAX,
+            resolutions: 1,
+        };
+        assert_eq!(lease_request("w", "v", 1, huge, wait).max_items, u32::MAX);
     }
 
     #[test]

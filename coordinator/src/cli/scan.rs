@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use mxscope_common::cli_args::shutdown_on_signals;
+use mxscope_common::cli_args::{shutdown_on_signals, SlotArgs};
 use mxscope_common::cli_config::OpsArgs;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::serve;
@@ -40,11 +40,8 @@ pub(crate) struct ScanArgs {
     /// Source address of the probes (selects the network to measure from).
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
-    /// Most SMTP sessions and DNS lookups at once. Each finished target frees
-    /// its slot at once; the open-file limit is raised to fit (or the run says
-    /// what it can reach).
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    #[command(flatten)]
+    slots: SlotArgs,
     #[command(flatten)]
     meta: ScanMetaArgs,
     #[command(flatten)]
@@ -67,9 +64,6 @@ fn random_token() -> anyhow::Result<String> {
 }
 
 pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
     let mut list = ListReader::open(&args.list)?;
     let mut options = options(&args.probe)?;
     // Here the list is the coordinator's own: SIGHUP reloads it mid-scan.
@@ -137,23 +131,38 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let token = random_token()?;
     let listener =
-        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+        std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))?;
+    listener.set_nonblocking(true)?;
     let url = format!("http://{}", listener.local_addr()?);
     readiness.serving(true);
-    let server = tokio::spawn(serve(
-        coordinator.clone(),
-        listener,
-        None,
-        Tokens::new(vec![token.clone()], vec![]),
-        shutdown.clone(),
-    ));
+    // The coordinator gets threads of its own: on the probes' runtime its
+    // lease and report calls queued behind thousands of TLS sessions.
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mxscope-coordinator")
+        .enable_all()
+        .build()
+        .context("starting the coordinator's runtime")?;
+    let server = control.spawn({
+        let (coordinator, tokens, shutdown) = (
+            coordinator.clone(),
+            Tokens::new(vec![token.clone()], vec![]),
+            shutdown.clone(),
+        );
+        async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            serve(coordinator, listener, None, tokens, shutdown).await?;
+            anyhow::Ok(())
+        }
+    });
     let mut fleet_config =
         FleetConfig::new(url, format!("local-{}", std::process::id()), &args.vantage);
     fleet_config.token = Some(token);
     fleet_config.bind = args.bind;
-    fleet_config.probe_concurrency = args.concurrency;
-    // Leasing follows free session slots; tasks are never the bound.
-    fleet_config.capacity = args.concurrency;
+    fleet_config.probe_concurrency = args.slots.sessions();
+    fleet_config.dns_concurrency = args.slots.resolutions();
+    // Leasing follows free slots; tasks are never the bound.
+    fleet_config.capacity = args.slots.sessions() + args.slots.resolutions();
     let worker_shutdown = CancellationToken::new();
     let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
 
@@ -176,6 +185,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    control.shutdown_background();
     if interrupted {
         bail!(
             "interrupted: scan {scan_id} stays in {} (acknowledged results are kept)",

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use mxscope_common::convert::task_to_proto;
 use mxscope_common::proto::{self, worker_service_server::WorkerService};
-use mxscope_common::task::{EgressReport, Lease, Registration, ReportedBatch, TaskSpec, Work};
+use mxscope_common::task::{
+    EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec, Work,
+};
 use tonic::{Request, Response, Status};
 
 use crate::model::TaskKind;
@@ -91,11 +93,11 @@ impl WorkerService for WorkerApi {
         let vantage = required(&r.vantage, "vantage")?;
         let max = r.max_tasks.min(MAX_LEASE) as usize;
         crate::metrics::worker_seen(worker, vantage);
-        let max_items = r.max_items as usize;
+        let budget = ItemBudget::from(&r);
         let wait = Duration::from_millis(u64::from(r.wait_ms));
         let leased = self
             .coordinator
-            .lease_waiting(worker, vantage, max, max_items, wait)
+            .lease_waiting(worker, vantage, max, budget, wait)
             .await?;
         leased
             .iter()

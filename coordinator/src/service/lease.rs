@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use mxscope_common::task::{ItemBudget, ItemsTaken};
+
 use crate::model::TaskState;
-use crate::scheduler::{self, Expiry};
+use crate::scheduler::{self, Expiry, TaskClass};
 
 use super::queues::{Inner, Write};
 use super::types::{LeaseRef, Leased, ServiceError};
@@ -34,18 +36,19 @@ struct Round {
 
 impl Coordinator {
     /// Lease up to `max` pending tasks of `vantage` to `worker`, stopping
-    /// once their items reach `max_items` (the worker's free session slots;
-    /// 0 = no such bound). At least one task is leased when one is pending.
+    /// once their items reach `budget` (the worker's free slots, by kind or
+    /// in all). At least one task of a kind is leased when one is pending
+    /// and the budget has room for that kind.
     pub async fn lease(
         &self,
         worker: &str,
         vantage: &str,
         max: usize,
-        max_items: usize,
+        budget: ItemBudget,
     ) -> Result<Vec<Leased>, ServiceError> {
         let now = self.now();
         let mut leased = Vec::new();
-        let mut items = 0usize;
+        let mut items = ItemsTaken::default();
         // A second pass when the window ran dry: it is refilled in between.
         for _ in 0..2 {
             self.refill(vantage)?;
@@ -57,12 +60,12 @@ impl Coordinator {
                     vantage,
                     now,
                     max,
-                    max_items,
+                    budget,
                     &mut leased,
                     &mut items,
                 )
             };
-            let full = leased.len() >= max || (max_items > 0 && items >= max_items);
+            let full = leased.len() >= max || budget.exhausted(&items);
             if full || !round.ran_dry {
                 break;
             }
@@ -85,7 +88,7 @@ impl Coordinator {
         worker: &str,
         vantage: &str,
         max: usize,
-        max_items: usize,
+        budget: ItemBudget,
         wait: Duration,
     ) -> Result<Vec<Leased>, ServiceError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_LEASE_WAIT);
@@ -94,7 +97,7 @@ impl Coordinator {
             let ready = self.work_ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            let leased = self.lease(worker, vantage, max, max_items).await?;
+            let leased = self.lease(worker, vantage, max, budget).await?;
             if !leased.is_empty() {
                 return Ok(leased);
             }
@@ -120,9 +123,9 @@ impl Coordinator {
         vantage: &str,
         now: u64,
         max: usize,
-        max_items: usize,
+        budget: ItemBudget,
         leased: &mut Vec<Leased>,
-        items: &mut usize,
+        items: &mut ItemsTaken,
     ) -> Round {
         let ttl = millis(self.config.lease_ttl);
         let egress = inner.workers.get(worker).and_then(|w| w.egress_ok);
@@ -133,8 +136,18 @@ impl Coordinator {
         // Probe tasks on a network another worker holds wait (in order).
         let mut held_back: Vec<String> = Vec::new();
         let mut ran_dry = false;
-        while leased.len() < max && (max_items == 0 || *items < max_items) {
-            let Some(id) = inner.next_pending(vantage, egress != Some(false)) else {
+        while leased.len() < max {
+            // Probe tasks first (they finish what is resolved), each kind
+            // while the worker has slots of its kind.
+            let classes: Vec<TaskClass> = [TaskClass::Probe, TaskClass::Resolve]
+                .into_iter()
+                .filter(|class| *class == TaskClass::Resolve || egress != Some(false))
+                .filter(|class| budget.allows(class.slot_kind(), items))
+                .collect();
+            if classes.is_empty() {
+                break;
+            }
+            let Some(id) = inner.next_pending(vantage, &classes) else {
                 ran_dry = true;
                 break;
             };
@@ -157,7 +170,7 @@ impl Coordinator {
                 continue;
             }
             let task = task.clone();
-            *items += task.items();
+            items.add(TaskClass::of(&task).slot_kind(), task.items());
             inner.count(&task, &before);
             inner.networks.claim(&task, worker);
             inner.write(Write::Task(task.clone()));

@@ -152,14 +152,9 @@ impl Inner {
         u32::try_from(live).unwrap_or(u32::MAX).max(1)
     }
 
-    /// The next pending task of `vantage`: probe tasks first (when the
-    /// worker may probe), then resolve tasks.
-    pub(super) fn next_pending(&mut self, vantage: &str, may_probe: bool) -> Option<String> {
-        let classes: &[TaskClass] = if may_probe {
-            &[TaskClass::Probe, TaskClass::Resolve]
-        } else {
-            &[TaskClass::Resolve]
-        };
+    /// The next pending task of `vantage` of the first of `classes` that
+    /// has one.
+    pub(super) fn next_pending(&mut self, vantage: &str, classes: &[TaskClass]) -> Option<String> {
         for class in classes {
             let Some(queue) = self.queues.get_mut(&(vantage.to_string(), *class)) else {
                 continue;

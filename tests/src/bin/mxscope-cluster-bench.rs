@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
                         max_tasks: 1,
                         max_items: 0,
                         wait_ms: 0,
+                        slots: None,
                     })
                     .await?
                     .into_inner()

@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use mxscope_common::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
-use mxscope_common::convert::batch_to_proto;
 pub use mxscope_common::convert::TaskError;
+use mxscope_common::convert::{batch_to_proto, lease_request};
 use mxscope_common::proto;
 use mxscope_common::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::task::ItemBudget;
 pub use mxscope_common::task::{EgressReport, Registration};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -41,6 +42,9 @@ impl From<Status> for CallError {
         }
     }
 }
+
+/// A leased task, converted; or its lease and why it cannot run (malformed).
+pub type LeasedTask = Result<TaskSpec, (Lease, TaskError)>;
 
 /// A client of one coordinator, as one worker. Cheap to clone: clones share
 /// the channel, which reconnects by itself after a failure.
@@ -102,23 +106,17 @@ impl Coordinator {
         Ok(Registration::from(reply))
     }
 
-    /// Lease up to `max_tasks` (their items up to `max_items`); when none is
-    /// pending the coordinator may hold the call up to `wait` (long poll).
+    /// Lease up to `max_tasks` within `budget` (the free slots); when none
+    /// is pending the coordinator may hold the call up to `wait` (long poll).
     /// Each task converted, or refused with its lease and the reason (a
     /// malformed task).
     pub async fn lease(
         &self,
         max_tasks: usize,
-        max_items: usize,
+        budget: ItemBudget,
         wait: Duration,
-    ) -> Result<Vec<Result<TaskSpec, (Lease, TaskError)>>, CallError> {
-        let request = proto::LeaseRequest {
-            worker_id: self.worker_id.clone(),
-            vantage: self.vantage.clone(),
-            max_tasks: saturate(max_tasks),
-            max_items: saturate(max_items),
-            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
-        };
+    ) -> Result<Vec<LeasedTask>, CallError> {
+        let request = lease_request(&self.worker_id, &self.vantage, max_tasks, budget, wait);
         let reply = self.client.clone().lease(request).await?.into_inner();
         Ok(reply
             .tasks

@@ -13,7 +13,8 @@
 //! - [`leases`]: the leases held, shared by leasing, heartbeat, uplink and shutdown.
 //! - [`pacing`]: per-IP gap, per-network rate, this worker's share of the vantage cap.
 //! - [`retry`]: targets that said `421`/`4xx` or reset, retried later with growing delays.
-//! - [`slots`]: session slots, the unit of concurrency: leasing asks for free slots.
+//! - [`slots`]: session and resolution slots, the unit of concurrency.
+//! - [`asker`]: each kind of slot's lease calls (long polls for its free slots).
 //! - [`backoff`]: capped exponential backoff with jitter.
 //! - [`egress`]: the port-25 egress self-check.
 //!
@@ -24,6 +25,7 @@
 //! the unfinished ones are released, and the unacknowledged batches get a
 //! bounded time to be delivered.
 
+pub mod asker;
 pub mod backoff;
 pub mod egress;
 pub mod grpc;
@@ -43,26 +45,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mxscope_common::cli_args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
 use mxscope_common::client::ClientConfigError;
+use mxscope_common::task::SlotKind;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use self::asker::{Answer, Asker, IDLE_POLL, LEASE_WAIT};
 use self::backoff::Backoff;
 use self::egress::EgressReport;
 use self::grpc::{ChannelSettings, Coordinator, Registration};
 use self::leases::{Lease, LeaseTable};
 use self::runner::{Engine, RunEnd};
-use self::task::{CallError, TaskSpec};
+use self::task::CallError;
 use self::uplink::{Uplink, UplinkSender};
 
-/// How long the coordinator may hold a lease call that finds no task
-/// (long poll): it answers as soon as tasks are planned or freed, so free
-/// slots learn of new work at once, not at the next poll.
-const LEASE_WAIT: Duration = Duration::from_secs(2);
-/// Poll when a coordinator answered empty at once (one that does not hold calls).
-const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(1));
 /// A cancelled task must stop within this long, or it is aborted.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Releasing one task at shutdown.
@@ -70,11 +69,11 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// Most tasks asked for in one lease call (the coordinator caps it too).
 const MAX_LEASE_TASKS: usize = 64;
 
-/// Free slots worth a lease call: about a probe task's worth, less for a
-/// small worker, so that finishing targets one by one does not turn into
-/// one lease call each.
-fn lease_threshold(slots: usize) -> usize {
-    (slots / 16).clamp(1, 32)
+/// One lease call's end, for the fleet loop.
+struct LeaseCall {
+    kind: SlotKind,
+    waited: Duration,
+    leased: Result<Vec<grpc::LeasedTask>, CallError>,
 }
 
 /// How a worker joins the fleet.
@@ -93,9 +92,12 @@ pub struct FleetConfig {
     pub vantage: String,
     /// Most tasks at once (leasing is bounded by free session slots first).
     pub capacity: usize,
-    /// Most SMTP sessions and domain resolutions at once, across tasks: the
-    /// session slots. Reduced at start when the open-file limit is too low.
+    /// Most SMTP sessions at once, across tasks: the session slots.
+    /// Reduced at start when the open-file limit is too low.
     pub probe_concurrency: usize,
+    /// Most domain resolutions at once, across tasks: the resolution slots,
+    /// apart from the sessions (see [`slots`]).
+    pub dns_concurrency: usize,
     /// Source address of probes (and of the egress check).
     pub bind: Option<IpAddr>,
     /// Name servers used instead of the scans' when non-empty.
@@ -131,7 +133,8 @@ impl FleetConfig {
             worker_id: worker_id.into(),
             vantage: vantage.into(),
             capacity: 64,
-            probe_concurrency: 64,
+            probe_concurrency: DEFAULT_CONCURRENCY as usize,
+            dns_concurrency: default_dns_concurrency(DEFAULT_CONCURRENCY) as usize,
             bind: None,
             resolvers_override: Vec::new(),
             egress_check: None,
@@ -151,8 +154,8 @@ impl FleetConfig {
         if self.vantage.trim().is_empty() {
             return invalid("the vantage label is empty");
         }
-        if self.capacity == 0 || self.probe_concurrency == 0 {
-            return invalid("capacity and probe concurrency must be at least 1");
+        if self.capacity == 0 || self.probe_concurrency == 0 || self.dns_concurrency == 0 {
+            return invalid("capacity, probe and DNS concurrency must be at least 1");
         }
         if self.batch_size == 0 || self.max_unacked == 0 {
             return invalid("batch size and the unacknowledged-batch bound must be at least 1");
@@ -178,6 +181,9 @@ pub enum FleetError {
     /// The token holds characters a header cannot carry; check the token file.
     #[error("the token is not a valid header value (printable ASCII only)")]
     Token,
+    /// The worker's control-plane runtime could not start (threads, memory).
+    #[error("cannot start the fleet runtime: {0}")]
+    Runtime(String),
     /// The coordinator refused this worker (credentials, unknown vantage…);
     /// retrying will not help: fix the token or the options.
     #[error("the coordinator refused to register this worker: {0}")]
@@ -197,9 +203,64 @@ impl From<ClientConfigError> for FleetError {
 
 /// Join the fleet and work until `shutdown` is cancelled; then stop
 /// leasing, finish or release the running tasks and flush the results.
-pub async fn run(mut config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
+///
+/// The fleet's control plane (lease calls, the uplink, heartbeats and the
+/// coordinator connection) runs on a runtime thread of its own; the tasks
+/// run on the caller's runtime. On one runtime, the lease and report calls
+/// waited behind thousands of TLS handshakes whenever the cores were busy,
+/// and a fast scan's sessions ran out of work while results sat unsent.
+pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
+    let tasks = tokio::runtime::Handle::current();
+    let control = ControlRuntime::start().map_err(|e| FleetError::Runtime(e.to_string()))?;
+    let fleet = control.spawn(run_fleet(config, shutdown, tasks));
+    match fleet.await {
+        Ok(outcome) => outcome,
+        Err(error) => Err(FleetError::Runtime(error.to_string())),
+    }
+}
+
+/// The control plane's runtime, shut down without blocking when dropped
+/// (also when [`run`] is cancelled).
+struct ControlRuntime(Option<tokio::runtime::Runtime>);
+
+impl ControlRuntime {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mxscope-fleet")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until dropped")
+            .spawn(future)
+    }
+}
+
+impl Drop for ControlRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn run_fleet(
+    mut config: FleetConfig,
+    shutdown: CancellationToken,
+    tasks: tokio::runtime::Handle,
+) -> Result<(), FleetError> {
     config.validate()?;
-    config.probe_concurrency = check_open_files(config.probe_concurrency);
+    (config.probe_concurrency, config.dns_concurrency) =
+        check_open_files(config.probe_concurrency, config.dns_concurrency);
     let coordinator = Coordinator::new(
         ChannelSettings {
             url: &config.coordinator,
@@ -235,6 +296,7 @@ pub async fn run(mut config: FleetConfig, shutdown: CancellationToken) -> Result
     let mut fleet = Fleet {
         engine: Arc::new(Engine::new(
             config.probe_concurrency,
+            config.dns_concurrency,
             config.bind,
             config.resolvers_override.clone(),
             egress.blocked(),
@@ -246,6 +308,7 @@ pub async fn run(mut config: FleetConfig, shutdown: CancellationToken) -> Result
         leases,
         sender: Some(sender),
         running: JoinSet::new(),
+        tasks,
         running_leases: HashMap::new(),
     };
     let stop_heartbeat = CancellationToken::new();
@@ -286,6 +349,8 @@ struct Fleet {
     sender: Option<UplinkSender>,
     running: JoinSet<RunEnd>,
     running_leases: HashMap<Id, Lease>,
+    /// Where tasks run (the caller's runtime, not the control plane's).
+    tasks: tokio::runtime::Handle,
 }
 
 impl Fleet {
@@ -304,77 +369,101 @@ impl Fleet {
             registration.heartbeat_interval,
             stop_heartbeat.clone(),
         ));
-        let mut backoff = Backoff::default();
-        let slots = self.engine.slots.clone();
-        let threshold = lease_threshold(slots.capacity());
-        let mut timer_fired = true;
+        // One asker per kind of slot, each with at most one call on its way.
+        let mut askers = [
+            Asker::new(self.engine.sessions.clone()),
+            Asker::new(self.engine.resolutions.clone()),
+        ];
+        let mut calls: JoinSet<LeaseCall> = JoinSet::new();
         loop {
             // Finished tasks leave room for new ones before we ask.
             while let Some(joined) = self.running.try_join_next_with_id() {
                 self.finished(joined);
             }
-            let task_room = self.config.capacity.saturating_sub(self.running.len());
-            let free = slots.free();
-            let mut wait = IDLE_POLL.1;
-            // Wake on freed slots only while there is work to be had.
-            let mut wake_on_free = true;
-            if task_room > 0 && free > 0 && (free >= threshold || timer_fired) {
-                let asked = task_room.min(MAX_LEASE_TASKS);
-                let called = Instant::now();
-                let leased = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    leased = self.coordinator.lease(asked, free, LEASE_WAIT) => leased,
+            let now = Instant::now();
+            // Each kind asks for the whole room: a call of one kind may wait
+            // at the coordinator for long, and must not keep the other kind
+            // from asking. Tasks beyond --capacity are given back on arrival.
+            let room = self.config.capacity.saturating_sub(self.running.len());
+            for asker in &mut askers {
+                let Some(budget) = asker.due(now).filter(|_| room > 0) else {
+                    continue;
                 };
-                match leased {
-                    Ok(tasks) if !tasks.is_empty() => {
-                        backoff.reset();
-                        for task in tasks {
-                            self.start(task);
-                        }
-                        if slots.free() >= threshold {
-                            // More may be pending: ask again at once (the
-                            // call waits at the coordinator if not).
-                            timer_fired = false;
-                            continue;
-                        }
+                let asked = room.min(MAX_LEASE_TASKS);
+                asker.calling();
+                let coordinator = self.coordinator.clone();
+                let kind = asker.kind();
+                calls.spawn(async move {
+                    let called = Instant::now();
+                    let leased = coordinator.lease(asked, budget, LEASE_WAIT).await;
+                    LeaseCall {
+                        kind,
+                        waited: called.elapsed(),
+                        leased,
                     }
-                    Ok(_) => {
-                        backoff.reset();
-                        if called.elapsed() >= LEASE_WAIT / 2 {
-                            // The coordinator held the call and nothing came:
-                            // ask again at once (it answers when work does).
-                            timer_fired = true;
-                            continue;
-                        }
-                        // Answered empty at once (a coordinator that does
-                        // not hold calls): poll.
-                        wake_on_free = false;
-                        wait = backoff::between(IDLE_POLL.0, IDLE_POLL.1);
-                    }
-                    Err(error) => {
-                        wake_on_free = false;
-                        wait = backoff.next_delay();
-                        warn!(%error, attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
-                            "leasing failed; retrying");
-                        if matches!(error, CallError::Transient(_)) && backoff.failures() > 1 {
-                            // The coordinator may have restarted: announce ourselves again.
-                            if self.register(shutdown).await?.is_none() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                });
             }
-            timer_fired = false;
+            let idle = now + IDLE_POLL.1;
+            let look_again = askers
+                .iter()
+                .filter_map(Asker::not_before)
+                .fold(idle, Instant::min);
+            let [sessions, resolutions] = &askers;
+            let (wake_sessions, wake_resolutions) =
+                (sessions.wakes_on_free(), resolutions.wakes_on_free());
+            let (session_slots, resolution_slots) = (
+                sessions.pool().slots.clone(),
+                resolutions.pool().slots.clone(),
+            );
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                Some(call) = calls.join_next(), if !calls.is_empty() => {
+                    // A lease call never panics; if one did, its kind stays quiet.
+                    let Ok(call) = call else { continue };
+                    let asker = askers
+                        .iter_mut()
+                        .find(|a| a.kind() == call.kind)
+                        .expect("an asker per kind");
+                    let answer = match call.leased {
+                        Ok(tasks) if !tasks.is_empty() => {
+                            for task in tasks {
+                                if self.running.len() < self.config.capacity {
+                                    self.start(task);
+                                } else {
+                                    self.give_back(task);
+                                }
+                            }
+                            Answer::Leased
+                        }
+                        Ok(_) => Answer::empty(call.waited),
+                        Err(error) => {
+                            let transient = matches!(error, CallError::Transient(_));
+                            let failures = asker.answered(Answer::Failed, Instant::now());
+                            warn!(%error, attempt = failures, kind = ?call.kind,
+                                "leasing failed; retrying");
+                            if transient && failures > 1 {
+                                // The coordinator may have restarted: announce ourselves again.
+                                if self.register(shutdown).await?.is_none() {
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                    };
+                    asker.answered(answer, Instant::now());
+                }
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
                     self.finished(joined);
                 }
-                () = slots.freed(), if wake_on_free => {}
-                () = tokio::time::sleep(wait) => timer_fired = true,
+                () = session_slots.freed(), if wake_sessions => {}
+                () = resolution_slots.freed(), if wake_resolutions => {}
+                () = tokio::time::sleep_until(look_again) => {
+                    let now = Instant::now();
+                    askers.iter_mut().for_each(|a| a.timer(now));
+                }
             }
         }
+        // Calls still on their way are dropped (aborted) here.
         Ok(())
     }
 
@@ -411,7 +500,7 @@ impl Fleet {
         }
     }
 
-    fn start(&mut self, task: Result<TaskSpec, (Lease, grpc::TaskError)>) {
+    fn start(&mut self, task: grpc::LeasedTask) {
         let task = match task {
             Ok(task) => task,
             Err((lease, error)) => {
@@ -427,11 +516,34 @@ impl Fleet {
         let lease = task.lease.clone();
         let cancel = self.leases.hold(&lease);
         let engine = self.engine.clone();
-        let claim = engine.slots.claim(task.work.len());
-        let handle = self
-            .running
-            .spawn(async move { engine.run(task, sender, cancel, claim).await });
+        let claim = engine
+            .pool(task.work.slot_kind())
+            .slots
+            .claim(task.work.len());
+        let handle = self.running.spawn_on(
+            async move { engine.run(task, sender, cancel, claim).await },
+            &self.tasks,
+        );
         self.running_leases.insert(handle.id(), lease);
+    }
+
+    /// Release a task leased beyond --capacity (both kinds' calls came
+    /// back with work at once): it goes back to the queue at once.
+    fn give_back(&self, task: grpc::LeasedTask) {
+        let lease = match task {
+            Ok(task) => task.lease,
+            Err((lease, _)) => lease,
+        };
+        let coordinator = self.coordinator.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(RELEASE_WAIT, coordinator.release(&lease)).await {
+                Ok(Ok(())) => {
+                    info!(task = %lease.task_id, epoch = lease.epoch, "beyond --capacity: given back")
+                }
+                _ => warn!(task = %lease.task_id, epoch = lease.epoch,
+                    "giving back a task beyond --capacity failed; its lease will expire"),
+            }
+        });
     }
 
     fn finished(&mut self, joined: Result<(Id, RunEnd), tokio::task::JoinError>) {
@@ -502,30 +614,42 @@ impl Fleet {
     }
 }
 
-/// `RLIMIT_NOFILE` against `requested` sessions: raise the soft limit when
-/// needed and say what concurrency is reachable; returns it.
-fn check_open_files(requested: usize) -> usize {
+/// `RLIMIT_NOFILE` against `sessions` and `resolutions` (each holds a
+/// socket): raise the soft limit when needed and say what is reachable;
+/// returns what each kind gets.
+fn check_open_files(sessions: usize, resolutions: usize) -> (usize, usize) {
+    let requested = sessions.saturating_add(resolutions);
     let Some(budget) = crate::limits::ensure_open_files(requested) else {
         warn!(
-            concurrency = requested,
+            concurrency = sessions,
+            dns_concurrency = resolutions,
             "cannot read the open-file limit; sessions may fail with EMFILE"
         );
-        return requested;
+        return (sessions, resolutions);
     };
+    let (reached_sessions, reached_resolutions) =
+        crate::limits::split_reachable(sessions, resolutions, budget.reachable);
     if budget.limited(requested) {
-        warn!(requested, reachable = budget.reachable, soft = budget.soft, hard = budget.hard,
-            "the open-file limit (RLIMIT_NOFILE) is too low for --concurrency: \
-             running {} sessions at once; raise the hard limit (ulimit -Hn, LimitNOFILE=) to reach {requested}",
-            budget.reachable);
+        warn!(
+            requested,
+            reachable = budget.reachable,
+            soft = budget.soft,
+            hard = budget.hard,
+            "the open-file limit (RLIMIT_NOFILE) is too low for --concurrency {sessions} and \
+             --dns-concurrency {resolutions}: running {reached_sessions} sessions and \
+             {reached_resolutions} resolutions at once; raise the hard limit (ulimit -Hn, \
+             LimitNOFILE=) to reach them"
+        );
     } else if budget.soft > budget.soft_before {
         info!(
-            concurrency = requested,
+            concurrency = sessions,
+            dns_concurrency = resolutions,
             from = budget.soft_before,
             to = budget.soft,
-            "raised the open-file soft limit for the session slots"
+            "raised the open-file soft limit for the session and resolution slots"
         );
     }
-    budget.reachable
+    (reached_sessions, reached_resolutions)
 }
 
 /// Extend the held leases every `interval`; cancel the tasks of lost ones.

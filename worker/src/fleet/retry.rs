@@ -123,7 +123,10 @@ where
     loop {
         let permit = gate.enter(ip).await;
         let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Counted while it holds its permit: at most --concurrency.
+        let in_flight = crate::metrics::session();
         let mut record = session().await;
+        drop(in_flight);
         drop(permit);
         let verdict = retryable(&record);
         let attempt = Attempt {

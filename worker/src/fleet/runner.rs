@@ -1,9 +1,10 @@
 //! Running one leased task with the probe engine: a resolve task gives one
 //! domain record per domain, a probe task one target record per IP.
 //!
-//! Items run concurrently, bounded by the worker's probe semaphore (shared
-//! by all tasks); each item frees its session slot ([`super::slots`]) as
-//! soon as it ends, so a task's slow target holds back nobody else. Finished
+//! Items run concurrently, bounded by their kind's permits (shared by all
+//! tasks: sessions for targets, resolutions for domains); each item frees
+//! its slot ([`super::slots`]) as soon as it ends, so a task's slow target
+//! holds back nobody else. Finished
 //! records go through a [`Batcher`] to the uplink.
 //! When the uplink is full the task waits, and so starts no new item. The
 //! task's cancellation token (its lease was lost, or shutdown ran out of
@@ -17,6 +18,7 @@ use mxscope_common::convert::InvalidOptions;
 use mxscope_common::exclusions::Exclusions;
 use mxscope_common::options::ScanOptions;
 use mxscope_common::politeness::{self, SkipReason};
+use mxscope_common::task::SlotKind;
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -26,7 +28,7 @@ use tracing::{info, warn};
 use super::leases::Lease;
 use super::pacing::{self, Limits, PacedSessions, Pacer};
 use super::retry::{self, Gate, RetryPolicy};
-use super::slots::{Claim, Slots};
+use super::slots::{Claim, Pool};
 use super::task::{TaskSpec, Work};
 use super::uplink::{Batcher, UplinkSender};
 use crate::config::{ProbeConfig, SecurityConfig};
@@ -104,11 +106,11 @@ pub fn limits(options: &ScanOptions) -> Limits {
 /// What every task of the worker shares.
 #[derive(Debug)]
 pub struct Engine {
-    /// Sessions and domain resolutions at once, across all tasks.
-    pub probe_permits: Arc<Semaphore>,
-    /// Leased items not yet ended (sessions plus a backlog): what the
-    /// lease loop asks work for.
-    pub slots: Arc<Slots>,
+    /// SMTP sessions at once, across all tasks, and the targets leased
+    /// for them: what the lease loop asks probe work for.
+    pub sessions: Pool,
+    /// Domain resolutions at once, and the domains leased for them.
+    pub resolutions: Pool,
     /// Session pacing (per IP, per network, per worker), across tasks.
     pub pacer: Arc<Pacer>,
     pub bind: Option<IpAddr>,
@@ -165,25 +167,34 @@ pub enum RunEnd {
 }
 
 impl Engine {
+    /// A worker of `sessions` SMTP sessions and `resolutions` domain
+    /// resolutions at once.
     pub fn new(
-        probe_concurrency: usize,
+        sessions: usize,
+        resolutions: usize,
         bind: Option<IpAddr>,
         resolvers_override: Vec<SocketAddr>,
         egress_blocked: bool,
         batch_size: usize,
     ) -> Self {
-        crate::metrics::session_slots(probe_concurrency);
+        crate::metrics::slots(sessions, resolutions);
         Self {
-            probe_permits: Arc::new(Semaphore::new(
-                probe_concurrency.clamp(1, Semaphore::MAX_PERMITS),
-            )),
-            slots: Slots::new(probe_concurrency + super::slots::backlog(probe_concurrency)),
+            sessions: Pool::new(SlotKind::Session, sessions),
+            resolutions: Pool::new(SlotKind::Resolution, resolutions),
             pacer: Arc::new(Pacer::default()),
             bind,
             resolvers_override,
             egress_blocked,
             batch_size: batch_size.max(1),
             scans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slots and permits of `kind`.
+    pub fn pool(&self, kind: SlotKind) -> &Pool {
+        match kind {
+            SlotKind::Session => &self.sessions,
+            SlotKind::Resolution => &self.resolutions,
         }
     }
 
@@ -258,6 +269,7 @@ impl Engine {
         let total = task.work.len();
         info!(task = %lease.task_id, epoch = lease.epoch, scan = %task.scan_id,
             kind = task.work.kind(), items = total, "task started");
+        let permits = self.pool(task.work.slot_kind()).permits.clone();
         let uplink = match task.work {
             // New probe tasks are planned from these: they go first.
             Work::Resolve(_) => uplink.ahead(),
@@ -287,9 +299,10 @@ impl Engine {
             resolver,
             exclusions: context.exclusions.clone(),
             retry: context.retry,
+            permits,
             gate: Gate {
-                permits: self.probe_permits.clone(),
-                slots: self.slots.clone(),
+                permits: self.sessions.permits.clone(),
+                slots: self.sessions.slots.clone(),
                 pacer: self.pacer.clone(),
                 limits: context.limits,
             },
@@ -350,7 +363,7 @@ impl Engine {
                         }
                     }
                 }
-                permit = self.probe_permits.clone().acquire_owned(), if more => {
+                permit = stamp.permits.clone().acquire_owned(), if more => {
                     let Ok(permit) = permit else {
                         return RunEnd::Cancelled;
                     };
@@ -382,6 +395,8 @@ struct Stamp {
     resolver: Option<MxResolver>,
     exclusions: Exclusions,
     retry: RetryPolicy,
+    /// What runs at once: the permits of the task's kind of slot.
+    permits: Arc<Semaphore>,
     /// Given back while a target waits for its retry.
     gate: Gate,
 }
@@ -407,6 +422,7 @@ impl Item {
                 serde_json::to_string(&record)
             }
             Self::Resolve(domain) => {
+                let resolution = crate::metrics::resolution();
                 let dns = match &stamp.resolver {
                     Some(resolver) => resolver.resolve(&domain).await,
                     None => DnsResult::failed(DnsStatus::Error, "no resolver for this task"),
@@ -423,6 +439,7 @@ impl Item {
                     None => None,
                 };
                 drop(permit);
+                drop(resolution);
                 let mut record = DomainRecord::new(domain, dns);
                 crate::metrics::domain_record(&record);
                 record.security = security;
@@ -431,7 +448,6 @@ impl Item {
                 serde_json::to_string(&record)
             }
             Self::Probe(ip, names) => {
-                let session = crate::metrics::session();
                 let port = stamp.prober.config.port;
                 let mut record = if let Some(why) = stamp.exclusions.target(ip, &names) {
                     // Defence in depth: the coordinator should not have sent it.
@@ -448,7 +464,6 @@ impl Item {
                     })
                     .await
                 };
-                drop(session);
                 crate::metrics::target_record(&record);
                 record.scan = Some(stamp.scan.clone());
                 record.vantage = Some(stamp.vantage.clone());
@@ -528,7 +543,7 @@ mod tests {
 
     #[test]
     fn scan_contexts_are_cached_per_scan() {
-        let engine = Engine::new(4, None, Vec::new(), false, 10);
+        let engine = Engine::new(4, 4, None, Vec::new(), false, 10);
         let a = engine.scan("s1", &options()).unwrap();
         let b = engine.scan("s1", &options()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));

@@ -1,28 +1,56 @@
-//! Session slots: the unit of concurrency of a worker (DESIGN §8).
+//! Slots: the unit of concurrency of a worker (DESIGN §8), of two kinds
+//! ([`SlotKind`]): an SMTP session per target of a probe task, a
+//! resolution per domain of a resolve task. Each kind is a [`Pool`]:
+//! what runs at once (its permits: `--concurrency` sessions,
+//! `--dns-concurrency` resolutions) and what is leased (its slots).
 //!
-//! Every leased item (a domain to resolve, a target to probe) holds one slot
-//! from the moment its task is leased until the item ends; a task whose
-//! slowest target is still running holds one slot, not the task's size. The
-//! lease loop asks the coordinator for as many items as there are free
-//! slots, and wakes when slots are freed. A worker has one slot per session
-//! of its `--concurrency` plus a backlog ([`backlog`]): items leased ahead,
-//! so that a session that ends finds its successor already here instead of
-//! waiting for a lease round trip. Slots may be overcommitted by at most one
-//! task (a task is leased whole); the probe semaphore, sized to
-//! `--concurrency`, bounds what runs at once.
+//! Every leased item holds one slot of its kind from the moment its task is
+//! leased until the item ends; a task whose slowest target is still running
+//! holds one slot, not the task's size. The lease loop asks the coordinator
+//! for as many items of each kind as there are free slots of that kind, and
+//! wakes when slots are freed. The kinds are apart so that resolving, from
+//! which the coordinator plans probe tasks, never waits for a busy session:
+//! with one pool the sessions took every slot, resolve tasks were leased
+//! only when no probe task was pending, and fast scans ran out of targets.
+//! A pool has one slot per permit plus a backlog ([`backlog`]): items
+//! leased ahead, so that an item that ends finds its successor already
+//! here instead of waiting for a lease round trip. Slots may be
+//! overcommitted by at most one task (a task is leased whole); the permits
+//! bound what runs at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use mxscope_common::task::SlotKind;
+use tokio::sync::{Notify, Semaphore};
 
-/// Items leased ahead of the sessions that will run them: a quarter of
+/// Items leased ahead of the permits that will run them: a quarter of
 /// `concurrency`, at least one probe task's worth (32).
 pub fn backlog(concurrency: usize) -> usize {
     (concurrency / 4).max(32)
 }
 
-/// The worker's slots: `capacity` = its `--concurrency` plus [`backlog`].
+/// One kind of slot: `concurrency` permits (what runs at once) and
+/// `concurrency` + [`backlog`] slots (what is leased).
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub kind: SlotKind,
+    pub permits: Arc<Semaphore>,
+    pub slots: Arc<Slots>,
+}
+
+impl Pool {
+    pub fn new(kind: SlotKind, concurrency: usize) -> Self {
+        let concurrency = concurrency.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            kind,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            slots: Slots::new(concurrency + backlog(concurrency)),
+        }
+    }
+}
+
+/// The slots of one kind: `capacity` = its concurrency plus [`backlog`].
 #[derive(Debug)]
 pub struct Slots {
     capacity: usize,
