@@ -205,47 +205,77 @@ impl From<ClientConfigError> for FleetError {
 /// leasing, finish or release the running tasks and flush the results.
 ///
 /// The fleet's control plane (lease calls, the uplink, heartbeats and the
-/// coordinator connection) runs on a runtime thread of its own; the tasks
-/// run on the caller's runtime. On one runtime, the lease and report calls
-/// waited behind thousands of TLS handshakes whenever the cores were busy,
-/// and a fast scan's sessions ran out of work while results sat unsent.
+/// coordinator connection) runs on a runtime thread of its own, resolve
+/// tasks on a runtime of their own, probe tasks on the caller's runtime.
+/// On one runtime, whatever has the fewest tasks gets the least CPU when
+/// the cores are busy: the lease and report calls waited behind thousands
+/// of TLS handshakes, and so did resolving, from which the next probe tasks
+/// are planned, so a fast scan's sessions ran out of targets. Threads of
+/// their own give both a fair share from the kernel whatever the task counts.
 pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
-    let tasks = tokio::runtime::Handle::current();
-    let control = ControlRuntime::start().map_err(|e| FleetError::Runtime(e.to_string()))?;
-    let fleet = control.spawn(run_fleet(config, shutdown, tasks));
+    let sessions = tokio::runtime::Handle::current();
+    let runtime_error = |e: std::io::Error| FleetError::Runtime(e.to_string());
+    let control = OwnRuntime::start("mxscope-fleet", 1).map_err(runtime_error)?;
+    let resolutions = OwnRuntime::start("mxscope-dns", dns_threads()).map_err(runtime_error)?;
+    let runtimes = TaskRuntimes {
+        sessions,
+        resolutions: resolutions.handle().clone(),
+    };
+    let fleet = control
+        .handle()
+        .spawn(run_fleet(config, shutdown, runtimes));
     match fleet.await {
         Ok(outcome) => outcome,
         Err(error) => Err(FleetError::Runtime(error.to_string())),
     }
 }
 
-/// The control plane's runtime, shut down without blocking when dropped
-/// (also when [`run`] is cancelled).
-struct ControlRuntime(Option<tokio::runtime::Runtime>);
+/// Threads that resolve: a quarter of the cores, at least one. Resolving
+/// costs about a third of the CPU of probing a domain's MX (hickory's
+/// lookups against a TLS handshake), so this keeps it ahead of the sessions.
+fn dns_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
+}
 
-impl ControlRuntime {
-    fn start() -> std::io::Result<Self> {
+/// Where each kind of task runs.
+#[derive(Debug, Clone)]
+struct TaskRuntimes {
+    sessions: tokio::runtime::Handle,
+    resolutions: tokio::runtime::Handle,
+}
+
+impl TaskRuntimes {
+    fn of(&self, kind: SlotKind) -> &tokio::runtime::Handle {
+        match kind {
+            SlotKind::Session => &self.sessions,
+            SlotKind::Resolution => &self.resolutions,
+        }
+    }
+}
+
+/// A runtime of the fleet's own, shut down without blocking when dropped
+/// (also when [`run`] is cancelled).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn start(name: &str, threads: usize) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mxscope-fleet")
+            .worker_threads(threads.max(1))
+            .thread_name(name)
             .enable_all()
             .build()?;
         Ok(Self(Some(runtime)))
     }
 
-    fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
+    fn handle(&self) -> &tokio::runtime::Handle {
         self.0
             .as_ref()
             .expect("the runtime lives until dropped")
-            .spawn(future)
+            .handle()
     }
 }
 
-impl Drop for ControlRuntime {
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
         if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
@@ -256,7 +286,7 @@ impl Drop for ControlRuntime {
 async fn run_fleet(
     mut config: FleetConfig,
     shutdown: CancellationToken,
-    tasks: tokio::runtime::Handle,
+    runtimes: TaskRuntimes,
 ) -> Result<(), FleetError> {
     config.validate()?;
     (config.probe_concurrency, config.dns_concurrency) =
@@ -308,7 +338,7 @@ async fn run_fleet(
         leases,
         sender: Some(sender),
         running: JoinSet::new(),
-        tasks,
+        runtimes,
         running_leases: HashMap::new(),
     };
     let stop_heartbeat = CancellationToken::new();
@@ -349,8 +379,8 @@ struct Fleet {
     sender: Option<UplinkSender>,
     running: JoinSet<RunEnd>,
     running_leases: HashMap<Id, Lease>,
-    /// Where tasks run (the caller's runtime, not the control plane's).
-    tasks: tokio::runtime::Handle,
+    /// Where tasks run (not on the control plane's runtime).
+    runtimes: TaskRuntimes,
 }
 
 impl Fleet {
@@ -516,13 +546,11 @@ impl Fleet {
         let lease = task.lease.clone();
         let cancel = self.leases.hold(&lease);
         let engine = self.engine.clone();
-        let claim = engine
-            .pool(task.work.slot_kind())
-            .slots
-            .claim(task.work.len());
+        let kind = task.work.slot_kind();
+        let claim = engine.pool(kind).slots.claim(task.work.len());
         let handle = self.running.spawn_on(
             async move { engine.run(task, sender, cancel, claim).await },
-            &self.tasks,
+            self.runtimes.of(kind),
         );
         self.running_leases.insert(handle.id(), lease);
     }
