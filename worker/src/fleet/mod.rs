@@ -71,7 +71,6 @@ const MAX_LEASE_TASKS: usize = 64;
 
 /// One lease call's end, for the fleet loop.
 struct LeaseCall {
-    kind: SlotKind,
     waited: Duration,
     leased: Result<Vec<grpc::LeasedTask>, CallError>,
 }
@@ -405,6 +404,8 @@ impl Fleet {
             Asker::new(self.engine.resolutions.clone()),
         ];
         let mut calls: JoinSet<LeaseCall> = JoinSet::new();
+        // Which kind each call on its way asks for (a call that panicked says nothing).
+        let mut call_kinds: HashMap<Id, SlotKind> = HashMap::new();
         loop {
             // Finished tasks leave room for new ones before we ask.
             while let Some(joined) = self.running.try_join_next_with_id() {
@@ -423,15 +424,15 @@ impl Fleet {
                 asker.calling();
                 let coordinator = self.coordinator.clone();
                 let kind = asker.kind();
-                calls.spawn(async move {
+                let call = calls.spawn(async move {
                     let called = Instant::now();
                     let leased = coordinator.lease(asked, budget, LEASE_WAIT).await;
                     LeaseCall {
-                        kind,
                         waited: called.elapsed(),
                         leased,
                     }
                 });
+                call_kinds.insert(call.id(), kind);
             }
             let idle = now + IDLE_POLL.1;
             let look_again = askers
@@ -447,13 +448,21 @@ impl Fleet {
             );
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(call) = calls.join_next(), if !calls.is_empty() => {
-                    // A lease call never panics; if one did, its kind stays quiet.
-                    let Ok(call) = call else { continue };
-                    let asker = askers
-                        .iter_mut()
-                        .find(|a| a.kind() == call.kind)
-                        .expect("an asker per kind");
+                Some(joined) = calls.join_next_with_id(), if !calls.is_empty() => {
+                    let id = joined.as_ref().map_or_else(|e| e.id(), |(id, _)| *id);
+                    let Some(kind) = call_kinds.remove(&id) else { continue };
+                    let Some(asker) = askers.iter_mut().find(|a| a.kind() == kind) else {
+                        continue;
+                    };
+                    let call = match joined {
+                        Ok((_, call)) => call,
+                        Err(error) => {
+                            // Never expected; the kind asks again after a backoff.
+                            asker.answered(Answer::Failed, Instant::now());
+                            warn!(%error, ?kind, "a lease call stopped abnormally");
+                            continue;
+                        }
+                    };
                     let answer = match call.leased {
                         Ok(tasks) if !tasks.is_empty() => {
                             for task in tasks {
@@ -469,7 +478,7 @@ impl Fleet {
                         Err(error) => {
                             let transient = matches!(error, CallError::Transient(_));
                             let failures = asker.answered(Answer::Failed, Instant::now());
-                            warn!(%error, attempt = failures, kind = ?call.kind,
+                            warn!(%error, attempt = failures, ?kind,
                                 "leasing failed; retrying");
                             if transient && failures > 1 {
                                 // The coordinator may have restarted: announce ourselves again.
