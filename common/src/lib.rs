@@ -35,7 +35,9 @@
 //!   [`cli_args`]: the flag groups, secrets, resolver parser and signal
 //!   handling both command lines share;
 //!   [`cli_config`]: `--config FILE` and `MXSCOPE_*` variables for `serve`
-//!   and `work`, the options every long-running command shares.
+//!   and `work`, the options every long-running command shares;
+//!   [`runtime`]: a runtime of one's own (the fleet's control plane and
+//!   resolutions, the embedded coordinator), dropped without blocking.
 
 pub mod cli_args;
 pub mod cli_config;
@@ -51,6 +53,7 @@ pub mod options;
 pub mod politeness;
 pub mod proto;
 pub mod record;
+pub mod runtime;
 pub mod security_dns;
 pub mod security_policy;
 pub mod tally;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use mxscope_common::cli_args::{shutdown_on_signals, SlotArgs};
 use mxscope_common::cli_config::OpsArgs;
+use mxscope_common::runtime::OwnRuntime;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::server::serve;
 use mxscope_coordinator::model::ScanState;
@@ -137,13 +138,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     readiness.serving(true);
     // The coordinator gets threads of its own: on the probes' runtime its
     // lease and report calls queued behind thousands of TLS sessions.
-    let control = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("mxscope-coordinator")
-        .enable_all()
-        .build()
+    let control = OwnRuntime::start("mxscope-coordinator", 1)
         .context("starting the coordinator's runtime")?;
-    let server = control.spawn({
+    let server = control.handle().spawn({
         let (coordinator, tokens, shutdown) = (
             coordinator.clone(),
             Tokens::new(vec![token.clone()], vec![]),
@@ -185,7 +182,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    control.shutdown_background();
+    drop(control);
     if interrupted {
         bail!(
             "interrupted: scan {scan_id} stays in {} (acknowledged results are kept)",

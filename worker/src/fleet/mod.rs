@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use mxscope_common::cli_args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
 use mxscope_common::client::ClientConfigError;
+use mxscope_common::runtime::OwnRuntime;
 use mxscope_common::task::SlotKind;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
@@ -248,36 +249,6 @@ impl TaskRuntimes {
         match kind {
             SlotKind::Session => &self.sessions,
             SlotKind::Resolution => &self.resolutions,
-        }
-    }
-}
-
-/// A runtime of the fleet's own, shut down without blocking when dropped
-/// (also when [`run`] is cancelled).
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
-
-impl OwnRuntime {
-    fn start(name: &str, threads: usize) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name(name)
-            .enable_all()
-            .build()?;
-        Ok(Self(Some(runtime)))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0
-            .as_ref()
-            .expect("the runtime lives until dropped")
-            .handle()
-    }
-}
-
-impl Drop for OwnRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
         }
     }
 }
