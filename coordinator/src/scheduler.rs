@@ -207,9 +207,9 @@ pub fn heartbeat(
 }
 
 /// Give a held lease back: the task is pending again. A lease given back
-/// is not a spent attempt: the worker ran nothing to
-/// the end (shutdown, or work beyond its capacity), so only expiries count
-/// towards [`MAX_ATTEMPTS`].
+/// is not a spent attempt: the worker ran nothing to the end (shutdown, or
+/// work beyond its capacity), so only expiries count towards
+/// [`MAX_ATTEMPTS`].
 pub fn release(task: &mut Task, worker: &str, epoch: u64) -> Result<(), Fence> {
     check(task, worker, epoch)?;
     task.state = TaskState::Pending;

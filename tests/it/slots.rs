@@ -5,12 +5,9 @@
 //! whose sessions sat in tarpits stopped resolving until they timed out.
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::Duration;
 
-use mxscope_tests::cluster::{
-    bin, test_dir, wait_for, CoordinatorProcess, WorkerProcess, ADMIN_TOKEN,
-};
+use mxscope_tests::cluster::{test_dir, wait_for, CoordinatorProcess, WorkerProcess};
 use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
 
 /// Its own DNS port and addresses: other tests run the perf lab's.
@@ -31,17 +28,14 @@ async fn resolving_goes_on_while_every_session_is_busy() {
     let list = dir.join("list.txt");
     let text: String = picked.iter().map(|i| perf::domain(*i) + "\n").collect();
     std::fs::write(&list, text).unwrap();
-    let submit = Command::new(bin("mxscope"))
-        .arg("submit")
-        .arg(&list)
-        .args(["--vantage", "V", "--allow-private"])
-        .args(["--coordinator", &coordinator.url])
+    let submit = coordinator
+        .submit_command(&list)
+        .arg("--allow-private")
         .args(["--resolver", &dns.addr.to_string()])
         .args(["--port", &PERF_SMTP_PORT.to_string()])
         // Sessions stay in the tarpits far longer than the test waits.
         .args(["--timeout-greeting", "120s", "--timeout-session", "150s"])
         .args(["--network-rate", "0", "--vantage-rate", "0"])
-        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
         .output()
         .unwrap();
     assert!(

@@ -136,7 +136,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let url = format!("http://{}", listener.local_addr()?);
     readiness.serving(true);
-    // The coordinator gets threads of its own: on the probes' runtime its
+    // The coordinator gets a thread of its own: on the probes' runtime its
     // lease and report calls queued behind thousands of TLS sessions.
     let control = OwnRuntime::start("mxscope-coordinator", 1)
         .context("starting the coordinator's runtime")?;

@@ -14,6 +14,9 @@ use super::*;
 use crate::model::{ScanOptions, TaskKind};
 use crate::scheduler::Fence;
 
+/// A lease call bounded by tasks only (no item budget).
+const ANY: ItemBudget = ItemBudget::Shared(0);
+
 fn config() -> CoordinatorConfig {
     CoordinatorConfig {
         lease_ttl: Duration::from_secs(10),
@@ -67,11 +70,7 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), config());
     let scan = c.submit(request(), lines(2)).await.unwrap().scan_id;
-    let first = c
-        .lease("w1", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let first = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
     assert_eq!(first.task.epoch, 1);
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(c.expire_leases().await.unwrap(), 0, "deadline not reached");
@@ -88,11 +87,7 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
     assert_eq!(c.expire_leases().await.unwrap(), 1);
     assert_eq!(c.status(&scan).unwrap().resolve.pending, 1, "requeued");
     // The retry goes to whoever asks next, with a new epoch; the old one is void.
-    let second = c
-        .lease("w2", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let second = c.lease("w2", "A", 1, ANY).await.unwrap().remove(0);
     assert_eq!(
         (second.task.id.as_str(), second.task.epoch),
         (first.task.id.as_str(), 2)
@@ -117,11 +112,7 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
         (1, 2, 2)
     );
     assert_eq!(status.meta.state, ScanState::Done);
-    assert!(c
-        .lease("w2", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(c.lease("w2", "A", 1, ANY).await.unwrap().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -129,19 +120,11 @@ async fn a_released_lease_is_leased_again_first() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), config());
     c.submit(request(), lines(6)).await.unwrap();
-    let first = c
-        .lease("w1", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let first = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
     c.release("w1", &first.task.id, first.task.epoch)
         .await
         .unwrap();
-    let again = c
-        .lease("w2", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let again = c.lease("w2", "A", 1, ANY).await.unwrap().remove(0);
     assert_eq!(again.task.id, first.task.id);
     assert_eq!(again.task.epoch, 2);
 }
@@ -160,7 +143,7 @@ async fn memory_holds_a_window_of_the_list_not_the_list() {
     let mut done = 0;
     let mut peak = 0;
     loop {
-        let leased = c.lease("w1", "A", 3, ItemBudget::Shared(0)).await.unwrap();
+        let leased = c.lease("w1", "A", 3, ANY).await.unwrap();
         if leased.is_empty() {
             break;
         }
@@ -188,7 +171,7 @@ async fn a_reopened_coordinator_feeds_pending_tasks_and_keeps_leases() {
     let (scan, held) = {
         let c = open(dir.path(), config());
         let scan = c.submit(request(), lines(40)).await.unwrap().scan_id;
-        let held = c.lease("w1", "A", 3, ItemBudget::Shared(0)).await.unwrap();
+        let held = c.lease("w1", "A", 3, ANY).await.unwrap();
         (scan, held)
     };
     let c = open(dir.path(), config());
@@ -204,7 +187,7 @@ async fn a_reopened_coordinator_feeds_pending_tasks_and_keeps_leases() {
     );
     let mut ids = Vec::new();
     loop {
-        let leased = c.lease("w2", "A", 64, ItemBudget::Shared(0)).await.unwrap();
+        let leased = c.lease("w2", "A", 64, ANY).await.unwrap();
         if leased.is_empty() {
             break;
         }
@@ -218,7 +201,7 @@ async fn a_reopened_coordinator_feeds_pending_tasks_and_keeps_leases() {
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(c.expire_leases().await.unwrap(), 20);
     let again: Vec<String> = c
-        .lease("w2", "A", 64, ItemBudget::Shared(0))
+        .lease("w2", "A", 64, ANY)
         .await
         .unwrap()
         .into_iter()
@@ -248,11 +231,7 @@ async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), config());
     let scan = c.submit(request(), lines(1)).await.unwrap().scan_id;
-    let task = c
-        .lease("w1", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let task = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
     // 40 addresses: more than one probe batch (32).
     let ips = || (1..=40u8).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
     let record = resolved("d0.example", ips());
@@ -266,7 +245,7 @@ async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
     assert_eq!(c.store.count_claims(&scan).unwrap(), 40);
     assert_eq!(c.status(&scan).unwrap().probe.total, 2);
     loop {
-        let leased = c.lease("w1", "A", 8, ItemBudget::Shared(0)).await.unwrap();
+        let leased = c.lease("w1", "A", 8, ANY).await.unwrap();
         if leased.is_empty() {
             break;
         }
@@ -352,15 +331,11 @@ async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
     let c = Arc::new(open(dir.path(), config()));
     c.submit(request(), lines(1)).await.unwrap();
-    let resolve = c
-        .lease("w1", "A", 1, ItemBudget::Shared(0))
-        .await
-        .unwrap()
-        .remove(0);
+    let resolve = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
     // Nothing pending now: a call that may wait gives up empty after its wait.
     let started = tokio::time::Instant::now();
     let none = c
-        .lease_waiting("w2", "A", 8, ItemBudget::Shared(0), Duration::from_secs(3))
+        .lease_waiting("w2", "A", 8, ANY, Duration::from_secs(3))
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -371,7 +346,7 @@ async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
         tokio::spawn(async move {
             let called = tokio::time::Instant::now();
             let leased = c
-                .lease_waiting("w2", "A", 8, ItemBudget::Shared(0), Duration::from_secs(60))
+                .lease_waiting("w2", "A", 8, ANY, Duration::from_secs(60))
                 .await
                 .unwrap();
             (leased, called.elapsed())
@@ -401,7 +376,7 @@ async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
     let waiting = {
         let c = c.clone();
         tokio::spawn(async move {
-            c.lease_waiting("w3", "A", 8, ItemBudget::Shared(0), Duration::from_secs(60))
+            c.lease_waiting("w3", "A", 8, ANY, Duration::from_secs(60))
                 .await
                 .unwrap()
         })

@@ -90,7 +90,7 @@ pub struct FleetConfig {
     pub worker_id: String,
     /// The vantage label this worker measures from.
     pub vantage: String,
-    /// Most tasks at once (leasing is bounded by free session slots first).
+    /// Most tasks at once (leasing is bounded by free slots first).
     pub capacity: usize,
     /// Most SMTP sessions at once, across tasks: the session slots.
     /// Reduced at start when the open-file limit is too low.
@@ -181,8 +181,9 @@ pub enum FleetError {
     /// The token holds characters a header cannot carry; check the token file.
     #[error("the token is not a valid header value (printable ASCII only)")]
     Token,
-    /// The worker's control-plane runtime could not start (threads, memory).
-    #[error("cannot start the fleet runtime: {0}")]
+    /// The fleet's own runtimes (control plane, resolutions) could not start
+    /// (threads, memory).
+    #[error("cannot start the fleet's runtimes: {0}")]
     Runtime(String),
     /// The coordinator refused this worker (credentials, unknown vantage…);
     /// retrying will not help: fix the token or the options.
@@ -436,13 +437,7 @@ impl Fleet {
                     };
                     let answer = match call.leased {
                         Ok(tasks) if !tasks.is_empty() => {
-                            for task in tasks {
-                                if self.running.len() < self.config.capacity {
-                                    self.start(task);
-                                } else {
-                                    self.give_back(task);
-                                }
-                            }
+                            self.take(tasks);
                             Answer::Leased
                         }
                         Ok(_) => Answer::empty(call.waited),
@@ -533,6 +528,17 @@ impl Fleet {
             self.runtimes.of(kind),
         );
         self.running_leases.insert(handle.id(), lease);
+    }
+
+    /// Start the leased `tasks` within --capacity; give back the rest.
+    fn take(&mut self, tasks: Vec<grpc::LeasedTask>) {
+        for task in tasks {
+            if self.running.len() < self.config.capacity {
+                self.start(task);
+            } else {
+                self.give_back(task);
+            }
+        }
     }
 
     /// Release a task leased beyond --capacity (both kinds' calls came

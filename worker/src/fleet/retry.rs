@@ -15,11 +15,11 @@ use std::time::Duration;
 use mxscope_common::options::defaults;
 use mxscope_common::politeness::{Attempt, Retries};
 use mxscope_common::{Outcome, Phase, TargetRecord};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::pacing::{Limits, Pacer};
-use super::slots::Slots;
+use super::slots::Pool;
 
 /// Default sessions per target when it keeps saying "not now".
 pub const DEFAULT_ATTEMPTS: u32 = defaults::RETRY_ATTEMPTS;
@@ -91,8 +91,8 @@ fn leading_code(detail: &str) -> Option<u16> {
 /// permit; and what a waiting target gives back.
 #[derive(Debug, Clone)]
 pub struct Gate {
-    pub permits: Arc<Semaphore>,
-    pub slots: Arc<Slots>,
+    /// The session permits and slots.
+    pub sessions: Pool,
     pub pacer: Arc<Pacer>,
     pub limits: Limits,
 }
@@ -101,7 +101,7 @@ impl Gate {
     /// Wait for the turn of a session to `ip`, then for a session permit.
     async fn enter(&self, ip: std::net::IpAddr) -> Option<OwnedSemaphorePermit> {
         self.pacer.admit(ip, &self.limits).await;
-        self.permits.clone().acquire_owned().await.ok()
+        self.sessions.permits.clone().acquire_owned().await.ok()
     }
 }
 
@@ -149,9 +149,9 @@ where
             return record;
         }
         // Wait without holding a session or a slot.
-        gate.slots.park();
+        gate.sessions.slots.park();
         tokio::time::sleep(policy.delay(made - 1)).await;
-        gate.slots.unpark();
+        gate.sessions.slots.unpark();
     }
 }
 
@@ -159,6 +159,7 @@ where
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    use mxscope_common::task::SlotKind;
     use mxscope_common::Reply;
 
     use super::*;
@@ -256,8 +257,7 @@ mod tests {
 
     fn gate(permits: usize) -> Gate {
         Gate {
-            permits: Arc::new(Semaphore::new(permits)),
-            slots: Slots::new(4),
+            sessions: Pool::new(SlotKind::Session, permits),
             pacer: Arc::new(Pacer::default()),
             limits: Limits::default(),
         }
@@ -275,7 +275,7 @@ mod tests {
             attempts: 3,
             first_delay: Duration::from_secs(30),
         };
-        let claim = gate.slots.claim(1);
+        let claim = gate.sessions.slots.claim(1);
         let probe = run(policy, &gate, ip(), || async {
             match sessions.fetch_add(1, Ordering::SeqCst) {
                 0 => record(
@@ -292,8 +292,8 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(1), &mut probe)
             .await
             .is_err());
-        assert_eq!(gate.permits.available_permits(), 1);
-        assert_eq!(gate.slots.outstanding(), 0);
+        assert_eq!(gate.sessions.permits.available_permits(), 1);
+        assert_eq!(gate.sessions.slots.outstanding(), 0);
         let started = Instant::now();
         let record = probe.await;
         assert!(started.elapsed() >= Duration::from_secs(28));
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(retries.attempts[0].code, Some(421));
         assert!(retries.attempts[1].at_ms >= 30_000);
         assert_eq!(
-            gate.slots.outstanding(),
+            gate.sessions.slots.outstanding(),
             1,
             "the claim holds its slot again"
         );

@@ -301,8 +301,7 @@ impl Engine {
             retry: context.retry,
             permits,
             gate: Gate {
-                permits: self.sessions.permits.clone(),
-                slots: self.sessions.slots.clone(),
+                sessions: self.sessions.clone(),
                 pacer: self.pacer.clone(),
                 limits: context.limits,
             },
