@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_worker::cert;
+use mxscope_worker::tls::cert;
 
 fuzz_target!(|data: &[u8]| {
     let info = cert::analyse(data);

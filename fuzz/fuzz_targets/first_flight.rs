@@ -1,11 +1,11 @@
-//! `mxscope_worker::first_flight::parse` on arbitrary bytes: it must never
+//! `mxscope_worker::tls::first_flight::parse` on arbitrary bytes: it must never
 //! panic, and once it decides, more bytes must not change the decision (the
 //! driver stops reading at the first decision).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_worker::first_flight::{parse, Flight};
+use mxscope_worker::tls::first_flight::{parse, Flight};
 
 fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |&b| usize::from(b) * 8).min(data.len());

@@ -1,11 +1,11 @@
-//! `mxscope_worker::legacy::classify` on arbitrary bytes, for every version:
+//! `mxscope_worker::tls::legacy::classify` on arbitrary bytes, for every version:
 //! it must never panic, and the support of a verdict, once reached, must not change when
 //! more bytes arrive (the driver stops reading at the first verdict).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_worker::legacy::{classify, Answer, LegacyVersion};
+use mxscope_worker::tls::legacy::{classify, Answer, LegacyVersion};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks a split point: what was received before the

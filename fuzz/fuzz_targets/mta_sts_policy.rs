@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_worker::mtasts;
+use mxscope_worker::security::mtasts;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(policy) = mtasts::parse_policy(data) {

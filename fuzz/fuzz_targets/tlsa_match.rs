@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
 use mxscope_common::security_dns::TlsaRecord;
-use mxscope_worker::dane;
+use mxscope_worker::security::dane;
 
 fuzz_target!(|data: &[u8]| {
     let [usage, selector, matching_type, split, rest @ ..] = data else {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_worker::tlsrpt;
+use mxscope_worker::security::tlsrpt;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -19,7 +19,7 @@ use mxscope_common::{DnsStatus, DomainName};
 use mxscope_worker::config::ProbeConfig;
 use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::tls::handshake::TlsContext;
 use tokio::net::UdpSocket;
 
 /// Answer held queries as described above; `most` is the largest number of

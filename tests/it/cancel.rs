@@ -18,8 +18,8 @@ use hickory_resolver::proto::op::Message;
 use hickory_resolver::proto::rr::RecordType;
 use mxscope_worker::config::{ProbeConfig, SecurityConfig};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::security::PolicyRoots;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::security::checks::PolicyRoots;
+use mxscope_worker::tls::handshake::TlsContext;
 use tokio::net::UdpSocket;
 
 /// Longer than the test waits for anything: a lookup that outlived the

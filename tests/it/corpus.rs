@@ -18,7 +18,7 @@ use mxscope_tests::probing::{self, TEST_TIMEOUTS};
 use mxscope_tests::scripted::{say, serve_script, Script, Step, Tls};
 use mxscope_tests::scripts::{self, Leaf};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::tls::handshake::TlsContext;
 
 /// The name every scripted server's leaf is for (and the probe's SNI).
 const NAME: &str = "mx-scripted.lab.test";

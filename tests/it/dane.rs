@@ -10,10 +10,10 @@ use mxscope_common::security_dns::{DaneVerdict, DnssecReason, DnssecStatus, Reve
 use mxscope_tests::forged::cases as forged;
 use mxscope_tests::knot::cases;
 use mxscope_tests::{lab, plan};
-use mxscope_worker::dane::{address_not_secure, dane_outcome, not_applicable};
 use mxscope_worker::dns::DnsConfig;
-use mxscope_worker::dnssec::{dane_applies, SecureResolver, TlsaLookup};
-use mxscope_worker::rdns::reverse;
+use mxscope_worker::security::dane::{address_not_secure, dane_outcome, not_applicable};
+use mxscope_worker::security::dnssec::{dane_applies, SecureResolver, TlsaLookup};
+use mxscope_worker::security::rdns::reverse;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};

@@ -8,7 +8,7 @@ use mxscope_tests::lab;
 use mxscope_tests::plan::*;
 use mxscope_tests::probing::{self, probe_host, TEST_TIMEOUTS};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::tls::handshake::TlsContext;
 
 /// Run a probe against `host` and check it ended inside the session deadline.
 async fn probe(host: Host) -> mxscope_common::TargetRecord {

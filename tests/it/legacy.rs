@@ -1,4 +1,4 @@
-//! The legacy-version probe (`mxscope_worker::legacy`) against the scripted
+//! The legacy-version probe (`mxscope_worker::tls::legacy`) against the scripted
 //! SSLv3 server (`mxscope_tests::sslv3`) on 127.0.0.1. Needs no root and no
 //! lab packages: the server is a tokio task on an ephemeral port.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::VersionSupport;
-use mxscope_worker::legacy::{test_version, LegacyVersion};
+use mxscope_worker::tls::legacy::{test_version, LegacyVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

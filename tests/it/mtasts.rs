@@ -9,8 +9,10 @@ use mxscope_tests::lab;
 use mxscope_tests::nginx::{sts_domains as d, HTTPS_PORT};
 use mxscope_tests::probing::{prober, resolver};
 use mxscope_worker::dns::DnsConfig;
-use mxscope_worker::mtasts::{mx_tls_facts, FetchConfig, FetchError, MxTls, PolicyFetcher};
-use mxscope_worker::tlsrpt;
+use mxscope_worker::security::mtasts::{
+    mx_tls_facts, FetchConfig, FetchError, MxTls, PolicyFetcher,
+};
+use mxscope_worker::security::tlsrpt;
 
 fn dns_config() -> DnsConfig {
     DnsConfig {

@@ -581,7 +581,7 @@ fn zones(
     use cases::*;
     let valid = leaf_info(certs, &plan::MX_VALID)?;
     let ecdsa = leaf_info(certs, &plan::MX_ECDSA)?;
-    let ca = mxscope_worker::cert::analyse(certs.ca_der.as_ref()).sha256;
+    let ca = mxscope_worker::tls::cert::analyse(certs.ca_der.as_ref()).sha256;
     let ok_ip = ip(plan::MX_VALID.ip);
     let backup_ip = ip(plan::MX_BACKUP.ip);
     let ds_of = |zone: &str| ds.get(zone).cloned().unwrap_or_default();
@@ -721,7 +721,7 @@ pub(crate) fn leaf_info(
     let files = certs.leaf(host)?;
     let der = CertificateDer::from_pem_file(&files.cert)
         .with_context(|| format!("reading {}", files.cert.display()))?;
-    Ok(mxscope_worker::cert::analyse(der.as_ref()))
+    Ok(mxscope_worker::tls::cert::analyse(der.as_ref()))
 }
 
 fn ip(ip: std::net::IpAddr) -> String {

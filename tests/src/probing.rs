@@ -8,7 +8,7 @@ use mxscope_common::TargetRecord;
 use mxscope_worker::config::{ProbeConfig, Timeouts};
 use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::tls::handshake::TlsContext;
 
 use crate::lab;
 use crate::plan::Host;

@@ -36,14 +36,14 @@ pub struct ProbeConfig {
     /// not make the scanner probe its own network. Labs turn it on.
     pub allow_private: bool,
     /// DNSSEC, DANE, reverse DNS, MTA-STS and TLS-RPT checks; `None` (the
-    /// default) leaves them off. See [`crate::security`].
+    /// default) leaves them off. See [`crate::security::checks`].
     pub security: Option<SecurityConfig>,
 }
 
 /// Options of the security checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityConfig {
-    /// A file of DNSKEY records in zone-file format (see [`crate::dnssec`]);
+    /// A file of DNSKEY records in zone-file format (see [`crate::security::dnssec`]);
     /// `None` = the IANA root.
     pub trust_anchor: Option<PathBuf>,
     /// The same as text (a scan's options); wins over `trust_anchor`.

@@ -21,8 +21,8 @@ use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig};
 use mxscope_worker::dns::{DnsConfig, MxResolver};
 use mxscope_worker::fleet::{self, FleetConfig};
 use mxscope_worker::probe::{Prober, Progress};
-use mxscope_worker::security::PolicyRoots;
-use mxscope_worker::tls::TlsContext;
+use mxscope_worker::security::checks::PolicyRoots;
+use mxscope_worker::tls::handshake::TlsContext;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]

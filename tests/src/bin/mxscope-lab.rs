@@ -190,8 +190,8 @@ async fn after_starttls(host: plan::Host) -> anyhow::Result<tokio::net::TcpStrea
 }
 
 async fn bench_first_flight(sessions: usize) -> anyhow::Result<()> {
-    use mxscope_worker::first_flight;
-    use mxscope_worker::tls::{TlsContext, Versions};
+    use mxscope_worker::tls::first_flight;
+    use mxscope_worker::tls::handshake::{TlsContext, Versions};
     use std::time::Duration;
     lab::postfix();
     let host = plan::MX_LEGACY;

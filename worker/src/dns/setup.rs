@@ -1,5 +1,5 @@
 //! What every resolver of the worker shares (the MX resolver, the
-//! validating resolver of [`crate::dnssec`], the MTA-STS/TLS-RPT lookups):
+//! validating resolver of [`crate::security::dnssec`], the MTA-STS/TLS-RPT lookups):
 //! its settings, its setup errors, the name servers and the options.
 
 use std::net::SocketAddr;

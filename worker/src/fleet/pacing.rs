@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::pace::SessionPace;
+use crate::probe::pace::SessionPace;
 
 /// Default gap between two sessions to one IP.
 pub const DEFAULT_IP_GAP: Duration = mxscope_common::options::defaults::IP_GAP;

@@ -34,8 +34,8 @@ use super::uplink::{Batcher, UplinkSender};
 use crate::config::{ProbeConfig, SecurityConfig};
 use crate::dns::{DnsConfig, MxResolver};
 use crate::probe::Prober;
-use crate::security::PolicyRoots;
-use crate::tls::TlsContext;
+use crate::security::checks::PolicyRoots;
+use crate::tls::handshake::TlsContext;
 
 /// Most scans whose probe contexts are kept at once.
 const MAX_CACHED_SCANS: usize = 32;

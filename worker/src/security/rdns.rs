@@ -12,7 +12,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use mxscope_common::security_dns::{ReverseDns, ReverseDnsVerdict};
 use tokio::task::JoinSet;
 
-use crate::dnssec::{Answer, SecureResolver};
+use crate::security::dnssec::{Answer, SecureResolver};
 
 /// PTR names forward-confirmed per IP (the rest are recorded, not checked).
 pub const MAX_PTR_NAMES: usize = 8;
@@ -60,7 +60,7 @@ pub async fn reverse(resolver: &SecureResolver, ip: IpAddr) -> ReverseDns {
     };
     let mut set = JoinSet::new();
     for name in names.iter().take(MAX_PTR_NAMES) {
-        let Some(fqdn) = crate::dnssec::fqdn(name) else {
+        let Some(fqdn) = crate::security::dnssec::fqdn(name) else {
             continue;
         };
         let resolver = resolver.clone();

@@ -19,9 +19,9 @@ use tls_parser::{parse_tls_raw_record, TlsCipherSuite, TlsRecordType, MAX_RECORD
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::cert;
-use crate::legacy::{self, LegacyVersion};
-use crate::tls::{self, TlsContext};
+use crate::tls::cert;
+use crate::tls::handshake::{self as tls, TlsContext};
+use crate::tls::legacy::{self, LegacyVersion};
 
 /// Most bytes of a first flight: real chains stay far below this; more is
 /// [`HandshakeFailure::Oversized`], not a longer wait.

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::{cert, tls_signature};
+use crate::tls::{cert, signature as tls_signature};
 
 /// Errors preparing TLS.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ impl HandshakeError {
             Error::AlertReceived(alert) => {
                 return Self {
                     kind: HandshakeFailure::AlertReceived,
-                    alert: Some(crate::legacy::alert_name(u8::from(*alert))),
+                    alert: Some(crate::tls::legacy::alert_name(u8::from(*alert))),
                     detail,
                 }
             }

@@ -6,6 +6,8 @@
 //! that points at it. Sessions to one IP are sequential (main, then legacy
 //! versions); sessions to different IPs run concurrently, bounded.
 
+pub mod pace;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,14 +23,14 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{is_public, ProbeConfig};
 use crate::dns::MxResolver;
-use crate::first_flight;
-use crate::legacy::{self, LegacyVersion};
-use crate::mtasts::mx_tls_facts;
-use crate::pace::SessionPace;
-use crate::security::{DomainFacts, PolicyRoots, SecurityChecks, SecuritySetupError};
+use crate::security::checks::{DomainFacts, PolicyRoots, SecurityChecks, SecuritySetupError};
+use crate::security::mtasts::mx_tls_facts;
 use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
 use crate::smtp::driver::{self, record_timing, Conn, Driven};
-use crate::tls::{HandshakeError, TlsContext, Versions};
+use crate::tls::first_flight;
+use crate::tls::handshake::{HandshakeError, TlsContext, Versions};
+use crate::tls::legacy::{self, LegacyVersion};
+use pace::SessionPace;
 
 /// Most extra sessions per IP to learn the certificate of other MX names
 /// (SNI) behind it; further names are recorded `not_checked`.

@@ -10,7 +10,7 @@
 
 use mxscope_common::security_policy::{TlsRpt, TlsRptVerdict};
 
-use crate::mtasts::{tag_fields, valid_ext_name, DnsFailure, PolicyDns};
+use crate::security::mtasts::{tag_fields, valid_ext_name, DnsFailure, PolicyDns};
 
 /// Longest report URI kept.
 const MAX_URI_LEN: usize = 2048;

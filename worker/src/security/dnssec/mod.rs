@@ -16,14 +16,18 @@
 //! [`Proof`], denials (NXDOMAIN/NODATA) from the NSEC/NSEC3 records that
 //! prove them. Every non-secure status carries a [`DnssecReason`]. An answer
 //! hickory calls bogus, or that a (validating) resolver answers SERVFAIL, is
-//! diagnosed by [`crate::dnssec_diagnose`]: `bogus` only when a fault is
+//! diagnosed by [`crate::security::dnssec::diagnose`]: `bogus` only when a fault is
 //! seen on data that arrived, `indeterminate` when part of the chain could
 //! not be fetched. Before the first verdict the resolvers are checked once
-//! ([`crate::dnssec_check`]); when they cannot support validation every
+//! ([`crate::security::dnssec::check`]); when they cannot support validation every
 //! verdict is `indeterminate` with the check's reason.
 //!
 //! Never fails on an answer and never panics on peer data: every outcome is
 //! a value.
+
+pub mod check;
+pub mod diagnose;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,8 +47,8 @@ use mxscope_common::snake;
 use tokio::sync::OnceCell;
 
 use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
-use crate::dnssec_diagnose::{walk, Anchors, Finding};
-use crate::dnssec_wire::Wire;
+use crate::security::dnssec::diagnose::{walk, Anchors, Finding};
+use crate::security::dnssec::wire::Wire;
 
 /// Cached responses (DNSKEY and DS of shared parents are asked often).
 const CACHE_SIZE: u64 = 4096;
@@ -275,7 +279,7 @@ impl SecureResolver {
     pub async fn resolver_check(&self) -> &ResolverCheck {
         self.check
             .get_or_init(|| {
-                crate::dnssec_check::self_check(
+                check::self_check(
                     &self.wire,
                     &self.anchors,
                     self.signed_name.as_ref(),
@@ -519,12 +523,12 @@ fn classify(e: &NetError) -> Answer {
         NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => failed(
             DnssecStatus::Indeterminate,
             format!("response code {response_code}"),
-            crate::dnssec_wire::rcode_reason(*response_code),
+            wire::rcode_reason(*response_code),
         ),
         NetError::Dns(DnsError::ResponseCode(code)) => failed(
             DnssecStatus::Indeterminate,
             format!("response code {code}"),
-            crate::dnssec_wire::rcode_reason(*code),
+            wire::rcode_reason(*code),
         ),
         NetError::Timeout => failed(
             DnssecStatus::Indeterminate,

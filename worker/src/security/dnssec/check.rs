@@ -13,8 +13,8 @@ use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RecordType};
 use mxscope_common::security_dns::{DnssecReason, ResolverCheck};
 
-use crate::dnssec_diagnose::{dnskeys, rrsigs, Anchors};
-use crate::dnssec_wire::{Wire, WireError};
+use crate::security::dnssec::diagnose::{dnskeys, rrsigs, Anchors};
+use crate::security::dnssec::wire::{Wire, WireError};
 
 /// Run the self-check against `wire` for `anchors`; `signed_name` is a
 /// known signed name under the anchor, when configured.

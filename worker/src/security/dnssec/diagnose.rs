@@ -10,7 +10,7 @@
 //! denial without proof).
 //!
 //! The walk asks at most two queries per label of the name (DS, DNSKEY)
-//! plus the RRset itself, each bounded by [`crate::dnssec_wire::Wire`]'s
+//! plus the RRset itself, each bounded by [`crate::security::dnssec::wire::Wire`]'s
 //! timeout. It runs only for answers that did not validate.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use mxscope_common::security_dns::DnssecReason;
 
-use crate::dnssec_wire::{rcode_reason, Wire};
+use crate::security::dnssec::wire::{rcode_reason, Wire};
 
 /// Labels walked at most (a DNS name has at most 127).
 const MAX_DEPTH: usize = 32;

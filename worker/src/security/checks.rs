@@ -22,12 +22,12 @@ use mxscope_common::{DnsResult, DomainSecurity};
 use tokio::task::JoinSet;
 
 use crate::config::{ProbeConfig, SecurityConfig};
-use crate::dane::{address_not_secure, dane_outcome};
 use crate::dns::DnsConfig;
-use crate::dnssec::{SecureDnsError, SecureResolver, Verdict};
-use crate::mtasts::fetch::FetchSetupError;
-use crate::mtasts::{evaluate, FetchConfig, FetchError, MxTls, PolicyFetcher, TxtLookup};
-use crate::{rdns, tlsrpt};
+use crate::security::dane::{address_not_secure, dane_outcome};
+use crate::security::dnssec::{SecureDnsError, SecureResolver, Verdict};
+use crate::security::mtasts::fetch::FetchSetupError;
+use crate::security::mtasts::{evaluate, FetchConfig, FetchError, MxTls, PolicyFetcher, TxtLookup};
+use crate::security::{rdns, tlsrpt};
 
 /// MX names of one IP checked for DANE (the rest are not looked up).
 pub const MAX_DANE_NAMES: usize = 16;

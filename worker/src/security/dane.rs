@@ -14,7 +14,7 @@
 //!   (RFC 7672 §3.2.2; CNAME-expanded base domains are not followed).
 //!
 //! Layout: [`dane_verdict`] is pure (bytes in, verdict out); [`dane_outcome`]
-//! adds the lookup states of [`crate::dnssec::TlsaLookup`].
+//! adds the lookup states of [`crate::security::dnssec::TlsaLookup`].
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,7 +32,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use mxscope_common::encoding::unhex;
 use mxscope_common::snake;
 
-use crate::dnssec::{TlsaLookup, Verdict};
+use crate::security::dnssec::{TlsaLookup, Verdict};
 
 /// Lowercase hex of `bytes` (TLSA association data as records carry it).
 pub use mxscope_common::encoding::hex as encode_hex;

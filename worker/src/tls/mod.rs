@@ -1,0 +1,18 @@
+//! TLS after STARTTLS: what a server's TLS says, however old or odd it is.
+//!
+//! Layout:
+//! - [`handshake`]: the rustls handshake with a recording (never rejecting)
+//!   verifier, and the name match of a chain against the MX names.
+//! - [`signature`]: a handshake signature by another key than the
+//!   certificate's fails the handshake; weak keys are tolerated.
+//! - [`cert`]: certificate analysis (x509-parser): facts, key and signature
+//!   names, self-signature, RFC 6125 name matching.
+//! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
+//! - [`first_flight`]: TLS facts from the server's first flight when rustls
+//!   cannot complete (legacy-only servers).
+
+pub mod cert;
+pub mod first_flight;
+pub mod handshake;
+pub mod legacy;
+pub mod signature;
