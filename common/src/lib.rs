@@ -18,6 +18,8 @@
 //! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
 //! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
 //!   parsing with line-numbered errors.
+//! - [`findings`]: known TLS weaknesses as data, defined once and derived
+//!   from a target record's facts.
 //! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
 //! - [`politeness`]: the /24-/48 network of an address, which addresses
 //!   are public, the records of excluded domains and targets (skip reasons
@@ -47,6 +49,7 @@ pub mod domain;
 pub mod ehlo;
 pub mod encoding;
 pub mod exclusions;
+pub mod findings;
 pub mod mtasts;
 pub mod ops;
 pub mod options;

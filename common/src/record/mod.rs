@@ -15,6 +15,7 @@
 //!   `tls_facts`),
 //!   [`VersionSupport`] and [`Protocols`].
 
+mod depth;
 mod domain;
 mod outcome;
 mod target;
@@ -22,6 +23,7 @@ mod tls;
 
 use serde::{Deserialize, Serialize};
 
+pub use depth::{DepthLevel, SuiteClass, Tested, TlsDepth, VersionDepth};
 pub use domain::{DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry};
 pub use outcome::{Bucket, Outcome, Phase};
 pub use target::{Anomaly, Attempt, Reply, Retries, SkipReason, TargetRecord, Timings};

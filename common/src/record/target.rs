@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, Phase, Protocols, TlsFacts, Verification, SCHEMA_VERSION};
+use super::{Outcome, Phase, Protocols, TlsDepth, TlsFacts, Verification, SCHEMA_VERSION};
+use crate::findings::Finding;
 use crate::security_dns::{DaneResult, ReverseDns};
 use crate::tls_facts::{HandshakeFailure, NameCertificate, SuiteChoice};
 
@@ -85,6 +86,13 @@ pub struct TargetRecord {
     /// records of workers that did not count.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sessions: u32,
+    /// What `--tls-depth classes|suites` learnt (extra sessions, counted in
+    /// `sessions`); absent at the default depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_depth: Option<TlsDepth>,
+    /// Known weaknesses the facts above show ([`crate::findings::derive`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -122,6 +130,8 @@ impl TargetRecord {
             skip_reason: None,
             retries: None,
             sessions: 0,
+            tls_depth: None,
+            findings: Vec::new(),
         }
     }
 
