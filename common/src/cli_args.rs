@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::ClientTls;
 use crate::options::{defaults, millis, ScanOptions, Timeouts};
 use crate::units::parse_duration;
-use crate::EhloName;
+use crate::{DepthLevel, EhloName};
 
 /// A flag's file or secret that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,21 @@ pub struct ProbeArgs {
     /// Also test SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 support, one extra session each.
     #[arg(long)]
     pub legacy: bool,
+    /// How deep to look at each server's TLS, paid in extra sessions per IP
+    /// (each waits for the per-IP gap): `free` (default) records what the
+    /// sessions already opened show; `classes` adds which classes of suite
+    /// each supported version accepts (NULL, anonymous, EXPORT, RC4,
+    /// 64-bit block, CBC, no forward secrecy, AEAD: about one session per
+    /// accepted class), the fallback SCSV and an SSLv2 hello; `suites` lists
+    /// every accepted suite per version with the server's preference
+    /// (about one session per accepted suite). Both imply --legacy.
+    #[arg(long, value_name = "LEVEL", default_value_t = DepthLevel::Free)]
+    pub tls_depth: DepthLevel,
+    /// Most extra sessions per IP that --tls-depth may open; a host over it
+    /// says in its record which facts were not measured.
+    #[arg(long, value_name = "N", default_value_t = defaults::TLS_DEPTH_BUDGET,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tls_depth_budget: u32,
     /// DNS server to ask (IP:PORT, or IP for port 53); may be repeated.
     /// Default: the system configuration (of each worker, for a scan).
     #[arg(long = "resolver", value_name = "IP:PORT", value_parser = parse_resolver)]
@@ -158,6 +173,8 @@ impl ProbeArgs {
             ehlo_name: self.ehlo_name.to_string(),
             port: self.port,
             legacy: self.legacy,
+            tls_depth: self.tls_depth,
+            tls_depth_budget: self.tls_depth_budget,
             timeout_connect_ms: millis(self.timeout_connect),
             timeout_greeting_ms: millis(self.timeout_greeting),
             timeout_command_ms: millis(self.timeout_command),

@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
 use crate::proto;
-use crate::record::Record;
+use crate::record::{DepthLevel, Record};
 use crate::{DomainName, EhloName, InvalidEhloName};
 
 /// A wire value that does not make a valid domain value.
@@ -55,6 +55,9 @@ pub enum InvalidOptions {
     /// An exclusion entry does not parse (the message names it).
     #[error("exclusions: {0}")]
     Exclusions(String),
+    /// The TLS depth is not free, classes or suites.
+    #[error("{0}")]
+    TlsDepth(String),
 }
 
 impl From<&ScanOptions> for proto::ProbeOptions {
@@ -80,6 +83,8 @@ impl From<&ScanOptions> for proto::ProbeOptions {
             network_rate_milli: o.network_rate_milli,
             vantage_rate_milli: o.vantage_rate_milli,
             dnssec_check_name: o.dnssec_check_name.clone().unwrap_or_default(),
+            tls_depth: o.tls_depth.name().to_owned(),
+            tls_depth_budget: o.tls_depth_budget,
         }
     }
 }
@@ -128,9 +133,15 @@ impl TryFrom<proto::ProbeOptions> for ScanOptions {
                     .to_string(),
             ),
         };
+        let tls_depth = match o.tls_depth.trim() {
+            "" => DepthLevel::default(),
+            level => level.parse().map_err(InvalidOptions::TlsDepth)?,
+        };
         Ok(Self {
             ehlo_name,
             port,
+            tls_depth,
+            tls_depth_budget: o.tls_depth_budget,
             legacy: o.legacy,
             timeout_connect_ms: o.timeout_connect_ms,
             timeout_greeting_ms: o.timeout_greeting_ms,
@@ -309,7 +320,21 @@ mod tests {
             network_rate_milli: Some(500),
             vantage_rate_milli: 9,
             dnssec_check_name: Some("sec.test".into()),
+            tls_depth: DepthLevel::Suites,
+            tls_depth_budget: 12,
         }
+    }
+
+    #[test]
+    fn a_bad_tls_depth_is_refused_and_empty_is_free() {
+        let mut wire = proto::ProbeOptions::from(&options());
+        wire.tls_depth = "deep".into();
+        let err = ScanOptions::try_from(wire.clone()).unwrap_err();
+        assert!(err.to_string().contains("unknown TLS depth"), "{err}");
+        wire.tls_depth = String::new();
+        let options = ScanOptions::try_from(wire).unwrap();
+        assert_eq!(options.tls_depth, DepthLevel::Free);
+        assert!(options.legacy_versions(), "legacy was asked for");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{SuiteClass, Tested, TargetRecord, VersionSupport};
+use crate::record::{SuiteClass, TargetRecord, Tested, VersionSupport};
 
 /// A known weakness of a server's TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,21 +67,111 @@ pub struct Definition {
 
 /// Every finding, in report order (worst first within a family).
 pub const DEFINITIONS: &[Definition] = &[
-    def(FindingId::Sslv2, Severity::Critical, "SSLv2 answered (DROWN)", &["CVE-2016-0800"], Some("CWE-327")),
-    def(FindingId::Sslv3, Severity::High, "SSLv3 supported (POODLE)", &["CVE-2014-3566"], Some("CWE-327")),
-    def(FindingId::NullCipher, Severity::Critical, "NULL cipher accepted (no encryption)", &[], Some("CWE-319")),
-    def(FindingId::AnonymousSuite, Severity::High, "anonymous suite accepted (no server authentication)", &[], Some("CWE-287")),
-    def(FindingId::Export, Severity::High, "export-grade suite accepted (FREAK)", &["CVE-2015-0204"], Some("CWE-326")),
-    def(FindingId::Logjam, Severity::High, "DH group of 1024 bits or less, or export DHE (Logjam)", &["CVE-2015-4000"], Some("CWE-326")),
-    def(FindingId::Rc4, Severity::Medium, "RC4 accepted", &["CVE-2013-2566", "CVE-2015-2808"], Some("CWE-327")),
-    def(FindingId::Sweet32, Severity::Medium, "64-bit block cipher accepted (SWEET32)", &["CVE-2016-2183"], Some("CWE-327")),
-    def(FindingId::Tls10Cbc, Severity::Low, "CBC suite accepted in TLS 1.0 (BEAST)", &["CVE-2011-3389"], Some("CWE-327")),
-    def(FindingId::Compression, Severity::Medium, "TLS compression chosen (CRIME)", &["CVE-2012-4929"], Some("CWE-200")),
-    def(FindingId::NoSecureRenegotiation, Severity::Medium, "no secure renegotiation (RFC 5746)", &["CVE-2009-3555"], Some("CWE-310")),
-    def(FindingId::NoFallbackScsv, Severity::Low, "downgrade not refused (no TLS_FALLBACK_SCSV)", &[], Some("CWE-757")),
-    def(FindingId::Sha1Signature, Severity::Medium, "certificate signed with SHA-1", &[], Some("CWE-328")),
-    def(FindingId::RsaUnder2048, Severity::Medium, "RSA key shorter than 2048 bits", &[], Some("CWE-326")),
-    def(FindingId::NoForwardSecrecy, Severity::Low, "suite without forward secrecy accepted", &[], Some("CWE-326")),
+    def(
+        FindingId::Sslv2,
+        Severity::Critical,
+        "SSLv2 answered (DROWN)",
+        &["CVE-2016-0800"],
+        Some("CWE-327"),
+    ),
+    def(
+        FindingId::Sslv3,
+        Severity::High,
+        "SSLv3 supported (POODLE)",
+        &["CVE-2014-3566"],
+        Some("CWE-327"),
+    ),
+    def(
+        FindingId::NullCipher,
+        Severity::Critical,
+        "NULL cipher accepted (no encryption)",
+        &[],
+        Some("CWE-319"),
+    ),
+    def(
+        FindingId::AnonymousSuite,
+        Severity::High,
+        "anonymous suite accepted (no server authentication)",
+        &[],
+        Some("CWE-287"),
+    ),
+    def(
+        FindingId::Export,
+        Severity::High,
+        "export-grade suite accepted (FREAK)",
+        &["CVE-2015-0204"],
+        Some("CWE-326"),
+    ),
+    def(
+        FindingId::Logjam,
+        Severity::High,
+        "DH group of 1024 bits or less, or export DHE (Logjam)",
+        &["CVE-2015-4000"],
+        Some("CWE-326"),
+    ),
+    def(
+        FindingId::Rc4,
+        Severity::Medium,
+        "RC4 accepted",
+        &["CVE-2013-2566", "CVE-2015-2808"],
+        Some("CWE-327"),
+    ),
+    def(
+        FindingId::Sweet32,
+        Severity::Medium,
+        "64-bit block cipher accepted (SWEET32)",
+        &["CVE-2016-2183"],
+        Some("CWE-327"),
+    ),
+    def(
+        FindingId::Tls10Cbc,
+        Severity::Low,
+        "CBC suite accepted in TLS 1.0 (BEAST)",
+        &["CVE-2011-3389"],
+        Some("CWE-327"),
+    ),
+    def(
+        FindingId::Compression,
+        Severity::Medium,
+        "TLS compression chosen (CRIME)",
+        &["CVE-2012-4929"],
+        Some("CWE-200"),
+    ),
+    def(
+        FindingId::NoSecureRenegotiation,
+        Severity::Medium,
+        "no secure renegotiation (RFC 5746)",
+        &["CVE-2009-3555"],
+        Some("CWE-310"),
+    ),
+    def(
+        FindingId::NoFallbackScsv,
+        Severity::Low,
+        "downgrade not refused (no TLS_FALLBACK_SCSV)",
+        &[],
+        Some("CWE-757"),
+    ),
+    def(
+        FindingId::Sha1Signature,
+        Severity::Medium,
+        "certificate signed with SHA-1",
+        &[],
+        Some("CWE-328"),
+    ),
+    def(
+        FindingId::RsaUnder2048,
+        Severity::Medium,
+        "RSA key shorter than 2048 bits",
+        &[],
+        Some("CWE-326"),
+    ),
+    def(
+        FindingId::NoForwardSecrecy,
+        Severity::Low,
+        "suite without forward secrecy accepted",
+        &[],
+        Some("CWE-326"),
+    ),
 ];
 
 const fn def(
@@ -219,7 +309,10 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
     let tested = |f: fn(&crate::record::TlsDepth) -> Tested| depth.map_or(Tested::NotTested, f);
 
     if tested(|d| d.sslv2) == Tested::Yes {
-        found.push(Finding::new(FindingId::Sslv2, "an SSLv2 CLIENT-HELLO was answered"));
+        found.push(Finding::new(
+            FindingId::Sslv2,
+            "an SSLv2 CLIENT-HELLO was answered",
+        ));
     }
     if record.protocols.ssl3 == VersionSupport::Supported {
         found.push(Finding::new(FindingId::Sslv3, "ssl3 supported"));
@@ -262,7 +355,10 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
         }
     }
     if tested(|d| d.compression) == Tested::Yes {
-        found.push(Finding::new(FindingId::Compression, "the server chose DEFLATE"));
+        found.push(Finding::new(
+            FindingId::Compression,
+            "the server chose DEFLATE",
+        ));
     }
     if tested(|d| d.secure_renegotiation) == Tested::No {
         found.push(Finding::new(
@@ -286,7 +382,10 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
         if let Some((i, cert)) = sha1 {
             found.push(Finding::new(
                 FindingId::Sha1Signature,
-                format!("certificate {i} ({}): {}", cert.subject, cert.signature_algorithm),
+                format!(
+                    "certificate {i} ({}): {}",
+                    cert.subject, cert.signature_algorithm
+                ),
             ));
         }
         if let Some(leaf) = tls.chain.first() {

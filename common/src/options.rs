@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::DepthLevel;
+
 /// The defaults of every probe and scan option, in one place: the flags'
 /// defaults, the worker's defaults for a wire value of 0 and the worker's
 /// timeouts all come from here.
@@ -40,6 +42,9 @@ pub mod defaults {
     pub const NETWORK_RATE_MILLI: u32 = 10_000;
     /// Sessions per second of a whole vantage, in thousandths (the CLI's default cap).
     pub const VANTAGE_RATE_MILLI: u32 = 100_000;
+    /// Most extra sessions per IP of `--tls-depth` (classes needs about 10
+    /// on a typical server, suites about accepted suites + 10).
+    pub const TLS_DEPTH_BUDGET: u32 = 160;
 
     /// `duration` as a flag value (`10s`, `500ms`), for clap's defaults.
     pub fn text(duration: Duration) -> String {
@@ -108,6 +113,28 @@ pub struct ScanOptions {
     /// `None` = only the anchor's DNSKEY.
     #[serde(default)]
     pub dnssec_check_name: Option<String>,
+    /// How deep the probe looks at each server's TLS (`--tls-depth`).
+    #[serde(default)]
+    pub tls_depth: DepthLevel,
+    /// Most extra sessions per IP for the TLS depth; 0 = the default.
+    #[serde(default)]
+    pub tls_depth_budget: u32,
+}
+
+impl ScanOptions {
+    /// Whether the legacy version probes run: asked for, or needed by a
+    /// TLS depth that enumerates per supported version.
+    pub fn legacy_versions(&self) -> bool {
+        self.legacy || self.tls_depth.extra_sessions()
+    }
+
+    /// The per-IP session budget of the TLS depth.
+    pub fn depth_budget(&self) -> u32 {
+        match self.tls_depth_budget {
+            0 => defaults::TLS_DEPTH_BUDGET,
+            n => n,
+        }
+    }
 }
 
 /// Per-phase timeouts and the absolute session deadline (DESIGN §4).

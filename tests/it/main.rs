@@ -31,3 +31,4 @@ mod security_resolvers;
 mod security_scan;
 mod slots;
 mod submit;
+mod tls_depth;

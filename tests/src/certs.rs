@@ -73,6 +73,10 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_DHE, Kind::Valid),
     (plan::MX_SNI, Kind::Valid),
     (plan::MX_SNI_ALIAS, Kind::Valid),
+    (plan::MX_WEAK, Kind::Valid),
+    (plan::MX_PREFER, Kind::Valid),
+    (plan::MX_DH1024, Kind::Valid),
+    (plan::MX_AEAD, Kind::Valid),
 ];
 
 /// The PEM files of one leaf.

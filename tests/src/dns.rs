@@ -82,6 +82,11 @@ pub const HOSTS: &[Host] = &[
     plan::MX_DHE,
     plan::MX_SNI,
     plan::MX_SNI_ALIAS,
+    plan::MX_WEAK,
+    plan::MX_PREFER,
+    plan::MX_DH1024,
+    plan::MX_AEAD,
+    plan::MX_WEAKTLS,
 ];
 
 const TTL: u32 = 300;

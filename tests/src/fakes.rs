@@ -100,6 +100,7 @@ async fn bind_all(
         (plan::MX_BADUTF8, bad_utf8()),
         (plan::MX_INJECT, injecting(scripts::real(inject)?)),
         (plan::MX_SSL3, crate::sslv3::script()),
+        (plan::MX_WEAKTLS, crate::weak_tls::script()),
     ];
     for (host, script) in fixed {
         tokio::spawn(scripted::serve_script(bind(host).await?, script));

@@ -20,7 +20,8 @@
 //! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
 //! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
 //! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
-//! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello).
+//! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello);
+//!   [`weak_tls`]: the script of every weakness no lab MTA can have.
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
 //! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
@@ -65,3 +66,4 @@ pub mod scripts;
 pub mod sendmail;
 pub mod sslv3;
 pub mod vantage_dns;
+pub mod weak_tls;

@@ -79,6 +79,19 @@ hosts! {
     /// A second MX name on [`MX_SNI`]'s address, with a leaf of its own.
     MX_SNI_ALIAS = "mx-sni-2.lab.test" @ v4(65);
 
+    // --- Postfix hosts with the cipher lists real servers have, for the
+    // TLS depth (`--tls-depth`), checked against sslyze ---
+    /// TLS 1.0 to 1.3, `ALL:eNULL:@SECLEVEL=0`: NULL, anonymous, 3DES, CBC
+    /// and RSA key exchange accepted; the client's order (Postfix's default).
+    MX_WEAK = "mx-weak.lab.test" @ v4(70);
+    /// TLS 1.2 and 1.3, three suites in the server's order
+    /// (`tls_preempt_cipherlist = yes`), CBC first.
+    MX_PREFER = "mx-prefer.lab.test" @ v4(71);
+    /// TLS 1.2 only, DHE only with a 1024-bit group (Logjam).
+    MX_DH1024 = "mx-dh1024.lab.test" @ v4(72);
+    /// TLS 1.2 and 1.3, ECDHE with AEAD only.
+    MX_AEAD = "mx-aead.lab.test" @ v4(73);
+
     // --- Exim (GnuTLS), unpacked into the lab folder ---
     /// Exim with STARTTLS and a valid lab-CA leaf.
     MX_EXIM = "mx-exim.lab.test" @ v4(30);
@@ -111,6 +124,10 @@ hosts! {
     MX_BADUTF8 = "mx-badutf8.lab.test" @ v4(46);
     /// Scripted SSLv3 server: answers an SSLv3 ClientHello with a canned ServerHello.
     MX_SSL3 = "mx-ssl3.lab.test" @ v4(47);
+    /// Scripted TLS server with the weaknesses no lab MTA can have: SSLv2,
+    /// RC4, export, 3DES, compression, no secure renegotiation, no fallback
+    /// SCSV (`mxscope_tests::weak_tls`).
+    MX_WEAKTLS = "mx-weaktls.lab.test" @ v4(74);
     /// Counts SMTP sessions per client address (no STARTTLS).
     MX_COUNT = "mx-count.lab.test" @ v4(48);
     /// A second MX name for the counting server's address.
@@ -139,6 +156,20 @@ pub const POSTFIX_HOSTS: &[Host] = &[
     MX_TLS12_CBC,
     MX_DHE,
     MX_SNI,
+    MX_WEAK,
+    MX_PREFER,
+    MX_DH1024,
+    MX_AEAD,
+];
+
+/// The Postfix hosts whose cipher lists the TLS depth tests enumerate.
+pub const DEPTH_HOSTS: [Host; 6] = [
+    MX_VALID,
+    MX_WEAK,
+    MX_PREFER,
+    MX_DH1024,
+    MX_AEAD,
+    MX_TLS12_CBC,
 ];
 
 /// The legacy-only Postfix hosts (facts from the first flight).

@@ -246,6 +246,22 @@ fn tls_of(host: &Host) -> Tls {
             protocols: ONLY_TLS12,
             ciphers: "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA:@SECLEVEL=0",
         },
+        n if n == plan::MX_WEAK.name => Tls::Old {
+            protocols: ">=TLSv1",
+            ciphers: "ALL:eNULL:@SECLEVEL=0",
+        },
+        n if n == plan::MX_PREFER.name => Tls::Old {
+            protocols: ">=TLSv1.2",
+            ciphers: "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES256-SHA256",
+        },
+        n if n == plan::MX_DH1024.name => Tls::Old {
+            protocols: ONLY_TLS12,
+            ciphers: "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0",
+        },
+        n if n == plan::MX_AEAD.name => Tls::Old {
+            protocols: ">=TLSv1.2",
+            ciphers: "ECDHE+AESGCM:ECDHE+CHACHA20",
+        },
         _ => Tls::Modern,
     }
 }
@@ -302,6 +318,15 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
                 format!("texthash:{}", path(&sni_map(certs, discard)?)?),
             ));
         }
+        if host.name == plan::MX_PREFER.name {
+            opts.push(("tls_preempt_cipherlist".into(), "yes".into()));
+        }
+        if host.name == plan::MX_DH1024.name {
+            opts.push((
+                "smtpd_tls_dh1024_param_file".into(),
+                path(&dh1024(discard)?)?,
+            ));
+        }
         if host.name == plan::MX_REFUSE.name {
             // Client restrictions evaluated at connect: the greeting is 554.
             opts.push(("smtpd_delay_reject".into(), "no".into()));
@@ -313,6 +338,32 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
     }
     cf.push_str(SERVICES);
     Ok(cf)
+}
+
+/// A 1024-bit DH group for [`plan::MX_DH1024`], made at start (a few
+/// seconds, once per lab folder) beside `beside`: the size a Logjam
+/// finding is about.
+fn dh1024(beside: &Path) -> anyhow::Result<PathBuf> {
+    let file = beside.parent().unwrap_or(beside).join("dh1024.pem");
+    // PKCS#3 parameters with a safe prime: Postfix does not read the X9.42
+    // form `-dsaparam` writes and would fall back to its 2048-bit group.
+    let made = std::fs::read_to_string(&file).is_ok_and(|t| t.contains("BEGIN DH PARAMETERS"));
+    if !made {
+        let out = Command::new("openssl")
+            .args(["dhparam", "-out"])
+            .arg(&file)
+            .arg("1024")
+            .stdin(Stdio::null())
+            .output()
+            .context("running openssl dhparam")?;
+        if !out.status.success() {
+            bail!(
+                "openssl dhparam failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(file)
 }
 
 /// The SNI map of [`plan::MX_SNI`]: [`plan::MX_SNI_ALIAS`] gets its own

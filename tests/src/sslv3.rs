@@ -65,6 +65,8 @@ pub struct ClientHello {
     pub version: u16,
     /// Offered cipher suites.
     pub suites: Vec<u16>,
+    /// Offered compression methods (0 null, 1 DEFLATE).
+    pub compression: Vec<u8>,
 }
 
 /// Parse one whole TLS record holding a ClientHello; `None` for anything
@@ -95,7 +97,13 @@ pub fn parse_client_hello(record: &[u8]) -> Option<ClientHello> {
             _ => None,
         })
         .collect();
-    Some(ClientHello { version, suites })
+    let compression_len = usize::from(body.u8()?);
+    let compression = body.take(compression_len)?.to_vec();
+    Some(ClientHello {
+        version,
+        suites,
+        compression,
+    })
 }
 
 /// A bounds-checked big-endian reader.
@@ -124,13 +132,20 @@ impl<'a> Reader<'a> {
 /// An SSLv3 ServerHello record choosing `suite`: record and server version
 /// 0x0300, a 32-byte session id, null compression, no extensions.
 pub fn server_hello(suite: u16) -> Vec<u8> {
-    let mut body = vec![3, 0];
+    server_hello_for(0x0300, suite, 0)
+}
+
+/// A ServerHello record for `version` choosing `suite` and `compression`,
+/// a 32-byte session id, no extensions (so no renegotiation_info).
+pub fn server_hello_for(version: u16, suite: u16, compression: u8) -> Vec<u8> {
+    let [major, minor] = version.to_be_bytes();
+    let mut body = vec![major, minor];
     body.extend((0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a)); // random
     body.push(32);
     body.extend((0..32u8).map(|i| i.wrapping_mul(11) ^ 0xa5)); // session id
     body.extend_from_slice(&suite.to_be_bytes());
-    body.push(0); // compression: null
-    let mut record = vec![0x16, 3, 0];
+    body.push(compression);
+    let mut record = vec![0x16, major, minor];
     record.extend_from_slice(&u16_len(body.len() + 4));
     record.push(2); // ServerHello
     record.push(0);

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mxscope_common::EhloName;
+use mxscope_common::{DepthLevel, EhloName};
 
 /// Whether an address is globally routable (see [`mxscope_common::politeness`]).
 pub use mxscope_common::politeness::is_public;
@@ -29,6 +29,11 @@ pub struct ProbeConfig {
     pub limits: Limits,
     /// Also probe SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 in extra sessions.
     pub legacy: bool,
+    /// How deep to look at the server's TLS (`--tls-depth`); above `free`
+    /// the version probes run too.
+    pub depth: DepthLevel,
+    /// Most extra sessions per IP of the depth probe.
+    pub depth_budget: u32,
     /// Verify against this PEM bundle instead of Mozilla's roots.
     pub ca_file: Option<PathBuf>,
     /// Probe loopback, private, link-local and other non-public addresses.
@@ -79,6 +84,8 @@ impl Default for ProbeConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             legacy: false,
+            depth: DepthLevel::Free,
+            depth_budget: mxscope_common::options::defaults::TLS_DEPTH_BUDGET,
             ca_file: None,
             allow_private: false,
             security: None,

@@ -229,7 +229,9 @@ fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
         bind: args.bind,
         port: shared.port,
         timeouts: shared.timeouts(),
-        legacy: shared.legacy,
+        legacy: shared.legacy || shared.tls_depth.extra_sessions(),
+        depth: shared.tls_depth,
+        depth_budget: shared.tls_depth_budget,
         ca_file: shared.ca_file.clone(),
         allow_private: shared.allow_private,
         security: shared.security.then(|| SecurityConfig {

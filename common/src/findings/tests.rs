@@ -140,11 +140,26 @@ fn depth_facts_give_their_findings_with_evidence() {
         ]
     );
     let evidence = |id| &found.iter().find(|f| f.id == id).unwrap().evidence;
-    assert_eq!(evidence(FindingId::Rc4), "tls1_2: TLS_RSA_EXPORT_WITH_RC4_40_MD5");
-    assert_eq!(evidence(FindingId::Logjam), "tls1_2: TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA");
-    assert_eq!(evidence(FindingId::NullCipher), "tls1_2: a suite of the class");
-    assert_eq!(evidence(FindingId::Tls10Cbc), "tls1_0: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA");
-    assert_eq!(evidence(FindingId::NoForwardSecrecy), "tls1_2: TLS_RSA_WITH_AES_128_GCM_SHA256");
+    assert_eq!(
+        evidence(FindingId::Rc4),
+        "tls1_2: TLS_RSA_EXPORT_WITH_RC4_40_MD5"
+    );
+    assert_eq!(
+        evidence(FindingId::Logjam),
+        "tls1_2: TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA"
+    );
+    assert_eq!(
+        evidence(FindingId::NullCipher),
+        "tls1_2: a suite of the class"
+    );
+    assert_eq!(
+        evidence(FindingId::Tls10Cbc),
+        "tls1_0: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+    );
+    assert_eq!(
+        evidence(FindingId::NoForwardSecrecy),
+        "tls1_2: TLS_RSA_WITH_AES_128_GCM_SHA256"
+    );
 }
 
 #[test]

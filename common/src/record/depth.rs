@@ -239,7 +239,9 @@ pub struct TlsDepth {
 impl TlsDepth {
     /// Every class accepted in any version.
     pub fn classes(&self) -> impl Iterator<Item = SuiteClass> + '_ {
-        self.versions.values().flat_map(|v| v.classes.iter().copied())
+        self.versions
+            .values()
+            .flat_map(|v| v.classes.iter().copied())
     }
 }
 
@@ -254,8 +256,14 @@ mod tests {
             ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", &[Aead]),
             ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", &[Cbc]),
             ("TLS_RSA_WITH_AES_256_GCM_SHA384", &[NoForwardSecrecy, Aead]),
-            ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", &[Block64, Cbc, NoForwardSecrecy]),
-            ("TLS_RSA_WITH_IDEA_CBC_SHA", &[Block64, Cbc, NoForwardSecrecy]),
+            (
+                "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+                &[Block64, Cbc, NoForwardSecrecy],
+            ),
+            (
+                "TLS_RSA_WITH_IDEA_CBC_SHA",
+                &[Block64, Cbc, NoForwardSecrecy],
+            ),
             ("TLS_RSA_WITH_RC4_128_MD5", &[Rc4, NoForwardSecrecy]),
             (
                 "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
@@ -283,7 +291,10 @@ mod tests {
         for (name, classes) in cases {
             assert_eq!(SuiteClass::of_suite(name), classes.to_vec(), "{name}");
         }
-        assert_eq!(SuiteClass::weakest([Aead, NoForwardSecrecy, Cbc]), Some(Cbc));
+        assert_eq!(
+            SuiteClass::weakest([Aead, NoForwardSecrecy, Cbc]),
+            Some(Cbc)
+        );
         assert_eq!(SuiteClass::weakest([NoForwardSecrecy]), None);
     }
 

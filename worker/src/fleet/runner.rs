@@ -55,7 +55,9 @@ pub fn probe_config(
         bind,
         port: options.port,
         timeouts: options.timeouts(),
-        legacy: options.legacy,
+        legacy: options.legacy_versions(),
+        depth: options.tls_depth,
+        depth_budget: options.depth_budget(),
         ca_file: None,
         allow_private: options.allow_private,
         security: options.security.then(|| SecurityConfig {

@@ -6,6 +6,7 @@
 //! that points at it. Sessions to one IP are sequential (main, then legacy
 //! versions); sessions to different IPs run concurrently, bounded.
 
+mod depth;
 pub mod pace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,6 +107,9 @@ impl Prober {
             if self.config.legacy && main.starttls_accepted {
                 self.legacy_sessions(&mut record).await;
             }
+            if self.config.depth.extra_sessions() && main.starttls_accepted {
+                self.depth_sessions(&mut record).await;
+            }
             if let (Some(checks), Some(chain)) = (&self.security, &main.chain_der) {
                 record.dane = checks.dane(&record.mx_names, chain).await;
             }
@@ -115,6 +119,7 @@ impl Prober {
             // A panicked lookup leaves `ptr` absent rather than failing the probe.
             record.ptr = ptr.await.ok();
         }
+        record.findings = mxscope_common::findings::derive(&record);
         record
     }
 
@@ -416,7 +421,10 @@ impl Prober {
     /// A fresh session up to STARTTLS's 220, for a legacy-version probe, a
     /// certificate per name or the first flight; it waits for its turn
     /// ([`Self::pace`]) first.
-    async fn open_after_starttls(&self, ip: IpAddr) -> Result<Conn<tokio::net::TcpStream>, End> {
+    pub(super) async fn open_after_starttls(
+        &self,
+        ip: IpAddr,
+    ) -> Result<Conn<tokio::net::TcpStream>, End> {
         if let Some(pace) = &self.pace {
             pace.turn(ip).await;
         }

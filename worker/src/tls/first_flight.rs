@@ -16,10 +16,11 @@ use std::time::Duration;
 use mxscope_common::{HandshakeFailure, KeyExchange, TlsFacts, TlsSource};
 use tls_parser::nom::Err as NomErr;
 use tls_parser::{parse_tls_raw_record, TlsCipherSuite, TlsRecordType, MAX_RECORD_LEN};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::tls::cert;
+use crate::tls::exchange::{send_and_read, ReadEnd};
 use crate::tls::handshake::{self as tls, TlsContext};
 use crate::tls::legacy::{self, LegacyVersion};
 
@@ -312,36 +313,28 @@ pub async fn read<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<FirstFlight, FlightError> {
     let deadline = Instant::now() + timeout;
     let hello = legacy::client_hello(LegacyVersion::Tls1_2, sni);
-    let write = async {
-        stream.write_all(&hello).await?;
-        stream.flush().await
+    let decide = |received: &[u8]| match parse(received) {
+        Flight::Done(done) => Some(done),
+        Flight::Incomplete => None,
     };
-    match tokio::time::timeout_at(deadline, write).await {
-        Err(_) => return Err(FlightError::new(HandshakeFailure::Timeout, "timeout")),
-        Ok(Err(e)) => return Err(FlightError::new(HandshakeFailure::Closed, e.to_string())),
-        Ok(Ok(())) => {}
-    }
-    let mut received: Vec<u8> = Vec::with_capacity(8192);
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        let room = MAX_FLIGHT_BYTES
-            .saturating_sub(received.len())
-            .min(chunk.len());
-        let window = chunk.get_mut(..room).unwrap_or_default();
-        let n = match tokio::time::timeout_at(deadline, stream.read(window)).await {
-            Err(_) => return Err(FlightError::new(HandshakeFailure::Timeout, "timeout")),
-            Ok(Ok(0)) => {
-                return Err(FlightError::new(
-                    HandshakeFailure::Closed,
-                    format!("connection closed after {} bytes", received.len()),
-                ))
-            }
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(FlightError::new(HandshakeFailure::Closed, e.to_string())),
-        };
-        received.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if let Flight::Done(done) = parse(&received) {
-            return done;
+    let closed = |after: usize| format!("connection closed after {after} bytes");
+    match send_and_read(
+        stream,
+        &hello,
+        deadline,
+        MAX_FLIGHT_BYTES,
+        16 * 1024,
+        decide,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(ReadEnd::Timeout) => Err(FlightError::new(HandshakeFailure::Timeout, "timeout")),
+        Err(ReadEnd::WriteFailed(e) | ReadEnd::ReadFailed { error: e, .. }) => {
+            Err(FlightError::new(HandshakeFailure::Closed, e.to_string()))
+        }
+        Err(ReadEnd::Closed { after } | ReadEnd::Full { after }) => {
+            Err(FlightError::new(HandshakeFailure::Closed, closed(after)))
         }
     }
 }

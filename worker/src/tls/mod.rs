@@ -7,11 +7,16 @@
 //!   certificate's fails the handshake; weak keys are tolerated.
 //! - [`cert`]: certificate analysis (x509-parser): facts, key and signature
 //!   names, self-signature, RFC 6125 name matching.
+//! - [`exchange`]: the one hello-and-read driver every hand-built hello uses.
 //! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
 //! - [`first_flight`]: TLS facts from the server's first flight when rustls
 //!   cannot complete (legacy-only servers).
+//! - [`depth`]: `--tls-depth`: accepted suite classes or suites per version,
+//!   preference, fallback SCSV, SSLv2, renegotiation, compression.
 
 pub mod cert;
+pub mod depth;
+pub mod exchange;
 pub mod first_flight;
 pub mod handshake;
 pub mod legacy;

@@ -23,34 +23,60 @@ use super::{Answer, LegacyVersion, MAX_ANSWER_BYTES};
 ///   unexpected message, or [`MAX_ANSWER_BYTES`] without a verdict: `error`;
 /// - otherwise [`Answer::Incomplete`].
 pub fn classify(version: LegacyVersion, received: &[u8]) -> Answer {
+    match first_message(received) {
+        FirstMessage::Incomplete => incomplete(received),
+        FirstMessage::Refused(detail) => Answer::verdict(VersionSupport::NotSupported, detail),
+        FirstMessage::Error(detail) => Answer::error(detail),
+        FirstMessage::ServerHello(body) => judge_server_hello(version, &body),
+    }
+}
+
+/// The server's first decisive message after a ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FirstMessage {
+    /// Read more (the caller bounds how much).
+    Incomplete,
+    /// A fatal alert or `close_notify` (the detail names it).
+    Refused(String),
+    /// Not TLS, malformed, or unexpected.
+    Error(String),
+    /// The ServerHello's body (after the handshake header).
+    ServerHello(Vec<u8>),
+}
+
+/// Read records until the first decisive message: warning alerts and
+/// HelloRequests before the ServerHello are skipped, a ServerHello may be
+/// fragmented over records. The one reader of hello answers (version
+/// probes and the TLS depth's hellos).
+pub(crate) fn first_message(received: &[u8]) -> FirstMessage {
     let mut rest = received;
     // Handshake records' payloads, joined: a ServerHello may be fragmented.
     let mut handshake: Vec<u8> = Vec::new();
     loop {
-        if let Some(answer) = sniff_record_header(rest) {
-            return answer;
+        if let Some(error) = sniff_record_header(rest) {
+            return FirstMessage::Error(error);
         }
         let (tail, record) = match parse_tls_raw_record(rest) {
             Ok(parsed) => parsed,
-            Err(NomErr::Incomplete(_)) => return incomplete(received),
-            Err(_) => return Answer::error("malformed TLS record"),
+            Err(NomErr::Incomplete(_)) => return FirstMessage::Incomplete,
+            Err(_) => return FirstMessage::Error("malformed TLS record".into()),
         };
         rest = tail;
-        let answer = match record.hdr.record_type {
+        let decided = match record.hdr.record_type {
             TlsRecordType::Alert => alerts(record.data),
             TlsRecordType::Handshake => {
                 handshake.extend_from_slice(record.data);
-                server_hello(version, &mut handshake)
+                server_hello(&mut handshake)
             }
-            other => Some(Answer::error(format!(
+            other => Some(FirstMessage::Error(format!(
                 "unexpected {other:?} record before the ServerHello"
             ))),
         };
-        if let Some(answer) = answer {
-            return answer;
+        if let Some(decided) = decided {
+            return decided;
         }
         if rest.is_empty() {
-            return incomplete(received);
+            return FirstMessage::Incomplete;
         }
     }
 }
@@ -66,22 +92,20 @@ fn incomplete(received: &[u8]) -> Answer {
 /// Reject what cannot be the start of a TLS record as early as possible, so
 /// that an SMTP reply does not wait for the timeout. `None`: looks like TLS
 /// so far (or is empty).
-fn sniff_record_header(bytes: &[u8]) -> Option<Answer> {
+fn sniff_record_header(bytes: &[u8]) -> Option<String> {
     let first = *bytes.first()?;
     if !(0x14..=0x18).contains(&first) {
-        return Some(Answer::error(not_tls_detail(bytes)));
+        return Some(not_tls_detail(bytes));
     }
     if let Some(&major) = bytes.get(1) {
         if major != 3 {
-            return Some(Answer::error(format!(
-                "not a TLS record (version major 0x{major:02x})"
-            )));
+            return Some(format!("not a TLS record (version major 0x{major:02x})"));
         }
     }
     if let (Some(&hi), Some(&lo)) = (bytes.get(3), bytes.get(4)) {
         let len = u16::from_be_bytes([hi, lo]);
         if len > MAX_RECORD_LEN {
-            return Some(Answer::error(format!("oversized TLS record ({len} bytes)")));
+            return Some(format!("oversized TLS record ({len} bytes)"));
         }
     }
     None
@@ -103,25 +127,20 @@ fn not_tls_detail(bytes: &[u8]) -> String {
 }
 
 /// Alerts in one record: `None` if all were warnings to skip.
-fn alerts(data: &[u8]) -> Option<Answer> {
+fn alerts(data: &[u8]) -> Option<FirstMessage> {
     if data.is_empty() || data.len() % 2 != 0 {
-        return Some(Answer::error("malformed alert record"));
+        return Some(FirstMessage::Error("malformed alert record".into()));
     }
     for pair in data.chunks_exact(2) {
         let [level, code] = *pair else {
-            return Some(Answer::error("malformed alert record"));
+            return Some(FirstMessage::Error("malformed alert record".into()));
         };
         let name = alert_name(code);
         match (level, code) {
-            (1, 0) | (2, _) => {
-                return Some(Answer::verdict(
-                    VersionSupport::NotSupported,
-                    format!("alert {name}"),
-                ))
-            }
+            (1, 0) | (2, _) => return Some(FirstMessage::Refused(format!("alert {name}"))),
             (1, _) => {}
             _ => {
-                return Some(Answer::error(format!(
+                return Some(FirstMessage::Error(format!(
                     "malformed alert (level {level}, {name})"
                 )))
             }
@@ -152,7 +171,7 @@ pub(crate) fn alert_name(code: u8) -> String {
 
 /// Look at the joined handshake bytes: `None` while the ServerHello is not
 /// complete yet. HelloRequests before it are dropped.
-fn server_hello(version: LegacyVersion, handshake: &mut Vec<u8>) -> Option<Answer> {
+fn server_hello(handshake: &mut Vec<u8>) -> Option<FirstMessage> {
     loop {
         let &[kind, a, b, c] = handshake.get(..4)? else {
             return None;
@@ -164,16 +183,16 @@ fn server_hello(version: LegacyVersion, handshake: &mut Vec<u8>) -> Option<Answe
             }
             HANDSHAKE_SERVER_HELLO => {
                 if len > MAX_ANSWER_BYTES {
-                    return Some(Answer::error(format!(
+                    return Some(FirstMessage::Error(format!(
                         "oversized ServerHello ({len} bytes)"
                     )));
                 }
                 let end = len.checked_add(4)?;
                 let body = handshake.get(4..end)?;
-                return Some(judge_server_hello(version, body));
+                return Some(FirstMessage::ServerHello(body.to_vec()));
             }
             other => {
-                return Some(Answer::error(format!(
+                return Some(FirstMessage::Error(format!(
                     "unexpected handshake message {other} before the ServerHello"
                 )))
             }

@@ -74,7 +74,7 @@ pub(super) const CIPHER_SUITES: &[u16] = &[
 ];
 
 /// TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746), never a real choice.
-pub(super) const RENEGOTIATION_SCSV: u16 = 0x00ff;
+pub(crate) const RENEGOTIATION_SCSV: u16 = 0x00ff;
 
 /// supported_groups: x25519, secp256r1, secp384r1, secp521r1.
 pub(super) const GROUPS: [u16; 4] = [0x001d, 0x0017, 0x0018, 0x0019];
@@ -86,7 +86,7 @@ const EXT_SIGNATURE_ALGORITHMS: u16 = 0x000d;
 
 /// signature_algorithms of a TLS 1.2 hello (RFC 5246 §7.4.1.4.1, RFC 8446
 /// names): SHA-2 and PSS first, SHA-1 and DSA last, as OpenSSL offers them.
-pub(super) const SIGNATURE_SCHEMES: [u16; 15] = [
+pub(crate) const SIGNATURE_SCHEMES: [u16; 15] = [
     0x0403, 0x0503, 0x0603, 0x0807, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0402, 0x0203,
     0x0201, 0x0202, 0x0303,
 ];
@@ -172,7 +172,7 @@ pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
 /// The host name to send as SNI, if `sni` is one: not an IP literal
 /// (RFC 6066 §3), ASCII letters, digits, `-`, `_` and `.`, at most 253 bytes,
 /// without the trailing dot.
-fn sni_host(sni: &str) -> Option<&str> {
+pub(crate) fn sni_host(sni: &str) -> Option<&str> {
     let host = sni.strip_suffix('.').unwrap_or(sni);
     let usable = !host.is_empty()
         && host.len() <= 253
@@ -183,7 +183,7 @@ fn sni_host(sni: &str) -> Option<&str> {
     usable.then_some(host)
 }
 
-fn push_extension(ext: &mut Vec<u8>, kind: u16, data: &[u8]) {
+pub(crate) fn push_extension(ext: &mut Vec<u8>, kind: u16, data: &[u8]) {
     ext.extend_from_slice(&kind.to_be_bytes());
     ext.extend_from_slice(&be16(data.len()));
     ext.extend_from_slice(data);
@@ -191,11 +191,11 @@ fn push_extension(ext: &mut Vec<u8>, kind: u16, data: &[u8]) {
 
 /// Big-endian u16 of a length; hello blocks stay far below 64 KiB (the SNI,
 /// the only variable part, is capped at 253 bytes).
-pub(super) fn be16(len: usize) -> [u8; 2] {
+pub(crate) fn be16(len: usize) -> [u8; 2] {
     u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes()
 }
 
-pub(super) fn be24(len: usize) -> [u8; 3] {
+pub(crate) fn be24(len: usize) -> [u8; 3] {
     let [_, a, b, c] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
     [a, b, c]
 }
@@ -203,7 +203,7 @@ pub(super) fn be24(len: usize) -> [u8; 3] {
 /// 32 bytes of ClientHello random: `gmt_unix_time` then a splitmix64 stream
 /// seeded from the clock and a counter. Unpredictability does not matter:
 /// no key is ever derived from it.
-fn hello_random() -> [u8; 32] {
+pub(crate) fn hello_random() -> [u8; 32] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

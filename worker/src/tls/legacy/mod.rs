@@ -17,8 +17,10 @@
 use std::time::Duration;
 
 use mxscope_common::VersionSupport;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+
+use crate::tls::exchange::{send_and_read, ReadEnd};
 
 mod answer;
 mod hello;
@@ -26,8 +28,9 @@ mod hello;
 mod tests;
 
 pub use answer::classify;
-pub(crate) use answer::{alert_name, version_name};
+pub(crate) use answer::{alert_name, first_message, version_name, FirstMessage};
 pub use hello::client_hello;
+pub(crate) use hello::{be16, be24, hello_random, push_extension, sni_host, SIGNATURE_SCHEMES};
 
 /// Most bytes read while waiting for a verdict; more is an `error`.
 pub const MAX_ANSWER_BYTES: usize = 32 * 1024;
@@ -137,53 +140,27 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     deadline: Instant,
 ) -> (VersionSupport, Option<String>) {
     let hello = client_hello(version, sni);
-    let write = async {
-        stream.write_all(&hello).await?;
-        stream.flush().await
+    let decide = |received: &[u8]| match classify(version, received) {
+        Answer::Verdict(support, detail) => Some((support, detail)),
+        Answer::Incomplete => None,
     };
-    match tokio::time::timeout_at(deadline, write).await {
-        Err(_) => return error("timeout"),
-        Ok(Err(e)) => return error(format!("write failed: {e}")),
-        Ok(Ok(())) => {}
-    }
-
-    let mut received: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 4096];
-    loop {
-        let room = MAX_ANSWER_BYTES
-            .saturating_sub(received.len())
-            .min(chunk.len());
-        let Some(window) = chunk.get_mut(..room) else {
-            return error("answer buffer full");
-        };
-        let n = match tokio::time::timeout_at(deadline, stream.read(window)).await {
-            Err(_) => return error("timeout"),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) if received.is_empty() && is_reset(&e) => {
-                return (
-                    VersionSupport::NotSupported,
-                    Some("connection reset".into()),
-                )
-            }
-            Ok(Err(e)) => return error(format!("read failed: {e}")),
-        };
-        if n == 0 {
-            return if received.is_empty() {
-                (
-                    VersionSupport::NotSupported,
-                    Some("connection closed".into()),
-                )
-            } else {
-                error(format!(
-                    "connection closed after {} bytes, mid-answer",
-                    received.len()
-                ))
-            };
+    match send_and_read(stream, &hello, deadline, MAX_ANSWER_BYTES, 4096, decide).await {
+        Ok(verdict) => verdict,
+        Err(end) if end.is_reset_before_answer() => (
+            VersionSupport::NotSupported,
+            Some("connection reset".into()),
+        ),
+        Err(ReadEnd::Timeout) => error("timeout"),
+        Err(ReadEnd::WriteFailed(e)) => error(format!("write failed: {e}")),
+        Err(ReadEnd::ReadFailed { error: e, .. }) => error(format!("read failed: {e}")),
+        Err(ReadEnd::Closed { after: 0 }) => (
+            VersionSupport::NotSupported,
+            Some("connection closed".into()),
+        ),
+        Err(ReadEnd::Closed { after }) => {
+            error(format!("connection closed after {after} bytes, mid-answer"))
         }
-        received.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if let Answer::Verdict(support, detail) = classify(version, &received) {
-            return (support, detail);
-        }
+        Err(ReadEnd::Full { .. }) => error("answer buffer full"),
     }
 }
 
@@ -191,9 +168,8 @@ fn error(detail: impl Into<String>) -> (VersionSupport, Option<String>) {
     (VersionSupport::Error, Some(detail.into()))
 }
 
-fn is_reset(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-    )
+/// The suites of the version probes' hello, strongest first (what a
+/// permissive OpenSSL client offers).
+pub fn permissive_suites() -> &'static [u16] {
+    hello::CIPHER_SUITES
 }

@@ -10,6 +10,7 @@ use tls_parser::{TlsCipherSuite, TlsRecordType};
 
 use super::hello::{be16, be24, CIPHER_SUITES, HANDSHAKE_SERVER_HELLO, RENEGOTIATION_SCSV};
 use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Parse our own hello back with tls-parser: (record version, hello, extensions).
 fn parse_hello(

@@ -1,0 +1,316 @@
+//! `--tls-depth` against the lab's real Postfix hosts (DESIGN §4 "TLS
+//! depth, paid in sessions"), with sslyze (PyPI, installed by
+//! `tests/lab/install.sh`) as the oracle for accepted suites per version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mxscope_common::findings::FindingId;
+use mxscope_common::{DepthLevel, SuiteClass, TargetRecord, Tested};
+use mxscope_tests::lab;
+use mxscope_tests::plan::*;
+use mxscope_tests::probing::config;
+use mxscope_worker::probe::pace::SessionPace;
+use mxscope_worker::probe::Prober;
+use mxscope_worker::tls::handshake::TlsContext;
+
+async fn probe(host: Host, level: DepthLevel) -> TargetRecord {
+    let mut config = config(None, true);
+    config.depth = level;
+    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    Prober::new(config, tls)
+        .with_pace(Arc::new(Gap))
+        .probe_target(host.ip, vec![host.name.to_string()])
+        .await
+}
+
+/// A short gap before each extra session, as the fleet's per-IP gap does
+/// (shorter, for the test's time): Exim counts a dropped session's child
+/// for a moment and refuses a 21st at once.
+#[derive(Debug)]
+struct Gap;
+
+impl SessionPace for Gap {
+    fn turn(&self, _ip: IpAddr) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(tokio::time::sleep(Duration::from_millis(20)))
+    }
+}
+
+/// sslyze's full run on one host (its cipher-suite scans per version).
+fn sslyze(host: Host) -> Oracle {
+    assert!(host.ip.is_loopback(), "sslyze only ever scans the lab");
+    let target = format!("{}:{}", host.ip, SMTP_PORT);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_file = dir.path().join("sslyze.json");
+    let out = Command::new("python3")
+        .args(["-m", "sslyze", "--starttls", "smtp", "--quiet"])
+        .arg(format!("--json_out={}", json_file.display()))
+        .args([
+            "--sslv2",
+            "--sslv3",
+            "--tlsv1",
+            "--tlsv1_1",
+            "--tlsv1_2",
+            "--tlsv1_3",
+        ])
+        .arg(&target)
+        .output()
+        .expect("run python3 -m sslyze (tests/lab/install.sh installs it)");
+    let text = std::fs::read(&json_file).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&text).unwrap_or_else(|e| {
+        panic!(
+            "sslyze on {target}: {e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let result = &json["server_scan_results"][0]["scan_result"];
+    let mut oracle = Oracle {
+        accepted: BTreeMap::new(),
+        tried: BTreeMap::new(),
+    };
+    let names = |list: &serde_json::Value| -> BTreeSet<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["cipher_suite"]["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    for (key, ours) in [
+        ("ssl_3_0_cipher_suites", "ssl3"),
+        ("tls_1_0_cipher_suites", "tls1_0"),
+        ("tls_1_1_cipher_suites", "tls1_1"),
+        ("tls_1_2_cipher_suites", "tls1_2"),
+        ("tls_1_3_cipher_suites", "tls1_3"),
+    ] {
+        let scan = &result[key]["result"];
+        assert!(
+            scan["accepted_cipher_suites"].is_array(),
+            "sslyze on {target}: no {key}: {} {}",
+            result[key],
+            json["server_scan_results"][0]["connectivity_error_trace"]
+        );
+        let accepted = names(&scan["accepted_cipher_suites"]);
+        let mut tried = names(&scan["rejected_cipher_suites"]);
+        tried.extend(accepted.iter().cloned());
+        oracle.tried.insert(ours.to_owned(), tried);
+        if !accepted.is_empty() {
+            oracle.accepted.insert(ours.to_owned(), accepted);
+        }
+    }
+    oracle
+}
+
+/// What sslyze says of one host: per version, the suites it accepted and
+/// every suite it tried (accepted or rejected).
+struct Oracle {
+    accepted: BTreeMap<String, BTreeSet<String>>,
+    tried: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn depth(record: &TargetRecord) -> &mxscope_common::TlsDepth {
+    record.tls_depth.as_ref().expect("a depth record")
+}
+
+fn finding_ids(record: &TargetRecord) -> BTreeSet<FindingId> {
+    record.findings.iter().map(|f| f.id).collect()
+}
+
+#[tokio::test]
+async fn accepted_suites_per_version_equal_sslyze_on_real_mtas() {
+    lab::postfix();
+    let chunks = |v: &str| -> u32 {
+        let n = if v == "tls1_3" { 5 } else { 330 };
+        n / mxscope_worker::tls::depth::plan::CHUNK as u32 + 1
+    };
+    let mut hosts = DEPTH_HOSTS.to_vec();
+    // Not Exim: it answers sslyze's sessions with "421 Too many concurrent
+    // SMTP connections" from the first one on, even with --slow_connection
+    // and smtp_accept_max raised (seen here; not understood yet).
+    hosts.push(MX_LEGACY);
+    for host in hosts {
+        let name = host.name;
+        // The oracle first: a host's children of our sessions are gone by
+        // the time sslyze's burst comes.
+        let oracle = tokio::task::spawn_blocking(move || sslyze(host))
+            .await
+            .expect("sslyze ran");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let record = probe(host, DepthLevel::Suites).await;
+        let d = depth(&record);
+        assert!(d.not_measured.is_empty(), "{name}: {:?}", d.not_measured);
+        let versions: BTreeSet<&String> = d
+            .versions
+            .iter()
+            .filter(|(_, v)| !v.accepted.is_empty())
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            versions,
+            oracle.accepted.keys().collect::<BTreeSet<_>>(),
+            "{name}: versions with accepted suites"
+        );
+        for (version, v) in &d.versions {
+            assert!(v.complete, "{name} {version}: {:?}", v.stopped);
+            let ours: BTreeSet<String> = v.accepted.iter().cloned().collect();
+            let tried = oracle.tried.get(version).cloned().unwrap_or_default();
+            let comparable: BTreeSet<String> = ours.intersection(&tried).cloned().collect();
+            let theirs = oracle.accepted.get(version).cloned().unwrap_or_default();
+            assert_eq!(comparable, theirs, "{name} {version}: accepted suites");
+            // Suites sslyze cannot offer are still listed; each must be real.
+            for extra in ours.difference(&tried) {
+                println!("{name} {version}: {extra} (sslyze does not try it)");
+                assert!(extra.starts_with("TLS_"), "{name}: {extra}");
+            }
+            let budget = v.accepted.len() as u32 + chunks(version) + 3;
+            assert!(
+                v.sessions <= budget,
+                "{name} {version}: {} sessions for {} accepted suites",
+                v.sessions,
+                v.accepted.len()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_server_preference_is_told_apart_from_the_client_s() {
+    lab::postfix();
+    let prefer = probe(MX_PREFER, DepthLevel::Suites).await;
+    let tls12 = &depth(&prefer).versions["tls1_2"];
+    assert_eq!(tls12.server_preference, Some(true));
+    assert_eq!(
+        tls12.accepted,
+        vec![
+            "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_RSA_WITH_AES_256_CBC_SHA256",
+        ],
+        "the server's order"
+    );
+    let aead = probe(MX_AEAD, DepthLevel::Suites).await;
+    assert_eq!(
+        depth(&aead).versions["tls1_2"].server_preference,
+        Some(false)
+    );
+}
+
+#[tokio::test]
+async fn findings_show_on_the_hosts_that_have_them_at_both_levels() {
+    lab::postfix();
+    lab::fakes();
+    use FindingId::*;
+    let cases: Vec<(Host, Vec<FindingId>)> = vec![
+        (MX_VALID, vec![AnonymousSuite, NoForwardSecrecy]),
+        (
+            MX_WEAK,
+            vec![NullCipher, AnonymousSuite, Tls10Cbc, NoForwardSecrecy],
+        ),
+        (MX_PREFER, vec![NoForwardSecrecy]),
+        (MX_DH1024, vec![Logjam]),
+        (MX_AEAD, vec![]),
+        (MX_TLS12_CBC, vec![]),
+        (MX_SMALLKEY, vec![RsaUnder2048, NoForwardSecrecy]),
+        (
+            MX_WEAKTLS,
+            vec![
+                Sslv2,
+                Export,
+                Rc4,
+                Sweet32,
+                Tls10Cbc,
+                Compression,
+                NoSecureRenegotiation,
+                NoFallbackScsv,
+                NoForwardSecrecy,
+            ],
+        ),
+    ];
+    for (host, expected) in cases {
+        let expected: BTreeSet<FindingId> = expected.into_iter().collect();
+        for level in [DepthLevel::Classes, DepthLevel::Suites] {
+            let record = probe(host, level).await;
+            assert_eq!(
+                finding_ids(&record),
+                expected,
+                "{} at {level}: {:#?}",
+                host.name,
+                record.findings
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_weak_scripted_server_is_measured_fact_by_fact() {
+    lab::fakes();
+    let record = probe(MX_WEAKTLS, DepthLevel::Suites).await;
+    let d = depth(&record);
+    assert_eq!(d.sslv2, Tested::Yes);
+    assert_eq!(d.fallback_scsv, Tested::No);
+    assert_eq!(d.compression, Tested::Yes);
+    assert_eq!(d.secure_renegotiation, Tested::No);
+    assert_eq!(d.extended_master_secret, Tested::No);
+    let tls12 = &d.versions["tls1_2"];
+    assert_eq!(
+        tls12.accepted,
+        vec![
+            "TLS_RSA_WITH_RC4_128_SHA",
+            "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
+            "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+            "TLS_RSA_WITH_AES_128_CBC_SHA",
+        ]
+    );
+    assert_eq!(tls12.server_preference, Some(true));
+    let classes = probe(MX_WEAKTLS, DepthLevel::Classes).await;
+    let c = &depth(&classes).versions["tls1_2"];
+    use SuiteClass::*;
+    assert_eq!(c.classes, vec![Export, Rc4, Block64, Cbc, NoForwardSecrecy]);
+    // Four suites in four groups: four picks and one refusal.
+    assert_eq!(c.sessions, 5);
+    let evidence = &record
+        .findings
+        .iter()
+        .find(|f| f.id == FindingId::Rc4)
+        .expect("an RC4 finding")
+        .evidence;
+    assert!(
+        evidence.ends_with(": TLS_RSA_WITH_RC4_128_SHA"),
+        "{evidence}"
+    );
+}
+
+#[tokio::test]
+async fn a_small_budget_says_what_was_not_measured() {
+    lab::postfix();
+    let mut config = config(None, true);
+    config.depth = DepthLevel::Suites;
+    config.depth_budget = 10;
+    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    let record = Prober::new(config, tls)
+        .probe_target(MX_VALID.ip, vec![MX_VALID.name.to_string()])
+        .await;
+    let d = depth(&record);
+    assert_eq!(d.sessions, 10);
+    assert_eq!(d.not_measured, vec!["tls1_2 suites"]);
+    assert!(!d.versions["tls1_2"].complete);
+    assert!(d.versions["tls1_3"].complete, "TLS 1.3 came first and fit");
+}
+
+#[tokio::test]
+async fn the_default_depth_opens_no_extra_session() {
+    lab::postfix();
+    let record = probe(MX_VALID, DepthLevel::Free).await;
+    assert!(record.tls_depth.is_none());
+    let with = probe(MX_VALID, DepthLevel::Classes).await;
+    assert_eq!(
+        with.sessions,
+        record.sessions + depth(&with).sessions,
+        "depth sessions are counted in the record's sessions"
+    );
+}

@@ -1,0 +1,171 @@
+//! The candidate suites of each protocol version: every IANA-registered
+//! suite tls-parser knows, those a permissive OpenSSL client offers first
+//! (so that the first chunk holds what servers really accept), then the
+//! rest by number.
+
+use mxscope_common::SuiteClass;
+use tls_parser::{
+    TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherMac, TlsCipherSuite, CIPHERS,
+};
+
+use crate::tls::legacy::LegacyVersion;
+
+/// TLS 1.3's five suites (RFC 8446 §B.4).
+pub const TLS13_SUITES: [u16; 5] = [0x1301, 0x1302, 0x1303, 0x1304, 0x1305];
+
+/// Never candidates: the renegotiation and fallback signals (RFC 5746,
+/// RFC 7507), and TLS_NULL_WITH_NULL_NULL, which no server may choose.
+const SIGNALS: [u16; 3] = [0x00ff, 0x5600, 0x0000];
+
+/// A protocol version the depth probe enumerates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DepthVersion {
+    Legacy(LegacyVersion),
+    Tls13,
+}
+
+impl DepthVersion {
+    /// Newest first: the order the depth probe spends its budget in.
+    pub const ALL: [Self; 5] = [
+        Self::Tls13,
+        Self::Legacy(LegacyVersion::Tls1_2),
+        Self::Legacy(LegacyVersion::Tls1_1),
+        Self::Legacy(LegacyVersion::Tls1_0),
+        Self::Legacy(LegacyVersion::Ssl3),
+    ];
+
+    pub const fn wire(self) -> u16 {
+        match self {
+            Self::Legacy(v) => v.wire(),
+            Self::Tls13 => 0x0304,
+        }
+    }
+
+    /// The record's `protocols` key.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Legacy(v) => v.key(),
+            Self::Tls13 => "tls1_3",
+        }
+    }
+}
+
+/// Every candidate suite for `version`, in offering order.
+pub fn candidates(version: DepthVersion) -> Vec<u16> {
+    let DepthVersion::Legacy(legacy) = version else {
+        return TLS13_SUITES.to_vec();
+    };
+    let mut first: Vec<u16> = crate::tls::legacy::permissive_suites().to_vec();
+    let mut rest: Vec<&TlsCipherSuite> = CIPHERS
+        .values()
+        .filter(|s| !first.contains(&s.id.0))
+        .collect();
+    rest.sort_unstable_by_key(|s| (rank(s), s.id.0));
+    first.extend(rest.iter().map(|s| s.id.0));
+    first.retain(|id| {
+        !SIGNALS.contains(id)
+            && !TLS13_SUITES.contains(id)
+            && TlsCipherSuite::from_id(*id).is_some_and(|s| fits(s, legacy))
+    });
+    first
+}
+
+/// The order of the suites beyond the permissive list: what OpenSSL and
+/// GnuTLS servers still implement (RSA, DHE, ECDHE and anonymous key
+/// exchange: the weak classes among them), then static DH/ECDH, then suites
+/// that need a pre-shared key, SRP, Kerberos or a password, which no server
+/// picks for a hello without those extensions.
+fn rank(suite: &TlsCipherSuite) -> u8 {
+    let anonymous = suite.au == TlsCipherAu::Null;
+    if needs_credentials(suite) {
+        3
+    } else if matches!(suite.kx, TlsCipherKx::Dh | TlsCipherKx::Ecdh) && !anonymous {
+        2
+    } else if matches!(suite.enc, TlsCipherEnc::Sm4 | TlsCipherEnc::Aegis) {
+        1
+    } else {
+        0
+    }
+}
+
+fn needs_credentials(suite: &TlsCipherSuite) -> bool {
+    matches!(
+        suite.kx,
+        TlsCipherKx::Psk | TlsCipherKx::Srp | TlsCipherKx::Krb5 | TlsCipherKx::Eccpwd
+    ) || matches!(
+        suite.au,
+        TlsCipherAu::Psk
+            | TlsCipherAu::Srp
+            | TlsCipherAu::Srp_Dss
+            | TlsCipherAu::Srp_Rsa
+            | TlsCipherAu::Krb5
+    )
+}
+
+/// Whether a suite may be negotiated in `version`: AEAD ciphers and
+/// SHA-2 MACs came with TLS 1.2 (RFC 5246), TLS 1.3 suites are apart.
+fn fits(suite: &TlsCipherSuite, version: LegacyVersion) -> bool {
+    if suite.kx == TlsCipherKx::Tls13 {
+        return false;
+    }
+    let tls12_only = matches!(
+        suite.enc_mode,
+        TlsCipherEncMode::Gcm | TlsCipherEncMode::Ccm
+    ) || matches!(
+        suite.enc,
+        TlsCipherEnc::Chacha20_Poly1305 | TlsCipherEnc::Aegis
+    ) || matches!(
+        suite.mac,
+        TlsCipherMac::HmacSha256
+            | TlsCipherMac::HmacSha384
+            | TlsCipherMac::HmacSha512
+            | TlsCipherMac::Aead
+    );
+    version == LegacyVersion::Tls1_2 || !tls12_only
+}
+
+/// IANA name of a suite, or its number.
+pub fn suite_name(id: u16) -> String {
+    TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+}
+
+/// The classes of a suite (see [`SuiteClass::of_suite`]).
+pub fn classes(id: u16) -> Vec<SuiteClass> {
+    SuiteClass::of_suite(&suite_name(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_fit_their_version() {
+        let tls12 = candidates(DepthVersion::Legacy(LegacyVersion::Tls1_2));
+        let tls10 = candidates(DepthVersion::Legacy(LegacyVersion::Tls1_0));
+        assert!(tls12.len() > 250, "{} TLS 1.2 candidates", tls12.len());
+        let first_chunk = &tls12[..super::super::plan::CHUNK];
+        let implemented = tls12
+            .iter()
+            .filter(|id| TlsCipherSuite::from_id(**id).is_some_and(|s| rank(s) == 0));
+        assert!(
+            implemented.count() <= super::super::plan::CHUNK,
+            "what servers implement fits in the first chunk"
+        );
+        for id in [0x00a7, 0x0018, 0xc019, 0x0002, 0x003b, 0xc051] {
+            assert!(first_chunk.contains(&id), "0x{id:04x} in the first chunk");
+        }
+        assert!(tls10.len() > 100 && tls10.len() < tls12.len());
+        assert_eq!(tls12[0], 0xc02c, "the permissive list comes first");
+        assert!(tls12.contains(&0x00a7), "DH_anon with AES-256-GCM");
+        assert!(!tls10.contains(&0xc02f), "no GCM before TLS 1.2");
+        assert!(tls10.contains(&0xc013) && tls10.contains(&0x0003));
+        for list in [&tls12, &tls10] {
+            assert!(!list.contains(&0x00ff) && !list.contains(&0x5600) && !list.contains(&0x1301));
+            let mut unique = list.to_vec();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), list.len());
+        }
+        assert_eq!(candidates(DepthVersion::Tls13), TLS13_SUITES.to_vec());
+    }
+}

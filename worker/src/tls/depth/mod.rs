@@ -1,0 +1,292 @@
+//! `--tls-depth` (DESIGN §4 "TLS depth, paid in sessions"): what testssl.sh
+//! and sslyze say about a server's TLS, in as few sessions as the
+//! information needs. Each step is one more SMTP session to the IP (the
+//! caller opens it after STARTTLS, waiting for the per-IP gap) carrying one
+//! hand-built hello; nothing is ever derived from the answer, the
+//! connection is dropped after the ServerHello.
+//!
+//! Sans-IO: [`DepthRun`] says which hello to send next ([`Step`]) and takes
+//! what came back; [`ask`] is the thin driver of one step on one stream.
+//!
+//! Layout: `catalog` (candidate suites per version), `hello` (the
+//! ClientHellos and the SSLv2 hello), `reply` (what an answer says), `plan`
+//! (the enumeration of one version).
+
+pub mod catalog;
+pub mod hello;
+pub mod plan;
+pub mod reply;
+
+use std::time::Duration;
+
+use mxscope_common::{DepthLevel, Protocols, Tested, TlsDepth, VersionSupport};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use crate::tls::exchange::{send_and_read, ReadEnd};
+use crate::tls::legacy::{self, LegacyVersion};
+use catalog::DepthVersion;
+use hello::Hello;
+use plan::VersionPlan;
+use reply::Reply;
+
+/// Most bytes read for one answer: a ServerHello comes first.
+const MAX_ANSWER_BYTES: usize = 32 * 1024;
+
+/// What one step asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A hello for the version enumerated at this index of the run.
+    Version { index: usize, offered: Vec<u16> },
+    /// A hello one version below the highest, with TLS_FALLBACK_SCSV.
+    Fallback {
+        version: LegacyVersion,
+        offered: Vec<u16>,
+    },
+    /// An SSLv2 CLIENT-HELLO.
+    Sslv2,
+}
+
+/// What came back for a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Tls(Reply),
+    Sslv2(bool),
+    /// No session (connect, greeting or STARTTLS failed) or no answer.
+    Failed(String),
+}
+
+/// The depth probe of one target.
+#[derive(Debug)]
+pub struct DepthRun {
+    level: DepthLevel,
+    budget: u32,
+    plans: Vec<VersionPlan>,
+    fallback: Option<LegacyVersion>,
+    /// The highest pre-1.3 version, whose first pick gives renegotiation,
+    /// extended master secret and compression.
+    facts_version: Option<DepthVersion>,
+    depth: TlsDepth,
+}
+
+impl DepthRun {
+    /// A run over the versions `protocols` says are supported (the version
+    /// probes ran first), at most `budget` sessions.
+    pub fn new(level: DepthLevel, budget: u32, protocols: &Protocols) -> Self {
+        let supported = |v: DepthVersion| {
+            let support = match v {
+                DepthVersion::Tls13 => protocols.tls1_3,
+                DepthVersion::Legacy(LegacyVersion::Tls1_2) => protocols.tls1_2,
+                DepthVersion::Legacy(LegacyVersion::Tls1_1) => protocols.tls1_1,
+                DepthVersion::Legacy(LegacyVersion::Tls1_0) => protocols.tls1_0,
+                DepthVersion::Legacy(LegacyVersion::Ssl3) => protocols.ssl3,
+            };
+            support == VersionSupport::Supported
+        };
+        let versions: Vec<DepthVersion> = DepthVersion::ALL
+            .into_iter()
+            .filter(|v| supported(*v))
+            .collect();
+        // The fallback hello goes one supported version below the highest.
+        let fallback = versions.get(1).and_then(|v| match v {
+            DepthVersion::Legacy(legacy) => Some(*legacy),
+            DepthVersion::Tls13 => None,
+        });
+        let facts_version = versions
+            .iter()
+            .copied()
+            .find(|v| *v != DepthVersion::Tls13 && *v != DepthVersion::Legacy(LegacyVersion::Ssl3));
+        let plans = versions
+            .iter()
+            .map(|v| VersionPlan::new(*v, level))
+            .collect();
+        Self {
+            level,
+            budget,
+            plans,
+            fallback,
+            facts_version,
+            depth: TlsDepth {
+                level,
+                ..TlsDepth::default()
+            },
+        }
+    }
+
+    /// The next step, or `None` when done. Fallback and SSLv2 first (two
+    /// sessions, two findings), then each version, newest first. A step
+    /// over the budget is not taken: what it would have measured is listed
+    /// in `not_measured`.
+    pub fn next_step(&mut self) -> Option<Step> {
+        let step = self.pending()?;
+        if self.depth.sessions >= self.budget {
+            self.exhaust();
+            return None;
+        }
+        Some(step)
+    }
+
+    fn pending(&self) -> Option<Step> {
+        if self.depth.fallback_scsv == Tested::NotTested {
+            if let Some(version) = self.fallback {
+                let offered = fallback_suites(version);
+                return Some(Step::Fallback { version, offered });
+            }
+        }
+        if self.depth.sslv2 == Tested::NotTested {
+            return Some(Step::Sslv2);
+        }
+        self.plans
+            .iter()
+            .enumerate()
+            .find_map(|(index, plan)| plan.next().map(|offered| Step::Version { index, offered }))
+    }
+
+    fn exhaust(&mut self) {
+        let budget = self.budget;
+        if self.fallback.is_some() && self.depth.fallback_scsv == Tested::NotTested {
+            self.depth.not_measured.push("fallback_scsv".into());
+        }
+        if self.depth.sslv2 == Tested::NotTested {
+            self.depth.not_measured.push("sslv2".into());
+        }
+        for plan in &mut self.plans {
+            if plan.next().is_some() {
+                self.depth
+                    .not_measured
+                    .push(format!("{} {}", plan.version.key(), self.level));
+                plan.stop(format!("per-IP budget of {budget} sessions spent"));
+            }
+        }
+    }
+
+    /// What came back for `step`.
+    pub fn record(&mut self, step: &Step, answer: Answer) {
+        self.depth.sessions += 1;
+        match (step, answer) {
+            (Step::Fallback { .. }, Answer::Tls(Reply::Picked(_))) => {
+                self.depth.fallback_scsv = Tested::No;
+            }
+            (Step::Fallback { .. }, Answer::Tls(Reply::Refused(detail)))
+                if detail.contains("inappropriate_fallback") =>
+            {
+                self.depth.fallback_scsv = Tested::Yes;
+            }
+            (Step::Fallback { .. }, _) => self.depth.fallback_scsv = Tested::Error,
+            (Step::Sslv2, Answer::Sslv2(answered)) => {
+                self.depth.sslv2 = Tested::from_bool(answered);
+            }
+            (Step::Sslv2, _) => self.depth.sslv2 = Tested::Error,
+            (Step::Version { index, offered }, answer) => {
+                let Some(plan) = self.plans.get_mut(*index) else {
+                    return;
+                };
+                let reply = match answer {
+                    Answer::Tls(reply) => reply,
+                    Answer::Sslv2(_) => Reply::Error("an SSLv2 answer to a TLS hello".into()),
+                    Answer::Failed(detail) => {
+                        plan.stop(detail);
+                        return;
+                    }
+                };
+                if let Reply::Picked(pick) = &reply {
+                    if Some(plan.version) == self.facts_version
+                        && self.depth.secure_renegotiation == Tested::NotTested
+                    {
+                        self.depth.secure_renegotiation =
+                            Tested::from_bool(pick.renegotiation_info);
+                        self.depth.extended_master_secret =
+                            Tested::from_bool(pick.extended_master_secret);
+                        self.depth.compression = Tested::from_bool(pick.compression != 0);
+                    }
+                }
+                plan.record(offered, &reply);
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> TlsDepth {
+        for plan in self.plans {
+            let key = plan.version.key().to_owned();
+            self.depth.versions.insert(key, plan.finish());
+        }
+        self.depth
+    }
+
+    /// The version a `Step::Version` enumerates.
+    pub fn version_of(&self, step: &Step) -> Option<DepthVersion> {
+        match step {
+            Step::Version { index, .. } => self.plans.get(*index).map(|p| p.version),
+            Step::Fallback { version, .. } => Some(DepthVersion::Legacy(*version)),
+            Step::Sslv2 => None,
+        }
+    }
+}
+
+/// The suites of the fallback hello: the version probes' permissive list,
+/// those that fit the version.
+fn fallback_suites(version: LegacyVersion) -> Vec<u16> {
+    let fit = catalog::candidates(DepthVersion::Legacy(version));
+    legacy::permissive_suites()
+        .iter()
+        .copied()
+        .filter(|id| fit.contains(id))
+        .collect()
+}
+
+/// Send the hello of `step` (for `version`) on a stream just past
+/// STARTTLS's 220 and read its answer, within `timeout`. A close or reset
+/// before any byte is a refusal. The stream is left mid-handshake: drop it.
+pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    step: &Step,
+    version: Option<DepthVersion>,
+    sni: Option<&str>,
+    timeout: Duration,
+) -> Answer {
+    let deadline = Instant::now() + timeout;
+    let result = match (step, version) {
+        (Step::Sslv2, _) => {
+            let bytes = hello::sslv2_client_hello();
+            send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
+                reply::read_sslv2(r).map(Answer::Sslv2)
+            })
+            .await
+        }
+        (Step::Version { offered, .. } | Step::Fallback { offered, .. }, Some(version)) => {
+            let bytes = hello::client_hello(&Hello {
+                version,
+                suites: offered,
+                sni,
+                fallback: matches!(step, Step::Fallback { .. }),
+            });
+            send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
+                reply::read(version, offered, r).map(Answer::Tls)
+            })
+            .await
+        }
+        (_, None) => return Answer::Failed("no version for the hello".into()),
+    };
+    match result {
+        Ok(answer) => answer,
+        Err(end) if end.is_reset_before_answer() => refused(step, "connection reset"),
+        Err(ReadEnd::Closed { after: 0 }) => refused(step, "connection closed"),
+        Err(ReadEnd::Timeout) => Answer::Failed("timeout".into()),
+        Err(ReadEnd::WriteFailed(e)) => Answer::Failed(format!("write failed: {e}")),
+        Err(ReadEnd::ReadFailed { error, .. }) => Answer::Failed(format!("read failed: {error}")),
+        Err(ReadEnd::Closed { after }) => {
+            Answer::Failed(format!("connection closed after {after} bytes, mid-answer"))
+        }
+        Err(ReadEnd::Full { .. }) => Answer::Failed("answer buffer full".into()),
+    }
+}
+
+fn refused(step: &Step, detail: &str) -> Answer {
+    match step {
+        Step::Sslv2 => Answer::Sslv2(false),
+        _ => Answer::Tls(Reply::Refused(detail.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+use mxscope_common::{Protocols, SuiteClass, Tested, VersionSupport};
+
+use super::reply::Pick;
+use super::*;
+
+fn protocols(tls13: bool, tls12: bool, tls10: bool) -> Protocols {
+    let s = |on| {
+        if on {
+            VersionSupport::Supported
+        } else {
+            VersionSupport::NotSupported
+        }
+    };
+    Protocols {
+        ssl3: s(false),
+        tls1_0: s(tls10),
+        tls1_1: s(false),
+        tls1_2: s(tls12),
+        tls1_3: s(tls13),
+    }
+}
+
+fn pick(cipher: u16, renegotiation_info: bool) -> Answer {
+    Answer::Tls(Reply::Picked(Pick {
+        version: 0x0303,
+        cipher,
+        compression: 0,
+        renegotiation_info,
+        extended_master_secret: false,
+        retry_request: false,
+        group: None,
+    }))
+}
+
+#[test]
+fn fallback_and_sslv2_come_first_then_versions_newest_first() {
+    let mut run = DepthRun::new(DepthLevel::Classes, 96, &protocols(true, true, false));
+    let step = run.next_step().unwrap();
+    assert!(matches!(
+        &step,
+        Step::Fallback {
+            version: LegacyVersion::Tls1_2,
+            ..
+        }
+    ));
+    run.record(
+        &step,
+        Answer::Tls(Reply::Refused("alert inappropriate_fallback".into())),
+    );
+    let step = run.next_step().unwrap();
+    assert_eq!(step, Step::Sslv2);
+    run.record(&step, Answer::Sslv2(false));
+    // TLS 1.3 costs nothing at the classes level: TLS 1.2 is next.
+    let step = run.next_step().unwrap();
+    assert_eq!(
+        run.version_of(&step),
+        Some(DepthVersion::Legacy(LegacyVersion::Tls1_2))
+    );
+    run.record(&step, pick(0xc030, false));
+    let step = run.next_step().unwrap();
+    run.record(
+        &step,
+        Answer::Tls(Reply::Refused("alert handshake_failure".into())),
+    );
+    assert!(run.next_step().is_none());
+    let depth = run.finish();
+    assert_eq!(depth.fallback_scsv, Tested::Yes);
+    assert_eq!(depth.sslv2, Tested::No);
+    assert_eq!(depth.secure_renegotiation, Tested::No);
+    assert_eq!(depth.sessions, 4);
+    assert_eq!(depth.versions["tls1_3"].classes, vec![SuiteClass::Aead]);
+    assert_eq!(depth.versions["tls1_2"].classes, vec![SuiteClass::Aead]);
+    assert!(depth.not_measured.is_empty());
+}
+
+#[test]
+fn the_budget_stops_the_run_and_says_what_was_not_measured() {
+    let mut run = DepthRun::new(DepthLevel::Suites, 2, &protocols(false, true, true));
+    let mut steps = 0;
+    while let Some(step) = run.next_step() {
+        let answer = match step {
+            Step::Fallback { .. } => pick(0xc014, true),
+            _ => Answer::Sslv2(false),
+        };
+        run.record(&step, answer);
+        steps += 1;
+    }
+    assert_eq!(steps, 2);
+    let depth = run.finish();
+    assert_eq!(depth.fallback_scsv, Tested::No);
+    assert_eq!(depth.not_measured, vec!["tls1_2 suites", "tls1_0 suites"]);
+    assert!(!depth.versions["tls1_2"].complete);
+}
+
+#[test]
+fn a_single_version_has_no_fallback_test() {
+    let mut run = DepthRun::new(DepthLevel::Classes, 96, &protocols(false, true, false));
+    assert_eq!(run.next_step(), Some(Step::Sslv2));
+    let depth = run.finish();
+    assert_eq!(depth.fallback_scsv, Tested::NotTested);
+}
