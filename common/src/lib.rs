@@ -49,7 +49,6 @@ pub mod domain;
 pub mod ehlo;
 pub mod encoding;
 pub mod exclusions;
-pub mod findings;
 pub mod mtasts;
 pub mod ops;
 pub mod options;
@@ -69,6 +68,7 @@ pub use domain::{
     parse_domain_list, parse_list_line, DomainList, DomainListBuilder, DomainName, InvalidLine,
 };
 pub use ehlo::{EhloName, InvalidEhloName};
+pub use record::findings;
 pub use record::*;
 pub use tls_facts::{
     HandshakeFailure, KeyExchange, NameCertificate, NameCheck, SuiteChoice, TlsSource,

@@ -17,6 +17,7 @@
 
 mod depth;
 mod domain;
+pub mod findings;
 mod outcome;
 mod target;
 mod tls;

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::findings::Finding;
 use super::{Outcome, Phase, Protocols, TlsDepth, TlsFacts, Verification, SCHEMA_VERSION};
-use crate::findings::Finding;
 use crate::security_dns::{DaneResult, ReverseDns};
 use crate::tls_facts::{HandshakeFailure, NameCertificate, SuiteChoice};
 
@@ -90,7 +90,7 @@ pub struct TargetRecord {
     /// `sessions`); absent at the default depth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_depth: Option<TlsDepth>,
-    /// Known weaknesses the facts above show ([`crate::findings::derive`]).
+    /// Known weaknesses the facts above show ([`super::findings::derive`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
 }

@@ -17,6 +17,39 @@ pub(crate) enum Format {
     Jsonl,
     /// One row per record, flat columns (`kind` says domain or target).
     Csv,
+    /// CSV, one row per (target, finding): the known weaknesses of each
+    /// server with their evidence, CVE and CWE — a list to notify operators
+    /// from (the target's MX names lead to its domains).
+    Findings,
+}
+
+/// Columns of `--format findings`, in order.
+pub(crate) const FINDINGS_HEADER: &[&str] = &[
+    "scan", "vantage", "ip", "mx_names", "finding", "severity", "title", "evidence", "cve", "cwe",
+];
+
+/// The rows of one record for `--format findings` (none for a domain).
+pub(crate) fn finding_rows(record: &Record) -> Vec<Vec<String>> {
+    let Record::Target(t) = record else {
+        return Vec::new();
+    };
+    t.findings
+        .iter()
+        .map(|f| {
+            vec![
+                t.scan.clone().unwrap_or_default(),
+                t.vantage.clone().unwrap_or_default(),
+                t.ip.to_string(),
+                t.mx_names.join(" "),
+                f.id.to_string(),
+                snake(&f.severity),
+                f.id.definition().title.to_string(),
+                f.evidence.clone(),
+                f.cve.join(" "),
+                f.cwe.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +184,7 @@ pub(crate) fn csv_row(record: &Record) -> Vec<String> {
 enum Sink {
     Jsonl(Box<dyn Write>),
     Csv(Box<csv::Writer<Box<dyn Write>>>),
+    Findings(Box<csv::Writer<Box<dyn Write>>>),
 }
 
 impl Sink {
@@ -161,6 +195,11 @@ impl Sink {
                 out.write_all(b"\n")?;
             }
             Self::Csv(out) => out.write_record(csv_row(record))?,
+            Self::Findings(out) => {
+                for row in finding_rows(record) {
+                    out.write_record(row)?;
+                }
+            }
         }
         Ok(())
     }
@@ -168,7 +207,7 @@ impl Sink {
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Self::Jsonl(mut out) => out.flush()?,
-            Self::Csv(mut out) => out.flush()?,
+            Self::Csv(mut out) | Self::Findings(mut out) => out.flush()?,
         }
         Ok(())
     }
@@ -196,6 +235,11 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(CSV_HEADER)?;
             Sink::Csv(Box::new(w))
+        }
+        Format::Findings => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(FINDINGS_HEADER)?;
+            Sink::Findings(Box::new(w))
         }
     };
     let mut count = 0u64;

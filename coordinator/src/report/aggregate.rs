@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use mxscope_common::findings::{FindingId, DEFINITIONS};
 use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 use super::labels::{self, TargetSummary};
@@ -88,6 +89,7 @@ pub struct Aggregator {
     scan: ScanInfo,
     vantages: BTreeMap<String, VantagePass>,
     legacy_seen: bool,
+    depth_seen: bool,
 }
 
 impl Aggregator {
@@ -111,6 +113,7 @@ impl Aggregator {
             scan,
             vantages,
             legacy_seen: false,
+            depth_seen: false,
         }
     }
 
@@ -165,6 +168,7 @@ impl Aggregator {
             pass.politeness.add_target(record);
             let s = summary.get_or_insert_with(|| TargetSummary::of(record));
             self.legacy_seen |= s.legacy_tested();
+            self.depth_seen |= s.depth.is_some();
             pass.targets.insert(record.ip, s.clone());
             let sec = security.get_or_insert_with(|| TargetSecurity::of(record));
             pass.security.insert(record.ip, sec.clone());
@@ -175,11 +179,17 @@ impl Aggregator {
     pub fn evaluate(self) -> Evaluated {
         let mut scan = self.scan;
         scan.legacy |= self.legacy_seen;
+        scan.tls_depth |= self.depth_seen;
         let now = i64::try_from(scan.created_unix_ms / 1000).unwrap_or(i64::MAX);
         let vantages = self
             .vantages
             .into_iter()
-            .map(|(name, pass)| (name, evaluate_vantage(pass, scan.legacy, now)))
+            .map(|(name, pass)| {
+                (
+                    name,
+                    evaluate_vantage(pass, scan.legacy, scan.tls_depth, now),
+                )
+            })
             .collect();
         Evaluated { scan, vantages }
     }
@@ -196,7 +206,7 @@ struct VantageHosts {
     security_counts: SecurityCounts,
 }
 
-fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
+fn evaluate_vantage(pass: VantagePass, legacy: bool, depth: bool, now: i64) -> VantageHosts {
     let VantagePass {
         mut headline,
         mx_ips,
@@ -242,7 +252,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, now: i64) -> VantageHosts {
         hosts.insert(name, status);
     }
     headline.unique_mx = hosts.len() as u64;
-    let distributions = dist.into_distributions(&headline, legacy);
+    let distributions = dist.into_distributions(&headline, legacy, depth);
     let security_counts = SecurityCounts::from_targets(&security);
     VantageHosts {
         headline,
@@ -267,6 +277,11 @@ struct Counts {
     validating: BTreeMap<String, u64>,
     key_exchange: BTreeMap<&'static str, u64>,
     tls_source: BTreeMap<String, u64>,
+    findings: BTreeMap<FindingId, u64>,
+    no_finding: u64,
+    weakest: BTreeMap<&'static str, u64>,
+    forward_secrecy_only: BTreeMap<&'static str, u64>,
+    preference: BTreeMap<&'static str, u64>,
 }
 
 impl Counts {
@@ -304,6 +319,18 @@ impl Counts {
             (Some(_), false) => "handshake",
         };
         *self.tls_source.entry(source.to_string()).or_default() += 1;
+        if let Some(d) = &t.depth {
+            for id in &d.findings {
+                *self.findings.entry(*id).or_default() += 1;
+            }
+            self.no_finding += u64::from(d.findings.is_empty());
+            *self.weakest.entry(d.weakest).or_default() += 1;
+            *self
+                .forward_secrecy_only
+                .entry(d.forward_secrecy_only)
+                .or_default() += 1;
+            *self.preference.entry(d.preference).or_default() += 1;
+        }
         for (version, support) in t.protocols.iter().enumerate() {
             let row = labels::SUPPORT_ROWS
                 .iter()
@@ -317,9 +344,70 @@ impl Counts {
             .or_default() += 1;
     }
 
-    fn into_distributions(self, headline: &Headline, legacy: bool) -> Vec<Distribution> {
+    /// The TLS depth's distributions over STARTTLS hosts (scans with
+    /// `--tls-depth`): hosts per finding, the weakest accepted suite class,
+    /// forward secrecy only, whose suite order counts.
+    fn depth_distributions(&self, total: u64) -> Vec<Distribution> {
+        const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
+        let mut findings: Vec<(String, u64)> = DEFINITIONS
+            .iter()
+            .filter_map(|d| {
+                let n = self.findings.get(&d.id).copied()?;
+                Some((format!("{} ({})", d.id, d.title), n))
+            })
+            .collect();
+        findings.push(("no finding".to_string(), self.no_finding));
+        let rows = |labels: &[&'static str], counts: &BTreeMap<&'static str, u64>| {
+            labels
+                .iter()
+                .filter_map(|row| counts.get(row).map(|n| (row.to_string(), *n)))
+                .collect::<Vec<_>>()
+        };
+        vec![
+            Distribution::new(
+                "findings",
+                "Known weaknesses (hosts with each finding; a host may have several)",
+                STARTTLS_HOSTS,
+                total,
+                findings,
+            ),
+            Distribution::new(
+                "weakest_suite_class",
+                "Weakest accepted suite class",
+                STARTTLS_HOSTS,
+                total,
+                rows(&labels::WEAKEST_ROWS, &self.weakest),
+            ),
+            Distribution::new(
+                "forward_secrecy_only",
+                "Only suites with forward secrecy accepted",
+                STARTTLS_HOSTS,
+                total,
+                rows(&labels::YES_NO_ROWS, &self.forward_secrecy_only),
+            ),
+            Distribution::new(
+                "suite_order",
+                "Whose suite order counts",
+                STARTTLS_HOSTS,
+                total,
+                rows(&labels::PREFERENCE_ROWS, &self.preference),
+            ),
+        ]
+    }
+
+    fn into_distributions(
+        self,
+        headline: &Headline,
+        legacy: bool,
+        depth: bool,
+    ) -> Vec<Distribution> {
         const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
         let total = headline.mx_starttls;
+        let depth_rows = if depth {
+            self.depth_distributions(total)
+        } else {
+            Vec::new()
+        };
         let mut out = vec![
             Distribution::new(
                 "key",
@@ -403,6 +491,7 @@ impl Counts {
             total,
             expiry,
         ));
+        out.extend(depth_rows);
         out.push(Distribution::new(
             "outcome_phase",
             "Outcome per phase",

@@ -1,8 +1,11 @@
 //! How one target record shows up in a distribution: the row labels of key,
 //! verification, highest protocol, protocol support, expiry and outcome.
 
+use mxscope_common::findings::FindingId;
 use mxscope_common::units::days_from_civil;
-use mxscope_common::{KeyExchange, Outcome, Phase, TargetRecord, TlsSource, VersionSupport};
+use mxscope_common::{
+    KeyExchange, Outcome, Phase, SuiteClass, TargetRecord, TlsSource, VersionSupport,
+};
 
 /// Protocol versions from the oldest, with their field and display names.
 pub(crate) const VERSIONS: [(&str, &str); 5] = [
@@ -61,6 +64,70 @@ pub(crate) struct TargetSummary {
     /// The MX names (sorted) whose certificate at this IP covers them: name
     /// match is a fact of (MX name, IP).
     pub(crate) names_matched: Vec<String>,
+    /// What `--tls-depth` found, when it ran.
+    pub(crate) depth: Option<DepthSummary>,
+}
+
+/// The report's view of a target's TLS depth and findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DepthSummary {
+    pub(crate) findings: Vec<FindingId>,
+    /// A [`WEAKEST_ROWS`] label.
+    pub(crate) weakest: &'static str,
+    /// A [`YES_NO_ROWS`] label: only suites with forward secrecy accepted.
+    pub(crate) forward_secrecy_only: &'static str,
+    /// A [`PREFERENCE_ROWS`] label.
+    pub(crate) preference: &'static str,
+}
+
+/// Rows of the weakest accepted suite class, weakest first.
+pub(crate) const WEAKEST_ROWS: [&str; 8] = [
+    "null",
+    "anonymous",
+    "export",
+    "rc4",
+    "block64",
+    "cbc",
+    "aead",
+    NOT_MEASURED,
+];
+/// Rows of a yes/no fact of the depth probe.
+pub(crate) const YES_NO_ROWS: [&str; 3] = ["yes", "no", NOT_MEASURED];
+/// Rows of the suite-order verdict.
+pub(crate) const PREFERENCE_ROWS: [&str; 3] = ["server's order", "client's order", NOT_MEASURED];
+/// A depth fact the level or the budget did not measure.
+pub(crate) const NOT_MEASURED: &str = "not measured";
+
+impl DepthSummary {
+    fn of(record: &TargetRecord) -> Option<Self> {
+        let depth = record.tls_depth.as_ref()?;
+        let classes: Vec<SuiteClass> = depth.classes().collect();
+        let weakest =
+            SuiteClass::weakest(classes.iter().copied()).map_or(NOT_MEASURED, SuiteClass::name);
+        let forward_secrecy_only = match (
+            classes.is_empty(),
+            classes.contains(&SuiteClass::NoForwardSecrecy),
+        ) {
+            (true, _) => NOT_MEASURED,
+            (false, true) => "no",
+            (false, false) => "yes",
+        };
+        // The newest version with a verdict speaks for the host.
+        let verdict = ["tls1_3", "tls1_2", "tls1_1", "tls1_0", "ssl3"]
+            .iter()
+            .find_map(|v| depth.versions.get(*v).and_then(|d| d.server_preference));
+        let preference = match verdict {
+            Some(true) => "server's order",
+            Some(false) => "client's order",
+            None => NOT_MEASURED,
+        };
+        Some(Self {
+            findings: record.findings.iter().map(|f| f.id).collect(),
+            weakest,
+            forward_secrecy_only,
+            preference,
+        })
+    }
 }
 
 impl TargetSummary {
@@ -91,6 +158,7 @@ impl TargetSummary {
                 .as_ref()
                 .is_some_and(|t| t.source == TlsSource::FirstFlight),
             names_matched: names_matched(record),
+            depth: DepthSummary::of(record),
         }
     }
 

@@ -67,5 +67,6 @@ pub fn scan_info(meta: &ScanMeta) -> ScanInfo {
         created_unix_ms: meta.created_ms,
         finished_unix_ms: meta.finished_ms,
         legacy: meta.options.legacy,
+        tls_depth: meta.options.tls_depth.extra_sessions(),
     }
 }

@@ -19,6 +19,9 @@ pub struct ScanInfo {
     pub finished_unix_ms: Option<u64>,
     /// Whether legacy versions were probed (`--legacy`).
     pub legacy: bool,
+    /// Whether the TLS depth ran (`--tls-depth classes|suites`).
+    #[serde(default)]
+    pub tls_depth: bool,
 }
 
 impl ScanInfo {

@@ -32,6 +32,7 @@ fn info(name: &str, vantages: &[&str]) -> ScanInfo {
         created_unix_ms: created() as u64 * 1000,
         finished_unix_ms: Some(created() as u64 * 1000 + 60_000),
         legacy: false,
+        tls_depth: false,
     }
 }
 

@@ -73,6 +73,7 @@ fn scan(name: &str) -> ScanReport {
             created_unix_ms: 1_700_000_000_000,
             finished_unix_ms: Some(1_700_003_600_000),
             legacy: false,
+            tls_depth: false,
         },
         vantages: vec![VantageReport {
             vantage: "eu-1".to_string(),
