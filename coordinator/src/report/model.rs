@@ -208,6 +208,11 @@ pub enum Disagreement {
     TlsIntercepted,
     /// Different TLSA RRsets for the same MX name.
     TlsaDiffers,
+    /// The TLS depth saw other accepted suites (or suite classes, or
+    /// versions) from one vantage than from another, behind the same leaf
+    /// key: a middlebox that filters what the server offers. Different keys
+    /// are rotation or a pool (`certificate_differs`), not this.
+    SuitesDiffer,
     /// Different MX sets: exchange names, preferences, null or implicit MX
     /// (a [`DnsDiff`]).
     MxDiffers,

@@ -27,9 +27,10 @@ use super::model::{
 use super::vantages_dns::{self, merge_by_domain, OneVantage};
 
 /// Every class of a target, in report order.
-pub const CLASSES: [Disagreement; 8] = [
+pub const CLASSES: [Disagreement; 9] = [
     Disagreement::StarttlsStrippedOnPath,
     Disagreement::TlsIntercepted,
+    Disagreement::SuitesDiffer,
     Disagreement::CertificateDiffers,
     Disagreement::ReachabilityDiffers,
     Disagreement::RateLimited,
@@ -50,6 +51,7 @@ pub fn class_name(class: Disagreement) -> &'static str {
         Disagreement::MtaStsDiffers => "mta_sts_differs",
         Disagreement::TlsIntercepted => "tls_intercepted",
         Disagreement::TlsaDiffers => "tlsa_differs",
+        Disagreement::SuitesDiffer => "suites_differ",
         Disagreement::MxDiffers => "mx_differs",
         Disagreement::AddressDiffers => "address_differs",
         Disagreement::DnssecDiffers => "dnssec_differs",
@@ -76,6 +78,9 @@ struct Observed {
     leaf_key: Option<String>,
     /// The TLSA RRset per MX name (`usage selector type data`, sorted).
     tlsa: BTreeMap<String, Vec<String>>,
+    /// What the TLS depth accepted per version (suites, else classes);
+    /// `None` without `--tls-depth`.
+    suites: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Observed {
@@ -128,6 +133,21 @@ impl Observed {
                 .as_ref()
                 .and_then(|t| t.chain.first())
                 .map(|c| c.spki_sha256.clone()),
+            suites: record.tls_depth.as_ref().map(|depth| {
+                depth
+                    .versions
+                    .iter()
+                    .filter(|(_, v)| !v.accepted.is_empty() || !v.classes.is_empty())
+                    .map(|(version, v)| {
+                        let set = if v.accepted.is_empty() {
+                            v.classes.iter().map(|c| format!("class {}", c.name())).collect()
+                        } else {
+                            v.accepted.iter().cloned().collect()
+                        };
+                        (version.clone(), set)
+                    })
+                    .collect()
+            }),
             tlsa: record
                 .dane
                 .iter()
@@ -164,6 +184,7 @@ impl Observed {
             && self.view.tls_version == other.view.tls_version
             && self.dane == other.dane
             && self.tlsa == other.tlsa
+            && self.suites == other.suites
     }
 
     /// An EHLO answer came back, without STARTTLS (absent or masked).
@@ -232,6 +253,18 @@ fn classify(views: &BTreeMap<String, Observed>) -> Vec<Disagreement> {
     }
     if tlsa.values().any(|sets| sets.len() > 1) {
         classes.push(Disagreement::TlsaDiffers);
+    }
+    let filtered = all.iter().any(|a| {
+        all.iter().any(|b| {
+            a.leaf_key.is_some()
+                && a.leaf_key == b.leaf_key
+                && a.suites.is_some()
+                && b.suites.is_some()
+                && a.suites != b.suites
+        })
+    });
+    if filtered {
+        classes.push(Disagreement::SuitesDiffer);
     }
     if classes.is_empty() {
         classes.push(Disagreement::OtherDifference);

@@ -7,7 +7,9 @@ use std::convert::Infallible;
 
 use mxscope_common::security_dns::{DaneResult, DaneVerdict, DnssecStatus, TlsaRecord};
 use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
-use mxscope_common::{DnsStatus, DomainRecord, TargetRecord, Verification};
+use mxscope_common::{
+    DepthLevel, DnsStatus, DomainRecord, TargetRecord, TlsDepth, Verification, VersionDepth,
+};
 
 use super::super::model::{Disagreement, VantagesReport};
 use super::super::vantages_dns::merge_by_domain;
@@ -311,6 +313,54 @@ fn interception_is_told_from_rotation() {
         ]
     );
     assert!(vantages::summary_line(&report).contains("2 tls_intercepted, 2 certificate_differs"));
+}
+
+fn with_suites(mut t: TargetRecord, tls12: &[&str]) -> TargetRecord {
+    let mut depth = TlsDepth {
+        level: DepthLevel::Suites,
+        ..TlsDepth::default()
+    };
+    depth.versions.insert(
+        "tls1_2".into(),
+        VersionDepth {
+            accepted: tls12.iter().map(|s| (*s).to_string()).collect(),
+            complete: true,
+            ..VersionDepth::default()
+        },
+    );
+    t.tls_depth = Some(depth);
+    t
+}
+
+#[test]
+fn suites_filtered_on_path_are_told_from_rotation() {
+    const GCM: &str = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+    const CBC: &str = "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA";
+    let targets = vec![
+        // Same key, fewer suites from B: a filtering middlebox.
+        with_suites(trusted("A", "192.0.2.1", "aa", "k1", true), &[GCM, CBC]),
+        with_suites(trusted("B", "192.0.2.1", "aa", "k1", true), &[GCM]),
+        // Another key and other suites: rotation or a pool.
+        with_suites(trusted("A", "192.0.2.2", "aa", "k1", true), &[GCM, CBC]),
+        with_suites(trusted("B", "192.0.2.2", "bb", "k2", true), &[GCM]),
+        // The same suites, in another order: no difference.
+        with_suites(trusted("A", "192.0.2.3", "aa", "k1", true), &[GCM, CBC]),
+        with_suites(trusted("B", "192.0.2.3", "aa", "k1", true), &[CBC, GCM]),
+    ];
+    let report = joined(&[], &targets);
+    let classes: Vec<(&str, Vec<Disagreement>)> = report
+        .diffs
+        .iter()
+        .map(|d| (d.ip.as_str(), d.classes.clone()))
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("192.0.2.1", vec![SuitesDiffer]),
+            ("192.0.2.2", vec![CertificateDiffers]),
+        ]
+    );
+    assert!(vantages::summary_line(&report).contains("1 suites_differ"));
 }
 
 #[test]
