@@ -314,3 +314,118 @@ async fn the_default_depth_opens_no_extra_session() {
         "depth sessions are counted in the record's sessions"
     );
 }
+
+/// `mxscope scan --tls-depth classes` end to end, as a user runs it: the
+/// report counts hosts per finding and the findings export lists each.
+#[test]
+fn a_scan_with_tls_depth_reports_and_exports_findings() {
+    lab::postfix();
+    lab::fakes();
+    let dir = mxscope_tests::cluster::test_dir("tls-depth-scan");
+    let data = dir.join("data");
+    let hosts = [MX_VALID, MX_WEAK, MX_AEAD, MX_DH1024, MX_WEAKTLS];
+    let list = dir.join("depth.txt");
+    let domains: Vec<String> = hosts.iter().map(domains::for_host).collect();
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    let mxscope = mxscope_tests::cluster::bin("mxscope");
+    let out = Command::new(&mxscope)
+        .arg("scan")
+        .arg(&list)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--allow-private", "--ehlo-name", "probe.mxscope.lab.test"])
+        .args(["--resolver", &lab::dns().addr().to_string()])
+        .args(["--tls-depth", "classes", "--ip-gap", "50ms"])
+        .arg("--ca-file")
+        .arg(&lab::certs().ca_pem)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("--format jsonl|csv|findings"), "{stdout}");
+
+    let run = |args: &[&str]| {
+        let out = Command::new(&mxscope)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["report", "s1", "--format", "json"])).unwrap();
+    let dist = |name: &str| -> BTreeMap<String, u64> {
+        json["vantages"][0]["distributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("no distribution {name}"))["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let value = r["value"].as_str().unwrap();
+                let id = value.split([' ', ':']).next().unwrap().to_string();
+                (id, r["count"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let findings = dist("findings");
+    // mx-valid: anonymous, no FS; mx-weak: NULL, anonymous, TLS 1.0 CBC,
+    // no FS; mx-dh1024: Logjam; mx-aead: none; mx-weaktls: nine.
+    let expected: BTreeMap<String, u64> = [
+        ("anonymous_suite", 2),
+        ("no_forward_secrecy", 3),
+        ("null_cipher", 1),
+        ("tls10_cbc", 2),
+        ("logjam", 1),
+        ("sslv2", 1),
+        ("export", 1),
+        ("rc4", 1),
+        ("sweet32", 1),
+        ("compression", 1),
+        ("no_secure_renegotiation", 1),
+        ("no_fallback_scsv", 1),
+        ("no", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(
+        findings, expected,
+        "hosts per finding ('no' is 'no finding')"
+    );
+    assert_eq!(
+        dist("weakest_suite_class"),
+        [("null", 1), ("anonymous", 1), ("export", 1), ("aead", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    );
+
+    let csv = run(&["export", "s1", "--format", "findings"]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("scan,vantage,ip,mx_names,finding,severity,title,evidence,cve,cwe")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len() as u64, expected.values().sum::<u64>() - 1);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("mx-weaktls.lab.test,sslv2,critical,")
+                && r.contains("CVE-2016-0800")),
+        "{csv}"
+    );
+}

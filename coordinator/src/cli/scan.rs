@@ -215,7 +215,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             headline.mx_inconsistent
         );
         println!(
-            "Records: mxscope export {scan_id} --data-dir {} --format jsonl|csv",
+            "Records: mxscope export {scan_id} --data-dir {} --format jsonl|csv|findings",
             args.data_dir.display()
         );
     }

@@ -353,7 +353,7 @@ impl Counts {
             .iter()
             .filter_map(|d| {
                 let n = self.findings.get(&d.id).copied()?;
-                Some((format!("{} ({})", d.id, d.title), n))
+                Some((format!("{}: {}", d.id, d.title), n))
             })
             .collect();
         findings.push(("no finding".to_string(), self.no_finding));

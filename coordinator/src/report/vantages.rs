@@ -140,7 +140,10 @@ impl Observed {
                     .filter(|(_, v)| !v.accepted.is_empty() || !v.classes.is_empty())
                     .map(|(version, v)| {
                         let set = if v.accepted.is_empty() {
-                            v.classes.iter().map(|c| format!("class {}", c.name())).collect()
+                            v.classes
+                                .iter()
+                                .map(|c| format!("class {}", c.name()))
+                                .collect()
                         } else {
                             v.accepted.iter().cloned().collect()
                         };
