@@ -297,22 +297,47 @@ async fn a_small_budget_says_what_was_not_measured() {
         .await;
     let d = depth(&record);
     assert_eq!(d.sessions, 10);
-    assert_eq!(d.not_measured, vec!["tls1_2 suites"]);
+    assert_eq!(
+        d.not_measured,
+        vec![
+            "tls1_2 suites",
+            "tls1_1 suites",
+            "tls1_0 suites",
+            "ssl3 suites",
+            "fallback_scsv",
+            "sslv2"
+        ]
+    );
+    assert_eq!(
+        record.protocols.tls1_0,
+        mxscope_common::VersionSupport::NotTested,
+        "not reached within the budget"
+    );
     assert!(!d.versions["tls1_2"].complete);
     assert!(d.versions["tls1_3"].complete, "TLS 1.3 came first and fit");
 }
 
 #[tokio::test]
-async fn the_default_depth_opens_no_extra_session() {
+async fn the_depth_hellos_answer_the_version_probes_and_count_as_sessions() {
     lab::postfix();
-    let record = probe(MX_VALID, DepthLevel::Free).await;
-    assert!(record.tls_depth.is_none());
-    let with = probe(MX_VALID, DepthLevel::Classes).await;
-    assert_eq!(
-        with.sessions,
-        record.sessions + depth(&with).sessions,
-        "depth sessions are counted in the record's sessions"
-    );
+    for host in [MX_VALID, MX_WEAK, MX_LEGACY] {
+        // The default depth: the main session and the version probes only.
+        let legacy = probe(host, DepthLevel::Free).await;
+        assert!(legacy.tls_depth.is_none());
+        assert_eq!(legacy.sessions, 5, "{}: main + four versions", host.name);
+        let with = probe(host, DepthLevel::Classes).await;
+        assert_eq!(
+            with.protocols, legacy.protocols,
+            "{}: the same version support without separate version probes",
+            host.name
+        );
+        assert_eq!(
+            with.sessions,
+            1 + depth(&with).sessions,
+            "{}: depth sessions are counted in the record's sessions",
+            host.name
+        );
+    }
 }
 
 /// `mxscope scan --tls-depth classes` end to end, as a user runs it: the

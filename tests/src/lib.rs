@@ -20,6 +20,7 @@
 //! - [`scripted`]: the one scripted fake SMTP server; every odd peer is a script.
 //! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
 //! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
+//! - [`depth_bench`]: the TLS depth benchmark against sslyze and testssl.sh.
 //! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello);
 //!   [`weak_tls`]: the script of every weakness no lab MTA can have.
 //! - [`probing`]: a prober and resolver aimed at the lab.
@@ -39,6 +40,7 @@
 pub mod busy;
 pub mod certs;
 pub mod cluster;
+pub mod depth_bench;
 pub mod dns;
 pub mod exim;
 pub mod fakes;

@@ -8,6 +8,9 @@
 //!   a first-flight measurement with a rustls handshake against the same
 //!   server (`mx-legacy`, which accepts both), and counts the sessions a
 //!   certificate per MX name costs on the lab's shared IPs.
+//! - `mxscope-lab bench-tls-depth` compares the sessions and time of
+//!   `--tls-depth classes` and `suites` with sslyze's and testssl.sh's full
+//!   runs on the same hosts (counted at the server's door).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,9 +46,10 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(bench_first_flight(sessions))
         }
+        Some("bench-tls-depth") => runtime.block_on(mxscope_tests::depth_bench::run()),
         Some(other) => {
             anyhow::bail!(
-                "unknown command {other:?}: use no argument, `bench [SESSIONS]` or `bench-first-flight [SESSIONS]`"
+                "unknown command {other:?}: use no argument, `bench [SESSIONS]`, `bench-first-flight [SESSIONS]` or `bench-tls-depth`"
             )
         }
     }

@@ -5,12 +5,16 @@
 use mxscope_common::TargetRecord;
 use tokio::time::Instant;
 
-use super::Prober;
+use mxscope_common::{SuiteChoice, VersionSupport};
+
+use super::{protocol_slot, Prober};
+use crate::tls::depth::catalog::DepthVersion;
 use crate::tls::depth::{self, Answer, DepthRun};
 
 impl Prober {
-    /// Run the depth probe over the versions the main session and the
-    /// version probes found supported; its sessions count in `sessions`.
+    /// Run the depth probe; its first hellos per version are the version
+    /// probes (support and the suite chosen go to `protocols` and
+    /// `protocol_suites`); its sessions count in `sessions`.
     pub(super) async fn depth_sessions(&self, record: &mut TargetRecord) {
         let sni = record.mx_names.first().cloned();
         let mut run = DepthRun::new(
@@ -32,6 +36,21 @@ impl Prober {
                 )),
             };
             run.record(&step, answer);
+        }
+        for (version, support, first) in run.support() {
+            let DepthVersion::Legacy(legacy) = version else {
+                continue;
+            };
+            let slot = protocol_slot(record, legacy);
+            if *slot != VersionSupport::Supported {
+                *slot = support;
+            }
+            if let Some(cipher) = first {
+                record
+                    .protocol_suites
+                    .entry(legacy.key().to_owned())
+                    .or_insert_with(|| SuiteChoice::new(cipher));
+            }
         }
         let depth = run.finish();
         record.sessions += depth.sessions;

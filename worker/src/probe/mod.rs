@@ -104,10 +104,13 @@ impl Prober {
             if main.starttls_accepted {
                 self.name_sessions(&mut record).await;
             }
-            if self.config.legacy && main.starttls_accepted {
+            // The depth probe's first hellos per version are the version
+            // probes: with it, the legacy sessions are not opened twice.
+            let depth = self.config.depth.extra_sessions();
+            if self.config.legacy && !depth && main.starttls_accepted {
                 self.legacy_sessions(&mut record).await;
             }
-            if self.config.depth.extra_sessions() && main.starttls_accepted {
+            if depth && main.starttls_accepted {
                 self.depth_sessions(&mut record).await;
             }
             if let (Some(checks), Some(chain)) = (&self.security, &main.chain_der) {
@@ -602,7 +605,10 @@ fn legacy_version(wire: u16) -> Option<LegacyVersion> {
     LegacyVersion::ALL.into_iter().find(|v| v.wire() == wire)
 }
 
-fn protocol_slot(record: &mut TargetRecord, version: LegacyVersion) -> &mut VersionSupport {
+pub(super) fn protocol_slot(
+    record: &mut TargetRecord,
+    version: LegacyVersion,
+) -> &mut VersionSupport {
     match version {
         LegacyVersion::Ssl3 => &mut record.protocols.ssl3,
         LegacyVersion::Tls1_0 => &mut record.protocols.tls1_0,

@@ -62,50 +62,45 @@ pub struct DepthRun {
     level: DepthLevel,
     budget: u32,
     plans: Vec<VersionPlan>,
-    fallback: Option<LegacyVersion>,
-    /// The highest pre-1.3 version, whose first pick gives renegotiation,
-    /// extended master secret and compression.
-    facts_version: Option<DepthVersion>,
+    /// The versions known spoken before the run (the main session, the
+    /// version probes when they ran).
+    spoken: Vec<DepthVersion>,
+    /// Whether the pre-1.3 facts (renegotiation, EMS, compression) were
+    /// taken from a pick.
+    facts_taken: bool,
     depth: TlsDepth,
 }
 
 impl DepthRun {
-    /// A run over the versions `protocols` says are supported (the version
-    /// probes ran first), at most `budget` sessions.
+    /// A run over TLS 1.3 when the main session spoke it, and every version
+    /// before it that `protocols` does not already know to be unsupported:
+    /// the first hellos of each version answer the version probe too
+    /// ([`Self::support`]). At most `budget` sessions.
     pub fn new(level: DepthLevel, budget: u32, protocols: &Protocols) -> Self {
-        let supported = |v: DepthVersion| {
-            let support = match v {
-                DepthVersion::Tls13 => protocols.tls1_3,
-                DepthVersion::Legacy(LegacyVersion::Tls1_2) => protocols.tls1_2,
-                DepthVersion::Legacy(LegacyVersion::Tls1_1) => protocols.tls1_1,
-                DepthVersion::Legacy(LegacyVersion::Tls1_0) => protocols.tls1_0,
-                DepthVersion::Legacy(LegacyVersion::Ssl3) => protocols.ssl3,
-            };
-            support == VersionSupport::Supported
+        let known = |v: DepthVersion| match v {
+            DepthVersion::Tls13 => protocols.tls1_3,
+            DepthVersion::Legacy(LegacyVersion::Tls1_2) => protocols.tls1_2,
+            DepthVersion::Legacy(LegacyVersion::Tls1_1) => protocols.tls1_1,
+            DepthVersion::Legacy(LegacyVersion::Tls1_0) => protocols.tls1_0,
+            DepthVersion::Legacy(LegacyVersion::Ssl3) => protocols.ssl3,
         };
-        let versions: Vec<DepthVersion> = DepthVersion::ALL
+        let plans = DepthVersion::ALL
             .into_iter()
-            .filter(|v| supported(*v))
-            .collect();
-        // The fallback hello goes one supported version below the highest.
-        let fallback = versions.get(1).and_then(|v| match v {
-            DepthVersion::Legacy(legacy) => Some(*legacy),
-            DepthVersion::Tls13 => None,
-        });
-        let facts_version = versions
-            .iter()
-            .copied()
-            .find(|v| *v != DepthVersion::Tls13 && *v != DepthVersion::Legacy(LegacyVersion::Ssl3));
-        let plans = versions
-            .iter()
-            .map(|v| VersionPlan::new(*v, level))
+            .filter(|v| match v {
+                DepthVersion::Tls13 => known(*v) == VersionSupport::Supported,
+                DepthVersion::Legacy(_) => known(*v) != VersionSupport::NotSupported,
+            })
+            .map(|v| VersionPlan::new(v, level))
             .collect();
         Self {
             level,
             budget,
             plans,
-            fallback,
-            facts_version,
+            spoken: DepthVersion::ALL
+                .into_iter()
+                .filter(|v| known(*v) == VersionSupport::Supported)
+                .collect(),
+            facts_taken: false,
             depth: TlsDepth {
                 level,
                 ..TlsDepth::default()
@@ -113,10 +108,9 @@ impl DepthRun {
         }
     }
 
-    /// The next step, or `None` when done. Fallback and SSLv2 first (two
-    /// sessions, two findings), then each version, newest first. A step
-    /// over the budget is not taken: what it would have measured is listed
-    /// in `not_measured`.
+    /// The next step, or `None` when done: each version, newest first, then
+    /// the fallback SCSV and SSLv2. A step over the budget is not taken:
+    /// what it would have measured is listed in `not_measured`.
     pub fn next_step(&mut self) -> Option<Step> {
         let step = self.pending()?;
         if self.depth.sessions >= self.budget {
@@ -127,36 +121,53 @@ impl DepthRun {
     }
 
     fn pending(&self) -> Option<Step> {
+        let version =
+            self.plans.iter().enumerate().find_map(|(index, plan)| {
+                plan.next().map(|offered| Step::Version { index, offered })
+            });
+        if version.is_some() {
+            return version;
+        }
         if self.depth.fallback_scsv == Tested::NotTested {
-            if let Some(version) = self.fallback {
+            if let Some(version) = self.fallback() {
                 let offered = fallback_suites(version);
                 return Some(Step::Fallback { version, offered });
             }
         }
-        if self.depth.sslv2 == Tested::NotTested {
-            return Some(Step::Sslv2);
+        (self.depth.sslv2 == Tested::NotTested).then_some(Step::Sslv2)
+    }
+
+    /// One supported version below the highest, for the fallback hello
+    /// (none when only one version is spoken).
+    fn fallback(&self) -> Option<LegacyVersion> {
+        let mut supported = self.plans.iter().filter_map(|p| {
+            let spoken =
+                p.support() == VersionSupport::Supported || self.spoken.contains(&p.version);
+            spoken.then_some(p.version)
+        });
+        supported.next()?;
+        match supported.next()? {
+            DepthVersion::Legacy(version) => Some(version),
+            DepthVersion::Tls13 => None,
         }
-        self.plans
-            .iter()
-            .enumerate()
-            .find_map(|(index, plan)| plan.next().map(|offered| Step::Version { index, offered }))
     }
 
     fn exhaust(&mut self) {
         let budget = self.budget;
-        if self.fallback.is_some() && self.depth.fallback_scsv == Tested::NotTested {
-            self.depth.not_measured.push("fallback_scsv".into());
-        }
-        if self.depth.sslv2 == Tested::NotTested {
-            self.depth.not_measured.push("sslv2".into());
-        }
+        let level = self.level;
         for plan in &mut self.plans {
             if plan.next().is_some() {
                 self.depth
                     .not_measured
-                    .push(format!("{} {}", plan.version.key(), self.level));
+                    .push(format!("{} {level}", plan.version.key()));
                 plan.stop(format!("per-IP budget of {budget} sessions spent"));
             }
+        }
+        if self.depth.fallback_scsv == Tested::NotTested && self.fallback().is_some() {
+            self.depth.not_measured.push("fallback_scsv".into());
+        }
+        if self.depth.sslv2 == Tested::NotTested {
+            self.depth.not_measured.push("sslv2".into());
         }
     }
 
@@ -184,29 +195,49 @@ impl DepthRun {
                 let reply = match answer {
                     Answer::Tls(reply) => reply,
                     Answer::Sslv2(_) => Reply::Error("an SSLv2 answer to a TLS hello".into()),
-                    Answer::Failed(detail) => {
-                        plan.stop(detail);
-                        return;
-                    }
+                    Answer::Failed(detail) => Reply::Error(detail),
                 };
-                if let Reply::Picked(pick) = &reply {
-                    if Some(plan.version) == self.facts_version
-                        && self.depth.secure_renegotiation == Tested::NotTested
-                    {
-                        self.depth.secure_renegotiation =
-                            Tested::from_bool(pick.renegotiation_info);
-                        self.depth.extended_master_secret =
-                            Tested::from_bool(pick.extended_master_secret);
-                        self.depth.compression = Tested::from_bool(pick.compression != 0);
-                    }
+                let facts_version = !matches!(
+                    plan.version,
+                    DepthVersion::Tls13 | DepthVersion::Legacy(LegacyVersion::Ssl3)
+                );
+                if let (Reply::Picked(pick), true, false) =
+                    (&reply, facts_version, self.facts_taken)
+                {
+                    // Versions go newest first: this is the highest one.
+                    self.facts_taken = true;
+                    self.depth.secure_renegotiation = Tested::from_bool(pick.renegotiation_info);
+                    self.depth.extended_master_secret =
+                        Tested::from_bool(pick.extended_master_secret);
+                    self.depth.compression = Tested::from_bool(pick.compression != 0);
                 }
                 plan.record(offered, &reply);
             }
         }
     }
 
+    /// What the hellos said of each version they enumerated (the version
+    /// probe's answer: support and the first suite picked); versions the
+    /// run never asked are absent.
+    pub fn support(&self) -> Vec<(DepthVersion, VersionSupport, Option<String>)> {
+        self.plans
+            .iter()
+            .filter(|p| p.support() != VersionSupport::NotTested)
+            .map(|p| {
+                (
+                    p.version,
+                    p.support(),
+                    p.first_pick().map(catalog::suite_name),
+                )
+            })
+            .collect()
+    }
+
     pub fn finish(mut self) -> TlsDepth {
         for plan in self.plans {
+            if plan.support() == VersionSupport::NotSupported {
+                continue;
+            }
             let key = plan.version.key().to_owned();
             self.depth.versions.insert(key, plan.finish());
         }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use mxscope_common::{DepthLevel, SuiteClass, VersionDepth};
+use mxscope_common::{DepthLevel, SuiteClass, VersionDepth, VersionSupport};
 
 use super::catalog::{self, DepthVersion};
 use super::reply::Reply;
@@ -47,6 +47,11 @@ pub struct VersionPlan {
     stopped: Option<String>,
     server_preference: Option<bool>,
     done: bool,
+    /// What the replies say of the version itself: supported at the first
+    /// pick, not supported when every hello was refused.
+    support: VersionSupport,
+    /// The first suite picked (the version probe's answer).
+    first_pick: Option<u16>,
 }
 
 impl VersionPlan {
@@ -70,6 +75,8 @@ impl VersionPlan {
             stopped: None,
             server_preference: None,
             done: false,
+            support: VersionSupport::NotTested,
+            first_pick: None,
         };
         if version == DepthVersion::Tls13 && level == DepthLevel::Classes {
             // Every TLS 1.3 suite is AEAD with forward secrecy: nothing to ask.
@@ -110,6 +117,19 @@ impl VersionPlan {
     /// What the answer to the hello that offered `offered` teaches.
     pub fn record(&mut self, offered: &[u16], reply: &Reply) {
         self.sessions += 1;
+        match reply {
+            Reply::Picked(pick) => {
+                self.support = VersionSupport::Supported;
+                self.first_pick.get_or_insert(pick.cipher);
+            }
+            Reply::Refused(_) if self.support == VersionSupport::NotTested => {
+                self.support = VersionSupport::NotSupported;
+            }
+            Reply::Error(_) if self.support != VersionSupport::Supported => {
+                self.support = VersionSupport::Error;
+            }
+            _ => {}
+        }
         match (&mut self.mode, reply) {
             (_, Reply::Error(detail)) => {
                 self.stopped = Some(detail.clone());
@@ -149,12 +169,28 @@ impl VersionPlan {
                             }
                         }
                     }
+                    _ if self.first_pick.is_none() => {
+                        // The first chunk holds every suite OpenSSL and
+                        // GnuTLS implement: refused whole, the version is
+                        // not spoken (as a version probe would say).
+                        self.done = true;
+                    }
                     _ => {
                         chunks.remove(0);
                     }
                 }
             }
         }
+    }
+
+    /// What the replies said of the version; `not_tested` before any.
+    pub fn support(&self) -> VersionSupport {
+        self.support
+    }
+
+    /// The first suite the server picked for this version.
+    pub fn first_pick(&self) -> Option<u16> {
+        self.first_pick
     }
 
     /// Stop here: the budget ran out (or the session could not be opened).

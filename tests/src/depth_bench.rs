@@ -1,0 +1,295 @@
+//! `mxscope-lab bench-tls-depth`: sessions and wall time of
+//! `--tls-depth classes` and `--tls-depth suites` against sslyze's and
+//! testssl.sh's full runs on the same lab hosts, sessions counted at the
+//! server's door (a counting TCP relay in front of each host), with the
+//! accepted suites and findings side by side. A benchmark, not a test:
+//! it prints, it asserts nothing. Only ever talks to the lab on loopback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mxscope_common::{DepthLevel, SuiteClass, TargetRecord};
+use mxscope_worker::probe::Prober;
+use mxscope_worker::tls::handshake::TlsContext;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::lab;
+use crate::plan::{self, Host};
+use crate::probing::config;
+
+/// A relay on `127.0.0.1:0` to `host:25` that counts the connections it accepts.
+struct Door {
+    addr: SocketAddr,
+    count: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Door {
+    async fn open(host: Host) -> anyhow::Result<Self> {
+        anyhow::ensure!(host.ip.is_loopback(), "the lab is on loopback only");
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = count.clone();
+        let upstream = SocketAddr::new(host.ip, plan::SMTP_PORT);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let Ok(Ok(mut server)) =
+                        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(upstream))
+                            .await
+                    else {
+                        return;
+                    };
+                    let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let _ = tokio::time::timeout(Duration::from_secs(60), relay).await;
+                });
+            }
+        });
+        Ok(Self { addr, count, task })
+    }
+
+    fn take(&self) -> u64 {
+        self.count.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl Drop for Door {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One tool's run on one host.
+struct Run {
+    tool: &'static str,
+    sessions: u64,
+    seconds: f64,
+    /// Accepted suites per version, when the tool lists them.
+    suites: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// Suite classes accepted over all versions (ours: from the record).
+    classes: BTreeSet<SuiteClass>,
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    lab::postfix();
+    let hosts = [
+        plan::MX_VALID,
+        plan::MX_WEAK,
+        plan::MX_PREFER,
+        plan::MX_AEAD,
+    ];
+    let testssl = which("testssl.sh").or_else(|| which("testssl"));
+    println!("host                   tool              sessions  seconds  accepted ssl3/1.0/1.1/1.2/1.3   classes");
+    for host in hosts {
+        let door = Door::open(host).await?;
+        let mut runs = Vec::new();
+        for level in [DepthLevel::Classes, DepthLevel::Suites] {
+            door.take();
+            let started = Instant::now();
+            let record = ours(host, door.addr, level).await;
+            runs.push(Run {
+                tool: if level == DepthLevel::Classes {
+                    "mxscope classes"
+                } else {
+                    "mxscope suites"
+                },
+                sessions: door.take(),
+                seconds: started.elapsed().as_secs_f64(),
+                suites: (level == DepthLevel::Suites).then(|| accepted(&record)),
+                classes: record
+                    .tls_depth
+                    .as_ref()
+                    .map(|d| d.classes().collect())
+                    .unwrap_or_default(),
+            });
+        }
+        door.take();
+        let started = Instant::now();
+        let addr = door.addr;
+        let suites = tokio::task::spawn_blocking(move || sslyze(addr)).await??;
+        runs.push(Run {
+            tool: "sslyze (full)",
+            sessions: door.take(),
+            seconds: started.elapsed().as_secs_f64(),
+            classes: classes_of(&suites),
+            suites: Some(suites),
+        });
+        if let Some(testssl) = testssl.clone() {
+            let started = Instant::now();
+            let addr = door.addr;
+            tokio::task::spawn_blocking(move || testssl_run(&testssl, addr)).await??;
+            runs.push(Run {
+                tool: "testssl.sh (full)",
+                sessions: door.take(),
+                seconds: started.elapsed().as_secs_f64(),
+                suites: None,
+                classes: BTreeSet::new(),
+            });
+        }
+        let oracle = runs
+            .iter()
+            .find(|r| r.tool.starts_with("sslyze"))
+            .and_then(|r| r.suites.clone());
+        for r in &runs {
+            let counts = r.suites.as_ref().map_or_else(
+                || "-".to_string(),
+                |s| {
+                    ["ssl3", "tls1_0", "tls1_1", "tls1_2", "tls1_3"]
+                        .iter()
+                        .map(|v| s.get(*v).map_or(0, BTreeSet::len).to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                },
+            );
+            let same = match (&r.suites, &oracle) {
+                (Some(ours), Some(theirs)) if r.tool.starts_with("mxscope") => {
+                    if covers(ours, theirs) {
+                        " (sslyze's sets)"
+                    } else {
+                        " (DIFFERS from sslyze)"
+                    }
+                }
+                _ => "",
+            };
+            let classes: Vec<&str> = r.classes.iter().map(|c| c.name()).collect();
+            println!(
+                "{:<22} {:<17} {:>8} {:>8.1}  {:<28} {}",
+                host.name,
+                r.tool,
+                r.sessions,
+                r.seconds,
+                format!("{counts}{same}"),
+                classes.join(",")
+            );
+        }
+    }
+    if testssl.is_none() {
+        println!("(testssl.sh not found: `apt-get install testssl.sh` to add its row)");
+    }
+    Ok(())
+}
+
+async fn ours(host: Host, door: SocketAddr, level: DepthLevel) -> TargetRecord {
+    let mut config = config(None, true);
+    config.port = door.port();
+    config.depth = level;
+    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    Prober::new(config, tls)
+        .probe_target(door.ip(), vec![host.name.to_string()])
+        .await
+}
+
+fn accepted(record: &TargetRecord) -> BTreeMap<String, BTreeSet<String>> {
+    record
+        .tls_depth
+        .iter()
+        .flat_map(|d| d.versions.iter())
+        .filter(|(_, v)| !v.accepted.is_empty())
+        .map(|(k, v)| (k.clone(), v.accepted.iter().cloned().collect()))
+        .collect()
+}
+
+/// Ours holds every suite sslyze accepted, per version, and nothing sslyze
+/// tried and saw refused (suites sslyze cannot offer may be extra).
+fn covers(
+    ours: &BTreeMap<String, BTreeSet<String>>,
+    theirs: &BTreeMap<String, BTreeSet<String>>,
+) -> bool {
+    theirs
+        .iter()
+        .all(|(v, set)| ours.get(v).is_some_and(|o| o.is_superset(set)))
+        && ours.keys().all(|v| theirs.contains_key(v))
+}
+
+fn classes_of(suites: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<SuiteClass> {
+    suites
+        .values()
+        .flatten()
+        .flat_map(|s| SuiteClass::of_suite(s))
+        .collect()
+}
+
+fn sslyze(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let dir = tempfile::tempdir()?;
+    let json_file = dir.path().join("sslyze.json");
+    let out = Command::new("python3")
+        .args(["-m", "sslyze", "--starttls", "smtp", "--quiet"])
+        .arg(format!("--json_out={}", json_file.display()))
+        .arg(addr.to_string())
+        .output()
+        .context("python3 -m sslyze (tests/lab/install.sh installs it)")?;
+    anyhow::ensure!(
+        json_file.exists(),
+        "sslyze wrote no JSON: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The full run's JSON holds integers beyond 64 bits (keys, serials):
+    // Python reads it and hands over the cipher-suite scans only.
+    let extract = "import json,sys\n\
+        r=json.load(open(sys.argv[1]))['server_scan_results'][0]['scan_result']\n\
+        print(json.dumps({k: r[k] for k in r if k.endswith('_cipher_suites')}))";
+    let out = Command::new("python3")
+        .args(["-c", extract])
+        .arg(&json_file)
+        .output()?;
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
+    let mut suites = BTreeMap::new();
+    for (key, ours) in [
+        ("ssl_3_0_cipher_suites", "ssl3"),
+        ("tls_1_0_cipher_suites", "tls1_0"),
+        ("tls_1_1_cipher_suites", "tls1_1"),
+        ("tls_1_2_cipher_suites", "tls1_2"),
+        ("tls_1_3_cipher_suites", "tls1_3"),
+    ] {
+        let accepted: BTreeSet<String> = result[key]["result"]["accepted_cipher_suites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["cipher_suite"]["name"].as_str().map(str::to_owned))
+            .collect();
+        if !accepted.is_empty() {
+            suites.insert(ours.to_owned(), accepted);
+        }
+    }
+    Ok(suites)
+}
+
+fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let out = Command::new(binary)
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--nodns",
+            "none",
+        ])
+        .args(["--starttls", "smtp"])
+        .arg(addr.to_string())
+        .output()
+        .with_context(|| format!("running {binary}"))?;
+    anyhow::ensure!(
+        !out.stdout.is_empty(),
+        "{binary} printed nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn which(name: &str) -> Option<String> {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!path.is_empty()).then_some(path)
+}
