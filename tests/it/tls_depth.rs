@@ -454,3 +454,26 @@ fn a_scan_with_tls_depth_reports_and_exports_findings() {
         "{csv}"
     );
 }
+
+/// Free facts of the main session: SCTs embedded in the leaf, the
+/// handshake signature scheme.
+#[tokio::test]
+async fn embedded_scts_and_the_signature_scheme_are_recorded() {
+    lab::postfix();
+    let record = probe(MX_PREFER, DepthLevel::Free).await;
+    let tls = record.tls.as_ref().expect("a handshake");
+    let expected: Vec<String> = mxscope_tests::certs::SCT_LOG_IDS
+        .iter()
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    assert_eq!(tls.chain[0].scts, expected);
+    assert!(tls.chain[1].scts.is_empty(), "the CA has none");
+    assert_eq!(tls.signature_scheme.as_deref(), Some("RSA_PSS_SHA256"));
+    let valid = probe(MX_VALID, DepthLevel::Free).await;
+    assert!(valid.tls.as_ref().unwrap().chain[0].scts.is_empty());
+    let ecdsa = probe(MX_ECDSA, DepthLevel::Free).await;
+    assert_eq!(
+        ecdsa.tls.as_ref().unwrap().signature_scheme.as_deref(),
+        Some("ECDSA_NISTP256_SHA256")
+    );
+}

@@ -141,6 +141,7 @@ fn a_target_gives_one_fact_per_mx_name() {
         key_exchange: None,
         forward_secrecy: None,
         dh_bits: None,
+        signature_scheme: None,
     });
     let facts = mx_tls_facts(&target);
     assert_eq!(facts[0], tls("mx1.example.net", Verification::Valid, true));

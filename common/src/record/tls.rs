@@ -36,6 +36,10 @@ pub struct TlsFacts {
     /// Size of the server's finite-field DH prime (DHE suites), in bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dh_bits: Option<u32>,
+    /// The scheme of the server's handshake signature (`ECDSA_NISTP256_SHA256`,
+    /// `RSA_PSS_SHA256`, ...), as rustls names it; absent from first flights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_scheme: Option<String>,
 }
 
 /// One certificate of a chain.
@@ -62,6 +66,10 @@ pub struct CertInfo {
     /// The raw DER (base64), kept only for certificates that did not parse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub der_base64: Option<String>,
+    /// Log ids (SHA-256 of the log's key, lowercase hex) of the signed
+    /// certificate timestamps embedded in the certificate (RFC 6962 §3.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scts: Vec<String>,
 }
 
 /// Public key facts.

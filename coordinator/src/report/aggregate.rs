@@ -282,6 +282,7 @@ struct Counts {
     weakest: BTreeMap<&'static str, u64>,
     forward_secrecy_only: BTreeMap<&'static str, u64>,
     preference: BTreeMap<&'static str, u64>,
+    scts: BTreeMap<&'static str, u64>,
 }
 
 impl Counts {
@@ -330,6 +331,7 @@ impl Counts {
                 .entry(d.forward_secrecy_only)
                 .or_default() += 1;
             *self.preference.entry(d.preference).or_default() += 1;
+            *self.scts.entry(d.scts).or_default() += 1;
         }
         for (version, support) in t.protocols.iter().enumerate() {
             let row = labels::SUPPORT_ROWS
@@ -391,6 +393,13 @@ impl Counts {
                 STARTTLS_HOSTS,
                 total,
                 rows(&labels::PREFERENCE_ROWS, &self.preference),
+            ),
+            Distribution::new(
+                "scts",
+                "Certificate Transparency: SCTs embedded in the leaf",
+                STARTTLS_HOSTS,
+                total,
+                rows(&labels::YES_NO_ROWS, &self.scts),
             ),
         ]
     }

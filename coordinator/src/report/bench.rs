@@ -108,6 +108,7 @@ pub(super) fn target(n: u64) -> TargetRecord {
                 spki_sha256: format!("{:064x}", n + 1),
                 self_signed: false,
                 der_base64: None,
+                scts: Vec::new(),
             };
             let mut intermediate = leaf.clone();
             intermediate.subject = "CN=Some CA, O=Example, C=IT".into();
@@ -127,6 +128,7 @@ pub(super) fn target(n: u64) -> TargetRecord {
                 key_exchange: Some(mxscope_common::KeyExchange::Tls13),
                 forward_secrecy: Some(true),
                 dh_bits: None,
+                signature_scheme: None,
             });
         }
     }

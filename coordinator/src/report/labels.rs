@@ -78,6 +78,8 @@ pub(crate) struct DepthSummary {
     pub(crate) forward_secrecy_only: &'static str,
     /// A [`PREFERENCE_ROWS`] label.
     pub(crate) preference: &'static str,
+    /// A [`YES_NO_ROWS`] label: SCTs embedded in the leaf.
+    pub(crate) scts: &'static str,
 }
 
 /// Rows of the weakest accepted suite class, weakest first.
@@ -121,7 +123,13 @@ impl DepthSummary {
             Some(false) => "client's order",
             None => NOT_MEASURED,
         };
+        let scts = match record.tls.as_ref().and_then(|t| t.chain.first()) {
+            Some(leaf) if !leaf.scts.is_empty() => "yes",
+            Some(_) => "no",
+            None => NOT_MEASURED,
+        };
         Some(Self {
+            scts,
             findings: record.findings.iter().map(|f| f.id).collect(),
             weakest,
             forward_secrecy_only,

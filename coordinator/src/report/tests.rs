@@ -93,6 +93,7 @@ fn cert(key: (&str, Option<u32>, Option<&str>), not_after: i64, sha: &str) -> Ce
         spki_sha256: "00".into(),
         self_signed: false,
         der_base64: None,
+        scts: Vec::new(),
     }
 }
 
@@ -161,6 +162,7 @@ fn with_tls(
         key_exchange: Some(mxscope_common::KeyExchange::Tls13),
         forward_secrecy: Some(true),
         dh_bits: None,
+        signature_scheme: None,
     });
     t
 }

@@ -514,7 +514,6 @@ async fn a_resolve_task_uses_the_resolver_override() {
 #[tokio::test]
 async fn a_lease_lost_in_a_heartbeat_cancels_the_task() {
     let harness = Harness::start().await;
-    harness.fake.lose_leases.store(1, Ordering::SeqCst);
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = silent.local_addr().unwrap().port();
     harness.give(probe_task("lost", port, &["127.0.0.1"]));
@@ -524,6 +523,10 @@ async fn a_lease_lost_in_a_heartbeat_cancels_the_task() {
         .await
         .unwrap()
         .unwrap();
+    // Lost only once the session is open: a heartbeat (every 200 ms) that
+    // came before the connect would cancel the task before any session, and
+    // the accept above would wait in vain (seen on a loaded machine).
+    harness.fake.lose_leases.store(1, Ordering::SeqCst);
     // The cancelled session closes its connection.
     let mut buf = [0u8; 64];
     let closed = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut held, &mut buf))

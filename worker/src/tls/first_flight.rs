@@ -98,6 +98,7 @@ impl FirstFlight {
             key_exchange: Some(key_exchange),
             forward_secrecy: Some(key_exchange.forward_secret()),
             dh_bits: self.dh_bits,
+            signature_scheme: None,
             cipher,
         }
     }

@@ -192,6 +192,7 @@ impl TlsContext {
             algorithms: self.provider.signature_verification_algorithms,
             seen: Mutex::new(None),
             bad_signature: AtomicBool::new(false),
+            scheme: Mutex::new(None),
         });
         let protocol_versions: &[&rustls::SupportedProtocolVersion] = match versions {
             Versions::Modern => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -319,6 +320,12 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         .collect();
     let chain = cert::analyse_chain(&certs);
     let name_match = name_match(certs.first().copied(), names);
+    let signature_scheme = recorder
+        .scheme
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .map(|s| format!("{s:?}"));
     let (verification, verification_detail) = promote_self_signed(
         recorder
             .seen
@@ -345,6 +352,7 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         key_exchange: Some(key_exchange),
         forward_secrecy: Some(key_exchange.forward_secret()),
         dh_bits: None,
+        signature_scheme,
     }
 }
 
@@ -356,6 +364,8 @@ struct Recorder {
     seen: Mutex<Option<(Verification, Option<String>)>>,
     /// Set when the handshake signature failed even the legacy-tolerant check.
     bad_signature: AtomicBool,
+    /// The scheme of the server's handshake signature.
+    scheme: Mutex<Option<SignatureScheme>>,
 }
 
 impl Recorder {
@@ -368,6 +378,9 @@ impl Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if let Ok(mut scheme) = self.scheme.lock() {
+            *scheme = Some(dss.scheme);
+        }
         if webpki.is_ok() {
             return webpki;
         }

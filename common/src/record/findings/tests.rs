@@ -24,6 +24,7 @@ fn cert(sig: &str, key_type: &str, bits: u32, self_signed: bool) -> CertInfo {
         spki_sha256: String::new(),
         self_signed,
         der_base64: None,
+        scts: Vec::new(),
     }
 }
 
@@ -41,6 +42,7 @@ fn record(cipher: &str, chain: Vec<CertInfo>) -> TargetRecord {
         key_exchange: None,
         forward_secrecy: None,
         dh_bits: None,
+        signature_scheme: None,
     });
     r
 }

@@ -26,7 +26,7 @@ use mxscope_common::units::rfc3339;
 use mxscope_common::{CertInfo, KeyInfo};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use key::{key_info, signature_name, strip_leading_zeros};
 pub use names::name_matches;
@@ -85,6 +85,7 @@ fn unparsed(der: &[u8], reason: String) -> CertInfo {
         spki_sha256: String::new(),
         self_signed: false,
         der_base64: Some(base64(der)),
+        scts: Vec::new(),
     }
 }
 
@@ -105,7 +106,21 @@ fn analyse_parsed(der: &[u8], cert: &X509Certificate<'_>) -> CertInfo {
         spki_sha256: sha256_hex(spki.raw),
         self_signed: is_self_signed(der, cert),
         der_base64: None,
+        scts: scts(cert),
     }
+}
+
+/// Log ids of the embedded SCTs (RFC 6962 §3.3), lowercase hex.
+fn scts(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SCT(list) => Some(list),
+            _ => None,
+        })
+        .flatten()
+        .map(|sct| hex(sct.id.key_id))
+        .collect()
 }
 
 /// SANs as text: dNSName as-is, iPAddress as an address, others prefixed.
