@@ -57,6 +57,7 @@ fn sslyze(host: Host) -> Oracle {
             "--tlsv1_1",
             "--tlsv1_2",
             "--tlsv1_3",
+            "--elliptic_curves",
         ])
         .arg(&target)
         .output()
@@ -70,9 +71,20 @@ fn sslyze(host: Host) -> Oracle {
         )
     });
     let result = &json["server_scan_results"][0]["scan_result"];
+    let curves = result["elliptic_curves"]["result"]["supported_curves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .map(|name| match name {
+            "prime256v1" => "secp256r1".to_string(),
+            other => other.to_ascii_lowercase(),
+        })
+        .collect();
     let mut oracle = Oracle {
         accepted: BTreeMap::new(),
         tried: BTreeMap::new(),
+        curves,
     };
     let names = |list: &serde_json::Value| -> BTreeSet<String> {
         list.as_array()
@@ -111,6 +123,8 @@ fn sslyze(host: Host) -> Oracle {
 struct Oracle {
     accepted: BTreeMap<String, BTreeSet<String>>,
     tried: BTreeMap<String, BTreeSet<String>>,
+    /// Elliptic curves accepted for ECDHE (any version), in our names.
+    curves: BTreeSet<String>,
 }
 
 fn depth(record: &TargetRecord) -> &mxscope_common::TlsDepth {
@@ -155,6 +169,22 @@ async fn accepted_suites_per_version_equal_sslyze_on_real_mtas() {
             oracle.accepted.keys().collect::<BTreeSet<_>>(),
             "{name}: versions with accepted suites"
         );
+        let ours_curves: BTreeSet<String> = d
+            .versions
+            .values()
+            .flat_map(|v| v.groups.iter())
+            .filter(|g| !g.starts_with("ffdhe"))
+            .cloned()
+            .collect();
+        assert_eq!(ours_curves, oracle.curves, "{name}: ECDHE curves");
+        let ours_curves: BTreeSet<String> = d
+            .versions
+            .values()
+            .flat_map(|v| v.groups.iter())
+            .filter(|g| !g.starts_with("ffdhe"))
+            .cloned()
+            .collect();
+        assert_eq!(ours_curves, oracle.curves, "{name}: ECDHE curves");
         for (version, v) in &d.versions {
             assert!(v.complete, "{name} {version}: {:?}", v.stopped);
             let ours: BTreeSet<String> = v.accepted.iter().cloned().collect();
@@ -167,7 +197,8 @@ async fn accepted_suites_per_version_equal_sslyze_on_real_mtas() {
                 println!("{name} {version}: {extra} (sslyze does not try it)");
                 assert!(extra.starts_with("TLS_"), "{name}: {extra}");
             }
-            let budget = v.accepted.len() as u32 + chunks(version) + 3;
+            // Groups: accepted groups + 1 more hellos, counted in `sessions`.
+            let budget = (v.accepted.len() + v.groups.len()) as u32 + chunks(version) + 4;
             assert!(
                 v.sessions <= budget,
                 "{name} {version}: {} sessions for {} accepted suites",
@@ -304,6 +335,7 @@ async fn a_small_budget_says_what_was_not_measured() {
             "tls1_1 suites",
             "tls1_0 suites",
             "ssl3 suites",
+            "groups",
             "fallback_scsv",
             "sslv2"
         ]
@@ -475,5 +507,37 @@ async fn embedded_scts_and_the_signature_scheme_are_recorded() {
     assert_eq!(
         ecdsa.tls.as_ref().unwrap().signature_scheme.as_deref(),
         Some("ECDSA_NISTP256_SHA256")
+    );
+}
+
+#[tokio::test]
+async fn groups_are_enumerated_per_version() {
+    lab::postfix();
+    let record = probe(MX_VALID, DepthLevel::Suites).await;
+    let d = depth(&record);
+    // TLS 1.3 names its group in a HelloRetryRequest, in the server's order
+    // (Postfix 3.7's tls_eecdh_auto_curves: X25519 X448 prime256v1
+    // secp521r1 secp384r1; no ffdhe group).
+    assert_eq!(
+        d.versions["tls1_3"].groups,
+        ["x25519", "x448", "secp256r1", "secp521r1", "secp384r1"]
+    );
+    // TLS 1.2 in its ServerKeyExchange, following the client's order.
+    assert_eq!(
+        d.versions["tls1_2"].groups,
+        ["x25519", "secp256r1", "secp384r1", "secp521r1", "x448"]
+    );
+    let dhe = probe(MX_DH1024, DepthLevel::Suites).await;
+    assert!(
+        depth(&dhe).versions["tls1_2"].groups.is_empty(),
+        "no ECDHE suite"
+    );
+    let classes = probe(MX_VALID, DepthLevel::Classes).await;
+    assert!(
+        depth(&classes)
+            .versions
+            .values()
+            .all(|v| v.groups.is_empty()),
+        "groups are a suites-level fact"
     );
 }

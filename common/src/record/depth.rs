@@ -179,7 +179,11 @@ pub struct VersionDepth {
     /// more accepted suites); `None` when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_preference: Option<bool>,
-    /// Hellos sent for this version.
+    /// Accepted key-exchange groups (`suites` level; TLS 1.3, and TLS 1.2's
+    /// ECDHE curves), in the order the server picked them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Hellos sent for this version (group hellos included).
     pub sessions: u32,
     /// False when the per-IP budget or an error stopped the enumeration:
     /// what is listed was seen, more may be accepted.

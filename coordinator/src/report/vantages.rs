@@ -139,7 +139,7 @@ impl Observed {
                     .iter()
                     .filter(|(_, v)| !v.accepted.is_empty() || !v.classes.is_empty())
                     .map(|(version, v)| {
-                        let set = if v.accepted.is_empty() {
+                        let mut set: BTreeSet<String> = if v.accepted.is_empty() {
                             v.classes
                                 .iter()
                                 .map(|c| format!("class {}", c.name()))
@@ -147,6 +147,7 @@ impl Observed {
                         } else {
                             v.accepted.iter().cloned().collect()
                         };
+                        set.extend(v.groups.iter().map(|g| format!("group {g}")));
                         (version.clone(), set)
                     })
                     .collect()

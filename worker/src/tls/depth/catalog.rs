@@ -124,6 +124,31 @@ fn fits(suite: &TlsCipherSuite, version: LegacyVersion) -> bool {
     version == LegacyVersion::Tls1_2 || !tls12_only
 }
 
+/// The groups offered in TLS 1.3: x25519, secp256r1, secp384r1,
+/// secp521r1, x448, ffdhe2048 … ffdhe8192 (RFC 8446 §4.2.7).
+pub const TLS13_GROUPS: [u16; 10] = [
+    0x001d, 0x0017, 0x0018, 0x0019, 0x001e, 0x0100, 0x0101, 0x0102, 0x0103, 0x0104,
+];
+/// The curves offered with ECDHE before TLS 1.3 (RFC 8422).
+pub const EC_GROUPS: [u16; 5] = [0x001d, 0x0017, 0x0018, 0x0019, 0x001e];
+
+/// IANA name of a group (`x25519`, `secp256r1`, `ffdhe2048`), or its number.
+pub fn group_name(id: u16) -> String {
+    match id {
+        0x0017 => "secp256r1".into(),
+        0x0018 => "secp384r1".into(),
+        0x0019 => "secp521r1".into(),
+        0x001d => "x25519".into(),
+        0x001e => "x448".into(),
+        0x0100 => "ffdhe2048".into(),
+        0x0101 => "ffdhe3072".into(),
+        0x0102 => "ffdhe4096".into(),
+        0x0103 => "ffdhe6144".into(),
+        0x0104 => "ffdhe8192".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
 /// IANA name of a suite, or its number.
 pub fn suite_name(id: u16) -> String {
     TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())

@@ -39,6 +39,9 @@ pub struct Hello<'a> {
     pub sni: Option<&'a str>,
     /// Add TLS_FALLBACK_SCSV (a downgraded retry, RFC 7507).
     pub fallback: bool,
+    /// The supported_groups to offer (a group enumeration); `None`: every
+    /// group this hello offers by default.
+    pub groups: Option<&'a [u16]>,
 }
 
 /// The ClientHello record. Before TLS 1.3: record and client version as
@@ -107,23 +110,29 @@ fn extensions(hello: &Hello<'_>, tls13: bool, random: &[u8; 32]) -> Vec<u8> {
         data.extend_from_slice(host.as_bytes());
         push_extension(&mut ext, EXT_SERVER_NAME, &data);
     }
-    let groups: Vec<u16> = if tls13 {
-        EC_GROUPS.iter().chain(&FFDHE_GROUPS).copied().collect()
-    } else {
-        EC_GROUPS.to_vec()
+    let groups: Vec<u16> = match hello.groups {
+        Some(groups) => groups.to_vec(),
+        None if tls13 => EC_GROUPS.iter().chain(&FFDHE_GROUPS).copied().collect(),
+        None => EC_GROUPS.to_vec(),
     };
     push_extension(&mut ext, EXT_SUPPORTED_GROUPS, &list16(&groups));
     if tls13 {
         push_extension(&mut ext, EXT_SIGNATURE_ALGORITHMS, &list16(&TLS13_SCHEMES));
         push_extension(&mut ext, EXT_SUPPORTED_VERSIONS, &[2, 0x03, 0x04]);
         push_extension(&mut ext, EXT_PSK_MODES, &[1, 1]);
-        // One x25519 share: 32 bytes from the hello's random stream. Any
-        // 32 bytes are an x25519 public key; nothing is ever derived.
+        // One x25519 share when x25519 is offered: 32 bytes from the hello's
+        // random stream (any 32 bytes are an x25519 public key; nothing is
+        // ever derived). Without it, no share: the server names its group
+        // in a HelloRetryRequest.
         let mut share = Vec::with_capacity(38);
-        share.extend_from_slice(&be16(36));
-        share.extend_from_slice(&0x001d_u16.to_be_bytes());
-        share.extend_from_slice(&be16(32));
-        share.extend_from_slice(random);
+        if groups.contains(&0x001d) {
+            share.extend_from_slice(&be16(36));
+            share.extend_from_slice(&0x001d_u16.to_be_bytes());
+            share.extend_from_slice(&be16(32));
+            share.extend_from_slice(random);
+        } else {
+            share.extend_from_slice(&be16(0));
+        }
         push_extension(&mut ext, EXT_KEY_SHARE, &share);
     } else {
         push_extension(&mut ext, EXT_EC_POINT_FORMATS, &[1, 0]);

@@ -27,7 +27,7 @@ use crate::tls::exchange::{send_and_read, ReadEnd};
 use crate::tls::legacy::{self, LegacyVersion};
 use catalog::DepthVersion;
 use hello::Hello;
-use plan::VersionPlan;
+use plan::{GroupPlan, VersionPlan};
 use reply::Reply;
 
 /// Most bytes read for one answer: a ServerHello comes first.
@@ -45,6 +45,14 @@ pub enum Step {
     },
     /// An SSLv2 CLIENT-HELLO.
     Sslv2,
+    /// A hello for the group enumeration at this index, offering `groups`
+    /// with `suites` (`suites` level).
+    Groups {
+        index: usize,
+        version: DepthVersion,
+        suites: Vec<u16>,
+        groups: Vec<u16>,
+    },
 }
 
 /// What came back for a step.
@@ -62,6 +70,8 @@ pub struct DepthRun {
     level: DepthLevel,
     budget: u32,
     plans: Vec<VersionPlan>,
+    /// The group enumerations, planned once the versions are done.
+    groups: Option<Vec<GroupPlan>>,
     /// The versions known spoken before the run (the main session, the
     /// version probes when they ran).
     spoken: Vec<DepthVersion>,
@@ -96,6 +106,7 @@ impl DepthRun {
             level,
             budget,
             plans,
+            groups: None,
             spoken: DepthVersion::ALL
                 .into_iter()
                 .filter(|v| known(*v) == VersionSupport::Supported)
@@ -112,6 +123,9 @@ impl DepthRun {
     /// the fallback SCSV and SSLv2. A step over the budget is not taken:
     /// what it would have measured is listed in `not_measured`.
     pub fn next_step(&mut self) -> Option<Step> {
+        if self.groups.is_none() && self.plans.iter().all(|p| p.next().is_none()) {
+            self.groups = Some(self.plan_groups());
+        }
         let step = self.pending()?;
         if self.depth.sessions >= self.budget {
             self.exhaust();
@@ -128,6 +142,22 @@ impl DepthRun {
         if version.is_some() {
             return version;
         }
+        let groups = self
+            .groups
+            .iter()
+            .flatten()
+            .enumerate()
+            .find_map(|(index, plan)| {
+                plan.next().map(|groups| Step::Groups {
+                    index,
+                    version: plan.version,
+                    suites: plan.suites.clone(),
+                    groups,
+                })
+            });
+        if groups.is_some() {
+            return groups;
+        }
         if self.depth.fallback_scsv == Tested::NotTested {
             if let Some(version) = self.fallback() {
                 let offered = fallback_suites(version);
@@ -135,6 +165,37 @@ impl DepthRun {
             }
         }
         (self.depth.sslv2 == Tested::NotTested).then_some(Step::Sslv2)
+    }
+
+    /// At the `suites` level: TLS 1.3's groups when it is spoken, and TLS
+    /// 1.2's ECDHE curves when an ECDHE suite was accepted.
+    fn plan_groups(&self) -> Vec<GroupPlan> {
+        if self.level != DepthLevel::Suites {
+            return Vec::new();
+        }
+        self.plans
+            .iter()
+            .filter_map(|p| match p.version {
+                DepthVersion::Tls13 if p.support() == VersionSupport::Supported => {
+                    Some(GroupPlan::new(
+                        p.version,
+                        catalog::TLS13_SUITES.to_vec(),
+                        &catalog::TLS13_GROUPS,
+                    ))
+                }
+                DepthVersion::Legacy(LegacyVersion::Tls1_2) => {
+                    let ecdhe: Vec<u16> = p
+                        .accepted()
+                        .iter()
+                        .copied()
+                        .filter(|id| catalog::suite_name(*id).contains("_ECDHE_"))
+                        .collect();
+                    (!ecdhe.is_empty())
+                        .then(|| GroupPlan::new(p.version, ecdhe, &catalog::EC_GROUPS))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// One supported version below the highest, for the fallback hello
@@ -163,6 +224,18 @@ impl DepthRun {
                 plan.stop(format!("per-IP budget of {budget} sessions spent"));
             }
         }
+        let groups = self.groups.get_or_insert_with(Vec::new);
+        if groups.is_empty() && level == DepthLevel::Suites {
+            self.depth.not_measured.push("groups".into());
+        }
+        for plan in groups.iter_mut() {
+            if plan.next().is_some() {
+                self.depth
+                    .not_measured
+                    .push(format!("{} groups", plan.version.key()));
+                plan.stop(format!("per-IP budget of {budget} sessions spent"));
+            }
+        }
         if self.depth.fallback_scsv == Tested::NotTested && self.fallback().is_some() {
             self.depth.not_measured.push("fallback_scsv".into());
         }
@@ -188,6 +261,16 @@ impl DepthRun {
                 self.depth.sslv2 = Tested::from_bool(answered);
             }
             (Step::Sslv2, _) => self.depth.sslv2 = Tested::Error,
+            (Step::Groups { index, .. }, answer) => {
+                let Some(plan) = self.groups.iter_mut().flatten().nth(*index) else {
+                    return;
+                };
+                plan.record(&match answer {
+                    Answer::Tls(reply) => reply,
+                    Answer::Sslv2(_) => Reply::Error("an SSLv2 answer to a TLS hello".into()),
+                    Answer::Failed(detail) => Reply::Error(detail),
+                });
+            }
             (Step::Version { index, offered }, answer) => {
                 let Some(plan) = self.plans.get_mut(*index) else {
                     return;
@@ -241,6 +324,17 @@ impl DepthRun {
             let key = plan.version.key().to_owned();
             self.depth.versions.insert(key, plan.finish());
         }
+        for plan in self.groups.into_iter().flatten() {
+            let key = plan.version.key().to_owned();
+            let (groups, sessions, stopped) = plan.finish();
+            let version = self.depth.versions.entry(key).or_default();
+            version.groups = groups;
+            version.sessions += sessions;
+            if stopped.is_some() {
+                version.complete = false;
+                version.stopped = version.stopped.take().or(stopped);
+            }
+        }
         self.depth
     }
 
@@ -249,6 +343,7 @@ impl DepthRun {
         match step {
             Step::Version { index, .. } => self.plans.get(*index).map(|p| p.version),
             Step::Fallback { version, .. } => Some(DepthVersion::Legacy(*version)),
+            Step::Groups { version, .. } => Some(*version),
             Step::Sslv2 => None,
         }
     }
@@ -284,12 +379,59 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
             })
             .await
         }
+        (
+            Step::Groups {
+                version: DepthVersion::Legacy(legacy),
+                suites,
+                groups,
+                ..
+            },
+            _,
+        ) => {
+            // Before TLS 1.3 the curve is in the ServerKeyExchange: read the
+            // first flight.
+            let bytes = hello::client_hello(&Hello {
+                version: DepthVersion::Legacy(*legacy),
+                suites,
+                sni,
+                fallback: false,
+                groups: Some(groups),
+            });
+            let max = crate::tls::first_flight::MAX_FLIGHT_BYTES;
+            send_and_read(stream, &bytes, deadline, max, 16 * 1024, |r| {
+                curve_reply(r).map(Answer::Tls)
+            })
+            .await
+        }
+        (
+            Step::Groups {
+                version,
+                suites,
+                groups,
+                ..
+            },
+            _,
+        ) => {
+            let bytes = hello::client_hello(&Hello {
+                version: *version,
+                suites,
+                sni,
+                fallback: false,
+                groups: Some(groups),
+            });
+            let version = *version;
+            send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
+                reply::read(version, suites, r).map(Answer::Tls)
+            })
+            .await
+        }
         (Step::Version { offered, .. } | Step::Fallback { offered, .. }, Some(version)) => {
             let bytes = hello::client_hello(&Hello {
                 version,
                 suites: offered,
                 sni,
                 fallback: matches!(step, Step::Fallback { .. }),
+                groups: None,
             });
             send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
                 reply::read(version, offered, r).map(Answer::Tls)
@@ -309,6 +451,29 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
             Answer::Failed(format!("connection closed after {after} bytes, mid-answer"))
         }
         Err(ReadEnd::Full { .. }) => Answer::Failed("answer buffer full".into()),
+    }
+}
+
+/// A TLS 1.2 first flight as a group reply: the curve of its
+/// ServerKeyExchange, a refusal on an alert.
+fn curve_reply(received: &[u8]) -> Option<Reply> {
+    use crate::tls::first_flight::{parse, Flight};
+    use mxscope_common::HandshakeFailure;
+    match parse(received) {
+        Flight::Incomplete => None,
+        Flight::Done(Ok(flight)) => Some(Reply::Picked(reply::Pick {
+            version: flight.version,
+            cipher: flight.cipher,
+            compression: 0,
+            renegotiation_info: false,
+            extended_master_secret: false,
+            retry_request: false,
+            group: flight.group,
+        })),
+        Flight::Done(Err(e)) if e.kind == HandshakeFailure::AlertReceived => {
+            Some(Reply::Refused(e.detail))
+        }
+        Flight::Done(Err(e)) => Some(Reply::Error(e.detail)),
     }
 }
 

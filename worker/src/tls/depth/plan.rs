@@ -183,6 +183,14 @@ impl VersionPlan {
         }
     }
 
+    /// The accepted suites so far (`suites` level), in pick order.
+    pub fn accepted(&self) -> &[u16] {
+        match &self.mode {
+            Mode::Suites { accepted, .. } => accepted,
+            Mode::Classes { .. } => &[],
+        }
+    }
+
     /// What the replies said of the version; `not_tested` before any.
     pub fn support(&self) -> VersionSupport {
         self.support
@@ -210,10 +218,86 @@ impl VersionPlan {
             classes: self.classes.into_iter().collect(),
             accepted,
             server_preference: self.server_preference,
+            groups: Vec::new(),
             sessions: self.sessions,
             complete: self.stopped.is_none(),
             stopped: self.stopped,
         }
+    }
+}
+
+/// The key-exchange groups of one version, by iterative removal: a hello
+/// offers the groups still open; the group the server names (TLS 1.3's key
+/// share or retry request, TLS 1.2's ServerKeyExchange) is recorded and
+/// removed; a refusal ends it. Hellos = accepted groups + 1.
+#[derive(Debug)]
+pub struct GroupPlan {
+    pub version: DepthVersion,
+    /// The suites every hello offers (accepted ones, so that only the
+    /// group decides).
+    pub suites: Vec<u16>,
+    remaining: Vec<u16>,
+    accepted: Vec<u16>,
+    sessions: u32,
+    stopped: Option<String>,
+    done: bool,
+}
+
+impl GroupPlan {
+    pub fn new(version: DepthVersion, suites: Vec<u16>, candidates: &[u16]) -> Self {
+        Self {
+            version,
+            suites,
+            remaining: candidates.to_vec(),
+            accepted: Vec::new(),
+            sessions: 0,
+            stopped: None,
+            done: false,
+        }
+    }
+
+    /// The groups the next hello offers; `None` when done.
+    pub fn next(&self) -> Option<Vec<u16>> {
+        (!self.done && !self.remaining.is_empty()).then(|| self.remaining.clone())
+    }
+
+    pub fn record(&mut self, reply: &Reply) {
+        self.sessions += 1;
+        match reply {
+            Reply::Picked(pick) => match pick.group.filter(|g| self.remaining.contains(g)) {
+                Some(group) => {
+                    self.accepted.push(group);
+                    self.remaining.retain(|g| *g != group);
+                }
+                None => {
+                    self.stopped = Some(format!(
+                        "the server named group {:?}, which was not offered",
+                        pick.group
+                    ));
+                    self.done = true;
+                }
+            },
+            Reply::Refused(_) => self.done = true,
+            Reply::Error(detail) => {
+                self.stopped = Some(detail.clone());
+                self.done = true;
+            }
+        }
+    }
+
+    pub fn stop(&mut self, why: impl Into<String>) {
+        self.stopped = Some(why.into());
+        self.done = true;
+    }
+
+    /// (group names in pick order, sessions, why stopped early).
+    pub fn finish(self) -> (Vec<String>, u32, Option<String>) {
+        let names = self
+            .accepted
+            .iter()
+            .map(|g| catalog::group_name(*g))
+            .collect();
+        (names, self.sessions, self.stopped)
     }
 }
 

@@ -112,7 +112,13 @@ fn the_budget_stops_the_run_and_says_what_was_not_measured() {
     let depth = run.finish();
     assert_eq!(
         depth.not_measured,
-        vec!["tls1_2 suites", "tls1_0 suites", "fallback_scsv", "sslv2"]
+        vec![
+            "tls1_2 suites",
+            "tls1_0 suites",
+            "groups",
+            "fallback_scsv",
+            "sslv2"
+        ]
     );
     assert!(!depth.versions["tls1_2"].complete);
 }
