@@ -541,3 +541,21 @@ async fn groups_are_enumerated_per_version() {
         "groups are a suites-level fact"
     );
 }
+
+/// OCSP stapling (a free fact): Exim staples a response the lab CA made;
+/// it says `good`, names the leaf and verifies with the issuer's key.
+/// Postfix staples nothing.
+#[tokio::test]
+async fn a_stapled_ocsp_response_is_read_and_verified() {
+    lab::exim();
+    lab::postfix();
+    let record = probe(MX_EXIM, DepthLevel::Free).await;
+    let tls = record.tls.as_ref().expect("a handshake");
+    let ocsp = tls.ocsp.as_ref().expect("Exim staples its response");
+    assert_eq!(ocsp.status, "good", "{ocsp:?}");
+    assert!(ocsp.for_leaf, "{ocsp:?}");
+    assert_eq!(ocsp.verifies, Some(true), "{ocsp:?}");
+    assert!(ocsp.next_update.is_some() && ocsp.produced_at.is_some());
+    let postfix = probe(MX_VALID, DepthLevel::Free).await;
+    assert!(postfix.tls.as_ref().unwrap().ocsp.is_none());
+}

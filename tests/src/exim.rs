@@ -72,7 +72,14 @@ impl Exim {
             std::fs::copy(from, to)
                 .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         }
-        std::fs::write(&config, config_text(dir, &chain, &key, &spool, &log_dir))
+        let ocsp = tls_dir.join("ocsp.der");
+        certs.ocsp_response(&plan::MX_EXIM, &ocsp)?;
+        let tls = TlsFiles {
+            chain: &chain,
+            key: &key,
+            ocsp: &ocsp,
+        };
+        std::fs::write(&config, config_text(dir, &tls, &spool, &log_dir))
             .with_context(|| format!("writing {}", config.display()))?;
         // Exim receives (and logs, and reads its TLS key) as its own user.
         let owner = format!("{EXIM_USER}:{EXIM_USER}");
@@ -131,7 +138,15 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY))
 }
 
-fn config_text(dir: &Path, chain: &Path, key: &Path, spool: &Path, log_dir: &Path) -> String {
+/// The TLS files of the lab's Exim.
+struct TlsFiles<'a> {
+    chain: &'a Path,
+    key: &'a Path,
+    /// A DER OCSP response from the lab CA, stapled (`tls_ocsp_file`).
+    ocsp: &'a Path,
+}
+
+fn config_text(dir: &Path, tls: &TlsFiles<'_>, spool: &Path, log_dir: &Path) -> String {
     format!(
         "\
 # mxscope lab Exim: generated at test start, see tests/src/exim.rs
@@ -151,6 +166,7 @@ rfc1413_hosts =
 tls_advertise_hosts = *
 tls_certificate = {chain}
 tls_privatekey = {key}
+tls_ocsp_file = {ocsp}
 tls_require_ciphers = NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2
 # relay nothing, deliver nothing
 acl_smtp_rcpt = acl_check_rcpt
@@ -167,8 +183,9 @@ acl_check_rcpt:
         spool = spool.display(),
         log = log_dir.display(),
         pid = dir.join("exim.pid").display(),
-        chain = chain.display(),
-        key = key.display(),
+        chain = tls.chain.display(),
+        key = tls.key.display(),
+        ocsp = tls.ocsp.display(),
     )
 }
 

@@ -142,6 +142,7 @@ fn a_target_gives_one_fact_per_mx_name() {
         forward_secrecy: None,
         dh_bits: None,
         signature_scheme: None,
+        ocsp: None,
     });
     let facts = mx_tls_facts(&target);
     assert_eq!(facts[0], tls("mx1.example.net", Verification::Valid, true));

@@ -28,7 +28,7 @@ pub use depth::{DepthLevel, SuiteClass, Tested, TlsDepth, VersionDepth};
 pub use domain::{DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry};
 pub use outcome::{Bucket, Outcome, Phase};
 pub use target::{Anomaly, Attempt, Reply, Retries, SkipReason, TargetRecord, Timings};
-pub use tls::{CertInfo, KeyInfo, Protocols, TlsFacts, Verification, VersionSupport};
+pub use tls::{CertInfo, KeyInfo, OcspStaple, Protocols, TlsFacts, Verification, VersionSupport};
 
 /// Version of the JSON record layout.
 /// 2 added `security` (domain) and `dane` / `ptr` (target); every field of 1 is kept.

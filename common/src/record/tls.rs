@@ -36,10 +36,39 @@ pub struct TlsFacts {
     /// Size of the server's finite-field DH prime (DHE suites), in bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dh_bits: Option<u32>,
+    /// The OCSP response the server stapled (RFC 6066 `status_request`);
+    /// absent when it stapled none (or from first flights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<OcspStaple>,
     /// The scheme of the server's handshake signature (`ECDSA_NISTP256_SHA256`,
     /// `RSA_PSS_SHA256`, ...), as rustls names it; absent from first flights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_scheme: Option<String>,
+}
+
+/// A stapled OCSP response, as read (never fetched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OcspStaple {
+    /// `good`, `revoked`, `unknown` (the responder's word for the leaf), or
+    /// `unsuccessful` (a responseStatus other than successful) and
+    /// `unparsed` (not an OCSP response).
+    pub status: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub this_update: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_update: Option<String>,
+    /// The response names the leaf's serial number.
+    pub for_leaf: bool,
+    /// Its signature verifies with the issuer's key, or with a responder
+    /// certificate it carries that the issuer signed; `None` when it could
+    /// not be checked (no issuer in the chain, an algorithm ring lacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifies: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One certificate of a chain.

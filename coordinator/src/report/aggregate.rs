@@ -283,6 +283,7 @@ struct Counts {
     forward_secrecy_only: BTreeMap<&'static str, u64>,
     preference: BTreeMap<&'static str, u64>,
     scts: BTreeMap<&'static str, u64>,
+    ocsp: BTreeMap<&'static str, u64>,
 }
 
 impl Counts {
@@ -332,6 +333,7 @@ impl Counts {
                 .or_default() += 1;
             *self.preference.entry(d.preference).or_default() += 1;
             *self.scts.entry(d.scts).or_default() += 1;
+            *self.ocsp.entry(d.ocsp).or_default() += 1;
         }
         for (version, support) in t.protocols.iter().enumerate() {
             let row = labels::SUPPORT_ROWS
@@ -400,6 +402,13 @@ impl Counts {
                 STARTTLS_HOSTS,
                 total,
                 rows(&labels::YES_NO_ROWS, &self.scts),
+            ),
+            Distribution::new(
+                "ocsp_stapled",
+                "OCSP response stapled",
+                STARTTLS_HOSTS,
+                total,
+                rows(&labels::YES_NO_ROWS, &self.ocsp),
             ),
         ]
     }

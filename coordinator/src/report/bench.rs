@@ -129,6 +129,7 @@ pub(super) fn target(n: u64) -> TargetRecord {
                 forward_secrecy: Some(true),
                 dh_bits: None,
                 signature_scheme: None,
+                ocsp: None,
             });
         }
     }

@@ -80,6 +80,8 @@ pub(crate) struct DepthSummary {
     pub(crate) preference: &'static str,
     /// A [`YES_NO_ROWS`] label: SCTs embedded in the leaf.
     pub(crate) scts: &'static str,
+    /// A [`YES_NO_ROWS`] label: an OCSP response stapled.
+    pub(crate) ocsp: &'static str,
 }
 
 /// Rows of the weakest accepted suite class, weakest first.
@@ -128,7 +130,13 @@ impl DepthSummary {
             Some(_) => "no",
             None => NOT_MEASURED,
         };
+        let ocsp = match &record.tls {
+            Some(tls) if tls.ocsp.is_some() => "yes",
+            Some(_) => "no",
+            None => NOT_MEASURED,
+        };
         Some(Self {
+            ocsp,
             scts,
             findings: record.findings.iter().map(|f| f.id).collect(),
             weakest,

@@ -163,6 +163,7 @@ fn with_tls(
         forward_secrecy: Some(true),
         dh_bits: None,
         signature_scheme: None,
+        ocsp: None,
     });
     t
 }

@@ -99,6 +99,7 @@ impl FirstFlight {
             forward_secrecy: Some(key_exchange.forward_secret()),
             dh_bits: self.dh_bits,
             signature_scheme: None,
+            ocsp: None,
             cipher,
         }
     }

@@ -193,6 +193,7 @@ impl TlsContext {
             seen: Mutex::new(None),
             bad_signature: AtomicBool::new(false),
             scheme: Mutex::new(None),
+            ocsp: Mutex::new(None),
         });
         let protocol_versions: &[&rustls::SupportedProtocolVersion] = match versions {
             Versions::Modern => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -320,6 +321,12 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         .collect();
     let chain = cert::analyse_chain(&certs);
     let name_match = name_match(certs.first().copied(), names);
+    let ocsp = recorder
+        .ocsp
+        .lock()
+        .ok()
+        .and_then(|o| o.clone())
+        .map(|response| cert::ocsp::read(&response, certs.first().copied(), certs.get(1).copied()));
     let signature_scheme = recorder
         .scheme
         .lock()
@@ -353,6 +360,7 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         forward_secrecy: Some(key_exchange.forward_secret()),
         dh_bits: None,
         signature_scheme,
+        ocsp,
     }
 }
 
@@ -366,7 +374,12 @@ struct Recorder {
     bad_signature: AtomicBool,
     /// The scheme of the server's handshake signature.
     scheme: Mutex<Option<SignatureScheme>>,
+    /// The stapled OCSP response, when one came (at most [`MAX_OCSP_BYTES`]).
+    ocsp: Mutex<Option<Vec<u8>>>,
 }
+
+/// Most bytes of a stapled OCSP response kept (real ones are 1–3 KiB).
+const MAX_OCSP_BYTES: usize = 16 * 1024;
 
 impl Recorder {
     /// webpki's check, then ring's legacy-tolerant one (RSA-1024, SHA-1);
@@ -419,6 +432,12 @@ impl ServerCertVerifier for Recorder {
         };
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(verdict);
+        }
+        if !ocsp_response.is_empty() {
+            if let Ok(mut ocsp) = self.ocsp.lock() {
+                let kept = ocsp_response.get(..MAX_OCSP_BYTES).unwrap_or(ocsp_response);
+                *ocsp = Some(kept.to_vec());
+            }
         }
         Ok(ServerCertVerified::assertion())
     }

@@ -43,6 +43,7 @@ fn record(cipher: &str, chain: Vec<CertInfo>) -> TargetRecord {
         forward_secrecy: None,
         dh_bits: None,
         signature_scheme: None,
+        ocsp: None,
     });
     r
 }

@@ -17,6 +17,7 @@
 
 mod key;
 mod names;
+pub mod ocsp;
 mod self_signed;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

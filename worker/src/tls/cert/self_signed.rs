@@ -35,9 +35,31 @@ pub(super) fn is_self_signed(der: &[u8], cert: &X509Certificate<'_>) -> bool {
 }
 
 pub(super) fn own_signature(der: &[u8], cert: &X509Certificate<'_>) -> OwnSignature {
-    let spki = cert.public_key();
-    let (Some(key_alg), Some(sig_alg)) = (spki_alg_contents(spki.raw), cert_sig_alg_contents(der))
-    else {
+    let Some(sig_alg) = cert_sig_alg_contents(der) else {
+        return OwnSignature::Unchecked;
+    };
+    if cert.signature_value.unused_bits != 0 {
+        return OwnSignature::Invalid;
+    }
+    verify_signed(
+        cert.public_key(),
+        sig_alg,
+        cert.tbs_certificate.as_ref(),
+        &cert.signature_value.data,
+    )
+}
+
+/// Whether `signature` over `message` verifies with `spki` under the
+/// algorithm whose AlgorithmIdentifier contents are `sig_alg` (the webpki
+/// algorithms of rustls' ring provider): a certificate's own signature, an
+/// OCSP response's.
+pub(super) fn verify_signed(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    sig_alg: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> OwnSignature {
+    let Some(key_alg) = spki_alg_contents(spki.raw) else {
         return OwnSignature::Unchecked;
     };
     if let KeyInfo {
@@ -56,14 +78,7 @@ pub(super) fn own_signature(der: &[u8], cert: &X509Certificate<'_>) -> OwnSignat
     }) else {
         return OwnSignature::Unchecked;
     };
-    if cert.signature_value.unused_bits != 0 {
-        return OwnSignature::Invalid;
-    }
-    match alg.verify_signature(
-        &spki.subject_public_key.data,
-        cert.tbs_certificate.as_ref(),
-        &cert.signature_value.data,
-    ) {
+    match alg.verify_signature(&spki.subject_public_key.data, message, signature) {
         Ok(()) => OwnSignature::Valid,
         Err(_) => OwnSignature::Invalid,
     }
@@ -103,6 +118,10 @@ fn spki_alg_contents(spki_raw: &[u8]) -> Option<&[u8]> {
 }
 
 /// Contents of the Certificate's outer signatureAlgorithm SEQUENCE.
+pub(super) fn cert_sig_alg(der: &[u8]) -> Option<&[u8]> {
+    cert_sig_alg_contents(der)
+}
+
 fn cert_sig_alg_contents(der: &[u8]) -> Option<&[u8]> {
     let (_, cert, _) = der_tlv(der).filter(|(tag, _, _)| *tag == 0x30)?;
     let (_, _, after_tbs) = der_tlv(cert)?;
