@@ -98,9 +98,8 @@ fn parse(response: &[u8]) -> Result<Basic<'_>, Unreadable> {
         .ok_or(Unreadable::Malformed("bad tbsResponseData"))?;
     let (sig_alg, rest) = tlv(after_tbs, SEQUENCE, "no signatureAlgorithm")?;
     let (signature, rest) = tlv(rest, BIT_STRING, "no signature")?;
-    let signature = match signature.split_first() {
-        Some((0, bits)) => bits,
-        _ => return Err(Unreadable::Malformed("bad signature bits")),
+    let Some((0, signature)) = signature.split_first() else {
+        return Err(Unreadable::Malformed("bad signature bits"));
     };
     let mut certs = Vec::new();
     if let Ok((list, _)) = tlv(rest, 0xa0, "certs") {
