@@ -559,3 +559,45 @@ async fn a_stapled_ocsp_response_is_read_and_verified() {
     let postfix = probe(MX_VALID, DepthLevel::Free).await;
     assert!(postfix.tls.as_ref().unwrap().ocsp.is_none());
 }
+
+/// `--tls-depth vulns`: the scripted vulnerable server is found vulnerable
+/// to both checks; every real lab MTA is not.
+#[tokio::test]
+async fn intrusive_checks_find_the_vulnerable_peer_and_no_real_mta() {
+    lab::postfix();
+    lab::exim();
+    lab::fakes();
+    let vulnerable = probe(MX_VULN, DepthLevel::Vulns).await;
+    let d = depth(&vulnerable);
+    assert_eq!(
+        (d.heartbleed, d.ccs_injection),
+        (Tested::Yes, Tested::Yes),
+        "{d:?}"
+    );
+    let ids = finding_ids(&vulnerable);
+    assert!(
+        ids.contains(&FindingId::Heartbleed) && ids.contains(&FindingId::CcsInjection),
+        "{ids:?}"
+    );
+    let json = serde_json::to_string(&vulnerable).unwrap();
+    assert!(
+        !json.contains("\\u0007\\u000e"),
+        "nothing the server sent back is kept"
+    );
+    for host in [MX_VALID, MX_LEGACY, MX_WEAK, MX_EXIM] {
+        let record = probe(host, DepthLevel::Vulns).await;
+        let d = depth(&record);
+        assert_eq!(
+            (d.heartbleed, d.ccs_injection),
+            (Tested::No, Tested::No),
+            "{}: {d:?}",
+            host.name
+        );
+        let ids = finding_ids(&record);
+        assert!(
+            !ids.contains(&FindingId::Heartbleed) && !ids.contains(&FindingId::CcsInjection),
+            "{}",
+            host.name
+        );
+    }
+}

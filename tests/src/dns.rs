@@ -87,6 +87,7 @@ pub const HOSTS: &[Host] = &[
     plan::MX_DH1024,
     plan::MX_AEAD,
     plan::MX_WEAKTLS,
+    plan::MX_VULN,
 ];
 
 const TTL: u32 = 300;

@@ -101,6 +101,7 @@ async fn bind_all(
         (plan::MX_INJECT, injecting(scripts::real(inject)?)),
         (plan::MX_SSL3, crate::sslv3::script()),
         (plan::MX_WEAKTLS, crate::weak_tls::script()),
+        (plan::MX_VULN, crate::vuln_tls::script()),
     ];
     for (host, script) in fixed {
         tokio::spawn(scripted::serve_script(bind(host).await?, script));

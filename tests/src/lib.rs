@@ -22,7 +22,8 @@
 //! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
 //! - [`depth_bench`]: the TLS depth benchmark against sslyze and testssl.sh.
 //! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello);
-//!   [`weak_tls`]: the script of every weakness no lab MTA can have.
+//!   [`weak_tls`]: the script of every weakness no lab MTA can have;
+//!   [`vuln_tls`]: a Heartbleed- and CCS-injection-vulnerable script.
 //! - [`probing`]: a prober and resolver aimed at the lab.
 //! - [`cluster`]: real coordinator and worker processes.
 //! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
@@ -68,4 +69,5 @@ pub mod scripts;
 pub mod sendmail;
 pub mod sslv3;
 pub mod vantage_dns;
+pub mod vuln_tls;
 pub mod weak_tls;

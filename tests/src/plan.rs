@@ -128,6 +128,9 @@ hosts! {
     /// RC4, export, 3DES, compression, no secure renegotiation, no fallback
     /// SCSV (`mxscope_tests::weak_tls`).
     MX_WEAKTLS = "mx-weaktls.lab.test" @ v4(74);
+    /// Scripted TLS server answering like one vulnerable to Heartbleed and
+    /// CCS injection (`mxscope_tests::vuln_tls`).
+    MX_VULN = "mx-vuln.lab.test" @ v4(75);
     /// Counts SMTP sessions per client address (no STARTTLS).
     MX_COUNT = "mx-count.lab.test" @ v4(48);
     /// A second MX name for the counting server's address.

@@ -82,6 +82,10 @@ pub enum Tls {
     },
     /// Do these steps at once, reading nothing.
     Steps(Vec<Step>),
+    /// Answer every TLS record the client sends with `answer(record)`
+    /// (nothing when it returns no bytes) until the client closes or the
+    /// session's deadline: a handshake that goes on after the first record.
+    Records { answer: fn(&[u8]) -> Vec<u8> },
 }
 
 impl std::fmt::Debug for Tls {
@@ -91,6 +95,7 @@ impl std::fmt::Debug for Tls {
             Self::Real(_) => f.write_str("Real"),
             Self::Answer { then, .. } => f.debug_struct("Answer").field("then", then).finish(),
             Self::Steps(steps) => f.debug_tuple("Steps").field(steps).finish(),
+            Self::Records { .. } => f.write_str("Records"),
         }
     }
 }
@@ -232,6 +237,34 @@ async fn session(mut stream: TcpStream, script: &Script, deadline: Instant) -> R
             run(&mut stream, steps, deadline).await?;
             linger(&mut stream, deadline).await
         }
+        Tls::Records { answer } => loop {
+            let record = next_record(&mut stream, &mut buf, deadline).await?;
+            let reply = answer(&record);
+            if !reply.is_empty() {
+                run(&mut stream, &[Step::Send(reply)], deadline).await?;
+            }
+        },
+    }
+}
+
+/// The next whole TLS record of any type, taken out of `buf` (bounded by
+/// [`MAX_RECORD`]; bytes that are not TLS are returned as they are).
+async fn next_record(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<Vec<u8>, End> {
+    loop {
+        if buf.first().is_some_and(|b| !(0x14..=0x18).contains(b)) {
+            return Ok(std::mem::take(buf));
+        }
+        if let (Some(&hi), Some(&lo)) = (buf.get(3), buf.get(4)) {
+            let total = (5 + usize::from(u16::from_be_bytes([hi, lo]))).min(MAX_RECORD);
+            if buf.len() >= total {
+                return Ok(buf.drain(..total).collect());
+            }
+        }
+        fill(stream, buf, MAX_RECORD, deadline).await?;
     }
 }
 

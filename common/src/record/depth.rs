@@ -28,6 +28,9 @@ pub enum DepthLevel {
     /// server's preference and whether it enforces it; also what `classes`
     /// learns.
     Suites,
+    /// What `classes` learns, plus the intrusive checks (Heartbleed, CCS
+    /// injection): one session each. Only against servers you may test.
+    Vulns,
 }
 
 impl DepthLevel {
@@ -36,6 +39,7 @@ impl DepthLevel {
             Self::Free => "free",
             Self::Classes => "classes",
             Self::Suites => "suites",
+            Self::Vulns => "vulns",
         }
     }
 
@@ -59,8 +63,9 @@ impl FromStr for DepthLevel {
             "free" => Ok(Self::Free),
             "classes" => Ok(Self::Classes),
             "suites" => Ok(Self::Suites),
+            "vulns" => Ok(Self::Vulns),
             other => Err(format!(
-                "unknown TLS depth {other:?}: expected free, classes or suites"
+                "unknown TLS depth {other:?}: expected free, classes, suites or vulns"
             )),
         }
     }
@@ -206,6 +211,10 @@ pub enum Tested {
 }
 
 impl Tested {
+    pub fn is_not_tested(&self) -> bool {
+        *self == Self::NotTested
+    }
+
     pub fn from_bool(value: bool) -> Self {
         if value {
             Self::Yes
@@ -233,6 +242,14 @@ pub struct TlsDepth {
     pub fallback_scsv: Tested,
     /// An SSLv2 CLIENT-HELLO was answered with a SERVER-HELLO (DROWN).
     pub sslv2: Tested,
+    /// `vulns`: a heartbeat request claiming more than it carried was
+    /// answered (`yes`: vulnerable to Heartbleed).
+    #[serde(default, skip_serializing_if = "Tested::is_not_tested")]
+    pub heartbleed: Tested,
+    /// `vulns`: an early ChangeCipherSpec was taken in silence (`yes`:
+    /// vulnerable to CCS injection).
+    #[serde(default, skip_serializing_if = "Tested::is_not_tested")]
+    pub ccs_injection: Tested,
     /// Every extra session of the depth probe.
     pub sessions: u32,
     /// Facts not measured because the per-IP budget ran out.
@@ -304,7 +321,12 @@ mod tests {
 
     #[test]
     fn levels_parse_and_order() {
-        for level in [DepthLevel::Free, DepthLevel::Classes, DepthLevel::Suites] {
+        for level in [
+            DepthLevel::Free,
+            DepthLevel::Classes,
+            DepthLevel::Suites,
+            DepthLevel::Vulns,
+        ] {
             assert_eq!(level.name().parse::<DepthLevel>(), Ok(level));
         }
         assert!("deep".parse::<DepthLevel>().is_err());

@@ -42,6 +42,10 @@ pub enum FindingId {
     RsaUnder2048,
     /// A suite without forward secrecy accepted.
     NoForwardSecrecy,
+    /// A heartbeat request was answered with more than it carried.
+    Heartbleed,
+    /// An early ChangeCipherSpec was accepted.
+    CcsInjection,
 }
 
 /// How bad a finding is, for sorting a notification.
@@ -67,6 +71,20 @@ pub struct Definition {
 
 /// Every finding, in report order (worst first within a family).
 pub const DEFINITIONS: &[Definition] = &[
+    def(
+        FindingId::Heartbleed,
+        Severity::Critical,
+        "heartbeat over-read (Heartbleed)",
+        &["CVE-2014-0160"],
+        Some("CWE-125"),
+    ),
+    def(
+        FindingId::CcsInjection,
+        Severity::High,
+        "early ChangeCipherSpec accepted (CCS injection)",
+        &["CVE-2014-0224"],
+        Some("CWE-310"),
+    ),
     def(
         FindingId::Sslv2,
         Severity::Critical,
@@ -308,6 +326,18 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
     let depth = record.tls_depth.as_ref();
     let tested = |f: fn(&crate::record::TlsDepth) -> Tested| depth.map_or(Tested::NotTested, f);
 
+    if tested(|d| d.heartbleed) == Tested::Yes {
+        found.push(Finding::new(
+            FindingId::Heartbleed,
+            "a heartbeat response to a request claiming 16384 bytes (the bytes were discarded)",
+        ));
+    }
+    if tested(|d| d.ccs_injection) == Tested::Yes {
+        found.push(Finding::new(
+            FindingId::CcsInjection,
+            "no alert to a ChangeCipherSpec sent before any key exchange",
+        ));
+    }
     if tested(|d| d.sslv2) == Tested::Yes {
         found.push(Finding::new(
             FindingId::Sslv2,

@@ -68,7 +68,7 @@ fn every_definition_is_reachable_and_unique() {
         assert!(seen.insert(d.id), "{:?} defined twice", d.id);
         assert_eq!(d.id.definition().id, d.id);
     }
-    assert_eq!(seen.len(), 15);
+    assert_eq!(seen.len(), 17);
 }
 
 #[test]

@@ -17,6 +17,7 @@ const EXT_SUPPORTED_GROUPS: u16 = 0x000a;
 const EXT_EC_POINT_FORMATS: u16 = 0x000b;
 const EXT_SIGNATURE_ALGORITHMS: u16 = 0x000d;
 const EXT_EXTENDED_MASTER_SECRET: u16 = 0x0017;
+const EXT_HEARTBEAT: u16 = 0x000f;
 const EXT_SUPPORTED_VERSIONS: u16 = 0x002b;
 const EXT_PSK_MODES: u16 = 0x002d;
 const EXT_KEY_SHARE: u16 = 0x0033;
@@ -42,6 +43,8 @@ pub struct Hello<'a> {
     /// The supported_groups to offer (a group enumeration); `None`: every
     /// group this hello offers by default.
     pub groups: Option<&'a [u16]>,
+    /// Offer the heartbeat extension (RFC 6520), for the Heartbleed check.
+    pub heartbeat: bool,
 }
 
 /// The ClientHello record. Before TLS 1.3: record and client version as
@@ -144,6 +147,9 @@ fn extensions(hello: &Hello<'_>, tls13: bool, random: &[u8; 32]) -> Vec<u8> {
             );
         }
         push_extension(&mut ext, EXT_EXTENDED_MASTER_SECRET, &[]);
+        if hello.heartbeat {
+            push_extension(&mut ext, EXT_HEARTBEAT, &[1]); // peer_allowed_to_send
+        }
         push_extension(&mut ext, EXT_RENEGOTIATION_INFO, &[0]);
     }
     ext

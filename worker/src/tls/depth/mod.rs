@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod hello;
 pub mod plan;
 pub mod reply;
+pub mod vulns;
 
 use std::time::Duration;
 
@@ -45,6 +46,12 @@ pub enum Step {
     },
     /// An SSLv2 CLIENT-HELLO.
     Sslv2,
+    /// An intrusive check on `version` (`vulns` level).
+    Vuln {
+        check: vulns::Check,
+        version: LegacyVersion,
+        suites: Vec<u16>,
+    },
     /// A hello for the group enumeration at this index, offering `groups`
     /// with `suites` (`suites` level).
     Groups {
@@ -60,6 +67,8 @@ pub enum Step {
 pub enum Answer {
     Tls(Reply),
     Sslv2(bool),
+    /// An intrusive check's verdict (`yes`: vulnerable).
+    Vuln(Tested),
     /// No session (connect, greeting or STARTTLS failed) or no answer.
     Failed(String),
 }
@@ -164,7 +173,41 @@ impl DepthRun {
                 return Some(Step::Fallback { version, offered });
             }
         }
-        (self.depth.sslv2 == Tested::NotTested).then_some(Step::Sslv2)
+        if self.depth.sslv2 == Tested::NotTested {
+            return Some(Step::Sslv2);
+        }
+        if self.level != DepthLevel::Vulns {
+            return None;
+        }
+        let version = self.highest_legacy()?;
+        let suites = fallback_suites(version);
+        let check = if self.depth.heartbleed == Tested::NotTested {
+            vulns::Check::Heartbleed
+        } else if self.depth.ccs_injection == Tested::NotTested {
+            vulns::Check::CcsInjection
+        } else {
+            return None;
+        };
+        Some(Step::Vuln {
+            check,
+            version,
+            suites,
+        })
+    }
+
+    /// The newest version before TLS 1.3 (SSLv3 aside) the server speaks:
+    /// where the intrusive checks go.
+    fn highest_legacy(&self) -> Option<LegacyVersion> {
+        self.plans.iter().find_map(|p| match p.version {
+            DepthVersion::Legacy(v)
+                if v != LegacyVersion::Ssl3
+                    && (p.support() == VersionSupport::Supported
+                        || self.spoken.contains(&p.version)) =>
+            {
+                Some(v)
+            }
+            _ => None,
+        })
     }
 
     /// At the `suites` level: TLS 1.3's groups when it is spoken, and TLS
@@ -242,6 +285,14 @@ impl DepthRun {
         if self.depth.sslv2 == Tested::NotTested {
             self.depth.not_measured.push("sslv2".into());
         }
+        if level == DepthLevel::Vulns && self.highest_legacy().is_some() {
+            if self.depth.heartbleed == Tested::NotTested {
+                self.depth.not_measured.push("heartbleed".into());
+            }
+            if self.depth.ccs_injection == Tested::NotTested {
+                self.depth.not_measured.push("ccs_injection".into());
+            }
+        }
     }
 
     /// What came back for `step`.
@@ -261,13 +312,25 @@ impl DepthRun {
                 self.depth.sslv2 = Tested::from_bool(answered);
             }
             (Step::Sslv2, _) => self.depth.sslv2 = Tested::Error,
+            (Step::Vuln { check, .. }, answer) => {
+                let verdict = match answer {
+                    Answer::Vuln(verdict) => verdict,
+                    _ => Tested::Error,
+                };
+                match check {
+                    vulns::Check::Heartbleed => self.depth.heartbleed = verdict,
+                    vulns::Check::CcsInjection => self.depth.ccs_injection = verdict,
+                }
+            }
             (Step::Groups { index, .. }, answer) => {
                 let Some(plan) = self.groups.iter_mut().flatten().nth(*index) else {
                     return;
                 };
                 plan.record(&match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) => Reply::Error("an SSLv2 answer to a TLS hello".into()),
+                    Answer::Sslv2(_) | Answer::Vuln(_) => {
+                        Reply::Error("not a TLS hello's answer".into())
+                    }
                     Answer::Failed(detail) => Reply::Error(detail),
                 });
             }
@@ -277,7 +340,9 @@ impl DepthRun {
                 };
                 let reply = match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) => Reply::Error("an SSLv2 answer to a TLS hello".into()),
+                    Answer::Sslv2(_) | Answer::Vuln(_) => {
+                        Reply::Error("not a TLS hello's answer".into())
+                    }
                     Answer::Failed(detail) => Reply::Error(detail),
                 };
                 let facts_version = !matches!(
@@ -344,6 +409,7 @@ impl DepthRun {
             Step::Version { index, .. } => self.plans.get(*index).map(|p| p.version),
             Step::Fallback { version, .. } => Some(DepthVersion::Legacy(*version)),
             Step::Groups { version, .. } => Some(*version),
+            Step::Vuln { version, .. } => Some(DepthVersion::Legacy(*version)),
             Step::Sslv2 => None,
         }
     }
@@ -372,6 +438,18 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Answer {
     let deadline = Instant::now() + timeout;
     let result = match (step, version) {
+        (
+            Step::Vuln {
+                check,
+                version,
+                suites,
+            },
+            _,
+        ) => {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let verdict = vulns::run(stream, *check, *version, suites, sni, remaining).await;
+            return Answer::Vuln(verdict);
+        }
         (Step::Sslv2, _) => {
             let bytes = hello::sslv2_client_hello();
             send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
@@ -396,6 +474,7 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
                 sni,
                 fallback: false,
                 groups: Some(groups),
+                heartbeat: false,
             });
             let max = crate::tls::first_flight::MAX_FLIGHT_BYTES;
             send_and_read(stream, &bytes, deadline, max, 16 * 1024, |r| {
@@ -418,6 +497,7 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
                 sni,
                 fallback: false,
                 groups: Some(groups),
+                heartbeat: false,
             });
             let version = *version;
             send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
@@ -432,6 +512,7 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
                 sni,
                 fallback: matches!(step, Step::Fallback { .. }),
                 groups: None,
+                heartbeat: false,
             });
             send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
                 reply::read(version, offered, r).map(Answer::Tls)
@@ -469,6 +550,7 @@ fn curve_reply(received: &[u8]) -> Option<Reply> {
             extended_master_secret: false,
             retry_request: false,
             group: flight.group,
+            heartbeat: false,
         })),
         Flight::Done(Err(e)) if e.kind == HandshakeFailure::AlertReceived => {
             Some(Reply::Refused(e.detail))

@@ -78,7 +78,7 @@ impl VersionPlan {
             support: VersionSupport::NotTested,
             first_pick: None,
         };
-        if version == DepthVersion::Tls13 && level == DepthLevel::Classes {
+        if version == DepthVersion::Tls13 && level != DepthLevel::Suites {
             // Every TLS 1.3 suite is AEAD with forward secrecy: nothing to ask.
             plan.classes.insert(SuiteClass::Aead);
             plan.done = true;
@@ -325,6 +325,7 @@ mod tests {
                 extended_master_secret: true,
                 retry_request: false,
                 group: None,
+                heartbeat: false,
             }),
             None => Reply::Refused("alert handshake_failure".into()),
         }

@@ -24,6 +24,8 @@ pub struct Pick {
     pub retry_request: bool,
     /// TLS 1.3: the key share's (or the retry's) group.
     pub group: Option<u16>,
+    /// The heartbeat extension (RFC 6520) came back.
+    pub heartbeat: bool,
 }
 
 /// The answer to one hello.
@@ -75,6 +77,7 @@ fn server_hello(body: &[u8]) -> Option<Pick> {
         extended_master_secret: false,
         retry_request: random == HRR_RANDOM,
         group: None,
+        heartbeat: false,
     };
     let Some(total) = be16(body, at + 3) else {
         return Some(pick); // no extensions at all
@@ -89,6 +92,7 @@ fn server_hello(body: &[u8]) -> Option<Pick> {
             0x0017 => pick.extended_master_secret = true,
             0x002b => pick.version = be16(data, 0)?,
             0x0033 => pick.group = be16(data, 0),
+            0x000f => pick.heartbeat = true,
             _ => {}
         }
         ext = ext.get(4 + len..)?;

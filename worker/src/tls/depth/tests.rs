@@ -29,6 +29,7 @@ fn pick(cipher: u16, renegotiation_info: bool) -> Answer {
         extended_master_secret: false,
         retry_request: false,
         group: None,
+        heartbeat: false,
     }))
 }
 
