@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use mxscope_common::{DepthLevel, SuiteClass, TargetRecord, Tested};
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
 use mxscope_tests::probing::config;
+use mxscope_tests::sslyze::Oracle;
 use mxscope_worker::probe::pace::SessionPace;
 use mxscope_worker::probe::Prober;
 use mxscope_worker::tls::handshake::TlsContext;
@@ -41,90 +42,19 @@ impl SessionPace for Gap {
     }
 }
 
-/// sslyze's full run on one host (its cipher-suite scans per version).
+/// sslyze's cipher-suite and curve scans of one lab host.
 fn sslyze(host: Host) -> Oracle {
-    assert!(host.ip.is_loopback(), "sslyze only ever scans the lab");
-    let target = format!("{}:{}", host.ip, SMTP_PORT);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json_file = dir.path().join("sslyze.json");
-    let out = Command::new("python3")
-        .args(["-m", "sslyze", "--starttls", "smtp", "--quiet"])
-        .arg(format!("--json_out={}", json_file.display()))
-        .args([
-            "--sslv2",
-            "--sslv3",
-            "--tlsv1",
-            "--tlsv1_1",
-            "--tlsv1_2",
-            "--tlsv1_3",
-            "--elliptic_curves",
-        ])
-        .arg(&target)
-        .output()
-        .expect("run python3 -m sslyze (tests/lab/install.sh installs it)");
-    let text = std::fs::read(&json_file).unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_slice(&text).unwrap_or_else(|e| {
-        panic!(
-            "sslyze on {target}: {e}: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let result = &json["server_scan_results"][0]["scan_result"];
-    let curves = result["elliptic_curves"]["result"]["supported_curves"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .map(|name| match name {
-            "prime256v1" => "secp256r1".to_string(),
-            other => other.to_ascii_lowercase(),
-        })
-        .collect();
-    let mut oracle = Oracle {
-        accepted: BTreeMap::new(),
-        tried: BTreeMap::new(),
-        curves,
-    };
-    let names = |list: &serde_json::Value| -> BTreeSet<String> {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["cipher_suite"]["name"].as_str().map(str::to_owned))
-            .collect()
-    };
-    for (key, ours) in [
-        ("ssl_3_0_cipher_suites", "ssl3"),
-        ("tls_1_0_cipher_suites", "tls1_0"),
-        ("tls_1_1_cipher_suites", "tls1_1"),
-        ("tls_1_2_cipher_suites", "tls1_2"),
-        ("tls_1_3_cipher_suites", "tls1_3"),
-    ] {
-        let scan = &result[key]["result"];
-        assert!(
-            scan["accepted_cipher_suites"].is_array(),
-            "sslyze on {target}: no {key}: {} {}",
-            result[key],
-            json["server_scan_results"][0]["connectivity_error_trace"]
-        );
-        let accepted = names(&scan["accepted_cipher_suites"]);
-        let mut tried = names(&scan["rejected_cipher_suites"]);
-        tried.extend(accepted.iter().cloned());
-        oracle.tried.insert(ours.to_owned(), tried);
-        if !accepted.is_empty() {
-            oracle.accepted.insert(ours.to_owned(), accepted);
-        }
-    }
-    oracle
-}
-
-/// What sslyze says of one host: per version, the suites it accepted and
-/// every suite it tried (accepted or rejected).
-struct Oracle {
-    accepted: BTreeMap<String, BTreeSet<String>>,
-    tried: BTreeMap<String, BTreeSet<String>>,
-    /// Elliptic curves accepted for ECDHE (any version), in our names.
-    curves: BTreeSet<String>,
+    let scans = [
+        "--sslv2",
+        "--sslv3",
+        "--tlsv1",
+        "--tlsv1_1",
+        "--tlsv1_2",
+        "--tlsv1_3",
+        "--elliptic_curves",
+    ];
+    mxscope_tests::sslyze::run(SocketAddr::new(host.ip, SMTP_PORT), &scans)
+        .unwrap_or_else(|e| panic!("sslyze on {}: {e:#}", host.name))
 }
 
 fn depth(record: &TargetRecord) -> &mxscope_common::TlsDepth {

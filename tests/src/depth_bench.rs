@@ -217,49 +217,7 @@ fn classes_of(suites: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<SuiteClas
 }
 
 fn sslyze(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
-    let dir = tempfile::tempdir()?;
-    let json_file = dir.path().join("sslyze.json");
-    let out = Command::new("python3")
-        .args(["-m", "sslyze", "--starttls", "smtp", "--quiet"])
-        .arg(format!("--json_out={}", json_file.display()))
-        .arg(addr.to_string())
-        .output()
-        .context("python3 -m sslyze (tests/lab/install.sh installs it)")?;
-    anyhow::ensure!(
-        json_file.exists(),
-        "sslyze wrote no JSON: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The full run's JSON holds integers beyond 64 bits (keys, serials):
-    // Python reads it and hands over the cipher-suite scans only.
-    let extract = "import json,sys\n\
-        r=json.load(open(sys.argv[1]))['server_scan_results'][0]['scan_result']\n\
-        print(json.dumps({k: r[k] for k in r if k.endswith('_cipher_suites')}))";
-    let out = Command::new("python3")
-        .args(["-c", extract])
-        .arg(&json_file)
-        .output()?;
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
-    let mut suites = BTreeMap::new();
-    for (key, ours) in [
-        ("ssl_3_0_cipher_suites", "ssl3"),
-        ("tls_1_0_cipher_suites", "tls1_0"),
-        ("tls_1_1_cipher_suites", "tls1_1"),
-        ("tls_1_2_cipher_suites", "tls1_2"),
-        ("tls_1_3_cipher_suites", "tls1_3"),
-    ] {
-        let accepted: BTreeSet<String> = result[key]["result"]["accepted_cipher_suites"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["cipher_suite"]["name"].as_str().map(str::to_owned))
-            .collect();
-        if !accepted.is_empty() {
-            suites.insert(ours.to_owned(), accepted);
-        }
-    }
-    Ok(suites)
+    Ok(crate::sslyze::run(addr, &[])?.accepted)
 }
 
 fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<()> {

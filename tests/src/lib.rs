@@ -21,6 +21,7 @@
 //! - [`scripts`]: ready-made STARTTLS behaviours for scripts (TLS servers, canned answers).
 //! - [`fakes`]: the plan's fake hosts, each a script on its lab address.
 //! - [`depth_bench`]: the TLS depth benchmark against sslyze and testssl.sh.
+//! - [`sslyze`]: sslyze run on a lab address, as the TLS depth's oracle.
 //! - [`sslv3`]: the SSLv3 script (a canned SSLv3 ServerHello);
 //!   [`weak_tls`]: the script of every weakness no lab MTA can have;
 //!   [`vuln_tls`]: a Heartbleed- and CCS-injection-vulnerable script.
@@ -68,6 +69,7 @@ pub mod scripted;
 pub mod scripts;
 pub mod sendmail;
 pub mod sslv3;
+pub mod sslyze;
 pub mod vantage_dns;
 pub mod vuln_tls;
 pub mod weak_tls;
