@@ -401,6 +401,17 @@ fn a_scan_with_tls_depth_reports_and_exports_findings() {
             .collect()
     );
 
+    let rows = json["vantages"][0]["findings"].as_array().unwrap();
+    assert_eq!(rows.len() as u64, expected.values().sum::<u64>() - 1);
+    assert_eq!(rows[0]["finding"], "sslv2", "worst first");
+    assert_eq!(rows[0]["host"], "mx-weaktls.lab.test");
+    let html = run(&["report", "s1", "--format", "html"]);
+    assert!(
+        html.contains("<h3>Hosts with findings</h3>")
+            && html.contains("<td>mx-dh1024.lab.test</td><td>127.0.1.72</td><td>logjam</td>"),
+        "the HTML findings table"
+    );
+
     let csv = run(&["export", "s1", "--format", "findings"]);
     let mut lines = csv.lines();
     assert_eq!(

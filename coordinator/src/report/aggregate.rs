@@ -17,10 +17,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use mxscope_common::findings::{FindingId, DEFINITIONS};
-use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use mxscope_common::{snake, Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 use super::labels::{self, TargetSummary};
-use super::model::{Distribution, DomainRow, ScanInfo, ScanReport, VantageReport};
+use super::model::{
+    Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport, FINDING_ROWS,
+};
 use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
 use mxscope_common::tally::Politeness;
@@ -204,6 +206,8 @@ struct VantageHosts {
     hosts: HashMap<String, HostStatus>,
     security: HashMap<IpAddr, TargetSecurity>,
     security_counts: SecurityCounts,
+    findings: Vec<FindingRow>,
+    findings_total: u64,
 }
 
 fn evaluate_vantage(pass: VantagePass, legacy: bool, depth: bool, now: i64) -> VantageHosts {
@@ -252,6 +256,16 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, depth: bool, now: i64) -> V
         hosts.insert(name, status);
     }
     headline.unique_mx = hosts.len() as u64;
+    let mut findings = std::mem::take(&mut dist.finding_rows);
+    // Worst first, then by host.
+    let order = |f: &FindingRow| {
+        DEFINITIONS
+            .iter()
+            .position(|d| d.id.to_string() == f.finding)
+            .unwrap_or(usize::MAX)
+    };
+    findings.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.host.cmp(&b.host)));
+    let findings_total = dist.finding_rows_total;
     let distributions = dist.into_distributions(&headline, legacy, depth);
     let security_counts = SecurityCounts::from_targets(&security);
     VantageHosts {
@@ -261,6 +275,8 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, depth: bool, now: i64) -> V
         security,
         security_counts,
         politeness,
+        findings,
+        findings_total,
     }
 }
 
@@ -284,6 +300,8 @@ struct Counts {
     preference: BTreeMap<&'static str, u64>,
     scts: BTreeMap<&'static str, u64>,
     ocsp: BTreeMap<&'static str, u64>,
+    finding_rows: Vec<FindingRow>,
+    finding_rows_total: u64,
 }
 
 impl Counts {
@@ -322,8 +340,20 @@ impl Counts {
         };
         *self.tls_source.entry(source.to_string()).or_default() += 1;
         if let Some(d) = &t.depth {
-            for id in &d.findings {
+            for (id, evidence) in &d.findings {
                 *self.findings.entry(*id).or_default() += 1;
+                self.finding_rows_total += 1;
+                if let (true, HostStatus::Probed { ip, .. }) =
+                    (self.finding_rows.len() < FINDING_ROWS, status)
+                {
+                    self.finding_rows.push(FindingRow {
+                        host: name.to_string(),
+                        ip: ip.to_string(),
+                        finding: id.to_string(),
+                        severity: snake(&id.definition().severity),
+                        evidence: evidence.clone(),
+                    });
+                }
             }
             self.no_finding += u64::from(d.findings.is_empty());
             *self.weakest.entry(d.weakest).or_default() += 1;
@@ -569,6 +599,8 @@ impl Evaluated {
                 distributions: v.distributions,
                 security: v.security_counts.finish(),
                 politeness: v.politeness,
+                findings: v.findings,
+                findings_total: v.findings_total,
             })
             .collect();
         ScanReport {

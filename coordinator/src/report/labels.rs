@@ -71,7 +71,8 @@ pub(crate) struct TargetSummary {
 /// The report's view of a target's TLS depth and findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DepthSummary {
-    pub(crate) findings: Vec<FindingId>,
+    /// Each finding with its evidence.
+    pub(crate) findings: Vec<(FindingId, String)>,
     /// A [`WEAKEST_ROWS`] label.
     pub(crate) weakest: &'static str,
     /// A [`YES_NO_ROWS`] label: only suites with forward secrecy accepted.
@@ -138,7 +139,11 @@ impl DepthSummary {
         Some(Self {
             ocsp,
             scts,
-            findings: record.findings.iter().map(|f| f.id).collect(),
+            findings: record
+                .findings
+                .iter()
+                .map(|f| (f.id, f.evidence.clone()))
+                .collect(),
             weakest,
             forward_secrecy_only,
             preference,

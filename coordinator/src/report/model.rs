@@ -116,6 +116,30 @@ pub struct VantageReport {
     /// Sessions opened and their spread over IPs, exclusions, retries.
     #[serde(default)]
     pub politeness: mxscope_common::tally::Politeness,
+    /// Hosts with findings, one row per (MX host, finding), worst first (at
+    /// most [`FINDING_ROWS`]; `mxscope export --format findings` has all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<FindingRow>,
+    /// Rows there would be without the cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub findings_total: u64,
+}
+
+/// Most rows of [`VantageReport::findings`].
+pub const FINDING_ROWS: usize = 1000;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One finding of one MX host (at the address its status comes from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingRow {
+    pub host: String,
+    pub ip: String,
+    pub finding: String,
+    pub severity: String,
+    pub evidence: String,
 }
 
 impl VantageReport {

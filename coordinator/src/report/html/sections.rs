@@ -93,6 +93,9 @@ pub(super) fn vantage_section(vantage: &VantageReport) -> String {
     if !protocols.is_empty() {
         out.push_str(&protocol_matrix(&protocols));
     }
+    if !vantage.findings.is_empty() {
+        out.push_str(&findings_table(vantage));
+    }
     if let Some(s) = &vantage.security {
         out.push_str(&format!(
             "<section class=\"security\">\n<h3>Security</h3>\n<p class=\"headline\">{}</p>\n",
@@ -108,6 +111,36 @@ pub(super) fn vantage_section(vantage: &VantageReport) -> String {
             out.push_str(&distribution_block(d, "h4"));
         }
         out.push_str("</section>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+/// Hosts with findings: host, address, finding, severity, evidence.
+fn findings_table(vantage: &VantageReport) -> String {
+    let mut out = String::from(
+        "<section class=\"findings\">\n<h3>Hosts with findings</h3>\n<table>\n<thead><tr>\
+         <th scope=\"col\">Host</th><th scope=\"col\">Address</th>\
+         <th scope=\"col\">Finding</th><th scope=\"col\">Severity</th>\
+         <th scope=\"col\">Evidence</th></tr></thead>\n<tbody>\n",
+    );
+    for row in &vantage.findings {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&row.host),
+            escape(&row.ip),
+            escape(&row.finding),
+            escape(&row.severity),
+            escape(&row.evidence)
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
+    let shown = vantage.findings.len() as u64;
+    if vantage.findings_total > shown {
+        out.push_str(&format!(
+            "<p>The first {shown} of {} rows; <code>mxscope export --format findings</code> lists them all.</p>\n",
+            vantage.findings_total
+        ));
     }
     out.push_str("</section>\n");
     out

@@ -81,6 +81,7 @@ fn scan(name: &str) -> ScanReport {
             distributions: distributions(),
             security: None,
             politeness: Default::default(),
+            ..VantageReport::default()
         }],
         agreement: None,
     }
