@@ -281,8 +281,9 @@ pub fn name_match(leaf: Option<&[u8]>, names: &[String]) -> BTreeMap<String, boo
         .collect()
 }
 
-/// A root store of exactly `certs`; at least one is required.
-fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
+/// A root store of exactly `certs`; at least one is required (every trust
+/// store of the worker is built here: the handshake's, MTA-STS fetches').
+pub(crate) fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
     if certs.is_empty() {
         return Err("no certificate in PEM".into());
     }

@@ -26,6 +26,7 @@ use super::{evaluate, parse_policy, select_sts_txt, MxTls, PolicyError, TxtLooku
 use super::{DnsFailure, PolicyDns, MAX_POLICY_BYTES, POLICY_PATH};
 use crate::config::is_public;
 use crate::dns::{DnsConfig, DnsSetupError};
+use crate::tls::handshake::roots_from;
 
 /// Limits of one policy fetch.
 #[derive(Debug, Clone)]
@@ -113,18 +114,6 @@ pub enum FetchError {
     /// The whole fetch exceeded its deadline.
     #[error("fetch exceeded its deadline of {0:?}")]
     Timeout(Duration),
-}
-
-/// A root store of `certs`; an error when there is none or one is unusable.
-fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    Ok(roots)
 }
 
 impl FetchError {
