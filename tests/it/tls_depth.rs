@@ -177,6 +177,7 @@ async fn findings_show_on_the_hosts_that_have_them_at_both_levels() {
         (MX_AEAD, vec![]),
         (MX_TLS12_CBC, vec![]),
         (MX_SMALLKEY, vec![RsaUnder2048, NoForwardSecrecy]),
+        (MX_SHA1, vec![Sha1Signature, NoForwardSecrecy]),
         (
             MX_WEAKTLS,
             vec![

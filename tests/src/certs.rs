@@ -46,6 +46,9 @@ enum Kind {
     Mismatch,
     /// Lab CA, RSA-1024.
     SmallKey,
+    /// Lab CA, RSA-2048, signed with SHA-1 (`openssl x509 -sha1`: rcgen
+    /// has no SHA-1), valid for 30 days from now.
+    Sha1,
     /// Lab CA, RSA-2048, with two embedded SCTs ([`SCT_LOG_IDS`]) made up
     /// here: no log signed them, the structure is RFC 6962's.
     WithScts,
@@ -109,6 +112,7 @@ const LEAVES: &[(Host, Kind)] = &[
     (plan::MX_PREFER, Kind::WithScts),
     (plan::MX_DH1024, Kind::Valid),
     (plan::MX_AEAD, Kind::Valid),
+    (plan::MX_SHA1, Kind::Sha1),
 ];
 
 /// The PEM files of one leaf.
@@ -270,6 +274,9 @@ impl LabCerts {
     fn make_leaf(&self, host: &Host, kind: Kind) -> anyhow::Result<LeafFiles> {
         let now = now();
         let key_file = key_path(&self.dir, host);
+        if kind == Kind::Sha1 {
+            return self.sha1_leaf(host, key_file);
+        }
         let (not_before, not_after) = match kind {
             Kind::Expired => (now - 7 * DAY, now - DAY),
             _ => (now - DAY, now + 30 * DAY),
@@ -312,6 +319,77 @@ impl LabCerts {
         };
         write(&files.cert, &leaf_pem)?;
         write(&files.chain, &chain_pem)?;
+        Ok(files)
+    }
+}
+
+impl LabCerts {
+    /// A lab-CA leaf for `host` signed with SHA-1, by `openssl req` and
+    /// `openssl x509 -req -sha1` (CA:FALSE, serverAuth, the host as SAN).
+    fn sha1_leaf(&self, host: &Host, key_file: PathBuf) -> anyhow::Result<LeafFiles> {
+        let label = label(host);
+        let csr = self.dir.join(format!("{label}.csr"));
+        let ext = self.dir.join(format!("{label}.ext"));
+        let cert = self.dir.join(format!("{label}.crt"));
+        write(
+            &ext,
+            &format!(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{}\n",
+                host.name
+            ),
+        )?;
+        let run = |args: &[&std::ffi::OsStr]| -> anyhow::Result<()> {
+            let out = Command::new("openssl")
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .context("running openssl")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(())
+        };
+        let subject = format!("/CN={}", host.name);
+        run(&[
+            "req".as_ref(),
+            "-new".as_ref(),
+            "-key".as_ref(),
+            key_file.as_os_str(),
+            "-subj".as_ref(),
+            subject.as_ref(),
+            "-out".as_ref(),
+            csr.as_os_str(),
+        ])?;
+        let ca_key = self.dir.join("ca.key");
+        run(&[
+            "x509".as_ref(),
+            "-req".as_ref(),
+            "-in".as_ref(),
+            csr.as_os_str(),
+            "-CA".as_ref(),
+            self.ca_pem.as_os_str(),
+            "-CAkey".as_ref(),
+            ca_key.as_os_str(),
+            "-set_serial".as_ref(),
+            "0x5a1".as_ref(),
+            "-days".as_ref(),
+            "30".as_ref(),
+            "-sha1".as_ref(),
+            "-extfile".as_ref(),
+            ext.as_os_str(),
+            "-out".as_ref(),
+            cert.as_os_str(),
+        ])?;
+        let leaf_pem = read(&cert)?;
+        let files = LeafFiles {
+            chain: self.dir.join(format!("{label}.chain.pem")),
+            cert,
+            key: key_file,
+        };
+        write(&files.chain, &format!("{leaf_pem}{}", self.ca_cert_pem))?;
         Ok(files)
     }
 }

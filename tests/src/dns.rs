@@ -86,6 +86,7 @@ pub const HOSTS: &[Host] = &[
     plan::MX_PREFER,
     plan::MX_DH1024,
     plan::MX_AEAD,
+    plan::MX_SHA1,
     plan::MX_WEAKTLS,
     plan::MX_VULN,
 ];

@@ -91,6 +91,8 @@ hosts! {
     MX_DH1024 = "mx-dh1024.lab.test" @ v4(72);
     /// TLS 1.2 and 1.3, ECDHE with AEAD only.
     MX_AEAD = "mx-aead.lab.test" @ v4(73);
+    /// A leaf signed with SHA-1 (`DEFAULT:@SECLEVEL=0` so OpenSSL loads it).
+    MX_SHA1 = "mx-sha1.lab.test" @ v4(76);
 
     // --- Exim (GnuTLS), unpacked into the lab folder ---
     /// Exim with STARTTLS and a valid lab-CA leaf.
@@ -163,6 +165,7 @@ pub const POSTFIX_HOSTS: &[Host] = &[
     MX_PREFER,
     MX_DH1024,
     MX_AEAD,
+    MX_SHA1,
 ];
 
 /// The Postfix hosts whose cipher lists the TLS depth tests enumerate.

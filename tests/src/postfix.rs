@@ -258,6 +258,10 @@ fn tls_of(host: &Host) -> Tls {
             protocols: ONLY_TLS12,
             ciphers: "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0",
         },
+        n if n == plan::MX_SHA1.name => Tls::Old {
+            protocols: ">=TLSv1.2",
+            ciphers: "DEFAULT:@SECLEVEL=0",
+        },
         n if n == plan::MX_AEAD.name => Tls::Old {
             protocols: ">=TLSv1.2",
             ciphers: "ECDHE+AESGCM:ECDHE+CHACHA20",
