@@ -543,3 +543,30 @@ async fn intrusive_checks_find_the_vulnerable_peer_and_no_real_mta() {
         );
     }
 }
+
+/// A DHE server on a well-known 1024-bit prime: the group is named, and
+/// the Logjam finding says it is a common one.
+#[tokio::test]
+async fn a_known_dh_group_is_named() {
+    lab::postfix();
+    let record = probe(MX_DH1024, DepthLevel::Free).await;
+    let tls = record.tls.as_ref().expect("first-flight facts");
+    assert_eq!(tls.dh_bits, Some(1024));
+    assert_eq!(
+        tls.dh_group.as_deref(),
+        Some("modp_1024 (RFC 2409 group 2)")
+    );
+    let logjam = record
+        .findings
+        .iter()
+        .find(|f| f.id == FindingId::Logjam)
+        .expect("a Logjam finding");
+    assert!(logjam.evidence.contains("modp_1024"), "{}", logjam.evidence);
+    // Postfix 3.7's own DHE group (no parameter file): RFC 3526's 2048-bit.
+    let dhe = probe(MX_DHE, DepthLevel::Free).await;
+    let tls = dhe.tls.as_ref().expect("first-flight facts");
+    assert_eq!(
+        (tls.dh_bits, tls.dh_group.as_deref()),
+        (Some(2048), Some("modp_2048 (RFC 3526)"))
+    );
+}

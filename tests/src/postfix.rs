@@ -344,29 +344,28 @@ fn master_cf(certs: &LabCerts, discard: &Path) -> anyhow::Result<String> {
     Ok(cf)
 }
 
-/// A 1024-bit DH group for [`plan::MX_DH1024`], made at start (a few
-/// seconds, once per lab folder) beside `beside`: the size a Logjam
-/// finding is about.
+/// The DH group of [`plan::MX_DH1024`]: RFC 2409's 1024-bit group 2, the
+/// widespread default a Logjam finding is about (PKCS#3 `DH PARAMETERS`,
+/// generator 2), written beside `beside`.
 fn dh1024(beside: &Path) -> anyhow::Result<PathBuf> {
     let file = beside.parent().unwrap_or(beside).join("dh1024.pem");
-    // PKCS#3 parameters with a safe prime: Postfix does not read the X9.42
-    // form `-dsaparam` writes and would fall back to its 2048-bit group.
-    let made = std::fs::read_to_string(&file).is_ok_and(|t| t.contains("BEGIN DH PARAMETERS"));
-    if !made {
-        let out = Command::new("openssl")
-            .args(["dhparam", "-out"])
-            .arg(&file)
-            .arg("1024")
-            .stdin(Stdio::null())
-            .output()
-            .context("running openssl dhparam")?;
-        if !out.status.success() {
-            bail!(
-                "openssl dhparam failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+    let hex = mxscope_worker::tls::dh_groups::MODP_1024;
+    let mut prime = vec![0u8]; // a positive INTEGER: the top bit is set
+    for i in (0..hex.len()).step_by(2) {
+        prime.push(u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16)?);
     }
+    // SEQUENCE { INTEGER p (129 bytes), INTEGER 2 }
+    let mut der = vec![0x30, 0x81, 0x87, 0x02, 0x81, 0x81];
+    der.extend_from_slice(&prime);
+    der.extend_from_slice(&[0x02, 0x01, 0x02]);
+    let body = mxscope_common::encoding::base64(&der);
+    let mut pem = String::from("-----BEGIN DH PARAMETERS-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END DH PARAMETERS-----\n");
+    std::fs::write(&file, pem).with_context(|| format!("writing {}", file.display()))?;
     Ok(file)
 }
 

@@ -141,6 +141,7 @@ fn a_target_gives_one_fact_per_mx_name() {
         key_exchange: None,
         forward_secrecy: None,
         dh_bits: None,
+        dh_group: None,
         signature_scheme: None,
         ocsp: None,
     });

@@ -362,7 +362,13 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
         .as_ref()
         .and_then(|t| t.dh_bits)
         .filter(|bits| *bits <= 1024)
-        .map(|bits| format!("DHE with a {bits}-bit prime"));
+        .map(|bits| {
+            let group = record.tls.as_ref().and_then(|t| t.dh_group.as_deref());
+            match group {
+                Some(name) => format!("DHE with a {bits}-bit prime: {name}, a common one"),
+                None => format!("DHE with a {bits}-bit prime"),
+            }
+        });
     let export_dhe = seen
         .iter()
         .filter_map(|s| s.suite.as_deref().map(|name| (s, name)))

@@ -36,6 +36,10 @@ pub struct TlsFacts {
     /// Size of the server's finite-field DH prime (DHE suites), in bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dh_bits: Option<u32>,
+    /// The finite-field DH group, when its prime is a known one
+    /// (`ffdhe2048 (RFC 7919)`, `modp_1024 (RFC 2409 group 2)`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh_group: Option<String>,
     /// The OCSP response the server stapled (RFC 6066 `status_request`);
     /// absent when it stapled none (or from first flights).
     #[serde(default, skip_serializing_if = "Option::is_none")]

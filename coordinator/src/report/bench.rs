@@ -128,6 +128,7 @@ pub(super) fn target(n: u64) -> TargetRecord {
                 key_exchange: Some(mxscope_common::KeyExchange::Tls13),
                 forward_secrecy: Some(true),
                 dh_bits: None,
+                dh_group: None,
                 signature_scheme: None,
                 ocsp: None,
             });

@@ -162,6 +162,7 @@ fn with_tls(
         key_exchange: Some(mxscope_common::KeyExchange::Tls13),
         forward_secrecy: Some(true),
         dh_bits: None,
+        dh_group: None,
         signature_scheme: None,
         ocsp: None,
     });

@@ -50,6 +50,8 @@ pub struct FirstFlight {
     pub group: Option<u16>,
     /// Prime size of a DHE ServerKeyExchange, in bits.
     pub dh_bits: Option<u32>,
+    /// The DHE group's name, when its prime is a known one.
+    pub dh_group: Option<&'static str>,
 }
 
 impl FirstFlight {
@@ -98,6 +100,7 @@ impl FirstFlight {
             key_exchange: Some(key_exchange),
             forward_secrecy: Some(key_exchange.forward_secret()),
             dh_bits: self.dh_bits,
+            dh_group: self.dh_group.map(str::to_owned),
             signature_scheme: None,
             ocsp: None,
             cipher,
@@ -265,6 +268,7 @@ fn server_hello(body: &[u8]) -> Option<FirstFlight> {
         chain: Vec::new(),
         group: None,
         dh_bits: None,
+        dh_group: None,
     })
 }
 
@@ -296,6 +300,7 @@ fn key_exchange(body: &[u8], flight: &mut FirstFlight) {
     } else if name.contains("_DHE_") {
         if let Some(len) = be16(body, 0) {
             if let Some(prime) = body.get(2..2 + usize::from(len)) {
+                flight.dh_group = crate::tls::dh_groups::name(prime);
                 let significant: Vec<&u8> = prime.iter().skip_while(|b| **b == 0).collect();
                 flight.dh_bits = significant.first().map(|top| {
                     let bytes = u32::try_from(significant.len()).unwrap_or(u32::MAX);

@@ -360,6 +360,7 @@ fn facts(conn: &rustls::ClientConnection, recorder: &Recorder, names: &[String])
         key_exchange: Some(key_exchange),
         forward_secrecy: Some(key_exchange.forward_secret()),
         dh_bits: None,
+        dh_group: None,
         signature_scheme,
         ocsp,
     }

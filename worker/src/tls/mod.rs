@@ -11,11 +11,13 @@
 //! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
 //! - [`first_flight`]: TLS facts from the server's first flight when rustls
 //!   cannot complete (legacy-only servers).
+//! - [`dh_groups`]: finite-field DH groups named by their prime.
 //! - [`depth`]: `--tls-depth`: accepted suite classes or suites per version,
 //!   preference, fallback SCSV, SSLv2, renegotiation, compression.
 
 pub mod cert;
 pub mod depth;
+pub mod dh_groups;
 pub mod exchange;
 pub mod first_flight;
 pub mod handshake;

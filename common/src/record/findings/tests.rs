@@ -42,6 +42,7 @@ fn record(cipher: &str, chain: Vec<CertInfo>) -> TargetRecord {
         key_exchange: None,
         forward_secrecy: None,
         dh_bits: None,
+        dh_group: None,
         signature_scheme: None,
         ocsp: None,
     });
