@@ -406,6 +406,14 @@ fn a_scan_with_tls_depth_reports_and_exports_findings() {
     assert_eq!(rows.len() as u64, expected.values().sum::<u64>() - 1);
     assert_eq!(rows[0]["finding"], "sslv2", "worst first");
     assert_eq!(rows[0]["host"], "mx-weaktls.lab.test");
+    let text = run(&["report", "s1"]);
+    assert!(
+        text.contains("Hosts with findings (16 rows, worst first)")
+            && text.contains("mx-dh1024.lab.test   127.0.1.72  logjam"),
+        "{text}"
+    );
+    let markdown = run(&["report", "s1", "--format", "markdown"]);
+    assert!(markdown.contains("### Hosts with findings"), "{markdown}");
     let html = run(&["report", "s1", "--format", "html"]);
     assert!(
         html.contains("<h3>Hosts with findings</h3>")

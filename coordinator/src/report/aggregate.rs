@@ -16,13 +16,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use mxscope_common::findings::{FindingId, DEFINITIONS};
-use mxscope_common::{snake, Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
+use super::depth::DepthCounts;
 use super::labels::{self, TargetSummary};
-use super::model::{
-    Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport, FINDING_ROWS,
-};
+use super::model::{Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport};
 use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
 use mxscope_common::tally::Politeness;
@@ -256,16 +254,7 @@ fn evaluate_vantage(pass: VantagePass, legacy: bool, depth: bool, now: i64) -> V
         hosts.insert(name, status);
     }
     headline.unique_mx = hosts.len() as u64;
-    let mut findings = std::mem::take(&mut dist.finding_rows);
-    // Worst first, then by host.
-    let order = |f: &FindingRow| {
-        DEFINITIONS
-            .iter()
-            .position(|d| d.id.to_string() == f.finding)
-            .unwrap_or(usize::MAX)
-    };
-    findings.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.host.cmp(&b.host)));
-    let findings_total = dist.finding_rows_total;
+    let (findings, findings_total) = dist.depth.take_rows();
     let distributions = dist.into_distributions(&headline, legacy, depth);
     let security_counts = SecurityCounts::from_targets(&security);
     VantageHosts {
@@ -293,15 +282,7 @@ struct Counts {
     validating: BTreeMap<String, u64>,
     key_exchange: BTreeMap<&'static str, u64>,
     tls_source: BTreeMap<String, u64>,
-    findings: BTreeMap<FindingId, u64>,
-    no_finding: u64,
-    weakest: BTreeMap<&'static str, u64>,
-    forward_secrecy_only: BTreeMap<&'static str, u64>,
-    preference: BTreeMap<&'static str, u64>,
-    scts: BTreeMap<&'static str, u64>,
-    ocsp: BTreeMap<&'static str, u64>,
-    finding_rows: Vec<FindingRow>,
-    finding_rows_total: u64,
+    depth: DepthCounts,
 }
 
 impl Counts {
@@ -339,31 +320,8 @@ impl Counts {
             (Some(_), false) => "handshake",
         };
         *self.tls_source.entry(source.to_string()).or_default() += 1;
-        if let Some(d) = &t.depth {
-            for (id, evidence) in &d.findings {
-                *self.findings.entry(*id).or_default() += 1;
-                self.finding_rows_total += 1;
-                if let (true, HostStatus::Probed { ip, .. }) =
-                    (self.finding_rows.len() < FINDING_ROWS, status)
-                {
-                    self.finding_rows.push(FindingRow {
-                        host: name.to_string(),
-                        ip: ip.to_string(),
-                        finding: id.to_string(),
-                        severity: snake(&id.definition().severity),
-                        evidence: evidence.clone(),
-                    });
-                }
-            }
-            self.no_finding += u64::from(d.findings.is_empty());
-            *self.weakest.entry(d.weakest).or_default() += 1;
-            *self
-                .forward_secrecy_only
-                .entry(d.forward_secrecy_only)
-                .or_default() += 1;
-            *self.preference.entry(d.preference).or_default() += 1;
-            *self.scts.entry(d.scts).or_default() += 1;
-            *self.ocsp.entry(d.ocsp).or_default() += 1;
+        if let (Some(d), HostStatus::Probed { ip, .. }) = (&t.depth, status) {
+            self.depth.add(name, ip, d);
         }
         for (version, support) in t.protocols.iter().enumerate() {
             let row = labels::SUPPORT_ROWS
@@ -378,71 +336,6 @@ impl Counts {
             .or_default() += 1;
     }
 
-    /// The TLS depth's distributions over STARTTLS hosts (scans with
-    /// `--tls-depth`): hosts per finding, the weakest accepted suite class,
-    /// forward secrecy only, whose suite order counts.
-    fn depth_distributions(&self, total: u64) -> Vec<Distribution> {
-        const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
-        let mut findings: Vec<(String, u64)> = DEFINITIONS
-            .iter()
-            .filter_map(|d| {
-                let n = self.findings.get(&d.id).copied()?;
-                Some((format!("{}: {}", d.id, d.title), n))
-            })
-            .collect();
-        findings.push(("no finding".to_string(), self.no_finding));
-        let rows = |labels: &[&'static str], counts: &BTreeMap<&'static str, u64>| {
-            labels
-                .iter()
-                .filter_map(|row| counts.get(row).map(|n| (row.to_string(), *n)))
-                .collect::<Vec<_>>()
-        };
-        vec![
-            Distribution::new(
-                "findings",
-                "Known weaknesses (hosts with each finding; a host may have several)",
-                STARTTLS_HOSTS,
-                total,
-                findings,
-            ),
-            Distribution::new(
-                "weakest_suite_class",
-                "Weakest accepted suite class",
-                STARTTLS_HOSTS,
-                total,
-                rows(&labels::WEAKEST_ROWS, &self.weakest),
-            ),
-            Distribution::new(
-                "forward_secrecy_only",
-                "Only suites with forward secrecy accepted",
-                STARTTLS_HOSTS,
-                total,
-                rows(&labels::YES_NO_ROWS, &self.forward_secrecy_only),
-            ),
-            Distribution::new(
-                "suite_order",
-                "Whose suite order counts",
-                STARTTLS_HOSTS,
-                total,
-                rows(&labels::PREFERENCE_ROWS, &self.preference),
-            ),
-            Distribution::new(
-                "scts",
-                "Certificate Transparency: SCTs embedded in the leaf",
-                STARTTLS_HOSTS,
-                total,
-                rows(&labels::YES_NO_ROWS, &self.scts),
-            ),
-            Distribution::new(
-                "ocsp_stapled",
-                "OCSP response stapled",
-                STARTTLS_HOSTS,
-                total,
-                rows(&labels::YES_NO_ROWS, &self.ocsp),
-            ),
-        ]
-    }
-
     fn into_distributions(
         self,
         headline: &Headline,
@@ -452,7 +345,7 @@ impl Counts {
         const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
         let total = headline.mx_starttls;
         let depth_rows = if depth {
-            self.depth_distributions(total)
+            self.depth.distributions(total)
         } else {
             Vec::new()
         };

@@ -7,6 +7,8 @@
 //! - [`aggregate`]: the engine: two passes over domain records, one over
 //!   target records ([`scan_report`], or [`Aggregator`] when records are
 //!   pushed, e.g. from a gRPC stream).
+//! - `depth`: the TLS depth section (hosts per finding, weakest suite
+//!   class, suite order, SCTs, OCSP) and the rows of hosts with findings.
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
 //!   the targets, TLS-RPT, reverse DNS).
 //! - [`vantages`]: vantage against vantage, classified differences;
@@ -27,6 +29,7 @@ mod bench;
 #[cfg(test)]
 mod bench_vantages;
 pub mod compare;
+mod depth;
 pub mod headline;
 pub mod html;
 mod labels;

@@ -46,6 +46,41 @@ fn headline_table(v: &VantageReport) -> Table {
     t
 }
 
+/// Rows of the hosts-with-findings list in text and Markdown (JSON and
+/// HTML have up to [`super::model::FINDING_ROWS`]).
+const LISTED_FINDINGS: usize = 20;
+
+/// The first [`LISTED_FINDINGS`] rows of a vantage's findings, and the line
+/// that says how many there are in all; `None` without findings.
+fn findings_list(v: &VantageReport) -> Option<(Table, String)> {
+    if v.findings.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        &["host", "address", "finding", "severity", "evidence"],
+        &[false, false, false, false, false],
+    );
+    for row in v.findings.iter().take(LISTED_FINDINGS) {
+        t.row(vec![
+            row.host.clone(),
+            row.ip.clone(),
+            row.finding.clone(),
+            row.severity.clone(),
+            row.evidence.clone(),
+        ]);
+    }
+    let shown = v.findings.len().min(LISTED_FINDINGS) as u64;
+    let line = if shown == v.findings_total {
+        format!("{shown} rows, worst first")
+    } else {
+        format!(
+            "{shown} of {} rows, worst first; `mxscope export --format findings` lists them all",
+            v.findings_total
+        )
+    };
+    Some((t, line))
+}
+
 fn distribution_table(d: &Distribution) -> Table {
     let mut t = Table::new(&["value", "count", "%"], &[false, true, true]);
     for row in &d.rows {
@@ -81,6 +116,10 @@ pub fn scan_text(report: &ScanReport) -> String {
         for d in &v.distributions {
             let _ = writeln!(out, "\n{} ({} {})", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).text("  "));
+        }
+        if let Some((table, line)) = findings_list(v) {
+            let _ = writeln!(out, "\nHosts with findings ({line})");
+            out.push_str(&table.text("  "));
         }
         let _ = writeln!(out, "\nPoliteness\n  {}.", v.politeness.summary());
         if let Some(s) = &v.security {
@@ -123,6 +162,10 @@ pub fn scan_markdown(report: &ScanReport) -> String {
         for d in &v.distributions {
             let _ = writeln!(out, "\n### {}\n\n{} {}\n", d.title, d.total, d.population);
             out.push_str(&distribution_table(d).markdown());
+        }
+        if let Some((table, line)) = findings_list(v) {
+            let _ = writeln!(out, "\n### Hosts with findings\n\n{line}.\n");
+            out.push_str(&table.markdown());
         }
         let _ = writeln!(out, "\n### Politeness\n\n{}.", v.politeness.summary());
         if let Some(s) = &v.security {
@@ -320,4 +363,37 @@ pub fn comparison_markdown(comparison: &Comparison) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{FindingRow, VantageReport};
+    use super::*;
+
+    #[test]
+    fn the_findings_list_is_cut_and_says_so() {
+        let row = |i: usize| FindingRow {
+            host: format!("mx{i}.example"),
+            ip: "192.0.2.1".into(),
+            finding: "rc4".into(),
+            severity: "medium".into(),
+            evidence: "tls1_2: TLS_RSA_WITH_RC4_128_SHA".into(),
+        };
+        let mut v = VantageReport {
+            findings: (0..25).map(row).collect(),
+            findings_total: 1500,
+            ..VantageReport::default()
+        };
+        let (table, line) = findings_list(&v).expect("rows");
+        assert_eq!(table.text("").lines().count(), 1 + LISTED_FINDINGS);
+        assert_eq!(
+            line,
+            "20 of 1500 rows, worst first; `mxscope export --format findings` lists them all"
+        );
+        v.findings.truncate(3);
+        v.findings_total = 3;
+        assert_eq!(findings_list(&v).unwrap().1, "3 rows, worst first");
+        v.findings.clear();
+        assert!(findings_list(&v).is_none());
+    }
 }
