@@ -578,3 +578,32 @@ async fn a_known_dh_group_is_named() {
         (Some(2048), Some("modp_2048 (RFC 3526)"))
     );
 }
+
+/// `mxscope-worker probe`'s readable text shows the depth and the findings.
+#[tokio::test]
+async fn the_probe_summary_shows_depth_and_findings() {
+    lab::postfix();
+    let record = probe(MX_PREFER, DepthLevel::Suites).await;
+    let mut domain = mxscope_common::DomainRecord::new(
+        domains::for_host(&MX_PREFER),
+        mxscope_common::DnsResult::failed(mxscope_common::DnsStatus::Ok, ""),
+    );
+    domain.dns.mx = vec![mxscope_common::MxEntry {
+        preference: 10,
+        exchange: MX_PREFER.name.to_string(),
+        addresses: vec![MX_PREFER.ip],
+        status: mxscope_common::DnsStatus::Ok,
+    }];
+    domain.targets = vec![record];
+    let mut text = Vec::new();
+    mxscope_worker::summary::write_domain(&mut text, &domain).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("tls1_2: cbc no_forward_secrecy aead; 3 suites, server's order; groups"),
+        "{text}"
+    );
+    assert!(
+        text.contains("findings: no_forward_secrecy (low)"),
+        "{text}"
+    );
+}

@@ -137,6 +137,45 @@ fn write_target(out: &mut impl Write, target: &TargetRecord, mx_name: &str) -> i
             .collect();
         writeln!(out, "          versions: {}", text.join(", "))?;
     }
+    if let Some(depth) = &target.tls_depth {
+        for (version, v) in &depth.versions {
+            let classes: Vec<&str> = v.classes.iter().map(|c| c.name()).collect();
+            let mut line = format!("          {version}: {}", classes.join(" "));
+            if !v.accepted.is_empty() {
+                line.push_str(&format!("; {} suites", v.accepted.len()));
+            }
+            if let Some(server) = v.server_preference {
+                line.push_str(if server {
+                    ", server's order"
+                } else {
+                    ", client's order"
+                });
+            }
+            if !v.groups.is_empty() {
+                line.push_str(&format!("; groups {}", v.groups.join(" ")));
+            }
+            writeln!(out, "{line}")?;
+        }
+        writeln!(
+            out,
+            "          tls depth {}: {} sessions{}",
+            depth.level,
+            depth.sessions,
+            if depth.not_measured.is_empty() {
+                String::new()
+            } else {
+                format!(", not measured: {}", depth.not_measured.join(", "))
+            }
+        )?;
+    }
+    if !target.findings.is_empty() {
+        let names: Vec<String> = target
+            .findings
+            .iter()
+            .map(|f| format!("{} ({})", f.id, snake(&f.severity)))
+            .collect();
+        writeln!(out, "          findings: {}", names.join(", "))?;
+    }
     if let Some(dane) = target.dane.get(mx_name) {
         writeln!(out, "          dane {}", snake(&dane.verdict))?;
     }
