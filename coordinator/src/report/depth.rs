@@ -14,6 +14,17 @@ use super::model::{Distribution, FindingRow, FINDING_ROWS};
 
 const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
 
+/// Worst finding first (the order of `DEFINITIONS`), then by host.
+fn worst_first(rows: &mut [FindingRow]) {
+    let order = |f: &FindingRow| {
+        DEFINITIONS
+            .iter()
+            .position(|d| d.id.to_string() == f.finding)
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.host.cmp(&b.host)));
+}
+
 /// The depth counters of one vantage.
 #[derive(Debug, Default)]
 pub(crate) struct DepthCounts {
@@ -34,14 +45,18 @@ impl DepthCounts {
         for (id, evidence) in &d.findings {
             *self.findings.entry(*id).or_default() += 1;
             self.rows_total += 1;
-            if self.rows.len() < FINDING_ROWS {
-                self.rows.push(FindingRow {
-                    host: name.to_string(),
-                    ip: ip.to_string(),
-                    finding: id.to_string(),
-                    severity: snake(&id.definition().severity),
-                    evidence: evidence.clone(),
-                });
+            self.rows.push(FindingRow {
+                host: name.to_string(),
+                ip: ip.to_string(),
+                finding: id.to_string(),
+                severity: snake(&id.definition().severity),
+                evidence: evidence.clone(),
+            });
+            // Bounded: keep the worst FINDING_ROWS whenever twice as many
+            // are held, so a late critical row is never lost to early low ones.
+            if self.rows.len() >= 2 * FINDING_ROWS {
+                worst_first(&mut self.rows);
+                self.rows.truncate(FINDING_ROWS);
             }
         }
         self.no_finding += u64::from(d.findings.is_empty());
@@ -59,13 +74,8 @@ impl DepthCounts {
     /// many there were before the cap.
     pub(crate) fn take_rows(&mut self) -> (Vec<FindingRow>, u64) {
         let mut rows = std::mem::take(&mut self.rows);
-        let order = |f: &FindingRow| {
-            DEFINITIONS
-                .iter()
-                .position(|d| d.id.to_string() == f.finding)
-                .unwrap_or(usize::MAX)
-        };
-        rows.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.host.cmp(&b.host)));
+        worst_first(&mut rows);
+        rows.truncate(FINDING_ROWS);
         (rows, self.rows_total)
     }
 
@@ -120,5 +130,40 @@ impl DepthCounts {
                 rows(&labels::YES_NO_ROWS, &self.ocsp),
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(id: FindingId) -> DepthSummary {
+        DepthSummary {
+            findings: vec![(id, "evidence".into())],
+            weakest: "aead",
+            forward_secrecy_only: "no",
+            preference: labels::NOT_MEASURED,
+            scts: "no",
+            ocsp: "no",
+        }
+    }
+
+    #[test]
+    fn a_late_critical_row_survives_the_cap() {
+        let mut counts = DepthCounts::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let low = summary(FindingId::NoForwardSecrecy);
+        for i in 0..2 * FINDING_ROWS + 500 {
+            counts.add(&format!("mx{i:05}.example"), ip, &low);
+        }
+        counts.add("zz-last.example", ip, &summary(FindingId::Sslv2));
+        let (rows, total) = counts.take_rows();
+        assert_eq!(total, 2 * FINDING_ROWS as u64 + 501);
+        assert_eq!(rows.len(), FINDING_ROWS);
+        assert_eq!(
+            (rows[0].host.as_str(), rows[0].finding.as_str()),
+            ("zz-last.example", "sslv2")
+        );
+        assert_eq!(rows[1].host, "mx00000.example", "then by host");
     }
 }

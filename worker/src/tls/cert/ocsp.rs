@@ -179,6 +179,11 @@ fn judge(basic: &Basic<'_>, leaf: Option<&[u8]>, issuer: Option<&[u8]>) -> OcspS
     let for_leaf = leaf
         .as_ref()
         .is_some_and(|leaf| strip(leaf.raw_serial()) == strip(basic.serial));
+    let detail = match (&leaf, for_leaf) {
+        (Some(_), false) => Some("the response is about another certificate".into()),
+        (None, _) => Some("no leaf to compare the response with".into()),
+        (Some(_), true) => None,
+    };
     let issuer = issuer.and_then(parse_cert);
     let verifies = issuer
         .as_ref()
@@ -190,7 +195,7 @@ fn judge(basic: &Basic<'_>, leaf: Option<&[u8]>, issuer: Option<&[u8]>) -> OcspS
         next_update: basic.next_update.clone(),
         for_leaf,
         verifies,
-        detail: (!for_leaf).then(|| "the response is about another certificate".into()),
+        detail,
     }
 }
 
@@ -220,6 +225,15 @@ fn signed_by_issuer(basic: &Basic<'_>, issuer: &X509Certificate<'_>) -> Option<b
         let Ok((_, responder)) = x509_parser::parse_x509_certificate(der) else {
             continue;
         };
+        // A delegated responder must be one (RFC 6960 §4.2.2.2): any other
+        // certificate of the same CA could sign a forged response.
+        let ocsp_signing = matches!(
+            responder.extended_key_usage(),
+            Ok(Some(eku)) if eku.value.ocsp_signing
+        );
+        if !ocsp_signing {
+            continue;
+        }
         let Some(alg) = super::self_signed::cert_sig_alg(der) else {
             continue;
         };

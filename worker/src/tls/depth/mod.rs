@@ -263,10 +263,12 @@ impl DepthRun {
                 plan.stop(format!("per-IP budget of {budget} sessions spent"));
             }
         }
-        let groups = self.groups.get_or_insert_with(Vec::new);
-        if groups.is_empty() && level == DepthLevel::Suites {
+        // Groups not yet planned (the versions ran out first) were not
+        // measured; planned and empty means there was nothing to enumerate.
+        if self.groups.is_none() && level == DepthLevel::Suites {
             self.depth.not_measured.push("groups".into());
         }
+        let groups = self.groups.get_or_insert_with(Vec::new);
         for plan in groups.iter_mut() {
             if plan.next().is_some() {
                 self.depth

@@ -86,7 +86,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let wait = match check {
         Check::Heartbleed => deadline,
-        Check::CcsInjection => deadline.min(Instant::now() + CCS_WAIT),
+        // Silence is the verdict: it must be the whole wait, or nothing.
+        Check::CcsInjection if deadline < Instant::now() + CCS_WAIT => return Tested::Error,
+        Check::CcsInjection => Instant::now() + CCS_WAIT,
     };
     match (check, first_record_type(stream, wait).await) {
         (Check::Heartbleed, Some(0x18)) => Tested::Yes,
