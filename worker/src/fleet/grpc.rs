@@ -18,9 +18,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use super::config::FleetError;
 use super::leases::Lease;
 use super::task::{Batch, CallError, ResultSink, TaskSpec};
-use super::FleetError;
 
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

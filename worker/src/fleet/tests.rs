@@ -2,6 +2,7 @@
 //! to 127.0.0.1; no test resolves names.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
