@@ -7,6 +7,7 @@
 //! versions); sessions to different IPs run concurrently, bounded.
 
 mod depth;
+mod extra;
 pub mod pace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::{
-    Anomaly, DnsResult, DomainName, DomainRecord, HandshakeFailure, NameCertificate, NameCheck,
-    Outcome, Phase, SuiteChoice, TargetRecord, TlsSource, VersionSupport,
+    Anomaly, DnsResult, DomainName, DomainRecord, HandshakeFailure, Outcome, Phase, SuiteChoice,
+    TargetRecord, VersionSupport,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -30,7 +31,7 @@ use crate::smtp::dialogue::{End, ExpectGreeting, Transcript};
 use crate::smtp::driver::{self, record_timing, Conn, Driven};
 use crate::tls::first_flight;
 use crate::tls::handshake::{HandshakeError, TlsContext, Versions};
-use crate::tls::legacy::{self, LegacyVersion};
+use crate::tls::legacy::LegacyVersion;
 use pace::SessionPace;
 
 /// Most extra sessions per IP to learn the certificate of other MX names
@@ -320,144 +321,6 @@ impl Prober {
         }
         record.tls = Some(facts);
         Some(flight.chain)
-    }
-
-    /// A certificate per MX name (DESIGN §4): for each other name behind
-    /// this IP that the first certificate does not cover, one more session
-    /// with that name as SNI (sequential, at most [`MAX_NAME_SESSIONS`]).
-    async fn name_sessions(&self, record: &mut TargetRecord) {
-        let Some(main) = record.tls.clone() else {
-            return;
-        };
-        let main_leaf = main.chain.first().map(|c| c.sha256.clone());
-        let main_subject = main.chain.first().map(|c| c.subject.clone());
-        let mut extra = 0;
-        let names = record.mx_names.clone();
-        for (index, name) in names.iter().enumerate() {
-            let covered = main.name_match.get(name).copied().unwrap_or(false);
-            let from_main = |check| NameCertificate {
-                name_match: Some(covered),
-                check,
-                leaf_sha256: main_leaf.clone(),
-                leaf_subject: main_subject.clone(),
-                verification: Some(main.verification),
-            };
-            let entry = if index == 0 {
-                from_main(NameCheck::MainSession)
-            } else if covered {
-                from_main(NameCheck::CoveredByMain)
-            } else if extra >= MAX_NAME_SESSIONS {
-                from_main(NameCheck::NotChecked)
-            } else {
-                extra += 1;
-                record.sessions += 1;
-                match self.name_session(record.ip, name, main.source).await {
-                    Some(facts) => NameCertificate {
-                        name_match: facts.name_match.get(name).copied(),
-                        check: NameCheck::OwnSession,
-                        leaf_sha256: facts.chain.first().map(|c| c.sha256.clone()),
-                        leaf_subject: facts.chain.first().map(|c| c.subject.clone()),
-                        verification: Some(facts.verification),
-                    },
-                    None => from_main(NameCheck::SessionFailed),
-                }
-            };
-            record.names.insert(name.clone(), entry);
-        }
-    }
-
-    /// One session with `name` as SNI, the same way the main session got
-    /// its facts (a rustls handshake, or the first flight).
-    async fn name_session(
-        &self,
-        ip: IpAddr,
-        name: &str,
-        source: TlsSource,
-    ) -> Option<mxscope_common::TlsFacts> {
-        let mut conn = self.open_after_starttls(ip).await.ok()?;
-        let remaining = conn.deadline.saturating_duration_since(Instant::now());
-        let timeout = self.config.timeouts.handshake.min(remaining);
-        let names = [name.to_string()];
-        if source == TlsSource::FirstFlight {
-            let flight = first_flight::read(&mut conn.stream, Some(name), timeout)
-                .await
-                .ok()?;
-            return Some(flight.facts(&self.tls, name, &names));
-        }
-        let (_, facts) = self
-            .tls
-            .handshake(conn.stream, name, &names, Versions::Modern, timeout)
-            .await
-            .ok()?;
-        Some(facts)
-    }
-
-    /// SSLv3, TLS 1.0, TLS 1.1 and TLS 1.2 by hand-built ClientHello, one
-    /// fresh session each; a version already known to be supported (from the
-    /// main session or the first flight) is not asked again.
-    async fn legacy_sessions(&self, record: &mut TargetRecord) {
-        let sni = record.mx_names.first().cloned();
-        for version in LegacyVersion::ALL {
-            if *protocol_slot(record, version) == VersionSupport::Supported {
-                continue;
-            }
-            record.sessions += 1;
-            let (support, detail) = match self.open_after_starttls(record.ip).await {
-                Ok(mut conn) => {
-                    let remaining = conn.deadline.saturating_duration_since(Instant::now());
-                    let timeout = self.config.timeouts.handshake.min(remaining);
-                    legacy::test_version(&mut conn.stream, version, sni.as_deref(), timeout).await
-                }
-                Err(_) => (VersionSupport::Error, None),
-            };
-            if support == VersionSupport::Supported {
-                if let Some(cipher) = detail {
-                    record
-                        .protocol_suites
-                        .insert(version.key().into(), SuiteChoice::new(cipher));
-                }
-            }
-            *protocol_slot(record, version) = support;
-        }
-    }
-
-    /// A fresh session up to STARTTLS's 220, for a legacy-version probe, a
-    /// certificate per name or the first flight; it waits for its turn
-    /// ([`Self::pace`]) first.
-    pub(super) async fn open_after_starttls(
-        &self,
-        ip: IpAddr,
-    ) -> Result<Conn<tokio::net::TcpStream>, End> {
-        if let Some(pace) = &self.pace {
-            pace.turn(ip).await;
-        }
-        let cfg = &self.config;
-        let deadline = Instant::now() + cfg.timeouts.session;
-        let addr = SocketAddr::new(ip, cfg.port);
-        let stream = driver::connect(addr, cfg.bind, cfg.timeouts.connect, deadline).await?;
-        let mut conn = Conn::new(stream, cfg.limits, deadline);
-        let mut transcript = Transcript::default();
-        let mut timings = Default::default();
-        match conn
-            .drive(
-                ExpectGreeting::start(cfg.ehlo_name.clone()),
-                &mut transcript,
-                &cfg.timeouts,
-                &mut timings,
-            )
-            .await
-        {
-            Driven::StartTls(_) => {
-                conn.take_injected();
-                Ok(conn)
-            }
-            Driven::Done(end) => {
-                if end.send_quit {
-                    conn.quit(cfg.timeouts.command).await;
-                }
-                Err(end)
-            }
-        }
     }
 
     /// Resolve `domains`, probe every unique IP once (bounded by
