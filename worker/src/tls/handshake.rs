@@ -15,7 +15,6 @@ use mxscope_common::{CertInfo, HandshakeFailure, KeyExchange, TlsFacts, TlsSourc
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, IpAddr as PkiIpAddr, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -24,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::{cert, signature as tls_signature};
+use crate::tls::{cert, roots, signature as tls_signature};
 
 /// Errors preparing TLS.
 #[derive(Debug, thiserror::Error)]
@@ -139,31 +138,22 @@ impl TlsContext {
     /// Trust Mozilla's roots, or only the certificates of `ca_file` (PEM).
     pub fn new(ca_file: Option<&Path>) -> Result<Self, TlsSetupError> {
         let Some(path) = ca_file else {
-            let mut roots = RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            return Self::with_roots(roots);
+            return Self::with_roots(roots::mozilla());
         };
-        let ca_error = |reason: String| TlsSetupError::CaFile {
+        let roots = roots::from_file(path).map_err(|reason| TlsSetupError::CaFile {
             path: path.display().to_string(),
             reason,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca_error(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ca_error(e.to_string()))?;
-        Self::with_roots(roots_from(certs).map_err(ca_error)?)
+        })?;
+        Self::with_roots(roots)
     }
 
     /// Trust only the certificates of a PEM bundle (a scan's `ca_pem`).
     pub fn from_pem(pem: &[u8]) -> Result<Self, TlsSetupError> {
-        let ca_error = |reason: String| TlsSetupError::CaFile {
+        let roots = roots::from_pem(pem).map_err(|reason| TlsSetupError::CaFile {
             path: "(PEM bundle)".to_string(),
             reason,
-        };
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ca_error(e.to_string()))?;
-        Self::with_roots(roots_from(certs).map_err(ca_error)?)
+        })?;
+        Self::with_roots(roots)
     }
 
     fn with_roots(roots: RootCertStore) -> Result<Self, TlsSetupError> {
@@ -279,19 +269,6 @@ pub fn name_match(leaf: Option<&[u8]>, names: &[String]) -> BTreeMap<String, boo
             (name.clone(), matches)
         })
         .collect()
-}
-
-/// A root store of exactly `certs`; at least one is required (every trust
-/// store of the worker is built here: the handshake's, MTA-STS fetches').
-pub(crate) fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
-    if certs.is_empty() {
-        return Err("no certificate in PEM".into());
-    }
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    Ok(roots)
 }
 
 fn server_name(sni: &str) -> ServerName<'static> {

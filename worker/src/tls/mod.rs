@@ -8,6 +8,7 @@
 //! - [`cert`]: certificate analysis (x509-parser): facts, key and signature
 //!   names, self-signature, RFC 6125 name matching.
 //! - [`exchange`]: the one hello-and-read driver every hand-built hello uses.
+//! - `roots`: the trust stores every TLS client of the worker uses.
 //! - [`legacy`]: SSLv3/TLS 1.0/1.1/1.2 probes with hand-built ClientHellos.
 //! - [`first_flight`]: TLS facts from the server's first flight when rustls
 //!   cannot complete (legacy-only servers).
@@ -22,4 +23,5 @@ pub mod exchange;
 pub mod first_flight;
 pub mod handshake;
 pub mod legacy;
+pub(crate) mod roots;
 pub mod signature;

@@ -16,8 +16,7 @@ use http::header::{ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCAT
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use mxscope_common::security_policy::{MtaSts, Policy};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -26,7 +25,7 @@ use super::{evaluate, parse_policy, select_sts_txt, MxTls, PolicyError, TxtLooku
 use super::{DnsFailure, PolicyDns, MAX_POLICY_BYTES, POLICY_PATH};
 use crate::config::is_public;
 use crate::dns::{DnsConfig, DnsSetupError};
-use crate::tls::handshake::roots_from;
+use crate::tls::roots;
 
 /// Limits of one policy fetch.
 #[derive(Debug, Clone)]
@@ -142,21 +141,13 @@ impl PolicyFetcher {
         config: FetchConfig,
     ) -> Result<Self, FetchSetupError> {
         match ca_file {
-            None => {
-                let mut roots = RootCertStore::empty();
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                Self::with_roots(dns, roots, config)
-            }
+            None => Self::with_roots(dns, roots::mozilla(), config),
             Some(path) => {
-                let ca_error = |reason: String| FetchSetupError::CaFile {
+                let roots = roots::from_file(path).map_err(|reason| FetchSetupError::CaFile {
                     path: path.display().to_string(),
                     reason,
-                };
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| ca_error(e.to_string()))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ca_error(e.to_string()))?;
-                Self::with_roots(dns, roots_from(certs).map_err(ca_error)?, config)
+                })?;
+                Self::with_roots(dns, roots, config)
             }
         }
     }
@@ -167,14 +158,11 @@ impl PolicyFetcher {
         pem: &[u8],
         config: FetchConfig,
     ) -> Result<Self, FetchSetupError> {
-        let ca_error = |reason: String| FetchSetupError::CaFile {
+        let roots = roots::from_pem(pem).map_err(|reason| FetchSetupError::CaFile {
             path: "(PEM bundle)".to_string(),
             reason,
-        };
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ca_error(e.to_string()))?;
-        Self::with_roots(dns, roots_from(certs).map_err(ca_error)?, config)
+        })?;
+        Self::with_roots(dns, roots, config)
     }
 
     fn with_roots(
