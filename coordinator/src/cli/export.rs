@@ -13,7 +13,7 @@ use crate::SourceArgs;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum Format {
-    /// One JSON record per line (the record layout of the README).
+    /// One JSON record per line (the record layout: `common/src/record/`).
     Jsonl,
     /// One row per record, flat columns (`kind` says domain or target).
     Csv,

@@ -7,6 +7,8 @@
 //! - [`aggregate`]: the engine: two passes over domain records, one over
 //!   target records ([`scan_report`], or [`Aggregator`] when records are
 //!   pushed, e.g. from a gRPC stream).
+//! - `distributions`: the distribution counters of one vantage (key,
+//!   verification, protocols, expiry, ...) turned into distributions.
 //! - `depth`: the TLS depth section (hosts per finding, weakest suite
 //!   class, suite order, SCTs, OCSP) and the rows of hosts with findings.
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
@@ -30,6 +32,7 @@ mod bench;
 mod bench_vantages;
 pub mod compare;
 mod depth;
+mod distributions;
 pub mod headline;
 pub mod html;
 mod labels;

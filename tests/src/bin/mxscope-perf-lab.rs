@@ -1,6 +1,6 @@
 //! `mxscope-perf-lab`: the performance lab's benchmarks (not tests). Each
 //! prints mxscope's number beside a baseline measured in the same run; see
-//! `mxscope_tests::perf_bench` and the README's Benchmarks section.
+//! `mxscope_tests::perf_bench` and docs/benchmarks.md.
 //!
 //! - `tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
 //!   (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
