@@ -16,9 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use mxscope_common::{Bucket, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
 
-use super::distributions::Counts;
+use super::distributions::{Counts, HostStatus};
 use super::labels::TargetSummary;
 use super::model::{Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport};
 use super::security::{SecurityCounts, TargetSecurity};
@@ -28,49 +28,7 @@ use mxscope_common::tally::Politeness;
 /// Version of the report layout (JSON).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
-/// Host status of an MX without any address.
-pub const NO_ADDRESS: &str = "no_address";
-/// Host status of an MX whose addresses have no target record (yet).
-pub const NOT_PROBED: &str = "not_probed";
-
-/// What an MX host's IPs showed, as one status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum HostStatus {
-    /// The best outcome over the host's IPs, and the IP that showed it.
-    Probed {
-        outcome: Outcome,
-        ip: IpAddr,
-    },
-    NotProbed,
-    NoAddress,
-}
-
-impl HostStatus {
-    pub(super) fn bucket(self) -> Bucket {
-        match self {
-            Self::Probed { outcome, .. } => outcome.bucket(),
-            Self::NotProbed | Self::NoAddress => Bucket::ConnectionError,
-        }
-    }
-
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Self::Probed { outcome, .. } => outcome.as_str(),
-            Self::NotProbed => NOT_PROBED,
-            Self::NoAddress => NO_ADDRESS,
-        }
-    }
-
-    /// Lower is better; ties broken by the outcome's order, so that best
-    /// and worst are deterministic.
-    fn rank(self) -> (u8, Option<Outcome>) {
-        match self {
-            Self::Probed { outcome, .. } => (outcome.rank(), Some(outcome)),
-            Self::NotProbed => (u8::MAX - 1, None),
-            Self::NoAddress => (u8::MAX, None),
-        }
-    }
-}
+pub use super::distributions::{NOT_PROBED, NO_ADDRESS};
 
 /// First-pass state of one vantage.
 #[derive(Debug, Default)]

@@ -4,14 +4,58 @@
 //! the TLS depth), then turned into the report's distributions.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use mxscope_common::Bucket;
+use mxscope_common::{Bucket, Outcome};
 
-use super::aggregate::HostStatus;
 use super::depth::DepthCounts;
 use super::labels::{self, TargetSummary};
 use super::model::Distribution;
 use super::Headline;
+
+/// Host status of an MX without any address.
+pub const NO_ADDRESS: &str = "no_address";
+/// Host status of an MX whose addresses have no target record (yet).
+pub const NOT_PROBED: &str = "not_probed";
+
+/// What an MX host's IPs showed, as one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HostStatus {
+    /// The best outcome over the host's IPs, and the IP that showed it.
+    Probed {
+        outcome: Outcome,
+        ip: IpAddr,
+    },
+    NotProbed,
+    NoAddress,
+}
+
+impl HostStatus {
+    pub(super) fn bucket(self) -> Bucket {
+        match self {
+            Self::Probed { outcome, .. } => outcome.bucket(),
+            Self::NotProbed | Self::NoAddress => Bucket::ConnectionError,
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Probed { outcome, .. } => outcome.as_str(),
+            Self::NotProbed => NOT_PROBED,
+            Self::NoAddress => NO_ADDRESS,
+        }
+    }
+
+    /// Lower is better; ties broken by the outcome's order, so that best
+    /// and worst are deterministic.
+    pub(super) fn rank(self) -> (u8, Option<Outcome>) {
+        match self {
+            Self::Probed { outcome, .. } => (outcome.rank(), Some(outcome)),
+            Self::NotProbed => (u8::MAX - 1, None),
+            Self::NoAddress => (u8::MAX, None),
+        }
+    }
+}
 
 /// Distribution counters of one vantage.
 #[derive(Debug, Default)]

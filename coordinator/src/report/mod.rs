@@ -14,7 +14,8 @@
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
 //!   the targets, TLS-RPT, reverse DNS).
 //! - [`vantages`]: vantage against vantage, classified differences;
-//!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join.
+//!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join;
+//!   `vantages_classify`: a target's views and the classes of their differences.
 //! - [`agreement`]: the main report's vantage agreement section.
 //! - [`compare`]: scans side by side.
 //! - [`render`]: text, Markdown, JSON, CSV of the scan report and the
@@ -43,6 +44,7 @@ mod security;
 mod tests;
 mod text;
 pub mod vantages;
+mod vantages_classify;
 pub mod vantages_dns;
 mod vantages_render;
 
