@@ -3,6 +3,8 @@
 //! (so that the first chunk holds what servers really accept), then the
 //! rest by number.
 
+use std::sync::OnceLock;
+
 use mxscope_common::SuiteClass;
 use tls_parser::{
     TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherMac, TlsCipherSuite, CIPHERS,
@@ -50,11 +52,27 @@ impl DepthVersion {
     }
 }
 
-/// Every candidate suite for `version`, in offering order.
-pub fn candidates(version: DepthVersion) -> Vec<u16> {
-    let DepthVersion::Legacy(legacy) = version else {
-        return TLS13_SUITES.to_vec();
-    };
+/// Every candidate suite for `version`, in offering order, with its
+/// classes: built once per process (two lists: TLS 1.2, and before it),
+/// not once per target.
+pub fn candidates(version: DepthVersion) -> &'static [(u16, Vec<SuiteClass>)] {
+    static TLS12: OnceLock<Vec<(u16, Vec<SuiteClass>)>> = OnceLock::new();
+    static OLDER: OnceLock<Vec<(u16, Vec<SuiteClass>)>> = OnceLock::new();
+    static TLS13: OnceLock<Vec<(u16, Vec<SuiteClass>)>> = OnceLock::new();
+    let with_classes = |ids: Vec<u16>| ids.into_iter().map(|id| (id, classes(id))).collect();
+    match version {
+        DepthVersion::Tls13 => TLS13.get_or_init(|| with_classes(TLS13_SUITES.to_vec())),
+        DepthVersion::Legacy(LegacyVersion::Tls1_2) => {
+            TLS12.get_or_init(|| with_classes(legacy_candidates(LegacyVersion::Tls1_2)))
+        }
+        DepthVersion::Legacy(_) => {
+            OLDER.get_or_init(|| with_classes(legacy_candidates(LegacyVersion::Tls1_0)))
+        }
+    }
+}
+
+/// The suite ids of [`candidates`] for a version before TLS 1.3.
+fn legacy_candidates(legacy: LegacyVersion) -> Vec<u16> {
     let mut first: Vec<u16> = crate::tls::legacy::permissive_suites().to_vec();
     let mut rest: Vec<&TlsCipherSuite> = CIPHERS
         .values()
@@ -165,8 +183,13 @@ mod tests {
 
     #[test]
     fn candidates_fit_their_version() {
-        let tls12 = candidates(DepthVersion::Legacy(LegacyVersion::Tls1_2));
-        let tls10 = candidates(DepthVersion::Legacy(LegacyVersion::Tls1_0));
+        let ids = |v| -> Vec<u16> { candidates(v).iter().map(|(id, _)| *id).collect() };
+        let tls12 = ids(DepthVersion::Legacy(LegacyVersion::Tls1_2));
+        let tls10 = ids(DepthVersion::Legacy(LegacyVersion::Tls1_0));
+        assert_eq!(tls10, ids(DepthVersion::Legacy(LegacyVersion::Ssl3)));
+        assert!(candidates(DepthVersion::Legacy(LegacyVersion::Tls1_2))
+            .iter()
+            .all(|(id, classes)| *classes == super::classes(*id)));
         assert!(tls12.len() > 250, "{} TLS 1.2 candidates", tls12.len());
         let first_chunk = &tls12[..super::super::plan::CHUNK];
         let implemented = tls12
@@ -191,6 +214,6 @@ mod tests {
             unique.dedup();
             assert_eq!(unique.len(), list.len());
         }
-        assert_eq!(candidates(DepthVersion::Tls13), TLS13_SUITES.to_vec());
+        assert_eq!(ids(DepthVersion::Tls13), TLS13_SUITES.to_vec());
     }
 }

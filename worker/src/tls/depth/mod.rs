@@ -420,7 +420,7 @@ fn fallback_suites(version: LegacyVersion) -> Vec<u16> {
     legacy::permissive_suites()
         .iter()
         .copied()
-        .filter(|id| fit.contains(id))
+        .filter(|id| fit.iter().any(|(candidate, _)| candidate == id))
         .collect()
 }
 

@@ -26,7 +26,8 @@ pub const CHUNK: usize = 160;
 #[derive(Debug)]
 enum Mode {
     Classes {
-        candidates: Vec<u16>,
+        /// Every candidate with its classes (the group it belongs to).
+        candidates: &'static [(u16, Vec<SuiteClass>)],
         open: BTreeSet<Vec<SuiteClass>>,
     },
     Suites {
@@ -59,12 +60,15 @@ impl VersionPlan {
         let candidates = catalog::candidates(version);
         let mode = if level == DepthLevel::Suites {
             Mode::Suites {
-                chunks: candidates.chunks(CHUNK).map(<[u16]>::to_vec).collect(),
+                chunks: candidates
+                    .chunks(CHUNK)
+                    .map(|chunk| chunk.iter().map(|(id, _)| *id).collect())
+                    .collect(),
                 accepted: Vec::new(),
                 preference_done: false,
             }
         } else {
-            let open = candidates.iter().map(|id| catalog::classes(*id)).collect();
+            let open = candidates.iter().map(|(_, key)| key.clone()).collect();
             Mode::Classes { candidates, open }
         };
         let mut plan = Self {
@@ -95,8 +99,8 @@ impl VersionPlan {
             Mode::Classes { candidates, open } => {
                 let offer: Vec<u16> = candidates
                     .iter()
-                    .copied()
-                    .filter(|id| open.contains(&catalog::classes(*id)))
+                    .filter(|(_, key)| open.contains(key))
+                    .map(|(id, _)| *id)
                     .collect();
                 (!offer.is_empty()).then_some(offer)
             }
