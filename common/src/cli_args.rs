@@ -105,8 +105,10 @@ pub struct ProbeArgs {
     /// accepted class), the fallback SCSV and an SSLv2 hello; `suites` lists
     /// every accepted suite per version with the server's preference
     /// (about one session per accepted suite, plus the groups); `vulns` is
-    /// `classes` plus two intrusive checks, Heartbleed and CCS injection (one
-    /// session each; run it only where you may test). All imply --legacy.
+    /// `classes` plus the intrusive checks, Heartbleed and CCS injection (one
+    /// session each) and ROBOT (5 sessions, 10 when the answers differ; 1
+    /// without RSA key exchange): run it only where you may test. All imply
+    /// --legacy.
     #[arg(long, value_name = "LEVEL", default_value_t = DepthLevel::Free)]
     pub tls_depth: DepthLevel,
     /// Most extra sessions per IP that --tls-depth may open; a host over it

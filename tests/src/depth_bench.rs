@@ -1,5 +1,5 @@
 //! `mxscope-lab bench-tls-depth`: sessions and wall time of
-//! `--tls-depth classes` and `--tls-depth suites` against sslyze's and
+//! `--tls-depth classes`, `vulns` and `suites` against sslyze's and
 //! testssl.sh's full runs on the same lab hosts, sessions counted at the
 //! server's door (a counting TCP relay in front of each host), with the
 //! accepted suites and findings side by side. A benchmark, not a test:
@@ -79,26 +79,28 @@ struct Run {
 
 pub async fn run() -> anyhow::Result<()> {
     lab::postfix();
+    lab::exim();
     let hosts = [
         plan::MX_VALID,
         plan::MX_WEAK,
         plan::MX_PREFER,
         plan::MX_AEAD,
+        plan::MX_EXIM,
     ];
     let testssl = which("testssl.sh").or_else(|| which("testssl"));
     println!("host                   tool              sessions  seconds  accepted ssl3/1.0/1.1/1.2/1.3   classes");
     for host in hosts {
         let door = Door::open(host).await?;
         let mut runs = Vec::new();
-        for level in [DepthLevel::Classes, DepthLevel::Suites] {
+        for level in [DepthLevel::Classes, DepthLevel::Vulns, DepthLevel::Suites] {
             door.take();
             let started = Instant::now();
             let record = ours(host, door.addr, level).await;
             runs.push(Run {
-                tool: if level == DepthLevel::Classes {
-                    "mxscope classes"
-                } else {
-                    "mxscope suites"
+                tool: match level {
+                    DepthLevel::Classes => "mxscope classes",
+                    DepthLevel::Vulns => "mxscope vulns",
+                    _ => "mxscope suites",
                 },
                 sessions: door.take(),
                 seconds: started.elapsed().as_secs_f64(),

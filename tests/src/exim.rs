@@ -168,6 +168,8 @@ tls_certificate = {chain}
 tls_privatekey = {key}
 tls_ocsp_file = {ocsp}
 tls_require_ciphers = NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2
+# no cap on concurrent sessions (the default, 20, refuses sslyze's bursts)
+smtp_accept_max = 0
 # relay nothing, deliver nothing
 acl_smtp_rcpt = acl_check_rcpt
 

@@ -32,6 +32,7 @@ impl Fakes {
     pub fn start(certs: &LabCerts) -> anyhow::Result<Self> {
         let inject = issue(certs, plan::MX_INJECT)?;
         let toggle_leaf = issue(certs, plan::MX_TOGGLE)?;
+        let vulnerable = crate::vuln_tls::script(&issue(certs, plan::MX_VULN)?)?;
         let counts = SessionCounts::default();
         let toggle = Arc::new(AtomicBool::new(true));
         let (server_counts, server_toggle) = (counts.clone(), toggle.clone());
@@ -51,7 +52,13 @@ impl Fakes {
                     }
                 };
                 runtime.block_on(async move {
-                    let started = bind_all(&inject, &toggle_leaf, server_counts, server_toggle);
+                    let started = bind_all(
+                        &inject,
+                        &toggle_leaf,
+                        vulnerable,
+                        server_counts,
+                        server_toggle,
+                    );
                     let _ = ready_tx.send(started.await);
                     std::future::pending::<()>().await;
                 });
@@ -89,6 +96,7 @@ fn issue(certs: &LabCerts, host: Host) -> anyhow::Result<Leaf> {
 async fn bind_all(
     inject: &Leaf,
     toggle_leaf: &Leaf,
+    vulnerable: Script,
     counts: SessionCounts,
     toggle: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
@@ -101,7 +109,7 @@ async fn bind_all(
         (plan::MX_INJECT, injecting(scripts::real(inject)?)),
         (plan::MX_SSL3, crate::sslv3::script()),
         (plan::MX_WEAKTLS, crate::weak_tls::script()),
-        (plan::MX_VULN, crate::vuln_tls::script()),
+        (plan::MX_VULN, vulnerable),
     ];
     for (host, script) in fixed {
         tokio::spawn(scripted::serve_script(bind(host).await?, script));

@@ -66,6 +66,9 @@ pub fn say(bytes: impl AsRef<[u8]>) -> Vec<Step> {
     vec![Step::send(bytes)]
 }
 
+/// Answers a TLS record (a closure: it may hold keys).
+pub type Answerer = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// What the server does after its STARTTLS reply.
 #[derive(Clone)]
 pub enum Tls {
@@ -85,7 +88,7 @@ pub enum Tls {
     /// Answer every TLS record the client sends with `answer(record)`
     /// (nothing when it returns no bytes) until the client closes or the
     /// session's deadline: a handshake that goes on after the first record.
-    Records { answer: fn(&[u8]) -> Vec<u8> },
+    Records { answer: Answerer },
 }
 
 impl std::fmt::Debug for Tls {

@@ -25,13 +25,13 @@ pub struct Leaf {
 }
 
 impl Leaf {
-    fn chain(&self) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    pub fn chain(&self) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .context("parsing the fake's certificate chain")
     }
 
-    fn key(&self) -> anyhow::Result<PrivateKeyDer<'static>> {
+    pub fn key(&self) -> anyhow::Result<PrivateKeyDer<'static>> {
         PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).context("parsing the fake's key")
     }
 }

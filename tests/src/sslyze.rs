@@ -19,6 +19,8 @@ pub struct Oracle {
     pub tried: BTreeMap<String, BTreeSet<String>>,
     /// Elliptic curves accepted for ECDHE, in IANA names (`secp256r1`).
     pub curves: BTreeSet<String>,
+    /// Its ROBOT verdict (`NOT_VULNERABLE_NO_ORACLE`, …) when `--robot` ran.
+    pub robot: Option<String>,
 }
 
 /// The record's version keys and sslyze's scan names.
@@ -55,7 +57,7 @@ pub fn run(addr: SocketAddr, scans: &[&str]) -> anyhow::Result<Oracle> {
         s=json.load(open(sys.argv[1]))['server_scan_results'][0]\n\
         r=s.get('scan_result') or {}\n\
         print(json.dumps({'error': s.get('connectivity_error_trace'), 'scans': {k: r[k] for k in r \
-        if k.endswith('_cipher_suites') or k == 'elliptic_curves'}}))";
+        if k.endswith('_cipher_suites') or k in ('elliptic_curves', 'robot')}}))";
     let out = Command::new("python3")
         .args(["-c", extract])
         .arg(&json_file)
@@ -81,9 +83,15 @@ pub fn run(addr: SocketAddr, scans: &[&str]) -> anyhow::Result<Oracle> {
                 other => other.to_ascii_lowercase(),
             })
             .collect(),
+        robot: result["robot"]["result"]["robot_result"]
+            .as_str()
+            .map(str::to_owned),
         ..Oracle::default()
     };
     for (key, ours) in SCANS {
+        if result[key]["status"] == "NOT_SCHEDULED" {
+            continue;
+        }
         let scan = &result[key]["result"];
         if !scan["accepted_cipher_suites"].is_array() {
             anyhow::ensure!(
@@ -103,7 +111,7 @@ pub fn run(addr: SocketAddr, scans: &[&str]) -> anyhow::Result<Oracle> {
         }
     }
     anyhow::ensure!(
-        !oracle.tried.is_empty(),
+        !oracle.tried.is_empty() || oracle.robot.is_some(),
         "sslyze on {addr} scanned nothing: {}",
         json["error"]
     );

@@ -250,6 +250,15 @@ pub struct TlsDepth {
     /// vulnerable to CCS injection).
     #[serde(default, skip_serializing_if = "Tested::is_not_tested")]
     pub ccs_injection: Tested,
+    /// `vulns`: the server answered RSA key exchanges with malformed
+    /// paddings differently, twice alike (`yes`: a Bleichenbacher oracle,
+    /// ROBOT); `no` also when it accepts no RSA key exchange.
+    #[serde(default, skip_serializing_if = "Tested::is_not_tested")]
+    pub robot: Tested,
+    /// `vulns`: what the ROBOT sessions saw (the oracle's strength and the
+    /// answer to each payload, no RSA key exchange, or why no verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robot_detail: Option<String>,
     /// Every extra session of the depth probe.
     pub sessions: u32,
     /// Facts not measured because the per-IP budget ran out.

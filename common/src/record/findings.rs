@@ -46,6 +46,8 @@ pub enum FindingId {
     Heartbleed,
     /// An early ChangeCipherSpec was accepted.
     CcsInjection,
+    /// RSA key exchange answered as a padding oracle (ROBOT).
+    Robot,
 }
 
 /// How bad a finding is, for sorting a notification.
@@ -84,6 +86,21 @@ pub const DEFINITIONS: &[Definition] = &[
         "early ChangeCipherSpec accepted (CCS injection)",
         &["CVE-2014-0224"],
         Some("CWE-310"),
+    ),
+    def(
+        FindingId::Robot,
+        Severity::High,
+        "RSA padding oracle (ROBOT)",
+        &[
+            "CVE-2017-13099",
+            "CVE-2017-17382",
+            "CVE-2017-17427",
+            "CVE-2017-13098",
+            "CVE-2017-1000385",
+            "CVE-2016-6883",
+            "CVE-2012-5081",
+        ],
+        Some("CWE-203"),
     ),
     def(
         FindingId::Sslv2,
@@ -337,6 +354,10 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
             FindingId::CcsInjection,
             "no alert to a ChangeCipherSpec sent before any key exchange",
         ));
+    }
+    if let Some(d) = depth.filter(|d| d.robot == Tested::Yes) {
+        let evidence = d.robot_detail.as_deref().unwrap_or("RSA padding oracle");
+        found.push(Finding::new(FindingId::Robot, evidence));
     }
     if tested(|d| d.sslv2) == Tested::Yes {
         found.push(Finding::new(

@@ -69,7 +69,7 @@ fn every_definition_is_reachable_and_unique() {
         assert!(seen.insert(d.id), "{:?} defined twice", d.id);
         assert_eq!(d.id.definition().id, d.id);
     }
-    assert_eq!(seen.len(), 17);
+    assert_eq!(seen.len(), 18);
 }
 
 #[test]
@@ -176,4 +176,30 @@ fn a_small_dh_prime_is_logjam() {
     assert_eq!(ids(&r), vec![FindingId::Logjam]);
     r.tls.as_mut().unwrap().dh_bits = Some(2048);
     assert_eq!(ids(&r), vec![]);
+}
+
+#[test]
+fn robot_is_a_finding_only_when_the_oracle_repeated_itself() {
+    let mut r = record(
+        "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        vec![cert("sha256WithRSAEncryption", "RSA", 2048, false)],
+    );
+    let detail = "strong oracle: valid padding → alert bad_record_mac";
+    r.tls_depth = Some(TlsDepth {
+        robot: Tested::Yes,
+        robot_detail: Some(detail.into()),
+        ..TlsDepth::default()
+    });
+    let robot = derive(&r).into_iter().find(|f| f.id == FindingId::Robot);
+    let robot = robot.expect("a ROBOT finding");
+    assert_eq!(robot.evidence, detail);
+    assert_eq!(robot.cwe.as_deref(), Some("CWE-203"));
+    for verdict in [Tested::No, Tested::Error, Tested::NotTested] {
+        r.tls_depth = Some(TlsDepth {
+            robot: verdict,
+            robot_detail: Some("inconsistent answers".into()),
+            ..TlsDepth::default()
+        });
+        assert!(!ids(&r).contains(&FindingId::Robot), "{verdict:?}");
+    }
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::catalog::DepthVersion;
 use super::hello::{self, Hello};
 use super::reply::{self, Reply};
-use super::{vulns, Answer, Step, MAX_ANSWER_BYTES};
+use super::{robot, vulns, Answer, Step, MAX_ANSWER_BYTES};
 use crate::tls::exchange::{send_and_read, ReadEnd};
 
 /// Send the hello of `step` (for `version`) on a stream just past
@@ -35,6 +35,11 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
             let remaining = deadline.saturating_duration_since(Instant::now());
             let verdict = vulns::run(stream, *check, *version, suites, sni, remaining).await;
             return Answer::Vuln(verdict);
+        }
+        (Step::Robot { payload, version }, _) => {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = robot::run(stream, *payload, *version, sni, remaining).await;
+            return Answer::Robot(outcome);
         }
         (Step::Sslv2, _) => {
             let bytes = hello::sslv2_client_hello();

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod hello;
 pub mod plan;
 pub mod reply;
+pub mod robot;
 pub mod vulns;
 
 use mxscope_common::{DepthLevel, Protocols, Tested, TlsDepth, VersionSupport};
@@ -48,6 +49,11 @@ pub enum Step {
         version: LegacyVersion,
         suites: Vec<u16>,
     },
+    /// One ROBOT session on `version` (`vulns` level).
+    Robot {
+        payload: robot::Payload,
+        version: LegacyVersion,
+    },
     /// A hello for the group enumeration at this index, offering `groups`
     /// with `suites` (`suites` level).
     Groups {
@@ -65,6 +71,8 @@ pub enum Answer {
     Sslv2(bool),
     /// An intrusive check's verdict (`yes`: vulnerable).
     Vuln(Tested),
+    /// What one ROBOT session came to.
+    Robot(robot::Outcome),
     /// No session (connect, greeting or STARTTLS failed) or no answer.
     Failed(String),
 }
@@ -83,6 +91,7 @@ pub struct DepthRun {
     /// Whether the pre-1.3 facts (renegotiation, EMS, compression) were
     /// taken from a pick.
     facts_taken: bool,
+    robot: robot::Oracle,
     depth: TlsDepth,
 }
 
@@ -117,6 +126,7 @@ impl DepthRun {
                 .filter(|v| known(*v) == VersionSupport::Supported)
                 .collect(),
             facts_taken: false,
+            robot: robot::Oracle::default(),
             depth: TlsDepth {
                 level,
                 ..TlsDepth::default()
@@ -182,7 +192,8 @@ impl DepthRun {
         } else if self.depth.ccs_injection == Tested::NotTested {
             vulns::Check::CcsInjection
         } else {
-            return None;
+            let payload = self.robot.next()?;
+            return Some(Step::Robot { payload, version });
         };
         Some(Step::Vuln {
             check,
@@ -290,6 +301,9 @@ impl DepthRun {
             if self.depth.ccs_injection == Tested::NotTested {
                 self.depth.not_measured.push("ccs_injection".into());
             }
+            if self.depth.robot == Tested::NotTested {
+                self.depth.not_measured.push("robot".into());
+            }
         }
     }
 
@@ -320,13 +334,24 @@ impl DepthRun {
                     vulns::Check::CcsInjection => self.depth.ccs_injection = verdict,
                 }
             }
+            (Step::Robot { .. }, answer) => {
+                self.robot.record(match answer {
+                    Answer::Robot(outcome) => outcome,
+                    Answer::Failed(detail) => robot::Outcome::Failed(detail),
+                    _ => robot::Outcome::Failed("not a ROBOT session's answer".into()),
+                });
+                if let Some((verdict, detail)) = self.robot.verdict() {
+                    self.depth.robot = *verdict;
+                    self.depth.robot_detail = Some(detail.clone());
+                }
+            }
             (Step::Groups { index, .. }, answer) => {
                 let Some(plan) = self.groups.iter_mut().flatten().nth(*index) else {
                     return;
                 };
                 plan.record(&match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) | Answer::Vuln(_) => {
+                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) => {
                         Reply::Error("not a TLS hello's answer".into())
                     }
                     Answer::Failed(detail) => Reply::Error(detail),
@@ -338,7 +363,7 @@ impl DepthRun {
                 };
                 let reply = match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) | Answer::Vuln(_) => {
+                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) => {
                         Reply::Error("not a TLS hello's answer".into())
                     }
                     Answer::Failed(detail) => Reply::Error(detail),
@@ -407,7 +432,9 @@ impl DepthRun {
             Step::Version { index, .. } => self.plans.get(*index).map(|p| p.version),
             Step::Fallback { version, .. } => Some(DepthVersion::Legacy(*version)),
             Step::Groups { version, .. } => Some(*version),
-            Step::Vuln { version, .. } => Some(DepthVersion::Legacy(*version)),
+            Step::Vuln { version, .. } | Step::Robot { version, .. } => {
+                Some(DepthVersion::Legacy(*version))
+            }
             Step::Sslv2 => None,
         }
     }
