@@ -276,11 +276,28 @@ async fn a_small_budget_says_what_was_not_measured() {
 async fn the_depth_hellos_answer_the_version_probes_and_count_as_sessions() {
     lab::postfix();
     for host in [MX_VALID, MX_WEAK, MX_LEGACY] {
-        // The default depth: the main session and the version probes only.
+        // The default depth: the main session and the version probes only;
+        // its depth holds the raw hellos' facts and no session.
         let legacy = probe(host, DepthLevel::Free).await;
-        assert!(legacy.tls_depth.is_none());
+        let free = depth(&legacy);
+        assert_eq!((free.level, free.sessions), (DepthLevel::Free, 0));
         assert_eq!(legacy.sessions, 5, "{}: main + four versions", host.name);
         let with = probe(host, DepthLevel::Classes).await;
+        let d = depth(&with);
+        assert_eq!(
+            (
+                free.secure_renegotiation,
+                free.extended_master_secret,
+                free.compression
+            ),
+            (
+                d.secure_renegotiation,
+                d.extended_master_secret,
+                d.compression
+            ),
+            "{}: the version probes' hellos tell what the depth's tell",
+            host.name
+        );
         assert_eq!(
             with.protocols, legacy.protocols,
             "{}: the same version support without separate version probes",
@@ -629,4 +646,55 @@ async fn the_probe_summary_shows_depth_and_findings() {
         text.contains("findings: no_forward_secrecy (low)"),
         "{text}"
     );
+}
+
+/// `--legacy` at the `free` level: secure renegotiation, extended master
+/// secret and compression come from the version probes' own hellos (no
+/// session more), and their findings with them; the report's depth
+/// sections still need `--tls-depth`.
+#[tokio::test]
+async fn the_raw_hellos_give_renegotiation_ems_and_compression_for_free() {
+    lab::postfix();
+    lab::fakes();
+    let modern = probe(MX_VALID, DepthLevel::Free).await;
+    let d = depth(&modern);
+    assert_eq!(d.level, DepthLevel::Free);
+    assert_eq!(
+        (
+            d.secure_renegotiation,
+            d.extended_master_secret,
+            d.compression
+        ),
+        (Tested::Yes, Tested::Yes, Tested::No),
+        "{d:?}"
+    );
+    assert_eq!(d.sessions, 0, "no depth session at the free level");
+    assert!(d.versions.is_empty());
+    let ids = finding_ids(&modern);
+    assert!(!ids.contains(&FindingId::NoSecureRenegotiation), "{ids:?}");
+
+    let weak = probe(MX_WEAKTLS, DepthLevel::Free).await;
+    let d = depth(&weak);
+    assert_eq!(
+        (
+            d.secure_renegotiation,
+            d.extended_master_secret,
+            d.compression
+        ),
+        (Tested::No, Tested::No, Tested::Yes),
+        "{d:?}"
+    );
+    let ids = finding_ids(&weak);
+    assert!(
+        ids.contains(&FindingId::NoSecureRenegotiation) && ids.contains(&FindingId::Compression),
+        "{ids:?}"
+    );
+    // Without --legacy nothing is sent: nothing is known.
+    let mut config = config(None, false);
+    config.depth = DepthLevel::Free;
+    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    let plain = Prober::new(config, tls)
+        .probe_target(MX_VALID.ip, vec![MX_VALID.name.to_string()])
+        .await;
+    assert!(plain.tls_depth.is_none());
 }

@@ -4,7 +4,7 @@
 use mxscope_common::findings::FindingId;
 use mxscope_common::units::days_from_civil;
 use mxscope_common::{
-    KeyExchange, Outcome, Phase, SuiteClass, TargetRecord, TlsSource, VersionSupport,
+    DepthLevel, KeyExchange, Outcome, Phase, SuiteClass, TargetRecord, TlsSource, VersionSupport,
 };
 
 /// Protocol versions from the oldest, with their field and display names.
@@ -105,7 +105,12 @@ pub(crate) const NOT_MEASURED: &str = "not measured";
 
 impl DepthSummary {
     fn of(record: &TargetRecord) -> Option<Self> {
-        let depth = record.tls_depth.as_ref()?;
+        // At the `free` level the depth holds only the raw hellos' facts
+        // (`--legacy`): the report's depth sections need `--tls-depth`.
+        let depth = record
+            .tls_depth
+            .as_ref()
+            .filter(|d| d.level != DepthLevel::Free)?;
         let classes: Vec<SuiteClass> = depth.classes().collect();
         let weakest =
             SuiteClass::weakest(classes.iter().copied()).map_or(NOT_MEASURED, SuiteClass::name);

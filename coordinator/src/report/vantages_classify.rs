@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mxscope_common::mtasts::{self, MxTls};
 use mxscope_common::security_dns::DaneVerdict;
-use mxscope_common::{Bucket, TargetRecord, Verification};
+use mxscope_common::{Bucket, DepthLevel, TargetRecord, Verification};
 
 use super::model::{Disagreement, TargetView};
 
@@ -86,25 +86,30 @@ impl Observed {
                 .as_ref()
                 .and_then(|t| t.chain.first())
                 .map(|c| c.spki_sha256.clone()),
-            suites: record.tls_depth.as_ref().map(|depth| {
-                depth
-                    .versions
-                    .iter()
-                    .filter(|(_, v)| !v.accepted.is_empty() || !v.classes.is_empty())
-                    .map(|(version, v)| {
-                        let mut set: BTreeSet<String> = if v.accepted.is_empty() {
-                            v.classes
-                                .iter()
-                                .map(|c| format!("class {}", c.name()))
-                                .collect()
-                        } else {
-                            v.accepted.iter().cloned().collect()
-                        };
-                        set.extend(v.groups.iter().map(|g| format!("group {g}")));
-                        (version.clone(), set)
-                    })
-                    .collect()
-            }),
+            // The `free` level's depth (raw hellos' facts) accepts nothing.
+            suites: record
+                .tls_depth
+                .as_ref()
+                .filter(|d| d.level != DepthLevel::Free)
+                .map(|depth| {
+                    depth
+                        .versions
+                        .iter()
+                        .filter(|(_, v)| !v.accepted.is_empty() || !v.classes.is_empty())
+                        .map(|(version, v)| {
+                            let mut set: BTreeSet<String> = if v.accepted.is_empty() {
+                                v.classes
+                                    .iter()
+                                    .map(|c| format!("class {}", c.name()))
+                                    .collect()
+                            } else {
+                                v.accepted.iter().cloned().collect()
+                            };
+                            set.extend(v.groups.iter().map(|g| format!("group {g}")));
+                            (version.clone(), set)
+                        })
+                        .collect()
+                }),
             tlsa: record
                 .dane
                 .iter()

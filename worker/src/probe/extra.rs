@@ -5,7 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use mxscope_common::{
-    NameCertificate, NameCheck, SuiteChoice, TargetRecord, TlsSource, VersionSupport,
+    NameCertificate, NameCheck, SuiteChoice, TargetRecord, Tested, TlsDepth, TlsSource,
+    VersionSupport,
 };
 use tokio::time::Instant;
 
@@ -92,27 +93,44 @@ impl Prober {
     /// main session or the first flight) is not asked again.
     pub(super) async fn legacy_sessions(&self, record: &mut TargetRecord) {
         let sni = record.mx_names.first().cloned();
+        // The newest supported version's ServerHello speaks for the host.
+        let mut newest_hello = None;
         for version in LegacyVersion::ALL {
             if *protocol_slot(record, version) == VersionSupport::Supported {
                 continue;
             }
             record.sessions += 1;
-            let (support, detail) = match self.open_after_starttls(record.ip).await {
+            let probed = match self.open_after_starttls(record.ip).await {
                 Ok(mut conn) => {
                     let remaining = conn.deadline.saturating_duration_since(Instant::now());
                     let timeout = self.config.timeouts.handshake.min(remaining);
-                    legacy::test_version(&mut conn.stream, version, sni.as_deref(), timeout).await
+                    legacy::probe_version(&mut conn.stream, version, sni.as_deref(), timeout).await
                 }
-                Err(_) => (VersionSupport::Error, None),
+                Err(_) => legacy::Probed {
+                    support: VersionSupport::Error,
+                    detail: None,
+                    hello: None,
+                },
             };
-            if support == VersionSupport::Supported {
-                if let Some(cipher) = detail {
+            if probed.support == VersionSupport::Supported {
+                if let Some(cipher) = probed.detail {
                     record
                         .protocol_suites
                         .insert(version.key().into(), SuiteChoice::new(cipher));
                 }
+                if version != LegacyVersion::Ssl3 && probed.hello.is_some() {
+                    newest_hello = probed.hello;
+                }
             }
-            *protocol_slot(record, version) = support;
+            *protocol_slot(record, version) = probed.support;
+        }
+        // Free facts of the raw hellos (no session more): at the `free`
+        // level the record's depth holds only these.
+        if let Some(pick) = newest_hello {
+            let depth = record.tls_depth.get_or_insert_with(TlsDepth::default);
+            depth.secure_renegotiation = Tested::from_bool(pick.renegotiation_info);
+            depth.extended_master_secret = Tested::from_bool(pick.extended_master_secret);
+            depth.compression = Tested::from_bool(pick.compression != 0);
         }
     }
 

@@ -224,7 +224,9 @@ fn judge_server_hello(version: LegacyVersion, body: &[u8]) -> Answer {
             "server chose cipher suite 0x{cipher:04x}, which was not offered"
         ));
     }
-    if hello.compression.0 != 0 {
+    // DEFLATE is offered from TLS 1.0 on (a CRIME fact), never in SSLv3.
+    let offered = if version.has_extensions() { 1 } else { 0 };
+    if hello.compression.0 > offered {
         return Answer::error(format!(
             "server chose compression method {}, which was not offered",
             hello.compression.0
@@ -246,4 +248,72 @@ pub(crate) fn version_name(wire: u16) -> String {
         0x0304 => "TLSv1.3".to_owned(),
         other => format!("version 0x{other:04x}"),
     }
+}
+
+/// The random of a HelloRetryRequest (RFC 8446 §4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What a ServerHello says the server chose (a version probe's, a depth
+/// hello's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The negotiated version (`supported_versions` for TLS 1.3).
+    pub version: u16,
+    pub cipher: u16,
+    pub compression: u8,
+    pub renegotiation_info: bool,
+    pub extended_master_secret: bool,
+    /// A HelloRetryRequest (TLS 1.3): the suite is chosen all the same.
+    pub retry_request: bool,
+    /// TLS 1.3: the key share's (or the retry's) group.
+    pub group: Option<u16>,
+    /// The heartbeat extension (RFC 6520) came back.
+    pub heartbeat: bool,
+}
+
+/// The fields of a ServerHello body (after the handshake header).
+pub(crate) fn read_server_hello(body: &[u8]) -> Option<Pick> {
+    let version = be16_at(body, 0)?;
+    let random = body.get(2..34)?;
+    let session_len = usize::from(*body.get(34)?);
+    let at = 35 + session_len;
+    let cipher = be16_at(body, at)?;
+    let compression = *body.get(at + 2)?;
+    let mut pick = Pick {
+        version,
+        cipher,
+        compression,
+        renegotiation_info: false,
+        extended_master_secret: false,
+        retry_request: random == HRR_RANDOM,
+        group: None,
+        heartbeat: false,
+    };
+    let Some(total) = be16_at(body, at + 3) else {
+        return Some(pick); // no extensions at all
+    };
+    let mut ext = body.get(at + 5..at + 5 + usize::from(total))?;
+    while !ext.is_empty() {
+        let kind = be16_at(ext, 0)?;
+        let len = usize::from(be16_at(ext, 2)?);
+        let data = ext.get(4..4 + len)?;
+        match kind {
+            0xff01 => pick.renegotiation_info = true,
+            0x0017 => pick.extended_master_secret = true,
+            0x002b => pick.version = be16_at(data, 0)?,
+            0x0033 => pick.group = be16_at(data, 0),
+            0x000f => pick.heartbeat = true,
+            _ => {}
+        }
+        ext = ext.get(4 + len..)?;
+    }
+    Some(pick)
+}
+
+fn be16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    let pair = bytes.get(at..at + 2)?;
+    Some(u16::from_be_bytes([*pair.first()?, *pair.get(1)?]))
 }

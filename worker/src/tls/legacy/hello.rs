@@ -92,18 +92,21 @@ pub(crate) const SIGNATURE_SCHEMES: [u16; 15] = [
 ];
 const EXT_PADDING: u16 = 0x0015;
 const EXT_RENEGOTIATION_INFO: u16 = 0xff01;
+const EXT_EXTENDED_MASTER_SECRET: u16 = 0x0017;
 
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 pub(super) const HANDSHAKE_SERVER_HELLO: u8 = 2;
 pub(super) const HANDSHAKE_HELLO_REQUEST: u8 = 0;
 
 /// A ClientHello record offering exactly `version`: record-layer version and
-/// `client_version` both equal to it, no `supported_versions`, no session id,
-/// null compression only. TLS 1.0/1.1 carry server_name (when `sni` is a
-/// usable host name), supported_groups, ec_point_formats and an empty
-/// renegotiation_info; SSLv3 has no extensions and signals secure
-/// renegotiation with the SCSV instead (RFC 5746 §3.4 advises against
-/// sending both).
+/// `client_version` both equal to it, no `supported_versions`, no session id.
+/// TLS 1.0–1.2 offer DEFLATE then null compression (so a server that still
+/// compresses says so: CRIME) and carry server_name (when `sni` is a usable
+/// host name), supported_groups, ec_point_formats, an empty
+/// renegotiation_info and extended_master_secret (so the ServerHello tells
+/// both: free facts of `--legacy`); SSLv3 offers null compression only, has
+/// no extensions and signals secure renegotiation with the SCSV instead
+/// (RFC 5746 §3.4 advises against sending both).
 pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
     let mut body = Vec::with_capacity(512);
     body.extend_from_slice(&version.wire().to_be_bytes());
@@ -118,7 +121,11 @@ pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
     for suite in suites {
         body.extend_from_slice(&suite.to_be_bytes());
     }
-    body.extend_from_slice(&[1, 0]); // compression_methods: null
+    if version.has_extensions() {
+        body.extend_from_slice(&[2, 1, 0]); // compression_methods: DEFLATE, null
+    } else {
+        body.extend_from_slice(&[1, 0]); // compression_methods: null
+    }
 
     if version.has_extensions() {
         let mut ext = Vec::with_capacity(128);
@@ -147,6 +154,7 @@ pub fn client_hello(version: LegacyVersion, sni: Option<&str>) -> Vec<u8> {
             push_extension(&mut ext, EXT_SIGNATURE_ALGORITHMS, &schemes);
         }
         push_extension(&mut ext, EXT_RENEGOTIATION_INFO, &[0]); // empty
+        push_extension(&mut ext, EXT_EXTENDED_MASTER_SECRET, &[]);
 
         // Some F5 load balancers hang on ClientHello messages (handshake
         // header included) of 256..=511 bytes (RFC 7685 §4): pad those to 512.

@@ -28,7 +28,8 @@ mod hello;
 mod tests;
 
 pub use answer::classify;
-pub(crate) use answer::{alert_name, first_message, version_name, FirstMessage};
+pub use answer::Pick;
+pub(crate) use answer::{alert_name, first_message, read_server_hello, version_name, FirstMessage};
 pub use hello::client_hello;
 pub(crate) use hello::{be16, be24, hello_random, push_extension, sni_host, SIGNATURE_SCHEMES};
 
@@ -115,6 +116,17 @@ impl Answer {
     }
 }
 
+/// What a version probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    pub support: VersionSupport,
+    /// Short and meant for people: the suite chosen, the alert, the error.
+    pub detail: Option<String>,
+    /// The ServerHello's facts (renegotiation_info, extended master
+    /// secret, compression) when the version is supported.
+    pub hello: Option<Pick>,
+}
+
 /// Send a ClientHello offering exactly `version` on a stream that has just
 /// received STARTTLS's 220, and classify the answer. `timeout` is one
 /// absolute deadline for writing and reading. A server that closes or resets
@@ -127,10 +139,21 @@ pub async fn test_version<S: AsyncRead + AsyncWrite + Unpin>(
     sni: Option<&str>,
     timeout: Duration,
 ) -> (VersionSupport, Option<String>) {
+    let probed = probe_version(stream, version, sni, timeout).await;
+    (probed.support, probed.detail)
+}
+
+/// [`test_version`], with the ServerHello's facts.
+pub async fn probe_version<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    version: LegacyVersion,
+    sni: Option<&str>,
+    timeout: Duration,
+) -> Probed {
     let deadline = Instant::now() + timeout;
-    let (support, detail) = exchange(stream, version, sni, deadline).await;
-    tracing::debug!(version = version.name(), ?support, detail = ?detail, "legacy probe");
-    (support, detail)
+    let probed = exchange(stream, version, sni, deadline).await;
+    tracing::debug!(version = version.name(), support = ?probed.support, detail = ?probed.detail, "legacy probe");
+    probed
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -138,29 +161,47 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     version: LegacyVersion,
     sni: Option<&str>,
     deadline: Instant,
-) -> (VersionSupport, Option<String>) {
+) -> Probed {
     let hello = client_hello(version, sni);
     let decide = |received: &[u8]| match classify(version, received) {
-        Answer::Verdict(support, detail) => Some((support, detail)),
+        Answer::Verdict(support, detail) => {
+            let hello = match (support, first_message(received)) {
+                (VersionSupport::Supported, FirstMessage::ServerHello(body)) => {
+                    read_server_hello(&body)
+                }
+                _ => None,
+            };
+            Some(Probed {
+                support,
+                detail,
+                hello,
+            })
+        }
         Answer::Incomplete => None,
     };
-    match send_and_read(stream, &hello, deadline, MAX_ANSWER_BYTES, 4096, decide).await {
-        Ok(verdict) => verdict,
-        Err(end) if end.is_reset_before_answer() => (
-            VersionSupport::NotSupported,
-            Some("connection reset".into()),
-        ),
-        Err(ReadEnd::Timeout) => error("timeout"),
-        Err(ReadEnd::WriteFailed(e)) => error(format!("write failed: {e}")),
-        Err(ReadEnd::ReadFailed { error: e, .. }) => error(format!("read failed: {e}")),
-        Err(ReadEnd::Closed { after: 0 }) => (
-            VersionSupport::NotSupported,
-            Some("connection closed".into()),
-        ),
-        Err(ReadEnd::Closed { after }) => {
-            error(format!("connection closed after {after} bytes, mid-answer"))
-        }
-        Err(ReadEnd::Full { .. }) => error("answer buffer full"),
+    let (support, detail) =
+        match send_and_read(stream, &hello, deadline, MAX_ANSWER_BYTES, 4096, decide).await {
+            Ok(probed) => return probed,
+            Err(end) if end.is_reset_before_answer() => (
+                VersionSupport::NotSupported,
+                Some("connection reset".into()),
+            ),
+            Err(ReadEnd::Timeout) => error("timeout"),
+            Err(ReadEnd::WriteFailed(e)) => error(format!("write failed: {e}")),
+            Err(ReadEnd::ReadFailed { error: e, .. }) => error(format!("read failed: {e}")),
+            Err(ReadEnd::Closed { after: 0 }) => (
+                VersionSupport::NotSupported,
+                Some("connection closed".into()),
+            ),
+            Err(ReadEnd::Closed { after }) => {
+                error(format!("connection closed after {after} bytes, mid-answer"))
+            }
+            Err(ReadEnd::Full { .. }) => error("answer buffer full"),
+        };
+    Probed {
+        support,
+        detail,
+        hello: None,
     }
 }
 

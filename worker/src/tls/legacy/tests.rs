@@ -62,7 +62,13 @@ fn hello_offers_exactly_one_version() {
                 );
                 assert_eq!(hello.random.len(), 32);
                 assert_eq!(hello.session_id, None);
-                assert_eq!(hello.comp.iter().map(|c| c.0).collect::<Vec<_>>(), [0]);
+                // DEFLATE is offered from TLS 1.0 on (CRIME is a free fact).
+                let compression: Vec<u8> = hello.comp.iter().map(|c| c.0).collect();
+                if version == LegacyVersion::Ssl3 {
+                    assert_eq!(compression, [0]);
+                } else {
+                    assert_eq!(compression, [1, 0]);
+                }
                 let ciphers: Vec<u16> = hello.ciphers.iter().map(|c| c.0).collect();
                 assert!(ciphers.contains(&0x002f) && ciphers.contains(&0x0005));
                 assert!(!ciphers.contains(&0x5600), "never TLS_FALLBACK_SCSV");
@@ -80,6 +86,7 @@ fn hello_offers_exactly_one_version() {
                     )));
                     assert!(extensions.contains(&TlsExtension::EcPointFormats(&[0])));
                     assert!(extensions.contains(&TlsExtension::RenegotiationInfo(&[])));
+                    assert!(extensions.contains(&TlsExtension::ExtendedMasterSecret));
                 }
             });
         }
@@ -282,6 +289,26 @@ fn unoffered_cipher_is_an_error() {
         let answer = classify(LegacyVersion::Tls1_0, &bytes);
         assert!(is_error(&answer), "0x{cipher:04x}: {answer:?}");
     }
+}
+
+#[test]
+fn deflate_is_taken_where_offered_and_its_facts_read() {
+    let mut msg = server_hello_msg(0x0303, 0x002f, true);
+    // The compression byte follows the session id and the suite.
+    let at = 4 + 2 + 32 + 1 + 32 + 2;
+    msg[at] = 1;
+    let bytes = handshake(0x0303, &msg);
+    assert!(matches!(
+        classify(LegacyVersion::Tls1_2, &bytes),
+        Answer::Verdict(VersionSupport::Supported, _)
+    ));
+    let pick = read_server_hello(&msg[4..]).expect("parsed");
+    assert_eq!((pick.compression, pick.renegotiation_info), (1, true));
+    assert!(!pick.extended_master_secret);
+    let mut ssl3 = server_hello_msg(0x0300, 0x002f, false);
+    ssl3[at] = 1;
+    let answer = classify(LegacyVersion::Ssl3, &handshake(0x0300, &ssl3));
+    assert!(is_error(&answer), "SSLv3 offers no DEFLATE: {answer:?}");
 }
 
 #[test]
