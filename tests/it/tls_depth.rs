@@ -168,7 +168,9 @@ async fn findings_show_on_the_hosts_that_have_them_at_both_levels() {
         (MX_DH1024, vec![Logjam]),
         (MX_AEAD, vec![]),
         (MX_TLS12_CBC, vec![]),
-        (MX_SMALLKEY, vec![RsaUnder2048, NoForwardSecrecy]),
+        // OpenSSL's automatic DH matches the 1024-bit RSA key's strength:
+        // its DHE prime is 1024 bits too (sslyze agrees, see below).
+        (MX_SMALLKEY, vec![Logjam, RsaUnder2048, NoForwardSecrecy]),
         (MX_SHA1, vec![Sha1Signature, NoForwardSecrecy]),
         (
             MX_WEAKTLS,
@@ -259,6 +261,7 @@ async fn a_small_budget_says_what_was_not_measured() {
             "tls1_0 suites",
             "ssl3 suites",
             "groups",
+            "dh_group",
             "fallback_scsv",
             "sslv2"
         ]
@@ -617,6 +620,79 @@ async fn a_known_dh_group_is_named() {
         (tls.dh_bits, tls.dh_group.as_deref()),
         (Some(2048), Some("modp_2048 (RFC 3526)"))
     );
+}
+
+/// A server that prefers ECDHE shows its DH prime to no session but the
+/// depth's DHE-only hello (one session, `classes` and up); the size is the
+/// one sslyze reports for the accepted DHE suites.
+#[tokio::test]
+async fn the_dhe_hello_names_the_prime_behind_ecdhe() {
+    lab::postfix();
+    let weak = probe(MX_DH1024, DepthLevel::Classes).await;
+    let d = depth(&weak);
+    assert_eq!(
+        (d.dh_bits, d.dh_group.as_deref()),
+        (Some(1024), Some("modp_1024 (RFC 2409 group 2)"))
+    );
+    assert!(finding_ids(&weak).contains(&FindingId::Logjam));
+    let stock = probe(MX_VALID, DepthLevel::Classes).await;
+    assert!(
+        stock.tls.as_ref().and_then(|t| t.dh_bits).is_none(),
+        "the main session spoke ECDHE"
+    );
+    let d = depth(&stock);
+    assert_eq!(
+        (d.dh_bits, d.dh_group.as_deref()),
+        (Some(2048), Some("modp_2048 (RFC 3526)"))
+    );
+    assert!(!finding_ids(&stock).contains(&FindingId::Logjam));
+    let addr = SocketAddr::new(MX_VALID.ip, SMTP_PORT);
+    let theirs = tokio::task::spawn_blocking(move || dhe_sizes(addr))
+        .await
+        .expect("sslyze ran");
+    assert_eq!(
+        theirs,
+        BTreeSet::from([2048]),
+        "sslyze's authenticated DHE sizes"
+    );
+    let small = probe(MX_SMALLKEY, DepthLevel::Classes).await;
+    assert_eq!(depth(&small).dh_bits, Some(1024));
+    let addr = SocketAddr::new(MX_SMALLKEY.ip, SMTP_PORT);
+    let theirs = tokio::task::spawn_blocking(move || dhe_sizes(addr))
+        .await
+        .expect("sslyze ran");
+    assert_eq!(theirs, BTreeSet::from([1024]), "sslyze on the small key");
+    let aead = probe(MX_AEAD, DepthLevel::Classes).await;
+    assert_eq!(depth(&aead).dh_bits, None, "no DHE suite accepted");
+}
+
+/// The DH sizes sslyze reports for the TLS 1.2 authenticated DHE suites it
+/// accepted (the anonymous ones get OpenSSL's automatic primes by strength:
+/// 1024 and 3072 bits on this host).
+fn dhe_sizes(addr: SocketAddr) -> BTreeSet<u64> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let json = dir.path().join("sslyze.json");
+    let status = Command::new("python3")
+        .args(["-m", "sslyze", "--starttls", "smtp", "--quiet", "--tlsv1_2"])
+        .arg(format!("--json_out={}", json.display()))
+        .arg(addr.to_string())
+        .status()
+        .expect("python3 -m sslyze");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&json).expect("sslyze's JSON");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    value["server_scan_results"][0]["scan_result"]["tls_1_2_cipher_suites"]["result"]
+        ["accepted_cipher_suites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["ephemeral_key"]["type_name"] == "DH")
+        .filter(|s| {
+            let name = s["cipher_suite"]["name"].as_str().unwrap_or_default();
+            name.starts_with("TLS_DHE_")
+        })
+        .filter_map(|s| s["ephemeral_key"]["size"].as_u64())
+        .collect()
 }
 
 /// `mxscope-worker probe`'s readable text shows the depth and the findings.

@@ -242,6 +242,14 @@ pub struct TlsDepth {
     pub fallback_scsv: Tested,
     /// An SSLv2 CLIENT-HELLO was answered with a SERVER-HELLO (DROWN).
     pub sslv2: Tested,
+    /// `classes` and up: the prime size (bits) of the ServerKeyExchange
+    /// answering a hello that offered only finite-field DHE suites; absent
+    /// when no DHE suite is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh_bits: Option<u32>,
+    /// That prime's name when it is a known one (`modp_1024`, `ffdhe2048`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh_group: Option<String>,
     /// `vulns`: a heartbeat request claiming more than it carried was
     /// answered (`yes`: vulnerable to Heartbleed).
     #[serde(default, skip_serializing_if = "Tested::is_not_tested")]

@@ -378,17 +378,19 @@ pub fn derive(record: &TargetRecord) -> Vec<Finding> {
             found.push(Finding::new(id, evidence));
         }
     }
-    let weak_dh = record
+    // The main session's DH (a first flight), else the depth's DHE hello.
+    let tls_dh = record
         .tls
         .as_ref()
-        .and_then(|t| t.dh_bits)
-        .filter(|bits| *bits <= 1024)
-        .map(|bits| {
-            let group = record.tls.as_ref().and_then(|t| t.dh_group.as_deref());
-            match group {
-                Some(name) => format!("DHE with a {bits}-bit prime: {name}, a common one"),
-                None => format!("DHE with a {bits}-bit prime"),
-            }
+        .and_then(|t| Some((t.dh_bits?, t.dh_group.as_deref())));
+    let depth_dh = depth.and_then(|d| Some((d.dh_bits?, d.dh_group.as_deref())));
+    let weak_dh = [tls_dh, depth_dh]
+        .into_iter()
+        .flatten()
+        .find(|(bits, _)| *bits <= 1024)
+        .map(|(bits, group)| match group {
+            Some(name) => format!("DHE with a {bits}-bit prime: {name}, a common one"),
+            None => format!("DHE with a {bits}-bit prime"),
         });
     let export_dhe = seen
         .iter()

@@ -41,6 +41,21 @@ pub async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
             let outcome = robot::run(stream, *payload, *version, sni, remaining).await;
             return Answer::Robot(outcome);
         }
+        (Step::Dhe { version, suites }, _) => {
+            let bytes = hello::client_hello(&Hello {
+                version: DepthVersion::Legacy(*version),
+                suites,
+                sni,
+                fallback: false,
+                groups: None,
+                heartbeat: false,
+            });
+            let max = crate::tls::first_flight::MAX_FLIGHT_BYTES;
+            send_and_read(stream, &bytes, deadline, max, 16 * 1024, |r| {
+                dh_reply(r, suites)
+            })
+            .await
+        }
         (Step::Sslv2, _) => {
             let bytes = hello::sslv2_client_hello();
             send_and_read(stream, &bytes, deadline, MAX_ANSWER_BYTES, 4096, |r| {
@@ -147,6 +162,26 @@ fn curve_reply(received: &[u8]) -> Option<Reply> {
             Some(Reply::Refused(e.detail))
         }
         Flight::Done(Err(e)) => Some(Reply::Error(e.detail)),
+    }
+}
+
+/// A first flight as the DHE hello's answer: the prime of its
+/// ServerKeyExchange when an offered suite was picked.
+fn dh_reply(received: &[u8], offered: &[u16]) -> Option<Answer> {
+    use crate::tls::first_flight::{parse, Flight};
+    match parse(received) {
+        Flight::Incomplete => None,
+        Flight::Done(Ok(flight)) if offered.contains(&flight.cipher) => {
+            Some(match flight.dh_bits {
+                Some(bits) => Answer::Dh {
+                    bits,
+                    group: flight.dh_group,
+                },
+                None => Answer::Failed("no DH parameters in the first flight".into()),
+            })
+        }
+        Flight::Done(Ok(_)) => Some(Answer::Failed("a suite not offered".into())),
+        Flight::Done(Err(e)) => Some(Answer::Tls(Reply::Refused(e.detail))),
     }
 }
 

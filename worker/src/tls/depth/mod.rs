@@ -54,6 +54,12 @@ pub enum Step {
         payload: robot::Payload,
         version: LegacyVersion,
     },
+    /// A hello offering only finite-field DHE suites (`suites` of
+    /// `version`), read to its ServerKeyExchange: the DH prime.
+    Dhe {
+        version: LegacyVersion,
+        suites: Vec<u16>,
+    },
     /// A hello for the group enumeration at this index, offering `groups`
     /// with `suites` (`suites` level).
     Groups {
@@ -73,6 +79,11 @@ pub enum Answer {
     Vuln(Tested),
     /// What one ROBOT session came to.
     Robot(robot::Outcome),
+    /// The DHE hello's prime: its size and its name when known.
+    Dh {
+        bits: u32,
+        group: Option<&'static str>,
+    },
     /// No session (connect, greeting or STARTTLS failed) or no answer.
     Failed(String),
 }
@@ -91,6 +102,8 @@ pub struct DepthRun {
     /// Whether the pre-1.3 facts (renegotiation, EMS, compression) were
     /// taken from a pick.
     facts_taken: bool,
+    /// Whether the DHE hello was sent.
+    dhe_asked: bool,
     robot: robot::Oracle,
     depth: TlsDepth,
 }
@@ -126,6 +139,7 @@ impl DepthRun {
                 .filter(|v| known(*v) == VersionSupport::Supported)
                 .collect(),
             facts_taken: false,
+            dhe_asked: false,
             robot: robot::Oracle::default(),
             depth: TlsDepth {
                 level,
@@ -173,6 +187,9 @@ impl DepthRun {
         if groups.is_some() {
             return groups;
         }
+        if let Some(step) = self.dhe() {
+            return Some(step);
+        }
         if self.depth.fallback_scsv == Tested::NotTested {
             if let Some(version) = self.fallback() {
                 let offered = fallback_suites(version);
@@ -200,6 +217,27 @@ impl DepthRun {
             version,
             suites,
         })
+    }
+
+    /// The DHE hello on the newest version before TLS 1.3, once: the DH
+    /// prime a server that prefers ECDHE never shows otherwise (Logjam).
+    /// Authenticated DHE only: Logjam downgrades authenticated sessions, and
+    /// anonymous suites are a finding of their own (OpenSSL's automatic DH
+    /// gives them other primes: 1024 bits for its 128-bit ones).
+    fn dhe(&self) -> Option<Step> {
+        if self.dhe_asked {
+            return None;
+        }
+        let version = self.highest_legacy()?;
+        let suites: Vec<u16> = catalog::candidates(DepthVersion::Legacy(version))
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                let name = catalog::suite_name(*id);
+                name.contains("_DHE_") && !name.contains("PSK")
+            })
+            .collect();
+        (!suites.is_empty()).then_some(Step::Dhe { version, suites })
     }
 
     /// The newest version before TLS 1.3 (SSLv3 aside) the server speaks:
@@ -288,6 +326,10 @@ impl DepthRun {
                 plan.stop(format!("per-IP budget of {budget} sessions spent"));
             }
         }
+        if self.dhe().is_some() {
+            self.depth.not_measured.push("dh_group".into());
+            self.dhe_asked = true;
+        }
         if self.depth.fallback_scsv == Tested::NotTested && self.fallback().is_some() {
             self.depth.not_measured.push("fallback_scsv".into());
         }
@@ -334,6 +376,13 @@ impl DepthRun {
                     vulns::Check::CcsInjection => self.depth.ccs_injection = verdict,
                 }
             }
+            (Step::Dhe { .. }, answer) => {
+                self.dhe_asked = true;
+                if let Answer::Dh { bits, group } = answer {
+                    self.depth.dh_bits = Some(bits);
+                    self.depth.dh_group = group.map(str::to_owned);
+                }
+            }
             (Step::Robot { .. }, answer) => {
                 self.robot.record(match answer {
                     Answer::Robot(outcome) => outcome,
@@ -351,7 +400,7 @@ impl DepthRun {
                 };
                 plan.record(&match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) => {
+                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) | Answer::Dh { .. } => {
                         Reply::Error("not a TLS hello's answer".into())
                     }
                     Answer::Failed(detail) => Reply::Error(detail),
@@ -363,7 +412,7 @@ impl DepthRun {
                 };
                 let reply = match answer {
                     Answer::Tls(reply) => reply,
-                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) => {
+                    Answer::Sslv2(_) | Answer::Vuln(_) | Answer::Robot(_) | Answer::Dh { .. } => {
                         Reply::Error("not a TLS hello's answer".into())
                     }
                     Answer::Failed(detail) => Reply::Error(detail),
@@ -432,9 +481,9 @@ impl DepthRun {
             Step::Version { index, .. } => self.plans.get(*index).map(|p| p.version),
             Step::Fallback { version, .. } => Some(DepthVersion::Legacy(*version)),
             Step::Groups { version, .. } => Some(*version),
-            Step::Vuln { version, .. } | Step::Robot { version, .. } => {
-                Some(DepthVersion::Legacy(*version))
-            }
+            Step::Vuln { version, .. }
+            | Step::Robot { version, .. }
+            | Step::Dhe { version, .. } => Some(DepthVersion::Legacy(*version)),
             Step::Sslv2 => None,
         }
     }

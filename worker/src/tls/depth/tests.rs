@@ -57,6 +57,25 @@ fn versions_come_first_then_fallback_and_sslv2() {
         assert!(matches!(step, Step::Version { .. }));
         run.record(&step, refuse());
     }
+    // One DHE-only hello on TLS 1.2: the DH prime.
+    let step = run.next_step().unwrap();
+    let Step::Dhe { version, suites } = &step else {
+        panic!("not the DHE hello: {step:?}");
+    };
+    assert_eq!(*version, LegacyVersion::Tls1_2);
+    assert!(suites.contains(&0x009e) && !suites.contains(&0xc02f));
+    assert!(!suites.contains(&0x00aa), "no DHE_PSK: no key to offer");
+    assert!(
+        !suites.contains(&0x00a6),
+        "no DH_anon: a finding of its own"
+    );
+    run.record(
+        &step,
+        Answer::Dh {
+            bits: 2048,
+            group: Some("ffdhe2048"),
+        },
+    );
     let step = run.next_step().unwrap();
     assert!(matches!(
         &step,
@@ -91,7 +110,11 @@ fn versions_come_first_then_fallback_and_sslv2() {
     assert_eq!(depth.fallback_scsv, Tested::Yes);
     assert_eq!(depth.sslv2, Tested::No);
     assert_eq!(depth.secure_renegotiation, Tested::No);
-    assert_eq!(depth.sessions, 7);
+    assert_eq!(depth.sessions, 8);
+    assert_eq!(
+        (depth.dh_bits, depth.dh_group.as_deref()),
+        (Some(2048), Some("ffdhe2048"))
+    );
     assert_eq!(depth.versions["tls1_3"].classes, vec![SuiteClass::Aead]);
     assert_eq!(depth.versions["tls1_2"].classes, vec![SuiteClass::Aead]);
     assert!(
@@ -117,6 +140,7 @@ fn the_budget_stops_the_run_and_says_what_was_not_measured() {
             "tls1_2 suites",
             "tls1_0 suites",
             "groups",
+            "dh_group",
             "fallback_scsv",
             "sslv2"
         ]
@@ -128,6 +152,12 @@ fn the_budget_stops_the_run_and_says_what_was_not_measured() {
 fn a_single_version_has_no_fallback_test() {
     let mut run = DepthRun::new(DepthLevel::Classes, 96, &protocols(false, true, false));
     let step = run.next_step().unwrap();
+    run.record(
+        &step,
+        Answer::Tls(Reply::Refused("alert handshake_failure".into())),
+    );
+    let step = run.next_step().unwrap();
+    assert!(matches!(step, Step::Dhe { .. }), "{step:?}");
     run.record(
         &step,
         Answer::Tls(Reply::Refused("alert handshake_failure".into())),
