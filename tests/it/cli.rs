@@ -140,3 +140,48 @@ fn ehlo_name_cannot_smuggle_a_command() {
     assert!(err.contains("a space"), "{err}");
     assert!(!data_dir.exists(), "nothing stored");
 }
+
+/// Log lines carry colour only on a terminal: piped (a file, journald) they
+/// are plain; on a pseudo-terminal (`script`, util-linux) they are coloured
+/// unless `NO_COLOR` is set or the format is JSON.
+#[test]
+fn logs_are_coloured_only_on_a_terminal() {
+    const ESC: &str = "\u{1b}[";
+    let mut cmd = probe_command();
+    cmd.env("MXSCOPE_LOG", "mxscope_worker=debug")
+        .args(["--legacy", domains::SINGLE]);
+    let out = cmd.output().expect("probe runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "some log lines: {stderr}");
+    assert!(!stderr.contains(ESC), "no colour in a pipe: {stderr}");
+
+    // The same command on a terminal.
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect();
+    let on_terminal = |env: &[(&str, &str)]| -> String {
+        let mut script = Command::new("script");
+        script
+            .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+            .env("MXSCOPE_LOG", "mxscope_worker=debug")
+            .env_remove("NO_COLOR");
+        for (k, v) in env {
+            script.env(k, v);
+        }
+        let out = script.output().expect("script (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The level's colour comes right before it ("\x1b[34mDEBUG"); the
+    // progress line on a terminal has escapes of its own, so look there.
+    let coloured = on_terminal(&[]);
+    assert!(
+        coloured.contains(&format!("{ESC}34mDEBUG")),
+        "colour on a terminal: {coloured}"
+    );
+    let plain = on_terminal(&[("NO_COLOR", "1")]);
+    assert!(
+        plain.contains(" DEBUG ") && !plain.contains("mDEBUG"),
+        "NO_COLOR: {plain}"
+    );
+}

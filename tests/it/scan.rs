@@ -77,7 +77,9 @@ fn scan_prints_the_headline_and_keeps_the_results() {
         text.contains("13 with MX, 1 implicit MX, 1 null MX, 2 DNS errors"),
         "{text}"
     );
-    // The results stay in the data directory, readable offline.
+    // The results stay in the data directory, readable offline, and the
+    // readers leave it byte-identical (the scan settled it as it stopped).
+    let before = snapshot(&data);
     let status = Command::new(bin("mxscope"))
         .args(["status", "--json", "--data-dir"])
         .arg(&data)
@@ -86,6 +88,49 @@ fn scan_prints_the_headline_and_keeps_the_results() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["state"], "done");
     assert_eq!(status["domain_records"], 17);
+    for reader in [
+        &["status", "s1"][..],
+        &["report", "s1"],
+        &["report", "s1", "--format", "json"],
+        &["export", "s1", "--format", "jsonl"],
+        &["export", "s1", "--format", "findings"],
+        &["compare", "s1", "s1"],
+        &["vantages", "s1"],
+    ] {
+        let out = Command::new(bin("mxscope"))
+            .args(reader)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{reader:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            before == snapshot(&data),
+            "mxscope {reader:?} changed the data directory"
+        );
+    }
+}
+
+/// Every file under `dir` with its bytes, sorted.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The list is streamed to the embedded coordinator a chunk at a time; a

@@ -19,7 +19,7 @@ use mxscope_common::options::millis;
 use mxscope_coordinator::grpc::client::AdminClient;
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};
-use mxscope_coordinator::store::{Store, READER_CACHE_BYTES};
+use mxscope_coordinator::store::Store;
 
 pub(crate) use mxscope_common::units::parse_duration;
 
@@ -117,11 +117,25 @@ pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Coordinator> {
     if !dir.exists() {
         bail!("data directory {} does not exist", dir.display());
     }
-    let store = Store::open_with_cache(dir, READER_CACHE_BYTES).with_context(|| {
+    let store = Store::open_reader(dir).with_context(|| {
         format!(
             "opening {} (if a coordinator runs on it, use --coordinator URL instead)",
             dir.display()
         )
     })?;
     Ok(Coordinator::open(store, CoordinatorConfig::default())?)
+}
+
+/// A clean stop: once the last handle on the store is gone, let sled do
+/// what it would do on the next open ([`Store::settle`]), so that `status`,
+/// `report` and the other readers leave the directory byte-identical.
+/// Best effort: a handle still held past the lock wait leaves it to the
+/// next open.
+pub(crate) async fn settle(coordinator: std::sync::Arc<Coordinator>, dir: &Path) {
+    drop(coordinator);
+    let dir = dir.to_path_buf();
+    let settled = tokio::task::spawn_blocking(move || Store::settle(&dir)).await;
+    if let Ok(Err(e)) = settled {
+        tracing::debug!(error = %e, "the data directory was not settled");
+    }
 }

@@ -184,6 +184,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     drop(control);
     if interrupted {
+        drop((readiness, _stop_ops));
+        super::settle(coordinator, &args.data_dir).await;
         bail!(
             "interrupted: scan {scan_id} stays in {} (acknowledged results are kept)",
             args.data_dir.display()
@@ -219,5 +221,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         );
     }
+    drop((store, readiness, _stop_ops));
+    super::settle(coordinator, &args.data_dir).await;
     Ok(())
 }

@@ -139,7 +139,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stopping.cancelled().await;
         readiness.serving(false);
     });
-    serve(coordinator, listener, tls, tokens, shutdown).await?;
+    serve(coordinator.clone(), listener, tls, tokens, shutdown).await?;
+    drop(_stop_ops);
+    super::settle(coordinator, &args.data_dir).await;
     Ok(())
 }
 

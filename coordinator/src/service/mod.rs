@@ -109,6 +109,11 @@ impl Coordinator {
         let mut leased = 0usize;
         for task in store.tasks() {
             let task = task?;
+            // A reader's store keeps the tasks of an interrupted
+            // submission: without their scan's meta they do not exist.
+            if !inner.scans.contains_key(&task.scan) {
+                continue;
+            }
             let class = TaskClass::of(&task);
             inner.count_new(&task.scan, class, &task.state, 1);
             if let TaskState::Failed { .. } = task.state {

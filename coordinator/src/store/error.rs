@@ -46,6 +46,10 @@ pub enum StoreError {
     /// Too much contention on one key: retry the operation.
     #[error("contention on {0}, retry")]
     Contention(&'static str),
+    /// The data directory is of a format this binary cannot open (the
+    /// message says which and what to do): nothing was changed.
+    #[error("{0}")]
+    Format(String),
 }
 
 /// What a caller can do about a [`StoreError`]: the one classification that
@@ -68,7 +72,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Dir { .. } | Self::Storage(_) | Self::Contention(_) => ErrorKind::Unavailable,
-            Self::Corrupt(_) => ErrorKind::Corrupt,
+            Self::Corrupt(_) | Self::Format(_) => ErrorKind::Corrupt,
             Self::Invalid(_) => ErrorKind::Invalid,
             Self::ScanExists(_) | Self::Encode { .. } => ErrorKind::Internal,
         }

@@ -17,7 +17,9 @@
 //! | `counters`  | `v` scan 0 vantage                | `VantageTally`            |
 //!
 //! Submissions in progress are staged in files beside sled's
-//! (`staging/`, see [`Staging`]), never in a tree.
+//! (`staging/`, see [`Staging`]), never in a tree. The directory's format
+//! version is the file `FORMAT` ([`format`]): writers upgrade an older one,
+//! everyone refuses a newer one; [`Store::open_reader`] writes nothing.
 //!
 //! Invariants:
 //! - A scan is visible only once its meta is stored, and its meta is stored
@@ -32,6 +34,7 @@
 //! `spawn_blocking` when latency matters.
 
 mod error;
+pub mod format;
 mod keys;
 mod results;
 mod staging;
@@ -140,14 +143,54 @@ impl Store {
 
     /// [`Self::open`] with a page cache of `cache_bytes` (a one-shot reader
     /// such as an offline report needs far less than a serving coordinator).
+    /// An older format is upgraded (`format`), a newer one refused.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
+        let found = format::read(dir)?;
+        format::check(dir, found)?;
+        let store = Self::open_trees(dir, cache_bytes)?;
+        format::upgrade(dir, found)?;
+        store.recover()?;
+        if store.drop_staging()? {
+            tracing::warn!("removed the staged lists of interrupted submissions");
+        }
+        Ok(store)
+    }
+
+    /// Open an existing store to read it (status, report, export, compare,
+    /// vantages): no clean-up, no upgrade, nothing written by this code —
+    /// tasks of an interrupted submission stay, invisible without their
+    /// scan's meta, and the staged lists stay for the next writer.
+    pub fn open_reader(dir: &Path) -> Result<Self> {
+        let found = format::read(dir)?;
+        if found.is_none() {
+            return Err(StoreError::Format(format!(
+                "{} holds no mxscope data",
+                dir.display()
+            )));
+        }
+        format::check(dir, found)?;
+        Self::open_trees(dir, READER_CACHE_BYTES)
+    }
+
+    /// After a writer's last handle is gone (a clean stop): open and close
+    /// the directory once more, so that sled does now what it does on the
+    /// first open after a writer (pads its log segment, writes a snapshot)
+    /// and readers afterwards find nothing to change. Waits for the lock
+    /// like [`Self::open`]; blocking.
+    pub fn settle(dir: &Path) -> Result<()> {
+        let db = open_sled(dir, READER_CACHE_BYTES)?;
+        db.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Self> {
         let db = open_sled(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let store = Self {
+        Ok(Self {
             dir: Arc::from(dir),
             meta: tree("meta")?,
             scans: tree("scans")?,
@@ -159,12 +202,7 @@ impl Store {
             counters: tree("counters")?,
             flusher: Arc::default(),
             db,
-        };
-        store.recover()?;
-        if store.drop_staging()? {
-            tracing::warn!("removed the staged lists of interrupted submissions");
-        }
-        Ok(store)
+        })
     }
 
     /// Deletes tasks (and index entries) whose scan has no meta, and keeps

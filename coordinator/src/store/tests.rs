@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use mxscope_common::record::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
+use std::path::Path;
+
 use proptest::prelude::*;
 use tempfile::TempDir;
 
@@ -497,4 +499,114 @@ fn a_vantage_tally_counts_each_record_once() {
         store.tallies("s").unwrap().is_empty(),
         "no prefix collision"
     );
+}
+
+/// Every file under `dir` with its bytes (sorted): equal before and after
+/// means nothing was written.
+pub(super) fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_reader_leaves_the_directory_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let tasks = [resolve_task("s1", "A", 0, vec!["a.it".into()])];
+        store.create_scan(&meta("s1"), &tasks).unwrap();
+        store.put_domain_record("s1", "A", &domain("a.it")).unwrap();
+        store
+            .put_target_record("s1", "A", &target(v4(9, 0, 0, 1)))
+            .unwrap();
+        // An interrupted submission: tasks without meta, a staged list.
+        store
+            .put_new_scan_tasks("s2", &[resolve_task("s2", "A", 0, vec!["b.it".into()])])
+            .unwrap();
+        let mut staging = store.staging_with_runs("u1", 1).unwrap();
+        staging.insert(&["b.it", "c.it"]).unwrap();
+        drop(staging); // as a crash leaves it
+        store.db.flush().unwrap();
+    }
+    // A clean stop settles the directory (sled's first-reopen writes).
+    Store::settle(dir.path()).unwrap();
+    let before = snapshot(dir.path());
+    for _ in 0..2 {
+        let reader = Store::open_reader(dir.path()).unwrap();
+        assert_eq!(reader.scans().unwrap().len(), 1);
+        assert_eq!(reader.count_target_records("s1").unwrap(), 1);
+        assert_eq!(collect(reader.domain_records("s1")).len(), 1);
+        drop(reader);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = snapshot(dir.path());
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{} {}→{} bytes", a.0.display(), a.1.len(), b.1.len()))
+        .collect();
+    assert!(
+        before.len() == after.len() && changed.is_empty(),
+        "a reader changed the directory: {} files then {}: {changed:?}",
+        before.len(),
+        after.len()
+    );
+    // The next writer cleans up.
+    let writer = Store::open(dir.path()).unwrap();
+    assert_eq!(collect(writer.tasks()).len(), 1, "the orphan task is gone");
+    assert!(!dir.path().join("staging").exists());
+}
+
+#[test]
+fn formats_old_new_and_none() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_scan(&meta("s1"), &[]).unwrap();
+    }
+    assert_eq!(format::read(dir.path()).unwrap(), Some(format::CURRENT));
+    // The previous format: the same trees, no FORMAT file.
+    std::fs::remove_file(dir.path().join("FORMAT")).unwrap();
+    let reader = Store::open_reader(dir.path()).unwrap();
+    assert_eq!(reader.scans().unwrap().len(), 1, "format 1 is readable");
+    drop(reader);
+    assert_eq!(
+        format::read(dir.path()).unwrap(),
+        Some(1),
+        "a reader does not upgrade"
+    );
+    let writer = Store::open(dir.path()).unwrap();
+    assert_eq!(writer.scans().unwrap().len(), 1);
+    drop(writer);
+    assert_eq!(format::read(dir.path()).unwrap(), Some(format::CURRENT));
+    // A newer format is refused by readers and writers alike, untouched.
+    std::fs::write(dir.path().join("FORMAT"), "3\n").unwrap();
+    let before = snapshot(dir.path());
+    for err in [
+        Store::open_reader(dir.path()).unwrap_err(),
+        Store::open(dir.path()).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Format(_)), "{err}");
+        assert!(err.to_string().contains("newer mxscope"), "{err}");
+    }
+    assert!(before == snapshot(dir.path()));
+    // Not a store at all.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Store::open_reader(empty.path()),
+        Err(StoreError::Format(_))
+    ));
 }
