@@ -75,6 +75,9 @@ struct Run {
     suites: Option<BTreeMap<String, BTreeSet<String>>>,
     /// Suite classes accepted over all versions (ours: from the record).
     classes: BTreeSet<SuiteClass>,
+    /// What the tool calls a weakness: our finding ids; testssl.sh's ids of
+    /// items rated LOW or worse (sslyze rates nothing: its classes say it).
+    findings: BTreeSet<String>,
 }
 
 pub async fn run() -> anyhow::Result<()> {
@@ -88,7 +91,7 @@ pub async fn run() -> anyhow::Result<()> {
         plan::MX_EXIM,
     ];
     let testssl = which("testssl.sh").or_else(|| which("testssl"));
-    println!("host                   tool              sessions  seconds  accepted ssl3/1.0/1.1/1.2/1.3   classes");
+    println!("host                   tool              sessions  seconds  accepted ssl3/1.0/1.1/1.2/1.3   classes                                  findings");
     for host in hosts {
         let door = Door::open(host).await?;
         let mut runs = Vec::new();
@@ -110,6 +113,7 @@ pub async fn run() -> anyhow::Result<()> {
                     .as_ref()
                     .map(|d| d.classes().collect())
                     .unwrap_or_default(),
+                findings: record.findings.iter().map(|f| f.id.name()).collect(),
             });
         }
         door.take();
@@ -122,17 +126,20 @@ pub async fn run() -> anyhow::Result<()> {
             seconds: started.elapsed().as_secs_f64(),
             classes: classes_of(&suites),
             suites: Some(suites),
+            findings: BTreeSet::new(),
         });
         if let Some(testssl) = testssl.clone() {
             let started = Instant::now();
             let addr = door.addr;
-            tokio::task::spawn_blocking(move || testssl_run(&testssl, addr)).await??;
+            let findings =
+                tokio::task::spawn_blocking(move || testssl_run(&testssl, addr)).await??;
             runs.push(Run {
                 tool: "testssl.sh (full)",
                 sessions: door.take(),
                 seconds: started.elapsed().as_secs_f64(),
                 suites: None,
                 classes: BTreeSet::new(),
+                findings,
             });
         }
         let oracle = runs
@@ -161,14 +168,16 @@ pub async fn run() -> anyhow::Result<()> {
                 _ => "",
             };
             let classes: Vec<&str> = r.classes.iter().map(|c| c.name()).collect();
+            let findings: Vec<&str> = r.findings.iter().map(String::as_str).collect();
             println!(
-                "{:<22} {:<17} {:>8} {:>8.1}  {:<28} {}",
+                "{:<22} {:<17} {:>8} {:>8.1}  {:<28} {:<40} {}",
                 host.name,
                 r.tool,
                 r.sessions,
                 r.seconds,
                 format!("{counts}{same}"),
-                classes.join(",")
+                classes.join(","),
+                findings.join(",")
             );
         }
     }
@@ -222,7 +231,10 @@ fn sslyze(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>
     Ok(crate::sslyze::run(addr, &[])?.accepted)
 }
 
-fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<()> {
+/// Run testssl.sh in full; the ids of the items it rates LOW or worse.
+fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<BTreeSet<String>> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("testssl.json");
     let out = Command::new(binary)
         .args([
             "--quiet",
@@ -234,6 +246,8 @@ fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<()> {
             "none",
         ])
         .args(["--starttls", "smtp"])
+        .arg("--jsonfile")
+        .arg(&json)
         .arg(addr.to_string())
         .output()
         .with_context(|| format!("running {binary}"))?;
@@ -242,7 +256,22 @@ fn testssl_run(binary: &str, addr: SocketAddr) -> anyhow::Result<()> {
         "{binary} printed nothing: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
+    let items: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter(|item| {
+            matches!(
+                item["severity"].as_str(),
+                Some("LOW" | "MEDIUM" | "HIGH" | "CRITICAL")
+            )
+        })
+        .filter_map(|item| item["id"].as_str().map(str::to_owned))
+        // Certificate items: the lab CA is not in testssl.sh's stores.
+        .filter(|id| !id.starts_with("cert_"))
+        .collect())
 }
 
 fn which(name: &str) -> Option<String> {
