@@ -181,3 +181,108 @@ fn a_bad_line_past_the_first_chunk_refuses_the_whole_scan() {
     assert!(status.status.success());
     assert!(shown.trim().is_empty(), "no scan stored: {shown}");
 }
+
+/// `mxscope scan` killed (SIGKILL) mid-run, then `mxscope scan --resume`:
+/// the same headline and record counts as an uninterrupted scan of the
+/// same list, nothing counted twice.
+#[test]
+fn a_killed_scan_is_resumed_to_the_same_result() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    lab::postfix();
+    lab::fakes();
+    let dir = test_dir("resume-scan");
+    let list = dir.join("lab.txt");
+    let domains = [
+        domains::SINGLE.to_string(),
+        domains::MULTI.into(),
+        domains::SHARED_A.into(),
+        domains::NULLMX.into(),
+        domains::NXDOMAIN.into(),
+        // Silent after connect: its probe holds the scan for the greeting
+        // timeout, so the kill comes mid-run.
+        domains::for_host(&MX_SILENT),
+    ];
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    let scan = |data: &std::path::Path| {
+        let mut cmd = Command::new(bin("mxscope"));
+        cmd.arg("scan")
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--allow-private",
+                "--ehlo-name",
+                "probe.mxscope.lab.test",
+                "--timeout-greeting",
+                "4s",
+                "--retry-attempts",
+                "1",
+            ])
+            .args(["--resolver", &lab::dns().addr().to_string()])
+            .arg("--ca-file")
+            .arg(&lab::certs().ca_pem);
+        cmd
+    };
+    let status = |data: &std::path::Path| -> serde_json::Value {
+        let out = Command::new(bin("mxscope"))
+            .args(["status", "s1", "--json", "--data-dir"])
+            .arg(data)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let headline = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with("On a total of"))
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // The oracle: the same list, not interrupted.
+    let whole = dir.join("whole");
+    let out = scan(&whole).arg(&list).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = headline(&String::from_utf8_lossy(&out.stdout));
+    assert!(!expected.is_empty());
+
+    // Killed once the scan is submitted and probing.
+    let data = dir.join("data");
+    let mut child = scan(&data)
+        .arg(&list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let submitted = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("scan s1:"));
+    assert!(submitted, "the scan was submitted");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(status(&data)["state"], "running", "killed mid-run");
+
+    let out = scan(&data).args(["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("scan s1: resuming"), "{stderr}");
+    assert_eq!(headline(&String::from_utf8_lossy(&out.stdout)), expected);
+    let (resumed, oracle) = (status(&data), status(&whole));
+    assert_eq!(resumed["state"], "done");
+    for count in ["domain_records", "target_records"] {
+        assert_eq!(resumed[count], oracle[count], "{count}");
+    }
+    // Nothing left to resume; a list and --resume together are refused.
+    let out = scan(&data).args(["--resume"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scan to resume"));
+    let out = scan(&data).arg(&list).arg("--resume").output().unwrap();
+    assert!(!out.status.success());
+}

@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! ⠋ 12s domains      ███████████████░░░░░  350/500 resolved · 29/s · about 5 seconds left
-//! ⠋ 12s MX addresses ██████░░░░░░░░░░░░░░  120 probed · 10/s · 3/9 probe tasks · about 19 seconds left
+//! ⠋ 12s MX addresses ██████░░░░░░░░░░░░░░  120/310 probed · 10/s · 3/9 probe tasks · about 19 seconds left
 //! ```
 //!
-//! The number of MX addresses is known only as the domains are resolved,
-//! so that bar follows the probe tasks; its estimate appears once every
-//! domain is resolved.
+//! The MX addresses bar counts targets as each one ends (workers send a
+//! task's records at least once a second); their number is known only as
+//! the domains are resolved, so its estimate appears once every domain is
+//! resolved.
 
 use std::time::{Duration, Instant};
 
@@ -54,12 +55,15 @@ impl ScanProgress {
         self.domains.set_position(resolved);
         self.domains
             .set_message(domains_line(resolved, domains_total, elapsed));
+        // Targets as each one ends (its record arrives within a second of
+        // it: workers send partial batches), not as whole tasks end.
         let finished = |c: &TaskCounts| c.done + c.failed;
-        self.targets.set_length(status.probe.total);
-        self.targets.set_position(finished(&status.probe));
+        let planned = status.probe.items.max(status.target_records);
+        self.targets.set_length(planned);
+        self.targets.set_position(status.target_records);
         let resolving = finished(&status.resolve) < status.resolve.total;
         self.targets.set_message(targets_line(
-            status.target_records,
+            (status.target_records, planned),
             (finished(&status.probe), status.probe.total),
             resolving,
             elapsed,
@@ -105,19 +109,21 @@ fn domains_line(resolved: u64, total: u64, elapsed: Duration) -> String {
     )
 }
 
+/// The time left follows targets, once every domain is resolved (before,
+/// more targets may come).
 fn targets_line(
-    probed: u64,
+    (probed, planned): (u64, u64),
     (tasks_done, tasks): (u64, u64),
     resolving: bool,
     elapsed: Duration,
 ) -> String {
     let mut line = format!(
-        "{probed} probed · {} · {tasks_done}/{tasks} probe tasks",
+        "{probed}/{planned} probed · {} · {tasks_done}/{tasks} probe tasks",
         rate(probed, elapsed)
     );
     if !resolving {
         line.push_str(" · ");
-        line.push_str(&eta(tasks_done, tasks - tasks_done, elapsed));
+        line.push_str(&eta(probed, planned.saturating_sub(probed), elapsed));
     }
     line
 }
@@ -138,12 +144,13 @@ mod tests {
             "0/500 resolved · 0.0/s · estimating"
         );
         assert_eq!(
-            targets_line(120, (3, 9), false, Duration::from_secs(60)),
-            "120 probed · 2.0/s · 3/9 probe tasks · about 2 minutes left"
+            targets_line((120, 360), (0, 9), false, Duration::from_secs(60)),
+            "120/360 probed · 2.0/s · 0/9 probe tasks · about 2 minutes left",
+            "the estimate follows targets, not tasks (none done yet)"
         );
         assert_eq!(
-            targets_line(12, (1, 2), true, ten),
-            "12 probed · 1.2/s · 1/2 probe tasks"
+            targets_line((12, 40), (1, 2), true, ten),
+            "12/40 probed · 1.2/s · 1/2 probe tasks"
         );
         assert_eq!(
             domains_line(500, 500, ten),

@@ -31,7 +31,15 @@ use crate::{ScanMetaArgs, ScanOptionArgs};
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
     /// Domain list (one per line, `#` comments), or `-` for standard input.
-    list: PathBuf,
+    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    list: Option<PathBuf>,
+    /// Finish an interrupted scan of `--data-dir` (Ctrl-C, a kill, a
+    /// reboot) instead of starting one: SCAN, or the one scan still
+    /// running there. It runs with the options and the vantage it was
+    /// started with (the probe flags given now are not used); what was
+    /// acknowledged is kept and nothing is done twice.
+    #[arg(long, value_name = "SCAN", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<String>,
     /// Where scans and results are kept.
     #[arg(long, default_value = "mxscope-data")]
     data_dir: PathBuf,
@@ -54,6 +62,106 @@ pub(crate) struct ScanArgs {
     pub(crate) ops: OpsArgs,
 }
 
+/// Submit the list to the embedded coordinator: its scan id.
+async fn submit(
+    coordinator: &Coordinator,
+    args: &ScanArgs,
+    list: &mut ListReader,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    let mut options = options(&args.probe)?;
+    // Here the list is the coordinator's own: SIGHUP reloads it mid-scan.
+    options.exclusions.clear();
+    let name = args.meta.name.clone().unwrap_or_else(|| list_name(path));
+    // Streamed: a chunk of the list in memory at a time. A failed read or
+    // a refused line drops the submission, and its staged lines with it.
+    let mut submission = coordinator.begin_submit(ScanRequest {
+        name,
+        labels: args.meta.labels(),
+        vantages: vec![args.vantage.clone()],
+        options,
+        skip_invalid: args.meta.skip_invalid,
+    })?;
+    loop {
+        let chunk = tokio::task::block_in_place(|| list.next_chunk())
+            .with_context(|| format!("reading domain list {}", path.display()))?;
+        if chunk.is_empty() {
+            break;
+        }
+        submission
+            .push(&chunk)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    let submitted = submission
+        .finish()
+        .await
+        .with_context(|| format!("in {}", path.display()))?;
+    for skipped in &submitted.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    let scan_id = submitted.scan_id.clone();
+    eprintln!(
+        "scan {scan_id}: {} domains ({} duplicates merged), data in {}",
+        submitted.domains,
+        submitted.duplicates,
+        args.data_dir.display()
+    );
+    Ok(scan_id)
+}
+
+/// The scan `--resume` names (or the one still running), made ready to
+/// go on: its leases, held by the process that was stopped, are taken
+/// back. (scan id, its vantage).
+async fn resumed(
+    coordinator: &Coordinator,
+    args: &ScanArgs,
+    wanted: &str,
+) -> anyhow::Result<(String, String)> {
+    let dir = args.data_dir.display();
+    let scans = coordinator.list()?;
+    let status = if wanted.is_empty() {
+        let running: Vec<_> = scans
+            .iter()
+            .filter(|s| s.meta.state == ScanState::Running)
+            .collect();
+        match running.as_slice() {
+            [one] => (*one).clone(),
+            [] => bail!("no scan to resume in {dir}: every scan there has ended"),
+            many => bail!(
+                "several scans are running in {dir} ({}): say which, e.g. --resume {}",
+                many.iter()
+                    .map(|s| s.meta.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                many[0].meta.id
+            ),
+        }
+    } else {
+        coordinator
+            .status(wanted)
+            .with_context(|| format!("no scan {wanted} in {dir}"))?
+    };
+    let meta = &status.meta;
+    let [vantage] = meta.vantages.as_slice() else {
+        bail!(
+            "scan {} runs from several vantages ({}): finish it with mxscope serve and one \
+             mxscope-worker work per vantage",
+            meta.id,
+            meta.vantages.join(", ")
+        );
+    };
+    if meta.state == ScanState::Running {
+        let taken = coordinator.take_back_leases().await?;
+        eprintln!(
+            "scan {}: resuming ({} leases taken back), data in {dir}",
+            meta.id, taken
+        );
+    } else {
+        eprintln!("scan {} has already ended ({:?})", meta.id, meta.state);
+    }
+    Ok((meta.id.clone(), vantage.clone()))
+}
+
 /// 32 random bytes as hex, from the kernel.
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
@@ -65,10 +173,10 @@ fn random_token() -> anyhow::Result<String> {
 }
 
 pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
-    let mut list = ListReader::open(&args.list)?;
-    let mut options = options(&args.probe)?;
-    // Here the list is the coordinator's own: SIGHUP reloads it mid-scan.
-    options.exclusions.clear();
+    let mut list = match &args.list {
+        Some(path) => Some((ListReader::open(path)?, path.clone())),
+        None => None,
+    };
     let readiness = Arc::new(Readiness::default());
     let _stop_ops =
         super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
@@ -90,44 +198,15 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         super::exclude::install(&coordinator, path)?;
     }
     readiness.opened(coordinator.clone());
-    let name = args
-        .meta
-        .name
-        .clone()
-        .unwrap_or_else(|| list_name(&args.list));
-    // Streamed: a chunk of the list in memory at a time. A failed read or
-    // a refused line drops the submission, and its staged lines with it.
-    let mut submission = coordinator.begin_submit(ScanRequest {
-        name,
-        labels: args.meta.labels(),
-        vantages: vec![args.vantage.clone()],
-        options,
-        skip_invalid: args.meta.skip_invalid,
-    })?;
-    loop {
-        let chunk = tokio::task::block_in_place(|| list.next_chunk())
-            .with_context(|| format!("reading domain list {}", args.list.display()))?;
-        if chunk.is_empty() {
-            break;
+    let (scan_id, vantage) = match (&mut list, &args.resume) {
+        (Some((list, path)), _) => (
+            submit(&coordinator, &args, list, path).await?,
+            args.vantage.clone(),
+        ),
+        (None, resume) => {
+            resumed(&coordinator, &args, resume.as_deref().unwrap_or_default()).await?
         }
-        submission
-            .push(&chunk)
-            .with_context(|| format!("in {}", args.list.display()))?;
-    }
-    let submitted = submission
-        .finish()
-        .await
-        .with_context(|| format!("in {}", args.list.display()))?;
-    for skipped in &submitted.skipped {
-        eprintln!("skipped {skipped}");
-    }
-    let scan_id = submitted.scan_id.clone();
-    eprintln!(
-        "scan {scan_id}: {} domains ({} duplicates merged), data in {}",
-        submitted.domains,
-        submitted.duplicates,
-        args.data_dir.display()
-    );
+    };
 
     let shutdown = CancellationToken::new();
     let token = random_token()?;
@@ -152,8 +231,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             anyhow::Ok(())
         }
     });
-    let mut fleet_config =
-        FleetConfig::new(url, format!("local-{}", std::process::id()), &args.vantage);
+    let mut fleet_config = FleetConfig::new(url, format!("local-{}", std::process::id()), &vantage);
     fleet_config.token = Some(token);
     fleet_config.bind = args.bind;
     fleet_config.probe_concurrency = args.slots.sessions();
@@ -187,15 +265,16 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         drop((readiness, _stop_ops));
         super::settle(coordinator, &args.data_dir).await;
         bail!(
-            "interrupted: scan {scan_id} stays in {} (acknowledged results are kept)",
-            args.data_dir.display()
+            "interrupted: scan {scan_id} stays in {dir} (acknowledged results are kept); \
+             finish it with: mxscope scan --resume {scan_id} --data-dir {dir}",
+            dir = args.data_dir.display()
         );
     }
 
     let status = coordinator.status(&scan_id)?;
     let store = coordinator.store();
     let headline = report::headline(
-        &args.vantage,
+        &vantage,
         status.meta.domains,
         || store.domain_records(&scan_id),
         store.target_records(&scan_id),

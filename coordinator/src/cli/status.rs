@@ -115,7 +115,7 @@ async fn watch(source: &mut Source, scan: &str) -> anyhow::Result<()> {
 }
 
 fn counts_json(c: &TaskCounts) -> serde_json::Value {
-    json!({"total": c.total, "pending": c.pending, "leased": c.leased, "done": c.done, "failed": c.failed})
+    json!({"total": c.total, "pending": c.pending, "leased": c.leased, "done": c.done, "failed": c.failed, "items": c.items})
 }
 
 /// The machine-readable status.

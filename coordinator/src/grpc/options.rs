@@ -13,6 +13,7 @@ impl From<TaskCounts> for proto::TaskCounts {
             leased: c.leased,
             done: c.done,
             failed: c.failed,
+            items: c.items,
         }
     }
 }
@@ -25,6 +26,7 @@ impl From<proto::TaskCounts> for TaskCounts {
             leased: c.leased,
             done: c.done,
             failed: c.failed,
+            items: c.items,
         }
     }
 }

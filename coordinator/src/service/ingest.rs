@@ -133,6 +133,7 @@ impl Coordinator {
             let first = inner.feed(&task.scan, &task.vantage, TaskClass::Probe).end;
             (options, first)
         };
+        let planned = fresh.len() as u64;
         let (fresh, excluded) =
             exclusion::split_targets(&self.exclusions.for_scan(&options), options.port, fresh);
         if !excluded.is_empty() {
@@ -158,7 +159,13 @@ impl Coordinator {
         self.store.put_claims(&task.scan, &task.vantage, &claimed)?;
         let mut inner = self.lock();
         let made = tasks.len() as u64;
-        inner.count_new(&task.scan, TaskClass::Probe, &TaskState::Pending, made);
+        inner.count_new(
+            &task.scan,
+            TaskClass::Probe,
+            &TaskState::Pending,
+            made,
+            planned,
+        );
         let feed = inner.feed(&task.scan, &task.vantage, TaskClass::Probe);
         feed.end = first + made;
         Ok(())

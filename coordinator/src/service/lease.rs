@@ -251,6 +251,47 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Give back every lease at once, as if each holder had released it (no
+    /// attempt spent): for `mxscope scan --resume`, whose directory lock
+    /// proves that the worker that held them is gone. Returns how many.
+    pub async fn take_back_leases(&self) -> Result<usize, ServiceError> {
+        let now = self.now();
+        let taken = {
+            let mut inner = self.lock();
+            let held: Vec<(String, String, u64)> = inner
+                .tasks
+                .values()
+                .filter_map(|t| match &t.state {
+                    TaskState::Leased { worker, .. } => {
+                        Some((t.id.clone(), worker.clone(), t.epoch))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (id, worker, epoch) in &held {
+                let Some(task) = inner.tasks.get_mut(id) else {
+                    continue;
+                };
+                let before = task.state.clone();
+                if scheduler::release(task, worker, *epoch).is_err() {
+                    continue;
+                }
+                let task = task.clone();
+                inner.count(&task, &before);
+                inner.networks.release(id, now);
+                inner.enqueue_front(id);
+                inner.write(Write::Task(task));
+            }
+            held.len()
+        };
+        if taken > 0 {
+            self.apply_writes()?;
+            self.store.flush().await?;
+            self.wake_leasers();
+        }
+        Ok(taken)
+    }
+
     /// Take back expired leases: requeue, or record the items failed after
     /// too many attempts. Returns how many leases expired.
     pub async fn expire_leases(&self) -> Result<usize, ServiceError> {

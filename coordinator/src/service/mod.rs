@@ -115,7 +115,7 @@ impl Coordinator {
                 continue;
             }
             let class = TaskClass::of(&task);
-            inner.count_new(&task.scan, class, &task.state, 1);
+            inner.count_new(&task.scan, class, &task.state, 1, task.items() as u64);
             if let TaskState::Failed { .. } = task.state {
                 if let Some(p) = inner.progress.get_mut(&task.scan) {
                     p.failed_items += task.items() as u64;

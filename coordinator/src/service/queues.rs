@@ -89,13 +89,21 @@ pub(super) struct Inner {
 
 impl Inner {
     /// Count a task that was just made (or found at open) in `state`.
-    pub(super) fn count_new(&mut self, scan: &str, class: TaskClass, state: &TaskState, n: u64) {
+    pub(super) fn count_new(
+        &mut self,
+        scan: &str,
+        class: TaskClass,
+        state: &TaskState,
+        n: u64,
+        items: u64,
+    ) {
         let counts = self
             .progress
             .entry(scan.to_string())
             .or_default()
             .counts(class);
         counts.total += n;
+        counts.items += items;
         counts.add(state, i64::try_from(n).unwrap_or(i64::MAX));
     }
 

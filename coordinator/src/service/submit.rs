@@ -181,7 +181,15 @@ impl Submission<'_> {
             let mut inner = coordinator.lock();
             inner.progress.entry(scan_id.clone()).or_default();
             let tasks = shards * meta.vantages.len() as u64;
-            inner.count_new(&scan_id, TaskClass::Resolve, &TaskState::Pending, tasks);
+            let vantages = meta.vantages.len() as u64;
+            let items = unique.saturating_sub(excluded) * vantages;
+            inner.count_new(
+                &scan_id,
+                TaskClass::Resolve,
+                &TaskState::Pending,
+                tasks,
+                items,
+            );
             for vantage in &meta.vantages {
                 inner.feed(&scan_id, vantage, TaskClass::Resolve).end = shards;
                 inner.feed(&scan_id, vantage, TaskClass::Probe);

@@ -145,6 +145,11 @@ pub struct TaskCounts {
     pub leased: u64,
     pub done: u64,
     pub failed: u64,
+    /// Items planned: domains to resolve, or MX targets to probe (with the
+    /// excluded ones, recorded at once); what the progress counts records
+    /// against. After a restart, rebuilt from the tasks (excluded targets
+    /// then not included).
+    pub items: u64,
 }
 
 impl TaskCounts {

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use mxscope_common::convert::InvalidOptions;
 use mxscope_common::exclusions::Exclusions;
@@ -41,6 +42,10 @@ use crate::tls::handshake::TlsContext;
 const MAX_CACHED_SCANS: usize = 32;
 /// Batches are cut at about this many bytes of JSON (far below gRPC's limit).
 pub const MAX_BATCH_BYTES: usize = 2 << 20;
+/// A probe task's finished targets go to the coordinator at most this long
+/// after the first of them, full batch or not: the progress counts targets
+/// as each ends, not when the task's slowest one does.
+pub const PARTIAL_BATCH_AFTER: Duration = Duration::from_secs(1);
 
 /// The probe configuration of a scan from a worker bound to `bind` whose
 /// resolver override is `overridden` (the scan's zeros become the defaults).
@@ -333,6 +338,7 @@ impl Engine {
         mut claim: Claim,
     ) -> RunEnd {
         let mut batcher = Batcher::new(lease, self.batch_size, MAX_BATCH_BYTES);
+        let partial = stamp.resolver.is_none().then_some(PARTIAL_BATCH_AFTER);
         let mut pending = items.into_iter().peekable();
         let mut running = JoinSet::new();
         let mut done = 0;
@@ -341,9 +347,26 @@ impl Engine {
             if !more && running.is_empty() {
                 break;
             }
+            let due = partial.and_then(|after| batcher.due(after));
+            let flush_due = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return RunEnd::Cancelled,
+                () = flush_due => {
+                    if let Some(batch) = batcher.flush() {
+                        tokio::select! {
+                            () = cancel.cancelled() => return RunEnd::Cancelled,
+                            sent = uplink.send(batch) => if sent.is_err() {
+                                return RunEnd::Cancelled;
+                            },
+                        }
+                    }
+                }
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     claim.release_one();
                     let json = match joined {

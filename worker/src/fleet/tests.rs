@@ -294,6 +294,45 @@ async fn a_probe_task_reports_connect_refused_and_completes() {
     assert!(lock(&harness.fake.releases).is_empty());
 }
 
+/// A finished target's record goes within about a second, while another
+/// target of the same task still holds (a silent server, greeting timeout
+/// 30 s): progress moves per target, not per task.
+#[tokio::test]
+async fn finished_targets_are_sent_before_the_task_ends() {
+    let mut harness = Harness::start().await;
+    // Silent on 127.0.0.2:P; nothing on 127.0.0.1:P (refused at once).
+    let silent = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    harness.give(probe_task("t1", port, &["127.0.0.1", "127.0.0.2"]));
+    let mut config = config(&harness.url);
+    config.batch_size = 64;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let run = tokio::spawn(run(config, shutdown.clone()));
+    let first = harness.next_ack().await;
+    let waited = started.elapsed();
+    stop(run, shutdown).await;
+    hold.abort();
+    assert!(
+        !first.task_complete,
+        "the silent target still holds the task"
+    );
+    let records = records(&first);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["ip"], "127.0.0.1");
+    assert_eq!(records[0]["outcome"], "connect_refused");
+    assert!(
+        waited < Duration::from_secs(10),
+        "sent after {waited:?}, not at the task's end"
+    );
+}
+
 #[tokio::test]
 async fn an_unacknowledged_batch_is_resent_in_order() {
     let mut harness = Harness::start().await;

@@ -33,6 +33,8 @@ pub struct Batcher {
     max_bytes: usize,
     records: Vec<String>,
     bytes: usize,
+    /// When the oldest record waiting was added.
+    since: Option<Instant>,
 }
 
 impl Batcher {
@@ -43,7 +45,20 @@ impl Batcher {
             max_bytes: max_bytes.max(1),
             records: Vec::new(),
             bytes: 0,
+            since: None,
         }
+    }
+
+    /// When the records waiting should go even if the batch is not full:
+    /// `after` past the oldest one (so that progress moves per record, not
+    /// per task); `None` when nothing waits.
+    pub fn due(&self, after: Duration) -> Option<Instant> {
+        self.since.map(|since| since + after)
+    }
+
+    /// The records waiting, as a batch that does not finish the task.
+    pub fn flush(&mut self) -> Option<Batch> {
+        (!self.records.is_empty()).then(|| self.take(false))
     }
 
     /// Add a record; returns a full batch when one is ready to send.
@@ -56,6 +71,9 @@ impl Batcher {
             None
         };
         self.bytes = self.bytes.saturating_add(record_json.len());
+        if self.records.is_empty() {
+            self.since = Some(Instant::now());
+        }
         self.records.push(record_json);
         // A record flushed by size is returned first; the new one may itself
         // fill a batch only when the previous one was not flushed.
@@ -78,6 +96,7 @@ impl Batcher {
 
     fn take(&mut self, task_complete: bool) -> Batch {
         self.bytes = 0;
+        self.since = None;
         Batch {
             lease: self.lease.clone(),
             records_json: std::mem::take(&mut self.records),
