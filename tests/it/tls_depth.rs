@@ -433,6 +433,13 @@ fn a_scan_with_tls_depth_reports_and_exports_findings() {
         "the HTML findings table"
     );
 
+    // `compare` puts the findings side by side with another scan's.
+    let compared = run(&["compare", "s1", "s1"]);
+    assert!(
+        compared.contains("no_fallback_scsv") && compared.contains("Weakest accepted suite class"),
+        "{compared}"
+    );
+
     let csv = run(&["export", "s1", "--format", "findings"]);
     let mut lines = csv.lines();
     assert_eq!(
