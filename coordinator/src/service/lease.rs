@@ -132,6 +132,7 @@ impl Coordinator {
         inner
             .seen
             .insert(worker.to_string(), (vantage.to_string(), now));
+        inner.last_call.insert(worker.to_string(), now);
         let live = inner.live_workers(vantage, now, ttl);
         // Probe tasks on a network another worker holds wait (in order).
         let mut held_back: Vec<String> = Vec::new();
@@ -209,6 +210,7 @@ impl Coordinator {
         if let Some(seen) = inner.seen.get_mut(worker) {
             seen.1 = now;
         }
+        inner.last_call.insert(worker.to_string(), now);
         let (mut extended, mut lost) = (Vec::new(), Vec::new());
         for (id, epoch) in leases {
             let held = match inner.tasks.get_mut(id) {
@@ -296,8 +298,10 @@ impl Coordinator {
     /// too many attempts. Returns how many leases expired.
     pub async fn expire_leases(&self) -> Result<usize, ServiceError> {
         let now = self.now();
+        let window = self.worker_window();
         let expired = {
             let mut inner = self.lock();
+            inner.prune_workers(now, window);
             let leased: Vec<String> = inner
                 .tasks
                 .values()

@@ -67,10 +67,22 @@ pub struct Coordinator {
     clock: Arc<dyn Clock>,
     /// Numbers the staging trees of submissions in progress.
     submissions: AtomicU64,
+    /// One permit per submission being received ([`MAX_SUBMISSIONS`]).
+    submitting: Arc<tokio::sync::Semaphore>,
     /// Woken when tasks may have become leasable (planned, submitted,
     /// released, expired, a network freed): lease calls waiting for work.
     work_ready: tokio::sync::Notify,
 }
+
+/// Most submissions received at once: each stages up to
+/// [`crate::store::RUN_NAMES`] names in memory before it spills them to
+/// disk, so this bounds that memory (docs/guide.md states the budget). One
+/// more is refused (`UNAVAILABLE`, "retry later") until one ends.
+pub const MAX_SUBMISSIONS: usize = 4;
+
+/// How long a worker that neither registered, leased nor heartbeated is
+/// remembered (its egress verdict, its share of a vantage's cap), at least.
+const WORKER_MEMORY: Duration = Duration::from_secs(600);
 
 /// Most windows one refill reads (past tasks finished before a restart).
 const MAX_REFILL_ROUNDS: usize = 64;
@@ -162,6 +174,7 @@ impl Coordinator {
             exclusions: ExclusionSet::default(),
             clock,
             submissions: AtomicU64::new(0),
+            submitting: Arc::new(tokio::sync::Semaphore::new(MAX_SUBMISSIONS)),
             work_ready: tokio::sync::Notify::new(),
         })
     }
@@ -190,7 +203,24 @@ impl Coordinator {
             tracing::warn!(worker = %hello.worker_id, vantage = %hello.vantage, "worker has no port-25 egress: it gets resolve tasks only");
         }
         info!(worker = %hello.worker_id, vantage = %hello.vantage, capacity = hello.capacity, "worker registered");
-        self.lock().workers.insert(hello.worker_id.clone(), hello);
+        let now = self.now();
+        let window = self.worker_window();
+        let mut inner = self.lock();
+        inner.prune_workers(now, window);
+        inner.last_call.insert(hello.worker_id.clone(), now);
+        inner.workers.insert(hello.worker_id.clone(), hello);
+    }
+
+    /// How long an idle worker is remembered: [`WORKER_MEMORY`], or ten
+    /// lease lifetimes when that is longer.
+    pub(super) fn worker_window(&self) -> u64 {
+        millis((self.config.lease_ttl * 10).max(WORKER_MEMORY))
+    }
+
+    /// Workers remembered (registered, leasing or heartbeating within the
+    /// window): what the worker maps hold.
+    pub fn workers_remembered(&self) -> usize {
+        self.lock().workers.len()
     }
 
     /// Stop a scan: no more leases; workers learn it at their next heartbeat.

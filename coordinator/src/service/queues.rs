@@ -81,6 +81,9 @@ pub(super) struct Inner {
     pub(super) workers: HashMap<String, WorkerHello>,
     /// Worker → (vantage, last lease or heartbeat), for the vantage cap's shares.
     pub(super) seen: HashMap<String, (String, u64)>,
+    /// Worker → its last call (register, lease, heartbeat): the three
+    /// worker maps forget a worker silent for the coordinator's window.
+    pub(super) last_call: HashMap<String, u64>,
     /// Networks held by leased probe tasks (one worker per network).
     pub(super) networks: NetworkClaims,
     /// Store writes decided but not yet applied, in decision order.
@@ -148,6 +151,16 @@ impl Inner {
         };
         let (vantage, class) = (task.vantage.clone(), TaskClass::of(task));
         self.queue(&vantage, class).push_front(task_id.to_string());
+    }
+
+    /// Forget workers silent for more than `window` ms: the worker maps
+    /// hold the live workers plus those of the last window, not every id
+    /// ever seen.
+    pub(super) fn prune_workers(&mut self, now: u64, window: u64) {
+        let last_call = &mut self.last_call;
+        last_call.retain(|_, at| now.saturating_sub(*at) <= window);
+        self.workers.retain(|id, _| last_call.contains_key(id));
+        self.seen.retain(|id, _| last_call.contains_key(id));
     }
 
     /// Workers of `vantage` seen within `ttl` (at least 1).

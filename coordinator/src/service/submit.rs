@@ -37,6 +37,8 @@ pub struct Submission<'a> {
     accepted: u64,
     skipped: Vec<InvalidLine>,
     skipped_total: u64,
+    /// Its place among the submissions received at once.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// What finishing stored.
@@ -56,6 +58,12 @@ impl Coordinator {
         }
         request.vantages.sort();
         request.vantages.dedup();
+        let permit = self.submitting.clone().try_acquire_owned().map_err(|_| {
+            ServiceError::Busy(format!(
+                "{} submissions are being received (the most at once): retry when one has ended",
+                super::MAX_SUBMISSIONS
+            ))
+        })?;
         let n = self.submissions.fetch_add(1, Ordering::Relaxed);
         let staging = self.store.staging(&format!("u{n}"))?;
         Ok(Submission {
@@ -67,6 +75,7 @@ impl Coordinator {
             accepted: 0,
             skipped: Vec::new(),
             skipped_total: 0,
+            _permit: permit,
         })
     }
 

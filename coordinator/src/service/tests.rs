@@ -441,3 +441,57 @@ async fn slots_by_kind_lease_each_kind_within_its_own_budget() {
     let leased = c.lease("w1", "A", 8, ItemBudget::Shared(1)).await.unwrap();
     assert_eq!(kinds(&leased), [(false, 16)]);
 }
+
+fn hello(id: &str) -> WorkerHello {
+    WorkerHello {
+        worker_id: id.into(),
+        vantage: "A".into(),
+        version: "t".into(),
+        capacity: 1,
+        egress_ok: Some(false),
+    }
+}
+
+/// The worker maps hold the workers of the last window, not every id ever
+/// seen: a worker that keeps calling stays (with its egress verdict), the
+/// silent ones go.
+#[tokio::test(start_paused = true)]
+async fn the_worker_maps_forget_silent_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    for i in 0..1000 {
+        c.register(hello(&format!("gone-{i}")));
+    }
+    c.register(hello("live"));
+    assert_eq!(c.workers_remembered(), 1001);
+    let window = Duration::from_millis(c.worker_window());
+    for _ in 0..3 {
+        tokio::time::advance(window / 2).await;
+        c.heartbeat("live", &[]).unwrap();
+    }
+    c.register(hello("new"));
+    assert_eq!(c.workers_remembered(), 2, "live and new");
+    c.expire_leases().await.unwrap();
+    assert_eq!(c.workers_remembered(), 2);
+    // The live worker's failed egress check still holds: no probe tasks.
+    assert_eq!(c.lock().workers["live"].egress_ok, Some(false));
+}
+
+/// At most MAX_SUBMISSIONS lists are received at once; one more is refused
+/// as "retry later" until one ends.
+#[tokio::test(start_paused = true)]
+async fn concurrent_submissions_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let mut held: Vec<_> = (0..MAX_SUBMISSIONS)
+        .map(|_| c.begin_submit(request()).expect("within the cap"))
+        .collect();
+    let refused = c.begin_submit(request()).expect_err("over the cap");
+    assert_eq!(refused.kind(), ErrorKind::Unavailable);
+    assert!(refused.to_string().contains("retry"), "{refused}");
+    drop(held.pop());
+    let mut one = c.begin_submit(request()).expect("a place is free");
+    one.push(&lines(3)).unwrap();
+    let submitted = one.finish().await.unwrap();
+    assert_eq!(submitted.domains, 3);
+}

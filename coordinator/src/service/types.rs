@@ -78,6 +78,10 @@ pub enum ServiceError {
     /// A blocking store job could not finish (the runtime is shutting down).
     #[error("store job: {0}")]
     Join(String),
+    /// A bounded resource is in use (the message says which and its
+    /// limit): retry later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What a caller can do about a [`ServiceError`]; the gRPC edge maps each
@@ -106,7 +110,7 @@ impl ServiceError {
             Self::InvalidLine(_) | Self::Invalid(_) => ErrorKind::InvalidRequest,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Fenced(_) => ErrorKind::Fenced,
-            Self::Join(_) => ErrorKind::Unavailable,
+            Self::Join(_) | Self::Busy(_) => ErrorKind::Unavailable,
             Self::Store(e) => match e.kind() {
                 store::ErrorKind::Invalid => ErrorKind::InvalidRequest,
                 store::ErrorKind::Corrupt => ErrorKind::Corrupt,
