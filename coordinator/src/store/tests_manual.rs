@@ -139,3 +139,62 @@ async fn measure() {
         store.size_on_disk().unwrap() as f64 / 1048576.0
     );
 }
+
+/// What sled does when the disk fills and frees again, in one process
+/// (run by hand as root: it mounts a 4 MiB tmpfs).
+#[tokio::test]
+#[ignore = "by hand: mounts a tmpfs"]
+async fn disk_full_then_freed_in_process() {
+    let dir = std::path::PathBuf::from("/tmp/mxscope-full-test");
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+    let store = Store::open(&dir.join("data")).unwrap();
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
+    let mut n = 0u32;
+    let mut failed_at = None;
+    for round in 0..2000u32 {
+        let batch: Vec<_> = (n..n + 50)
+            .map(|i| target(IpAddr::V4(Ipv4Addr::from(i))))
+            .collect();
+        let put = store.put_target_records("s1", "A", &batch);
+        let flushed = match put {
+            Ok(_) => store.flush().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match flushed {
+            Ok(()) => n += 50,
+            Err(e) => {
+                println!("round {round}: {e} (kind {:?})", e.kind());
+                failed_at = Some(round);
+                break;
+            }
+        }
+    }
+    println!("stored {n} before the failure: {failed_at:?}");
+    std::fs::remove_file(&filler).unwrap();
+    for attempt in 0..5 {
+        let batch: Vec<_> = (n..n + 50)
+            .map(|i| target(IpAddr::V4(Ipv4Addr::from(i))))
+            .collect();
+        let put = store.put_target_records("s1", "A", &batch);
+        let flushed = match put {
+            Ok(_) => store.flush().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        println!("after freeing, attempt {attempt}: {flushed:?}");
+        if flushed.is_ok() {
+            n += 50;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    println!("count {}", store.count_target_records("s1").unwrap());
+    drop(store);
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+}
