@@ -63,6 +63,7 @@ struct Metrics {
     scans: Family<StateLabel, Gauge>,
     tasks: Family<TaskLabels, Gauge>,
     store_bytes: Gauge,
+    store_errors: Counter,
     workers: Family<VantageLabel, Gauge>,
     /// worker id → (vantage, last call).
     seen: Mutex<HashMap<String, (String, Instant)>>,
@@ -78,6 +79,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     scans: Family::default(),
     tasks: Family::default(),
     store_bytes: Gauge::default(),
+    store_errors: Counter::default(),
     workers: Family::default(),
     seen: Mutex::new(HashMap::new()),
 });
@@ -102,6 +104,11 @@ pub fn leases_granted(kind: &TaskKind) {
 /// `n` leases ran out without a heartbeat.
 pub fn leases_expired(n: usize) {
     METRICS.leases_expired.inc_by(n as u64);
+}
+
+/// A call failed in the store (a write or flush refused: disk full, I/O).
+pub fn store_error() {
+    METRICS.store_errors.inc();
 }
 
 /// A call carried an epoch that no longer holds the lease (or no lease).
@@ -209,6 +216,11 @@ pub fn register(ops: &mut Ops) {
         "mxscope_coordinator_store_size_bytes",
         "Size of the store on disk",
         m.store_bytes.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_store_errors",
+        "Calls that failed in the store (I/O error, disk full, corrupt data)",
+        m.store_errors.clone(),
     );
     r.register(
         "mxscope_coordinator_connected_workers",

@@ -198,6 +198,51 @@ async fn prometheus_counts_what_the_scan_recorded() {
     assert_eq!(per_job.len(), 2, "{per_job:?}");
     assert_eq!(per_job.iter().map(|(_, v)| v).sum::<f64>(), targets);
 
+    // Every query of the Grafana dashboard (deploy/grafana) returns data
+    // from this Prometheus: the variables as Grafana fills them for "All".
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/grafana/dashboards/mxscope.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queries: Vec<(String, String)> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let title = panel["title"].as_str().unwrap_or_default().to_string();
+            queries.push((title, expr.to_string()));
+        }
+    }
+    assert!(queries.len() >= 20, "{} queries", queries.len());
+    // The vantage variable's values.
+    queries.push((
+        "vantage variable".into(),
+        "group by (vantage) (mxscope_coordinator_connected_workers)".into(),
+    ));
+    let started = std::time::Instant::now();
+    loop {
+        let empty: Vec<&(String, String)> = queries
+            .iter()
+            .filter(|(_, expr)| {
+                let promql = expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("$vantage", ".*");
+                prometheus.query(&promql).map_or(true, |r| r.is_empty())
+            })
+            .collect();
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "dashboard queries without data: {empty:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     for addr in [coord_ops, a_ops, b_ops] {
         assert_eq!(promtool_check(addr).unwrap(), "", "promtool on {addr}");
         let (_, text) = http_get(addr, "/metrics").unwrap();

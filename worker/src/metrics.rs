@@ -32,6 +32,14 @@ struct ProbeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// The results of a retried target, as the counter labels them.
+const RETRY_RESULTS: [&str; 2] = ["recovered", "still_limited"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -52,6 +60,7 @@ struct Metrics {
     resolutions_in_flight: Gauge,
     resolution_slots: Gauge,
     probes: Family<ProbeLabels, Counter>,
+    retried: Family<ResultLabel, Counter>,
     phase_seconds: Family<PhaseLabel, Histogram, fn() -> Histogram>,
     dns_lookups: Family<StatusLabel, Counter>,
     uplink_depth: Gauge,
@@ -66,6 +75,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     resolutions_in_flight: Gauge::default(),
     resolution_slots: Gauge::default(),
     probes: Family::default(),
+    retried: Family::default(),
     phase_seconds: Family::new_with_constructor(phase_histogram),
     dns_lookups: Family::default(),
     uplink_depth: Gauge::default(),
@@ -106,6 +116,14 @@ pub fn target_record(record: &TargetRecord) {
             phase: wire_name(record.phase),
         })
         .inc();
+    if let Some(retries) = &record.retries {
+        let result = if retries.still_limited {
+            "still_limited"
+        } else {
+            "recovered"
+        };
+        METRICS.retried.get_or_create(&ResultLabel { result }).inc();
+    }
     let t = &record.timings_ms;
     for (phase, ms) in [
         ("connect", t.connect),
@@ -248,6 +266,15 @@ pub fn register(ops: &mut Ops) {
         "mxscope_worker_egress_check",
         "Port-25 egress check: 1 for the current state (pending, ok, blocked, unchecked)",
         m.egress.clone(),
+    );
+    // Both results exist from the start (0), so a dashboard shows them.
+    for result in RETRY_RESULTS {
+        let _ = m.retried.get_or_create(&ResultLabel { result });
+    }
+    r.register(
+        "mxscope_worker_retried_targets",
+        "Targets probed again after a rate-limit answer (421, 4xx, a reset before the greeting): recovered, or still limited when the attempts ran out",
+        m.retried.clone(),
     );
     r.register(
         "mxscope_worker_registered",

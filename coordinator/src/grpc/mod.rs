@@ -45,6 +45,9 @@ impl From<ServiceError> for Status {
         if kind == ErrorKind::Fenced {
             crate::metrics::stale_epoch();
         }
+        if matches!(error, ServiceError::Store(_)) {
+            crate::metrics::store_error();
+        }
         Self::new(code_of(kind), error.to_string())
     }
 }
