@@ -43,6 +43,7 @@
 
 pub mod cli_args;
 pub mod cli_config;
+pub mod cli_docs;
 pub mod client;
 pub mod convert;
 pub mod domain;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
 use mxscope_common::{cli_args, cli_config};
@@ -54,6 +54,15 @@ enum Command {
     Compare(cli::report::CompareArgs),
     /// Compare the vantages of a scan: every target and domain (DNS) whose view differs.
     Vantages(cli::report::VantagesArgs),
+    /// Print the shell completion script for mxscope (e.g. `mxscope completions bash >
+    /// /etc/bash_completion.d/mxscope`).
+    Completions {
+        #[arg(value_enum)]
+        shell: mxscope_common::cli_docs::Shell,
+    },
+    /// Write mxscope's man pages (mxscope.1, mxscope-scan.1, ...) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 /// How probes are made and how politely a scan runs (carried by the scan
@@ -133,6 +142,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match &cli.command {
+        Command::Completions { shell } => {
+            // A closed pipe (`| head`) ends it quietly.
+            let _ = mxscope_common::cli_docs::print_completions(Cli::command(), *shell);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match mxscope_common::cli_docs::write_man_pages(Cli::command(), dir) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mxscope: writing man pages into {}: {e}", dir.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     // The coordinator is a service: its life is worth logging.
     let (level, format) = match &cli.command {
         Command::Serve(args) => ("info", args.ops.log_format),
@@ -158,6 +184,7 @@ fn main() -> ExitCode {
             Command::Report(args) => cli::report::run(args).await,
             Command::Compare(args) => cli::report::compare(args).await,
             Command::Vantages(args) => cli::report::vantages(args).await,
+            Command::Completions { .. } | Command::Man { .. } => Ok(()),
         }
     });
     match result {

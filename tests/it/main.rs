@@ -21,6 +21,7 @@ mod legacy;
 mod mtas;
 mod mtasts;
 mod observability;
+mod package;
 mod politeness;
 mod postfix;
 mod probe;

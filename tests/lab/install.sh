@@ -36,6 +36,9 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "postfix postfix/mailname string mxscope-lab.invalid" | debconf-set-selections
 apt-get install -y --no-install-recommends \
     postfix unbound openssl ca-certificates swaks bsdutils iproute2 passwd
+# The Debian package test: building (dpkg-deb, gzip) and installing it
+# (its postinst makes a system user with adduser).
+apt-get install -y --no-install-recommends dpkg gzip adduser
 
 # --- Exim, unpacked beside Postfix ----------------------------------------
 # Its shared libraries (Depends of exim4-daemon-light on Debian 12).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mxscope_common::cli_args::{
     self, required, shutdown_on_signals, CoordinatorArgs, SlotArgs, COORDINATOR,
 };
@@ -78,6 +78,14 @@ enum Command {
         2 for invalid options or when the coordinator refuses the worker."
     )]
     Work(WorkArgs),
+    /// Print the shell completion script for mxscope-worker (bash, zsh, fish, ...).
+    Completions {
+        #[arg(value_enum)]
+        shell: mxscope_common::cli_docs::Shell,
+    },
+    /// Write mxscope-worker's man pages into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -159,13 +167,21 @@ fn main() -> ExitCode {
     };
     // A fleet worker is a service: its task progress is worth logging.
     let (default_level, format) = match &cli.command {
-        Command::Probe(_) => ("warn", LogFormat::Text),
         Command::Work(args) => ("info", args.ops.log_format),
+        _ => ("warn", LogFormat::Text),
     };
     telemetry::init(default_level, format);
     let result = match cli.command {
         Command::Probe(args) => probe(args),
         Command::Work(args) => work(args),
+        Command::Completions { shell } => {
+            // A closed pipe (`| head`) ends it quietly.
+            let _ = mxscope_common::cli_docs::print_completions(Cli::command(), shell);
+            Ok(())
+        }
+        Command::Man { dir } => mxscope_common::cli_docs::write_man_pages(Cli::command(), &dir)
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("writing man pages into {}: {e}", dir.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
