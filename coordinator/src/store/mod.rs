@@ -69,6 +69,14 @@ const NEXT_SCAN: &[u8] = b"next_scan";
 #[derive(Clone)]
 pub struct Store {
     dir: Arc<Path>,
+    /// sled's handles, swapped by [`Store::reopen`] (`None` while it runs).
+    handles: Arc<std::sync::RwLock<Option<Arc<Handles>>>>,
+    cache_bytes: u64,
+    flusher: Arc<Flusher>,
+}
+
+/// One open sled database and its trees.
+struct Handles {
     db: sled::Db,
     meta: sled::Tree,
     scans: sled::Tree,
@@ -78,7 +86,6 @@ pub struct Store {
     targets: sled::Tree,
     claims: sled::Tree,
     counters: sled::Tree,
-    flusher: Arc<Flusher>,
 }
 
 /// Group commit: one flush at a time, and a caller whose writes a finished
@@ -132,6 +139,24 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// The page cache of one-shot readers (status, export, report offline).
 pub const READER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Handles {
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = open_sled(dir, cache_bytes)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        Ok(Self {
+            meta: tree("meta")?,
+            scans: tree("scans")?,
+            tasks: tree("tasks")?,
+            task_scan: tree("task_scan")?,
+            domains: tree("domains")?,
+            targets: tree("targets")?,
+            claims: tree("claims")?,
+            counters: tree("counters")?,
+            db,
+        })
+    }
+}
 
 impl Store {
     /// Opens (creating it if needed) the store in `dir`, then removes what an
@@ -188,21 +213,39 @@ impl Store {
     }
 
     fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = open_sled(dir, cache_bytes)?;
-        let tree = |name: &str| db.open_tree(name).map_err(storage);
         Ok(Self {
             dir: Arc::from(dir),
-            meta: tree("meta")?,
-            scans: tree("scans")?,
-            tasks: tree("tasks")?,
-            task_scan: tree("task_scan")?,
-            domains: tree("domains")?,
-            targets: tree("targets")?,
-            claims: tree("claims")?,
-            counters: tree("counters")?,
+            handles: Arc::new(std::sync::RwLock::new(Some(Arc::new(Handles::open(
+                dir,
+                cache_bytes,
+            )?)))),
+            cache_bytes,
             flusher: Arc::default(),
-            db,
         })
+    }
+
+    /// The open database; an error while [`Self::reopen`] has it closed.
+    fn h(&self) -> Result<Arc<Handles>> {
+        self.handles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Storage("the store is closed for a reopen".into()))
+    }
+
+    /// Close sled and open it again: after an I/O error (a full disk)
+    /// sled fails every later write until it is reopened. Waits for the
+    /// directory's lock like [`Self::open`] (handles still held elsewhere,
+    /// e.g. a running export, keep it); on failure the store stays closed
+    /// and a later call may succeed. Blocking.
+    pub fn reopen(&self) -> Result<()> {
+        let mut slot = self
+            .handles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(slot.take());
+        *slot = Some(Arc::new(Handles::open(&self.dir, self.cache_bytes)?));
+        Ok(())
     }
 
     /// Deletes tasks (and index entries) whose scan has no meta, and keeps
@@ -210,7 +253,7 @@ impl Store {
     fn recover(&self) -> Result<()> {
         let mut known = HashSet::new();
         let mut highest = 0;
-        for kv in self.scans.iter() {
+        for kv in self.h()?.scans.iter() {
             let (key, _) = kv.map_err(storage)?;
             if let Some(n) = std::str::from_utf8(&key).ok().and_then(keys::scan_number) {
                 highest = highest.max(n);
@@ -219,7 +262,7 @@ impl Store {
         }
         let mut orphans = sled::Batch::default();
         let mut orphan_tasks = 0u64;
-        for kv in self.tasks.iter() {
+        for kv in self.h()?.tasks.iter() {
             let (key, _) = kv.map_err(storage)?;
             if !keys::scan_of_key(&key).is_some_and(|scan| known.contains(scan)) {
                 orphans.remove(key);
@@ -228,17 +271,21 @@ impl Store {
         }
         let mut stale_index = sled::Batch::default();
         let mut stale = 0u64;
-        for kv in self.task_scan.iter() {
+        for kv in self.h()?.task_scan.iter() {
             let (key, scan) = kv.map_err(storage)?;
             if !known.contains(scan.as_ref()) {
                 stale_index.remove(key);
                 stale += 1;
             }
         }
-        self.task_scan.apply_batch(stale_index).map_err(storage)?;
-        self.tasks.apply_batch(orphans).map_err(storage)?;
+        self.h()?
+            .task_scan
+            .apply_batch(stale_index)
+            .map_err(storage)?;
+        self.h()?.tasks.apply_batch(orphans).map_err(storage)?;
         if self.next_number()? < highest {
-            self.meta
+            self.h()?
+                .meta
                 .insert(NEXT_SCAN, &highest.to_be_bytes())
                 .map_err(storage)?;
         }
@@ -248,13 +295,13 @@ impl Store {
                 stale_index = stale,
                 "removed tasks of an interrupted scan submission"
             );
-            self.db.flush().map_err(storage)?;
+            self.h()?.db.flush().map_err(storage)?;
         }
         Ok(())
     }
 
     fn next_number(&self) -> Result<u64> {
-        match self.meta.get(NEXT_SCAN).map_err(storage)? {
+        match self.h()?.meta.get(NEXT_SCAN).map_err(storage)? {
             Some(bytes) => keys::decode_u64("scan counter", &bytes),
             None => Ok(0),
         }
@@ -264,7 +311,7 @@ impl Store {
     /// was stored (the counter is flushed with the scan).
     pub fn next_scan_id(&self) -> Result<String> {
         for _ in 0..CAS_ATTEMPTS {
-            let old = self.meta.get(NEXT_SCAN).map_err(storage)?;
+            let old = self.h()?.meta.get(NEXT_SCAN).map_err(storage)?;
             let current = match &old {
                 Some(bytes) => keys::decode_u64("scan counter", bytes)?,
                 None => 0,
@@ -273,6 +320,7 @@ impl Store {
                 .checked_add(1)
                 .ok_or_else(|| StoreError::Corrupt("scan counter overflow".into()))?;
             let swapped = self
+                .h()?
                 .meta
                 .compare_and_swap(NEXT_SCAN, old, Some(&next.to_be_bytes()[..]))
                 .map_err(storage)?;
@@ -298,7 +346,7 @@ impl Store {
     /// (call as often as needed, then [`Self::commit_scan`]).
     pub fn put_new_scan_tasks(&self, scan_id: &str, tasks: &[Task]) -> Result<()> {
         keys::check_id("scan id", scan_id)?;
-        if self.scans.contains_key(scan_id).map_err(storage)? {
+        if self.h()?.scans.contains_key(scan_id).map_err(storage)? {
             return Err(StoreError::ScanExists(scan_id.to_string()));
         }
         if let Some(task) = tasks.iter().find(|t| t.scan != scan_id) {
@@ -314,12 +362,12 @@ impl Store {
     /// store and flush the meta that makes the scan visible.
     pub fn commit_scan(&self, scan: &ScanMeta) -> Result<()> {
         keys::check_id("scan id", &scan.id)?;
-        if self.scans.contains_key(&scan.id).map_err(storage)? {
+        if self.h()?.scans.contains_key(&scan.id).map_err(storage)? {
             return Err(StoreError::ScanExists(scan.id.clone()));
         }
-        self.db.flush().map_err(storage)?;
+        self.h()?.db.flush().map_err(storage)?;
         self.put_scan(scan)?;
-        self.db.flush().map_err(storage)?;
+        self.h()?.db.flush().map_err(storage)?;
         Ok(())
     }
 
@@ -327,13 +375,13 @@ impl Store {
     pub fn put_scan(&self, scan: &ScanMeta) -> Result<()> {
         keys::check_id("scan id", &scan.id)?;
         let value = encode("scan", scan)?;
-        self.scans.insert(&scan.id, value).map_err(storage)?;
+        self.h()?.scans.insert(&scan.id, value).map_err(storage)?;
         Ok(())
     }
 
     /// One scan's meta.
     pub fn scan(&self, id: &str) -> Result<Option<ScanMeta>> {
-        match self.scans.get(id).map_err(storage)? {
+        match self.h()?.scans.get(id).map_err(storage)? {
             Some(bytes) => decode("scan", id.as_bytes(), &bytes).map(Some),
             None => Ok(None),
         }
@@ -342,6 +390,7 @@ impl Store {
     /// Every scan, by number (`s2` before `s10`; other ids last, by name).
     pub fn scans(&self) -> Result<Vec<ScanMeta>> {
         let mut all = self
+            .h()?
             .scans
             .iter()
             .map(|kv| {
@@ -367,7 +416,7 @@ impl Store {
             let mut new_index = false;
             for task in chunk {
                 let key = keys::scan_key(&task.scan, task.id.as_bytes())?;
-                match self.task_scan.get(&task.id).map_err(storage)? {
+                match self.h()?.task_scan.get(&task.id).map_err(storage)? {
                     Some(scan) if scan.as_ref() == task.scan.as_bytes() => {}
                     Some(scan) => {
                         return Err(StoreError::Invalid(format!(
@@ -384,9 +433,9 @@ impl Store {
                 values.insert(key, encode("task", task)?);
             }
             if new_index {
-                self.task_scan.apply_batch(index).map_err(storage)?;
+                self.h()?.task_scan.apply_batch(index).map_err(storage)?;
             }
-            self.tasks.apply_batch(values).map_err(storage)?;
+            self.h()?.tasks.apply_batch(values).map_err(storage)?;
         }
         Ok(())
     }
@@ -403,14 +452,14 @@ impl Store {
 
     /// One task by id.
     pub fn task(&self, id: &str) -> Result<Option<Task>> {
-        let Some(scan) = self.task_scan.get(id).map_err(storage)? else {
+        let Some(scan) = self.h()?.task_scan.get(id).map_err(storage)? else {
             return Ok(None);
         };
         let scan = std::str::from_utf8(&scan)
             .map_err(|_| StoreError::Corrupt(format!("task index of {id:?} is not UTF-8")))?;
         let key = keys::scan_key(scan, id.as_bytes())
             .map_err(|e| StoreError::Corrupt(format!("task index of {id:?}: {e}")))?;
-        match self.tasks.get(&key).map_err(storage)? {
+        match self.h()?.tasks.get(&key).map_err(storage)? {
             Some(bytes) => decode("task", &key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -418,12 +467,12 @@ impl Store {
 
     /// Every task of every scan (startup load), by scan then task id.
     pub fn tasks(&self) -> impl Iterator<Item = Result<Task>> + '_ {
-        Decoded::new("task", Ok(self.tasks.iter()))
+        Decoded::new("task", self.h().map(|h| h.tasks.iter()))
     }
 
     /// Exactly the tasks of one scan, by task id.
     pub fn tasks_of_scan(&self, scan: &str) -> impl Iterator<Item = Result<Task>> + '_ {
-        let iter = keys::scan_prefix(scan).map(|p| self.tasks.scan_prefix(p));
+        let iter = keys::scan_prefix(scan).and_then(|p| Ok(self.h()?.tasks.scan_prefix(p)));
         Decoded::new("task", iter)
     }
 
@@ -440,7 +489,7 @@ impl Store {
         }
         // Every request up to here was made after its writes: this flush covers them.
         let covers = self.flusher.requested.load(Ordering::SeqCst);
-        let db = self.db.clone();
+        let db = self.h()?.db.clone();
         let started = std::time::Instant::now();
         let flushed_now = tokio::task::spawn_blocking(move || db.flush()).await;
         crate::metrics::flush_observed(started.elapsed());
@@ -453,6 +502,6 @@ impl Store {
 
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(storage)
+        self.h()?.db.size_on_disk().map_err(storage)
     }
 }

@@ -49,7 +49,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
         self.insert_new(
-            &self.domains,
+            &self.h()?.domains,
             Counter::Domains,
             scan,
             &items,
@@ -85,7 +85,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
         self.insert_new(
-            &self.targets,
+            &self.h()?.targets,
             Counter::Targets,
             scan,
             &items,
@@ -97,7 +97,7 @@ impl Store {
     pub fn tallies(&self, scan: &str) -> Result<Vec<(String, VantageTally)>> {
         let prefix = keys::tally_key(scan, "")?;
         let mut tallies = Vec::new();
-        for item in self.counters.scan_prefix(&prefix) {
+        for item in self.h()?.counters.scan_prefix(&prefix) {
             let (key, value) = item.map_err(storage)?;
             let vantage = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             tallies.push((vantage, decode("vantage tally", &key, &value)?));
@@ -119,7 +119,8 @@ impl Store {
         keys::check_id("scan id", scan)?;
         let counter_key = keys::counter_key(counter, scan);
         let (tally_key, records, count) = tally;
-        let outcome = (tree, &self.counters).transaction(|(tree, counters)| {
+        let h = self.h()?;
+        let outcome = (tree, &h.counters).transaction(|(tree, counters)| {
             let mut new = 0u64;
             let mut sum = match counters.get(tally_key)? {
                 Some(bytes) => decode("vantage tally", tally_key, &bytes)
@@ -155,7 +156,7 @@ impl Store {
 
     /// A scan's domain records, streamed, by (vantage, domain).
     pub fn domain_records(&self, scan: &str) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
-        let iter = keys::scan_prefix(scan).map(|p| self.domains.scan_prefix(p));
+        let iter = keys::scan_prefix(scan).and_then(|p| Ok(self.h()?.domains.scan_prefix(p)));
         Decoded::new("domain record", iter)
     }
 
@@ -166,13 +167,14 @@ impl Store {
         scan: &str,
         vantage: &str,
     ) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
-        let iter = keys::scan_vantage_key(scan, vantage, b"").map(|p| self.domains.scan_prefix(p));
+        let iter = keys::scan_vantage_key(scan, vantage, b"")
+            .and_then(|p| Ok(self.h()?.domains.scan_prefix(p)));
         Decoded::new("domain record", iter)
     }
 
     /// A scan's target records, streamed, by (vantage, ip; IPv4 first).
     pub fn target_records(&self, scan: &str) -> impl Iterator<Item = Result<TargetRecord>> + '_ {
-        let iter = keys::scan_prefix(scan).map(|p| self.targets.scan_prefix(p));
+        let iter = keys::scan_prefix(scan).and_then(|p| Ok(self.h()?.targets.scan_prefix(p)));
         Decoded::new("target record", iter)
     }
 
@@ -188,6 +190,7 @@ impl Store {
 
     fn count(&self, counter: Counter, scan: &str) -> Result<u64> {
         match self
+            .h()?
             .counters
             .get(keys::counter_key(counter, scan))
             .map_err(storage)?
@@ -203,6 +206,7 @@ impl Store {
     pub fn claim_target(&self, scan: &str, vantage: &str, ip: IpAddr) -> Result<bool> {
         let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(ip))?;
         let swapped = self
+            .h()?
             .claims
             .compare_and_swap(key, None::<&[u8]>, Some(&[][..]))
             .map_err(storage)?;
@@ -212,7 +216,7 @@ impl Store {
     /// Whether `ip` is claimed for (scan, vantage).
     pub fn is_claimed(&self, scan: &str, vantage: &str, ip: IpAddr) -> Result<bool> {
         let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(ip))?;
-        self.claims.contains_key(key).map_err(storage)
+        self.h()?.claims.contains_key(key).map_err(storage)
     }
 
     /// Claims every one of `ips` for (scan, vantage), in one batch. The
@@ -223,7 +227,7 @@ impl Store {
             let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(*ip))?;
             batch.insert(key, &[][..]);
         }
-        self.claims.apply_batch(batch).map_err(storage)
+        self.h()?.claims.apply_batch(batch).map_err(storage)
     }
 
     /// Forgets every claim of a scan (it is over: no more targets are
@@ -234,14 +238,20 @@ impl Store {
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0;
-            for key in self.claims.scan_prefix(&prefix).keys().take(CLAIM_BATCH) {
+            for key in self
+                .h()?
+                .claims
+                .scan_prefix(&prefix)
+                .keys()
+                .take(CLAIM_BATCH)
+            {
                 batch.remove(key.map_err(storage)?);
                 n += 1;
             }
             if n == 0 {
                 return Ok(removed);
             }
-            self.claims.apply_batch(batch).map_err(storage)?;
+            self.h()?.claims.apply_batch(batch).map_err(storage)?;
             removed += n;
         }
     }
@@ -250,7 +260,7 @@ impl Store {
     pub fn count_claims(&self, scan: &str) -> Result<u64> {
         let prefix = keys::scan_prefix(scan)?;
         let mut n = 0;
-        for key in self.claims.scan_prefix(prefix).keys() {
+        for key in self.h()?.claims.scan_prefix(prefix).keys() {
             key.map_err(storage)?;
             n += 1;
         }

@@ -282,12 +282,16 @@ fn interrupted_create_leaves_no_orphans() {
             .map(|n| resolve_task("s2", "A", n, vec![format!("d{n}.it")]))
             .collect();
         store.write_tasks(&tasks).unwrap();
-        store.db.flush().unwrap();
+        store.h().unwrap().db.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(collect(store.tasks_of_scan("s2")).len(), 0);
     assert_eq!(store.task("s2/A/r000001").unwrap(), None);
-    assert_eq!(store.task_scan.len(), 1, "index entries removed too");
+    assert_eq!(
+        store.h().unwrap().task_scan.len(),
+        1,
+        "index entries removed too"
+    );
     let all: Vec<_> = collect(store.tasks()).into_iter().map(|t| t.id).collect();
     assert_eq!(all, ["s1/A/r000001"]);
     // The id can be submitted again, whole.
@@ -329,16 +333,48 @@ async fn everything_survives_a_restart() {
 fn corrupt_values_are_errors_not_panics() {
     let (_dir, store) = open();
     store.create_scan(&meta("s1"), &[]).unwrap();
-    store.scans.insert("s2", &b"{not json"[..]).unwrap();
-    store.task_scan.insert("t1", &b"s1"[..]).unwrap();
-    store.tasks.insert(b"s1\0t1", &b"\xff\xfe"[..]).unwrap();
-    store.task_scan.insert("t2", &b"\xff"[..]).unwrap();
-    store.domains.insert(b"s1\0A\0a.it", &b"[]"[..]).unwrap();
     store
+        .h()
+        .unwrap()
+        .scans
+        .insert("s2", &b"{not json"[..])
+        .unwrap();
+    store
+        .h()
+        .unwrap()
+        .task_scan
+        .insert("t1", &b"s1"[..])
+        .unwrap();
+    store
+        .h()
+        .unwrap()
+        .tasks
+        .insert(b"s1\0t1", &b"\xff\xfe"[..])
+        .unwrap();
+    store
+        .h()
+        .unwrap()
+        .task_scan
+        .insert("t2", &b"\xff"[..])
+        .unwrap();
+    store
+        .h()
+        .unwrap()
+        .domains
+        .insert(b"s1\0A\0a.it", &b"[]"[..])
+        .unwrap();
+    store
+        .h()
+        .unwrap()
         .counters
         .insert(keys::counter_key(Counter::Domains, "s1"), &b"xyz"[..])
         .unwrap();
-    store.meta.insert(NEXT_SCAN, &b"1"[..]).unwrap();
+    store
+        .h()
+        .unwrap()
+        .meta
+        .insert(NEXT_SCAN, &b"1"[..])
+        .unwrap();
 
     let corrupt = |r: Result<()>| assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
     corrupt(store.scan("s2").map(drop));
@@ -355,7 +391,7 @@ fn corrupt_values_are_errors_not_panics() {
     );
     corrupt(store.next_scan_id().map(drop));
     // Nothing half-written by the aborted transaction.
-    assert_eq!(store.domains.len(), 1);
+    assert_eq!(store.h().unwrap().domains.len(), 1);
 }
 
 #[derive(Debug, Clone)]
@@ -538,7 +574,7 @@ fn a_reader_leaves_the_directory_byte_identical() {
         let mut staging = store.staging_with_runs("u1", 1).unwrap();
         staging.insert(&["b.it", "c.it"]).unwrap();
         drop(staging); // as a crash leaves it
-        store.db.flush().unwrap();
+        store.h().unwrap().db.flush().unwrap();
     }
     // A clean stop settles the directory (sled's first-reopen writes).
     Store::settle(dir.path()).unwrap();

@@ -179,6 +179,9 @@ async fn disk_full_then_freed_in_process() {
     }
     println!("stored {n} before the failure: {failed_at:?}");
     std::fs::remove_file(&filler).unwrap();
+    let still = store.put_target_records("s1", "A", &[target(IpAddr::V4(Ipv4Addr::from(n)))]);
+    println!("after freeing, before a reopen: {still:?}");
+    store.reopen().unwrap();
     for attempt in 0..5 {
         let batch: Vec<_> = (n..n + 50)
             .map(|i| target(IpAddr::V4(Ipv4Addr::from(i))))
