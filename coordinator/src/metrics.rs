@@ -64,6 +64,7 @@ struct Metrics {
     tasks: Family<TaskLabels, Gauge>,
     store_bytes: Gauge,
     store_errors: Counter,
+    store_writable: Gauge,
     workers: Family<VantageLabel, Gauge>,
     /// worker id → (vantage, last call).
     seen: Mutex<HashMap<String, (String, Instant)>>,
@@ -80,6 +81,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     tasks: Family::default(),
     store_bytes: Gauge::default(),
     store_errors: Counter::default(),
+    store_writable: Gauge::default(),
     workers: Family::default(),
     seen: Mutex::new(HashMap::new()),
 });
@@ -104,6 +106,12 @@ pub fn leases_granted(kind: &TaskKind) {
 /// `n` leases ran out without a heartbeat.
 pub fn leases_expired(n: usize) {
     METRICS.leases_expired.inc_by(n as u64);
+}
+
+/// Whether the store's writes succeed (0 from the first failed write
+/// until the coordinator is restarted on the directory).
+pub fn store_writable(yes: bool) {
+    METRICS.store_writable.set(i64::from(yes));
 }
 
 /// A call failed in the store (a write or flush refused: disk full, I/O).
@@ -216,6 +224,11 @@ pub fn register(ops: &mut Ops) {
         "mxscope_coordinator_store_size_bytes",
         "Size of the store on disk",
         m.store_bytes.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_store_writable",
+        "1 while the store's writes succeed; 0 once one failed (a full disk): no new work is leased",
+        m.store_writable.clone(),
     );
     r.register(
         "mxscope_coordinator_store_errors",

@@ -20,6 +20,7 @@ pub struct Readiness {
 impl Readiness {
     /// The store is open: state gauges come from this coordinator.
     pub fn opened(&self, coordinator: Arc<Coordinator>) {
+        metrics::store_writable(true);
         *self.coordinator.lock().unwrap_or_else(|e| e.into_inner()) = Some(coordinator);
     }
 
@@ -36,8 +37,11 @@ impl Readiness {
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.coordinator().is_none() {
+        let Some(coordinator) = self.coordinator() else {
             return Err("the store is not open yet".into());
+        };
+        if let Some(problem) = coordinator.storage_problem() {
+            return Err(problem);
         }
         if !self.serving.load(Ordering::SeqCst) {
             return Err("the gRPC listener is not accepting work".into());

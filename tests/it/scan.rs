@@ -286,3 +286,116 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
     let out = scan(&data).arg(&list).arg("--resume").output().unwrap();
     assert!(!out.status.success());
 }
+
+/// `--data-dir` on a small filesystem (a tmpfs the test mounts) that fills
+/// up mid-scan: `mxscope scan` says what is full, how much is free and how
+/// to resume, and exits non-zero after `--full-disk-wait`; once space is
+/// freed, `--resume` finishes the scan with the uninterrupted headline.
+#[test]
+fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    lab::postfix();
+    lab::fakes();
+    let dir = test_dir("full-disk");
+    let list = dir.join("lab.txt");
+    let domains = [
+        domains::SINGLE.to_string(),
+        domains::MULTI.into(),
+        domains::NULLMX.into(),
+        domains::NXDOMAIN.into(),
+        domains::for_host(&MX_SILENT),
+    ];
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    let scan = |data: &std::path::Path| {
+        let mut cmd = Command::new(bin("mxscope"));
+        cmd.arg("scan")
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--allow-private",
+                "--ehlo-name",
+                "probe.mxscope.lab.test",
+                "--timeout-greeting",
+                "4s",
+                "--retry-attempts",
+                "1",
+                "--full-disk-wait",
+                "2s",
+            ])
+            .args(["--resolver", &lab::dns().addr().to_string()])
+            .arg("--ca-file")
+            .arg(&lab::certs().ca_pem);
+        cmd
+    };
+    let headline = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with("On a total of"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let out = scan(&dir.join("whole")).arg(&list).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = headline(&String::from_utf8_lossy(&out.stdout));
+
+    let small = dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let _ = Command::new("umount").arg(&small).status();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mounting a tmpfs (the suite runs as root)"
+    );
+    let data = small.join("data");
+    let mut child = scan(&data)
+        .arg(&list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("scan s1:")));
+    // Fill what is left of the filesystem.
+    let filler = small.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    drop(file);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let stderr = rest.join("\n");
+    assert!(!status.success(), "a full disk ends the scan: {stderr}");
+    assert!(
+        stderr.contains("cannot write the data directory")
+            && stderr.contains("MiB free")
+            && stderr.contains(&format!(
+                "mxscope scan --resume s1 --data-dir {}",
+                data.display()
+            )),
+        "{stderr}"
+    );
+    let warnings = stderr.matches("cannot write the data directory").count();
+    assert!(warnings <= 3, "said once, not in a loop: {stderr}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let out = scan(&data).arg("--resume").output().unwrap();
+    let resumed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = Command::new("umount").arg(&small).status();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(headline(&resumed), expected);
+}

@@ -58,6 +58,11 @@ pub(crate) struct ScanArgs {
     /// Print the headline as JSON instead of the sentence.
     #[arg(long)]
     json: bool,
+    /// How long the scan waits while --data-dir cannot be written (a full
+    /// disk) before it stops, saying what is full and how to resume.
+    #[arg(long, value_name = "DURATION", default_value = "2m",
+          value_parser = mxscope_common::units::parse_duration)]
+    full_disk_wait: Duration,
     #[command(flatten)]
     pub(crate) ops: OpsArgs,
 }
@@ -244,11 +249,19 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let interrupt = CancellationToken::new();
     shutdown_on_signals(interrupt.clone()).context("installing the signal handlers")?;
     let bar = ScanProgress::new();
+    let mut full: Option<String> = None;
     let interrupted = loop {
         let status = coordinator.status(&scan_id)?;
         bar.update(&status);
         if status.meta.state != ScanState::Running {
             break false;
+        }
+        if coordinator
+            .storage_failing_for()
+            .is_some_and(|d| d >= args.full_disk_wait)
+        {
+            full = coordinator.storage_problem();
+            break true;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -261,6 +274,17 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     drop(control);
+    if let Some(problem) = full {
+        drop((readiness, _stop_ops));
+        drop(coordinator);
+        bail!(
+            "{problem}\nscan {scan_id} stopped after waiting {}; acknowledged results are kept. \
+             Free space on that filesystem, then finish it with: \
+             mxscope scan --resume {scan_id} --data-dir {}",
+            humantime_secs(args.full_disk_wait),
+            args.data_dir.display()
+        );
+    }
     if interrupted {
         drop((readiness, _stop_ops));
         super::settle(coordinator, &args.data_dir).await;
@@ -304,4 +328,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     drop((store, readiness, _stop_ops));
     super::settle(coordinator, &args.data_dir).await;
     Ok(())
+}
+
+/// "120 s" for a wait.
+fn humantime_secs(wait: Duration) -> String {
+    format!("{} s", wait.as_secs())
 }

@@ -76,6 +76,13 @@ pub(crate) struct ServeArgs {
     /// /readyz says 503 meanwhile.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     wait_for_store: Option<Duration>,
+    /// While the data directory cannot be written (a full disk) the
+    /// coordinator leases no new work; after this long it exits non-zero,
+    /// saying why, so that its supervisor (systemd's Restart=on-failure,
+    /// Compose's restart policy) starts it again on the directory, which
+    /// resumes every scan exactly.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    full_disk_wait: Duration,
     #[command(flatten)]
     pub(crate) ops: OpsArgs,
     #[command(flatten)]
@@ -139,8 +146,37 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stopping.cancelled().await;
         readiness.serving(false);
     });
+    // A full disk: stop once it has lasted --full-disk-wait.
+    let full = Arc::new(std::sync::Mutex::new(None::<String>));
+    let watcher = {
+        let (coordinator, shutdown, full) = (coordinator.clone(), shutdown.clone(), full.clone());
+        let wait = args.full_disk_wait;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if coordinator.storage_failing_for().is_some_and(|d| d >= wait) {
+                    *full.lock().unwrap_or_else(|e| e.into_inner()) = coordinator.storage_problem();
+                    shutdown.cancel();
+                    return;
+                }
+            }
+        })
+    };
     serve(coordinator.clone(), listener, tls, tokens, shutdown).await?;
+    watcher.abort();
     drop(_stop_ops);
+    let full = full.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(problem) = full {
+        anyhow::bail!(
+            "{problem}\nstopping after {} s so that the coordinator is started again on {} \
+             once it can write (every scan resumes from what was acknowledged)",
+            args.full_disk_wait.as_secs(),
+            args.data_dir.display()
+        );
+    }
     super::settle(coordinator, &args.data_dir).await;
     Ok(())
 }

@@ -56,12 +56,14 @@ impl Coordinator {
             }
         }
         // Results are keyed and counted once: no lock needed.
-        let stored = self
-            .store
-            .put_domain_records(&task.scan, &task.vantage, &resolved)?
-            + self
-                .store
-                .put_target_records(&task.scan, &task.vantage, &probed)?;
+        let stored =
+            self.noted(
+                self.store
+                    .put_domain_records(&task.scan, &task.vantage, &resolved),
+            )? + self.noted(
+                self.store
+                    .put_target_records(&task.scan, &task.vantage, &probed),
+            )?;
         let stored = u32::try_from(stored).unwrap_or(u32::MAX);
         if !resolved.is_empty() || complete {
             let writer = super::lock(&self.writer);
@@ -89,7 +91,7 @@ impl Coordinator {
                 self.apply_writes_locked(&writer)?;
             }
         }
-        self.store.flush().await?;
+        self.flush_noted().await?;
         if !resolved.is_empty() || complete {
             // New probe tasks, or a task's networks freed for the held-back ones.
             self.wake_leasers();

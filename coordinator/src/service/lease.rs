@@ -46,6 +46,10 @@ impl Coordinator {
         max: usize,
         budget: ItemBudget,
     ) -> Result<Vec<Leased>, ServiceError> {
+        // No new work while the store cannot be written.
+        if self.storage_problem().is_some() {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         let mut leased = Vec::new();
         let mut items = ItemsTaken::default();
@@ -73,7 +77,7 @@ impl Coordinator {
         if !leased.is_empty() {
             self.apply_writes()?;
             // An epoch must never be handed out twice, even across a crash.
-            self.store.flush().await?;
+            self.flush_noted().await?;
         }
         Ok(leased)
     }
@@ -248,7 +252,7 @@ impl Coordinator {
             inner.write(Write::Task(task));
         }
         self.apply_writes()?;
-        self.store.flush().await?;
+        self.flush_noted().await?;
         self.wake_leasers();
         Ok(())
     }
@@ -288,7 +292,7 @@ impl Coordinator {
         };
         if taken > 0 {
             self.apply_writes()?;
-            self.store.flush().await?;
+            self.flush_noted().await?;
             self.wake_leasers();
         }
         Ok(taken)
@@ -338,7 +342,7 @@ impl Coordinator {
         };
         if expired > 0 {
             self.apply_writes()?;
-            self.store.flush().await?;
+            self.flush_noted().await?;
             self.wake_leasers();
         }
         Ok(expired)

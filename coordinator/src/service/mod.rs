@@ -24,6 +24,7 @@ pub mod clock;
 mod ingest;
 mod lease;
 mod queues;
+mod storage;
 mod submit;
 #[cfg(test)]
 mod tests;
@@ -69,6 +70,8 @@ pub struct Coordinator {
     submissions: AtomicU64,
     /// One permit per submission being received ([`MAX_SUBMISSIONS`]).
     submitting: Arc<tokio::sync::Semaphore>,
+    /// Whether store writes succeed ([`storage`]).
+    storage: Mutex<storage::StorageHealth>,
     /// Woken when tasks may have become leasable (planned, submitted,
     /// released, expired, a network freed): lease calls waiting for work.
     work_ready: tokio::sync::Notify,
@@ -175,6 +178,7 @@ impl Coordinator {
             clock,
             submissions: AtomicU64::new(0),
             submitting: Arc::new(tokio::sync::Semaphore::new(MAX_SUBMISSIONS)),
+            storage: Mutex::default(),
             work_ready: tokio::sync::Notify::new(),
         })
     }
@@ -241,7 +245,7 @@ impl Coordinator {
             }
         }
         self.apply_writes()?;
-        self.store.flush().await?;
+        self.flush_noted().await?;
         self.status(scan_id)
     }
 
@@ -291,14 +295,42 @@ impl Coordinator {
         self.apply_writes_locked(&writer)
     }
 
+    /// A store result, noted in the write health (an I/O failure stops
+    /// new work, see [`storage`]).
+    pub(crate) fn noted<T>(
+        &self,
+        result: Result<T, crate::store::StoreError>,
+    ) -> Result<T, ServiceError> {
+        if let Err(error) = &result {
+            lock(&self.storage).note(error, self.store.dir());
+        }
+        Ok(result?)
+    }
+
+    /// Flush the store, noting a failure.
+    async fn flush_noted(&self) -> Result<(), ServiceError> {
+        let flushed = self.store.flush().await;
+        self.noted(flushed)
+    }
+
+    /// What is wrong with the store's writes, `None` while they succeed.
+    pub fn storage_problem(&self) -> Option<String> {
+        lock(&self.storage).problem(self.store.dir())
+    }
+
+    /// How long the store's writes have been failing.
+    pub fn storage_failing_for(&self) -> Option<Duration> {
+        lock(&self.storage).failing_for()
+    }
+
     /// [`Self::apply_writes`] for a caller that holds `writer`.
     fn apply_writes_locked(&self, _writer: &MutexGuard<'_, ()>) -> Result<(), ServiceError> {
         let writes = std::mem::take(&mut self.lock().outbox);
         let mut failed: HashMap<String, u64> = HashMap::new();
         for write in writes {
             match write {
-                Write::Task(task) => self.store.put_task(&task)?,
-                Write::Scan(meta) => self.store.put_scan(&meta)?,
+                Write::Task(task) => self.noted(self.store.put_task(&task))?,
+                Write::Scan(meta) => self.noted(self.store.put_scan(&meta))?,
                 Write::FailItems(task, reason) => {
                     let n = ingest::record_failed_items(&self.store, &task, &reason)?;
                     *failed.entry(task.scan.clone()).or_default() += n;

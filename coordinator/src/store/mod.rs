@@ -224,6 +224,11 @@ impl Store {
         })
     }
 
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The open database; an error while [`Self::reopen`] has it closed.
     fn h(&self) -> Result<Arc<Handles>> {
         self.handles

@@ -233,6 +233,7 @@ impl Fleet {
         let mut calls: JoinSet<LeaseCall> = JoinSet::new();
         // Which kind each call on its way asks for (a call that panicked says nothing).
         let mut call_kinds: HashMap<Id, SlotKind> = HashMap::new();
+        let mut lease_warned: Option<std::time::Instant> = None;
         loop {
             // Finished tasks leave room for new ones before we ask.
             while let Some(joined) = self.running.try_join_next_with_id() {
@@ -299,8 +300,12 @@ impl Fleet {
                         Err(error) => {
                             let transient = matches!(error, CallError::Transient(_));
                             let failures = asker.answered(Answer::Failed, Instant::now());
-                            warn!(%error, attempt = failures, ?kind,
-                                "leasing failed; retrying");
+                            if uplink::warn_again(&mut lease_warned) {
+                                warn!(%error, attempt = failures, ?kind,
+                                    "leasing failed; retrying (repeats are logged at most once a minute)");
+                            } else {
+                                tracing::debug!(%error, attempt = failures, ?kind, "leasing failed again");
+                            }
                             if transient && failures > 1 {
                                 // The coordinator may have restarted: announce ourselves again.
                                 if self.register(shutdown).await?.is_none() {

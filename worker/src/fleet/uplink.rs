@@ -181,6 +181,23 @@ pub struct Uplink<S> {
     queue: VecDeque<Queued>,
     in_flight: usize,
     report: UplinkReport,
+    /// When a failed report was last logged as a warning (then at most once
+    /// a minute: a coordinator with a full disk is not a log flood).
+    warned: Option<std::time::Instant>,
+}
+
+/// How often a repeating failure is logged as a warning.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a repeating failure last warned at `*last` warns again now
+/// (and note it): the first time, then at most once per [`WARN_EVERY`].
+pub(crate) fn warn_again(last: &mut Option<std::time::Instant>) -> bool {
+    let now = std::time::Instant::now();
+    let again = last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+    if again {
+        *last = Some(now);
+    }
+    again
 }
 
 /// One batch on its way, and how its call ended.
@@ -202,6 +219,7 @@ impl<S: ResultSink + Clone> Uplink<S> {
             leases,
             rx,
             queue: VecDeque::new(),
+            warned: None,
             in_flight: 1,
             report: UplinkReport::default(),
         };
@@ -349,9 +367,14 @@ impl<S: ResultSink + Clone> Uplink<S> {
             Err(CallError::Transient(reason)) => {
                 crate::metrics::uplink_resend();
                 let wait = backoff.next_delay();
-                warn!(task = %lease.task_id, epoch = lease.epoch, %reason,
-                    attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
-                    unacked = self.queue.len() + 1, "reporting results failed; will resend");
+                if warn_again(&mut self.warned) {
+                    warn!(task = %lease.task_id, epoch = lease.epoch, %reason,
+                        attempt = backoff.failures(), retry_in_ms = wait.as_millis() as u64,
+                        unacked = self.queue.len() + 1,
+                        "reporting results failed; will resend (repeats are logged at most once a minute)");
+                } else {
+                    debug!(task = %lease.task_id, %reason, "reporting results failed again; will resend");
+                }
                 // First again: it stays ahead of its task's later batches.
                 self.queue.push_front(queued);
                 Some(wait)
