@@ -134,6 +134,7 @@ pub(crate) fn to_json(s: &ScanStatus) -> serde_json::Value {
         "domain_records": s.domain_records,
         "target_records": s.target_records,
         "failed_items": s.failed_items,
+        "storage_problem": s.storage_problem,
         "politeness": s.tallies.iter().map(|(v, t)| (v.clone(), json!(t.politeness))).collect::<serde_json::Map<_, _>>(),
         "resolver_checks": s.tallies.iter().filter_map(|(v, t)| Some((v.clone(), json!(t.resolver_check.as_ref()?)))).collect::<serde_json::Map<_, _>>(),
     })
@@ -167,5 +168,9 @@ pub(crate) fn text(s: &ScanStatus) -> String {
         } else {
             String::new()
         }
-    )
+    ) + &s
+        .storage_problem
+        .as_ref()
+        .map(|p| format!("\nstorage: {p}"))
+        .unwrap_or_default()
 }

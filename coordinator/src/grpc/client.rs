@@ -338,5 +338,6 @@ fn status_from_proto(s: proto::ScanStatus) -> Result<ScanStatus, ClientError> {
         target_records: s.target_records,
         failed_items: s.failed_items,
         tallies,
+        storage_problem: (!s.storage_problem.is_empty()).then_some(s.storage_problem),
     })
 }

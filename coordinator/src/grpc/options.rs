@@ -47,6 +47,7 @@ impl From<&ScanStatus> for proto::ScanStatus {
             domain_records: s.domain_records,
             target_records: s.target_records,
             failed_items: s.failed_items,
+            storage_problem: s.storage_problem.clone().unwrap_or_default(),
             tallies: s
                 .tallies
                 .iter()

@@ -273,6 +273,7 @@ impl Coordinator {
             domain_records: self.store.count_domain_records(scan_id)?,
             target_records: self.store.count_target_records(scan_id)?,
             tallies: self.store.tallies(scan_id)?.into_iter().collect(),
+            storage_problem: self.storage_problem(),
             meta,
         })
     }

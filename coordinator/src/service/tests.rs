@@ -495,3 +495,29 @@ async fn concurrent_submissions_are_capped() {
     let submitted = one.finish().await.unwrap();
     assert_eq!(submitted.domains, 3);
 }
+
+/// A store write failing with an I/O error (a full disk): no new work is
+/// leased, and every status carries the problem (the line `mxscope status`
+/// prints, the field of the wire status).
+#[tokio::test(start_paused = true)]
+async fn a_failed_store_write_stops_leasing_and_shows_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let scan = c.submit(request(), lines(4)).await.unwrap().scan_id;
+    assert!(c.status(&scan).unwrap().storage_problem.is_none());
+    let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+    let failed: Result<(), ServiceError> =
+        c.noted(Err(crate::store::StoreError::Storage(Box::new(io))));
+    assert!(failed.is_err());
+    assert!(
+        c.lease("w1", "A", 8, ANY).await.unwrap().is_empty(),
+        "no new work"
+    );
+    let problem = c.status(&scan).unwrap().storage_problem.expect("a problem");
+    assert!(problem.contains("No space left on device"), "{problem}");
+    assert!(
+        problem.contains(&dir.path().display().to_string()),
+        "{problem}"
+    );
+    assert!(c.storage_failing_for().is_some());
+}

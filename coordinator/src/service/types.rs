@@ -186,6 +186,8 @@ pub struct ScanStatus {
     /// Per vantage with records: sessions, exclusions, retries and the
     /// DNSSEC resolver self-check, counted as the records arrived.
     pub tallies: BTreeMap<String, mxscope_common::tally::VantageTally>,
+    /// Set while the store cannot be written (a full disk): what is wrong.
+    pub storage_problem: Option<String>,
 }
 
 /// A worker's announcement.
