@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Command;
 use std::time::Duration;
 
 use mxscope_common::Record;
@@ -197,6 +198,77 @@ async fn prometheus_counts_what_the_scan_recorded() {
         .unwrap();
     assert_eq!(per_job.len(), 2, "{per_job:?}");
     assert_eq!(per_job.iter().map(|(_, v)| v).sum::<f64>(), targets);
+
+    // The Parquet export of this two-vantage scan, over gRPC: DuckDB's
+    // outcomes per vantage (docs/sql/outcomes_by_vantage.sql) are the
+    // records' own, vantage by vantage.
+    let files = dir.join("parquet");
+    let out = Command::new(bin("mxscope"))
+        .args([
+            "export",
+            &scan,
+            "--format",
+            "parquet",
+            "--coordinator",
+            &coordinator.url,
+        ])
+        .arg("--out")
+        .arg(&files)
+        .env("MXSCOPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/sql/outcomes_by_vantage.sql");
+    let pivot = Command::new("python3")
+        .args([
+            "-c",
+            "import duckdb,json,sys,os; os.chdir(sys.argv[2]); c=duckdb.connect().execute(open(sys.argv[1]).read()); \
+             cols=[d[0] for d in c.description]; print(json.dumps([dict(zip(cols,r)) for r in c.fetchall()]))",
+        ])
+        .arg(&sql)
+        .arg(&files)
+        .output()
+        .expect("python3 with duckdb");
+    assert!(
+        pivot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pivot.stderr)
+    );
+    let pivot: Vec<serde_json::Value> = serde_json::from_slice(&pivot.stdout).unwrap();
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in &records {
+        if let Record::Target(t) = r {
+            let key = (
+                t.outcome.as_str().to_string(),
+                t.vantage.clone().unwrap_or_default(),
+            );
+            *want.entry(key).or_default() += 1;
+        }
+    }
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for row in &pivot {
+        for vantage in ["A", "B"] {
+            let n = row[vantage].as_u64().unwrap_or(0);
+            if n > 0 {
+                got.insert(
+                    (
+                        row["outcome"].as_str().unwrap().to_string(),
+                        vantage.to_string(),
+                    ),
+                    n,
+                );
+            }
+        }
+    }
+    assert_eq!(
+        got, want,
+        "outcomes per vantage, DuckDB over Parquet against the records"
+    );
 
     // Every query of the Grafana dashboard (deploy/grafana) returns data
     // from this Prometheus: the variables as Grafana fills them for "All".
