@@ -230,6 +230,19 @@ fn duckdb_on_the_parquet_export_gives_the_report_s_numbers() {
     got.sort();
     assert!(!got.is_empty());
     assert_eq!(got, with_finding, "hosts with no_forward_secrecy");
+    // The report's rows (one per MX host, at its best address) are among
+    // them: every address the report names has the finding in the file.
+    let reported: Vec<String> = vantage["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["finding"] == "no_forward_secrecy")
+        .map(|r| r["ip"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!reported.is_empty());
+    for ip in &reported {
+        assert!(got.contains(ip), "{ip} of the report's rows: {got:?}");
+    }
 
     // Without --out the export says what it needs, and writes nothing.
     let out = Command::new(bin("mxscope"))
