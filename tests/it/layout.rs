@@ -21,9 +21,26 @@ use std::path::{Path, PathBuf};
 
 type Module = Vec<String>;
 
-/// Cycles tolerated for now (none). Each must still be found: delete its
-/// line when the change that breaks it lands.
-const KNOWN: &[(&str, &[&str])] = &[];
+/// Cycles tolerated for now, found once the test followed re-exports
+/// (issue 19 item 7). Each must still be found: delete its line when the
+/// change that breaks it lands.
+const KNOWN: &[(&str, &[&str])] = &[
+    // `findings` reads `TargetRecord`; the record holds `Vec<Finding>`.
+    ("common", &["record::findings", "record::target"]),
+    // The report's pieces reach each other through `report/mod.rs`'s
+    // re-exports (`Headline`, `Distribution`, the counters).
+    (
+        "coordinator",
+        &[
+            "report::aggregate",
+            "report::depth",
+            "report::distributions",
+            "report::headline",
+            "report::model",
+            "report::security",
+        ],
+    ),
+];
 
 #[test]
 fn no_crate_has_an_import_cycle() {
@@ -51,6 +68,43 @@ fn no_crate_has_an_import_cycle() {
     }
     let new: Vec<_> = found.iter().filter(|f| !known.contains(f)).collect();
     assert!(new.is_empty(), "import cycles: {new:?}");
+}
+
+/// A loop through a parent's re-export (`report/aggregate.rs` using
+/// `super::Headline`, which `report/mod.rs` re-exports from `headline`,
+/// while `headline` uses `aggregate`) is a cycle.
+#[test]
+fn a_cycle_through_a_re_export_is_found() {
+    let file = |m: &[&str], text: &str| {
+        (
+            m.iter().map(|s| (*s).to_string()).collect::<Module>(),
+            text.to_string(),
+        )
+    };
+    let modules: BTreeMap<Module, String> = [
+        file(&[], "pub mod report;"),
+        file(
+            &["report"],
+            "pub mod aggregate;\npub mod headline;\npub use headline::{Headline, numbers};",
+        ),
+        file(&["report", "aggregate"], "use super::Headline;"),
+        file(
+            &["report", "headline"],
+            "use super::aggregate::scan_report;",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        cycles(&edges(&modules)),
+        vec![vec!["report::aggregate", "report::headline"]]
+    );
+    let mut fixed = modules.clone();
+    fixed.insert(
+        vec!["report".into(), "aggregate".into()],
+        "use super::model::Headline;".into(),
+    );
+    assert!(cycles(&edges(&fixed)).is_empty());
 }
 
 #[test]
@@ -114,8 +168,46 @@ fn modules(src: &Path) -> BTreeMap<Module, String> {
     out
 }
 
-/// Every edge from a module to another that is not its ancestor or descendant.
+/// (module, item name) → the descendant module the item is re-exported
+/// from (`pub use child::Item;`, `pub(crate) use self::child::{A, B as C};`).
+fn reexports(modules: &BTreeMap<Module, String>) -> BTreeMap<(Module, String), Module> {
+    let mut out = BTreeMap::new();
+    for (module, text) in modules {
+        for line in text.lines().map(str::trim_start) {
+            let Some(rest) = ["pub use ", "pub(crate) use ", "pub(super) use "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+            else {
+                continue;
+            };
+            let rest = rest.strip_prefix("self::").unwrap_or(rest);
+            for path in path_at(rest, Vec::new()) {
+                let mut from = module.clone();
+                let mut found = None;
+                for segment in &path {
+                    from.push(segment.clone());
+                    if modules.contains_key(&from) {
+                        found = Some(from.clone());
+                    } else {
+                        break;
+                    }
+                }
+                let (Some(child), Some(name)) = (found, path.last()) else {
+                    continue;
+                };
+                // `A as B`: path_at stops at the space, so the alias is lost
+                // and the item keeps its own name (good enough for a scan).
+                out.insert((module.clone(), name.clone()), child);
+            }
+        }
+    }
+    out
+}
+
+/// Every edge from a module to another that is not its ancestor or
+/// descendant, items re-exported by a module counted as their child's.
 fn edges(modules: &BTreeMap<Module, String>) -> BTreeSet<(Module, Module)> {
+    let reexports = reexports(modules);
     let mut out = BTreeSet::new();
     for (module, text) in modules {
         let code: String = text
@@ -138,13 +230,20 @@ fn edges(modules: &BTreeMap<Module, String>) -> BTreeSet<(Module, Module)> {
                 _ => continue,
             };
             let mut target = base.clone();
+            let mut item = None;
             for segment in rest {
                 base.push(segment.clone());
                 if modules.contains_key(&base) {
                     target = base.clone();
                 } else {
+                    item = Some(segment.clone());
                     break;
                 }
+            }
+            // An item a module re-exports from a child of its own is that
+            // child's: `super::Headline` through `pub use headline::Headline`.
+            if let Some(child) = item.and_then(|name| reexports.get(&(target.clone(), name))) {
+                target = child.clone();
             }
             let related = target.starts_with(module) || module.starts_with(&target);
             if !related {
