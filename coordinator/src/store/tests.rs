@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::keys::{self, Counter};
 use super::*;
-use crate::model::{ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
+use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
 
 pub(super) fn open() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -18,17 +18,14 @@ use std::time::Duration;
 use mxscope_common::convert::InvalidOptions;
 use mxscope_common::exclusions::Exclusions;
 use mxscope_common::options::ScanOptions;
-use mxscope_common::politeness::{self, SkipReason};
 use mxscope_common::task::SlotKind;
-use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leases::Lease;
 use super::pacing::{self, Limits, PacedSessions, Pacer};
-use super::retry::{self, Gate, RetryPolicy};
+use super::retry::{Gate, RetryPolicy};
 use super::slots::{Claim, Pool};
 use super::task::{TaskSpec, Work};
 use super::uplink::{Batcher, UplinkSender};
@@ -37,6 +34,7 @@ use crate::dns::{DnsConfig, MxResolver};
 use crate::probe::Prober;
 use crate::security::checks::PolicyRoots;
 use crate::tls::handshake::TlsContext;
+use item::{Item, Stamp};
 
 /// Most scans whose probe contexts are kept at once.
 const MAX_CACHED_SCANS: usize = 32;
@@ -408,106 +406,7 @@ impl Engine {
     }
 }
 
-/// What every item of a task shares, and every record carries.
-#[derive(Debug)]
-struct Stamp {
-    scan: String,
-    vantage: String,
-    egress_blocked: bool,
-    prober: Prober,
-    /// Present for resolve tasks.
-    resolver: Option<MxResolver>,
-    exclusions: Exclusions,
-    retry: RetryPolicy,
-    /// What runs at once: the permits of the task's kind of slot.
-    permits: Arc<Semaphore>,
-    /// Given back while a target waits for its retry.
-    gate: Gate,
-}
-
-/// One unit of a task's work.
-#[derive(Debug)]
-enum Item {
-    Resolve(String),
-    Probe(IpAddr, Vec<String>),
-}
-
-impl Item {
-    /// Run the item holding `permit` (a session); its record as JSON
-    /// (`None` only if serializing failed).
-    async fn run(self, stamp: &Stamp, permit: OwnedSemaphorePermit) -> Option<String> {
-        let json = match self {
-            Self::Resolve(domain) if stamp.exclusions.domain(&domain).is_some() => {
-                drop(permit);
-                let why = stamp.exclusions.domain(&domain);
-                let mut record = politeness::excluded_domain(domain, why.as_ref());
-                record.scan = Some(stamp.scan.clone());
-                record.vantage = Some(stamp.vantage.clone());
-                serde_json::to_string(&record)
-            }
-            Self::Resolve(domain) => {
-                let resolution = crate::metrics::resolution();
-                let dns = match &stamp.resolver {
-                    Some(resolver) => resolver.resolve(&domain).await,
-                    None => DnsResult::failed(DnsStatus::Error, "no resolver for this task"),
-                };
-                let security = match &stamp.prober.security {
-                    // No targets here: the MTA-STS verdict is policy-only
-                    // (see `DomainSecurity::mta_sts`); the report's join
-                    // evaluates the certificates.
-                    Some(checks) => {
-                        let mx_names: Vec<String> =
-                            dns.mx.iter().map(|mx| mx.exchange.clone()).collect();
-                        Some(checks.domain(&domain, &dns).await.finish(&mx_names, &[]))
-                    }
-                    None => None,
-                };
-                drop(permit);
-                drop(resolution);
-                let mut record = DomainRecord::new(domain, dns);
-                crate::metrics::domain_record(&record);
-                record.security = security;
-                record.scan = Some(stamp.scan.clone());
-                record.vantage = Some(stamp.vantage.clone());
-                serde_json::to_string(&record)
-            }
-            Self::Probe(ip, names) => {
-                let port = stamp.prober.config.port;
-                let mut record = if let Some(why) = stamp.exclusions.target(ip, &names) {
-                    // Defence in depth: the coordinator should not have sent it.
-                    drop(permit);
-                    politeness::excluded_target(ip, port, names, &why)
-                } else if stamp.egress_blocked {
-                    drop(permit);
-                    skipped_without_egress(ip, port, names)
-                } else {
-                    // Each session waits for its own pacing turn and permit.
-                    drop(permit);
-                    retry::run(stamp.retry, &stamp.gate, ip, || {
-                        stamp.prober.probe_target(ip, names.clone())
-                    })
-                    .await
-                };
-                crate::metrics::target_record(&record);
-                record.scan = Some(stamp.scan.clone());
-                record.vantage = Some(stamp.vantage.clone());
-                serde_json::to_string(&record)
-            }
-        };
-        json.map_err(|error| warn!(%error, "serializing a record failed"))
-            .ok()
-    }
-}
-
-/// DESIGN §4: a vantage without port-25 egress says so instead of
-/// reporting every MX as unreachable.
-fn skipped_without_egress(ip: IpAddr, port: u16, names: Vec<String>) -> TargetRecord {
-    let mut record = TargetRecord::new(ip, port, names);
-    record.outcome = Outcome::Skipped;
-    record.skip_reason = Some(SkipReason::NoEgress);
-    record.detail = Some("vantage without port-25 egress (egress check failed)".into());
-    record
-}
+mod item;
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,6 @@
+use super::item::skipped_without_egress;
 use super::*;
+use mxscope_common::Outcome;
 
 fn options() -> ScanOptions {
     ScanOptions {
