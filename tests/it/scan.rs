@@ -204,25 +204,6 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
         domains::for_host(&MX_SILENT),
     ];
     std::fs::write(&list, domains.join("\n")).unwrap();
-    let scan = |data: &std::path::Path| {
-        let mut cmd = Command::new(bin("mxscope"));
-        cmd.arg("scan")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--allow-private",
-                "--ehlo-name",
-                "probe.mxscope.lab.test",
-                "--timeout-greeting",
-                "4s",
-                "--retry-attempts",
-                "1",
-            ])
-            .args(["--resolver", &lab::dns().addr().to_string()])
-            .arg("--ca-file")
-            .arg(&lab::certs().ca_pem);
-        cmd
-    };
     let status = |data: &std::path::Path| -> serde_json::Value {
         let out = Command::new(bin("mxscope"))
             .args(["status", "s1", "--json", "--data-dir"])
@@ -231,16 +212,10 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let headline = |text: &str| -> String {
-        text.lines()
-            .find(|l| l.starts_with("On a total of"))
-            .unwrap_or_default()
-            .to_string()
-    };
 
     // The oracle: the same list, not interrupted.
     let whole = dir.join("whole");
-    let out = scan(&whole).arg(&list).output().unwrap();
+    let out = lab_scan(&whole).arg(&list).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -251,7 +226,7 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
 
     // Killed once the scan is submitted and probing.
     let data = dir.join("data");
-    let mut child = scan(&data)
+    let mut child = lab_scan(&data)
         .arg(&list)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -269,7 +244,7 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
     child.wait().unwrap();
     assert_eq!(status(&data)["state"], "running", "killed mid-run");
 
-    let out = scan(&data).args(["--resume"]).output().unwrap();
+    let out = lab_scan(&data).args(["--resume"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("scan s1: resuming"), "{stderr}");
@@ -280,10 +255,10 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
         assert_eq!(resumed[count], oracle[count], "{count}");
     }
     // Nothing left to resume; a list and --resume together are refused.
-    let out = scan(&data).args(["--resume"]).output().unwrap();
+    let out = lab_scan(&data).args(["--resume"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no scan to resume"));
-    let out = scan(&data).arg(&list).arg("--resume").output().unwrap();
+    let out = lab_scan(&data).arg(&list).arg("--resume").output().unwrap();
     assert!(!out.status.success());
 }
 
@@ -308,31 +283,9 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
     ];
     std::fs::write(&list, domains.join("\n")).unwrap();
     let scan = |data: &std::path::Path| {
-        let mut cmd = Command::new(bin("mxscope"));
-        cmd.arg("scan")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--allow-private",
-                "--ehlo-name",
-                "probe.mxscope.lab.test",
-                "--timeout-greeting",
-                "4s",
-                "--retry-attempts",
-                "1",
-                "--full-disk-wait",
-                "2s",
-            ])
-            .args(["--resolver", &lab::dns().addr().to_string()])
-            .arg("--ca-file")
-            .arg(&lab::certs().ca_pem);
+        let mut cmd = lab_scan(data);
+        cmd.args(["--full-disk-wait", "2s"]);
         cmd
-    };
-    let headline = |text: &str| -> String {
-        text.lines()
-            .find(|l| l.starts_with("On a total of"))
-            .unwrap_or_default()
-            .to_string()
     };
     let out = scan(&dir.join("whole")).arg(&list).output().unwrap();
     assert!(
@@ -398,4 +351,34 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(headline(&resumed), expected);
+}
+
+/// `mxscope scan` on the lab with `data` as its directory, fast timeouts and
+/// one attempt per target; add the list (or `--resume`) and run it.
+fn lab_scan(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin("mxscope"));
+    cmd.arg("scan")
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--allow-private",
+            "--ehlo-name",
+            "probe.mxscope.lab.test",
+            "--timeout-greeting",
+            "4s",
+            "--retry-attempts",
+            "1",
+        ])
+        .args(["--resolver", &lab::dns().addr().to_string()])
+        .arg("--ca-file")
+        .arg(&lab::certs().ca_pem);
+    cmd
+}
+
+/// The headline sentence in a scan's output ("" when there is none).
+fn headline(text: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with("On a total of"))
+        .unwrap_or_default()
+        .to_string()
 }

@@ -278,10 +278,10 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         drop((readiness, _stop_ops));
         drop(coordinator);
         bail!(
-            "{problem}\nscan {scan_id} stopped after waiting {}; acknowledged results are kept. \
+            "{problem}\nscan {scan_id} stopped after waiting {} s; acknowledged results are kept. \
              Free space on that filesystem, then finish it with: \
              mxscope scan --resume {scan_id} --data-dir {}",
-            humantime_secs(args.full_disk_wait),
+            args.full_disk_wait.as_secs(),
             args.data_dir.display()
         );
     }
@@ -328,9 +328,4 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     drop((store, readiness, _stop_ops));
     super::settle(coordinator, &args.data_dir).await;
     Ok(())
-}
-
-/// "120 s" for a wait.
-fn humantime_secs(wait: Duration) -> String {
-    format!("{} s", wait.as_secs())
 }

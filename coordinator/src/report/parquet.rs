@@ -86,7 +86,6 @@ impl ParquetExport {
 
     /// Close both files and give them their names; the paths written.
     pub fn finish(self) -> Result<Vec<PathBuf>, ParquetError> {
-        let _ = &self.dir;
         Ok(vec![self.domains.finish()?, self.targets.finish()?])
     }
 }
