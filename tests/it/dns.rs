@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use mxscope_common::{DnsAnomaly, DnsResult, DnsStatus, MxEntry};
 use mxscope_tests::dns::{dns_cases, HOSTS};
 use mxscope_tests::plan::{self, domains};
-use mxscope_worker::dns::{DnsConfig, MxResolver};
+use mxscope_tests::spoof_dns::{self, SpoofingServer};
+use mxscope_worker::dns::{DnsConfig, DroppedAnswers, MxResolver};
 
 fn lab_resolver() -> MxResolver {
     resolver_at(mxscope_tests::lab::dns().addr(), Duration::from_secs(2), 2)
@@ -313,4 +314,51 @@ async fn closed_server_times_out() {
     let elapsed = started.elapsed();
     assert_eq!(result, DnsResult::failed(DnsStatus::Timeout, "timed out"));
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+/// Forged answers (wrong ID, from another port, from another address, for
+/// another question, not DNS) before the true one: none is taken, each is
+/// counted by its reason, and the true answer still counts.
+#[tokio::test]
+async fn answers_that_match_no_query_are_ignored_and_counted() {
+    let server = SpoofingServer::start().await.expect("the fake name server");
+    let r = resolver_at(server.addr, Duration::from_secs(2), 1);
+    let result = r.resolve(spoof_dns::DOMAIN).await;
+    assert_eq!(
+        result,
+        ok(vec![entry(
+            10,
+            spoof_dns::EXCHANGE,
+            &[IpAddr::V4(spoof_dns::EXCHANGE_IP)]
+        )])
+    );
+    let count = |reason: &str| spoof_dns::FORGED.iter().filter(|r| **r == reason).count() as u64;
+    assert_eq!(
+        r.dropped_answers(),
+        DroppedAnswers {
+            unexpected_id: count("unexpected_id"),
+            wrong_server: count("wrong_server"),
+            wrong_question: count("wrong_question"),
+            malformed: count("malformed"),
+        }
+    );
+    assert_eq!(server.tcp_queries(), 0);
+}
+
+/// A truncated UDP answer is asked again over TCP, and the TCP answer counts.
+#[tokio::test]
+async fn a_truncated_answer_is_asked_again_over_tcp() {
+    let server = SpoofingServer::start().await.expect("the fake name server");
+    let r = resolver_at(server.addr, Duration::from_secs(2), 1);
+    let result = r.resolve(spoof_dns::TRUNCATED).await;
+    assert_eq!(
+        result,
+        ok(vec![entry(
+            10,
+            spoof_dns::EXCHANGE,
+            &[IpAddr::V4(spoof_dns::EXCHANGE_IP)]
+        )])
+    );
+    assert_eq!(server.tcp_queries(), 1);
+    assert_eq!(r.dropped_answers(), DroppedAnswers::default());
 }

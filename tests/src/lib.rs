@@ -68,6 +68,7 @@ pub mod scanning;
 pub mod scripted;
 pub mod scripts;
 pub mod sendmail;
+pub mod spoof_dns;
 pub mod sslv3;
 pub mod sslyze;
 pub mod vantage_dns;

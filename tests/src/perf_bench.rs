@@ -442,7 +442,7 @@ pub async fn dns(domains: usize, concurrency: usize) -> anyhow::Result<()> {
     let raw_cpu = cpu_seconds(false) - cpu1;
     let raw_wall = raw_wall.as_secs_f64();
     println!("mxscope-perf-lab dns: {domains} domains (MX, then A and AAAA of the exchange), {concurrency} at once, Unbound on {}", bench.dns.addr);
-    println!("  worker resolver (hickory)  {lookups} lookups ({ok} domains with an address) in {wall:.2} s: {:.0} lookups/s, {:.0} per CPU-second ({cpu:.2} s CPU)", lookups as f64 / wall, lookups as f64 / cpu.max(1e-9));
+    println!("  worker resolver           {lookups} lookups ({ok} domains with an address) in {wall:.2} s: {:.0} lookups/s, {:.0} per CPU-second ({cpu:.2} s CPU)", lookups as f64 / wall, lookups as f64 / cpu.max(1e-9));
     println!("  raw UDP query loop         {answered} answers in {raw_wall:.2} s: {:.0} lookups/s, {:.0} per CPU-second ({raw_cpu:.2} s CPU)", answered as f64 / raw_wall, answered as f64 / raw_cpu.max(1e-9));
     Ok(())
 }

@@ -40,6 +40,19 @@ struct ResultLabel {
 const RETRY_RESULTS: [&str; 2] = ["recovered", "still_limited"];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why the resolver drops an answer, as the counter labels it.
+const DROP_REASONS: [&str; 4] = [
+    "unexpected_id",
+    "wrong_server",
+    "wrong_question",
+    "malformed",
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -63,6 +76,7 @@ struct Metrics {
     retried: Family<ResultLabel, Counter>,
     phase_seconds: Family<PhaseLabel, Histogram, fn() -> Histogram>,
     dns_lookups: Family<StatusLabel, Counter>,
+    dns_dropped: Family<ReasonLabel, Counter>,
     uplink_depth: Gauge,
     uplink_resends: Counter,
     egress: Family<StateLabel, Gauge>,
@@ -78,6 +92,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     retried: Family::default(),
     phase_seconds: Family::new_with_constructor(phase_histogram),
     dns_lookups: Family::default(),
+    dns_dropped: Family::default(),
     uplink_depth: Gauge::default(),
     uplink_resends: Counter::default(),
     egress: Family::default(),
@@ -151,6 +166,14 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// The resolver dropped an answer that matched no query it sent.
+pub fn dns_answer_dropped(reason: &'static str) {
+    METRICS
+        .dns_dropped
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// A session (one target's probe) starts; it ends when the guard drops.
@@ -251,6 +274,14 @@ pub fn register(ops: &mut Ops) {
         "mxscope_worker_dns_lookups",
         "Domains resolved, by DNS status",
         m.dns_lookups.clone(),
+    );
+    for reason in DROP_REASONS {
+        let _ = m.dns_dropped.get_or_create(&ReasonLabel { reason });
+    }
+    r.register(
+        "mxscope_worker_dns_answers_dropped",
+        "DNS answers dropped because they matched no query sent: unexpected_id (no query waits for that ID: a guess, or too late), wrong_server (another address or port than asked), wrong_question, malformed",
+        m.dns_dropped.clone(),
     );
     r.register(
         "mxscope_worker_uplink_queue_depth",

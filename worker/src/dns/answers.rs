@@ -1,11 +1,9 @@
 //! The pure part of MX resolution: the MX plan (null MX, implicit MX,
 //! order, cap), an exchange's A and AAAA merged with CNAME following and its
-//! address cap, and how a lookup failure is classified.
+//! address cap, and the failure classes.
 
 use std::net::IpAddr;
 
-use hickory_resolver::net::{DnsError, NetError, NoRecords};
-use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record};
 use mxscope_common::{DnsAnomaly, DnsStatus};
 
@@ -41,36 +39,6 @@ impl Failure {
     }
 }
 
-/// Map hickory's error to a status: negative answers by response code,
-/// error response codes, timeouts; anything else is `Error` with its text.
-pub(super) fn classify(e: &NetError) -> Failure {
-    match e {
-        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => {
-            match *response_code {
-                ResponseCode::NXDomain => Failure::new(DnsStatus::Nxdomain),
-                ResponseCode::NoError => Failure::new(DnsStatus::Nodata),
-                ResponseCode::ServFail => Failure::new(DnsStatus::Servfail),
-                ResponseCode::Refused => Failure::new(DnsStatus::Refused),
-                code => Failure {
-                    status: DnsStatus::Error,
-                    message: format!("no records, response code {code}"),
-                },
-            }
-        }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
-            Failure::new(DnsStatus::Servfail)
-        }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
-            Failure::new(DnsStatus::Refused)
-        }
-        NetError::Timeout => Failure::new(DnsStatus::Timeout),
-        other => Failure {
-            status: DnsStatus::Error,
-            message: other.to_string(),
-        },
-    }
-}
-
 /// What the A and AAAA lookups of one name gave.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Addresses {
@@ -100,9 +68,9 @@ impl Addresses {
 /// Merge the A and AAAA results of `name`: addresses from both, the alias
 /// target, and the status (`Ok` with any address; else NXDOMAIN or NODATA
 /// when both answers were negative; else the first real failure).
-pub(super) fn merge_addresses(
+pub(super) fn merge_addresses<R: AsRef<[Record]>>(
     name: &Name,
-    results: [Result<Vec<Record>, Failure>; 2],
+    results: [Result<R, Failure>; 2],
 ) -> Addresses {
     let mut addresses = Vec::new();
     let mut cname = None;
@@ -111,13 +79,14 @@ pub(super) fn merge_addresses(
     for result in results {
         match result {
             Ok(records) => {
+                let records = records.as_ref();
                 addresses.extend(records.iter().filter_map(|r| match &r.data {
                     RData::A(a) => Some(IpAddr::V4(a.0)),
                     RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
                     _ => None,
                 }));
                 if cname.is_none() {
-                    cname = cname_target(name, &records).map(|t| normalize_name(&t.to_ascii()));
+                    cname = cname_target(name, records).map(|t| normalize_name(&t.to_ascii()));
                 }
             }
             Err(f) if f.status == DnsStatus::Nxdomain => nxdomain = true,

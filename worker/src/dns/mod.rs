@@ -7,31 +7,40 @@
 //! [`MxResolver::resolve`] never fails and never panics on an answer.
 //!
 //! Layout:
-//! - this file: [`MxResolver`], the queries around the pure helpers.
+//! - this file: [`MxResolver`], the lookups around the pure helpers.
+//! - `transport`: the queries on the wire (a few long-lived UDP sockets,
+//!   answers matched by ID, server and question; TCP on truncation).
+//! - `wire`: the query's bytes and what an answer says (pure).
+//! - `cache`: the exchange addresses, once per name and TTL.
 //! - `setup`: [`DnsConfig`], [`DnsSetupError`] and the name servers and
 //!   options every resolver of the worker shares (MX, validating, policy).
 //! - `answers`: the pure helpers, unit-tested: [`normalize_name`],
 //!   [`plan_mx`], address merging, CNAME following, failure classes.
 
 mod answers;
+mod cache;
 mod setup;
+mod transport;
+mod wire;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::ResolverConfig;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::TokioResolver;
+use futures_util::stream::{self, StreamExt};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use mxscope_common::{DnsAnomaly, DnsResult, DnsStatus, MxEntry};
-use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use answers::{
-    classify, fqdn, merge_addresses, status_message, Addresses, Failure, NXDOMAIN_MESSAGE,
-};
+use answers::{fqdn, merge_addresses, status_message, Addresses, Failure, NXDOMAIN_MESSAGE};
 pub use answers::{normalize_name, plan_mx, MxPlan};
+pub use cache::CACHE_ENTRIES;
+use cache::{AddressCache, Records};
 pub(crate) use setup::{resolver_parts, ResolverParts};
 pub use setup::{DnsConfig, DnsSetupError};
+use transport::Transport;
+pub use transport::QUERIES_PER_SOCKET;
+use wire::Answer;
 
 /// At most this many exchanges of one domain are resolved (sorted first).
 pub const MAX_EXCHANGES: usize = 32;
@@ -42,48 +51,55 @@ pub const MAX_ADDRESSES_PER_EXCHANGE: usize = 16;
 const EXCHANGE_CONCURRENCY: usize = 8;
 /// Longest CNAME chain followed when looking for an exchange's target.
 const MAX_CNAME_HOPS: usize = 16;
-/// Cached responses (a small cache: shared exchanges are common).
-const CACHE_SIZE: u64 = 2048;
 /// Longest a positive answer is cached.
 const MAX_POSITIVE_TTL: Duration = Duration::from_secs(300);
 /// Longest a negative answer (NXDOMAIN, NODATA) is cached.
 const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
+/// Answers a resolver dropped because they matched no query it sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedAnswers {
+    /// No query waited for that ID (a guess, or an answer after its timeout).
+    pub unexpected_id: u64,
+    /// From another address or port than the server asked.
+    pub wrong_server: u64,
+    /// For another name, type or class than the question.
+    pub wrong_question: u64,
+    /// Not a DNS response.
+    pub malformed: u64,
+}
+
 /// Resolves a domain's MX set and each exchange's addresses.
 #[derive(Debug, Clone)]
 pub struct MxResolver {
-    resolver: TokioResolver,
+    transport: Transport,
+    addresses: Arc<AddressCache>,
     /// Upper bound of one lookup (attempts, TCP fallback, CNAME hops).
     lookup_deadline: Duration,
 }
 
 impl MxResolver {
     pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
-        let ResolverParts {
-            name_servers,
-            mut opts,
-            timeout,
-            attempts,
-        } = resolver_parts(config)?;
-        opts.cache_size = CACHE_SIZE;
-        opts.positive_max_ttl = Some(MAX_POSITIVE_TTL);
-        opts.negative_max_ttl = Some(MAX_NEGATIVE_TTL);
-        opts.preserve_intermediates = true;
-
-        let resolver = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(name_servers),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(opts)
-        .build()
-        .map_err(|e| DnsSetupError::Build(e.to_string()))?;
-
+        let parts = resolver_parts(config)?;
+        let servers = parts.addresses();
         // Each attempt may go UDP then TCP; CNAME hops are further lookups.
-        let lookup_deadline = timeout * attempts * 2 + Duration::from_millis(500);
+        let lookup_deadline = parts.timeout * parts.attempts * 2 + Duration::from_millis(500);
         Ok(Self {
-            resolver,
+            transport: Transport::new(servers, parts.timeout, parts.attempts),
+            addresses: Arc::default(),
             lookup_deadline,
         })
+    }
+
+    /// The answers this resolver (and its clones) dropped so far.
+    pub fn dropped_answers(&self) -> DroppedAnswers {
+        let d = self.transport.dropped();
+        DroppedAnswers {
+            unexpected_id: d.unexpected_id.load(Ordering::Relaxed),
+            wrong_server: d.wrong_server.load(Ordering::Relaxed),
+            wrong_question: d.wrong_question.load(Ordering::Relaxed),
+            malformed: d.malformed.load(Ordering::Relaxed),
+        }
     }
 
     /// Resolve `domain` (an A-label, no trailing dot). Never fails: errors are
@@ -221,64 +237,81 @@ impl MxResolver {
 
     /// The addresses of every exchange, in the order given.
     async fn exchanges_addresses(&self, exchanges: &[(u16, String)]) -> Vec<Addresses> {
-        let mut out: Vec<Option<Addresses>> = vec![None; exchanges.len()];
-        let mut pending = exchanges.iter().enumerate();
-        let mut set = JoinSet::new();
-        loop {
-            while set.len() < EXCHANGE_CONCURRENCY {
-                let Some((index, (_, exchange))) = pending.next() else {
-                    break;
-                };
-                let this = self.clone();
-                let name = fqdn(exchange);
-                set.spawn(async move {
-                    let addresses = match name {
-                        Some(name) => this.addresses(name).await,
-                        None => Addresses::failed(DnsStatus::Error, "invalid exchange name"),
-                    };
-                    (index, addresses)
-                });
-            }
-            match set.join_next().await {
-                Some(Ok((index, addresses))) => {
-                    if let Some(slot) = out.get_mut(index) {
-                        *slot = Some(addresses);
-                    }
-                }
-                Some(Err(e)) => warn!(error = %e, "exchange lookup task failed"),
-                None => break,
-            }
-        }
-        out.into_iter()
-            .map(|a| a.unwrap_or_else(|| Addresses::failed(DnsStatus::Error, "lookup task failed")))
+        let names: Vec<Option<Name>> = exchanges.iter().map(|(_, e)| fqdn(e)).collect();
+        stream::iter(names)
+            .map(|name| self.exchange_addresses(name))
+            .buffered(EXCHANGE_CONCURRENCY)
             .collect()
+            .await
     }
 
-    /// A and AAAA of `name`, concurrently.
+    async fn exchange_addresses(&self, name: Option<Name>) -> Addresses {
+        match name {
+            Some(name) => self.addresses(name).await,
+            None => Addresses::failed(DnsStatus::Error, "invalid exchange name"),
+        }
+    }
+
+    /// A and AAAA of `name`, concurrently, from the cache when it has them.
     async fn addresses(&self, name: Name) -> Addresses {
         let (a, aaaa) = tokio::join!(
-            self.lookup(&name, RecordType::A),
-            self.lookup(&name, RecordType::AAAA)
+            self.cached_lookup(&name, RecordType::A),
+            self.cached_lookup(&name, RecordType::AAAA)
         );
         merge_addresses(&name, [a, aaaa])
     }
 
+    async fn cached_lookup(&self, name: &Name, rtype: RecordType) -> Result<Records, Failure> {
+        self.addresses
+            .get_or_fetch(name, rtype, || self.fetch(name, rtype))
+            .await
+    }
+
     /// One bounded lookup; the answer records or the classified failure.
-    async fn lookup(&self, name: &Name, rtype: RecordType) -> Result<Vec<Record>, Failure> {
-        match tokio::time::timeout(
-            self.lookup_deadline,
-            self.resolver.lookup(name.clone(), rtype),
-        )
-        .await
-        {
-            Ok(Ok(lookup)) => Ok(lookup.answers().to_vec()),
-            Ok(Err(e)) => {
-                let failure = classify(&e);
-                debug!(name = %name, rtype = %rtype, status = ?failure.status, error = %e, "lookup failed");
-                Err(failure)
+    async fn lookup(&self, name: &Name, rtype: RecordType) -> Result<Records, Failure> {
+        self.fetch(name, rtype).await.0
+    }
+
+    /// One bounded lookup, following an alias whose target the answer does
+    /// not hold; with how long its answer may be cached.
+    async fn fetch(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> (Result<Records, Failure>, Option<Duration>) {
+        let lookup = async {
+            let mut chain = Vec::new();
+            let mut current = name.clone();
+            for _ in 0..=MAX_CNAME_HOPS {
+                let message = match self.transport.query(&current, rtype).await {
+                    Ok(message) => message,
+                    Err(failure) => return (Err(failure), None),
+                };
+                match wire::read_answer(&message, &current, rtype) {
+                    Answer::Records(records, ttl) => {
+                        chain.extend(records);
+                        return (Ok(Records::from(chain)), Some(ttl));
+                    }
+                    Answer::Alias(records, next) => {
+                        chain.extend(records);
+                        current = next;
+                    }
+                    Answer::Failed(failure, ttl) => return (Err(failure), ttl),
+                }
             }
-            Err(_) => Err(Failure::new(DnsStatus::Timeout)),
+            let failure = Failure {
+                status: DnsStatus::Error,
+                message: format!("CNAME chain longer than {MAX_CNAME_HOPS} names"),
+            };
+            (Err(failure), None)
+        };
+        let (result, ttl) = tokio::time::timeout(self.lookup_deadline, lookup)
+            .await
+            .unwrap_or_else(|_| (Err(Failure::new(DnsStatus::Timeout)), None));
+        if let Err(failure) = &result {
+            debug!(name = %name, rtype = %rtype, status = ?failure.status, error = %failure.message, "lookup failed");
         }
+        (result, ttl)
     }
 }
 

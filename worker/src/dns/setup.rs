@@ -87,6 +87,19 @@ pub(crate) fn resolver_parts(config: &DnsConfig) -> Result<ResolverParts, DnsSet
     })
 }
 
+impl ResolverParts {
+    /// Each name server's address and port (its first connection's port).
+    pub(crate) fn addresses(&self) -> Vec<SocketAddr> {
+        self.name_servers
+            .iter()
+            .map(|ns| {
+                let port = ns.connections.first().map_or(53, |c| c.port);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect()
+    }
+}
+
 fn name_server(addr: SocketAddr) -> NameServerConfig {
     let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
     for connection in &mut ns.connections {

@@ -1,0 +1,429 @@
+//! Queries to the name servers, sized for populations (issue 22): a few
+//! long-lived UDP sockets carry every query of a resolver at once, answers
+//! are matched by ID, server and question, and TCP is used only when an
+//! answer is truncated. No socket, task or large future per query.
+//!
+//! Against spoofing: each socket is bound to a port the kernel picks at
+//! random from its ephemeral range and is replaced after
+//! [`QUERIES_PER_SOCKET`] queries; IDs are random (from the system's
+//! CSPRNG) and never shared by two queries waiting on one socket; an
+//! answer counts only when it comes from the server asked (address and
+//! port) and repeats the question (name, type, class). Everything else is
+//! dropped and counted ([`Dropped`], `mxscope_worker_dns_answers_dropped`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hickory_resolver::proto::op::{Message, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RecordType};
+use mxscope_common::DnsStatus;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::answers::Failure;
+use super::wire;
+
+/// UDP sockets per address family.
+const SOCKETS: usize = 8;
+/// Queries a socket carries before a fresh one (a new random port) takes
+/// its place; the old one lives on until its last answer or timeout.
+pub const QUERIES_PER_SOCKET: u64 = 10_000;
+/// Queries waiting on one socket at most (of 65,536 IDs).
+const MAX_WAITING: usize = 16_384;
+/// Largest UDP answer read (the largest datagram).
+const MAX_DATAGRAM: usize = 65_535;
+/// How often an idle, replaced socket checks whether it can close.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Answers dropped because they did not match a waiting query, by reason.
+#[derive(Debug, Default)]
+pub(super) struct Dropped {
+    /// No query waits for that ID on that socket (a guess, or too late).
+    pub(super) unexpected_id: AtomicU64,
+    /// From another address or port than the server asked.
+    pub(super) wrong_server: AtomicU64,
+    /// For another name, type or class than asked.
+    pub(super) wrong_question: AtomicU64,
+    /// Not a DNS response at all.
+    pub(super) malformed: AtomicU64,
+}
+
+impl Dropped {
+    fn count(&self, reason: &'static str) {
+        let counter = match reason {
+            "unexpected_id" => &self.unexpected_id,
+            "wrong_server" => &self.wrong_server,
+            "wrong_question" => &self.wrong_question,
+            _ => &self.malformed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::dns_answer_dropped(reason);
+    }
+}
+
+/// Sends queries to the configured servers and matches their answers.
+#[derive(Debug, Clone)]
+pub(super) struct Transport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    attempts: u32,
+    v4: Pool,
+    v6: Pool,
+    next_server: AtomicUsize,
+    dropped: Arc<Dropped>,
+    stop: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Transport {
+    pub(super) fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                servers,
+                timeout,
+                attempts: attempts.max(1),
+                v4: Pool::new("0.0.0.0:0"),
+                v6: Pool::new("[::]:0"),
+                next_server: AtomicUsize::new(0),
+                dropped: Arc::new(Dropped::default()),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub(super) fn dropped(&self) -> &Dropped {
+        &self.inner.dropped
+    }
+
+    /// Ask `name`/`rtype`: each attempt goes to the next server over UDP
+    /// (then TCP when the answer is truncated) and waits one timeout. The
+    /// answer to the question, whatever its response code, or the failure
+    /// of the last attempt.
+    pub(super) async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, Failure> {
+        let inner = &*self.inner;
+        let first = inner.next_server.fetch_add(1, Ordering::Relaxed);
+        let mut last = Err(Failure::new(DnsStatus::Timeout));
+        for attempt in 0..inner.attempts as usize {
+            let Some(&server) = inner
+                .servers
+                .get((first + attempt) % inner.servers.len().max(1))
+            else {
+                break;
+            };
+            let answer =
+                match tokio::time::timeout(inner.timeout, self.udp(server, name, rtype)).await {
+                    Ok(Ok(message)) if message.metadata.truncation => {
+                        match tokio::time::timeout(inner.timeout, tcp(server, name, rtype)).await {
+                            Ok(answer) => answer,
+                            Err(_) => Err(Failure::new(DnsStatus::Timeout)),
+                        }
+                    }
+                    Ok(answer) => answer,
+                    Err(_) => Err(Failure::new(DnsStatus::Timeout)),
+                };
+            // Like hickory: a server failure or refusal is asked of the
+            // next server, when there is another.
+            let another = inner.servers.len() > 1;
+            match answer {
+                Ok(message)
+                    if another
+                        && !matches!(
+                            message.metadata.response_code,
+                            ResponseCode::NoError | ResponseCode::NXDomain
+                        ) =>
+                {
+                    last = Ok(message);
+                }
+                Ok(message) => return Ok(message),
+                Err(failure) => last = Err(failure),
+            }
+        }
+        last
+    }
+
+    async fn udp(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<Message, Failure> {
+        let inner = &*self.inner;
+        let pool = if server.is_ipv4() {
+            &inner.v4
+        } else {
+            &inner.v6
+        };
+        let channel = pool
+            .channel(&inner.dropped, &inner.stop)
+            .map_err(|e| error(format!("opening a UDP socket: {e}")))?;
+        let (reply, answer) = oneshot::channel();
+        let waiting = channel.wait(Waiter {
+            server,
+            name: name.clone(),
+            rtype,
+            reply,
+        })?;
+        let bytes = wire::query(waiting.id, name, rtype);
+        channel
+            .socket
+            .send_to(&bytes, server)
+            .await
+            .map_err(|e| error(format!("sending the query: {e}")))?;
+        answer
+            .await
+            .map_err(|_| error("the resolver stopped".into()))
+    }
+}
+
+fn error(message: String) -> Failure {
+    Failure {
+        status: DnsStatus::Error,
+        message,
+    }
+}
+
+/// One query over TCP (a fresh connection), for a truncated UDP answer.
+async fn tcp(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Message, Failure> {
+    let id = random_ids(1).first().copied().unwrap_or(0);
+    let query = wire::query(id, name, rtype);
+    let io = |e: std::io::Error| error(format!("DNS over TCP: {e}"));
+    let mut stream = TcpStream::connect(server).await.map_err(io)?;
+    let mut framed = Vec::with_capacity(query.len() + 2);
+    framed.extend_from_slice(&u16::try_from(query.len()).unwrap_or(u16::MAX).to_be_bytes());
+    framed.extend_from_slice(&query);
+    stream.write_all(&framed).await.map_err(io)?;
+    let length = stream.read_u16().await.map_err(io)?;
+    let mut bytes = vec![0; usize::from(length)];
+    stream.read_exact(&mut bytes).await.map_err(io)?;
+    match Message::from_vec(&bytes) {
+        Ok(m) if m.metadata.id == id && wire::answers_question(&m, name, rtype) => Ok(m),
+        Ok(_) => Err(error("DNS over TCP: an answer to another query".into())),
+        Err(e) => Err(error(format!("DNS over TCP: a malformed answer: {e}"))),
+    }
+}
+
+/// `n` random IDs from the system's CSPRNG.
+fn random_ids(n: usize) -> Vec<u16> {
+    let mut bytes = vec![0u8; 2 * n];
+    // The system RNG fails only when the kernel has none; IDs of 0 then.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The sockets of one address family, opened on first use (inside the
+/// runtime that runs the receivers).
+#[derive(Debug)]
+struct Pool {
+    bind: &'static str,
+    slots: Mutex<Vec<Arc<Channel>>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    fn new(bind: &'static str) -> Self {
+        Self {
+            bind,
+            slots: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next socket in turn, replaced first when it has carried its share.
+    fn channel(
+        &self,
+        dropped: &Arc<Dropped>,
+        stop: &CancellationToken,
+    ) -> std::io::Result<Arc<Channel>> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % SOCKETS;
+        let mut slots = lock(&self.slots);
+        while slots.len() < SOCKETS {
+            slots.push(Channel::open(self.bind, dropped, stop)?);
+        }
+        let slot = &mut slots[index];
+        if slot.sent.fetch_add(1, Ordering::Relaxed) >= QUERIES_PER_SOCKET {
+            slot.retire();
+            *slot = Channel::open(self.bind, dropped, stop)?;
+            slot.sent.store(1, Ordering::Relaxed);
+        }
+        Ok(slot.clone())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A query waiting for its answer.
+#[derive(Debug)]
+struct Waiter {
+    server: SocketAddr,
+    name: Name,
+    rtype: RecordType,
+    reply: oneshot::Sender<Message>,
+}
+
+/// One UDP socket, the queries waiting on it, and its receiver task.
+#[derive(Debug)]
+struct Channel {
+    socket: UdpSocket,
+    state: Mutex<State>,
+    sent: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Waiting queries by ID, with the ticket of their registration.
+    waiting: HashMap<u16, (u64, Waiter)>,
+    tickets: u64,
+    ids: Vec<u16>,
+    retired: bool,
+}
+
+impl Channel {
+    fn open(
+        bind: &str,
+        dropped: &Arc<Dropped>,
+        stop: &CancellationToken,
+    ) -> std::io::Result<Arc<Self>> {
+        let socket = std::net::UdpSocket::bind(bind)?;
+        socket.set_nonblocking(true)?;
+        let channel = Arc::new(Self {
+            socket: UdpSocket::from_std(socket)?,
+            state: Mutex::new(State::default()),
+            sent: AtomicU64::new(0),
+        });
+        tokio::spawn(receive(channel.clone(), dropped.clone(), stop.clone()));
+        Ok(channel)
+    }
+
+    fn retire(&self) {
+        lock(&self.state).retired = true;
+    }
+
+    /// Register `waiter` under a random ID no other waiting query holds.
+    fn wait(self: &Arc<Self>, waiter: Waiter) -> Result<Waiting, Failure> {
+        let mut state = lock(&self.state);
+        if state.waiting.len() >= MAX_WAITING {
+            return Err(error("too many queries waiting on one socket".into()));
+        }
+        let mut tries = 0;
+        let id = loop {
+            if state.ids.is_empty() {
+                state.ids = random_ids(256);
+            }
+            let id = state.ids.pop().unwrap_or_default();
+            if !state.waiting.contains_key(&id) {
+                break id;
+            }
+            tries += 1;
+            if tries > 1024 {
+                return Err(error("no free query ID".into()));
+            }
+        };
+        state.tickets += 1;
+        let ticket = state.tickets;
+        state.waiting.insert(id, (ticket, waiter));
+        Ok(Waiting {
+            channel: self.clone(),
+            id,
+            ticket,
+        })
+    }
+
+    /// An answer from `from`: given to its waiting query, or dropped and
+    /// counted. Returns whether a replaced socket has nothing left to wait for.
+    fn deliver(&self, bytes: &[u8], from: SocketAddr, dropped: &Dropped) -> bool {
+        let Ok(message) = Message::from_vec(bytes) else {
+            dropped.count("malformed");
+            return self.drained();
+        };
+        let mut state = lock(&self.state);
+        let verdict = match state.waiting.get(&message.metadata.id) {
+            None => Err("unexpected_id"),
+            Some((_, w)) if w.server != from => Err("wrong_server"),
+            Some((_, w)) if !wire::answers_question(&message, &w.name, w.rtype) => {
+                Err("wrong_question")
+            }
+            Some(_) => Ok(()),
+        };
+        match verdict {
+            Ok(()) => {
+                if let Some((_, waiter)) = state.waiting.remove(&message.metadata.id) {
+                    let _ = waiter.reply.send(message);
+                }
+            }
+            Err(reason) => dropped.count(reason),
+        }
+        state.retired && state.waiting.is_empty()
+    }
+
+    fn drained(&self) -> bool {
+        let state = lock(&self.state);
+        state.retired && state.waiting.is_empty()
+    }
+}
+
+/// A registration; dropping it (answered, timed out or cancelled) frees
+/// the ID unless another query holds it by then.
+struct Waiting {
+    channel: Arc<Channel>,
+    id: u16,
+    ticket: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut state = lock(&self.channel.state);
+        if matches!(state.waiting.get(&self.id), Some((t, _)) if *t == self.ticket) {
+            state.waiting.remove(&self.id);
+        }
+    }
+}
+
+/// The receiver of one socket: until the resolver is dropped, or the socket
+/// was replaced and has nothing left to wait for.
+async fn receive(channel: Arc<Channel>, dropped: Arc<Dropped>, stop: CancellationToken) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            () = stop.cancelled() => return,
+            received = tokio::time::timeout(IDLE_CHECK, channel.socket.recv_from(&mut buffer)) => received,
+        };
+        let done = match received {
+            Ok(Ok((length, from))) => {
+                channel.deliver(buffer.get(..length).unwrap_or_default(), from, &dropped)
+            }
+            Ok(Err(_)) => {
+                // An ICMP error reported on the socket: nothing to read;
+                // bounded so that a persistent error cannot spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                channel.drained()
+            }
+            Err(_) => channel.drained(),
+        };
+        if done {
+            return;
+        }
+    }
+}
