@@ -50,6 +50,7 @@ pub mod forged;
 pub mod haraka;
 pub mod knot;
 pub mod lab;
+pub mod national_bench;
 pub mod nginx;
 pub mod opensmtpd;
 pub mod ops;

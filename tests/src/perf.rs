@@ -118,7 +118,7 @@ impl PerfDns {
         let conf_path = dir.join("unbound.conf");
         std::fs::write(&conf_path, conf)?;
         let daemon = crate::dns::spawn_unbound("unbound-perf", dir, &conf_path)?;
-        wait_for_udp(addr)?;
+        wait_for_zone(addr, PERF_ZONE)?;
         Ok(Self {
             _daemon: daemon,
             addr,
@@ -126,14 +126,14 @@ impl PerfDns {
     }
 }
 
-/// Wait until something answers a DNS query on `addr` (60 s at most: a
+/// Wait until the server on `addr` answers `zone`'s SOA (60 s at most: a
 /// zone of 100,000 domains takes Unbound a while to load).
-fn wait_for_udp(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn wait_for_zone(addr: SocketAddr, zone: &str) -> anyhow::Result<()> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     // A query for the zone's SOA (id 0x4d58, RD set).
     let mut query = vec![0x4d, 0x58, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in PERF_ZONE.split('.') {
+    for label in zone.split('.') {
         query.push(label.len() as u8);
         query.extend_from_slice(label.as_bytes());
     }
@@ -147,7 +147,7 @@ fn wait_for_udp(addr: SocketAddr) -> anyhow::Result<()> {
             }
         }
     }
-    anyhow::bail!("unbound did not answer on {addr}")
+    anyhow::bail!("no answer for {zone} on {addr} within 60 s")
 }
 
 /// Connections a tarpit holds now and at most (the lab server's counters).

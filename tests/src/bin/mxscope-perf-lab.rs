@@ -17,6 +17,9 @@
 //!   client's per handshake, RSA-2048 and ECDSA P-256.
 //! - `rss [SESSIONS]` (10000): worker RSS per in-flight tarpitted session.
 //! - `dns [DOMAINS] [IN_FLIGHT]` (100000 256): lookups/s and per CPU-second.
+//! - `national [DOMAINS] [HOSTS]` (1000000 300): a generated national
+//!   zone on Knot; `dnsperf` of its MX queries beside `mxscope scan` of
+//!   the list (times, ratio, CPU, peak RSS, headline against the generator).
 //! - `openssl [DOMAINS] [SAMPLE] [CONCURRENCY]` (100000 1000 10000): the
 //!   seed's serial `openssl s_client` loop, extrapolated, beside `mxscope
 //!   scan` of the whole lab.
@@ -37,7 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mxscope_tests::cluster::bin;
 use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
-use mxscope_tests::{perf_bench, perf_lab};
+use mxscope_tests::{national_bench, perf_bench, perf_lab};
 
 const USAGE: &str =
     "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]
@@ -45,6 +48,7 @@ const USAGE: &str =
        mxscope-perf-lab cpu [N]
        mxscope-perf-lab rss [SESSIONS]
        mxscope-perf-lab dns [DOMAINS] [IN_FLIGHT]
+       mxscope-perf-lab national [DOMAINS] [HOSTS]
        mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]
        mxscope-perf-lab up [DOMAINS] [TARPIT_PERMILLE]";
 
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             "cpu" => perf_bench::cpu(arg(0, 2_000)?).await,
             "rss" => perf_bench::rss(arg(0, 10_000)?).await,
             "dns" => perf_bench::dns(arg(0, 100_000)?, arg(1, 256)?).await,
+            "national" => national_bench::national(arg(0, 1_000_000)?, arg(1, 300)?).await,
             "openssl" => {
                 perf_bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await
             }

@@ -3,6 +3,12 @@
 //! are matched by ID, server and question, and TCP is used only when an
 //! answer is truncated. No socket, task or large future per query.
 //!
+//! A datagram lost on the way is sent again (same ID) after a
+//! retransmission timeout that follows the answers' round trip (RFC 6298,
+//! at least [`MIN_RTO`], doubling), within the attempt's timeout: a full
+//! receive queue at the server costs a fraction of a second, not an
+//! attempt.
+//!
 //! Against spoofing: each socket is bound to a port the kernel picks at
 //! random from its ephemeral range and is replaced after
 //! [`QUERIES_PER_SOCKET`] queries; IDs are random (from the system's
@@ -29,8 +35,12 @@ use tokio_util::sync::CancellationToken;
 use super::answers::Failure;
 use super::wire;
 
-/// UDP sockets per address family.
-const SOCKETS: usize = 8;
+/// UDP sockets per address family: a thousand queries at once are about
+/// 60 per socket, which a stock receive buffer holds.
+const SOCKETS: usize = 16;
+/// Receive buffer asked for each socket (the kernel caps it at
+/// `net.core.rmem_max`): a burst of answers must not overflow it.
+const RECEIVE_BUFFER: usize = 1 << 20;
 /// Queries a socket carries before a fresh one (a new random port) takes
 /// its place; the old one lives on until its last answer or timeout.
 pub const QUERIES_PER_SOCKET: u64 = 10_000;
@@ -81,6 +91,7 @@ struct Inner {
     v4: Pool,
     v6: Pool,
     next_server: AtomicUsize,
+    rtt: RoundTrip,
     dropped: Arc<Dropped>,
     stop: CancellationToken,
 }
@@ -101,6 +112,7 @@ impl Transport {
                 v4: Pool::new("0.0.0.0:0"),
                 v6: Pool::new("[::]:0"),
                 next_server: AtomicUsize::new(0),
+                rtt: RoundTrip::new(),
                 dropped: Arc::new(Dropped::default()),
                 stop: CancellationToken::new(),
             }),
@@ -180,14 +192,80 @@ impl Transport {
             reply,
         })?;
         let bytes = wire::query(waiting.id, name, rtype);
-        channel
-            .socket
-            .send_to(&bytes, server)
-            .await
-            .map_err(|e| error(format!("sending the query: {e}")))?;
-        answer
-            .await
-            .map_err(|_| error("the resolver stopped".into()))
+        // A datagram lost on the way (a server's full receive queue) is
+        // sent again, same ID, after the retransmission timeout, doubling,
+        // until the attempt's own timeout ends the wait.
+        let mut answer = answer;
+        let mut rto = inner.rtt.timeout();
+        let sent = tokio::time::Instant::now();
+        let mut retransmitted = false;
+        loop {
+            channel
+                .socket
+                .send_to(&bytes, server)
+                .await
+                .map_err(|e| error(format!("sending the query: {e}")))?;
+            match tokio::time::timeout(rto, &mut answer).await {
+                Ok(Ok(message)) => {
+                    // Karn: a retransmitted query's time says nothing.
+                    if !retransmitted {
+                        inner.rtt.observe(sent.elapsed());
+                    }
+                    return Ok(message);
+                }
+                Ok(Err(_)) => return Err(error("the resolver stopped".into())),
+                Err(_) => {
+                    retransmitted = true;
+                    rto = (rto * 2).min(MAX_RTO);
+                }
+            }
+        }
+    }
+}
+
+/// RFC 6298's estimator of the servers' round trip, shared by a
+/// resolver's queries: the retransmission timeout follows the answers.
+#[derive(Debug)]
+struct RoundTrip {
+    /// (smoothed round trip, its variation) in seconds; `None` before the
+    /// first answer.
+    estimate: Mutex<Option<(f64, f64)>>,
+}
+
+/// The retransmission timeout before any answer (RFC 6298 §2.1).
+const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// The shortest retransmission timeout: answers a little slower than the
+/// usual ones are not asked for twice.
+const MIN_RTO: Duration = Duration::from_millis(200);
+/// The longest (the attempt's timeout bounds it anyway).
+const MAX_RTO: Duration = Duration::from_secs(60);
+
+impl RoundTrip {
+    fn new() -> Self {
+        Self {
+            estimate: Mutex::new(None),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        match *lock(&self.estimate) {
+            None => INITIAL_RTO,
+            Some((srtt, rttvar)) => {
+                Duration::from_secs_f64(srtt + 4.0 * rttvar).clamp(MIN_RTO, MAX_RTO)
+            }
+        }
+    }
+
+    fn observe(&self, sample: Duration) {
+        let r = sample.as_secs_f64();
+        let mut estimate = lock(&self.estimate);
+        *estimate = Some(match *estimate {
+            None => (r, r / 2.0),
+            Some((srtt, rttvar)) => (
+                0.875 * srtt + 0.125 * r,
+                0.75 * rttvar + 0.25 * (srtt - r).abs(),
+            ),
+        });
     }
 }
 
@@ -308,6 +386,8 @@ impl Channel {
     ) -> std::io::Result<Arc<Self>> {
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
+        // Best effort: the default buffer still works, with more drops.
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER);
         let channel = Arc::new(Self {
             socket: UdpSocket::from_std(socket)?,
             state: Mutex::new(State::default()),
@@ -352,11 +432,11 @@ impl Channel {
     }
 
     /// An answer from `from`: given to its waiting query, or dropped and
-    /// counted. Returns whether a replaced socket has nothing left to wait for.
-    fn deliver(&self, bytes: &[u8], from: SocketAddr, dropped: &Dropped) -> bool {
+    /// counted.
+    fn deliver(&self, bytes: &[u8], from: SocketAddr, dropped: &Dropped) {
         let Ok(message) = Message::from_vec(bytes) else {
             dropped.count("malformed");
-            return self.drained();
+            return;
         };
         let mut state = lock(&self.state);
         let verdict = match state.waiting.get(&message.metadata.id) {
@@ -375,12 +455,13 @@ impl Channel {
             }
             Err(reason) => dropped.count(reason),
         }
-        state.retired && state.waiting.is_empty()
     }
 
-    fn drained(&self) -> bool {
-        let state = lock(&self.state);
-        state.retired && state.waiting.is_empty()
+    /// Whether a replaced socket is done: no query waits on it and none
+    /// can start (only its receiver still holds it; a query about to
+    /// register holds it too).
+    fn drained(self: &Arc<Self>) -> bool {
+        lock(&self.state).retired && Arc::strong_count(self) == 1
     }
 }
 
@@ -410,19 +491,16 @@ async fn receive(channel: Arc<Channel>, dropped: Arc<Dropped>, stop: Cancellatio
             () = stop.cancelled() => return,
             received = tokio::time::timeout(IDLE_CHECK, channel.socket.recv_from(&mut buffer)) => received,
         };
-        let done = match received {
+        match received {
             Ok(Ok((length, from))) => {
-                channel.deliver(buffer.get(..length).unwrap_or_default(), from, &dropped)
+                channel.deliver(buffer.get(..length).unwrap_or_default(), from, &dropped);
             }
-            Ok(Err(_)) => {
-                // An ICMP error reported on the socket: nothing to read;
-                // bounded so that a persistent error cannot spin.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                channel.drained()
-            }
-            Err(_) => channel.drained(),
-        };
-        if done {
+            // An error reported on the socket: nothing to read; bounded so
+            // that a persistent error cannot spin.
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => {}
+        }
+        if channel.drained() {
             return;
         }
     }
