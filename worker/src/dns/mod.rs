@@ -110,7 +110,8 @@ impl MxResolver {
         };
         // MX, then the exchanges (or the implicit MX) in parallel: two stages.
         let deadline = self.lookup_deadline * 3;
-        let result = match tokio::time::timeout(deadline, self.resolve_name(&name)).await {
+        let result = match tokio::time::timeout(deadline, Box::pin(self.resolve_name(&name))).await
+        {
             Ok(result) => result,
             Err(_) => DnsResult::failed(DnsStatus::Timeout, "resolution exceeded its deadline"),
         };
@@ -263,7 +264,7 @@ impl MxResolver {
 
     async fn cached_lookup(&self, name: &Name, rtype: RecordType) -> Result<Records, Failure> {
         self.addresses
-            .get_or_fetch(name, rtype, || self.fetch(name, rtype))
+            .get_or_fetch(name, rtype, || Box::pin(self.fetch(name, rtype)))
             .await
     }
 

@@ -236,7 +236,7 @@ struct RoundTrip {
 const INITIAL_RTO: Duration = Duration::from_secs(1);
 /// The shortest retransmission timeout: answers a little slower than the
 /// usual ones are not asked for twice.
-const MIN_RTO: Duration = Duration::from_millis(200);
+const MIN_RTO: Duration = Duration::from_millis(50);
 /// The longest (the attempt's timeout bounds it anyway).
 const MAX_RTO: Duration = Duration::from_secs(60);
 

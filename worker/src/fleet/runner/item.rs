@@ -64,7 +64,8 @@ impl Item {
                     Some(checks) => {
                         let mx_names: Vec<String> =
                             dns.mx.iter().map(|mx| mx.exchange.clone()).collect();
-                        Some(checks.domain(&domain, &dns).await.finish(&mx_names, &[]))
+                        let facts = Box::pin(checks.domain(&domain, &dns)).await;
+                        Some(facts.finish(&mx_names, &[]))
                     }
                     None => None,
                 };
@@ -89,9 +90,11 @@ impl Item {
                 } else {
                     // Each session waits for its own pacing turn and permit.
                     drop(permit);
-                    retry::run(stamp.retry, &stamp.gate, ip, || {
+                    // Boxed: a probe's state is large, and a resolve item
+                    // (most items) should not carry its size when spawned.
+                    Box::pin(retry::run(stamp.retry, &stamp.gate, ip, || {
                         stamp.prober.probe_target(ip, names.clone())
-                    })
+                    }))
                     .await
                 };
                 crate::metrics::target_record(&record);
