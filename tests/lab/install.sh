@@ -213,6 +213,8 @@ echo "install.sh: lab ready (exim: $EXIM_BIN, opensmtpd: $OPENSMTPD_BIN, sendmai
 # poking at them. The lab runs its own knotd on 127.0.0.1:5354 with its own
 # config; Debian's knot service (port 53) is not needed: stop and disable it.
 apt-get install -y --no-install-recommends knot knot-dnsutils
+# dnsperf: the baseline of the national benchmark (`mxscope-perf-lab national`).
+apt-get install -y --no-install-recommends dnsperf
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now knot 2>/dev/null || true
 else
