@@ -18,7 +18,9 @@ pub const MAX_EHLO_NAME: usize = 255;
 const MAX_LABEL: usize = 63;
 
 /// A valid EHLO argument (RFC 5321 §4.1.1.1: `Domain / address-literal`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct EhloName(String);
 

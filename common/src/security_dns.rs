@@ -12,7 +12,19 @@ use serde::{Deserialize, Serialize};
 /// `indeterminate` says the measurement could not be made (the resolver
 /// could not provide the chain). Every non-`secure` state carries a
 /// [`DnssecReason`] beside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DnssecStatus {
@@ -32,7 +44,19 @@ pub enum DnssecStatus {
 /// Why an RRset is not `secure`: a short machine-readable reason, recorded
 /// beside every non-secure [`DnssecStatus`] and DANE verdict, counted in the
 /// report. Names are part of the record contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DnssecReason {
@@ -147,7 +171,7 @@ pub const RESOLVER_CHECK_EVERY: u64 = 256;
 
 /// What the resolver self-check found (run once per scan and worker before
 /// any DNSSEC verdict): can the configured resolvers support validation?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolverCheck {
     /// The resolvers can support validation. When false, every DNSSEC and
     /// DANE verdict of this vantage is `indeterminate` with [`Self::reason`].
@@ -185,7 +209,19 @@ pub struct ResolverCheck {
 }
 
 /// The verdict of DANE for SMTP on one (MX, IP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DaneVerdict {
@@ -209,7 +245,7 @@ pub enum DaneVerdict {
 }
 
 /// One TLSA record (RFC 6698 §2.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TlsaRecord {
     /// 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
     pub usage: u8,
@@ -222,7 +258,7 @@ pub struct TlsaRecord {
 }
 
 /// DANE result of one (MX, IP).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DaneResult {
     pub verdict: DaneVerdict,
     /// The TLSA RRset of `_25._tcp.<mx>` (every record, usable or not).
@@ -238,7 +274,19 @@ pub struct DaneResult {
 }
 
 /// The verdict of reverse DNS on one IP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReverseDnsVerdict {
@@ -253,7 +301,7 @@ pub enum ReverseDnsVerdict {
 }
 
 /// Reverse DNS of one IP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReverseDns {
     pub verdict: ReverseDnsVerdict,
     /// The PTR names (lowercase, no trailing dot), sorted.

@@ -17,7 +17,19 @@ use serde::{Deserialize, Serialize};
 /// content type, syntax), and a DNS failure (SERVFAIL, timeout) for the
 /// policy host, is *fetch failed*: something answers but no usable policy
 /// comes out, or the absence is not proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MtaStsVerdict {
@@ -47,7 +59,19 @@ pub enum MtaStsVerdict {
 }
 
 /// MTA-STS policy mode (RFC 8461 §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyMode {
     Enforce,
@@ -56,7 +80,7 @@ pub enum PolicyMode {
 }
 
 /// A parsed MTA-STS policy (`/.well-known/mta-sts.txt`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Policy {
     pub mode: PolicyMode,
     /// The `mx` patterns in order, lowercase, without trailing dot
@@ -67,7 +91,7 @@ pub struct Policy {
 }
 
 /// How one MX fares against the policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MxPolicyCheck {
     /// The MX host name.
     pub mx: String,
@@ -84,7 +108,7 @@ pub struct MxPolicyCheck {
 }
 
 /// A domain's MTA-STS state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MtaSts {
     pub verdict: MtaStsVerdict,
     /// The `id` of the `_mta-sts` TXT record, when it was valid.
@@ -102,7 +126,19 @@ pub struct MtaSts {
 }
 
 /// The TLS-RPT verdict of one domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TlsRptVerdict {
@@ -117,7 +153,7 @@ pub enum TlsRptVerdict {
 }
 
 /// A domain's SMTP TLS Reporting record (`_smtp._tls.<domain>` TXT).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TlsRpt {
     pub verdict: TlsRptVerdict,
     /// A `v=TLSRPTv1` record exists (valid or not).

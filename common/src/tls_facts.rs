@@ -6,7 +6,19 @@
 use serde::{Deserialize, Serialize};
 
 /// Certificate verification result (chain and validity; names are in `name_match`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Verification {
@@ -36,7 +48,19 @@ impl Verification {
 /// Why the TLS handshake after STARTTLS did not complete (a fact, never a
 /// string to classify; the server's or the stack's own words are in
 /// `detail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum HandshakeFailure {
@@ -70,7 +94,9 @@ pub enum HandshakeFailure {
 }
 
 /// Where a target's TLS facts come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TlsSource {
@@ -92,7 +118,19 @@ impl TlsSource {
 }
 
 /// How the session key was agreed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum KeyExchange {
@@ -138,7 +176,7 @@ impl KeyExchange {
 }
 
 /// The suite a server chose for one protocol version, and what it implies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SuiteChoice {
     /// IANA name.
     pub cipher: String,
@@ -159,7 +197,7 @@ impl SuiteChoice {
 }
 
 /// The certificate a server presents for one MX name (SNI) at one IP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NameCertificate {
     /// Whether the leaf covers this MX name (RFC 6125); `None` when not checked.
     pub name_match: Option<bool>,
@@ -176,7 +214,19 @@ pub struct NameCertificate {
 }
 
 /// How a name's certificate was learnt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NameCheck {

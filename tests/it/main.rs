@@ -28,6 +28,7 @@ mod postfix;
 mod probe;
 mod report;
 mod scan;
+mod schema;
 mod security;
 mod security_resolvers;
 mod security_scan;

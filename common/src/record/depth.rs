@@ -12,7 +12,18 @@ use crate::tls_facts::KeyExchange;
 
 /// How deep a probe looks at a server's TLS, in sessions paid per IP.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum DepthLevel {
@@ -74,7 +85,19 @@ impl FromStr for DepthLevel {
 /// A class of cipher suite that a finding is about. A suite belongs to
 /// every class whose property it has (`TLS_RSA_EXPORT_WITH_RC4_40_MD5` is
 /// export, RC4 and without forward secrecy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteClass {
     /// No encryption at all.
@@ -172,7 +195,7 @@ impl SuiteClass {
 }
 
 /// What the extra hellos of one protocol version learnt.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionDepth {
     /// Classes of the accepted suites (their union).
     pub classes: Vec<SuiteClass>,
@@ -199,7 +222,9 @@ pub struct VersionDepth {
 }
 
 /// A yes/no fact learnt from a hello, or why not.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tested {
     Yes,
@@ -225,7 +250,7 @@ impl Tested {
 }
 
 /// What `--tls-depth` learnt about one target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TlsDepth {
     pub level: DepthLevel,
     /// Per version key (`tls1_2`, as in `protocols`).

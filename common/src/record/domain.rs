@@ -12,7 +12,7 @@ use crate::security_dns::{DnssecReason, DnssecStatus, ResolverCheck};
 use crate::security_policy::{MtaSts, TlsRpt};
 
 /// One record per (scan, vantage, domain).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DomainRecord {
     /// Always `"domain"`.
     pub kind: String,
@@ -52,7 +52,7 @@ impl DomainRecord {
 }
 
 /// What a domain publishes about transport security (schema 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DomainSecurity {
     /// DNSSEC status of the domain's MX RRset (or of its denial).
     pub dnssec_mx: DnssecStatus,
@@ -80,7 +80,19 @@ pub struct DomainSecurity {
 }
 
 /// Status of a domain's MX resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DnsStatus {
@@ -100,7 +112,7 @@ pub enum DnsStatus {
 }
 
 /// What DNS said about a domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DnsResult {
     pub status: DnsStatus,
     /// RFC 7505 null MX (`0 .`): the domain accepts no mail.
@@ -131,7 +143,7 @@ impl DnsResult {
 }
 
 /// One exchange of a domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MxEntry {
     pub preference: u16,
     /// The exchange name, lowercase, without trailing dot.
@@ -142,7 +154,7 @@ pub struct MxEntry {
 }
 
 /// A DNS fact worth reporting that does not stop the measurement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DnsAnomaly {

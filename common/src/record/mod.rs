@@ -34,8 +34,15 @@ pub use tls::{CertInfo, KeyInfo, OcspStaple, Protocols, TlsFacts, Verification, 
 /// 2 added `security` (domain) and `dane` / `ptr` (target); every field of 1 is kept.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// The JSON Schema (draft 2020-12) of a [`Record`] as stored and exported,
+/// derived from the types; `docs/record.schema.json` is this, pretty-printed
+/// (a unit test keeps them equal).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Record)).unwrap_or_default()
+}
+
 /// Any record: what workers deliver and what exports contain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 // Most records in flight are targets (the large variant): boxing them would
 // add an allocation per record to save space on the rarer domain records.
@@ -91,6 +98,29 @@ mod tests {
     use crate::security_dns::{DaneResult, DnssecReason, DnssecStatus};
     use crate::security_policy::{MtaSts, TlsRpt};
     use crate::security_policy::{MtaStsVerdict, TlsRptVerdict};
+
+    /// `docs/record.schema.json` is the schema the types give; after a
+    /// change of the record, rewrite it with
+    /// `MXSCOPE_WRITE_SCHEMA=1 cargo test -p mxscope-common record_schema`.
+    #[test]
+    fn the_record_schema_in_the_docs_is_the_types_schema() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/record.schema.json");
+        let ours = serde_json::to_string_pretty(&json_schema()).expect("a schema") + "\n";
+        if std::env::var_os("MXSCOPE_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, &ours).expect("writing docs/record.schema.json");
+        }
+        let docs = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            docs == ours,
+            "docs/record.schema.json differs from the record's types: run MXSCOPE_WRITE_SCHEMA=1 cargo test -p mxscope-common record_schema"
+        );
+        // The two kinds, each with its identifying fields required.
+        let text = ours.as_str();
+        for field in ["\"domain\"", "\"ip\"", "\"outcome\"", "\"schema_version\""] {
+            assert!(text.contains(field), "{field} in the schema");
+        }
+    }
 
     #[test]
     fn snake_is_the_record_name() {

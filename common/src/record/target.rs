@@ -13,7 +13,7 @@ use crate::security_dns::{DaneResult, ReverseDns};
 use crate::tls_facts::{HandshakeFailure, NameCertificate, SuiteChoice};
 
 /// One record per (scan, vantage, ip): what one SMTP session to one IP showed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetRecord {
     /// Always `"target"`.
     pub kind: String,
@@ -163,7 +163,7 @@ impl TargetRecord {
 }
 
 /// Milliseconds spent per phase; absent phases were not reached.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect: Option<u64>,
@@ -181,14 +181,26 @@ pub struct Timings {
 }
 
 /// A whole SMTP reply: code and text lines (decoded lossily, for display).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reply {
     pub code: u16,
     pub text: String,
 }
 
 /// A protocol fact about a session that a correct server would not show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Anomaly {
@@ -224,7 +236,7 @@ pub enum Anomaly {
 }
 
 /// Why a target was recorded `skipped` without a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SkipReason {
@@ -247,7 +259,7 @@ impl SkipReason {
 }
 
 /// One session of a retried target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub outcome: Outcome,
     pub phase: Phase,
@@ -261,7 +273,7 @@ pub struct Attempt {
 }
 
 /// The attempts of a target that was retried; absent when one session sufficed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Retries {
     /// Every attempt, oldest first; the last one is the record's own outcome.
     pub attempts: Vec<Attempt>,

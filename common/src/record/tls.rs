@@ -9,7 +9,7 @@ pub use crate::tls_facts::Verification;
 use crate::tls_facts::{KeyExchange, TlsSource};
 
 /// What the TLS handshake showed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TlsFacts {
     /// `TLSv1.2`, `TLSv1.3`.
     pub version: String,
@@ -51,7 +51,7 @@ pub struct TlsFacts {
 }
 
 /// A stapled OCSP response, as read (never fetched).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OcspStaple {
     /// `good`, `revoked`, `unknown` (the responder's word for the leaf), or
     /// `unsuccessful` (a responseStatus other than successful) and
@@ -76,7 +76,7 @@ pub struct OcspStaple {
 }
 
 /// One certificate of a chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertInfo {
     /// False when the DER did not parse; only `sha256` and `der_base64` are then set.
     pub parsed: bool,
@@ -106,7 +106,7 @@ pub struct CertInfo {
 }
 
 /// Public key facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyInfo {
     /// `RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`, or `unknown`.
     #[serde(rename = "type")]
@@ -117,7 +117,18 @@ pub struct KeyInfo {
 
 /// Support for one protocol version.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum VersionSupport {
@@ -129,7 +140,7 @@ pub enum VersionSupport {
 }
 
 /// Protocol version support, SSLv3 to TLS 1.3.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Protocols {
     pub ssl3: VersionSupport,
     pub tls1_0: VersionSupport,
