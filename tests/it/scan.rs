@@ -268,7 +268,7 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
 /// freed, `--resume` finishes the scan with the uninterrupted headline.
 #[test]
 fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     lab::postfix();
     lab::fakes();
@@ -295,18 +295,7 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
     );
     let expected = headline(&String::from_utf8_lossy(&out.stdout));
 
-    let small = dir.join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let _ = Command::new("umount").arg(&small).status();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "mounting a tmpfs (the suite runs as root)"
-    );
+    let small = small_filesystem(&dir);
     let data = small.join("data");
     let mut child = scan(&data)
         .arg(&list)
@@ -319,12 +308,7 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
         .by_ref()
         .map_while(Result::ok)
         .any(|l| l.starts_with("scan s1:")));
-    // Fill what is left of the filesystem.
-    let filler = small.join("filler");
-    let mut file = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while file.write_all(&chunk).is_ok() {}
-    drop(file);
+    let filler = fill(&small);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     let stderr = rest.join("\n");
@@ -351,6 +335,104 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(headline(&resumed), expected);
+}
+
+/// The same, with space freed before `--full-disk-wait` ends: the store is
+/// tried again, the coordinator reloads from it, the worker resends what
+/// was not acknowledged, and the same process finishes with the
+/// uninterrupted headline.
+#[test]
+fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    lab::postfix();
+    lab::fakes();
+    let dir = test_dir("full-disk-freed");
+    let list = dir.join("lab.txt");
+    let domains = [
+        domains::SINGLE.to_string(),
+        domains::MULTI.into(),
+        domains::NULLMX.into(),
+        domains::NXDOMAIN.into(),
+        domains::for_host(&MX_SILENT),
+    ];
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    let out = lab_scan(&dir.join("whole")).arg(&list).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = headline(&String::from_utf8_lossy(&out.stdout));
+
+    let small = small_filesystem(&dir);
+    let data = small.join("data");
+    let mut child = lab_scan(&data)
+        .args(["--full-disk-wait", "5m"])
+        .arg(&list)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("scan s1:")));
+    let filler = fill(&small);
+    let said: Vec<String> = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("cannot write the data directory"))
+        .collect();
+    std::fs::remove_file(&filler).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let _ = Command::new("umount").arg(&small).status();
+    let stderr = format!("{}\n{}", said.join("\n"), rest.join("\n"));
+    assert!(
+        status.success(),
+        "the scan goes on once space is back: {stderr}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("is writable again")),
+        "the recovery is said: {stderr}"
+    );
+    assert_eq!(headline(&stdout), expected, "{stderr}");
+}
+
+/// A 16 MiB tmpfs mounted at `dir/small` (the suite runs as root).
+fn small_filesystem(dir: &std::path::Path) -> std::path::PathBuf {
+    let small = dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let _ = Command::new("umount").arg(&small).status();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mounting a tmpfs (the suite runs as root)"
+    );
+    small
+}
+
+/// Fill what is left of the filesystem at `dir`; the filler's path.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    filler
 }
 
 /// `mxscope scan` on the lab with `data` as its directory, fast timeouts and

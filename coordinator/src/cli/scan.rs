@@ -251,10 +251,16 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let bar = ScanProgress::new();
     let mut full: Option<String> = None;
     let interrupted = loop {
-        let status = coordinator.status(&scan_id)?;
-        bar.update(&status);
-        if status.meta.state != ScanState::Running {
-            break false;
+        // While the store fails it may be closed for a moment (reopened).
+        match coordinator.status(&scan_id) {
+            Ok(status) => {
+                bar.update(&status);
+                if status.meta.state != ScanState::Running {
+                    break false;
+                }
+            }
+            Err(_) if coordinator.storage_problem().is_some() => {}
+            Err(error) => return Err(error.into()),
         }
         if coordinator
             .storage_failing_for()

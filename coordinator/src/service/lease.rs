@@ -46,8 +46,9 @@ impl Coordinator {
         max: usize,
         budget: ItemBudget,
     ) -> Result<Vec<Leased>, ServiceError> {
-        // No new work while the store cannot be written.
-        if self.storage_problem().is_some() {
+        // No new work while the store cannot be written (tried again now
+        // and then: it resumes by itself).
+        if self.storage_problem().is_some() && !self.recover_storage() {
             return Ok(Vec::new());
         }
         let now = self.now();

@@ -35,7 +35,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::exclusion::ExclusionSet;
 use crate::model::{ScanMeta, ScanState, Task, TaskState};
@@ -77,6 +77,68 @@ pub struct Coordinator {
     work_ready: tokio::sync::Notify,
 }
 
+/// The coordinator's memory as the store holds it: every scan, the progress
+/// of each (every stored task counted once), the leased tasks of running
+/// scans with their networks, and where each pending queue's feed ends
+/// (pending tasks are fed from the store when needed). Blocking.
+fn load(store: &Store) -> Result<Inner, ServiceError> {
+    let mut inner = Inner::default();
+    for scan in store.scans()? {
+        inner.progress.entry(scan.id.clone()).or_default();
+        inner.scans.insert(scan.id.clone(), scan);
+    }
+    // (scan, vantage, class) → one past the highest task number.
+    let mut ends: HashMap<(String, String, TaskClass), u64> = HashMap::new();
+    let mut leased = 0usize;
+    for task in store.tasks() {
+        let task = task?;
+        // A reader's store keeps the tasks of an interrupted
+        // submission: without their scan's meta they do not exist.
+        if !inner.scans.contains_key(&task.scan) {
+            continue;
+        }
+        let class = TaskClass::of(&task);
+        inner.count_new(&task.scan, class, &task.state, 1, task.items() as u64);
+        if let TaskState::Failed { .. } = task.state {
+            if let Some(p) = inner.progress.get_mut(&task.scan) {
+                p.failed_items += task.items() as u64;
+            }
+        }
+        if let Some(seq) = scheduler::task_seq(&task.id, class) {
+            let end = ends
+                .entry((task.scan.clone(), task.vantage.clone(), class))
+                .or_default();
+            *end = (*end).max(seq + 1);
+        }
+        let running = inner
+            .scans
+            .get(&task.scan)
+            .is_some_and(|s| s.state == ScanState::Running);
+        if let (true, TaskState::Leased { worker, .. }) = (running, &task.state) {
+            // Resumed after a restart: the lease still holds its networks.
+            inner.networks.claim(&task, &worker.clone());
+            inner.loaded.insert(task.id.clone());
+            inner.tasks.insert(task.id.clone(), task);
+            leased += 1;
+        }
+    }
+    for ((scan, vantage, class), end) in ends {
+        let running = inner
+            .scans
+            .get(&scan)
+            .is_some_and(|s| s.state == ScanState::Running);
+        if running {
+            inner.feed(&scan, &vantage, class).end = end;
+        }
+    }
+    info!(
+        scans = inner.scans.len(),
+        leased_tasks = leased,
+        "coordinator opened"
+    );
+    Ok(inner)
+}
+
 /// Most submissions received at once: each stages up to
 /// [`crate::store::RUN_NAMES`] names in memory before it spills them to
 /// disk, so this bounds that memory (docs/guide.md states the budget). One
@@ -114,60 +176,7 @@ impl Coordinator {
         config: CoordinatorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
-        let mut inner = Inner::default();
-        for scan in store.scans()? {
-            inner.progress.entry(scan.id.clone()).or_default();
-            inner.scans.insert(scan.id.clone(), scan);
-        }
-        // (scan, vantage, class) → one past the highest task number.
-        let mut ends: HashMap<(String, String, TaskClass), u64> = HashMap::new();
-        let mut leased = 0usize;
-        for task in store.tasks() {
-            let task = task?;
-            // A reader's store keeps the tasks of an interrupted
-            // submission: without their scan's meta they do not exist.
-            if !inner.scans.contains_key(&task.scan) {
-                continue;
-            }
-            let class = TaskClass::of(&task);
-            inner.count_new(&task.scan, class, &task.state, 1, task.items() as u64);
-            if let TaskState::Failed { .. } = task.state {
-                if let Some(p) = inner.progress.get_mut(&task.scan) {
-                    p.failed_items += task.items() as u64;
-                }
-            }
-            if let Some(seq) = scheduler::task_seq(&task.id, class) {
-                let end = ends
-                    .entry((task.scan.clone(), task.vantage.clone(), class))
-                    .or_default();
-                *end = (*end).max(seq + 1);
-            }
-            let running = inner
-                .scans
-                .get(&task.scan)
-                .is_some_and(|s| s.state == ScanState::Running);
-            if let (true, TaskState::Leased { worker, .. }) = (running, &task.state) {
-                // Resumed after a restart: the lease still holds its networks.
-                inner.networks.claim(&task, &worker.clone());
-                inner.loaded.insert(task.id.clone());
-                inner.tasks.insert(task.id.clone(), task);
-                leased += 1;
-            }
-        }
-        for ((scan, vantage, class), end) in ends {
-            let running = inner
-                .scans
-                .get(&scan)
-                .is_some_and(|s| s.state == ScanState::Running);
-            if running {
-                inner.feed(&scan, &vantage, class).end = end;
-            }
-        }
-        info!(
-            scans = inner.scans.len(),
-            leased_tasks = leased,
-            "coordinator opened"
-        );
+        let inner = load(&store)?;
         Ok(Self {
             store,
             config,
@@ -204,7 +213,7 @@ impl Coordinator {
     /// Remember a worker; workers whose egress check failed get no probe tasks.
     pub fn register(&self, hello: WorkerHello) {
         if hello.egress_ok == Some(false) {
-            tracing::warn!(worker = %hello.worker_id, vantage = %hello.vantage, "worker has no port-25 egress: it gets resolve tasks only");
+            warn!(worker = %hello.worker_id, vantage = %hello.vantage, "worker has no port-25 egress: it gets resolve tasks only");
         }
         info!(worker = %hello.worker_id, vantage = %hello.vantage, capacity = hello.capacity, "worker registered");
         let now = self.now();
@@ -312,6 +321,48 @@ impl Coordinator {
     async fn flush_noted(&self) -> Result<(), ServiceError> {
         let flushed = self.store.flush().await;
         self.noted(flushed)
+    }
+
+    /// While the store fails (and at most every [`storage::RETRY_EVERY`]):
+    /// reopen it, try a write, and when it takes one, reload the memory
+    /// from it as a restart would — keeping what is known of the workers —
+    /// and end the failing state. Whether the store is writable now.
+    /// Blocking (sled), like the service's other store calls.
+    pub(crate) fn recover_storage(&self) -> bool {
+        if !lock(&self.storage).retry_due() {
+            return self.storage_problem().is_none();
+        }
+        // Reopening sled on a still-full disk fails and leaves it closed:
+        // first a file of a log segment's size must fit beside it.
+        if let Err(error) = storage::room_for_a_segment(self.store.dir()) {
+            let error = crate::store::StoreError::Storage(Box::new(error));
+            lock(&self.storage).note(&error, self.store.dir());
+            return false;
+        }
+        // No task state is decided or written while the memory is swapped.
+        let _writer = lock(&self.writer);
+        let reopened = self.store.reopen().and_then(|()| self.store.probe_write());
+        if let Err(error) = reopened {
+            lock(&self.storage).note(&error, self.store.dir());
+            return false;
+        }
+        let fresh = match load(&self.store) {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                warn!(%error, "reloading from the store after it became writable again");
+                return false;
+            }
+        };
+        {
+            let mut inner = self.lock();
+            let old = std::mem::replace(&mut *inner, fresh);
+            inner.workers = old.workers;
+            inner.seen = old.seen;
+            inner.last_call = old.last_call;
+        }
+        lock(&self.storage).recovered(self.store.dir());
+        self.wake_leasers();
+        true
     }
 
     /// What is wrong with the store's writes, `None` while they succeed.

@@ -6,9 +6,13 @@
 //! space, the `mxscope_coordinator_store_writable` gauge, `/readyz` false
 //! with the reason, a line in `status`). sled fails every write after such
 //! an error until it is reopened, and the coordinator's memory may then be
-//! ahead of its disk: the way back is a restart from the store — `mxscope
-//! scan --resume`, or `mxscope serve` exiting after `--full-disk-wait` so
-//! that its supervisor (systemd, Compose) starts it again once it can.
+//! ahead of its disk. So, every [`RETRY_EVERY`] while failing (on a lease
+//! call: workers keep asking), it reopens the store, writes a probe key and
+//! flushes; when that succeeds it reloads its memory from the store, as a
+//! restart would (keeping what it knows of the workers), and leases again:
+//! the workers resend what was not acknowledged. `mxscope scan` and
+//! `mxscope serve` still stop after `--full-disk-wait` when space never
+//! comes back (`mxscope scan --resume`, or the supervisor's restart).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +21,8 @@ use crate::store::StoreError;
 
 /// How often the failing state is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// How often a failing store is tried again.
+pub(super) const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// Since when and why writes fail.
 #[derive(Debug, Clone)]
@@ -30,6 +36,8 @@ pub(super) struct Failing {
 #[derive(Debug, Default)]
 pub(super) struct StorageHealth {
     failing: Option<Failing>,
+    /// When the store was last tried again.
+    tried: Option<Instant>,
 }
 
 impl StorageHealth {
@@ -63,6 +71,34 @@ impl StorageHealth {
         crate::metrics::store_writable(false);
     }
 
+    /// Whether a failing store is due to be tried again (and note the try).
+    pub(super) fn retry_due(&mut self) -> bool {
+        let now = Instant::now();
+        if self.failing.is_none()
+            || self
+                .tried
+                .is_some_and(|t| now.duration_since(t) < RETRY_EVERY)
+        {
+            return false;
+        }
+        self.tried = Some(now);
+        true
+    }
+
+    /// Writes succeed again: the failing state ends, said once.
+    pub(super) fn recovered(&mut self, dir: &Path) {
+        if let Some(failing) = self.failing.take() {
+            tracing::warn!(
+                "the data directory {} is writable again after {}s: resumed from the store; \
+                 workers resend what was not acknowledged",
+                dir.display(),
+                failing.since.elapsed().as_secs()
+            );
+        }
+        self.tried = None;
+        crate::metrics::store_writable(true);
+    }
+
     /// What is wrong, for `status`, `/readyz` and `mxscope scan`; `None`
     /// while writes succeed.
     pub(super) fn problem(&self, dir: &Path) -> Option<String> {
@@ -82,12 +118,26 @@ fn describe(failing: &Failing, dir: &Path) -> String {
     );
     format!(
         "cannot write the data directory {} ({free}) for {}s: {}; no new work is leased — \
-         free space, then restart the coordinator on it (`mxscope scan --resume` for a \
-         one-process scan)",
+         free space: the store is tried again every {}s and the scan goes on by itself",
         dir.display(),
         failing.since.elapsed().as_secs(),
-        failing.detail
+        failing.detail,
+        RETRY_EVERY.as_secs()
     )
+}
+
+/// Whether a file of two of sled's log segments (2 × 512 KiB) can be
+/// written and synced in `dir` (it is removed again). Blocking.
+pub(super) fn room_for_a_segment(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join("write-probe.tmp");
+    let written = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&vec![0u8; 1 << 20])?;
+        file.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    written
 }
 
 /// Bytes available to this process on `dir`'s filesystem.

@@ -252,6 +252,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store takes a write again: a key written to sled's
+    /// default tree (which holds nothing else), removed, and flushed.
+    /// Blocking.
+    pub fn probe_write(&self) -> Result<()> {
+        let h = self.h()?;
+        h.db.insert(b"write-probe", &[1u8][..]).map_err(storage)?;
+        h.db.remove(b"write-probe").map_err(storage)?;
+        h.db.flush().map_err(storage)?;
+        Ok(())
+    }
+
     /// Deletes tasks (and index entries) whose scan has no meta, and keeps
     /// the scan counter ahead of every stored scan.
     fn recover(&self) -> Result<()> {
