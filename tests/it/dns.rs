@@ -316,6 +316,15 @@ async fn closed_server_times_out() {
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 }
 
+/// What the fake name server's two domains truly resolve to.
+fn true_answer() -> DnsResult {
+    ok(vec![entry(
+        10,
+        spoof_dns::EXCHANGE,
+        &[IpAddr::V4(spoof_dns::EXCHANGE_IP)],
+    )])
+}
+
 /// Forged answers (wrong ID, from another port, from another address, for
 /// another question, not DNS) before the true one: none is taken, each is
 /// counted by its reason, and the true answer still counts.
@@ -324,14 +333,7 @@ async fn answers_that_match_no_query_are_ignored_and_counted() {
     let server = SpoofingServer::start().await.expect("the fake name server");
     let r = resolver_at(server.addr, Duration::from_secs(2), 1);
     let result = r.resolve(spoof_dns::DOMAIN).await;
-    assert_eq!(
-        result,
-        ok(vec![entry(
-            10,
-            spoof_dns::EXCHANGE,
-            &[IpAddr::V4(spoof_dns::EXCHANGE_IP)]
-        )])
-    );
+    assert_eq!(result, true_answer());
     let count = |reason: &str| spoof_dns::FORGED.iter().filter(|r| **r == reason).count() as u64;
     assert_eq!(
         r.dropped_answers(),
@@ -351,14 +353,7 @@ async fn a_truncated_answer_is_asked_again_over_tcp() {
     let server = SpoofingServer::start().await.expect("the fake name server");
     let r = resolver_at(server.addr, Duration::from_secs(2), 1);
     let result = r.resolve(spoof_dns::TRUNCATED).await;
-    assert_eq!(
-        result,
-        ok(vec![entry(
-            10,
-            spoof_dns::EXCHANGE,
-            &[IpAddr::V4(spoof_dns::EXCHANGE_IP)]
-        )])
-    );
+    assert_eq!(result, true_answer());
     assert_eq!(server.tcp_queries(), 1);
     assert_eq!(r.dropped_answers(), DroppedAnswers::default());
 }

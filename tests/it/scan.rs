@@ -273,27 +273,13 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
     lab::postfix();
     lab::fakes();
     let dir = test_dir("full-disk");
-    let list = dir.join("lab.txt");
-    let domains = [
-        domains::SINGLE.to_string(),
-        domains::MULTI.into(),
-        domains::NULLMX.into(),
-        domains::NXDOMAIN.into(),
-        domains::for_host(&MX_SILENT),
-    ];
-    std::fs::write(&list, domains.join("\n")).unwrap();
+    let list = held_list(&dir);
     let scan = |data: &std::path::Path| {
         let mut cmd = lab_scan(data);
         cmd.args(["--full-disk-wait", "2s"]);
         cmd
     };
-    let out = scan(&dir.join("whole")).arg(&list).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = headline(&String::from_utf8_lossy(&out.stdout));
+    let expected = uninterrupted_headline(&dir, &list);
 
     let small = small_filesystem(&dir);
     let data = small.join("data");
@@ -348,22 +334,8 @@ fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
     lab::postfix();
     lab::fakes();
     let dir = test_dir("full-disk-freed");
-    let list = dir.join("lab.txt");
-    let domains = [
-        domains::SINGLE.to_string(),
-        domains::MULTI.into(),
-        domains::NULLMX.into(),
-        domains::NXDOMAIN.into(),
-        domains::for_host(&MX_SILENT),
-    ];
-    std::fs::write(&list, domains.join("\n")).unwrap();
-    let out = lab_scan(&dir.join("whole")).arg(&list).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = headline(&String::from_utf8_lossy(&out.stdout));
+    let list = held_list(&dir);
+    let expected = uninterrupted_headline(&dir, &list);
 
     let small = small_filesystem(&dir);
     let data = small.join("data");
@@ -406,6 +378,31 @@ fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
         "the recovery is said: {stderr}"
     );
     assert_eq!(headline(&stdout), expected, "{stderr}");
+}
+
+/// A lab list whose silent host holds a scan for the greeting timeout.
+fn held_list(dir: &std::path::Path) -> std::path::PathBuf {
+    let list = dir.join("lab.txt");
+    let domains = [
+        domains::SINGLE.to_string(),
+        domains::MULTI.into(),
+        domains::NULLMX.into(),
+        domains::NXDOMAIN.into(),
+        domains::for_host(&MX_SILENT),
+    ];
+    std::fs::write(&list, domains.join("\n")).unwrap();
+    list
+}
+
+/// The headline of a scan of `list` left alone (in `dir/whole`).
+fn uninterrupted_headline(dir: &std::path::Path, list: &std::path::Path) -> String {
+    let out = lab_scan(&dir.join("whole")).arg(list).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    headline(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// A 16 MiB tmpfs mounted at `dir/small` (the suite runs as root).

@@ -11,6 +11,7 @@
 //! - `transport`: the queries on the wire (a few long-lived UDP sockets,
 //!   answers matched by ID, server and question; TCP on truncation).
 //! - `wire`: the query's bytes and what an answer says (pure).
+//! - `rtt`: the retransmission timeout (RFC 6298).
 //! - `cache`: the exchange addresses, once per name and TTL.
 //! - `setup`: [`DnsConfig`], [`DnsSetupError`] and the name servers and
 //!   options every resolver of the worker shares (MX, validating, policy).
@@ -19,6 +20,7 @@
 
 mod answers;
 mod cache;
+mod rtt;
 mod setup;
 mod transport;
 mod wire;

@@ -5,7 +5,7 @@
 //!
 //! A datagram lost on the way is sent again (same ID) after a
 //! retransmission timeout that follows the answers' round trip (RFC 6298,
-//! at least [`MIN_RTO`], doubling), within the attempt's timeout: a full
+//! at least [`super::rtt::MIN_RTO`], doubling), within the attempt's timeout: a full
 //! receive queue at the server costs a fraction of a second, not an
 //! attempt.
 //!
@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::answers::Failure;
+use super::rtt::{RoundTrip, MAX_RTO};
 use super::wire;
 
 /// UDP sockets per address family: a thousand queries at once are about
@@ -220,52 +221,6 @@ impl Transport {
                 }
             }
         }
-    }
-}
-
-/// RFC 6298's estimator of the servers' round trip, shared by a
-/// resolver's queries: the retransmission timeout follows the answers.
-#[derive(Debug)]
-struct RoundTrip {
-    /// (smoothed round trip, its variation) in seconds; `None` before the
-    /// first answer.
-    estimate: Mutex<Option<(f64, f64)>>,
-}
-
-/// The retransmission timeout before any answer (RFC 6298 §2.1).
-const INITIAL_RTO: Duration = Duration::from_secs(1);
-/// The shortest retransmission timeout: answers a little slower than the
-/// usual ones are not asked for twice.
-const MIN_RTO: Duration = Duration::from_millis(50);
-/// The longest (the attempt's timeout bounds it anyway).
-const MAX_RTO: Duration = Duration::from_secs(60);
-
-impl RoundTrip {
-    fn new() -> Self {
-        Self {
-            estimate: Mutex::new(None),
-        }
-    }
-
-    fn timeout(&self) -> Duration {
-        match *lock(&self.estimate) {
-            None => INITIAL_RTO,
-            Some((srtt, rttvar)) => {
-                Duration::from_secs_f64(srtt + 4.0 * rttvar).clamp(MIN_RTO, MAX_RTO)
-            }
-        }
-    }
-
-    fn observe(&self, sample: Duration) {
-        let r = sample.as_secs_f64();
-        let mut estimate = lock(&self.estimate);
-        *estimate = Some(match *estimate {
-            None => (r, r / 2.0),
-            Some((srtt, rttvar)) => (
-                0.875 * srtt + 0.125 * r,
-                0.75 * rttvar + 0.25 * (srtt - r).abs(),
-            ),
-        });
     }
 }
 
