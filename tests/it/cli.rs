@@ -185,3 +185,69 @@ fn logs_are_coloured_only_on_a_terminal() {
         "NO_COLOR: {plain}"
     );
 }
+
+/// Issue 19 item 4: an option that several commands take has one default
+/// everywhere (`mxscope scan`, `submit`, `serve`, `mxscope-worker probe`,
+/// `work`), read from their `--help` as a user would.
+#[test]
+fn an_option_has_one_default_in_every_command() {
+    use std::collections::BTreeMap;
+    let commands: [(&str, &[&str]); 5] = [
+        ("mxscope", &["scan"]),
+        ("mxscope", &["submit"]),
+        ("mxscope", &["serve"]),
+        ("mxscope-worker", &["probe"]),
+        ("mxscope-worker", &["work"]),
+    ];
+    // Different options that share a name: scan's is the embedded worker's
+    // vantage, submit's the vantages to scan from, work's this worker's.
+    let apart = ["--vantage"];
+    let mut defaults: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (program, args) in commands {
+        let out = Command::new(mxscope_tests::cluster::bin(program))
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("--help runs");
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        let command = format!("{program} {}", args.join(" "));
+        // An option line, then its description lines up to the next option.
+        let mut current: Option<String> = None;
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            if let Some(option) = trimmed
+                .split([' ', ','])
+                .find(|w| w.starts_with("--"))
+                .filter(|_| trimmed.starts_with('-'))
+            {
+                current = Some(option.to_string());
+                defaults
+                    .entry(option.to_string())
+                    .or_default()
+                    .entry(command.clone())
+                    .or_insert_with(|| "(none)".to_string());
+            }
+            if let (Some(option), Some(at)) = (&current, line.find("[default: ")) {
+                let value = line[at + 10..].split(']').next().unwrap_or_default();
+                defaults
+                    .entry(option.clone())
+                    .or_default()
+                    .insert(command.clone(), value.to_string());
+            }
+        }
+    }
+    assert!(defaults.contains_key("--concurrency") && defaults.contains_key("--timeout-connect"));
+    let mut differing = Vec::new();
+    for (option, by_command) in &defaults {
+        let values: std::collections::BTreeSet<&String> = by_command.values().collect();
+        if values.len() > 1 && !apart.contains(&option.as_str()) {
+            differing.push(format!("{option}: {by_command:?}"));
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "one default per option:\n{}",
+        differing.join("\n")
+    );
+}

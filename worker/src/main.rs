@@ -141,7 +141,8 @@ struct ProbeCommandArgs {
     #[arg(long, value_name = "SRC_ADDR")]
     bind: Option<IpAddr>,
     /// Most DNS lookups and SMTP sessions at once (sessions to one IP are always sequential).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, default_value_t = u16::try_from(cli_args::DEFAULT_CONCURRENCY).unwrap_or(64),
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
     concurrency: u16,
     /// Timeout of one DNS query attempt.
     #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_DNS), value_parser = parse_duration)]
