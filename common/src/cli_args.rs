@@ -156,6 +156,10 @@ pub struct ProbeArgs {
     /// Absolute limit on one SMTP session, whatever the phases say.
     #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_SESSION), value_parser = parse_duration)]
     pub timeout_session: Duration,
+    /// Timeout of one DNS query attempt (lost datagrams are sent again
+    /// within it; two attempts).
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_DNS), value_parser = parse_duration)]
+    pub timeout_dns: Duration,
 }
 
 impl ProbeArgs {
@@ -184,6 +188,7 @@ impl ProbeArgs {
             timeout_command_ms: millis(self.timeout_command),
             timeout_handshake_ms: millis(self.timeout_handshake),
             timeout_session_ms: millis(self.timeout_session),
+            timeout_dns_ms: millis(self.timeout_dns),
             resolvers: self.resolvers.iter().map(ToString::to_string).collect(),
             ca_pem: read_text("CA file", self.ca_file.as_deref())?,
             allow_private: self.allow_private,

@@ -77,6 +77,9 @@ pub struct ScanOptions {
     pub timeout_command_ms: u32,
     pub timeout_handshake_ms: u32,
     pub timeout_session_ms: u32,
+    /// One DNS query attempt's timeout; 0 = the default.
+    #[serde(default)]
+    pub timeout_dns_ms: u32,
     /// DNS servers (IP:PORT); empty = each worker's system configuration.
     pub resolvers: Vec<String>,
     /// PEM trust anchors; `None` = Mozilla's roots.
@@ -197,6 +200,10 @@ impl ScanOptions {
     }
 
     /// The first retry delay: the default for 0.
+    pub fn timeout_dns(&self) -> Duration {
+        ms_or(self.timeout_dns_ms, defaults::TIMEOUT_DNS)
+    }
+
     pub fn retry_delay(&self) -> Duration {
         ms_or(self.retry_delay_ms, defaults::RETRY_DELAY)
     }

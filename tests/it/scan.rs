@@ -380,6 +380,40 @@ fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
     assert_eq!(headline(&stdout), expected, "{stderr}");
 }
 
+/// `--timeout-dns` reaches the scan's worker: a name server that never
+/// answers (a socket the test binds and never reads) costs two attempts of
+/// 300 ms, not two of the default 5 s; the domain is a DNS timeout.
+#[test]
+fn the_dns_timeout_of_a_scan_reaches_its_worker() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let resolver = silent.local_addr().unwrap().to_string();
+    let dir = test_dir("timeout-dns");
+    let list = dir.join("list.txt");
+    std::fs::write(&list, "example.test\n").unwrap();
+    let data = dir.join("data");
+    let list = list.display().to_string();
+    let started = std::time::Instant::now();
+    mxscope_tests::scanning::mxscope(
+        &[
+            "scan",
+            &list,
+            "--resolver",
+            &resolver,
+            "--timeout-dns",
+            "300ms",
+        ],
+        &data,
+    );
+    let elapsed = started.elapsed();
+    let export = mxscope_tests::scanning::mxscope(&["export", "s1"], &data);
+    drop(silent);
+    assert!(export.contains(r#""status":"timeout""#), "{export}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(8),
+        "took {elapsed:?}"
+    );
+}
+
 /// A lab list whose silent host holds a scan for the greeting timeout.
 fn held_list(dir: &std::path::Path) -> std::path::PathBuf {
     let list = dir.join("lab.txt");

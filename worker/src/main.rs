@@ -13,7 +13,6 @@ use mxscope_common::cli_args::{
 };
 use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
-use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
@@ -144,9 +143,6 @@ struct ProbeCommandArgs {
     #[arg(long, default_value_t = u16::try_from(cli_args::DEFAULT_CONCURRENCY).unwrap_or(64),
           value_parser = clap::value_parser!(u16).range(1..=4096))]
     concurrency: u16,
-    /// Timeout of one DNS query attempt.
-    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::TIMEOUT_DNS), value_parser = parse_duration)]
-    timeout_dns: Duration,
     /// Print JSON Lines (one domain record per line, targets embedded).
     #[arg(long)]
     json: bool,
@@ -255,14 +251,14 @@ fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
             trust_anchor: shared.trust_anchor.clone(),
             trust_anchor_text: None,
             resolvers: shared.resolvers.clone(),
-            dns_timeout: args.timeout_dns,
+            dns_timeout: args.probe.timeout_dns,
             signed_name: shared.dnssec_check_name.clone(),
         }),
         ..ProbeConfig::default()
     };
     let dns = DnsConfig {
         resolvers: shared.resolvers.clone(),
-        timeout: args.timeout_dns,
+        timeout: args.probe.timeout_dns,
         ..DnsConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

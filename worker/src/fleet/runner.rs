@@ -87,6 +87,7 @@ pub fn dns_config(
     };
     Ok(DnsConfig {
         resolvers,
+        timeout: options.timeout_dns(),
         ..DnsConfig::default()
     })
 }
