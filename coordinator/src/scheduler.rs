@@ -95,17 +95,10 @@ pub fn task_seq(id: &str, class: TaskClass) -> Option<u64> {
     tail.strip_prefix(class.letter())?.parse().ok()
 }
 
-/// Every IP named by `records`, with every MX name that points at it.
+/// Every IP named by `records`, with every MX name that points at it
+/// ([`mxscope_common::targets_of`] over their DNS results).
 pub fn targets_of(records: &[DomainRecord]) -> BTreeMap<IpAddr, BTreeSet<String>> {
-    let mut targets: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
-    for record in records {
-        for mx in &record.dns.mx {
-            for ip in &mx.addresses {
-                targets.entry(*ip).or_default().insert(mx.exchange.clone());
-            }
-        }
-    }
-    targets
+    mxscope_common::targets_of(records.iter().map(|r| &r.dns))
 }
 
 /// Probe tasks for `targets`, at most `batch` each, numbered from `first_seq`.

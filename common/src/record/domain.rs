@@ -2,7 +2,7 @@
 //! (status, exchanges, addresses, anomalies) and what the domain publishes
 //! about transport security.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,23 @@ pub struct DnsResult {
     /// Facts about the DNS data that a correct zone would not show.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<DnsAnomaly>,
+}
+
+/// The probe targets of some resolutions: every address they name, with
+/// every MX name that points at it (one target per IP, DESIGN §2). The one
+/// dedup of the coordinator's planning and of `mxscope-worker probe`.
+pub fn targets_of<'a>(
+    results: impl IntoIterator<Item = &'a DnsResult>,
+) -> BTreeMap<IpAddr, BTreeSet<String>> {
+    let mut targets: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    for result in results {
+        for mx in &result.mx {
+            for ip in &mx.addresses {
+                targets.entry(*ip).or_default().insert(mx.exchange.clone());
+            }
+        }
+    }
+    targets
 }
 
 impl DnsResult {

@@ -25,7 +25,9 @@ mod tls;
 use serde::{Deserialize, Serialize};
 
 pub use depth::{DepthLevel, SuiteClass, Tested, TlsDepth, VersionDepth};
-pub use domain::{DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry};
+pub use domain::{
+    targets_of, DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry,
+};
 pub use outcome::{Bucket, Outcome, Phase};
 pub use target::{Anomaly, Attempt, Reply, Retries, SkipReason, TargetRecord, Timings};
 pub use tls::{CertInfo, KeyInfo, OcspStaple, Protocols, TlsFacts, Verification, VersionSupport};

@@ -376,14 +376,7 @@ impl Prober {
             });
         }
         // Target dedup: one target per IP, with every MX name behind it.
-        let mut targets: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
-        for result in dns.iter().flatten() {
-            for mx in &result.mx {
-                for ip in &mx.addresses {
-                    targets.entry(*ip).or_default().insert(mx.exchange.clone());
-                }
-            }
-        }
+        let targets = mxscope_common::targets_of(dns.iter().flatten());
         // Probe phase.
         let total = targets.len();
         let mut probing = JoinSet::new();
