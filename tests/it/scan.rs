@@ -268,7 +268,6 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
 /// freed, `--resume` finishes the scan with the uninterrupted headline.
 #[test]
 fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     lab::postfix();
     lab::fakes();
@@ -283,17 +282,7 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
 
     let small = small_filesystem(&dir);
     let data = small.join("data");
-    let mut child = scan(&data)
-        .arg(&list)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("scan s1:")));
+    let (mut child, lines) = started(scan(&data).arg(&list).stdout(Stdio::null()));
     let filler = fill(&small);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
@@ -329,7 +318,7 @@ fn a_full_disk_stops_the_scan_with_a_message_and_resume_finishes_it() {
 /// uninterrupted headline.
 #[test]
 fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     use std::process::Stdio;
     lab::postfix();
     lab::fakes();
@@ -339,18 +328,11 @@ fn a_full_disk_freed_in_time_lets_the_scan_finish_by_itself() {
 
     let small = small_filesystem(&dir);
     let data = small.join("data");
-    let mut child = lab_scan(&data)
-        .args(["--full-disk-wait", "5m"])
+    let mut scan = lab_scan(&data);
+    scan.args(["--full-disk-wait", "5m"])
         .arg(&list)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("scan s1:")));
+        .stdout(Stdio::piped());
+    let (mut child, mut lines) = started(&mut scan);
     let filler = fill(&small);
     let said: Vec<String> = lines
         .by_ref()
@@ -412,6 +394,24 @@ fn the_dns_timeout_of_a_scan_reaches_its_worker() {
         elapsed < std::time::Duration::from_secs(8),
         "took {elapsed:?}"
     );
+}
+
+/// Start `scan` with its standard error piped and wait until it says it
+/// has begun (`scan s1: …`); the child and the rest of its standard error.
+fn started(
+    scan: &mut Command,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    use std::io::BufRead;
+    let mut child = scan.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("scan s1:")));
+    (child, lines)
 }
 
 /// A lab list whose silent host holds a scan for the greeting timeout.

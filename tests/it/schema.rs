@@ -5,10 +5,9 @@
 
 use std::process::Command;
 
-use mxscope_tests::cluster::test_dir;
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
-use mxscope_tests::scanning::{mxscope, SHORT_TIMEOUTS};
+use mxscope_tests::scanning::{mxscope, scan_into};
 use serde_json::Value;
 
 const VALIDATE: &str = r#"
@@ -76,31 +75,9 @@ fn every_record_of_a_lab_scan_matches_the_schema() {
     ] {
         domains.push(domains::for_host(&host));
     }
-    let dir = test_dir("schema");
-    let list = dir.join("list.txt");
-    std::fs::write(&list, domains.join("\n")).expect("the list");
-    let data = dir.join("data");
-    let (list, ca, resolver) = (
-        list.display().to_string(),
-        lab::certs().ca_pem.display().to_string(),
-        lab::dns().addr().to_string(),
-    );
-    let mut args = vec![
-        "scan",
-        &list,
-        "--allow-private",
-        "--ehlo-name",
-        "probe.mxscope.lab.test",
-        "--resolver",
-        &resolver,
-        "--ca-file",
-        &ca,
-        "--legacy",
-        "--tls-depth",
-        "classes",
-    ];
-    args.extend(SHORT_TIMEOUTS);
-    mxscope(&args, &data);
+    let names: Vec<&str> = domains.iter().map(String::as_str).collect();
+    let (data, _) = scan_into("schema", &names, &["--legacy", "--tls-depth", "classes"]);
+    let dir = data.parent().expect("the test's folder").to_path_buf();
     let export = mxscope(&["export", "s1"], &data);
     let records = dir.join("records.jsonl");
     std::fs::write(&records, &export).expect("the export");

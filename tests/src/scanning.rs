@@ -65,9 +65,9 @@ pub fn mxscope(args: &[&str], data: &Path) -> String {
 
 /// `mxscope scan` of `domains` (lab resolver, lab CA, private addresses
 /// allowed, [`SHORT_TIMEOUTS`], then `args`) in a fresh data folder named
-/// `name`, read back with `export`. The lab servers the domains need must
-/// be started by the caller.
-pub fn scan(name: &str, domains: &[&str], args: &[&str]) -> Scanned {
+/// `name`: (the data folder, what the scan printed). The lab servers the
+/// domains need must be started by the caller.
+pub fn scan_into(name: &str, domains: &[&str], args: &[&str]) -> (std::path::PathBuf, String) {
     let dir = test_dir(name);
     let list = dir.join("list.txt");
     std::fs::write(&list, domains.join("\n")).expect("write the list");
@@ -88,8 +88,13 @@ pub fn scan(name: &str, domains: &[&str], args: &[&str]) -> Scanned {
     ];
     scan_args.extend(SHORT_TIMEOUTS);
     scan_args.extend(args);
-    let headline = mxscope(&scan_args, &data);
+    let printed = mxscope(&scan_args, &data);
+    (data, printed)
+}
 
+/// [`scan_into`], read back with `export`.
+pub fn scan(name: &str, domains: &[&str], args: &[&str]) -> Scanned {
+    let (data, headline) = scan_into(name, domains, args);
     let export = mxscope(&["export", "s1"], &data);
     let mut records = BTreeMap::new();
     let mut targets = Vec::new();
