@@ -49,15 +49,25 @@ pub struct SpoofingServer {
 
 impl SpoofingServer {
     pub async fn start() -> anyhow::Result<Self> {
-        let udp = UdpSocket::bind("127.0.0.1:0").await?;
-        let addr = udp.local_addr()?;
+        // The port the kernel picks for UDP may be taken on 127.0.0.2 or
+        // over TCP by another test: pick again.
+        let mut tries = 0;
+        let (udp, addr, other_host, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await?;
+            let addr = udp.local_addr()?;
+            let other_host = UdpSocket::bind(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+                addr.port(),
+            ))
+            .await;
+            let tcp = TcpListener::bind(addr).await;
+            match (other_host, tcp) {
+                (Ok(other_host), Ok(tcp)) => break (udp, addr, other_host, tcp),
+                (Err(e), _) | (_, Err(e)) if tries >= 50 => return Err(e.into()),
+                _ => tries += 1,
+            }
+        };
         let other_port = UdpSocket::bind("127.0.0.1:0").await?;
-        let other_host = UdpSocket::bind(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
-            addr.port(),
-        ))
-        .await?;
-        let tcp = TcpListener::bind(addr).await?;
         let tcp_queries = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_udp(udp, other_port, other_host));
