@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::grpc::Coordinator;
 use super::leases::LeaseTable;
@@ -35,8 +35,15 @@ pub(super) async fn heartbeat(
         match beat {
             Ok(Ok(lost)) => {
                 for lease in lost {
+                    // Its last batch on its way: the coordinator ended the
+                    // task before this worker read the acknowledgement.
+                    let completed = leases.is_completing(&lease);
                     if leases.lose(&lease) {
-                        warn!(task = %lease.task_id, epoch = lease.epoch, "lease lost: task cancelled");
+                        if completed {
+                            debug!(task = %lease.task_id, epoch = lease.epoch, "lease ended with its last batch");
+                        } else {
+                            warn!(task = %lease.task_id, epoch = lease.epoch, "lease lost: task cancelled");
+                        }
                     }
                 }
             }

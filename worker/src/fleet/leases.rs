@@ -24,6 +24,10 @@ pub struct LeaseTable {
 struct Held {
     epoch: u64,
     cancel: CancellationToken,
+    /// Its last batch (`task_complete`) is on its way: the coordinator may
+    /// already have ended the task, so a heartbeat calling it lost is news
+    /// of the completion, not of a loss.
+    completing: bool,
 }
 
 impl LeaseTable {
@@ -43,6 +47,7 @@ impl LeaseTable {
             Held {
                 epoch: lease.epoch,
                 cancel: cancel.clone(),
+                completing: false,
             },
         );
         if let Some(previous) = previous {
@@ -56,6 +61,22 @@ impl LeaseTable {
         self.lock()
             .get(&lease.task_id)
             .is_some_and(|held| held.epoch == lease.epoch)
+    }
+
+    /// The last batch of `lease` is being sent.
+    pub fn completing(&self, lease: &Lease) {
+        if let Some(held) = self.lock().get_mut(&lease.task_id) {
+            if held.epoch == lease.epoch {
+                held.completing = true;
+            }
+        }
+    }
+
+    /// Whether the last batch of `lease` is on its way.
+    pub fn is_completing(&self, lease: &Lease) -> bool {
+        self.lock()
+            .get(&lease.task_id)
+            .is_some_and(|held| held.epoch == lease.epoch && held.completing)
     }
 
     /// Stop holding `lease` without cancelling anything (its last batch was
@@ -138,6 +159,20 @@ mod tests {
         assert!(table.lose(&lease("b", 7)));
         assert!(b.is_cancelled());
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_lease_whose_last_batch_is_on_its_way_is_completing() {
+        let table = LeaseTable::default();
+        let a = lease("t1", 1);
+        table.hold(&a);
+        assert!(!table.is_completing(&a));
+        table.completing(&lease("t1", 2));
+        assert!(!table.is_completing(&a), "another epoch's");
+        table.completing(&a);
+        assert!(table.is_completing(&a));
+        assert!(table.finish(&a));
+        assert!(!table.is_completing(&a), "no longer held");
     }
 
     #[test]

@@ -271,6 +271,9 @@ impl<S: ResultSink + Clone> Uplink<S> {
                     self.drop_task(&lease);
                     continue;
                 }
+                if queued.batch.task_complete {
+                    self.leases.completing(&lease);
+                }
                 busy.insert(lease.clone());
                 let sink = self.sink.clone();
                 let handle = sending.spawn(async move {
