@@ -1,5 +1,21 @@
 //! Logging set-up shared by the command lines.
 
+use std::time::{Duration, Instant};
+
+/// How often a repeating failure is logged as a warning.
+pub const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a repeating failure last warned at `*last` warns again now
+/// (and note it): the first time, then at most once per [`WARN_EVERY`].
+pub fn warn_again(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    let again = last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+    if again {
+        *last = Some(now);
+    }
+    again
+}
+
 /// The `tracing` filter used when `MXSCOPE_LOG` is not set: `level` for
 /// mxscope, errors only for hickory (a failed DNSSEC validation is a verdict
 /// in the records, not something to warn about once per query).

@@ -49,6 +49,11 @@ struct TaskLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VantageLabel {
     vantage: String,
 }
@@ -66,6 +71,9 @@ struct Metrics {
     store_errors: Counter,
     store_writable: Gauge,
     workers: Family<VantageLabel, Gauge>,
+    connections: Gauge,
+    connections_refused: Counter,
+    requests_refused: Family<ReasonLabel, Counter>,
     /// worker id → (vantage, last call).
     seen: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -83,6 +91,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     store_errors: Counter::default(),
     store_writable: Gauge::default(),
     workers: Family::default(),
+    connections: Gauge::default(),
+    connections_refused: Counter::default(),
+    requests_refused: Family::default(),
     seen: Mutex::new(HashMap::new()),
 });
 
@@ -117,6 +128,29 @@ pub fn store_writable(yes: bool) {
 /// A call failed in the store (a write or flush refused: disk full, I/O).
 pub fn store_error() {
     METRICS.store_errors.inc();
+}
+
+/// A gRPC connection was accepted ([`connection_closed`] when it ends).
+pub fn connection_opened() {
+    METRICS.connections.inc();
+}
+
+pub fn connection_closed() {
+    METRICS.connections.dec();
+}
+
+/// A connection was closed at once: `--max-connections` were open.
+pub fn connection_refused() {
+    METRICS.connections_refused.inc();
+}
+
+/// A call failed for the request-memory limits: `memory` (the budget was
+/// spent) or `stalled` (a message not whole in time).
+pub fn request_refused(reason: &'static str) {
+    METRICS
+        .requests_refused
+        .get_or_create(&ReasonLabel { reason })
+        .inc();
 }
 
 /// A call carried an epoch that no longer holds the lease (or no lease).
@@ -234,6 +268,21 @@ pub fn register(ops: &mut Ops) {
         "mxscope_coordinator_store_errors",
         "Calls that failed in the store (I/O error, disk full, corrupt data)",
         m.store_errors.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_grpc_connections",
+        "gRPC connections open (at most --max-connections)",
+        m.connections.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_grpc_connections_refused",
+        "Connections closed at once because --max-connections were open",
+        m.connections_refused.clone(),
+    );
+    r.register(
+        "mxscope_coordinator_requests_refused",
+        "Calls failed by the request-memory limits: memory (--request-memory spent), stalled (a message not whole in time)",
+        m.requests_refused.clone(),
     );
     r.register(
         "mxscope_coordinator_connected_workers",

@@ -1,6 +1,7 @@
 //! End-to-end tests against the lab (real Postfix, Exim, Unbound, fakes).
 //! Run as root after `tests/lab/install.sh`: see the README.
 
+mod abuse;
 mod bounds;
 mod cancel;
 mod cli;

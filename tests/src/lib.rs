@@ -26,7 +26,8 @@
 //!   [`weak_tls`]: the script of every weakness no lab MTA can have;
 //!   [`vuln_tls`]: a Heartbleed- and CCS-injection-vulnerable script.
 //! - [`probing`]: a prober and resolver aimed at the lab.
-//! - [`cluster`]: real coordinator and worker processes.
+//! - [`cluster`]: real coordinator and worker processes; [`abuse`] an
+//!   abusive client of the coordinator (budget test, soak).
 //! - [`ops`]: a real Prometheus scraping them, promtool, a bounded HTTP GET.
 //! - [`busy`]: `421` to the first sessions, then a proxy to Postfix.
 //! - [`perf`]: the performance lab (a generated zone, one tarpit per address).
@@ -39,6 +40,7 @@
 //! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
 
+pub mod abuse;
 pub mod busy;
 pub mod certs;
 pub mod cluster;

@@ -13,6 +13,7 @@ use mxscope_common::cli_args::{shutdown_on_signals, SlotArgs};
 use mxscope_common::cli_config::OpsArgs;
 use mxscope_common::runtime::OwnRuntime;
 use mxscope_coordinator::grpc::auth::Tokens;
+use mxscope_coordinator::grpc::limits::ServerLimits;
 use mxscope_coordinator::grpc::server::serve;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::readiness::Readiness;
@@ -232,7 +233,15 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         );
         async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            serve(coordinator, listener, None, tokens, shutdown).await?;
+            serve(
+                coordinator,
+                listener,
+                None,
+                tokens,
+                &ServerLimits::default(),
+                shutdown,
+            )
+            .await?;
             anyhow::Ok(())
         }
     });

@@ -11,6 +11,7 @@ use mxscope_common::cli_args::shutdown_on_signals;
 use mxscope_common::cli_config::{ConfigArg, OpsArgs};
 use mxscope_common::ops::Ops;
 use mxscope_coordinator::grpc::auth::Tokens;
+use mxscope_coordinator::grpc::limits::ServerLimits;
 use mxscope_coordinator::grpc::server::{serve, TlsFiles};
 use mxscope_coordinator::metrics;
 use mxscope_coordinator::readiness::Readiness;
@@ -83,6 +84,19 @@ pub(crate) struct ServeArgs {
     /// resumes every scan exactly.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     full_disk_wait: Duration,
+    /// gRPC connections held at once (workers, operators, and anyone else
+    /// who connects); the next ones are closed at once until some end. A
+    /// connection that sends nothing for 10 s is closed. Part of the memory
+    /// budget (docs/guide.md, "Memory budget").
+    #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_connections as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// MiB of request messages received at once, all connections together
+    /// (a worker's result batch is at most 2 MiB); a call that finds them
+    /// spent is refused with RESOURCE_EXHAUSTED and retried by its worker.
+    #[arg(long, value_name = "MIB", default_value_t = (ServerLimits::default().request_memory >> 20) as u32,
+        value_parser = clap::value_parser!(u32).range(16..=65_536))]
+    request_memory_mib: u32,
     #[command(flatten)]
     pub(crate) ops: OpsArgs,
     #[command(flatten)]
@@ -165,7 +179,29 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
     };
-    serve(coordinator.clone(), listener, tls, tokens, shutdown).await?;
+    let limits = ServerLimits {
+        max_connections: args.max_connections as usize,
+        request_memory: (args.request_memory_mib as usize) << 20,
+        ..ServerLimits::default()
+    };
+    // Every connection is a descriptor (the store and the rest keep 256 more).
+    let files = mxscope_worker::limits::ensure_open_files(limits.max_connections);
+    if let Some(files) = files.filter(|f| f.limited(limits.max_connections)) {
+        warn!(
+            "the open-file limit ({}) holds {} of --max-connections {}: raise it \
+             (LimitNOFILE= in the systemd unit, ulimit -n) or lower --max-connections",
+            files.soft, files.reachable, limits.max_connections
+        );
+    }
+    serve(
+        coordinator.clone(),
+        listener,
+        tls,
+        tokens,
+        &limits,
+        shutdown,
+    )
+    .await?;
     watcher.abort();
     drop(_stop_ops);
     let full = full.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mxscope_common::proto::{self, admin_service_server::AdminService};
 use mxscope_common::Record;
@@ -13,6 +14,10 @@ use crate::model::ScanOptions;
 use crate::service::{Coordinator, ScanRequest};
 
 /// The admin service.
+/// A submission that sends no chunk for this long is dropped: it holds one
+/// of the service's few submission slots and its staged names.
+const SUBMIT_SILENCE: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct AdminApi {
     coordinator: Arc<Coordinator>,
@@ -50,7 +55,15 @@ impl AdminService for AdminApi {
             options,
             skip_invalid: spec.skip_invalid,
         })?;
-        while let Some(message) = stream.message().await? {
+        loop {
+            let next = tokio::time::timeout(SUBMIT_SILENCE, stream.message()).await;
+            let Ok(message) = next else {
+                return Err(Status::deadline_exceeded(format!(
+                    "no domain chunk for {} s: the submission is dropped",
+                    SUBMIT_SILENCE.as_secs()
+                )));
+            };
+            let Some(message) = message? else { break };
             match message.part {
                 Some(Part::Domains(chunk)) => submission.push(&chunk.lines)?,
                 _ => {

@@ -1,5 +1,6 @@
 //! Serving the coordinator: TLS (optionally mutual), tokens, message-size
-//! limits, the lease-expiry loop, graceful shutdown.
+//! limits, the connection and request-memory limits ([`super::limits`]),
+//! the lease-expiry loop, graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,6 @@ use std::time::Duration;
 use mxscope_common::proto::admin_service_server::AdminServiceServer;
 use mxscope_common::proto::worker_service_server::WorkerServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::admin::AdminApi;
 use super::auth::{Role, Tokens};
+use super::limits::{self, ServerLimits};
 use super::worker::WorkerApi;
 use super::MAX_MESSAGE_BYTES;
 use crate::service::Coordinator;
@@ -39,12 +40,14 @@ impl std::fmt::Debug for TlsFiles {
 /// How often expired leases are looked for.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 
-/// Serve both services on `listener` until `shutdown` is cancelled.
+/// Serve both services on `listener` until `shutdown` is cancelled, within
+/// `limits`.
 pub async fn serve(
     coordinator: Arc<Coordinator>,
     listener: TcpListener,
     tls: Option<TlsFiles>,
     tokens: Tokens,
+    limits: &ServerLimits,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let expiry = {
@@ -79,10 +82,14 @@ pub async fn serve(
     );
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .concurrency_limit_per_connection(256);
+        .max_concurrent_streams(limits::STREAMS_PER_CONNECTION)
+        .initial_connection_window_size(limits::CONNECTION_WINDOW)
+        .initial_stream_window_size(limits::STREAM_WINDOW)
+        .http2_max_header_list_size(limits::HEADER_LIST_BYTES);
     if let Some(tls) = tls {
-        let mut config =
-            ServerTlsConfig::new().identity(Identity::from_pem(tls.cert_pem, tls.key_pem));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(tls.cert_pem, tls.key_pem))
+            .timeout(limits.first_bytes_within);
         if let Some(ca) = tls.client_ca_pem {
             config = config.client_ca_root(Certificate::from_pem(ca));
         }
@@ -92,10 +99,11 @@ pub async fn serve(
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
     let result = builder
+        .layer(limits::budget_layer(limits))
         .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(limits::gate(listener, limits), shutdown.cancelled())
         .await;
     expiry.abort();
     result

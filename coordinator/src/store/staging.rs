@@ -17,8 +17,11 @@ use super::{Result, Store, StoreError};
 
 /// Folder of the staged lists inside the data directory.
 const STAGING: &str = "staging";
-/// Names held in memory before they are written out as a sorted run.
+/// Names held in memory before they are written out as a sorted run…
 pub const RUN_NAMES: usize = 500_000;
+/// …or bytes of them (each name's text and its `String`), whichever comes
+/// first: a submission's share of the memory budget.
+pub(super) const RUN_BYTES: usize = 32 << 20;
 
 fn io_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Dir {
@@ -32,6 +35,8 @@ fn io_error(path: &Path, source: std::io::Error) -> StoreError {
 pub struct Staging {
     dir: PathBuf,
     buffer: Vec<String>,
+    /// Bytes of `buffer` (see [`RUN_BYTES`]).
+    buffered: usize,
     runs: Vec<PathBuf>,
     run_names: usize,
 }
@@ -52,6 +57,7 @@ impl Store {
         Ok(Staging {
             dir,
             buffer: Vec::new(),
+            buffered: 0,
             runs: Vec::new(),
             run_names: run_names.max(1),
         })
@@ -73,7 +79,8 @@ impl Staging {
     pub fn insert(&mut self, domains: &[&str]) -> Result<()> {
         for domain in domains {
             self.buffer.push((*domain).to_string());
-            if self.buffer.len() >= self.run_names {
+            self.buffered += domain.len() + size_of::<String>();
+            if self.buffer.len() >= self.run_names || self.buffered >= RUN_BYTES {
                 self.spill()?;
             }
         }
@@ -85,6 +92,7 @@ impl Staging {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        self.buffered = 0;
         self.buffer.sort_unstable();
         self.buffer.dedup();
         let path = self.dir.join(format!("run-{}", self.runs.len()));

@@ -186,19 +186,7 @@ pub struct Uplink<S> {
     warned: Option<std::time::Instant>,
 }
 
-/// How often a repeating failure is logged as a warning.
-pub(crate) const WARN_EVERY: Duration = Duration::from_secs(60);
-
-/// Whether a repeating failure last warned at `*last` warns again now
-/// (and note it): the first time, then at most once per [`WARN_EVERY`].
-pub(crate) fn warn_again(last: &mut Option<std::time::Instant>) -> bool {
-    let now = std::time::Instant::now();
-    let again = last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
-    if again {
-        *last = Some(now);
-    }
-    again
-}
+pub(crate) use mxscope_common::telemetry::warn_again;
 
 /// One batch on its way, and how its call ended.
 type Sent = (Queued, Result<u32, CallError>);

@@ -1,0 +1,423 @@
+//! What clients can make the coordinator hold, one and all together:
+//! connections, the bytes of request messages being received, and how long
+//! a silent connection or a half-sent message may hold them. These, with
+//! the HTTP/2 settings below and the submission caps of the service, are
+//! the terms of the memory budget that docs/guide.md ("Memory budget")
+//! adds up.
+//!
+//! - [`gate`]: accepts connections up to [`ServerLimits::max_connections`]
+//!   (the next ones are closed at once and counted) and closes one that has
+//!   not sent its first [`PREFACE_BYTES`] within
+//!   [`ServerLimits::first_bytes_within`].
+//! - [`budget_layer`]: every byte of a request message being received
+//!   holds a share of [`ServerLimits::request_memory`] until the message is
+//!   whole and taken; a frame that finds the budget spent fails its call
+//!   with `RESOURCE_EXHAUSTED` (a worker keeps the batch and retries), and a
+//!   message not whole within [`ServerLimits::message_within`] of its first
+//!   byte fails with `DEADLINE_EXCEEDED`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use mxscope_common::telemetry::warn_again;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::body::Body;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::Status;
+use tower::util::MapRequestLayer;
+
+/// HTTP/2 streams one connection may have open at once.
+pub const STREAMS_PER_CONNECTION: u32 = 64;
+/// Bytes a connection may send before the coordinator takes them (HTTP/2
+/// connection flow-control window), and per stream.
+pub const CONNECTION_WINDOW: u32 = 512 * 1024;
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+/// Largest header block of one request (gRPC metadata is a few hundred bytes).
+pub const HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// The HTTP/2 client preface (24 bytes) and a frame header: what a client
+/// sends first, TLS or not (a ClientHello is longer).
+pub const PREFACE_BYTES: usize = 24 + 9;
+
+/// The limits of one gRPC server ([`super::server::serve`]).
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Connections held at once (idle, handshaking or busy).
+    pub max_connections: usize,
+    /// Bytes of request messages being received, all connections together.
+    pub request_memory: usize,
+    /// A connection that has not sent [`PREFACE_BYTES`] by then is closed.
+    pub first_bytes_within: Duration,
+    /// A request message must arrive whole within this of its first byte.
+    pub message_within: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1_024,
+            request_memory: 256 << 20,
+            first_bytes_within: Duration::from_secs(10),
+            message_within: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The most the connections themselves can hold (flow-control windows
+    /// and header blocks of every stream), before any message is taken.
+    pub fn connections_bytes(&self) -> usize {
+        let per = CONNECTION_WINDOW as usize
+            + STREAMS_PER_CONNECTION as usize * HEADER_LIST_BYTES as usize;
+        self.max_connections.saturating_mul(per)
+    }
+}
+
+/// Accept connections from `listener` within `limits` until the returned
+/// stream is dropped (the accept loop then ends).
+pub fn gate(listener: TcpListener, limits: &ServerLimits) -> ReceiverStream<io::Result<Gated>> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let within = limits.first_bytes_within;
+    let most = limits.max_connections;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let (mut refused, mut failed) = (None, None);
+        loop {
+            let accepted = tokio::select! {
+                () = tx.closed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        drop(stream);
+                        crate::metrics::connection_refused();
+                        if warn_again(&mut refused) {
+                            tracing::warn!(%peer, "{most} connections are open (--max-connections): closing new ones until some end");
+                        }
+                        continue;
+                    };
+                    // gRPC answers are small writes; Nagle would hold them back.
+                    let _ = stream.set_nodelay(true);
+                    crate::metrics::connection_opened();
+                    if tx
+                        .send(Ok(Gated::new(stream, permit, within)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    // Out of descriptors, or an aborted handshake: never a busy loop.
+                    if warn_again(&mut failed) {
+                        tracing::warn!(%error, "accepting a connection failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// An accepted connection holding one of the gate's permits.
+pub struct Gated {
+    io: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    /// Until the client has sent [`PREFACE_BYTES`]: its deadline and the
+    /// bytes seen so far.
+    first: Option<(Pin<Box<Sleep>>, usize)>,
+}
+
+impl Gated {
+    fn new(io: TcpStream, permit: OwnedSemaphorePermit, within: Duration) -> Self {
+        Self {
+            io,
+            _permit: permit,
+            first: Some((Box::pin(tokio::time::sleep(within)), 0)),
+        }
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        crate::metrics::connection_closed();
+    }
+}
+
+impl AsyncRead for Gated {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Some((deadline, seen)) = &mut this.first {
+            match polled {
+                Poll::Ready(Ok(())) => {
+                    *seen += buf.filled().len() - before;
+                    if *seen >= PREFACE_BYTES {
+                        this.first = None;
+                    }
+                }
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent no request in time",
+                    )));
+                }
+                _ => {}
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Gated {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Gated {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// The layer that puts every request body under the shared budget.
+pub fn budget_layer(
+    limits: &ServerLimits,
+) -> MapRequestLayer<impl Fn(http::Request<Body>) -> http::Request<Body> + Clone + Send + Sync> {
+    let budget = Arc::new(Semaphore::new(limits.request_memory));
+    let capacity = limits.request_memory;
+    let within = limits.message_within;
+    MapRequestLayer::new(move |request: http::Request<Body>| {
+        let budget = budget.clone();
+        request.map(|inner| {
+            Body::new(Budgeted {
+                inner,
+                budget,
+                capacity,
+                within,
+                held: None,
+                taken: 0,
+                framing: Framing::default(),
+                deadline: None,
+            })
+        })
+    })
+}
+
+/// A request body whose bytes hold permits of the budget.
+struct Budgeted {
+    inner: Body,
+    budget: Arc<Semaphore>,
+    capacity: usize,
+    within: Duration,
+    /// One permit per byte received and not yet taken whole.
+    held: Option<OwnedSemaphorePermit>,
+    /// Bytes of messages made whole by the last frame: taken by the time
+    /// the next frame is asked for.
+    taken: usize,
+    framing: Framing,
+    /// While a message is partial: when it must be whole.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl HttpBody for Budgeted {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.taken > 0 {
+            if let Some(held) = &mut this.held {
+                drop(held.split(this.taken));
+            }
+            this.taken = 0;
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref().filter(|d| !d.is_empty()) {
+                    let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                    let Ok(permit) = this.budget.clone().try_acquire_many_owned(n) else {
+                        crate::metrics::request_refused("memory");
+                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                            "the coordinator is receiving {} MiB of requests already \
+                                 (--request-memory): retry later",
+                            this.capacity >> 20
+                        )))));
+                    };
+                    match &mut this.held {
+                        Some(held) => held.merge(permit),
+                        None => this.held = Some(permit),
+                    }
+                    let (whole, started) = this.framing.feed(data);
+                    this.taken = whole;
+                    if !this.framing.partial() {
+                        this.deadline = None;
+                    } else if started || this.deadline.is_none() {
+                        this.deadline = Some(Box::pin(tokio::time::sleep(this.within)));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                if let Some(deadline) = &mut this.deadline {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        crate::metrics::request_refused("stalled");
+                        return Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                            "a request message was not whole {} s after its first byte",
+                            this.within.as_secs()
+                        )))));
+                    }
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Where a gRPC message stream is: each message is a flag byte, a 4-byte
+/// big-endian length and that many bytes.
+#[derive(Debug, Default)]
+struct Framing {
+    header: [u8; 5],
+    header_len: usize,
+    /// Payload bytes still to come of the current message.
+    remaining: usize,
+    /// Bytes of the current message seen so far (header included).
+    partial: usize,
+}
+
+impl Framing {
+    /// Walk `data`: the bytes of the messages it made whole (their earlier
+    /// bytes included), and whether it started a message it left partial.
+    fn feed(&mut self, data: &[u8]) -> (usize, bool) {
+        let mut whole = 0;
+        let mut started = false;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.partial == 0 {
+                started = true;
+            }
+            if self.header_len < self.header.len() {
+                let take = (self.header.len() - self.header_len).min(rest.len());
+                self.header[self.header_len..self.header_len + take].copy_from_slice(&rest[..take]);
+                self.header_len += take;
+                self.partial += take;
+                rest = &rest[take..];
+                if self.header_len < self.header.len() {
+                    break;
+                }
+                let [_, a, b, c, d] = self.header;
+                self.remaining = u32::from_be_bytes([a, b, c, d]) as usize;
+            }
+            let take = self.remaining.min(rest.len());
+            self.remaining -= take;
+            self.partial += take;
+            rest = &rest[take..];
+            if self.remaining == 0 {
+                whole += self.partial;
+                self.partial = 0;
+                self.header_len = 0;
+                started = false;
+            }
+        }
+        (whole, started)
+    }
+
+    fn partial(&self) -> bool {
+        self.partial > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend(std::iter::repeat_n(7u8, len as usize));
+        m
+    }
+
+    #[test]
+    fn framing_counts_whole_messages_across_frames() {
+        let mut f = Framing::default();
+        let two: Vec<u8> = [message(10), message(0), message(3)].concat();
+        // 15 + 5 whole, 3 bytes of the third.
+        assert_eq!(f.feed(&two[..23]), (20, true));
+        assert!(f.partial());
+        assert_eq!(f.feed(&two[23..]), (8, false));
+        assert!(!f.partial());
+        // A header split in two, then its payload.
+        let m = message(100);
+        assert_eq!(f.feed(&m[..2]), (0, true));
+        assert_eq!(f.feed(&m[2..50]), (0, false));
+        assert_eq!(f.feed(&m[50..]), (105, false));
+        assert!(!f.partial());
+    }
+
+    #[test]
+    fn a_length_that_never_comes_stays_partial() {
+        let mut f = Framing::default();
+        let mut header = vec![0];
+        header.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(f.feed(&header), (0, true));
+        assert_eq!(f.feed(&[1; 1000]), (0, false));
+        assert!(f.partial());
+    }
+}
