@@ -121,9 +121,10 @@ async fn idle(addr: SocketAddr, tally: Arc<Tally>) {
     let Ok(mut stream) = TcpStream::connect(addr).await else {
         return;
     };
-    let mut byte = [0u8; 1];
-    // Held until the coordinator closes it.
-    let _ = stream.read(&mut byte).await;
+    // Held, never answering the server's SETTINGS, until the coordinator
+    // closes it.
+    let mut sink = [0u8; 1024];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     tally.closed.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -292,5 +293,6 @@ async fn oversized(abuse: Abuse, tally: Arc<Tally>) {
             _ = connection => None,
         };
         tally.count(code);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

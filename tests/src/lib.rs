@@ -35,7 +35,8 @@
 //!   addresses, RSA and ECDSA certificates made at start); [`perf_lab`] those
 //!   servers as child processes; [`perf_client`] the benchmarks' baselines
 //!   (a bare STARTTLS client, raw DNS, CPU and RSS readers); [`perf_bench`]
-//!   the benchmarks of `mxscope-perf-lab`.
+//!   the benchmarks of `mxscope-perf-lab`; [`soak`] its soak (kills, a full
+//!   disk and an abusive client while scans run).
 //! - [`report_json`]: reading JSON reports in tests.
 //! - [`scanning`]: `mxscope scan` of lab domains, read back with `export`.
 //! - [`lab`]: the whole lab, started lazily once per test process.
@@ -71,6 +72,7 @@ pub mod scanning;
 pub mod scripted;
 pub mod scripts;
 pub mod sendmail;
+pub mod soak;
 pub mod spoof_dns;
 pub mod sslv3;
 pub mod sslyze;

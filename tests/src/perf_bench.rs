@@ -58,7 +58,11 @@ impl Bench {
         })
     }
 
-    async fn servers(&self, domains: usize, population: Population) -> anyhow::Result<LabServers> {
+    pub(crate) async fn servers(
+        &self,
+        domains: usize,
+        population: Population,
+    ) -> anyhow::Result<LabServers> {
         LabServers::start(
             &self.program,
             domains,

@@ -23,6 +23,10 @@
 //! - `openssl [DOMAINS] [SAMPLE] [CONCURRENCY]` (100000 1000 10000): the
 //!   seed's serial `openssl s_client` loop, extrapolated, beside `mxscope
 //!   scan` of the whole lab.
+//! - `soak [MINUTES] [DOMAINS]` (30 10000): a coordinator and two workers
+//!   scanning the lab scan after scan while processes are SIGKILLed, the
+//!   data disk (a tmpfs) fills and frees, and an abusive client runs;
+//!   records lost and counted twice per scan, RSS per minute.
 //! - `up [DOMAINS] [TARPIT_PERMILLE]` (20000 0): start the lab (zone,
 //!   servers, domain list) and keep it up until Ctrl-C, printing the
 //!   `mxscope scan` command line to run against it, and the sessions open
@@ -40,7 +44,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mxscope_tests::cluster::bin;
 use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
-use mxscope_tests::{national_bench, perf_bench, perf_lab};
+use mxscope_tests::{national_bench, perf_bench, perf_lab, soak};
 
 const USAGE: &str =
     "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]
@@ -50,6 +54,7 @@ const USAGE: &str =
        mxscope-perf-lab dns [DOMAINS] [IN_FLIGHT]
        mxscope-perf-lab national [DOMAINS] [HOSTS]
        mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]
+       mxscope-perf-lab soak [MINUTES] [DOMAINS]
        mxscope-perf-lab up [DOMAINS] [TARPIT_PERMILLE]";
 
 fn main() -> anyhow::Result<()> {
@@ -82,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             "openssl" => {
                 perf_bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await
             }
+            "soak" => soak::soak(arg(0, 30)? as u64, arg(1, 10_000)?).await,
             "up" => perf_bench::up(arg(0, 20_000)?, arg(1, 0)? as u32).await,
             "serve" => perf_lab::serve_part(&rest).await,
             "client" => perf_bench::client(&rest).await,
