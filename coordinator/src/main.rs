@@ -134,6 +134,11 @@ pub(crate) use mxscope_common::cli_args::CoordinatorArgs;
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
 const CONFIGURABLE: &[&str] = &["serve"];
 
+/// mimalloc: at 1M domains glibc's malloc was a quarter of the
+/// coordinator's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
         Ok(cli) => cli,

@@ -154,6 +154,10 @@ struct ProbeCommandArgs {
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
 const CONFIGURABLE: &[&str] = &["work"];
 
+/// mimalloc, as the coordinator's (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
         Ok(cli) => cli,
