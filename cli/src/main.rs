@@ -10,7 +10,7 @@ use mxscope_common::options::defaults;
 use mxscope_common::telemetry::{self, LogFormat};
 use mxscope_common::{cli_args, cli_config};
 
-mod cli;
+mod commands;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,23 +37,23 @@ enum Command {
         Results stay in --data-dir: `mxscope status --data-dir DIR` and \
         `mxscope export SCAN --data-dir DIR --format csv` read them afterwards."
     )]
-    Scan(cli::scan::ScanArgs),
+    Scan(commands::scan::ScanArgs),
     /// Run the coordinator (gRPC) for workers and operators.
-    Serve(cli::serve::ServeArgs),
+    Serve(commands::serve::ServeArgs),
     /// Submit a domain list as a new scan to a running coordinator.
-    Submit(cli::submit::SubmitArgs),
+    Submit(commands::submit::SubmitArgs),
     /// Show scans and their progress.
-    Status(cli::status::StatusArgs),
+    Status(commands::status::StatusArgs),
     /// Export a scan's records as JSON Lines or CSV.
-    Export(cli::export::ExportArgs),
+    Export(commands::export::ExportArgs),
     /// Cancel a running scan.
-    Cancel(cli::status::CancelArgs),
+    Cancel(commands::status::CancelArgs),
     /// Report on a scan: the headline, distributions, the per-domain table.
-    Report(cli::report::ReportArgs),
+    Report(commands::report::ReportArgs),
     /// Compare scans side by side (datasets, countries, dates).
-    Compare(cli::report::CompareArgs),
+    Compare(commands::report::CompareArgs),
     /// Compare the vantages of a scan: every target and domain (DNS) whose view differs.
-    Vantages(cli::report::VantagesArgs),
+    Vantages(commands::report::VantagesArgs),
     /// Print the shell completion script for mxscope (e.g. `mxscope completions bash >
     /// /etc/bash_completion.d/mxscope`).
     Completions {
@@ -83,7 +83,7 @@ pub(crate) struct ScanOptionArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(defaults::MAX_RETRY_ATTEMPTS)))]
     retry_attempts: u32,
     /// Wait before the first retry of such a target; it doubles for each further one.
-    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::RETRY_DELAY), value_parser = cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::text(defaults::RETRY_DELAY), value_parser = commands::parse_duration)]
     retry_delay: Duration,
     /// Least time between two sessions to one IP (retries, legacy-version,
     /// certificate-per-name and first-flight sessions included); 0s = none.
@@ -91,10 +91,10 @@ pub(crate) struct ScanOptionArgs {
     ip_gap: Duration,
     /// Most sessions per second to one network (/24 IPv4, /48 IPv6), across all
     /// workers of a vantage; 0 = no limit.
-    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::NETWORK_RATE_MILLI), value_parser = cli::parse_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::NETWORK_RATE_MILLI), value_parser = commands::parse_rate)]
     network_rate: f64,
     /// Most sessions per second of a whole vantage, shared by its workers; 0 = no cap.
-    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::VANTAGE_RATE_MILLI), value_parser = cli::parse_rate)]
+    #[arg(long, value_name = "PER_SECOND", default_value = defaults::rate_text(defaults::VANTAGE_RATE_MILLI), value_parser = commands::parse_rate)]
     vantage_rate: f64,
 }
 
@@ -105,7 +105,7 @@ pub(crate) struct ScanMetaArgs {
     #[arg(long)]
     name: Option<String>,
     /// Label as key=value (e.g. country=IT); may be repeated.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = cli::parse_label)]
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = commands::parse_label)]
     labels: Vec<(String, String)>,
     /// Skip invalid lines of the list (and report them) instead of refusing it.
     #[arg(long)]
@@ -180,15 +180,15 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Scan(args) => cli::scan::run(args).await,
-            Command::Serve(args) => cli::serve::run(args).await,
-            Command::Submit(args) => cli::submit::run(args).await,
-            Command::Status(args) => cli::status::run(args).await,
-            Command::Export(args) => cli::export::run(args).await,
-            Command::Cancel(args) => cli::status::cancel(args).await,
-            Command::Report(args) => cli::report::run(args).await,
-            Command::Compare(args) => cli::report::compare(args).await,
-            Command::Vantages(args) => cli::report::vantages(args).await,
+            Command::Scan(args) => commands::scan::run(args).await,
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Submit(args) => commands::submit::run(args).await,
+            Command::Status(args) => commands::status::run(args).await,
+            Command::Export(args) => commands::export::run(args).await,
+            Command::Cancel(args) => commands::status::cancel(args).await,
+            Command::Report(args) => commands::report::run(args).await,
+            Command::Compare(args) => commands::report::compare(args).await,
+            Command::Vantages(args) => commands::report::vantages(args).await,
             Command::Completions { .. } | Command::Man { .. } => Ok(()),
         }
     });
@@ -220,7 +220,7 @@ mod tests {
         let Command::Scan(args) = cli.command else {
             panic!("not the scan command");
         };
-        let options = cli::options(&args.probe).unwrap();
+        let options = commands::options(&args.probe).unwrap();
         assert_eq!(options.resolvers, ["127.0.0.1:53"]);
         assert_eq!(options.retry_attempts, defaults::RETRY_ATTEMPTS);
         assert_eq!(

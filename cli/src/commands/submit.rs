@@ -171,7 +171,7 @@ mod tests {
     use std::task::{Context, Poll, Waker};
 
     use super::*;
-    use crate::cli::list::CHUNK_LINES;
+    use crate::commands::list::CHUNK_LINES;
 
     /// A disk that fails after `good` bytes.
     struct Failing(Cursor<Vec<u8>>);
