@@ -6,6 +6,9 @@
 # artifacts/<target>/; turn it into a regression test before fixing it.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
+#
+# FUZZ_RUNS=N stops each target after N executions (libFuzzer's -runs) if
+# that comes before SECONDS.
 set -uo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
@@ -20,7 +23,8 @@ status=0
 printf '%-16s %12s %8s %6s %s\n' target executions crashes slow log
 for target in "${targets[@]}"; do
   log=logs/$target.log
-  cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1
+  cargo fuzz run "$target" -- -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+    -print_final_stats=1 >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   # crash-, oom-, leak- and timeout- inputs fail the run; a slow-unit- input

@@ -125,20 +125,60 @@ pub fn merge_config_file(
         return Ok(argv);
     };
     let table = read_table(&path)?;
+    let flags = config_flags(command.get_name(), sub, given, &path, &table)?;
+    // Right after the subcommand's name, before any `--`.
+    let at = argv
+        .iter()
+        .skip(1)
+        .position(|a| a == name)
+        .map_or(argv.len(), |i| i + 2);
+    argv.splice(at..at, flags);
+    Ok(argv)
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigFileError> {
+    let read = |source| ConfigFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigFileError::TooLarge(path.to_path_buf()));
+    }
+    parse_table(path, &text)
+}
+
+/// The flags the settings of `table` (the `--config` file at `path` of
+/// subcommand `sub` of `command_name`) add to a command line whose
+/// matches are `given`: those the command line and the environment did
+/// not set. A key that is not a long option of `sub`, or a value of the
+/// wrong type, is refused with the reason.
+pub fn config_flags(
+    command_name: &str,
+    sub: &Command,
+    given: &clap::ArgMatches,
+    path: &Path,
+    table: &toml::Table,
+) -> Result<Vec<OsString>, ConfigFileError> {
     let setting = |message: String| ConfigFileError::Setting {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
     let mut flags = Vec::new();
-    for (key, value) in &table {
+    for (key, value) in table {
         let arg = sub
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()) && key != "config" && key != "help")
             .ok_or_else(|| {
                 setting(format!(
-                    "`{key}` is not a setting of `{} {name}` (settings are its long options \
+                    "`{key}` is not a setting of `{} {}` (settings are its long options \
                      without `--`, see --help)",
-                    command.get_name()
+                    command_name,
+                    sub.get_name()
                 ))
             })?;
         if matches!(
@@ -175,29 +215,11 @@ pub fn merge_config_file(
             flags.push(OsString::from(format!("{flag}={text}")));
         }
     }
-    // Right after the subcommand's name, before any `--`.
-    let at = argv
-        .iter()
-        .skip(1)
-        .position(|a| a == name)
-        .map_or(argv.len(), |i| i + 2);
-    argv.splice(at..at, flags);
-    Ok(argv)
+    Ok(flags)
 }
 
-fn read_table(path: &Path) -> Result<toml::Table, ConfigFileError> {
-    let read = |source| ConfigFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigFileError::TooLarge(path.to_path_buf()));
-    }
+/// A `--config` file's text as a TOML table (`path` names it in errors).
+pub fn parse_table(path: &Path, text: &str) -> Result<toml::Table, ConfigFileError> {
     text.parse::<toml::Table>()
         .map_err(|e| ConfigFileError::Syntax {
             path: path.to_path_buf(),

@@ -5,11 +5,12 @@
 #![no_main]
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::sync::OnceLock;
 
-use clap::{Arg, ArgAction, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use libfuzzer_sys::fuzz_target;
-use mxscope_common::cli_config::{merge_config_file, with_env};
+use mxscope_common::cli_config::{config_flags, parse_table, with_env};
 
 fn command() -> Command {
     let work = Command::new("work")
@@ -26,26 +27,40 @@ fn command() -> Command {
     with_env(Command::new("w").subcommand(work), &["work"])
 }
 
+/// The command and what a command line `work --config FILE` gave, once.
+fn setup() -> &'static (Command, ArgMatches) {
+    static SETUP: OnceLock<(Command, ArgMatches)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let command = command();
+        let given = command
+            .clone()
+            .ignore_errors(true)
+            .try_get_matches_from(["w", "work", "--config", "fuzz.toml"])
+            .expect("the fixed command line");
+        let given = given.subcommand_matches("work").expect("work").clone();
+        (command, given)
+    })
+}
+
+// What `merge_config_file` does after reading the file (the same two
+// functions), without the file and the first two clap passes: the peer
+// bytes are the file's.
 fuzz_target!(|data: &[u8]| {
-    static PATH: OnceLock<std::path::PathBuf> = OnceLock::new();
-    static COMMAND: OnceLock<Command> = OnceLock::new();
-    // On tmpfs when there is one: the file is written once per input.
-    let path = PATH.get_or_init(|| {
-        let dir = std::path::Path::new("/dev/shm");
-        let dir = if dir.is_dir() { dir.to_path_buf() } else { std::env::temp_dir() };
-        dir.join(format!("mxscope-fuzz-config-{}.toml", std::process::id()))
-    });
-    let command = COMMAND.get_or_init(command);
-    if std::fs::write(path, data).is_err() {
+    let (command, given) = setup();
+    let Some(sub) = command.find_subcommand("work") else {
         return;
-    }
-    let argv: Vec<OsString> = vec![
-        "w".into(),
-        "work".into(),
-        "--config".into(),
-        path.clone().into(),
-    ];
-    if let Ok(merged) = merge_config_file(command, argv, &["work"]) {
-        let _ = command.clone().try_get_matches_from(merged);
-    }
+    };
+    let path = Path::new("fuzz.toml");
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(table) = parse_table(path, text) else {
+        return;
+    };
+    let Ok(flags) = config_flags("w", sub, given, path, &table) else {
+        return;
+    };
+    let mut argv: Vec<OsString> = vec!["w".into(), "work".into()];
+    argv.extend(flags);
+    let _ = command.clone().try_get_matches_from(argv);
 });

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,24 +121,40 @@ impl Disk {
         })
     }
 
-    /// Fill the disk but 64 KiB with one file; its path.
-    fn fill(&self) -> anyhow::Result<PathBuf> {
-        let path = self.dir.join("filler");
-        let free = free_bytes(&self.dir).unwrap_or(0).saturating_sub(64 << 10);
-        let file = std::fs::File::create(&path)?;
-        let chunk = vec![0u8; 1 << 20];
-        let mut left = free;
-        let mut out = std::io::BufWriter::new(file);
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            if std::io::Write::write_all(&mut out, &chunk[..n]).is_err() {
-                break;
+    /// Fill the disk but 64 KiB with one file for `span`, on a thread of
+    /// its own (the scans go on meanwhile); `full` is true until it is
+    /// freed.
+    fn fill_for(&self, span: Duration, full: Arc<AtomicBool>) {
+        full.store(true, Ordering::SeqCst);
+        let dir = self.dir.clone();
+        std::thread::spawn(move || {
+            let filler = fill(&dir);
+            std::thread::sleep(span);
+            if let Ok(path) = filler {
+                let _ = std::fs::remove_file(path);
             }
-            left -= n as u64;
-        }
-        drop(out);
-        Ok(path)
+            full.store(false, Ordering::SeqCst);
+        });
     }
+}
+
+/// Fill the disk at `dir` but 64 KiB with one file; its path.
+fn fill(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("filler");
+    let free = free_bytes(dir).unwrap_or(0).saturating_sub(64 << 10);
+    let file = std::fs::File::create(&path)?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = free;
+    let mut out = std::io::BufWriter::new(file);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if std::io::Write::write_all(&mut out, &chunk[..n]).is_err() {
+            break;
+        }
+        left -= n as u64;
+    }
+    drop(out);
+    Ok(path)
 }
 
 impl Drop for Disk {
@@ -247,27 +264,29 @@ pub async fn soak(minutes: u64, domains: usize) -> anyhow::Result<()> {
     let mut rounds: Vec<Round> = Vec::new();
     let mut next_chaos = Instant::now() + Duration::from_secs(10 + dice.below(20));
     let mut next_sample = Instant::now();
-    let mut filler: Option<(PathBuf, Instant)> = None;
+    let full = Arc::new(AtomicBool::new(false));
+    let mut was_full = false;
     let mut round: Option<(String, Instant)> = None;
     let mut events = 0u32;
     let mut fills = 0u32;
     while Instant::now() < until || round.is_some() {
         let now = Instant::now();
         let mut event = String::new();
-        if let Some((path, at)) = &filler {
-            if now >= *at {
-                let _ = std::fs::remove_file(path);
-                filler = None;
-                event = "disk freed".into();
-            }
-        } else if now >= next_chaos && now < until {
+        let is_full = full.load(Ordering::SeqCst);
+        if was_full && !is_full {
+            event = "disk freed".into();
+        }
+        was_full = is_full;
+        // No kill while the disk is full: a restarted coordinator needs room to open.
+        if !is_full && now >= next_chaos && now < until {
             events += 1;
             next_chaos = now + Duration::from_secs(15 + dice.below(30));
             match dice.below(4) {
                 3 => {
-                    filler = Some((disk.fill()?, now + Duration::from_secs(20)));
+                    disk.fill_for(Duration::from_secs(20), full.clone());
+                    was_full = true;
                     fills += 1;
-                    event = "disk filled".into();
+                    event = "disk filled for 20 s".into();
                 }
                 which => event = format!("SIGKILL {}", fleet.kill(which as usize).await?),
             }
@@ -310,8 +329,8 @@ pub async fn soak(minutes: u64, domains: usize) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    if let Some((path, _)) = filler {
-        let _ = std::fs::remove_file(path);
+    while full.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let lost: usize = rounds.iter().map(|r| r.domains_lost + r.targets_lost).sum();
     let twice: usize = rounds
@@ -389,7 +408,9 @@ async fn check(
     targets: &BTreeSet<IpAddr>,
 ) -> anyhow::Result<Round> {
     let wall = at.elapsed();
-    for _ in 0..60 {
+    // Reads may fail while the disk is full (sled refuses them after a
+    // failed write until the coordinator reopens it): up to 5 minutes.
+    for _ in 0..300 {
         let Some(mut admin) = admin().await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -419,5 +440,5 @@ async fn check(
             targets_twice: ips.len() - unique_ips.len(),
         });
     }
-    anyhow::bail!("scan {scan} could not be exported for a minute")
+    anyhow::bail!("scan {scan} could not be exported for 5 minutes")
 }
