@@ -111,7 +111,40 @@ impl fmt::Debug for Store {
 /// a moment ago releases it when sled's background threads notice.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Remove the snapshot files sled began and never finished in `dir`.
+///
+/// sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it
+/// when whole; a full disk or a kill while it writes leaves the
+/// `.generating` file, which its next open takes for the newest snapshot
+/// and refuses as corrupt (sled issue #1527) — the directory could no
+/// longer be opened. The file was never complete, the log and the last
+/// finished snapshot hold everything: it goes (measured: the 30-minute
+/// soak's tmpfs filled while sled wrote a snapshot; every later open
+/// failed with "corrupt store").
+fn drop_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(
+                    file = %entry.path().display(),
+                    "removed a snapshot sled began and never finished (a full disk or a kill while it wrote)"
+                ),
+                Err(error) => tracing::warn!(
+                    file = %entry.path().display(), %error,
+                    "cannot remove an unfinished sled snapshot; opening may fail"
+                ),
+            }
+        }
+    }
+}
+
 fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    drop_unfinished_snapshots(dir);
     let started = std::time::Instant::now();
     loop {
         match sled::Config::new()
@@ -185,7 +218,8 @@ impl Store {
     }
 
     /// Open an existing store to read it (status, report, export, compare,
-    /// vantages): no clean-up, no upgrade, nothing written by this code —
+    /// vantages): no clean-up, no upgrade, nothing written by this code
+    /// (but for a sled snapshot never finished, which no open survives) —
     /// tasks of an interrupted submission stay, invisible without their
     /// scan's meta, and the staged lists stay for the next writer.
     pub fn open_reader(dir: &Path) -> Result<Self> {
