@@ -286,9 +286,12 @@ pub async fn soak(minutes: u64, domains: usize) -> anyhow::Result<()> {
                     disk.fill_for(Duration::from_secs(20), full.clone());
                     was_full = true;
                     fills += 1;
-                    event = "disk filled for 20 s".into();
+                    event.push_str(" disk filled for 20 s");
                 }
-                which => event = format!("SIGKILL {}", fleet.kill(which as usize).await?),
+                which => {
+                    let killed = fleet.kill(which as usize).await?;
+                    event.push_str(&format!(" SIGKILL {killed}"));
+                }
             }
         }
         if now >= next_sample || !event.is_empty() {

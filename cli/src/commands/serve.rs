@@ -95,7 +95,7 @@ pub(crate) struct ServeArgs {
     /// (a worker's result batch is at most 2 MiB); a call that finds them
     /// spent is refused with RESOURCE_EXHAUSTED and retried by its worker.
     #[arg(long, value_name = "MIB", default_value_t = (ServerLimits::default().request_memory >> 20) as u32,
-        value_parser = clap::value_parser!(u32).range(16..=65_536))]
+        value_parser = clap::value_parser!(u32).range(32..=65_536))]
     request_memory_mib: u32,
     #[command(flatten)]
     pub(crate) ops: OpsArgs,

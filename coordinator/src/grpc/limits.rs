@@ -6,31 +6,36 @@
 //! adds up.
 //!
 //! - [`gate`]: accepts connections up to [`ServerLimits::max_connections`]
-//!   (the next ones are closed at once and counted) and closes one that has
-//!   not sent its first [`PREFACE_BYTES`] within
+//!   (then a new one takes the place of the oldest that has not yet sent
+//!   its first [`PREFACE_BYTES`]; with none such, it is closed at once and
+//!   counted) and closes one that has not sent them within
 //!   [`ServerLimits::first_bytes_within`].
-//! - [`budget_layer`]: every byte of a request message being received
-//!   holds a share of [`ServerLimits::request_memory`] until the message is
-//!   whole and taken; a frame that finds the budget spent fails its call
+//! - [`budget_layer`]: a request message being received holds its whole
+//!   announced length (tonic's decoder reserves it on reading the header)
+//!   of [`ServerLimits::request_memory`] until it is whole and taken; a frame that finds the budget spent fails its call
 //!   with `RESOURCE_EXHAUSTED` (a worker keeps the batch and retries), and a
 //!   message not whole within [`ServerLimits::message_within`] of its first
 //!   byte fails with `DEADLINE_EXCEEDED`.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use mxscope_common::client::MAX_MESSAGE_BYTES;
 use mxscope_common::telemetry::warn_again;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::Status;
@@ -83,7 +88,10 @@ impl ServerLimits {
 }
 
 /// Accept connections from `listener` within `limits` until the returned
-/// stream is dropped (the accept loop then ends).
+/// stream is dropped (the accept loop then ends). At the cap, a new
+/// connection takes the place of the oldest one that has not yet sent its
+/// first [`PREFACE_BYTES`] (idle and garbage connections cannot lock
+/// clients out); with none such, it is closed at once.
 pub fn gate(listener: TcpListener, limits: &ServerLimits) -> ReceiverStream<io::Result<Gated>> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let within = limits.first_bytes_within;
@@ -91,6 +99,8 @@ pub fn gate(listener: TcpListener, limits: &ServerLimits) -> ReceiverStream<io::
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let (mut refused, mut failed) = (None, None);
+        // Connections in accept order that may not have sent their preface yet.
+        let mut unproven: VecDeque<Arc<Proof>> = VecDeque::new();
         loop {
             let accepted = tokio::select! {
                 () = tx.closed() => return,
@@ -98,19 +108,28 @@ pub fn gate(listener: TcpListener, limits: &ServerLimits) -> ReceiverStream<io::
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    let permit = match permits.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => evict_oldest(&mut unproven, &permits).await,
+                    };
+                    let Some(permit) = permit else {
                         drop(stream);
                         crate::metrics::connection_refused();
                         if warn_again(&mut refused) {
-                            tracing::warn!(%peer, "{most} connections are open (--max-connections): closing new ones until some end");
+                            tracing::warn!(%peer, "{most} connections are open (--max-connections) and all have sent requests: closing new ones until some end");
                         }
                         continue;
                     };
                     // gRPC answers are small writes; Nagle would hold them back.
                     let _ = stream.set_nodelay(true);
                     crate::metrics::connection_opened();
+                    while unproven.front().is_some_and(|p| p.settled()) {
+                        unproven.pop_front();
+                    }
+                    let proof = Arc::new(Proof::default());
+                    unproven.push_back(proof.clone());
                     if tx
-                        .send(Ok(Gated::new(stream, permit, within)))
+                        .send(Ok(Gated::new(stream, permit, within, proof)))
                         .await
                         .is_err()
                     {
@@ -130,27 +149,76 @@ pub fn gate(listener: TcpListener, limits: &ServerLimits) -> ReceiverStream<io::
     ReceiverStream::new(rx)
 }
 
+/// Close the oldest connection still without its preface and take its
+/// permit (within a second); `None` when every connection has sent one.
+async fn evict_oldest(
+    unproven: &mut VecDeque<Arc<Proof>>,
+    permits: &Arc<Semaphore>,
+) -> Option<OwnedSemaphorePermit> {
+    while let Some(oldest) = unproven.pop_front() {
+        if oldest.settled() {
+            continue;
+        }
+        oldest.evict.cancel();
+        crate::metrics::connection_refused();
+        let waited = tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned());
+        return waited.await.ok().and_then(Result::ok);
+    }
+    None
+}
+
+/// Whether a connection has sent its preface (or ended), and how to close
+/// it while it has not.
+#[derive(Debug, Default)]
+struct Proof {
+    settled: AtomicBool,
+    evict: CancellationToken,
+}
+
+impl Proof {
+    fn settled(&self) -> bool {
+        self.settled.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection before its preface: its deadline, the bytes seen so far
+/// and the gate's order to make room.
+type Unproven = (
+    Pin<Box<Sleep>>,
+    usize,
+    Pin<Box<WaitForCancellationFutureOwned>>,
+);
+
 /// An accepted connection holding one of the gate's permits.
 pub struct Gated {
     io: TcpStream,
     _permit: OwnedSemaphorePermit,
-    /// Until the client has sent [`PREFACE_BYTES`]: its deadline and the
-    /// bytes seen so far.
-    first: Option<(Pin<Box<Sleep>>, usize)>,
+    /// Until the client has sent [`PREFACE_BYTES`]: its deadline, the
+    /// bytes seen so far and the gate's order to make room.
+    first: Option<Unproven>,
+    proof: Arc<Proof>,
 }
 
 impl Gated {
-    fn new(io: TcpStream, permit: OwnedSemaphorePermit, within: Duration) -> Self {
+    fn new(
+        io: TcpStream,
+        permit: OwnedSemaphorePermit,
+        within: Duration,
+        proof: Arc<Proof>,
+    ) -> Self {
+        let evicted = Box::pin(proof.evict.clone().cancelled_owned());
         Self {
             io,
             _permit: permit,
-            first: Some((Box::pin(tokio::time::sleep(within)), 0)),
+            first: Some((Box::pin(tokio::time::sleep(within)), 0, evicted)),
+            proof,
         }
     }
 }
 
 impl Drop for Gated {
     fn drop(&mut self) {
+        self.proof.settled.store(true, Ordering::Relaxed);
         crate::metrics::connection_closed();
     }
 }
@@ -164,18 +232,25 @@ impl AsyncRead for Gated {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Some((deadline, seen)) = &mut this.first {
+        if let Some((deadline, seen, evicted)) = &mut this.first {
             match polled {
                 Poll::Ready(Ok(())) => {
                     *seen += buf.filled().len() - before;
                     if *seen >= PREFACE_BYTES {
                         this.first = None;
+                        this.proof.settled.store(true, Ordering::Relaxed);
                     }
                 }
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client sent no request in time",
+                    )));
+                }
+                Poll::Pending if evicted.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "closed for a newer connection: --max-connections were open",
                     )));
                 }
                 _ => {}
@@ -263,6 +338,32 @@ struct Budgeted {
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
+impl Budgeted {
+    /// Hold `bytes` more of the budget, or the status that refuses the call.
+    fn take(&mut self, bytes: usize) -> Result<(), Status> {
+        if bytes > MAX_MESSAGE_BYTES + 5 {
+            return Err(Status::out_of_range(format!(
+                "a request message of {bytes} bytes is over the {} MiB limit",
+                MAX_MESSAGE_BYTES >> 20
+            )));
+        }
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let Ok(permit) = self.budget.clone().try_acquire_many_owned(n) else {
+            crate::metrics::request_refused("memory");
+            return Err(Status::resource_exhausted(format!(
+                "the coordinator is receiving {} MiB of requests already \
+                 (--request-memory-mib): retry later",
+                self.capacity >> 20
+            )));
+        };
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
 impl HttpBody for Budgeted {
     type Data = Bytes;
     type Error = Status;
@@ -281,24 +382,18 @@ impl HttpBody for Budgeted {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref().filter(|d| !d.is_empty()) {
-                    let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                    let Ok(permit) = this.budget.clone().try_acquire_many_owned(n) else {
-                        crate::metrics::request_refused("memory");
-                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                            "the coordinator is receiving {} MiB of requests already \
-                                 (--request-memory): retry later",
-                            this.capacity >> 20
-                        )))));
-                    };
-                    match &mut this.held {
-                        Some(held) => held.merge(permit),
-                        None => this.held = Some(permit),
+                    let fed = this.framing.feed(data);
+                    if fed.announced > 0 {
+                        // The decoder reserves a message's whole length as
+                        // soon as it reads its header: so does the budget.
+                        if let Err(refusal) = this.take(fed.announced) {
+                            return Poll::Ready(Some(Err(refusal)));
+                        }
                     }
-                    let (whole, started) = this.framing.feed(data);
-                    this.taken = whole;
+                    this.taken = fed.whole;
                     if !this.framing.partial() {
                         this.deadline = None;
-                    } else if started || this.deadline.is_none() {
+                    } else if fed.started || this.deadline.is_none() {
                         this.deadline = Some(Box::pin(tokio::time::sleep(this.within)));
                     }
                 }
@@ -331,6 +426,18 @@ impl HttpBody for Budgeted {
 
 /// Where a gRPC message stream is: each message is a flag byte, a 4-byte
 /// big-endian length and that many bytes.
+/// What one frame did to a message stream.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fed {
+    /// Whole sizes (header included) of the messages whose header it
+    /// completed.
+    announced: usize,
+    /// Whole sizes of the messages it completed.
+    whole: usize,
+    /// Whether it left a message partial that it started.
+    started: bool,
+}
+
 #[derive(Debug, Default)]
 struct Framing {
     header: [u8; 5],
@@ -342,15 +449,13 @@ struct Framing {
 }
 
 impl Framing {
-    /// Walk `data`: the bytes of the messages it made whole (their earlier
-    /// bytes included), and whether it started a message it left partial.
-    fn feed(&mut self, data: &[u8]) -> (usize, bool) {
-        let mut whole = 0;
-        let mut started = false;
+    /// Walk `data`: see [`Fed`].
+    fn feed(&mut self, data: &[u8]) -> Fed {
+        let mut fed = Fed::default();
         let mut rest = data;
         while !rest.is_empty() {
             if self.partial == 0 {
-                started = true;
+                fed.started = true;
             }
             if self.header_len < self.header.len() {
                 let take = (self.header.len() - self.header_len).min(rest.len());
@@ -363,19 +468,20 @@ impl Framing {
                 }
                 let [_, a, b, c, d] = self.header;
                 self.remaining = u32::from_be_bytes([a, b, c, d]) as usize;
+                fed.announced += self.header.len() + self.remaining;
             }
             let take = self.remaining.min(rest.len());
             self.remaining -= take;
             self.partial += take;
             rest = &rest[take..];
             if self.remaining == 0 {
-                whole += self.partial;
+                fed.whole += self.partial;
                 self.partial = 0;
                 self.header_len = 0;
-                started = false;
+                fed.started = false;
             }
         }
-        (whole, started)
+        fed
     }
 
     fn partial(&self) -> bool {
@@ -398,16 +504,21 @@ mod tests {
     fn framing_counts_whole_messages_across_frames() {
         let mut f = Framing::default();
         let two: Vec<u8> = [message(10), message(0), message(3)].concat();
-        // 15 + 5 whole, 3 bytes of the third.
-        assert_eq!(f.feed(&two[..23]), (20, true));
+        let fed = |announced, whole, started| Fed {
+            announced,
+            whole,
+            started,
+        };
+        // 15 + 5 whole, 3 bytes of the third's header: announced with the rest.
+        assert_eq!(f.feed(&two[..23]), fed(20, 20, true));
         assert!(f.partial());
-        assert_eq!(f.feed(&two[23..]), (8, false));
+        assert_eq!(f.feed(&two[23..]), fed(8, 8, false));
         assert!(!f.partial());
         // A header split in two, then its payload.
         let m = message(100);
-        assert_eq!(f.feed(&m[..2]), (0, true));
-        assert_eq!(f.feed(&m[2..50]), (0, false));
-        assert_eq!(f.feed(&m[50..]), (105, false));
+        assert_eq!(f.feed(&m[..2]), fed(0, 0, true));
+        assert_eq!(f.feed(&m[2..50]), fed(105, 0, false));
+        assert_eq!(f.feed(&m[50..]), fed(0, 105, false));
         assert!(!f.partial());
     }
 
@@ -416,8 +527,16 @@ mod tests {
         let mut f = Framing::default();
         let mut header = vec![0];
         header.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(f.feed(&header), (0, true));
-        assert_eq!(f.feed(&[1; 1000]), (0, false));
+        let announced = 5 + u32::MAX as usize;
+        assert_eq!(
+            f.feed(&header),
+            Fed {
+                announced,
+                whole: 0,
+                started: true
+            }
+        );
+        assert_eq!(f.feed(&[1; 1000]), Fed::default());
         assert!(f.partial());
     }
 }
