@@ -5,7 +5,7 @@
 //! - [`worker`]: the worker service; [`admin`]: the admin service.
 //! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
 //! - [`server`]: TLS, message-size limits, the lease-expiry loop.
-//! - [`limits`]: connections and request memory: what clients can make it hold.
+//! - [`limits`], [`budget`]: connections and request memory: what clients can make it hold.
 //! - [`options`]: task counts and scan statuses ⇄ wire.
 //! - [`client`]: the admin client of the `mxscope` CLI.
 //!
@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod limits;
 pub mod options;

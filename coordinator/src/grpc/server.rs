@@ -99,7 +99,7 @@ pub async fn serve(
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
     let result = builder
-        .layer(limits::budget_layer(limits))
+        .layer(super::budget::budget_layer(limits))
         .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
