@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
 use crate::proto;
-use crate::record::{DepthLevel, Record};
+use crate::record::{Delivered, DepthLevel, Record};
 use crate::{DomainName, EhloName, InvalidEhloName};
 
 /// A wire value that does not make a valid domain value.
@@ -240,12 +240,12 @@ pub fn target_to_proto(ip: IpAddr, mx_names: Vec<String>) -> proto::ProbeTarget 
     }
 }
 
-/// Parse a batch of JSON records.
-pub fn records_from_json(json: &[String]) -> Result<Vec<Record>, ConvertError> {
-    json.iter()
+/// Parse a batch of JSON records, keeping each one's text.
+pub fn records_from_json(json: Vec<String>) -> Result<Vec<Delivered<Record>>, ConvertError> {
+    json.into_iter()
         .enumerate()
         .map(|(index, text)| {
-            Record::from_json(text).map_err(|reason| ConvertError::Record { index, reason })
+            Delivered::parse(text).map_err(|reason| ConvertError::Record { index, reason })
         })
         .collect()
 }
@@ -266,17 +266,6 @@ impl From<&Record> for proto::ResultRecord {
     }
 }
 
-/// A probe target from the wire: its IP and MX names.
-pub fn target_from_proto(
-    target: &proto::ProbeTarget,
-) -> Result<(IpAddr, Vec<String>), ConvertError> {
-    let ip = target
-        .ip
-        .parse()
-        .map_err(|_| ConvertError::Ip(target.ip.clone()))?;
-    Ok((ip, target.mx_names.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,9 +282,9 @@ mod tests {
             let wire = proto::ResultRecord::from(&record);
             assert_eq!(Record::try_from(&wire).unwrap(), record);
         }
-        let bad = records_from_json(&["{\"kind\":\"other\"}".to_string()]).unwrap_err();
+        let bad = records_from_json(vec!["{\"kind\":\"other\"}".to_string()]).unwrap_err();
         assert!(bad.to_string().contains("unknown record kind"));
-        assert!(records_from_json(&["not json".to_string()]).is_err());
+        assert!(records_from_json(vec!["not json".to_string()]).is_err());
     }
 
     fn options() -> ScanOptions {

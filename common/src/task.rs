@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::options::ScanOptions;
-use crate::record::Record;
+use crate::record::{Delivered, Record};
 
 /// A task and the epoch it was leased with (the fencing token).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -145,12 +145,13 @@ pub struct Batch {
     pub task_complete: bool,
 }
 
-/// A batch as the coordinator receives it: its records parsed.
+/// A batch as the coordinator receives it: its records parsed, each with
+/// the text it came as (stored as it is).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportedBatch {
     pub worker_id: String,
     pub lease: Lease,
-    pub records: Vec<Record>,
+    pub records: Vec<Delivered<Record>>,
     /// The task's last batch.
     pub task_complete: bool,
 }

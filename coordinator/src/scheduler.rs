@@ -97,8 +97,10 @@ pub fn task_seq(id: &str, class: TaskClass) -> Option<u64> {
 
 /// Every IP named by `records`, with every MX name that points at it
 /// ([`mxscope_common::targets_of`] over their DNS results).
-pub fn targets_of(records: &[DomainRecord]) -> BTreeMap<IpAddr, BTreeSet<String>> {
-    mxscope_common::targets_of(records.iter().map(|r| &r.dns))
+pub fn targets_of<'a>(
+    records: impl IntoIterator<Item = &'a DomainRecord>,
+) -> BTreeMap<IpAddr, BTreeSet<String>> {
+    mxscope_common::targets_of(records.into_iter().map(|r| &r.dns))
 }
 
 /// Probe tasks for `targets`, at most `batch` each, numbered from `first_seq`.

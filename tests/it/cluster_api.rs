@@ -60,11 +60,11 @@ fn records_for(task: &proto::Task) -> Vec<String> {
     work.domains
         .iter()
         .map(|d| {
-            Record::Domain(DomainRecord::new(
-                d.clone(),
-                DnsResult::failed(DnsStatus::Nxdomain, "test"),
-            ))
-            .to_json()
+            let mut record =
+                DomainRecord::new(d.clone(), DnsResult::failed(DnsStatus::Nxdomain, "test"));
+            record.scan = Some(task.scan_id.clone());
+            record.vantage = Some(task.vantage.clone());
+            Record::Domain(record).to_json()
         })
         .collect()
 }

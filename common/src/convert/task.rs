@@ -226,7 +226,7 @@ impl TryFrom<proto::ResultBatch> for ReportedBatch {
 
     fn try_from(batch: proto::ResultBatch) -> Result<Self, Self::Error> {
         Ok(Self {
-            records: records_from_json(&batch.records_json)?,
+            records: records_from_json(batch.records_json)?,
             worker_id: batch.worker_id,
             lease: Lease {
                 task_id: batch.task_id,

@@ -6,6 +6,8 @@
 //! Layout (every type is re-exported here and at the crate root):
 //! - this file: [`SCHEMA_VERSION`], [`Record`], either kind as JSON, and
 //!   [`snake`], an enum value's record name for tables and messages.
+//! - `delivered`: [`Delivered`], a record with its JSON text, parsed once
+//!   (what the coordinator checks and stores as received).
 //! - `domain`: [`DomainRecord`], its DNS result, exchanges, anomalies and
 //!   [`DomainSecurity`].
 //! - `target`: [`TargetRecord`], its timings, replies and [`Anomaly`]s, its
@@ -15,6 +17,7 @@
 //!   `tls_facts`),
 //!   [`VersionSupport`] and [`Protocols`].
 
+mod delivered;
 mod depth;
 mod domain;
 pub mod findings;
@@ -24,6 +27,7 @@ mod tls;
 
 use serde::{Deserialize, Serialize};
 
+pub use delivered::{Delivered, Kind as DeliveredKind};
 pub use depth::{DepthLevel, SuiteClass, Tested, TlsDepth, VersionDepth};
 pub use domain::{
     targets_of, DnsAnomaly, DnsResult, DnsStatus, DomainRecord, DomainSecurity, MxEntry,
@@ -55,8 +59,12 @@ pub enum Record {
 }
 
 impl Record {
-    /// Parse one JSON record, dispatching on its `kind`.
+    /// Parse one JSON record, dispatching on its `kind` (in one pass when
+    /// the tag comes first, as this crate writes records).
     pub fn from_json(json: &str) -> Result<Self, String> {
+        if let Some(parsed) = delivered::parse_tagged(json) {
+            return parsed;
+        }
         #[derive(Deserialize)]
         struct Kind<'a> {
             #[serde(borrow)]

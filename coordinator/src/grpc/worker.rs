@@ -113,18 +113,9 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<proto::HeartbeatResponse>, Status> {
         let r = request.into_inner();
         let worker = required(&r.worker_id, "worker_id")?;
-        let leases: Vec<(String, u64)> = r
-            .leases
-            .into_iter()
-            .map(Lease::from)
-            .map(|l| (l.task_id, l.epoch))
-            .collect();
+        let leases: Vec<Lease> = r.leases.into_iter().map(Lease::from).collect();
         let (extended, lost) = self.coordinator.heartbeat(worker, &leases)?;
-        let refs = |v: Vec<(String, u64)>| {
-            v.into_iter()
-                .map(|(task_id, epoch)| proto::LeaseRef::from(&Lease { task_id, epoch }))
-                .collect()
-        };
+        let refs = |v: Vec<Lease>| v.iter().map(proto::LeaseRef::from).collect();
         Ok(Response::new(proto::HeartbeatResponse {
             extended: refs(extended),
             lost: refs(lost),
@@ -141,7 +132,7 @@ impl WorkerService for WorkerApi {
         let records = batch.records;
         let domains = records
             .iter()
-            .filter(|r| matches!(r, mxscope_common::Record::Domain(_)))
+            .filter(|r| matches!(r.record, mxscope_common::Record::Domain(_)))
             .count() as u64;
         let targets = records.len() as u64 - domains;
         let stored = self

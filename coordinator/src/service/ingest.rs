@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::MutexGuard;
 
-use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, Record, TargetRecord};
+use mxscope_common::{
+    Delivered, DeliveredKind, DnsResult, DnsStatus, DomainRecord, Outcome, Record, TargetRecord,
+};
 
 use crate::exclusion;
 use crate::model::{ScanOptions, Target, Task, TaskKind, TaskState};
@@ -25,7 +27,7 @@ impl Coordinator {
         worker: &str,
         task_id: &str,
         epoch: u64,
-        records: Vec<Record>,
+        records: Vec<Delivered<Record>>,
         complete: bool,
     ) -> Result<u32, ServiceError> {
         let task = {
@@ -37,22 +39,14 @@ impl Coordinator {
             scheduler::check(task, worker, epoch)?;
             task.clone()
         };
-        check_belongs(&task, &records)?;
         let mut resolved = Vec::new();
         let mut probed = Vec::new();
-        for record in records {
-            match record {
-                Record::Domain(mut r) => {
-                    r.scan = Some(task.scan.clone());
-                    r.vantage = Some(task.vantage.clone());
-                    r.targets.clear();
-                    resolved.push(r);
-                }
-                Record::Target(mut r) => {
-                    r.scan = Some(task.scan.clone());
-                    r.vantage = Some(task.vantage.clone());
-                    probed.push(r);
-                }
+        let items = Items::of(&task);
+        for delivered in records {
+            check_record(&task, &items, &delivered.record)?;
+            match delivered.split() {
+                DeliveredKind::Domain(r) => resolved.push(r),
+                DeliveredKind::Target(r) => probed.push(r),
             }
         }
         // Results are keyed and counted once: no lock needed.
@@ -70,7 +64,7 @@ impl Coordinator {
             self.apply_writes_locked(&writer)?;
             if !resolved.is_empty() {
                 // Probe tasks are on disk before the resolve task is done.
-                self.plan_probes(&writer, &task, &resolved)?;
+                self.plan_probes(&writer, &task, resolved.iter().map(|r| &r.record))?;
             }
             if complete {
                 let now = self.now();
@@ -103,11 +97,11 @@ impl Coordinator {
     /// caller holds `writer`, so claims are read and written by one planner
     /// at a time; tasks are written before their claims and before their
     /// feed shows them.
-    fn plan_probes(
+    fn plan_probes<'a>(
         &self,
         _writer: &MutexGuard<'_, ()>,
         task: &Task,
-        resolved: &[DomainRecord],
+        resolved: impl IntoIterator<Item = &'a DomainRecord>,
     ) -> Result<(), ServiceError> {
         let mut fresh = Vec::new();
         for (ip, names) in scheduler::targets_of(resolved) {
@@ -214,49 +208,70 @@ pub(super) fn record_failed_items(
     }
 }
 
-/// Records must be the task's own items.
-fn check_belongs(task: &Task, records: &[Record]) -> Result<(), ServiceError> {
-    match &task.kind {
-        TaskKind::Resolve { domains } => {
-            let items: HashSet<&str> = domains.iter().map(String::as_str).collect();
-            for record in records {
-                match record {
-                    Record::Domain(r) if items.contains(r.domain.as_str()) => {}
-                    Record::Domain(r) => {
-                        return Err(ServiceError::Invalid(format!(
-                            "domain {} is not part of task {}",
-                            r.domain, task.id
-                        )))
-                    }
-                    Record::Target(_) => {
-                        return Err(ServiceError::Invalid(format!(
-                            "task {} is a resolve task: target records do not belong to it",
-                            task.id
-                        )))
-                    }
-                }
+/// A task's items, to look records up in.
+enum Items<'a> {
+    Domains(HashSet<&'a str>),
+    Targets(HashSet<IpAddr>),
+}
+
+impl<'a> Items<'a> {
+    fn of(task: &'a Task) -> Self {
+        match &task.kind {
+            TaskKind::Resolve { domains } => {
+                Self::Domains(domains.iter().map(String::as_str).collect())
             }
+            TaskKind::Probe { targets } => Self::Targets(targets.iter().map(|t| t.ip).collect()),
         }
-        TaskKind::Probe { targets } => {
-            let items: HashSet<IpAddr> = targets.iter().map(|t| t.ip).collect();
-            for record in records {
-                match record {
-                    Record::Target(r) if items.contains(&r.ip) => {}
-                    Record::Target(r) => {
-                        return Err(ServiceError::Invalid(format!(
-                            "ip {} is not part of task {}",
-                            r.ip, task.id
-                        )))
-                    }
-                    Record::Domain(_) => {
-                        return Err(ServiceError::Invalid(format!(
-                            "task {} is a probe task: domain records do not belong to it",
-                            task.id
-                        )))
-                    }
-                }
+    }
+}
+
+/// The one check of a delivered record: one of the task's own items,
+/// stamped with the task's scan and vantage, a domain record without
+/// embedded targets — the form in which it is stored as received.
+fn check_record(task: &Task, items: &Items<'_>, record: &Record) -> Result<(), ServiceError> {
+    let invalid = |why: String| Err(ServiceError::Invalid(why));
+    let (scan, vantage) = match (items, record) {
+        (Items::Domains(domains), Record::Domain(r)) => {
+            if !domains.contains(r.domain.as_str()) {
+                return invalid(format!(
+                    "domain {} is not part of task {}",
+                    r.domain, task.id
+                ));
             }
+            if !r.targets.is_empty() {
+                return invalid(format!(
+                    "domain {}: a resolve task's record embeds no targets",
+                    r.domain
+                ));
+            }
+            (&r.scan, &r.vantage)
         }
+        (Items::Targets(targets), Record::Target(r)) => {
+            if !targets.contains(&r.ip) {
+                return invalid(format!("ip {} is not part of task {}", r.ip, task.id));
+            }
+            (&r.scan, &r.vantage)
+        }
+        (Items::Domains(_), Record::Target(_)) => {
+            return invalid(format!(
+                "task {} is a resolve task: target records do not belong to it",
+                task.id
+            ))
+        }
+        (Items::Targets(_), Record::Domain(_)) => {
+            return invalid(format!(
+                "task {} is a probe task: domain records do not belong to it",
+                task.id
+            ))
+        }
+    };
+    if scan.as_deref() != Some(task.scan.as_str())
+        || vantage.as_deref() != Some(task.vantage.as_str())
+    {
+        return invalid(format!(
+            "a record of task {} is stamped scan {scan:?}, vantage {vantage:?}: it must be {}, {}",
+            task.id, task.scan, task.vantage
+        ));
     }
     Ok(())
 }

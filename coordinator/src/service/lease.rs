@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use mxscope_common::task::{ItemBudget, ItemsTaken};
+use mxscope_common::task::{ItemBudget, ItemsTaken, Lease};
 
 use crate::model::TaskState;
 use crate::scheduler::{self, Expiry, TaskClass};
 
 use super::queues::{Inner, Write};
-use super::types::{LeaseRef, Leased, ServiceError};
+use super::types::{Leased, ServiceError};
 use super::{millis, Coordinator};
 
 /// Most pending tasks one lease call passes over because another worker
@@ -207,8 +207,8 @@ impl Coordinator {
     pub fn heartbeat(
         &self,
         worker: &str,
-        leases: &[LeaseRef],
-    ) -> Result<(Vec<LeaseRef>, Vec<LeaseRef>), ServiceError> {
+        leases: &[Lease],
+    ) -> Result<(Vec<Lease>, Vec<Lease>), ServiceError> {
         let now = self.now();
         let ttl = millis(self.config.lease_ttl);
         let mut inner = self.lock();
@@ -217,15 +217,15 @@ impl Coordinator {
         }
         inner.last_call.insert(worker.to_string(), now);
         let (mut extended, mut lost) = (Vec::new(), Vec::new());
-        for (id, epoch) in leases {
-            let held = match inner.tasks.get_mut(id) {
-                Some(task) => scheduler::heartbeat(task, worker, *epoch, now, ttl).is_ok(),
+        for lease in leases {
+            let held = match inner.tasks.get_mut(&lease.task_id) {
+                Some(task) => scheduler::heartbeat(task, worker, lease.epoch, now, ttl).is_ok(),
                 None => false,
             };
             if held {
-                extended.push((id.clone(), *epoch));
+                extended.push(lease.clone());
             } else {
-                lost.push((id.clone(), *epoch));
+                lost.push(lease.clone());
             }
         }
         Ok((extended, lost))

@@ -46,9 +46,8 @@ pub use clock::{now_ms, Clock, SystemClock, TokioClock};
 pub use lease::MAX_LEASE_WAIT;
 pub use submit::Submission;
 pub use types::{
-    CoordinatorConfig, ErrorKind, LeaseRef, Leased, ScanRequest, ScanStatus, ServiceError,
-    Submitted, TaskCounts, WorkerHello, MAX_REPORTED_INVALID, MAX_SUBMIT_BYTES, MAX_SUBMIT_LINES,
-    WINDOW,
+    CoordinatorConfig, ErrorKind, Leased, ScanRequest, ScanStatus, ServiceError, Submitted,
+    TaskCounts, WorkerHello, MAX_REPORTED_INVALID, MAX_SUBMIT_BYTES, MAX_SUBMIT_LINES, WINDOW,
 };
 
 use queues::{Inner, Write};

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::task::ItemBudget;
-use mxscope_common::{DnsResult, DnsStatus, DomainRecord, MxEntry, Record, TargetRecord};
+use mxscope_common::{
+    Delivered, DnsResult, DnsStatus, DomainRecord, MxEntry, Record, TargetRecord,
+};
 
 use super::*;
 use crate::model::{ScanOptions, TaskKind};
@@ -50,6 +52,26 @@ fn lines(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("d{i}.example")).collect()
 }
 
+/// Records as a worker delivers them: stamped with their task's scan and
+/// vantage (`<scan>/<vantage>/…`), each with its JSON.
+fn delivered(task_id: &str, records: Vec<Record>) -> Vec<Delivered<Record>> {
+    let mut parts = task_id.split('/');
+    let (scan, vantage) = (
+        parts.next().map(String::from),
+        parts.next().map(String::from),
+    );
+    records
+        .into_iter()
+        .map(|mut record| {
+            match &mut record {
+                Record::Domain(r) => (r.scan, r.vantage) = (scan.clone(), vantage.clone()),
+                Record::Target(r) => (r.scan, r.vantage) = (scan.clone(), vantage.clone()),
+            }
+            Delivered::encode(record).unwrap()
+        })
+        .collect()
+}
+
 fn nxdomain(task: &Task) -> Vec<Record> {
     let TaskKind::Resolve { domains } = &task.kind else {
         panic!("a resolve task");
@@ -74,7 +96,10 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
     assert_eq!(first.task.epoch, 1);
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(c.expire_leases().await.unwrap(), 0, "deadline not reached");
-    let lease = (first.task.id.clone(), 1);
+    let lease = mxscope_common::task::Lease {
+        task_id: first.task.id.clone(),
+        epoch: 1,
+    };
     let (extended, lost) = c.heartbeat("w1", std::slice::from_ref(&lease)).unwrap();
     assert_eq!((extended.len(), lost.len()), (1, 0));
     tokio::time::advance(Duration::from_secs(9)).await;
@@ -93,7 +118,13 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
         (first.task.id.as_str(), 2)
     );
     let stale = c
-        .report("w1", &first.task.id, 1, nxdomain(&first.task), true)
+        .report(
+            "w1",
+            &first.task.id,
+            1,
+            delivered(&first.task.id, nxdomain(&first.task)),
+            true,
+        )
         .await;
     assert!(
         matches!(stale, Err(ServiceError::Fenced(Fence::StaleEpoch { .. }))),
@@ -149,9 +180,15 @@ async fn memory_holds_a_window_of_the_list_not_the_list() {
         }
         peak = peak.max(c.lock().tasks.len());
         for l in leased {
-            c.report("w1", &l.task.id, l.task.epoch, nxdomain(&l.task), true)
-                .await
-                .unwrap();
+            c.report(
+                "w1",
+                &l.task.id,
+                l.task.epoch,
+                delivered(&l.task.id, nxdomain(&l.task)),
+                true,
+            )
+            .await
+            .unwrap();
             done += 1;
         }
     }
@@ -227,6 +264,36 @@ fn resolved(domain: &str, ips: impl Iterator<Item = IpAddr>) -> Record {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_record_not_stamped_with_its_task_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), config());
+    let scan = c.submit(request(), lines(1)).await.unwrap().scan_id;
+    let task = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
+    let id = &task.task.id;
+    let unstamped = Delivered::encode(nxdomain(&task.task).remove(0)).unwrap();
+    let elsewhere = delivered(&id.replacen("/A/", "/B/", 1), nxdomain(&task.task));
+    let mut embedding = delivered(id, nxdomain(&task.task));
+    if let Record::Domain(r) = &mut embedding[0].record {
+        r.targets
+            .push(TargetRecord::new(Ipv4Addr::LOCALHOST.into(), 25, vec![]));
+    }
+    for (records, why) in [
+        (vec![unstamped], "stamped"),
+        (elsewhere, "stamped"),
+        (embedding, "embeds no targets"),
+    ] {
+        let refused = c.report("w1", id, 1, records, true).await.unwrap_err();
+        assert!(
+            matches!(&refused, ServiceError::Invalid(m) if m.contains(why)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(c.store.count_domain_records(&scan).unwrap(), 0);
+    let good = delivered(id, nxdomain(&task.task));
+    assert_eq!(c.report("w1", id, 1, good, true).await.unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), config());
@@ -235,13 +302,25 @@ async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
     // 40 addresses: more than one probe batch (32).
     let ips = || (1..=40u8).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)));
     let record = resolved("d0.example", ips());
-    c.report("w1", &task.task.id, 1, vec![record.clone()], false)
-        .await
-        .unwrap();
+    c.report(
+        "w1",
+        &task.task.id,
+        1,
+        delivered(&task.task.id, vec![record.clone()]),
+        false,
+    )
+    .await
+    .unwrap();
     // A resend plans nothing twice.
-    c.report("w1", &task.task.id, 1, vec![record], true)
-        .await
-        .unwrap();
+    c.report(
+        "w1",
+        &task.task.id,
+        1,
+        delivered(&task.task.id, vec![record]),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.store.count_claims(&scan).unwrap(), 40);
     assert_eq!(c.status(&scan).unwrap().probe.total, 2);
     loop {
@@ -257,9 +336,15 @@ async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
                 .iter()
                 .map(|t| Record::Target(TargetRecord::new(t.ip, 25, t.mx_names.clone())))
                 .collect();
-            c.report("w1", &l.task.id, l.task.epoch, records, true)
-                .await
-                .unwrap();
+            c.report(
+                "w1",
+                &l.task.id,
+                l.task.epoch,
+                delivered(&l.task.id, records),
+                true,
+            )
+            .await
+            .unwrap();
         }
     }
     let status = c.status(&scan).unwrap();
@@ -360,7 +445,7 @@ async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
         "w1",
         &resolve.task.id,
         1,
-        vec![resolved("d0.example", ips)],
+        delivered(&resolve.task.id, vec![resolved("d0.example", ips)]),
         true,
     )
     .await
@@ -424,9 +509,15 @@ async fn slots_by_kind_lease_each_kind_within_its_own_budget() {
         resolved("d0.example", ips([192, 0, 2])),
         resolved("d1.example", ips([198, 51, 100])),
     ];
-    c.report("w1", &resolve[0].task.id, 1, records, true)
-        .await
-        .unwrap();
+    c.report(
+        "w1",
+        &resolve[0].task.id,
+        1,
+        delivered(&resolve[0].task.id, records),
+        true,
+    )
+    .await
+    .unwrap();
     // 80 targets planned (32 + 32 + 16). Probe tasks go first, but not
     // into resolution slots: resolving goes on while every session is busy.
     let leased = c.lease("w1", "A", 8, split(0, 3)).await.unwrap();

@@ -201,9 +201,6 @@ pub struct WorkerHello {
     pub egress_ok: Option<bool>,
 }
 
-/// A lease as workers name it: (task id, epoch).
-pub type LeaseRef = (String, u64);
-
 /// A task handed to a worker.
 #[derive(Debug, Clone)]
 pub struct Leased {

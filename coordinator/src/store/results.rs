@@ -1,9 +1,10 @@
 //! Results (idempotent, counted), their streams, and target claims.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 
-use mxscope_common::record::{DomainRecord, TargetRecord};
+use mxscope_common::record::{Delivered, DomainRecord, TargetRecord};
 use mxscope_common::tally::VantageTally;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -15,7 +16,33 @@ use super::{Result, Store, StoreError};
 
 /// A vantage's tally key, the records of a batch in order, and how one
 /// record counts.
-type TallyOf<'a, R> = (&'a [u8], &'a [R], fn(&mut VantageTally, &R));
+type TallyOf<'a, R> = (&'a [u8], Vec<&'a R>, fn(&mut VantageTally, &R));
+
+/// A record as the store takes it: the record (its key, its tally) and the
+/// JSON stored for it — encoded here for a record made here, the text
+/// received for a [`Delivered`] one (never decoded and encoded again).
+pub trait Storable<R> {
+    fn record(&self) -> &R;
+    fn json(&self) -> Result<Cow<'_, [u8]>>;
+}
+
+impl<R: serde::Serialize> Storable<R> for R {
+    fn record(&self) -> &R {
+        self
+    }
+    fn json(&self) -> Result<Cow<'_, [u8]>> {
+        encode("record", self).map(Cow::Owned)
+    }
+}
+
+impl<R> Storable<R> for Delivered<R> {
+    fn record(&self) -> &R {
+        &self.record
+    }
+    fn json(&self) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(self.json.as_bytes()))
+    }
+}
 
 impl Store {
     // ---- results ----
@@ -34,17 +61,17 @@ impl Store {
 
     /// [`Self::put_domain_record`] for a batch, in one transaction; returns
     /// how many keys were new.
-    pub fn put_domain_records(
+    pub fn put_domain_records<S: Storable<DomainRecord>>(
         &self,
         scan: &str,
         vantage: &str,
-        records: &[DomainRecord],
+        records: &[S],
     ) -> Result<u64> {
         let items = records
             .iter()
             .map(|r| {
-                let key = keys::scan_vantage_key(scan, vantage, r.domain.as_bytes())?;
-                Ok((key, encode("domain record", r)?))
+                let key = keys::scan_vantage_key(scan, vantage, r.record().domain.as_bytes())?;
+                Ok((key, r.json()?))
             })
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
@@ -53,7 +80,11 @@ impl Store {
             Counter::Domains,
             scan,
             &items,
-            (&tally, records, VantageTally::add_domain),
+            (
+                &tally,
+                records.iter().map(S::record).collect(),
+                VantageTally::add_domain,
+            ),
         )
     }
 
@@ -70,17 +101,17 @@ impl Store {
 
     /// [`Self::put_target_record`] for a batch, in one transaction; returns
     /// how many keys were new.
-    pub fn put_target_records(
+    pub fn put_target_records<S: Storable<TargetRecord>>(
         &self,
         scan: &str,
         vantage: &str,
-        records: &[TargetRecord],
+        records: &[S],
     ) -> Result<u64> {
         let items = records
             .iter()
             .map(|r| {
-                let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(r.ip))?;
-                Ok((key, encode("target record", r)?))
+                let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(r.record().ip))?;
+                Ok((key, r.json()?))
             })
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
@@ -89,7 +120,11 @@ impl Store {
             Counter::Targets,
             scan,
             &items,
-            (&tally, records, VantageTally::add_target),
+            (
+                &tally,
+                records.iter().map(S::record).collect(),
+                VantageTally::add_target,
+            ),
         )
     }
 
@@ -113,7 +148,7 @@ impl Store {
         tree: &sled::Tree,
         counter: Counter,
         scan: &str,
-        items: &[(Vec<u8>, Vec<u8>)],
+        items: &[(Vec<u8>, Cow<'_, [u8]>)],
         tally: TallyOf<'_, R>,
     ) -> Result<u64> {
         keys::check_id("scan id", scan)?;
@@ -127,9 +162,9 @@ impl Store {
                     .map_err(ConflictableTransactionError::Abort)?,
                 None => VantageTally::default(),
             };
-            for ((key, value), record) in items.iter().zip(records) {
+            for ((key, value), record) in items.iter().zip(&records) {
                 if tree.get(key)?.is_none() {
-                    tree.insert(key.as_slice(), value.as_slice())?;
+                    tree.insert(key.as_slice(), value.as_ref())?;
                     count(&mut sum, record);
                     new += 1;
                 }

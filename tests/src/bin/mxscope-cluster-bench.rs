@@ -115,11 +115,13 @@ async fn main() -> anyhow::Result<()> {
                     .domains
                     .iter()
                     .map(|d| {
-                        Record::Domain(DomainRecord::new(
+                        let mut record = DomainRecord::new(
                             d.clone(),
                             DnsResult::failed(DnsStatus::Nxdomain, "bench"),
-                        ))
-                        .to_json()
+                        );
+                        record.scan = Some(task.scan_id.clone());
+                        record.vantage = Some(task.vantage.clone());
+                        Record::Domain(record).to_json()
                     })
                     .collect();
                 let ack = client
