@@ -17,22 +17,78 @@ pub const PROBE_BATCH: usize = 32;
 /// Leases a task may get before its items are recorded failed.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// Cut `domains` into shards of at most `size` (at least 1), in order.
-pub fn shard(domains: &[String], size: usize) -> Vec<Vec<String>> {
-    domains
-        .chunks(size.max(1))
-        .map(<[String]>::to_vec)
-        .collect()
+/// Cuts a stream of domains into resolve tasks, as the submit path reads
+/// them: every `size` domains (at least 1) make a shard, and a shard one
+/// task per vantage, numbered from 0 in order; the last shard may be short.
+#[derive(Debug)]
+pub struct Sharder<'a> {
+    scan: &'a str,
+    vantages: &'a [String],
+    size: usize,
+    shard: Vec<String>,
+    shards: u64,
 }
 
-/// One resolve task per (shard, vantage).
-pub fn resolve_tasks(scan: &str, vantages: &[String], shards: &[Vec<String>]) -> Vec<Task> {
-    let mut tasks = Vec::with_capacity(shards.len() * vantages.len());
-    for vantage in vantages {
-        for (index, domains) in shards.iter().enumerate() {
-            tasks.push(resolve_task(scan, vantage, index as u64, domains.clone()));
+impl<'a> Sharder<'a> {
+    pub fn new(scan: &'a str, vantages: &'a [String], size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            scan,
+            vantages,
+            size,
+            shard: Vec::with_capacity(size),
+            shards: 0,
         }
     }
+
+    /// Add the next domain; the tasks of the shard it fills, if it does.
+    pub fn push(&mut self, domain: String) -> Vec<Task> {
+        self.shard.push(domain);
+        if self.shard.len() < self.size {
+            return Vec::new();
+        }
+        self.cut()
+    }
+
+    /// The tasks of the last, short shard (none if it is empty) and the
+    /// number of shards cut.
+    pub fn finish(mut self) -> (Vec<Task>, u64) {
+        let tasks = if self.shard.is_empty() {
+            Vec::new()
+        } else {
+            self.cut()
+        };
+        (tasks, self.shards)
+    }
+
+    fn cut(&mut self) -> Vec<Task> {
+        let domains = std::mem::replace(&mut self.shard, Vec::with_capacity(self.size));
+        let index = self.shards;
+        self.shards += 1;
+        let mut tasks = Vec::with_capacity(self.vantages.len());
+        if let Some((last, rest)) = self.vantages.split_last() {
+            for vantage in rest {
+                tasks.push(resolve_task(self.scan, vantage, index, domains.clone()));
+            }
+            tasks.push(resolve_task(self.scan, last, index, domains));
+        }
+        tasks
+    }
+}
+
+/// Every resolve task of `domains` ([`Sharder`] over the whole list).
+pub fn resolve_tasks(
+    scan: &str,
+    vantages: &[String],
+    domains: &[String],
+    size: usize,
+) -> Vec<Task> {
+    let mut sharder = Sharder::new(scan, vantages, size);
+    let mut tasks: Vec<Task> = domains
+        .iter()
+        .flat_map(|d| sharder.push(d.clone()))
+        .collect();
+    tasks.extend(sharder.finish().0);
     tasks
 }
 
@@ -126,6 +182,19 @@ pub fn probe_tasks(
             attempts: 0,
         })
         .collect()
+}
+
+/// The task numbers to read to bring a queue holding `queued` tasks back
+/// to `window` (at least 2) from a feed whose unread numbers are
+/// `next..end`: none while the queue holds half the window or more, or
+/// when the feed is dry.
+pub fn refill(queued: usize, window: usize, next: u64, end: u64) -> Option<std::ops::Range<u64>> {
+    let window = window.max(2);
+    if queued >= window / 2 || next >= end {
+        return None;
+    }
+    let want = (window - queued) as u64;
+    Some(next..end.min(next.saturating_add(want)))
 }
 
 /// How many probe tasks [`probe_tasks`] makes of `targets` targets.
@@ -260,6 +329,7 @@ pub fn expire(task: &mut Task, now_ms: u64, max_attempts: u32) -> Expiry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mxscope_common::task::{ItemBudget, ItemsTaken};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -269,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_released_lease_spends_no_attempt() {
-        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 1)).remove(0);
+        let mut task = resolve_tasks("s1", &["A".into()], &names(1), 1).remove(0);
         for _ in 0..5 {
             let epoch = lease(&mut task, "w1", 0, 10).unwrap();
             release(&mut task, "w1", epoch).unwrap();
@@ -284,7 +354,7 @@ mod tests {
 
     #[test]
     fn lease_life_cycle_with_fencing() {
-        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(3), 10)).remove(0);
+        let mut task = resolve_tasks("s1", &["A".into()], &names(3), 10).remove(0);
         assert_eq!(lease(&mut task, "w1", 0, 100), Some(1));
         assert_eq!(lease(&mut task, "w2", 0, 100), None, "already leased");
         assert!(heartbeat(&mut task, "w1", 1, 50, 100).is_ok());
@@ -314,7 +384,7 @@ mod tests {
 
     #[test]
     fn attempts_are_bounded() {
-        let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 10)).remove(0);
+        let mut task = resolve_tasks("s1", &["A".into()], &names(1), 10).remove(0);
         for attempt in 1..=3 {
             lease(&mut task, "w", 0, 10).unwrap();
             let expiry = expire(&mut task, 10, 3);
@@ -356,19 +426,35 @@ mod tests {
         fn every_domain_in_exactly_one_shard_per_vantage(n in 0usize..2000, size in 1usize..300, v in 1usize..4) {
             let domains = names(n);
             let vantages: Vec<String> = (0..v).map(|i| format!("v{i}")).collect();
-            let tasks = resolve_tasks("s1", &vantages, &shard(&domains, size));
+            let tasks = resolve_tasks("s1", &vantages, &domains, size);
             let mut seen: HashMap<(String, String), usize> = HashMap::new();
+            let mut order: HashMap<String, Vec<String>> = HashMap::new();
             for task in &tasks {
                 let TaskKind::Resolve { domains } = &task.kind else { unreachable!() };
-                prop_assert!(domains.len() <= size);
+                prop_assert!(!domains.is_empty() && domains.len() <= size);
                 for d in domains {
                     *seen.entry((task.vantage.clone(), d.clone())).or_default() += 1;
                 }
+                order.entry(task.vantage.clone()).or_default().extend(domains.iter().cloned());
             }
             prop_assert_eq!(seen.len(), n * v);
             prop_assert!(seen.values().all(|c| *c == 1));
             let ids: BTreeSet<_> = tasks.iter().map(|t| &t.id).collect();
             prop_assert_eq!(ids.len(), tasks.len(), "task ids are unique");
+            // Each vantage's tasks, by number, give the list back in order;
+            // every shard but the last is full.
+            for vantage in &vantages {
+                let mut own: Vec<&Task> = tasks.iter().filter(|t| &t.vantage == vantage).collect();
+                own.sort_by_key(|t| task_seq(&t.id, TaskClass::Resolve));
+                let seqs: Vec<u64> = own.iter().filter_map(|t| task_seq(&t.id, TaskClass::Resolve)).collect();
+                prop_assert_eq!(seqs, (0..own.len() as u64).collect::<Vec<_>>());
+                let back: Vec<String> = own.iter().flat_map(|t| match &t.kind {
+                    TaskKind::Resolve { domains } => domains.clone(),
+                    TaskKind::Probe { .. } => Vec::new(),
+                }).collect();
+                prop_assert_eq!(&back, &domains);
+                prop_assert!(own.iter().rev().skip(1).all(|t| t.items() == size));
+            }
         }
 
         #[test]
@@ -388,12 +474,90 @@ mod tests {
             prop_assert_eq!(seen.len(), n as usize);
         }
 
+        /// A queue refilled by [`refill`] while it is drained at random
+        /// never holds more than its window, reads every task number of the
+        /// feed once and in order, and runs dry only when the feed has.
+        #[test]
+        fn refill_reads_every_task_once_within_the_window(
+            end in 0u64..500,
+            window in 0usize..80,
+            drains in proptest::collection::vec(0usize..40, 1..200),
+        ) {
+            let mut next = 0u64;
+            let mut queue: std::collections::VecDeque<u64> = Default::default();
+            let mut read = Vec::new();
+            for drain in drains.into_iter().chain(std::iter::repeat_n(usize::MAX, 600)) {
+                for _ in 0..drain.min(queue.len()) {
+                    queue.pop_front();
+                }
+                match refill(queue.len(), window, next, end) {
+                    Some(range) => {
+                        prop_assert!(range.start == next && range.start < range.end && range.end <= end);
+                        prop_assert!(queue.len() + (range.end - range.start) as usize <= window.max(2));
+                        read.extend(range.clone());
+                        queue.extend(range.clone());
+                        next = range.end;
+                    }
+                    None => prop_assert!(next == end || queue.len() >= window.max(2) / 2),
+                }
+            }
+            prop_assert_eq!(read, (0..end).collect::<Vec<_>>());
+        }
+
+        /// A lease call taking tasks of random kinds and sizes while its
+        /// budget allows: a kind without room gets nothing, a kind with
+        /// room gets at least one task, and no kind passes its bound by
+        /// more than its last task; 0 is no bound.
+        #[test]
+        fn a_lease_stays_within_its_budget(
+            tasks in proptest::collection::vec((proptest::bool::ANY, 1usize..40), 0..60),
+            shared in proptest::option::of(0usize..200),
+            sessions in 0usize..100,
+            resolutions in 0usize..100,
+        ) {
+            let budget = match shared {
+                Some(max) => ItemBudget::Shared(max),
+                None => ItemBudget::Split { sessions, resolutions },
+            };
+            let kind = |probe: bool| if probe { SlotKind::Session } else { SlotKind::Resolution };
+            let mut taken = ItemsTaken::default();
+            let (mut last, mut got) = ([0usize; 2], [0usize; 2]);
+            for (probe, items) in &tasks {
+                if budget.exhausted(&taken) {
+                    break;
+                }
+                if !budget.allows(kind(*probe), &taken) {
+                    continue;
+                }
+                taken.add(kind(*probe), *items);
+                last[usize::from(*probe)] = *items;
+                got[usize::from(*probe)] += 1;
+            }
+            let offered = |probe: bool| tasks.iter().any(|(p, _)| *p == probe);
+            match budget {
+                ItemBudget::Shared(0) => prop_assert_eq!(got[0] + got[1], tasks.len()),
+                ItemBudget::Shared(max) => {
+                    let total = taken.sessions + taken.resolutions;
+                    prop_assert!(total < max + last[0].max(last[1]));
+                    prop_assert!(total >= max || got[0] + got[1] == tasks.len());
+                }
+                ItemBudget::Split { sessions, resolutions } => {
+                    for (probe, bound, took) in [(true, sessions, taken.sessions), (false, resolutions, taken.resolutions)] {
+                        let i = usize::from(probe);
+                        prop_assert!(bound > 0 || got[i] == 0, "a kind without room gets nothing");
+                        prop_assert!(bound == 0 || !offered(probe) || got[i] > 0, "a kind with room gets a task");
+                        prop_assert!(took < bound + last[i] || got[i] == 0);
+                    }
+                }
+            }
+        }
+
         /// Random interleavings of lease, heartbeat, expiry, release and
         /// completion by several workers: at any moment at most one epoch
         /// is accepted, and it is the latest one handed out.
         #[test]
         fn no_lease_is_held_under_two_epochs(ops in proptest::collection::vec((0u8..5, 0usize..3, 0u64..40), 1..200)) {
-            let mut task = resolve_tasks("s1", &["A".into()], &shard(&names(1), 1)).remove(0);
+            let mut task = resolve_tasks("s1", &["A".into()], &names(1), 1).remove(0);
             let workers = ["w0", "w1", "w2"];
             let mut now = 0u64;
             let mut granted: Vec<(usize, u64)> = Vec::new();

@@ -201,20 +201,14 @@ impl Inner {
         class: TaskClass,
         window: usize,
     ) -> Option<FeedRead> {
-        let window = window.max(2);
         let len = self.queue_len(vantage, class);
-        if len >= window / 2 {
-            return None;
-        }
-        let want = (window - len) as u64;
         let (index, feed) = self
             .feeds
             .iter()
             .enumerate()
             .filter(|(_, f)| f.vantage == vantage && f.class == class && f.next < f.end)
             .min_by_key(|(_, f)| scan_rank(&f.scan))?;
-        let last = feed.end.min(feed.next.saturating_add(want));
-        let ids = (feed.next..last)
+        let ids = crate::scheduler::refill(len, window, feed.next, feed.end)?
             .map(|seq| crate::scheduler::task_id(&feed.scan, vantage, class, seq))
             .collect();
         Some(FeedRead {

@@ -251,16 +251,15 @@ fn build_scan(
         ));
     }
     let scan_id = store.next_scan_id()?;
-    let mut out = TaskWriter {
-        store,
-        scan_id: &scan_id,
-        vantages: &request.vantages,
-        tasks: Vec::with_capacity(TASK_WRITE_BATCH + request.vantages.len()),
-        shards: 0,
+    let mut sharder = scheduler::Sharder::new(&scan_id, &request.vantages, shard_size);
+    let mut tasks: Vec<Task> = Vec::with_capacity(TASK_WRITE_BATCH + request.vantages.len());
+    let write = |tasks: &mut Vec<Task>| -> Result<(), ServiceError> {
+        store.put_new_scan_tasks(&scan_id, tasks)?;
+        tasks.clear();
+        Ok(())
     };
     let mut unique = 0u64;
     let mut excluded = 0u64;
-    let mut shard: Vec<String> = Vec::with_capacity(shard_size);
     let mut domains = staging.domains()?;
     loop {
         let read = domains
@@ -289,17 +288,15 @@ fn build_scan(
         }
         // Shards are cut after exclusion: every task is full but the last.
         for domain in keep {
-            shard.push(domain);
-            if shard.len() >= shard_size {
-                out.shard(std::mem::take(&mut shard))?;
+            tasks.extend(sharder.push(domain));
+            if tasks.len() >= TASK_WRITE_BATCH {
+                write(&mut tasks)?;
             }
         }
     }
-    if !shard.is_empty() {
-        out.shard(shard)?;
-    }
-    out.write()?;
-    let shards = out.shards;
+    let (last, shards) = sharder.finish();
+    tasks.extend(last);
+    write(&mut tasks)?;
     let meta = ScanMeta {
         id: scan_id.clone(),
         name: request.name,
@@ -321,37 +318,3 @@ fn build_scan(
 
 /// Staged domains read per step of [`build_scan`].
 const READ_BATCH: usize = 4_096;
-
-/// Resolve tasks of a scan being built, written in batches.
-struct TaskWriter<'a> {
-    store: &'a Store,
-    scan_id: &'a str,
-    vantages: &'a [String],
-    tasks: Vec<Task>,
-    shards: u64,
-}
-
-impl TaskWriter<'_> {
-    /// One shard: a resolve task per vantage.
-    fn shard(&mut self, domains: Vec<String>) -> Result<(), ServiceError> {
-        for vantage in self.vantages {
-            self.tasks.push(scheduler::resolve_task(
-                self.scan_id,
-                vantage,
-                self.shards,
-                domains.clone(),
-            ));
-        }
-        self.shards += 1;
-        if self.tasks.len() >= TASK_WRITE_BATCH {
-            self.write()?;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self) -> Result<(), ServiceError> {
-        self.store.put_new_scan_tasks(self.scan_id, &self.tasks)?;
-        self.tasks.clear();
-        Ok(())
-    }
-}
