@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use mxscope_common::cli::{args as cli_args, config as cli_config};
 use mxscope_common::options::defaults;
-use mxscope_common::telemetry::{self, LogFormat};
-use mxscope_common::{cli_args, cli_config};
+use mxscope_common::process::telemetry::{self, LogFormat};
 
 mod commands;
 
@@ -58,7 +58,7 @@ enum Command {
     /// /etc/bash_completion.d/mxscope`).
     Completions {
         #[arg(value_enum)]
-        shell: mxscope_common::cli_docs::Shell,
+        shell: mxscope_common::cli::docs::Shell,
     },
     /// Write mxscope's man pages (mxscope.1, mxscope-scan.1, ...) into DIR.
     #[command(hide = true)]
@@ -129,7 +129,7 @@ pub(crate) struct SourceArgs {
 }
 
 /// `--coordinator URL` and the token and TLS files to reach it (shared with the worker).
-pub(crate) use mxscope_common::cli_args::CoordinatorArgs;
+pub(crate) use mxscope_common::cli::args::CoordinatorArgs;
 
 /// Commands whose settings may come from `--config` and `MXSCOPE_*`.
 const CONFIGURABLE: &[&str] = &["serve"];
@@ -150,11 +150,11 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Completions { shell } => {
             // A closed pipe (`| head`) ends it quietly.
-            let _ = mxscope_common::cli_docs::print_completions(Cli::command(), *shell);
+            let _ = mxscope_common::cli::docs::print_completions(Cli::command(), *shell);
             return ExitCode::SUCCESS;
         }
         Command::Man { dir } => {
-            return match mxscope_common::cli_docs::write_man_pages(Cli::command(), dir) {
+            return match mxscope_common::cli::docs::write_man_pages(Cli::command(), dir) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mxscope: writing man pages into {}: {e}", dir.display());

@@ -5,7 +5,7 @@
 //! records) take it from here. The TXT and policy parsers and the HTTPS fetch
 //! are the worker's (`mxscope_worker::mtasts`).
 
-use crate::security_policy::{MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode};
+use crate::record::security_policy::{MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode};
 use crate::{snake, TargetRecord, Verification};
 
 /// Whether MX host `mx` matches policy pattern `pattern` (RFC 8461 §4.1):

@@ -1,8 +1,8 @@
 //! How a scan's targets are probed: the one options type that the command
 //! lines, the coordinator's store and the wire all convert into, and the
 //! defaults every entry point shares. Converting from the wire (where bad
-//! input is refused) is [`crate::convert`]; the flags are
-//! [`crate::cli_args`].
+//! input is refused) is [`crate::wire::convert`]; the flags are
+//! [`crate::cli::args`].
 
 use std::time::Duration;
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::security_dns::ResolverCheck;
 use crate::record::{DnsStatus, DomainRecord, Outcome, SkipReason, TargetRecord, VersionSupport};
-use crate::security_dns::ResolverCheck;
 
 /// The politeness section of one vantage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

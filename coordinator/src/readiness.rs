@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mxscope_common::ops::Ops;
+use mxscope_common::process::ops::Ops;
 
 use crate::metrics::{self, ScanGauge};
 use crate::service::Coordinator;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use mxscope_common::task::SlotKind;
+use mxscope_common::wire::task::SlotKind;
 use mxscope_common::DomainRecord;
 
 use crate::model::{Target, Task, TaskKind, TaskState};
@@ -329,7 +329,7 @@ pub fn expire(task: &mut Task, now_ms: u64, max_attempts: u32) -> Expiry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxscope_common::task::{ItemBudget, ItemsTaken};
+    use mxscope_common::wire::task::{ItemBudget, ItemsTaken};
     use proptest::prelude::*;
     use std::collections::HashMap;
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use libfuzzer_sys::fuzz_target;
-use mxscope_common::cli_config::{config_flags, parse_table, with_env};
+use mxscope_common::cli::config::{config_flags, parse_table, with_env};
 
 fn command() -> Command {
     let work = Command::new("work")

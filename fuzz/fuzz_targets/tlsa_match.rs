@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_common::security_dns::TlsaRecord;
+use mxscope_common::record::security_dns::TlsaRecord;
 use mxscope_worker::security::dane;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_common::proto;
-use mxscope_common::task::ReportedBatch;
+use mxscope_common::wire::proto;
+use mxscope_common::wire::task::ReportedBatch;
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {

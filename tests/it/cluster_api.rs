@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::proto::{self, task::Work};
+use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::wire::proto::{self, task::Work};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Record};
 use mxscope_coordinator::grpc::client::{bearer, channel, AdminClient, Bearer};
 use mxscope_coordinator::model::ScanOptions;

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::proto::{self};
+use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::wire::proto::{self};
 use mxscope_coordinator::grpc::client::{bearer, channel_with, AdminClient, ClientTls};
 use mxscope_coordinator::model::ScanState;
 use mxscope_tests::cluster::*;
@@ -188,7 +188,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// is reached); without one the public roots, so a certificate of a private
 /// CA is refused as an unknown issuer; a wrong CA file is refused too.
 /// (That the public roots are the ones trusted is a unit test of
-/// `mxscope_common::client::client_tls`: no public CA signs for loopback.)
+/// `mxscope_common::wire::client::client_tls`: no public CA signs for loopback.)
 #[tokio::test(flavor = "multi_thread")]
 async fn client_trust_follows_the_ca_file() {
     let dir = test_dir("trust");

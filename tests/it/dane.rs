@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mxscope_common::security_dns::{DaneVerdict, DnssecReason, DnssecStatus, ReverseDnsVerdict};
+use mxscope_common::record::security_dns::{
+    DaneVerdict, DnssecReason, DnssecStatus, ReverseDnsVerdict,
+};
 use mxscope_tests::forged::cases as forged;
 use mxscope_tests::knot::cases;
 use mxscope_tests::{lab, plan};

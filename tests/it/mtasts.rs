@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mxscope_common::security_policy::{MtaSts, MtaStsVerdict, PolicyMode, TlsRptVerdict};
+use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict, PolicyMode, TlsRptVerdict};
 use mxscope_tests::lab;
 use mxscope_tests::nginx::{sts_domains as d, HTTPS_PORT};
 use mxscope_tests::probing::{prober, resolver};

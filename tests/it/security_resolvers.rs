@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use mxscope_common::security_dns::{DaneVerdict, DnssecReason, DnssecStatus};
+use mxscope_common::record::security_dns::{DaneVerdict, DnssecReason, DnssecStatus};
 use mxscope_common::{DnsStatus, DomainRecord, Record};
 use mxscope_tests::cluster::{bin, test_dir};
 use mxscope_tests::knot::cases;

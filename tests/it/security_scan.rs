@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use mxscope_common::security_dns::DnssecStatus;
-use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
+use mxscope_common::record::security_dns::DnssecStatus;
+use mxscope_common::record::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{DomainRecord, Record, TargetRecord, SCHEMA_VERSION};
 use mxscope_tests::cluster::{bin, test_dir};
 use mxscope_tests::knot::cases;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use mxscope_common::cli_args::{
-    self, required, shutdown_on_signals, CoordinatorArgs, SlotArgs, COORDINATOR,
+use mxscope_common::cli::args::{
+    self as cli_args, required, shutdown_on_signals, CoordinatorArgs, SlotArgs, COORDINATOR,
 };
-use mxscope_common::cli_config::{self, ConfigArg, OpsArgs};
-use mxscope_common::ops::Ops;
-use mxscope_common::telemetry::{self, LogFormat};
+use mxscope_common::cli::config::{self as cli_config, ConfigArg, OpsArgs};
+use mxscope_common::process::ops::Ops;
+use mxscope_common::process::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
 use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig};
@@ -80,7 +80,7 @@ enum Command {
     /// Print the shell completion script for mxscope-worker (bash, zsh, fish, ...).
     Completions {
         #[arg(value_enum)]
-        shell: mxscope_common::cli_docs::Shell,
+        shell: mxscope_common::cli::docs::Shell,
     },
     /// Write mxscope-worker's man pages into DIR.
     #[command(hide = true)]
@@ -177,10 +177,10 @@ fn main() -> ExitCode {
         Command::Work(args) => work(args),
         Command::Completions { shell } => {
             // A closed pipe (`| head`) ends it quietly.
-            let _ = mxscope_common::cli_docs::print_completions(Cli::command(), shell);
+            let _ = mxscope_common::cli::docs::print_completions(Cli::command(), shell);
             Ok(())
         }
-        Command::Man { dir } => mxscope_common::cli_docs::write_man_pages(Cli::command(), &dir)
+        Command::Man { dir } => mxscope_common::cli::docs::write_man_pages(Cli::command(), &dir)
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("writing man pages into {}: {e}", dir.display())),
     };
@@ -324,7 +324,7 @@ fn work(args: WorkArgs) -> anyhow::Result<()> {
         if let Some(addr) = args.ops.metrics_listen {
             let mut ops = Ops::new();
             mxscope_worker::metrics::register(&mut ops);
-            mxscope_common::ops::start(ops, addr, &ops_stop)
+            mxscope_common::process::ops::start(ops, addr, &ops_stop)
                 .await
                 .with_context(|| format!("--metrics-listen {addr}"))?;
         }
@@ -351,7 +351,7 @@ fn print_records(records: &[DomainRecord], json: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use mxscope_common::cli_args::{parse_resolver, read_secret};
+    use mxscope_common::cli::args::{parse_resolver, read_secret};
 
     use super::*;
 

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::LazyLock;
 
-use mxscope_common::ops::Ops;
+use mxscope_common::process::ops::Ops;
 use mxscope_common::{DomainRecord, TargetRecord};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mxscope_common::cli_args::on_hangup;
+use mxscope_common::cli::args::on_hangup;
 use mxscope_coordinator::service::Coordinator;
 use tracing::{info, warn};
 

@@ -13,7 +13,7 @@ pub(crate) mod submit;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-pub(crate) use mxscope_common::cli_args::read_secret;
+pub(crate) use mxscope_common::cli::args::read_secret;
 use mxscope_common::exclusions::Exclusions;
 use mxscope_common::options::millis;
 use mxscope_coordinator::grpc::client::AdminClient;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use mxscope_common::cli_args::{shutdown_on_signals, SlotArgs};
-use mxscope_common::cli_config::OpsArgs;
-use mxscope_common::runtime::OwnRuntime;
+use mxscope_common::cli::args::{shutdown_on_signals, SlotArgs};
+use mxscope_common::cli::config::OpsArgs;
+use mxscope_common::process::runtime::OwnRuntime;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::limits::ServerLimits;
 use mxscope_coordinator::grpc::server::serve;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use mxscope_common::cli_args::shutdown_on_signals;
-use mxscope_common::cli_config::{ConfigArg, OpsArgs};
-use mxscope_common::ops::Ops;
+use mxscope_common::cli::args::shutdown_on_signals;
+use mxscope_common::cli::config::{ConfigArg, OpsArgs};
+use mxscope_common::process::ops::Ops;
 use mxscope_coordinator::grpc::auth::Tokens;
 use mxscope_coordinator::grpc::limits::ServerLimits;
 use mxscope_coordinator::grpc::server::{serve, TlsFiles};
@@ -230,7 +230,7 @@ pub(crate) async fn start_ops(
         metrics::register(&mut ops);
         mxscope_coordinator::readiness::watch(&mut ops, readiness.clone());
         more(&mut ops);
-        mxscope_common::ops::start(ops, addr, &stop)
+        mxscope_common::process::ops::start(ops, addr, &stop)
             .await
             .with_context(|| format!("--metrics-listen {addr}"))?;
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use mxscope_common::cli_args::{required, COORDINATOR};
+use mxscope_common::cli::args::{required, COORDINATOR};
 use mxscope_coordinator::service::ScanRequest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;

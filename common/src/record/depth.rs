@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tls_facts::KeyExchange;
+use crate::record::tls_facts::KeyExchange;
 
 /// How deep a probe looks at a server's TLS, in sessions paid per IP.
 #[derive(

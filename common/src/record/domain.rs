@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{TargetRecord, SCHEMA_VERSION};
-use crate::security_dns::{DnssecReason, DnssecStatus, ResolverCheck};
-use crate::security_policy::{MtaSts, TlsRpt};
+use crate::record::security_dns::{DnssecReason, DnssecStatus, ResolverCheck};
+use crate::record::security_policy::{MtaSts, TlsRpt};
 
 /// One record per (scan, vantage, domain).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -67,7 +67,7 @@ pub struct DomainSecurity {
     pub dnssec_exchange_reasons: BTreeMap<String, DnssecReason>,
     /// The resolver self-check of the worker that made this record; carried
     /// by a few records of each worker and scan (the first, then one in
-    /// [`crate::security_dns::RESOLVER_CHECK_EVERY`]), read by the report.
+    /// [`crate::record::security_dns::RESOLVER_CHECK_EVERY`]), read by the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver_check: Option<ResolverCheck>,
     /// The MTA-STS verdict. In `mxscope-worker probe` output it is final

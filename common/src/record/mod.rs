@@ -22,8 +22,11 @@ mod depth;
 mod domain;
 pub mod findings;
 mod outcome;
+pub mod security_dns;
+pub mod security_policy;
 mod target;
 mod tls;
+pub mod tls_facts;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,10 +107,10 @@ pub fn snake<T: Serialize + std::fmt::Debug>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security_dns::DaneVerdict;
-    use crate::security_dns::{DaneResult, DnssecReason, DnssecStatus};
-    use crate::security_policy::{MtaSts, TlsRpt};
-    use crate::security_policy::{MtaStsVerdict, TlsRptVerdict};
+    use crate::record::security_dns::DaneVerdict;
+    use crate::record::security_dns::{DaneResult, DnssecReason, DnssecStatus};
+    use crate::record::security_policy::{MtaSts, TlsRpt};
+    use crate::record::security_policy::{MtaStsVerdict, TlsRptVerdict};
 
     /// `docs/record.schema.json` is the schema the types give; after a
     /// change of the record, rewrite it with

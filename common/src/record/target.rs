@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::findings::Finding;
 use super::{Outcome, Phase, Protocols, TlsDepth, TlsFacts, Verification, SCHEMA_VERSION};
-use crate::security_dns::{DaneResult, ReverseDns};
-use crate::tls_facts::{HandshakeFailure, NameCertificate, SuiteChoice};
+use crate::record::security_dns::{DaneResult, ReverseDns};
+use crate::record::tls_facts::{HandshakeFailure, NameCertificate, SuiteChoice};
 
 /// One record per (scan, vantage, ip): what one SMTP session to one IP showed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::tls_facts::Verification;
-use crate::tls_facts::{KeyExchange, TlsSource};
+pub use crate::record::tls_facts::Verification;
+use crate::record::tls_facts::{KeyExchange, TlsSource};
 
 /// What the TLS handshake showed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::proto::{self, admin_service_server::AdminService};
+use mxscope_common::wire::proto::{self, admin_service_server::AdminService};
 use mxscope_common::Record;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;

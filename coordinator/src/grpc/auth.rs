@@ -2,11 +2,11 @@
 //! worker tokens may only call the worker service. A call without a valid
 //! token is `UNAUTHENTICATED`; a worker token on the admin service is
 //! `PERMISSION_DENIED`. The client side (the header sent) is
-//! [`mxscope_common::client::Bearer`].
+//! [`mxscope_common::wire::client::Bearer`].
 
 use std::sync::Arc;
 
-use mxscope_common::client::{AUTHORIZATION, BEARER_PREFIX};
+use mxscope_common::wire::client::{AUTHORIZATION, BEARER_PREFIX};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 

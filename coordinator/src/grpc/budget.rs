@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use mxscope_common::client::MAX_MESSAGE_BYTES;
+use mxscope_common::wire::client::MAX_MESSAGE_BYTES;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tonic::body::Body;

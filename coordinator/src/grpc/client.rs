@@ -1,12 +1,12 @@
 //! The admin client the `mxscope` CLI uses against a running coordinator
-//! (endpoint, TLS, token and message limit: [`mxscope_common::client`]).
+//! (endpoint, TLS, token and message limit: [`mxscope_common::wire::client`]).
 
 use std::collections::BTreeMap;
 
-use mxscope_common::client::{endpoint, ClientConfigError, MAX_MESSAGE_BYTES};
-pub use mxscope_common::client::{Bearer, ClientTls};
-use mxscope_common::proto::admin_service_client::AdminServiceClient;
-use mxscope_common::proto::{self, submit_scan_request::Part};
+use mxscope_common::wire::client::{endpoint, ClientConfigError, MAX_MESSAGE_BYTES};
+pub use mxscope_common::wire::client::{Bearer, ClientTls};
+use mxscope_common::wire::proto::admin_service_client::AdminServiceClient;
+use mxscope_common::wire::proto::{self, submit_scan_request::Part};
 use mxscope_common::{DomainRecord, InvalidLine, Record, TargetRecord};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;

@@ -26,7 +26,7 @@ use tonic::{Code, Status};
 use crate::service::{ErrorKind, ServiceError};
 
 /// Most bytes in one gRPC message, either way: the one limit of server and clients.
-pub use mxscope_common::client::MAX_MESSAGE_BYTES;
+pub use mxscope_common::wire::client::MAX_MESSAGE_BYTES;
 
 /// The one mapping of the coordinator's error kinds to status codes: a
 /// worker retries `UNAVAILABLE` (and `INTERNAL`), never `INVALID_ARGUMENT`

@@ -1,7 +1,7 @@
 //! Task counts and scan statuses ⇄ wire (the scan options' conversions
-//! are in [`mxscope_common::convert`]).
+//! are in [`mxscope_common::wire::convert`]).
 
-use mxscope_common::proto;
+use mxscope_common::wire::proto;
 
 use crate::service::{ScanStatus, TaskCounts};
 

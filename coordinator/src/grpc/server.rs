@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::proto::admin_service_server::AdminServiceServer;
-use mxscope_common::proto::worker_service_server::WorkerServiceServer;
+use mxscope_common::wire::proto::admin_service_server::AdminServiceServer;
+use mxscope_common::wire::proto::worker_service_server::WorkerServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::convert::task_to_proto;
-use mxscope_common::proto::{self, worker_service_server::WorkerService};
-use mxscope_common::task::{
+use mxscope_common::wire::convert::task_to_proto;
+use mxscope_common::wire::proto::{self, worker_service_server::WorkerService};
+use mxscope_common::wire::task::{
     EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec, Work,
 };
 use tonic::{Request, Response, Status};

@@ -170,7 +170,7 @@ pub struct SecuritySection {
     /// The resolver self-check of this vantage's workers (a failed one when
     /// any failed), from the records that carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolver_check: Option<mxscope_common::security_dns::ResolverCheck>,
+    pub resolver_check: Option<mxscope_common::record::security_dns::ResolverCheck>,
     /// The vantage's resolvers failed the self-check: its DNSSEC and DANE
     /// verdicts are indeterminate and its DANE adoption figures (zero here)
     /// are excluded.

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use mxscope_common::mtasts::{self, MxTls};
-use mxscope_common::security_dns::{
+use mxscope_common::record::security_dns::{
     DaneVerdict, DnssecReason, DnssecStatus, ResolverCheck, ReverseDnsVerdict, DNSSEC_REASONS,
 };
-use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
+use mxscope_common::record::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{snake, Bucket, DnsStatus, DomainRecord, TargetRecord};
 
 use super::model::{Distribution, SecuritySection};

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use mxscope_common::mtasts::{self, MxTls};
-use mxscope_common::security_policy::{MtaSts, MtaStsVerdict};
+use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict};
 use mxscope_common::{DomainRecord, TargetRecord};
 
 use super::model::{Disagreement, DnsDiff, DomainDiff, ScanInfo, VantageDiff, VantagesReport};

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mxscope_common::mtasts::{self, MxTls};
-use mxscope_common::security_dns::DaneVerdict;
+use mxscope_common::record::security_dns::DaneVerdict;
 use mxscope_common::{Bucket, DepthLevel, TargetRecord, Verification};
 
 use super::model::{Disagreement, TargetView};

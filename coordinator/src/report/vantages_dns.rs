@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use mxscope_common::politeness::is_public;
-use mxscope_common::security_dns::DnssecStatus;
+use mxscope_common::record::security_dns::DnssecStatus;
 use mxscope_common::{snake, DnsStatus, DomainRecord};
 
 use super::model::{

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use mxscope_common::task::{ItemBudget, ItemsTaken, Lease};
+use mxscope_common::wire::task::{ItemBudget, ItemsTaken, Lease};
 
 use crate::model::TaskState;
 use crate::scheduler::{self, Expiry, TaskClass};

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::task::ItemBudget;
+use mxscope_common::wire::task::ItemBudget;
 use mxscope_common::{
     Delivered, DnsResult, DnsStatus, DomainRecord, MxEntry, Record, TargetRecord,
 };
@@ -96,7 +96,7 @@ async fn an_expired_lease_is_requeued_then_failed_without_sleeping() {
     assert_eq!(first.task.epoch, 1);
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(c.expire_leases().await.unwrap(), 0, "deadline not reached");
-    let lease = mxscope_common::task::Lease {
+    let lease = mxscope_common::wire::task::Lease {
         task_id: first.task.id.clone(),
         epoch: 1,
     };

@@ -12,8 +12,8 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::proto::{self, task::Work};
+use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::wire::proto::{self, task::Work};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Record};
 use mxscope_coordinator::grpc::client::{bearer, channel};
 use mxscope_tests::cluster::{CoordinatorProcess, WORKER_TOKEN};

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use mxscope_common::task::{ItemBudget, SlotKind};
+use mxscope_common::wire::task::{ItemBudget, SlotKind};
 use tokio::time::Instant;
 
 use super::backoff::{self, Backoff};

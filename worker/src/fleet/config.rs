@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use mxscope_common::cli_args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
-use mxscope_common::client::ClientConfigError;
+use mxscope_common::cli::args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
+use mxscope_common::wire::client::ClientConfigError;
 
 /// How a worker joins the fleet.
 #[derive(Debug, Clone)]

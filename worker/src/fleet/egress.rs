@@ -13,7 +13,7 @@ use tokio::net::{TcpSocket, TcpStream};
 pub const EGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outcome of the self-check (a plain type of the worker contract).
-pub use mxscope_common::task::EgressReport;
+pub use mxscope_common::wire::task::EgressReport;
 
 /// Try a TCP connection to `target` (HOST:PORT) from `bind` within
 /// `timeout`; no check (and `checked: false`) when `target` is `None`.

@@ -1,19 +1,19 @@
 //! The coordinator's `WorkerService`, seen from the worker: the only module
 //! of the worker that touches tonic and prost types (DESIGN §1). It opens
-//! the channel ([`mxscope_common::client`]: TLS, optional client
+//! the channel ([`mxscope_common::wire::client`]: TLS, optional client
 //! certificate, bearer token on every call, message limit), converts
 //! proto ⇄ worker types, and sorts call failures into what the caller
 //! should do ([`CallError`]).
 
 use std::time::Duration;
 
-use mxscope_common::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
-pub use mxscope_common::convert::TaskError;
-use mxscope_common::convert::{batch_to_proto, lease_request};
-use mxscope_common::proto;
-use mxscope_common::proto::worker_service_client::WorkerServiceClient;
-use mxscope_common::task::ItemBudget;
-pub use mxscope_common::task::{EgressReport, Registration};
+use mxscope_common::wire::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
+pub use mxscope_common::wire::convert::TaskError;
+use mxscope_common::wire::convert::{batch_to_proto, lease_request};
+use mxscope_common::wire::proto;
+use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::wire::task::ItemBudget;
+pub use mxscope_common::wire::task::{EgressReport, Registration};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -190,7 +190,7 @@ mod tests {
         assert!(matches!(kind(Code::DataLoss), CallError::Refused(_)));
     }
 
-    /// (Task, lease and batch conversions: `mxscope_common::convert::task`.)
+    /// (Task, lease and batch conversions: `mxscope_common::wire::convert::task`.)
     #[test]
     fn channel_settings_are_checked() {
         let settings = |url| ChannelSettings {

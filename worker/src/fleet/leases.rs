@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 /// A task and the epoch this worker leased it with (the fencing token).
-pub use mxscope_common::task::Lease;
+pub use mxscope_common::wire::task::Lease;
 
 /// The held leases, by task id, each with the token that cancels its work.
 #[derive(Debug, Default)]

@@ -47,8 +47,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxscope_common::runtime::OwnRuntime;
-use mxscope_common::task::SlotKind;
+use mxscope_common::process::runtime::OwnRuntime;
+use mxscope_common::wire::task::SlotKind;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -159,7 +159,7 @@ where
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use mxscope_common::task::SlotKind;
+    use mxscope_common::wire::task::SlotKind;
     use mxscope_common::Reply;
 
     use super::*;

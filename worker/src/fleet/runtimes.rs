@@ -1,7 +1,7 @@
 //! Where the fleet's tasks run: a runtime of their own for resolutions
 //! beside the sessions', and the open-file limit both kinds of slot need.
 
-use mxscope_common::task::SlotKind;
+use mxscope_common::wire::task::SlotKind;
 use tracing::{info, warn};
 
 /// Threads that resolve: a quarter of the cores, at least one. Resolving

@@ -21,7 +21,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use mxscope_common::task::SlotKind;
+use mxscope_common::wire::task::SlotKind;
 use tokio::sync::{Notify, Semaphore};
 
 /// Items leased ahead of the permits that will run them: a quarter of

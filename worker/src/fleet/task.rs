@@ -2,13 +2,13 @@
 //! client ([`super::grpc`]), the runner and the uplink, so that none of
 //! those imports another for them: the task ([`TaskSpec`], [`Work`]) and a
 //! batch of its results ([`Batch`]), the contract's types that the
-//! coordinator speaks too ([`mxscope_common::task`]); what a failed call
+//! coordinator speaks too ([`mxscope_common::wire::task`]); what a failed call
 //! means ([`CallError`]), and where batches go ([`ResultSink`], the
 //! coordinator in production, a script in the uplink's tests).
 
 use std::future::Future;
 
-pub use mxscope_common::task::{Batch, TaskSpec, Work};
+pub use mxscope_common::wire::task::{Batch, TaskSpec, Work};
 
 /// What a failed call means for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use mxscope_common::proto;
-use mxscope_common::proto::worker_service_server::{WorkerService, WorkerServiceServer};
+use mxscope_common::wire::proto;
+use mxscope_common::wire::proto::worker_service_server::{WorkerService, WorkerServiceServer};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;

@@ -186,7 +186,7 @@ pub struct Uplink<S> {
     warned: Option<std::time::Instant>,
 }
 
-pub(crate) use mxscope_common::telemetry::warn_again;
+pub(crate) use mxscope_common::process::telemetry::warn_again;
 
 /// One batch on its way, and how its call ended.
 type Sent = (Queued, Result<u32, CallError>);

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mxscope_common::security_dns::{
+use mxscope_common::record::security_dns::{
     DaneResult, DnssecStatus, ResolverCheck, ReverseDns, RESOLVER_CHECK_EVERY,
 };
-use mxscope_common::security_policy::{Policy, TlsRpt};
+use mxscope_common::record::security_policy::{Policy, TlsRpt};
 use mxscope_common::{DnsResult, DomainSecurity};
 use tokio::task::JoinSet;
 

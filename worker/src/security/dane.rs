@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mxscope_common::security_dns::{
+use mxscope_common::record::security_dns::{
     DaneResult, DaneVerdict, DnssecReason, DnssecStatus, TlsaRecord,
 };
 use rustls::client::danger::ServerCertVerifier;

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use mxscope_common::security_dns::{ReverseDns, ReverseDnsVerdict};
+use mxscope_common::record::security_dns::{ReverseDns, ReverseDnsVerdict};
 use tokio::task::JoinSet;
 
 use crate::security::dnssec::{Answer, SecureResolver};

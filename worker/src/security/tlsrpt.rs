@@ -8,7 +8,7 @@
 //! record means the domain does not use TLS-RPT (verdict `invalid` when
 //! there were some).
 
-use mxscope_common::security_policy::{TlsRpt, TlsRptVerdict};
+use mxscope_common::record::security_policy::{TlsRpt, TlsRptVerdict};
 
 use crate::security::mtasts::{tag_fields, valid_ext_name, DnsFailure, PolicyDns};
 

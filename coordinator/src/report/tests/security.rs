@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
-use mxscope_common::security_dns::{
+use mxscope_common::record::security_dns::{
     DaneResult, DaneVerdict, DnssecReason, DnssecStatus, ReverseDns, ReverseDnsVerdict,
 };
-use mxscope_common::security_policy::{
+use mxscope_common::record::security_policy::{
     MtaSts, MtaStsVerdict, MxPolicyCheck, Policy, PolicyMode, TlsRpt, TlsRptVerdict,
 };
 use mxscope_common::{DnsStatus, DomainRecord, DomainSecurity, Outcome, Phase, TargetRecord};
@@ -427,8 +427,8 @@ fn dane_verdicts_differing_between_vantages() {
     assert!(agree.diffs.is_empty());
 }
 
-fn failed_check() -> mxscope_common::security_dns::ResolverCheck {
-    mxscope_common::security_dns::ResolverCheck {
+fn failed_check() -> mxscope_common::record::security_dns::ResolverCheck {
+    mxscope_common::record::security_dns::ResolverCheck {
         usable: false,
         reason: Some(DnssecReason::AnchorDnskeyUnavailable),
         resolvers: vec!["192.0.2.53:53".into()],

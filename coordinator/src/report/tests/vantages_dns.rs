@@ -5,8 +5,8 @@
 
 use std::convert::Infallible;
 
-use mxscope_common::security_dns::{DaneResult, DaneVerdict, DnssecStatus, TlsaRecord};
-use mxscope_common::security_policy::{MtaStsVerdict, TlsRptVerdict};
+use mxscope_common::record::security_dns::{DaneResult, DaneVerdict, DnssecStatus, TlsaRecord};
+use mxscope_common::record::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{
     DepthLevel, DnsStatus, DomainRecord, TargetRecord, TlsDepth, Verification, VersionDepth,
 };

@@ -4,8 +4,8 @@
 
 use std::convert::Infallible;
 
-use mxscope_common::security_dns::{DnssecStatus, ReverseDnsVerdict};
-use mxscope_common::security_policy::{MtaSts, MtaStsVerdict, PolicyMode, TlsRptVerdict};
+use mxscope_common::record::security_dns::{DnssecStatus, ReverseDnsVerdict};
+use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict, PolicyMode, TlsRptVerdict};
 use mxscope_common::{DomainRecord, TargetRecord, Verification};
 
 use super::super::model::{Disagreement, VantagesReport};

@@ -11,7 +11,7 @@
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RecordType};
-use mxscope_common::security_dns::{DnssecReason, ResolverCheck};
+use mxscope_common::record::security_dns::{DnssecReason, ResolverCheck};
 
 use crate::security::dnssec::diagnose::{dnskeys, rrsigs, Anchors};
 use crate::security::dnssec::wire::{Wire, WireError};

@@ -19,7 +19,7 @@ use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, DS, RRSIG};
 use hickory_resolver::proto::dnssec::{TrustAnchors, Verifier};
 use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use mxscope_common::security_dns::DnssecReason;
+use mxscope_common::record::security_dns::DnssecReason;
 
 use crate::security::dnssec::wire::{rcode_reason, Wire};
 

@@ -41,7 +41,7 @@ use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use mxscope_common::encoding::hex;
-use mxscope_common::security_dns::{DnssecReason, DnssecStatus, ResolverCheck, TlsaRecord};
+use mxscope_common::record::security_dns::{DnssecReason, DnssecStatus, ResolverCheck, TlsaRecord};
 use mxscope_common::snake;
 use tokio::sync::OnceCell;
 

@@ -6,7 +6,7 @@ use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, Record, RecordType};
-use mxscope_common::security_dns::{DnssecReason, DnssecStatus};
+use mxscope_common::record::security_dns::{DnssecReason, DnssecStatus};
 
 use super::{wire, Answer, Verdict};
 

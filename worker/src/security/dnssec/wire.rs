@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hickory_resolver::proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RecordType};
-use mxscope_common::security_dns::DnssecReason;
+use mxscope_common::record::security_dns::DnssecReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 

@@ -22,7 +22,7 @@ pub mod fetch;
 pub mod lookup;
 
 use mxscope_common::mtasts::evaluate_policy;
-use mxscope_common::security_policy::{MtaSts, MtaStsVerdict, Policy, PolicyMode};
+use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict, Policy, PolicyMode};
 
 pub use fetch::{FetchConfig, FetchError, PolicyFetcher};
 pub use lookup::{DnsFailure, PolicyDns};

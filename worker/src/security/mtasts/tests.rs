@@ -1,4 +1,4 @@
-use mxscope_common::security_policy::{MtaStsVerdict, PolicyMode};
+use mxscope_common::record::security_policy::{MtaStsVerdict, PolicyMode};
 use mxscope_common::Verification;
 use proptest::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Generated gRPC code (`proto/mxscope/v1`). Only this module, [`crate::convert`]
+//! Generated gRPC code (`proto/mxscope/v1`). Only this module, [`crate::wire::convert`]
 //! and each crate's `grpc` module may touch these types.
 
 mod generated {

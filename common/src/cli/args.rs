@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::ClientTls;
 use crate::options::{defaults, millis, ScanOptions, Timeouts};
 use crate::units::parse_duration;
+use crate::wire::client::ClientTls;
 use crate::{DepthLevel, EhloName};
 
 /// A flag's file or secret that cannot be used.

@@ -13,8 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
-use crate::proto;
 use crate::record::{Delivered, DepthLevel, Record};
+use crate::wire::proto;
 use crate::{DomainName, EhloName, InvalidEhloName};
 
 /// A wire value that does not make a valid domain value.

@@ -1,14 +1,14 @@
 //! The task, lease and batch messages of the worker service ⇄ the plain
-//! types of [`crate::task`], one conversion per message and direction.
+//! types of [`crate::wire::task`], one conversion per message and direction.
 //! `TryFrom` refuses what a side cannot use: a task without id or work,
 //! with options no side may use, or with bad targets; a batch whose records
 //! do not parse.
 
 use crate::options::ScanOptions;
-use crate::proto;
+use crate::wire::proto;
 use std::time::Duration;
 
-use crate::task::{
+use crate::wire::task::{
     Batch, EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec, Work,
     DEFAULT_HEARTBEAT,
 };

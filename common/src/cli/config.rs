@@ -30,7 +30,7 @@ pub struct OpsArgs {
     pub metrics_listen: Option<SocketAddr>,
     /// Log format on standard error: text, or json (one object a line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub log_format: crate::telemetry::LogFormat,
+    pub log_format: crate::process::telemetry::LogFormat,
 }
 
 /// The `--config` option of `serve` and `work`.

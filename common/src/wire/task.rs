@@ -5,7 +5,7 @@
 //! ([`ReportedBatch`]), a worker's egress self-check ([`EgressReport`]),
 //! what registering tells it ([`Registration`]) and what a lease call may
 //! hand out ([`ItemBudget`]). Their wire conversions are
-//! in [`crate::convert::task`], one per message.
+//! in [`crate::wire::convert::task`], one per message.
 
 use std::fmt;
 use std::net::IpAddr;
