@@ -25,18 +25,12 @@
 //! the unfinished ones are released, and the unacknowledged batches get a
 //! bounded time to be delivered.
 
-pub mod asker;
-pub mod backoff;
 pub mod config;
 pub mod egress;
-pub mod grpc;
-mod heartbeat;
-pub mod leases;
-pub mod pacing;
-pub mod retry;
+pub mod link;
+pub mod pace;
 pub mod runner;
 mod runtimes;
-pub mod slots;
 pub mod task;
 pub mod uplink;
 
@@ -56,12 +50,12 @@ use tracing::{error, info, warn};
 
 pub use self::config::{FleetConfig, FleetError};
 
-use self::asker::{Answer, Asker, IDLE_POLL, LEASE_WAIT};
-use self::backoff::Backoff;
 use self::egress::EgressReport;
-use self::grpc::{ChannelSettings, Coordinator, Registration};
-use self::heartbeat::heartbeat;
-use self::leases::{Lease, LeaseTable};
+use self::link::asker::{Answer, Asker, IDLE_POLL, LEASE_WAIT};
+use self::link::backoff::Backoff;
+use self::link::grpc::{ChannelSettings, Coordinator, Registration};
+use self::link::heartbeat::heartbeat;
+use self::link::leases::{Lease, LeaseTable};
 use self::runner::{Engine, RunEnd};
 use self::runtimes::{check_open_files, dns_threads, TaskRuntimes};
 use self::task::CallError;
@@ -77,7 +71,7 @@ const MAX_LEASE_TASKS: usize = 64;
 /// One lease call's end, for the fleet loop.
 struct LeaseCall {
     waited: Duration,
-    leased: Result<Vec<grpc::LeasedTask>, CallError>,
+    leased: Result<Vec<link::grpc::LeasedTask>, CallError>,
 }
 
 /// Join the fleet and work until `shutdown` is cancelled; then stop
@@ -365,7 +359,7 @@ impl Fleet {
         }
     }
 
-    fn start(&mut self, task: grpc::LeasedTask) {
+    fn start(&mut self, task: link::grpc::LeasedTask) {
         let task = match task {
             Ok(task) => task,
             Err((lease, error)) => {
@@ -391,7 +385,7 @@ impl Fleet {
     }
 
     /// Start the leased `tasks` within --capacity; give back the rest.
-    fn take(&mut self, tasks: Vec<grpc::LeasedTask>) {
+    fn take(&mut self, tasks: Vec<link::grpc::LeasedTask>) {
         for task in tasks {
             if self.running.len() < self.config.capacity {
                 self.start(task);
@@ -403,7 +397,7 @@ impl Fleet {
 
     /// Release a task leased beyond --capacity (both kinds' calls came
     /// back with work at once): it goes back to the queue at once.
-    fn give_back(&self, task: grpc::LeasedTask) {
+    fn give_back(&self, task: link::grpc::LeasedTask) {
         let lease = match task {
             Ok(task) => task.lease,
             Err((lease, _)) => lease,

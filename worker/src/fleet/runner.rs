@@ -3,7 +3,7 @@
 //!
 //! Items run concurrently, bounded by their kind's permits (shared by all
 //! tasks: sessions for targets, resolutions for domains); each item frees
-//! its slot ([`super::slots`]) as soon as it ends, so a task's slow target
+//! its slot ([`super::pace::slots`]) as soon as it ends, so a task's slow target
 //! holds back nobody else. Finished
 //! records go through a [`Batcher`] to the uplink.
 //! When the uplink is full the task waits, and so starts no new item. The
@@ -23,10 +23,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::leases::Lease;
-use super::pacing::{self, Limits, PacedSessions, Pacer};
-use super::retry::{Gate, RetryPolicy};
-use super::slots::{Claim, Pool};
+use super::link::leases::Lease;
+use super::pace::pacing::{self, Limits, PacedSessions, Pacer};
+use super::pace::retry::{Gate, RetryPolicy};
+use super::pace::slots::{Claim, Pool};
 use super::task::{TaskSpec, Work};
 use super::uplink::{Batcher, UplinkSender};
 use crate::config::{ProbeConfig, SecurityConfig};

@@ -1,5 +1,5 @@
 //! The plain types a leased task is made of, shared by the coordinator
-//! client ([`super::grpc`]), the runner and the uplink, so that none of
+//! client ([`super::link::grpc`]), the runner and the uplink, so that none of
 //! those imports another for them: the task ([`TaskSpec`], [`Work`]) and a
 //! batch of its results ([`Batch`]), the contract's types that the
 //! coordinator speaks too ([`mxscope_common::wire::task`]); what a failed call

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::backoff::Backoff;
-use super::leases::{Lease, LeaseTable};
+use super::link::backoff::Backoff;
+use super::link::leases::{Lease, LeaseTable};
 pub use super::task::Batch;
 use super::task::{CallError, ResultSink};
 

@@ -3,7 +3,7 @@
 //! certificate-per-name and first-flight sessions too).
 //!
 //! The probe knows only this trait; the fleet's pacer implements it
-//! (`fleet::pacing::PacedSessions`). A prober without one (`mxscope-worker
+//! (`fleet::pace::pacing::PacedSessions`). A prober without one (`mxscope-worker
 //! probe`) opens its extra sessions back to back.
 
 use std::fmt::Debug;

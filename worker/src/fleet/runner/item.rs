@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 use crate::dns::MxResolver;
-use crate::fleet::retry::{self, Gate, RetryPolicy};
+use crate::fleet::pace::retry::{self, Gate, RetryPolicy};
 use crate::probe::Prober;
 
 /// What every item of a task shares, and every record carries.

@@ -18,9 +18,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::config::FleetError;
-use super::leases::Lease;
-use super::task::{Batch, CallError, ResultSink, TaskSpec};
+use crate::fleet::config::FleetError;
+use crate::fleet::link::leases::Lease;
+use crate::fleet::task::{Batch, CallError, ResultSink, TaskSpec};
 
 /// One call, whatever it is.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,8 +12,8 @@ use std::time::Duration;
 use mxscope_common::wire::task::{ItemBudget, SlotKind};
 use tokio::time::Instant;
 
-use super::backoff::{self, Backoff};
-use super::slots::Pool;
+use crate::fleet::link::backoff::{self, Backoff};
+use crate::fleet::pace::slots::Pool;
 
 /// How long the coordinator may hold a lease call that finds no task
 /// (long poll): it answers as soon as tasks are planned or freed, so free

@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::grpc::Coordinator;
-use super::leases::LeaseTable;
+use crate::fleet::link::grpc::Coordinator;
+use crate::fleet::link::leases::LeaseTable;
 
 /// Extend the held leases every `interval`; cancel the tasks of lost ones.
-pub(super) async fn heartbeat(
+pub(in crate::fleet) async fn heartbeat(
     coordinator: Coordinator,
     leases: Arc<LeaseTable>,
     interval: Duration,

@@ -18,8 +18,8 @@ use mxscope_common::{Outcome, Phase, TargetRecord};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::pacing::{Limits, Pacer};
-use super::slots::Pool;
+use crate::fleet::pace::pacing::{Limits, Pacer};
+use crate::fleet::pace::slots::Pool;
 
 /// Default sessions per target when it keeps saying "not now".
 pub const DEFAULT_ATTEMPTS: u32 = defaults::RETRY_ATTEMPTS;
