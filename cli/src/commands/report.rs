@@ -11,9 +11,10 @@ use mxscope_common::Record;
 use mxscope_coordinator::grpc::client::ClientError;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::report::model::{DomainRow, ScanInfo, ScanReport, VantagesReport};
+use mxscope_coordinator::report::render::html;
 use mxscope_coordinator::report::render::{self, DomainCsv, DomainJson};
-use mxscope_coordinator::report::vantages_dns::DomainMerge;
-use mxscope_coordinator::report::{self, html, Aggregator, VantageComparer};
+use mxscope_coordinator::report::vantages::dns::DomainMerge;
+use mxscope_coordinator::report::{self, Aggregator, VantageComparer};
 use mxscope_coordinator::service::ScanStatus;
 
 use super::{open_source, Source};
@@ -318,7 +319,7 @@ async fn build_report_with_agreement(
     let mut report = build_report(source, info.clone(), vantages, on_row).await?;
     if several {
         let compared = compare_vantages(source, info).await?;
-        report.agreement = Some(report::agreement::agreement(&compared));
+        report.agreement = Some(report::vantages::agreement::agreement(&compared));
     }
     Ok(report)
 }

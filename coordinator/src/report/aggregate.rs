@@ -18,8 +18,8 @@ use std::net::IpAddr;
 
 use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
 
+use super::distributions::labels::TargetSummary;
 use super::distributions::{Counts, HostStatus};
-use super::labels::TargetSummary;
 use super::model::{Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport};
 use super::security::{SecurityCounts, TargetSecurity};
 use super::Headline;

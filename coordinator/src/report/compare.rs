@@ -185,7 +185,7 @@ fn agreement_section(comparison: &Comparison) -> Option<ComparisonSection> {
             percent: Some(a.domains_agreeing_percent),
         }),
     ];
-    for class in super::agreement::all_classes() {
+    for class in super::vantages::agreement::all_classes() {
         let name = super::vantages::class_name(class);
         if agreements
             .iter()

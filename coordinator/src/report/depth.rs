@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use mxscope_common::findings::{FindingId, DEFINITIONS};
 use mxscope_common::snake;
 
-use super::labels::{self, DepthSummary};
+use super::distributions::labels::{self, DepthSummary};
 use super::model::{Distribution, FindingRow, FINDING_ROWS};
 
 const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";

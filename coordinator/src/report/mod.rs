@@ -8,35 +8,34 @@
 //!   target records ([`scan_report`], or [`Aggregator`] when records are
 //!   pushed, e.g. from a gRPC stream).
 //! - `distributions`: the distribution counters of one vantage (key,
-//!   verification, protocols, expiry, ...) turned into distributions.
+//!   verification, protocols, expiry, ...) turned into distributions;
+//!   `distributions::labels`: how one target record shows up in them, and
+//!   labels and times as text.
 //! - `depth`: the TLS depth section (hosts per finding, weakest suite
 //!   class, suite order, SCTs, OCSP) and the rows of hosts with findings.
 //! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
 //!   the targets, TLS-RPT, reverse DNS).
 //! - [`vantages`]: vantage against vantage, classified differences;
-//!   [`vantages_dns`]: the DNS comparison and the per-domain merge-join;
-//!   `vantages_classify`: a target's views and the classes of their differences.
-//! - [`agreement`]: the main report's vantage agreement section.
+//!   [`vantages::dns`]: the DNS comparison and the per-domain merge-join;
+//!   `vantages::classify`: a target's views and the classes of their
+//!   differences; `vantages::render`: text and Markdown of the vantages
+//!   report (re-exported by [`render`]); [`vantages::agreement`]: the main
+//!   report's vantage agreement section.
 //! - [`compare`]: scans side by side.
 //! - [`render`]: text, Markdown, JSON, CSV of the scan report and the
-//!   comparison; `vantages_render`: text and Markdown of the vantages report
-//!   (re-exported by [`render`]); `text`: aligned tables, percentages, the
-//!   scan line; `labels`: labels and times as text; [`html`]: the HTML page.
-//! - `tests`, `bench`, `bench_vantages` (test builds only): the unit tests
-//!   and the report benchmarks.
+//!   comparison; [`render::html`]: the HTML page; `text`: aligned tables,
+//!   percentages, the scan line (shared with the vantages report).
+//! - [`parquet`]: a scan's records as Parquet files.
+//! - `tests`, `bench` (and `bench::vantages`; test builds only): the unit
+//!   tests and the report benchmarks.
 
 pub mod aggregate;
-pub mod agreement;
 #[cfg(test)]
 mod bench;
-#[cfg(test)]
-mod bench_vantages;
 pub mod compare;
 mod depth;
 mod distributions;
 pub mod headline;
-pub mod html;
-mod labels;
 pub mod model;
 pub mod parquet;
 pub mod render;
@@ -45,9 +44,6 @@ mod security;
 mod tests;
 mod text;
 pub mod vantages;
-mod vantages_classify;
-pub mod vantages_dns;
-mod vantages_render;
 
 pub use aggregate::{scan_report, Aggregator, Evaluated};
 pub use compare::{compare, comparison_table};

@@ -23,7 +23,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::labels::TargetSummary;
+use super::distributions::labels::TargetSummary;
 
 /// Rows per record batch handed to the writer (the memory of the export).
 const BATCH_ROWS: usize = 8192;

@@ -1,7 +1,7 @@
 //! The building blocks of the text and Markdown renderings: aligned
 //! tables, percentages, the scan line and the partial-scan note.
 
-use super::labels::format_unix_ms;
+use super::distributions::labels::format_unix_ms;
 use super::model::ScanInfo;
 
 /// The note a report of an unfinished scan carries.

@@ -329,7 +329,7 @@ fn every_security_distribution_counts() {
     );
     let json = render::json(&report).unwrap();
     assert!(json.contains("\"security\"") && json.contains("\"enforce_would_fail\""));
-    let html = super::super::html::render_scan(&report);
+    let html = render::html::render_scan(&report);
     assert!(html.contains("<h3>Security</h3>") && html.contains("Reverse DNS (FCrDNS)"));
 }
 

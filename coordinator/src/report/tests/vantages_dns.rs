@@ -12,8 +12,9 @@ use mxscope_common::{
 };
 
 use super::super::model::{Disagreement, VantagesReport};
-use super::super::vantages_dns::merge_by_domain;
-use super::super::{agreement, render, vantages};
+use super::super::vantages::agreement;
+use super::super::vantages::dns::merge_by_domain;
+use super::super::{render, vantages};
 use super::security::{secured, sts};
 use super::{domain, failed_domain, info, null_mx, probed};
 use Disagreement::*;

@@ -7,6 +7,8 @@
 //! scan meta `s1`), for `mxscope report s1 --data-dir DIR` under
 //! `/usr/bin/time -v` (peak RSS of a fresh process).
 
+mod vantages;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;

@@ -1,10 +1,10 @@
 //! A benchmark, not a test: the 1,000,000-domain synthetic store of
-//! [`super::bench`] measured from two vantages (A, and B with 1 domain in
+//! [`crate::report::bench`] measured from two vantages (A, and B with 1 domain in
 //! 1,000 given another MX, 1 in 997 a moved address and 1 target in 500 another
 //! certificate), then the vantages comparison and the report with its
 //! agreement section, with time and peak RSS.
 //!
-//! `cargo test --release -p mxscope-coordinator --lib report::bench_vantages -- --ignored --nocapture`
+//! `cargo test --release -p mxscope-coordinator --lib report::bench::vantages -- --ignored --nocapture`
 //!
 //! With `MXSCOPE_BENCH_DIR=DIR` the store is kept (scan `s1`, vantages A
 //! and B) for `mxscope vantages s1 --data-dir DIR` and `mxscope report s1
@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use mxscope_common::{DomainRecord, TargetRecord};
 
-use super::bench::{domain, ip, reset_hwm, target, vm_hwm_kb, BATCH, DOMAINS, MX_NAMES};
-use super::model::ScanInfo;
-use super::{agreement, scan_report, vantages_report_joined};
 use crate::model::{ScanMeta, ScanOptions, ScanState};
+use crate::report::bench::{domain, ip, reset_hwm, target, vm_hwm_kb, BATCH, DOMAINS, MX_NAMES};
+use crate::report::model::ScanInfo;
+use crate::report::vantages::agreement;
+use crate::report::{scan_report, vantages_report_joined};
 use crate::store::Store;
 
 /// Vantage B's record of domain `i`: A's, tampered for a few.

@@ -19,7 +19,7 @@ mod sections;
 
 use mxscope_common::units::utc_minute;
 
-use super::model::{ScanInfo, ScanReport};
+use crate::report::model::{ScanInfo, ScanReport};
 use sections::vantage_section;
 
 pub use compare::render_comparison;

@@ -10,7 +10,7 @@ use mxscope_common::mtasts::{self, MxTls};
 use mxscope_common::record::security_dns::DaneVerdict;
 use mxscope_common::{Bucket, DepthLevel, TargetRecord, Verification};
 
-use super::model::{Disagreement, TargetView};
+use crate::report::model::{Disagreement, TargetView};
 
 /// What one vantage saw, with what classification needs beyond the view.
 #[derive(Debug, Clone)]

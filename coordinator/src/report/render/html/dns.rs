@@ -3,9 +3,9 @@
 //! agreement section of the scan page.
 
 use super::escape;
-use crate::report::agreement::{self, LISTED};
 use crate::report::compare::{comparison_table, AGREEMENT_TITLE};
 use crate::report::model::{Agreement, Comparison, DnsView, VantagesReport};
+use crate::report::vantages::agreement::{self, LISTED};
 use crate::report::vantages::class_name;
 
 fn view_cell(view: &DnsView) -> String {
@@ -54,7 +54,7 @@ pub(super) fn dns_sections(vantages: &[&str], report: &VantagesReport) -> String
             let notes: Vec<String> = diff
                 .notes
                 .iter()
-                .map(|n| escape(&crate::report::vantages_render::note_line(n)))
+                .map(|n| escape(&crate::report::vantages::render::note_line(n)))
                 .collect();
             out.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}{}</td>",

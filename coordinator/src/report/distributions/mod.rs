@@ -3,13 +3,15 @@
 //! name match, protocols, expiry, key exchange, where the facts come from,
 //! the TLS depth), then turned into the report's distributions.
 
+pub(super) mod labels;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use mxscope_common::{Bucket, Outcome};
 
+use self::labels::TargetSummary;
 use super::depth::DepthCounts;
-use super::labels::{self, TargetSummary};
 use super::model::Distribution;
 use super::Headline;
 

@@ -13,6 +13,11 @@
 //! (a [`DomainDiff`]) and the domains behind targets that only one vantage
 //! probed collected.
 
+pub mod agreement;
+mod classify;
+pub mod dns;
+pub(super) mod render;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -20,9 +25,9 @@ use mxscope_common::mtasts::{self, MxTls};
 use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict};
 use mxscope_common::{DomainRecord, TargetRecord};
 
+use self::classify::{classify, Observed};
+use self::dns::{merge_by_domain, OneVantage};
 use super::model::{Disagreement, DnsDiff, DomainDiff, ScanInfo, VantageDiff, VantagesReport};
-use super::vantages_classify::{classify, Observed};
-use super::vantages_dns::{self, merge_by_domain, OneVantage};
 
 /// Every class of a target, in report order.
 pub const CLASSES: [Disagreement; 9] = [
@@ -190,7 +195,7 @@ impl VantageComparer {
             return;
         }
         self.dns_compared += 1;
-        let dns = vantages_dns::dns_diff(&domain, &records);
+        let dns = dns::dns_diff(&domain, &records);
         let sts = self.sts_diff(&domain, &records);
         let target_differs = records.iter().any(|(_, r)| {
             r.dns.mx.iter().flat_map(|mx| &mx.addresses).any(|ip| {
@@ -412,7 +417,7 @@ pub fn summary_line(report: &VantagesReport) -> String {
     }
     if report.dns_domains_compared > 0 {
         let n = report.dns_diffs.len();
-        let classes = class_counts(report, &vantages_dns::DNS_CLASSES);
+        let classes = class_counts(report, &dns::DNS_CLASSES);
         line.push_str(&format!("; {n} domain{} whose DNS differs", plural(n)));
         if !classes.is_empty() {
             line.push_str(&format!(": {}", classes.join(", ")));

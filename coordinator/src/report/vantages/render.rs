@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::model::{AddressNote, DnsDiff, VantageDiff, VantagesReport};
-use super::text::{capitalize, is_partial, scan_line, Table, PARTIAL_NOTE};
-use super::vantages::{class_name, summary_line};
+use crate::report::model::{AddressNote, DnsDiff, VantageDiff, VantagesReport};
+use crate::report::text::{capitalize, is_partial, scan_line, Table, PARTIAL_NOTE};
+use crate::report::vantages::{class_name, summary_line};
 
 /// Title of the one-vantage target table.
 pub(super) const ONE_VANTAGE_TITLE: &str = "Targets probed from one vantage only";

@@ -18,7 +18,7 @@ use mxscope_common::politeness::is_public;
 use mxscope_common::record::security_dns::DnssecStatus;
 use mxscope_common::{snake, DnsStatus, DomainRecord};
 
-use super::model::{
+use crate::report::model::{
     AddressNote, Disagreement, DnsDiff, DnsView, OneVantageTarget, ONE_VANTAGE_DOMAINS_CAP,
 };
 

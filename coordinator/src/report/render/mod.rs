@@ -1,9 +1,11 @@
 //! Text, Markdown, JSON and CSV renderings of the report model (HTML is
-//! [`super::html`]). Text and Markdown print aligned tables with counts and
+//! [`self::html`]). Text and Markdown print aligned tables with counts and
 //! percentages (one decimal); JSON is the model itself (pretty); CSV is the
-//! per-domain table. The vantages report's text is [`super::vantages_render`]'s
+//! per-domain table. The vantages report's text is [`super::vantages::render`]'s
 //! (re-exported here); tables and the lines every rendering shares are
 //! `super::text`.
+
+pub mod html;
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -16,7 +18,7 @@ use super::model::{
 };
 use super::text::{capitalize, scan_line, Table};
 pub use super::text::{is_partial, percent, PARTIAL_NOTE};
-pub use super::vantages_render::{vantages_markdown, vantages_text, DOMAIN_DIFFS_TITLE};
+pub use super::vantages::render::{vantages_markdown, vantages_text, DOMAIN_DIFFS_TITLE};
 
 /// What can go wrong writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +136,7 @@ pub fn scan_text(report: &ScanReport) -> String {
         let _ = writeln!(out, "No vantage to report; {}.", scan_line(&report.scan));
     }
     if let Some(a) = &report.agreement {
-        out.push_str(&super::agreement::text(a));
+        out.push_str(&super::vantages::agreement::text(a));
     }
     out
 }
@@ -178,7 +180,7 @@ pub fn scan_markdown(report: &ScanReport) -> String {
         out.push('\n');
     }
     if let Some(a) = &report.agreement {
-        out.push_str(&super::agreement::markdown(a));
+        out.push_str(&super::vantages::agreement::markdown(a));
     }
     out
 }

@@ -6,11 +6,11 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Agreement, VantagesReport};
-use super::text::percent;
-use super::vantages::{class_name, CLASSES};
-use super::vantages_dns::DNS_CLASSES;
-use super::Disagreement;
+use crate::report::model::{Agreement, VantagesReport};
+use crate::report::text::percent;
+use crate::report::vantages::dns::DNS_CLASSES;
+use crate::report::vantages::{class_name, CLASSES};
+use crate::report::Disagreement;
 
 /// Members listed per class in text, Markdown and HTML.
 pub const LISTED: usize = 10;

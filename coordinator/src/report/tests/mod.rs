@@ -10,7 +10,7 @@ use mxscope_common::{
     TargetRecord, TlsFacts, Verification, VersionSupport,
 };
 
-use super::labels::parse_rfc3339;
+use super::distributions::labels::parse_rfc3339;
 use super::model::{Disagreement, DomainRow, ScanInfo, ScanReport};
 use super::render::{self, DomainCsv, DomainJson};
 use super::{compare, scan_report, vantages};
