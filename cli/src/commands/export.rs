@@ -9,7 +9,7 @@ use mxscope_common::{snake, Record, VersionSupport};
 use mxscope_coordinator::grpc::client::ClientError;
 use mxscope_coordinator::report::parquet::ParquetExport;
 
-use super::{open_source, Source};
+use super::{blocking, open_source, Source};
 use crate::SourceArgs;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -233,7 +233,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (out, temp): (Box<dyn Write>, Option<PathBuf>) = match &args.out {
         Some(path) => {
             let temp = path.with_extension("partial");
-            let file = std::fs::File::create(&temp)
+            let file = blocking(|| std::fs::File::create(&temp))
                 .with_context(|| format!("creating {}", temp.display()))?;
             (Box::new(std::io::BufWriter::new(file)), Some(temp))
         }
@@ -265,7 +265,8 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
         (Err(e), None, _) => Err(e),
         (Ok(()), Some(temp), Some(path)) => {
-            std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
+            blocking(|| std::fs::rename(&temp, path))
+                .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("{count} records written to {}", path.display());
             Ok(())
         }
@@ -282,8 +283,8 @@ async fn parquet(args: ExportArgs) -> anyhow::Result<()> {
         );
     };
     let mut source = open_source(&args.source).await?;
-    let export =
-        ParquetExport::create(&dir).with_context(|| format!("writing into {}", dir.display()))?;
+    let export = blocking(|| ParquetExport::create(&dir))
+        .with_context(|| format!("writing into {}", dir.display()))?;
     let mut sink = Sink::Parquet(Box::new(export));
     let mut count = 0u64;
     let result = stream(&mut source, &args.scan, &mut sink, &mut count).await;
@@ -319,7 +320,7 @@ async fn stream(
                     })
                     .await?;
             }
-            Source::Local(coordinator) => {
+            Source::Local(coordinator) => blocking(|| {
                 coordinator.status(scan)?;
                 let store = coordinator.store();
                 for record in store.domain_records(scan) {
@@ -330,12 +331,13 @@ async fn stream(
                     *count += 1;
                     sink.write(&Record::Target(record?))?;
                 }
-            }
+                anyhow::Ok(())
+            })?,
         }
         anyhow::Ok(())
     }
     .await;
     result?;
     let finished = std::mem::replace(sink, Sink::Jsonl(Box::new(std::io::sink())));
-    finished.finish()
+    blocking(|| finished.finish())
 }

@@ -11,6 +11,7 @@ pub(crate) mod status;
 pub(crate) mod submit;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 pub(crate) use mxscope_common::cli::args::read_secret;
@@ -96,14 +97,14 @@ pub(crate) fn read_exclusions(path: &Path) -> anyhow::Result<Exclusions> {
 /// Scans, read from a coordinator or from a data directory.
 pub(crate) enum Source {
     Remote(AdminClient),
-    Local(Box<Coordinator>),
+    Local(Arc<Coordinator>),
 }
 
 /// Open the source the options name.
 pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
     match (&args.remote.coordinator, &args.data_dir) {
         (Some(_), _) => Ok(Source::Remote(connect(&args.remote).await?)),
-        (None, Some(dir)) => Ok(Source::Local(Box::new(open_local(dir)?))),
+        (None, Some(dir)) => Ok(Source::Local(blocking(|| open_local(dir))?)),
         (None, None) => {
             bail!(
                 "say where the scans are: --coordinator URL, or --data-dir DIR to read one offline"
@@ -113,7 +114,7 @@ pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
 }
 
 /// Open a data directory offline.
-pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Coordinator> {
+pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Arc<Coordinator>> {
     if !dir.exists() {
         bail!("data directory {} does not exist", dir.display());
     }
@@ -123,7 +124,19 @@ pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Coordinator> {
             dir.display()
         )
     })?;
-    Ok(Coordinator::open(store, CoordinatorConfig::default())?)
+    Ok(Arc::new(Coordinator::open(
+        store,
+        CoordinatorConfig::default(),
+    )?))
+}
+
+/// The command line's boundary to blocking work inside async code (a data
+/// directory, files): the calling worker thread becomes a blocking one for
+/// the call ([`tokio::task::block_in_place`]), so no other task waits
+/// behind the disk. Borrowed work, unlike the service's `'static`
+/// [`Coordinator::blocking`].
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
 }
 
 /// A clean stop: once the last handle on the store is gone, let sled do
@@ -131,11 +144,9 @@ pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Coordinator> {
 /// `report` and the other readers leave the directory byte-identical.
 /// Best effort: a handle still held past the lock wait leaves it to the
 /// next open.
-pub(crate) async fn settle(coordinator: std::sync::Arc<Coordinator>, dir: &Path) {
+pub(crate) async fn settle(coordinator: Arc<Coordinator>, dir: &Path) {
     drop(coordinator);
-    let dir = dir.to_path_buf();
-    let settled = tokio::task::spawn_blocking(move || Store::settle(&dir)).await;
-    if let Ok(Err(e)) = settled {
+    if let Err(e) = blocking(|| Store::settle(dir)) {
         tracing::debug!(error = %e, "the data directory was not settled");
     }
 }

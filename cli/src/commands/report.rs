@@ -17,7 +17,7 @@ use mxscope_coordinator::report::vantages::dns::DomainMerge;
 use mxscope_coordinator::report::{self, Aggregator, VantageComparer};
 use mxscope_coordinator::service::ScanStatus;
 
-use super::{open_source, Source};
+use super::{blocking, open_source, Source};
 use crate::SourceArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,7 +182,7 @@ fn write_all(mut out: Box<dyn Write>, text: &str) -> anyhow::Result<()> {
 async fn status(source: &mut Source, scan: &str) -> anyhow::Result<ScanStatus> {
     let status = match source {
         Source::Remote(client) => client.status(scan).await?,
-        Source::Local(coordinator) => coordinator.status(scan)?,
+        Source::Local(coordinator) => blocking(|| coordinator.status(scan))?,
     };
     if status.meta.state == ScanState::Running {
         eprintln!("mxscope: note: scan {scan} is still running: partial results");
@@ -230,7 +230,7 @@ async fn build_report(
             let targets = store
                 .target_records(&scan)
                 .map(|r| r.map_err(anyhow::Error::from));
-            report::scan_report(info, vantages, domains, targets, on_row)
+            blocking(|| report::scan_report(info, vantages, domains, targets, on_row))
         }
         Source::Remote(client) => {
             let mut agg = Aggregator::new(info, vantages);
@@ -274,7 +274,9 @@ async fn compare_vantages(source: &mut Source, info: ScanInfo) -> anyhow::Result
                 .map(|v| store.domain_records_of(&scan, v))
                 .collect();
             let targets = store.target_records(&scan);
-            Ok(report::vantages_report_joined(info, streams, targets)?)
+            Ok(blocking(|| {
+                report::vantages_report_joined(info, streams, targets)
+            })?)
         }
         Source::Remote(client) => {
             let vantages = info.vantages.clone();

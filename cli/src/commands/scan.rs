@@ -23,6 +23,7 @@ use mxscope_coordinator::store::Store;
 use mxscope_worker::fleet::{self, FleetConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::blocking;
 use super::list::ListReader;
 use super::options;
 use super::progress::ScanProgress;
@@ -70,7 +71,7 @@ pub(crate) struct ScanArgs {
 
 /// Submit the list to the embedded coordinator: its scan id.
 async fn submit(
-    coordinator: &Coordinator,
+    coordinator: &Arc<Coordinator>,
     args: &ScanArgs,
     list: &mut ListReader,
     path: &std::path::Path,
@@ -89,13 +90,14 @@ async fn submit(
         skip_invalid: args.meta.skip_invalid,
     })?;
     loop {
-        let chunk = tokio::task::block_in_place(|| list.next_chunk())
+        let chunk = blocking(|| list.next_chunk())
             .with_context(|| format!("reading domain list {}", path.display()))?;
         if chunk.is_empty() {
             break;
         }
         submission
             .push(&chunk)
+            .await
             .with_context(|| format!("in {}", path.display()))?;
     }
     let submitted = submission
@@ -119,12 +121,12 @@ async fn submit(
 /// go on: its leases, held by the process that was stopped, are taken
 /// back. (scan id, its vantage).
 async fn resumed(
-    coordinator: &Coordinator,
+    coordinator: &Arc<Coordinator>,
     args: &ScanArgs,
     wanted: &str,
 ) -> anyhow::Result<(String, String)> {
     let dir = args.data_dir.display();
-    let scans = coordinator.list()?;
+    let scans = blocking(|| coordinator.list())?;
     let status = if wanted.is_empty() {
         let running: Vec<_> = scans
             .iter()
@@ -143,8 +145,7 @@ async fn resumed(
             ),
         }
     } else {
-        coordinator
-            .status(wanted)
+        blocking(|| coordinator.status(wanted))
             .with_context(|| format!("no scan {wanted} in {dir}"))?
     };
     let meta = &status.meta;
@@ -186,9 +187,9 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::default());
     let _stop_ops =
         super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
-    std::fs::create_dir_all(&args.data_dir)
+    blocking(|| std::fs::create_dir_all(&args.data_dir))
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = Store::open(&args.data_dir).with_context(|| {
+    let store = blocking(|| Store::open(&args.data_dir)).with_context(|| {
         format!(
             "opening data directory {} (is another mxscope using it?)",
             args.data_dir.display()
@@ -199,7 +200,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         heartbeat_interval: Duration::from_secs(5),
         ..CoordinatorConfig::default()
     };
-    let coordinator = Arc::new(Coordinator::open(store, config)?);
+    let coordinator = Arc::new(blocking(|| Coordinator::open(store, config))?);
     if let Some(path) = args.probe.exclude.clone() {
         super::exclude::install(&coordinator, path)?;
     }
@@ -261,7 +262,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let mut full: Option<String> = None;
     let interrupted = loop {
         // While the store fails it may be closed for a moment (reopened).
-        match coordinator.status(&scan_id) {
+        match blocking(|| coordinator.status(&scan_id)) {
             Ok(status) => {
                 bar.update(&status);
                 if status.meta.state != ScanState::Running {
@@ -310,14 +311,16 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         );
     }
 
-    let status = coordinator.status(&scan_id)?;
-    let store = coordinator.store();
-    let headline = report::headline(
-        &vantage,
-        status.meta.domains,
-        || store.domain_records(&scan_id),
-        store.target_records(&scan_id),
-    )?;
+    let headline = blocking(|| {
+        let status = coordinator.status(&scan_id)?;
+        let store = coordinator.store();
+        anyhow::Ok(report::headline(
+            &vantage,
+            status.meta.domains,
+            || store.domain_records(&scan_id),
+            store.target_records(&scan_id),
+        )?)
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&headline)?);
     } else {
@@ -340,7 +343,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         );
     }
-    drop((store, readiness, _stop_ops));
+    drop((readiness, _stop_ops));
     super::settle(coordinator, &args.data_dir).await;
     Ok(())
 }

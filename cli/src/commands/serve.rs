@@ -20,7 +20,7 @@ use mxscope_coordinator::store::Store;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
-use super::{parse_duration, read_pem, read_secret};
+use super::{blocking, parse_duration, read_pem, read_secret};
 
 #[derive(Debug, Args)]
 #[command(
@@ -124,7 +124,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_on_signals(shutdown.clone()).context("installing the signal handlers")?;
     let readiness = Arc::new(Readiness::default());
     let _stop_ops = start_ops(&args.ops, &readiness, |_| {}).await?;
-    std::fs::create_dir_all(&args.data_dir)
+    blocking(|| std::fs::create_dir_all(&args.data_dir))
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let Some(store) = open_store(
         &args.data_dir,
@@ -141,7 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         probe_batch: usize::from(args.probe_batch),
         ..CoordinatorConfig::default()
     };
-    let coordinator = Arc::new(Coordinator::open(store, config)?);
+    let coordinator = Arc::new(blocking(|| Coordinator::open(store, config))?);
     if let Some(path) = args.exclude.clone() {
         super::exclude::install(&coordinator, path)?;
     }
@@ -246,7 +246,7 @@ async fn open_store(
 ) -> anyhow::Result<Option<Store>> {
     let started = tokio::time::Instant::now();
     loop {
-        match Store::open(dir) {
+        match blocking(|| Store::open(dir)) {
             Ok(store) => return Ok(Some(store)),
             Err(error) if started.elapsed() < wait => {
                 warn!(%error, dir = %dir.display(), "cannot open the store yet; retrying");

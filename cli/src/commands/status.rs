@@ -9,7 +9,7 @@ use mxscope_coordinator::service::{ScanStatus, TaskCounts};
 use super::progress::ScanProgress;
 use serde_json::json;
 
-use super::{open_source, Source};
+use super::{blocking, open_source, Source};
 use crate::SourceArgs;
 
 #[derive(Debug, Args)]
@@ -38,8 +38,8 @@ async fn fetch(source: &mut Source, scan: Option<&str>) -> anyhow::Result<Vec<Sc
     Ok(match (source, scan) {
         (Source::Remote(client), Some(id)) => vec![client.status(id).await?],
         (Source::Remote(client), None) => client.list().await?,
-        (Source::Local(coordinator), Some(id)) => vec![coordinator.status(id)?],
-        (Source::Local(coordinator), None) => coordinator.list()?,
+        (Source::Local(coordinator), Some(id)) => vec![blocking(|| coordinator.status(id))?],
+        (Source::Local(coordinator), None) => blocking(|| coordinator.list())?,
     })
 }
 

@@ -201,8 +201,21 @@ pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationT
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let response = ops.respond(&request);
-                async move { Ok::<_, Infallible>(response) }
+                let ops = ops.clone();
+                async move {
+                    // Scrape hooks and readiness checks may read a store or
+                    // the disk: never on an async thread.
+                    let response = tokio::task::spawn_blocking(move || ops.respond(&request))
+                        .await
+                        .unwrap_or_else(|_| {
+                            reply(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain",
+                                "scrape failed\n".into(),
+                            )
+                        });
+                    Ok::<_, Infallible>(response)
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -65,7 +65,7 @@ impl AdminService for AdminApi {
             };
             let Some(message) = message? else { break };
             match message.part {
-                Some(Part::Domains(chunk)) => submission.push(&chunk.lines)?,
+                Some(Part::Domains(chunk)) => submission.push(&chunk.lines).await?,
                 _ => {
                     return Err(Status::invalid_argument(
                         "only domain chunks may follow the spec",
@@ -93,7 +93,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::GetScanRequest>,
     ) -> Result<Response<proto::ScanStatus>, Status> {
-        let status = self.coordinator.status(&request.into_inner().scan_id)?;
+        let scan = request.into_inner().scan_id;
+        let status = self.coordinator.blocking(move |c| c.status(&scan)).await?;
         Ok(Response::new((&status).into()))
     }
 
@@ -101,7 +102,7 @@ impl AdminService for AdminApi {
         &self,
         _request: Request<proto::ListScansRequest>,
     ) -> Result<Response<proto::ListScansResponse>, Status> {
-        let scans = self.coordinator.list()?;
+        let scans = self.coordinator.blocking(Coordinator::list).await?;
         Ok(Response::new(proto::ListScansResponse {
             scans: scans.iter().map(Into::into).collect(),
         }))
@@ -126,7 +127,10 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::StreamResultsStream>, Status> {
         let request = request.into_inner();
         let scan = request.scan_id;
-        let status = self.coordinator.status(&scan)?;
+        let status = {
+            let scan = scan.clone();
+            self.coordinator.blocking(move |c| c.status(&scan)).await?
+        };
         let (with_domains, with_targets) = match request.only.as_str() {
             "" => (true, true),
             "targets" => (false, true),
@@ -146,28 +150,36 @@ impl AdminService for AdminApi {
             }
         };
         let vantage = (!request.vantage.is_empty()).then_some(request.vantage);
-        let store = self.coordinator.store().clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::task::spawn_blocking(move || {
-            let domains: Box<dyn Iterator<Item = _>> = match (&vantage, with_domains) {
-                (_, false) => Box::new(std::iter::empty()),
-                (Some(v), true) => Box::new(store.domain_records_of(&scan, v)),
-                (None, true) => Box::new(store.domain_records(&scan)),
-            };
-            let domains = domains.map(|r| r.map(Record::Domain));
-            let targets = store
-                .target_records(&scan)
-                .take_while(|_| with_targets)
-                .map(|r| r.map(Record::Target));
-            for record in domains.chain(targets) {
-                let item = record
-                    .map(|r| proto::ResultRecord::from(&r))
-                    .map_err(|e| Status::internal(e.to_string()));
-                if tx.blocking_send(item).is_err() {
-                    break;
-                }
-            }
-        });
+        // Streamed from the blocking pool for as long as the client reads.
+        let coordinator = Arc::clone(&self.coordinator);
+        let streaming = async move {
+            coordinator
+                .blocking(move |c| {
+                    let store = c.store();
+                    let domains: Box<dyn Iterator<Item = _>> = match (&vantage, with_domains) {
+                        (_, false) => Box::new(std::iter::empty()),
+                        (Some(v), true) => Box::new(store.domain_records_of(&scan, v)),
+                        (None, true) => Box::new(store.domain_records(&scan)),
+                    };
+                    let domains = domains.map(|r| r.map(Record::Domain));
+                    let targets = store
+                        .target_records(&scan)
+                        .take_while(|_| with_targets)
+                        .map(|r| r.map(Record::Target));
+                    for record in domains.chain(targets) {
+                        let item = record
+                            .map(|r| proto::ResultRecord::from(&r))
+                            .map_err(|e| Status::internal(e.to_string()));
+                        if tx.blocking_send(item).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })
+                .await
+        };
+        tokio::spawn(streaming);
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

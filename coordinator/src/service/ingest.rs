@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 
 use mxscope_common::{
     Delivered, DeliveredKind, DnsResult, DnsStatus, DomainRecord, Outcome, Record, TargetRecord,
@@ -23,7 +23,7 @@ impl Coordinator {
     /// Store a batch of results of a leased task; returns how many records
     /// were new. Durable when this returns.
     pub async fn report(
-        &self,
+        self: &Arc<Self>,
         worker: &str,
         task_id: &str,
         epoch: u64,
@@ -49,46 +49,67 @@ impl Coordinator {
                 DeliveredKind::Target(r) => probed.push(r),
             }
         }
-        // Results are keyed and counted once: no lock needed.
+        drop(items);
+        let planning = !resolved.is_empty() || complete;
+        let worker = worker.to_string();
+        let stored = self
+            .blocking(move |c| c.store_batch(&worker, task, epoch, &resolved, &probed, complete))
+            .await?;
+        self.flush_noted().await?;
+        if planning {
+            // New probe tasks, or a task's networks freed for the held-back ones.
+            self.wake_leasers();
+        }
+        Ok(stored)
+    }
+
+    /// [`Self::report`]'s writes: the records (keyed and counted once: no
+    /// lock needed), then, under `writer`, the probe tasks they plan and
+    /// the task's end when `complete`. Blocking.
+    fn store_batch(
+        &self,
+        worker: &str,
+        task: Task,
+        epoch: u64,
+        resolved: &[Delivered<DomainRecord>],
+        probed: &[Delivered<TargetRecord>],
+        complete: bool,
+    ) -> Result<u32, ServiceError> {
         let stored =
             self.noted(
                 self.store
-                    .put_domain_records(&task.scan, &task.vantage, &resolved),
+                    .put_domain_records(&task.scan, &task.vantage, resolved),
             )? + self.noted(
                 self.store
-                    .put_target_records(&task.scan, &task.vantage, &probed),
+                    .put_target_records(&task.scan, &task.vantage, probed),
             )?;
         let stored = u32::try_from(stored).unwrap_or(u32::MAX);
-        if !resolved.is_empty() || complete {
-            let writer = super::lock(&self.writer);
-            self.apply_writes_locked(&writer)?;
-            if !resolved.is_empty() {
-                // Probe tasks are on disk before the resolve task is done.
-                self.plan_probes(&writer, &task, resolved.iter().map(|r| &r.record))?;
-            }
-            if complete {
-                let now = self.now();
-                {
-                    let mut inner = self.lock();
-                    let Some(live) = inner.tasks.get_mut(task_id) else {
-                        return Err(ServiceError::Fenced(Fence::NotLeased(task_id.to_string())));
-                    };
-                    let before = live.state.clone();
-                    scheduler::complete(live, worker, epoch)?;
-                    let done = live.clone();
-                    inner.count(&done, &before);
-                    inner.tasks.remove(task_id);
-                    inner.networks.release(task_id, now);
-                    inner.write(Write::Task(done));
-                    self.finish_scan_if_done(&mut inner, &task.scan);
-                }
-                self.apply_writes_locked(&writer)?;
-            }
+        if resolved.is_empty() && !complete {
+            return Ok(stored);
         }
-        self.flush_noted().await?;
-        if !resolved.is_empty() || complete {
-            // New probe tasks, or a task's networks freed for the held-back ones.
-            self.wake_leasers();
+        let writer = super::lock(&self.writer);
+        self.apply_writes_locked(&writer)?;
+        if !resolved.is_empty() {
+            // Probe tasks are on disk before the resolve task is done.
+            self.plan_probes(&writer, &task, resolved.iter().map(|r| &r.record))?;
+        }
+        if complete {
+            let now = self.now();
+            {
+                let mut inner = self.lock();
+                let Some(live) = inner.tasks.get_mut(&task.id) else {
+                    return Err(ServiceError::Fenced(Fence::NotLeased(task.id.clone())));
+                };
+                let before = live.state.clone();
+                scheduler::complete(live, worker, epoch)?;
+                let done = live.clone();
+                inner.count(&done, &before);
+                inner.tasks.remove(&task.id);
+                inner.networks.release(&task.id, now);
+                inner.write(Write::Task(done));
+                self.finish_scan_if_done(&mut inner, &task.scan);
+            }
+            self.apply_writes_locked(&writer)?;
         }
         Ok(stored)
     }

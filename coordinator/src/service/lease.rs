@@ -3,6 +3,7 @@
 //! lock; their store writes are applied and flushed before anyone learns
 //! of them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::warn;
@@ -40,6 +41,26 @@ impl Coordinator {
     /// in all). At least one task of a kind is leased when one is pending
     /// and the budget has room for that kind.
     pub async fn lease(
+        self: &Arc<Self>,
+        worker: &str,
+        vantage: &str,
+        max: usize,
+        budget: ItemBudget,
+    ) -> Result<Vec<Leased>, ServiceError> {
+        let (worker_id, vantage_id) = (worker.to_string(), vantage.to_string());
+        let leased = self
+            .blocking(move |c| c.lease_now(&worker_id, &vantage_id, max, budget))
+            .await?;
+        if !leased.is_empty() {
+            // An epoch must never be handed out twice, even across a crash.
+            self.flush_noted().await?;
+        }
+        Ok(leased)
+    }
+
+    /// [`Self::lease`] up to its flush: refill the window from the store,
+    /// lease under `inner`, write the leases. Blocking.
+    fn lease_now(
         &self,
         worker: &str,
         vantage: &str,
@@ -77,8 +98,6 @@ impl Coordinator {
         }
         if !leased.is_empty() {
             self.apply_writes()?;
-            // An epoch must never be handed out twice, even across a crash.
-            self.flush_noted().await?;
         }
         Ok(leased)
     }
@@ -89,7 +108,7 @@ impl Coordinator {
     /// a worker with free slots learns of new work at once instead of at
     /// its next poll. Empty after `wait` when nothing came.
     pub async fn lease_waiting(
-        &self,
+        self: &Arc<Self>,
         worker: &str,
         vantage: &str,
         max: usize,
@@ -233,7 +252,7 @@ impl Coordinator {
 
     /// Give a lease back unfinished.
     pub async fn release(
-        &self,
+        self: &Arc<Self>,
         worker: &str,
         task_id: &str,
         epoch: u64,
@@ -252,7 +271,7 @@ impl Coordinator {
             inner.enqueue_front(task_id);
             inner.write(Write::Task(task));
         }
-        self.apply_writes()?;
+        self.blocking(Self::apply_writes).await?;
         self.flush_noted().await?;
         self.wake_leasers();
         Ok(())
@@ -261,7 +280,7 @@ impl Coordinator {
     /// Give back every lease at once, as if each holder had released it (no
     /// attempt spent): for `mxscope scan --resume`, whose directory lock
     /// proves that the worker that held them is gone. Returns how many.
-    pub async fn take_back_leases(&self) -> Result<usize, ServiceError> {
+    pub async fn take_back_leases(self: &Arc<Self>) -> Result<usize, ServiceError> {
         let now = self.now();
         let taken = {
             let mut inner = self.lock();
@@ -292,7 +311,7 @@ impl Coordinator {
             held.len()
         };
         if taken > 0 {
-            self.apply_writes()?;
+            self.blocking(Self::apply_writes).await?;
             self.flush_noted().await?;
             self.wake_leasers();
         }
@@ -301,7 +320,7 @@ impl Coordinator {
 
     /// Take back expired leases: requeue, or record the items failed after
     /// too many attempts. Returns how many leases expired.
-    pub async fn expire_leases(&self) -> Result<usize, ServiceError> {
+    pub async fn expire_leases(self: &Arc<Self>) -> Result<usize, ServiceError> {
         let now = self.now();
         let window = self.worker_window();
         let expired = {
@@ -342,7 +361,7 @@ impl Coordinator {
             expired
         };
         if expired > 0 {
-            self.apply_writes()?;
+            self.blocking(Self::apply_writes).await?;
             self.flush_noted().await?;
             self.wake_leasers();
         }

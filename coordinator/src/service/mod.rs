@@ -235,8 +235,22 @@ impl Coordinator {
         self.lock().workers.len()
     }
 
+    /// The one boundary between async code and blocking work (sled, files,
+    /// the store's reopening): `work` runs on tokio's blocking pool with
+    /// this coordinator, so no async thread waits on the disk. The async
+    /// methods decide under `inner` and write in here.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Self) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))?
+    }
+
     /// Stop a scan: no more leases; workers learn it at their next heartbeat.
-    pub async fn cancel(&self, scan_id: &str) -> Result<ScanStatus, ServiceError> {
+    pub async fn cancel(self: &Arc<Self>, scan_id: &str) -> Result<ScanStatus, ServiceError> {
         let now = self.now();
         {
             let mut inner = self.lock();
@@ -252,9 +266,10 @@ impl Coordinator {
                 inner.drop_scan_work(scan_id, now);
             }
         }
-        self.apply_writes()?;
+        self.blocking(Self::apply_writes).await?;
         self.flush_noted().await?;
-        self.status(scan_id)
+        let scan_id = scan_id.to_string();
+        self.blocking(move |c| c.status(&scan_id)).await
     }
 
     /// A scan's progress.

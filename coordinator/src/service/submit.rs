@@ -6,6 +6,7 @@
 //! that fails or is dropped leaves nothing behind.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use mxscope_common::exclusions::Exclusions;
 use mxscope_common::{parse_list_line, DomainRecord, InvalidLine};
@@ -27,8 +28,8 @@ const CHUNK_LINES: usize = 10_000;
 /// A scan submission in progress: [`Coordinator::begin_submit`], then
 /// [`Self::push`] every chunk of lines, then [`Self::finish`].
 #[derive(Debug)]
-pub struct Submission<'a> {
-    coordinator: &'a Coordinator,
+pub struct Submission {
+    coordinator: Arc<Coordinator>,
     request: ScanRequest,
     staging: Option<Staging>,
     lines: u64,
@@ -50,7 +51,10 @@ struct Built {
 
 impl Coordinator {
     /// Start a submission (nothing is visible until [`Submission::finish`]).
-    pub fn begin_submit(&self, mut request: ScanRequest) -> Result<Submission<'_>, ServiceError> {
+    pub fn begin_submit(
+        self: &Arc<Self>,
+        mut request: ScanRequest,
+    ) -> Result<Submission, ServiceError> {
         if request.vantages.is_empty() {
             return Err(ServiceError::Invalid(
                 "a scan needs at least one vantage".into(),
@@ -67,7 +71,7 @@ impl Coordinator {
         let n = self.submissions.fetch_add(1, Ordering::Relaxed);
         let staging = self.store.staging(&format!("u{n}"))?;
         Ok(Submission {
-            coordinator: self,
+            coordinator: Arc::clone(self),
             request,
             staging: Some(staging),
             lines: 0,
@@ -83,7 +87,7 @@ impl Coordinator {
     /// nothing is stored unless it is accepted (invalid lines fail it
     /// unless `skip_invalid`).
     pub async fn submit(
-        &self,
+        self: &Arc<Self>,
         request: ScanRequest,
         lines: impl IntoIterator<Item = String>,
     ) -> Result<Submitted, ServiceError> {
@@ -92,20 +96,20 @@ impl Coordinator {
         for line in lines {
             chunk.push(line);
             if chunk.len() == CHUNK_LINES {
-                submission.push(&chunk)?;
+                submission.push(&chunk).await?;
                 chunk.clear();
             }
         }
-        submission.push(&chunk)?;
+        submission.push(&chunk).await?;
         submission.finish().await
     }
 }
 
-impl Submission<'_> {
+impl Submission {
     /// Check and stage more lines (line ends removed). Fails on the first
     /// invalid line (unless the request skips them) and once the list
     /// passes the configured line or byte cap.
-    pub fn push(&mut self, lines: &[String]) -> Result<(), ServiceError> {
+    pub async fn push(&mut self, lines: &[String]) -> Result<(), ServiceError> {
         let config = &self.coordinator.config;
         let mut names = Vec::with_capacity(lines.len());
         for line in lines {
@@ -144,16 +148,26 @@ impl Submission<'_> {
                 }
             }
         }
-        if let Some(staging) = &mut self.staging {
-            let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-            staging.insert(&names)?;
-        }
-        Ok(())
+        let Some(mut staging) = self.staging.take() else {
+            return Ok(());
+        };
+        // Staging spills sorted runs to disk: on the blocking pool, and the
+        // staging comes back whatever happens (dropped, it is discarded).
+        let (staging, staged) = self
+            .coordinator
+            .blocking(move |_| {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                let staged = staging.insert(&names);
+                Ok((staging, staged))
+            })
+            .await?;
+        self.staging = Some(staging);
+        Ok(staged?)
     }
 
     /// Cut the staged list into resolve tasks, store the scan and queue it.
     pub async fn finish(mut self) -> Result<Submitted, ServiceError> {
-        let coordinator = self.coordinator;
+        let coordinator = Arc::clone(&self.coordinator);
         let Some(mut staging) = self.staging.take() else {
             return Err(ServiceError::Invalid("submission already finished".into()));
         };
@@ -207,7 +221,7 @@ impl Submission<'_> {
             // Everything excluded: nothing to wait for.
             coordinator.finish_scan_if_done(&mut inner, &scan_id);
         }
-        coordinator.apply_writes()?;
+        coordinator.blocking(Coordinator::apply_writes).await?;
         coordinator.store.flush().await?;
         coordinator.wake_leasers();
         if self.skipped_total > self.skipped.len() as u64 {
@@ -224,7 +238,7 @@ impl Submission<'_> {
     }
 }
 
-impl Drop for Submission<'_> {
+impl Drop for Submission {
     fn drop(&mut self) {
         if let Some(staging) = self.staging.take() {
             // Failed or abandoned: nothing of it may remain.

@@ -29,10 +29,12 @@ fn config() -> CoordinatorConfig {
     }
 }
 
-fn open(dir: &std::path::Path, config: CoordinatorConfig) -> Coordinator {
+fn open(dir: &std::path::Path, config: CoordinatorConfig) -> Arc<Coordinator> {
     let store = Store::open_with_cache(dir, 8 * 1024 * 1024).expect("store opens");
-    Coordinator::open_with_clock(store, config, Arc::new(TokioClock::new()))
-        .expect("coordinator opens")
+    Arc::new(
+        Coordinator::open_with_clock(store, config, Arc::new(TokioClock::new()))
+            .expect("coordinator opens"),
+    )
 }
 
 fn request() -> ScanRequest {
@@ -414,7 +416,7 @@ async fn duplicates_merge_in_the_store_and_invalid_lines_fail_the_whole_list() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Arc::new(open(dir.path(), config()));
+    let c = open(dir.path(), config());
     c.submit(request(), lines(1)).await.unwrap();
     let resolve = c.lease("w1", "A", 1, ANY).await.unwrap().remove(0);
     // Nothing pending now: a call that may wait gives up empty after its wait.
@@ -582,7 +584,7 @@ async fn concurrent_submissions_are_capped() {
     assert!(refused.to_string().contains("retry"), "{refused}");
     drop(held.pop());
     let mut one = c.begin_submit(request()).expect("a place is free");
-    one.push(&lines(3)).unwrap();
+    one.push(&lines(3)).await.unwrap();
     let submitted = one.finish().await.unwrap();
     assert_eq!(submitted.domains, 3);
 }

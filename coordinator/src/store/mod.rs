@@ -30,8 +30,10 @@
 //!   across crashes and resends.
 //! - Writes are durable only after [`Store::flush`]: acknowledge after it.
 //!
-//! All methods but `flush` are blocking (disk I/O): call them from
-//! `spawn_blocking` when latency matters.
+//! All methods but `flush` are blocking (disk I/O; `open` waits up to
+//! [`LOCK_WAIT`] for the directory's lock): async code reaches them through
+//! one boundary — [`crate::service::Coordinator::blocking`] in the service,
+//! the command line's `blocking` in `mxscope`.
 
 mod error;
 pub mod format;
@@ -109,7 +111,7 @@ impl fmt::Debug for Store {
 
 /// How long [`Store::open`] waits for the directory's lock: a store dropped
 /// a moment ago releases it when sled's background threads notice.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Remove the snapshot files sled began and never finished in `dir`.
 ///
