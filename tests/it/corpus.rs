@@ -18,7 +18,6 @@ use mxscope_tests::probing::{self, TEST_TIMEOUTS};
 use mxscope_tests::scripted::{say, serve_script, Script, Step, Tls};
 use mxscope_tests::scripts::{self, Leaf};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::handshake::TlsContext;
 
 /// The name every scripted server's leaf is for (and the probe's SNI).
 const NAME: &str = "mx-scripted.lab.test";
@@ -479,7 +478,7 @@ async fn probe(script: Script) -> (Value, Duration) {
     let server = tokio::spawn(serve_script(listener, script));
     let mut config = probing::config(None, false);
     config.port = addr.port();
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA");
+    let tls = probing::lab_tls();
     let started = Instant::now();
     let record = Prober::new(config, tls)
         .probe_target(addr.ip(), vec![NAME.into()])

@@ -8,7 +8,6 @@ use mxscope_tests::lab;
 use mxscope_tests::plan::*;
 use mxscope_tests::probing::{self, probe_host, TEST_TIMEOUTS};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::handshake::TlsContext;
 
 /// Run a probe against `host` and check it ended inside the session deadline.
 async fn probe(host: Host) -> mxscope_common::TargetRecord {
@@ -74,7 +73,7 @@ async fn trickling_server_cannot_outlast_the_session_deadline() {
     let mut config = probing::config(None, false);
     config.timeouts.greeting = Duration::from_secs(60);
     config.timeouts.session = Duration::from_secs(3);
-    let tls = TlsContext::new(config.ca_file.as_deref()).unwrap();
+    let tls = probing::lab_tls();
     let started = Instant::now();
     let r = Prober::new(config, tls)
         .probe_target(MX_TRICKLE.ip, vec![MX_TRICKLE.name.into()])

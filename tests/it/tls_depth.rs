@@ -14,16 +14,15 @@ use mxscope_common::findings::FindingId;
 use mxscope_common::{DepthLevel, SuiteClass, TargetRecord, Tested};
 use mxscope_tests::lab;
 use mxscope_tests::plan::*;
-use mxscope_tests::probing::config;
+use mxscope_tests::probing::{config, lab_tls};
 use mxscope_tests::sslyze::Oracle;
 use mxscope_worker::probe::pace::SessionPace;
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::handshake::TlsContext;
 
 async fn probe(host: Host, level: DepthLevel) -> TargetRecord {
     let mut config = config(None, true);
     config.depth = level;
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    let tls = lab_tls();
     Prober::new(config, tls)
         .with_pace(Arc::new(Gap))
         .probe_target(host.ip, vec![host.name.to_string()])
@@ -247,7 +246,7 @@ async fn a_small_budget_says_what_was_not_measured() {
     let mut config = config(None, true);
     config.depth = DepthLevel::Suites;
     config.depth_budget = 10;
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    let tls = lab_tls();
     let record = Prober::new(config, tls)
         .probe_target(MX_VALID.ip, vec![MX_VALID.name.to_string()])
         .await;
@@ -775,7 +774,7 @@ async fn the_raw_hellos_give_renegotiation_ems_and_compression_for_free() {
     // Without --legacy nothing is sent: nothing is known.
     let mut config = config(None, false);
     config.depth = DepthLevel::Free;
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
+    let tls = lab_tls();
     let plain = Prober::new(config, tls)
         .probe_target(MX_VALID.ip, vec![MX_VALID.name.to_string()])
         .await;

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mxscope_common::{DepthLevel, SuiteClass, TargetRecord};
 use mxscope_worker::probe::Prober;
-use mxscope_worker::tls::handshake::TlsContext;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::lab;
@@ -191,8 +190,7 @@ async fn ours(host: Host, door: SocketAddr, level: DepthLevel) -> TargetRecord {
     let mut config = config(None, true);
     config.port = door.port();
     config.depth = level;
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
-    Prober::new(config, tls)
+    Prober::new(config, crate::probing::lab_tls())
         .probe_target(door.ip(), vec![host.name.to_string()])
         .await
 }

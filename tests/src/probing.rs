@@ -30,7 +30,6 @@ pub fn config(bind: Option<IpAddr>, legacy: bool) -> ProbeConfig {
         port: crate::plan::SMTP_PORT,
         timeouts: TEST_TIMEOUTS,
         legacy,
-        ca_file: Some(lab::certs().ca_pem.clone()),
         allow_private: true,
         ..ProbeConfig::default()
     }
@@ -39,8 +38,12 @@ pub fn config(bind: Option<IpAddr>, legacy: bool) -> ProbeConfig {
 /// A prober trusting the lab CA.
 pub fn prober(bind: Option<IpAddr>, legacy: bool) -> Prober {
     let config = config(bind, legacy);
-    let tls = TlsContext::new(config.ca_file.as_deref()).expect("lab CA loads");
-    Prober::new(config, tls)
+    Prober::new(config, lab_tls())
+}
+
+/// TLS trusting only the lab CA.
+pub fn lab_tls() -> TlsContext {
+    TlsContext::new(Some(&lab::certs().ca_pem)).expect("lab CA loads")
 }
 
 /// A resolver that asks only the lab's Unbound (never the system resolver).

@@ -34,8 +34,6 @@ pub struct ProbeConfig {
     pub depth: DepthLevel,
     /// Most extra sessions per IP of the depth probe.
     pub depth_budget: u32,
-    /// Verify against this PEM bundle instead of Mozilla's roots.
-    pub ca_file: Option<PathBuf>,
     /// Probe loopback, private, link-local and other non-public addresses.
     /// Off by default: a domain whose MX points at 127.0.0.1 or 10.0.0.1 must
     /// not make the scanner probe its own network. Labs turn it on.
@@ -86,7 +84,6 @@ impl Default for ProbeConfig {
             legacy: false,
             depth: DepthLevel::Free,
             depth_budget: mxscope_common::options::defaults::TLS_DEPTH_BUDGET,
-            ca_file: None,
             allow_private: false,
             security: None,
         }

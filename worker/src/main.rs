@@ -16,12 +16,11 @@ use mxscope_common::process::ops::Ops;
 use mxscope_common::process::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
 use mxscope_common::{parse_domain_list, DomainName, DomainRecord};
-use mxscope_worker::config::{default_ehlo_name, ProbeConfig, SecurityConfig};
-use mxscope_worker::dns::{DnsConfig, MxResolver};
+use mxscope_worker::config::default_ehlo_name;
+use mxscope_worker::dns::MxResolver;
+use mxscope_worker::fleet::runner::{dns_config, prober_of};
 use mxscope_worker::fleet::{self, FleetConfig};
-use mxscope_worker::probe::{Prober, Progress};
-use mxscope_worker::security::checks::PolicyRoots;
-use mxscope_worker::tls::handshake::TlsContext;
+use mxscope_worker::probe::Progress;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -239,40 +238,14 @@ fn read_domains(args: &ProbeCommandArgs) -> anyhow::Result<Vec<DomainName>> {
 
 fn probe(args: ProbeCommandArgs) -> anyhow::Result<()> {
     let domains = read_domains(&args)?;
-    let shared = &args.probe;
-    let tls = TlsContext::new(shared.ca_file.as_deref())?;
-    let config = ProbeConfig {
-        ehlo_name: shared.ehlo_name.clone(),
-        bind: args.bind,
-        port: shared.port,
-        timeouts: shared.timeouts(),
-        legacy: shared.legacy || shared.tls_depth.extra_sessions(),
-        depth: shared.tls_depth,
-        depth_budget: shared.tls_depth_budget,
-        ca_file: shared.ca_file.clone(),
-        allow_private: shared.allow_private,
-        security: shared.security.then(|| SecurityConfig {
-            trust_anchor: shared.trust_anchor.clone(),
-            trust_anchor_text: None,
-            resolvers: shared.resolvers.clone(),
-            dns_timeout: args.probe.timeout_dns,
-            signed_name: shared.dnssec_check_name.clone(),
-        }),
-        ..ProbeConfig::default()
-    };
-    let dns = DnsConfig {
-        resolvers: shared.resolvers.clone(),
-        timeout: args.probe.timeout_dns,
-        ..DnsConfig::default()
-    };
+    // The flags make a scan's options, and the prober is built from them
+    // as the fleet builds a leased scan's: one builder, one set of defaults.
+    let options = args.probe.scan_options()?;
+    let dns = dns_config(&options, &[])?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let records = runtime.block_on(async {
         let resolver = MxResolver::new(&dns)?;
-        let roots = match shared.ca_file.as_deref() {
-            Some(path) => PolicyRoots::File(path),
-            None => PolicyRoots::Mozilla,
-        };
-        let prober = Prober::with_checks(config, tls, roots)?;
+        let prober = prober_of(&options, args.bind, &[])?;
         let show_progress = std::io::stderr().is_terminal();
         let records = prober
             .probe_domains(&resolver, &domains, usize::from(args.concurrency), |p| {

@@ -151,8 +151,9 @@ impl Submission {
         let Some(mut staging) = self.staging.take() else {
             return Ok(());
         };
-        // Staging spills sorted runs to disk: on the blocking pool, and the
-        // staging comes back whatever happens (dropped, it is discarded).
+        // Staging spills sorted runs to disk: on the blocking pool. The
+        // staging comes back; if this call is cancelled meanwhile, it is
+        // dropped there, which removes its files.
         let (staging, staged) = self
             .coordinator
             .blocking(move |_| {
@@ -240,10 +241,12 @@ impl Submission {
 
 impl Drop for Submission {
     fn drop(&mut self) {
+        // Failed or abandoned: nothing of it may remain. Dropping the
+        // staging removes its files, on the blocking pool when there is one.
         if let Some(staging) = self.staging.take() {
-            // Failed or abandoned: nothing of it may remain.
-            if let Err(e) = staging.discard() {
-                warn!(error = %e, "dropping a staged list failed (it goes at the next start)");
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(staging))),
+                Err(_) => drop(staging),
             }
         }
     }

@@ -39,6 +39,8 @@ pub struct Staging {
     buffered: usize,
     runs: Vec<PathBuf>,
     run_names: usize,
+    /// Its files are gone ([`Self::discard`]); else dropping removes them.
+    discarded: bool,
 }
 
 impl Store {
@@ -60,6 +62,7 @@ impl Store {
             buffered: 0,
             runs: Vec::new(),
             run_names: run_names.max(1),
+            discarded: false,
         })
     }
 
@@ -135,8 +138,26 @@ impl Staging {
     }
 
     /// Deletes the staged files.
-    pub fn discard(self) -> Result<()> {
+    pub fn discard(mut self) -> Result<()> {
+        self.discarded = true;
         std::fs::remove_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))
+    }
+}
+
+impl Drop for Staging {
+    /// A staging area dropped unfinished — a submission refused, cut off,
+    /// or its call cancelled while a chunk was being staged — leaves
+    /// nothing behind. Blocking (file removal): drop it off async threads.
+    fn drop(&mut self) {
+        if self.discarded {
+            return;
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e,
+                "dropping a staged list failed (it goes at the next start)"),
+        }
     }
 }
 

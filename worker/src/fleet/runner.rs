@@ -61,7 +61,6 @@ pub fn probe_config(
         legacy: options.legacy_versions(),
         depth: options.tls_depth,
         depth_budget: options.depth_budget(),
-        ca_file: None,
         allow_private: options.allow_private,
         security: options.security.then(|| SecurityConfig {
             trust_anchor: None,
@@ -72,6 +71,28 @@ pub fn probe_config(
         }),
         ..ProbeConfig::default()
     })
+}
+
+/// The prober of a scan's options (no pacing): TLS roots from its CA
+/// bundle or Mozilla's, [`probe_config`], the security checks. The one
+/// builder: the fleet's scans and `mxscope-worker probe` (whose flags make
+/// the same options) both start here.
+pub fn prober_of(
+    options: &ScanOptions,
+    bind: Option<IpAddr>,
+    overridden: &[SocketAddr],
+) -> Result<Prober, RunError> {
+    let tls = match &options.ca_pem {
+        None => TlsContext::new(None),
+        Some(pem) => TlsContext::from_pem(pem.as_bytes()),
+    }
+    .map_err(|e| RunError::TrustAnchors(e.to_string()))?;
+    let roots = match &options.ca_pem {
+        None => PolicyRoots::Mozilla,
+        Some(pem) => PolicyRoots::Pem(pem.as_bytes()),
+    };
+    let config = probe_config(options, bind, overridden)?;
+    Prober::with_checks(config, tls, roots).map_err(|e| RunError::Security(e.to_string()))
 }
 
 /// The resolver configuration: the worker's `overridden` resolvers when it
@@ -213,23 +234,13 @@ impl Engine {
                 return Ok(context.clone());
             }
         }
-        let tls = match &options.ca_pem {
-            None => TlsContext::new(None),
-            Some(pem) => TlsContext::from_pem(pem.as_bytes()),
-        }
-        .map_err(|e| RunError::TrustAnchors(e.to_string()))?;
-        let roots = match &options.ca_pem {
-            None => PolicyRoots::Mozilla,
-            Some(pem) => PolicyRoots::Pem(pem.as_bytes()),
-        };
-        let config = probe_config(options, self.bind, &self.resolvers_override)?;
         let exclusions = options.exclusion_list()?;
-        let prober = Prober::with_checks(config, tls, roots)
-            .map_err(|e| RunError::Security(e.to_string()))?
-            .with_pace(Arc::new(PacedSessions {
+        let prober = prober_of(options, self.bind, &self.resolvers_override)?.with_pace(Arc::new(
+            PacedSessions {
                 pacer: self.pacer.clone(),
                 limits: limits(options),
-            }));
+            },
+        ));
         let context = Arc::new(ScanContext {
             options: options.clone(),
             prober,

@@ -25,7 +25,6 @@ fn scan_options_to_configs() {
     assert_eq!(probe.bind, Some(bind));
     assert_eq!(probe.port, 2525);
     assert!(probe.legacy && probe.allow_private);
-    assert_eq!(probe.ca_file, None);
     assert_eq!(probe.security, None, "security checks are off by default");
     assert_eq!(probe.timeouts, crate::config::Timeouts::default());
 
