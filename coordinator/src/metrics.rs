@@ -23,7 +23,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
-use crate::model::{ScanState, TaskKind};
+use crate::model::{ScanState, Work};
 
 /// Distinct vantage labels of the worker gauge; the rest count as `other`.
 pub const MAX_VANTAGE_LABELS: usize = 64;
@@ -97,15 +97,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     seen: Mutex::new(HashMap::new()),
 });
 
-fn kind_name(kind: &TaskKind) -> &'static str {
+fn kind_name(kind: &Work) -> &'static str {
     match kind {
-        TaskKind::Resolve { .. } => "resolve",
-        TaskKind::Probe { .. } => "probe",
+        Work::Resolve { .. } => "resolve",
+        Work::Probe { .. } => "probe",
     }
 }
 
 /// A task was leased to a worker.
-pub fn leases_granted(kind: &TaskKind) {
+pub fn leases_granted(kind: &Work) {
     METRICS
         .leases_granted
         .get_or_create(&KindLabel {

@@ -3,7 +3,6 @@
 //! computes over them.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +44,9 @@ impl ScanState {
 
 /// How a scan's targets are probed: the one options type, in `common`.
 pub use mxscope_common::options::ScanOptions;
+/// What a task asks a worker to do, and one target of a probe task: the
+/// contract's own types (`common::wire::task`), stored as they are.
+pub use mxscope_common::wire::task::{Target, Work};
 
 /// One unit of leased work, for one scan and one vantage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +55,7 @@ pub struct Task {
     pub id: String,
     pub scan: String,
     pub vantage: String,
-    pub kind: TaskKind,
+    pub kind: Work,
     pub state: TaskState,
     /// Incremented at every lease; results must carry the current one.
     pub epoch: u64,
@@ -63,33 +65,13 @@ pub struct Task {
 
 impl Task {
     pub fn is_resolve(&self) -> bool {
-        matches!(self.kind, TaskKind::Resolve { .. })
+        matches!(self.kind, Work::Resolve { .. })
     }
 
     /// Number of items (domains or targets) in the task.
     pub fn items(&self) -> usize {
-        match &self.kind {
-            TaskKind::Resolve { domains } => domains.len(),
-            TaskKind::Probe { targets } => targets.len(),
-        }
+        self.kind.len()
     }
-}
-
-/// What a task asks a worker to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// Resolve these domains (A-labels): one domain record each.
-    Resolve { domains: Vec<String> },
-    /// Probe these targets: one target record each.
-    Probe { targets: Vec<Target> },
-}
-
-/// One IP to probe, with every MX name known to point at it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Target {
-    pub ip: IpAddr,
-    pub mx_names: Vec<String>,
 }
 
 /// Where a task is in its life.

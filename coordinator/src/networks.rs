@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use mxscope_common::politeness::network_of;
 
-use crate::model::{Task, TaskKind};
+use crate::model::{Task, Work};
 
 type Network = (u8, u128);
 
@@ -29,7 +29,7 @@ pub struct NetworkClaims {
 }
 
 fn networks(task: &Task) -> Vec<Network> {
-    let TaskKind::Probe { targets } = &task.kind else {
+    let Work::Probe { targets } = &task.kind else {
         return Vec::new();
     };
     let mut nets: Vec<Network> = targets.iter().map(|t| network_of(t.ip)).collect();
@@ -107,7 +107,7 @@ mod tests {
             id: id.into(),
             scan: "s1".into(),
             vantage: vantage.into(),
-            kind: TaskKind::Probe {
+            kind: Work::Probe {
                 targets: ips
                     .iter()
                     .map(|ip| Target {

@@ -9,12 +9,13 @@ pub mod task;
 pub use task::{batch_to_proto, lease_request, task_to_proto, TaskError};
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
 use crate::record::{Delivered, DepthLevel, Record};
 use crate::wire::proto;
+use crate::wire::task::Target;
 use crate::{DomainName, EhloName, InvalidEhloName};
 
 /// A wire value that does not make a valid domain value.
@@ -214,9 +215,7 @@ pub enum InvalidTargets {
 }
 
 /// A probe task's targets: distinct IPs, each with its MX names.
-pub fn targets_from_proto(
-    targets: Vec<proto::ProbeTarget>,
-) -> Result<Vec<(IpAddr, Vec<String>)>, InvalidTargets> {
+pub fn targets_from_proto(targets: Vec<proto::ProbeTarget>) -> Result<Vec<Target>, InvalidTargets> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(targets.len());
     for target in targets {
@@ -227,16 +226,19 @@ pub fn targets_from_proto(
         if !seen.insert(ip) {
             return Err(InvalidTargets::DuplicateTarget(target.ip));
         }
-        out.push((ip, target.mx_names));
+        out.push(Target {
+            ip,
+            mx_names: target.mx_names,
+        });
     }
     Ok(out)
 }
 
 /// A probe target for the wire.
-pub fn target_to_proto(ip: IpAddr, mx_names: Vec<String>) -> proto::ProbeTarget {
+pub fn target_to_proto(target: Target) -> proto::ProbeTarget {
     proto::ProbeTarget {
-        ip: ip.to_string(),
-        mx_names,
+        ip: target.ip.to_string(),
+        mx_names: target.mx_names,
     }
 }
 
@@ -431,12 +433,17 @@ mod tests {
     fn targets_are_distinct_addresses() {
         let wire = |ips: &[&str]| {
             ips.iter()
-                .map(|ip| target_to_proto(ip.parse().unwrap(), vec!["mx.example".into()]))
+                .map(|ip| {
+                    target_to_proto(Target {
+                        ip: ip.parse().unwrap(),
+                        mx_names: vec!["mx.example".into()],
+                    })
+                })
                 .collect::<Vec<_>>()
         };
         let targets = targets_from_proto(wire(&["127.0.0.1", "::1"])).unwrap();
-        assert_eq!(targets[1].0, "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(targets[0].1, ["mx.example"]);
+        assert_eq!(targets[1].ip, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(targets[0].mx_names, ["mx.example"]);
         assert_eq!(
             targets_from_proto(wire(&["127.0.0.1", "127.0.0.1"])),
             Err(InvalidTargets::DuplicateTarget("127.0.0.1".into()))

@@ -37,20 +37,29 @@ pub struct TaskSpec {
     pub work: Work,
 }
 
-/// What a task asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a task asks for: one vocabulary for the coordinator (which stores
+/// it as its task's `kind`, in this serde form) and the worker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Work {
-    /// Resolve these domains (A-labels).
-    Resolve(Vec<String>),
-    /// Probe these distinct IPs, each with the MX names pointing at it.
-    Probe(Vec<(IpAddr, Vec<String>)>),
+    /// Resolve these domains (A-labels): one domain record each.
+    Resolve { domains: Vec<String> },
+    /// Probe these distinct IPs: one target record each.
+    Probe { targets: Vec<Target> },
+}
+
+/// One IP to probe, with every MX name known to point at it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    pub ip: IpAddr,
+    pub mx_names: Vec<String>,
 }
 
 impl Work {
     pub fn len(&self) -> usize {
         match self {
-            Self::Resolve(domains) => domains.len(),
-            Self::Probe(targets) => targets.len(),
+            Self::Resolve { domains } => domains.len(),
+            Self::Probe { targets } => targets.len(),
         }
     }
 
@@ -61,16 +70,16 @@ impl Work {
     /// `resolve` or `probe` (logs and metrics).
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Resolve(_) => "resolve",
-            Self::Probe(_) => "probe",
+            Self::Resolve { .. } => "resolve",
+            Self::Probe { .. } => "probe",
         }
     }
 
     /// The slots its items hold on a worker.
     pub fn slot_kind(&self) -> SlotKind {
         match self {
-            Self::Resolve(_) => SlotKind::Resolution,
-            Self::Probe(_) => SlotKind::Session,
+            Self::Resolve { .. } => SlotKind::Resolution,
+            Self::Probe { .. } => SlotKind::Session,
         }
     }
 }
@@ -219,5 +228,31 @@ mod tests {
         taken.add(SlotKind::Resolution, 8);
         assert!(shared.exhausted(&taken), "one bound for both kinds");
         assert!(!ItemBudget::Shared(0).exhausted(&taken), "0 = no bound");
+    }
+
+    /// A coordinator stores its tasks' work in this form; stores written
+    /// before `Work` replaced the coordinator's own `TaskKind` hold these
+    /// exact bytes.
+    #[test]
+    fn work_is_stored_in_the_form_the_coordinator_always_wrote() {
+        let resolve = Work::Resolve {
+            domains: vec!["a.example".into()],
+        };
+        let probe = Work::Probe {
+            targets: vec![Target {
+                ip: "192.0.2.1".parse().expect("an address"),
+                mx_names: vec!["mx.example".into()],
+            }],
+        };
+        for (work, stored) in [
+            (resolve, r#"{"resolve":{"domains":["a.example"]}}"#),
+            (
+                probe,
+                r#"{"probe":{"targets":[{"ip":"192.0.2.1","mx_names":["mx.example"]}]}}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&work).expect("encodes"), stored);
+            assert_eq!(serde_json::from_str::<Work>(stored).expect("decodes"), work);
+        }
     }
 }

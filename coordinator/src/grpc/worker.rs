@@ -6,11 +6,10 @@ use std::time::Duration;
 use mxscope_common::wire::convert::task_to_proto;
 use mxscope_common::wire::proto::{self, worker_service_server::WorkerService};
 use mxscope_common::wire::task::{
-    EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec, Work,
+    EgressReport, ItemBudget, Lease, Registration, ReportedBatch, TaskSpec,
 };
 use tonic::{Request, Response, Status};
 
-use crate::model::TaskKind;
 use crate::service::{Coordinator, Leased, WorkerHello};
 
 /// Most tasks one lease call may ask for.
@@ -40,12 +39,6 @@ fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
 /// A leased task for the wire: the coordinator's task as the contract's
 /// [`TaskSpec`], converted where every task message is.
 fn to_proto(leased: Leased) -> proto::Task {
-    let work = match leased.task.kind {
-        TaskKind::Resolve { domains } => Work::Resolve(domains),
-        TaskKind::Probe { targets } => {
-            Work::Probe(targets.into_iter().map(|t| (t.ip, t.mx_names)).collect())
-        }
-    };
     let spec = TaskSpec {
         lease: Lease {
             task_id: leased.task.id,
@@ -54,7 +47,7 @@ fn to_proto(leased: Leased) -> proto::Task {
         scan_id: leased.task.scan,
         vantage: leased.task.vantage,
         options: leased.options,
-        work,
+        work: leased.task.kind,
     };
     task_to_proto(spec, leased.deadline_ms)
 }

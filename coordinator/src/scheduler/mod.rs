@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use mxscope_common::wire::task::SlotKind;
 use mxscope_common::DomainRecord;
 
-use crate::model::{Target, Task, TaskKind, TaskState};
+use crate::model::{Target, Task, TaskState, Work};
 
 /// Domains per resolve task.
 pub const SHARD_SIZE: usize = 250;
@@ -98,7 +98,7 @@ pub fn resolve_task(scan: &str, vantage: &str, index: u64, domains: Vec<String>)
         id: task_id(scan, vantage, TaskClass::Resolve, index),
         scan: scan.to_string(),
         vantage: vantage.to_string(),
-        kind: TaskKind::Resolve { domains },
+        kind: Work::Resolve { domains },
         state: TaskState::Pending,
         epoch: 0,
         attempts: 0,
@@ -174,7 +174,7 @@ pub fn probe_tasks(
             id: task_id(scan, vantage, TaskClass::Probe, seq),
             scan: scan.to_string(),
             vantage: vantage.to_string(),
-            kind: TaskKind::Probe {
+            kind: Work::Probe {
                 targets: chunk.to_vec(),
             },
             state: TaskState::Pending,

@@ -102,7 +102,7 @@ proptest! {
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         let mut order: HashMap<String, Vec<String>> = HashMap::new();
         for task in &tasks {
-            let TaskKind::Resolve { domains } = &task.kind else { unreachable!() };
+            let Work::Resolve { domains } = &task.kind else { unreachable!() };
             prop_assert!(!domains.is_empty() && domains.len() <= size);
             for d in domains {
                 *seen.entry((task.vantage.clone(), d.clone())).or_default() += 1;
@@ -121,8 +121,8 @@ proptest! {
             let seqs: Vec<u64> = own.iter().filter_map(|t| task_seq(&t.id, TaskClass::Resolve)).collect();
             prop_assert_eq!(seqs, (0..own.len() as u64).collect::<Vec<_>>());
             let back: Vec<String> = own.iter().flat_map(|t| match &t.kind {
-                TaskKind::Resolve { domains } => domains.clone(),
-                TaskKind::Probe { .. } => Vec::new(),
+                Work::Resolve { domains } => domains.clone(),
+                Work::Probe { .. } => Vec::new(),
             }).collect();
             prop_assert_eq!(&back, &domains);
             prop_assert!(own.iter().rev().skip(1).all(|t| t.items() == size));
@@ -137,7 +137,7 @@ proptest! {
         let tasks = probe_tasks("s1", "A", 7, targets.clone(), batch);
         let mut seen = BTreeSet::new();
         for task in &tasks {
-            let TaskKind::Probe { targets } = &task.kind else { unreachable!() };
+            let Work::Probe { targets } = &task.kind else { unreachable!() };
             prop_assert!(!targets.is_empty() && targets.len() <= batch);
             for t in targets {
                 prop_assert!(seen.insert(t.ip), "target in two tasks");

@@ -11,7 +11,7 @@ use mxscope_common::{
 };
 
 use crate::exclusion;
-use crate::model::{ScanOptions, Target, Task, TaskKind, TaskState};
+use crate::model::{ScanOptions, Target, Task, TaskState, Work};
 use crate::scheduler::{self, Fence, TaskClass};
 use crate::store::{Store, StoreError};
 
@@ -197,7 +197,7 @@ pub(super) fn record_failed_items(
     reason: &str,
 ) -> Result<u64, StoreError> {
     match &task.kind {
-        TaskKind::Resolve { domains } => {
+        Work::Resolve { domains } => {
             let records: Vec<DomainRecord> = domains
                 .iter()
                 .map(|domain| {
@@ -212,7 +212,7 @@ pub(super) fn record_failed_items(
                 .collect();
             store.put_domain_records(&task.scan, &task.vantage, &records)
         }
-        TaskKind::Probe { targets } => {
+        Work::Probe { targets } => {
             let records: Vec<TargetRecord> = targets
                 .iter()
                 .map(|target| {
@@ -238,10 +238,10 @@ enum Items<'a> {
 impl<'a> Items<'a> {
     fn of(task: &'a Task) -> Self {
         match &task.kind {
-            TaskKind::Resolve { domains } => {
+            Work::Resolve { domains } => {
                 Self::Domains(domains.iter().map(String::as_str).collect())
             }
-            TaskKind::Probe { targets } => Self::Targets(targets.iter().map(|t| t.ip).collect()),
+            Work::Probe { targets } => Self::Targets(targets.iter().map(|t| t.ip).collect()),
         }
     }
 }

@@ -13,7 +13,7 @@ use mxscope_common::{
 };
 
 use super::*;
-use crate::model::{ScanOptions, TaskKind};
+use crate::model::{ScanOptions, Work};
 use crate::scheduler::Fence;
 
 /// A lease call bounded by tasks only (no item budget).
@@ -75,7 +75,7 @@ fn delivered(task_id: &str, records: Vec<Record>) -> Vec<Delivered<Record>> {
 }
 
 fn nxdomain(task: &Task) -> Vec<Record> {
-    let TaskKind::Resolve { domains } = &task.kind else {
+    let Work::Resolve { domains } = &task.kind else {
         panic!("a resolve task");
     };
     domains
@@ -331,7 +331,7 @@ async fn target_claims_live_in_the_store_and_are_pruned_when_the_scan_ends() {
             break;
         }
         for l in leased {
-            let TaskKind::Probe { targets } = &l.task.kind else {
+            let Work::Probe { targets } = &l.task.kind else {
                 panic!("a probe task");
             };
             let records = targets
@@ -454,7 +454,7 @@ async fn a_waiting_lease_answers_when_work_arrives_and_not_before() {
     .unwrap();
     let (leased, waited) = waiting.await.unwrap();
     assert_eq!(leased.len(), 1, "the planned probe task");
-    assert!(matches!(leased[0].task.kind, TaskKind::Probe { .. }));
+    assert!(matches!(leased[0].task.kind, Work::Probe { .. }));
     assert!(
         waited < Duration::from_millis(1250),
         "woken when the work came ({waited:?}), not at its next re-check or the end of its wait"

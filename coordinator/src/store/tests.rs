@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::keys::{self, Counter};
 use super::*;
-use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskKind, TaskState};
+use crate::model::{ScanMeta, ScanOptions, ScanState, Target, Task, TaskState, Work};
 
 pub(super) fn open() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -39,7 +39,7 @@ pub(super) fn resolve_task(scan: &str, vantage: &str, n: usize, domains: Vec<Str
         id: format!("{scan}/{vantage}/r{n:06}"),
         scan: scan.into(),
         vantage: vantage.into(),
-        kind: TaskKind::Resolve { domains },
+        kind: Work::Resolve { domains },
         state: TaskState::Pending,
         epoch: 0,
         attempts: 0,
@@ -134,7 +134,7 @@ fn tasks_roundtrip() {
     let mut t1 = resolve_task("s1", "A", 1, vec!["a.it".into(), "b.it".into()]);
     let t2 = Task {
         id: "s1/A/p000001".into(),
-        kind: TaskKind::Probe {
+        kind: Work::Probe {
             targets: vec![Target {
                 ip: v4(192, 0, 2, 1),
                 mx_names: vec!["mx.a.it".into()],
@@ -498,7 +498,7 @@ async fn concurrent_writes_and_flushes_do_not_deadlock() {
                     id: format!("s1/A/r{w:03}{round:03}"),
                     scan: "s1".into(),
                     vantage: "A".into(),
-                    kind: TaskKind::Resolve {
+                    kind: Work::Resolve {
                         domains: (0..250).map(|i| format!("d{i}.example")).collect(),
                     },
                     state: TaskState::Pending,

@@ -38,7 +38,7 @@ use answers::{fqdn, merge_addresses, status_message, Addresses, Failure, NXDOMAI
 pub use answers::{normalize_name, plan_mx, MxPlan};
 pub use cache::CACHE_ENTRIES;
 use cache::{AddressCache, Records};
-pub(crate) use setup::{resolver_parts, ResolverParts};
+pub(crate) use setup::{hickory_resolver, resolver_parts, ResolverParts};
 pub use setup::{DnsConfig, DnsSetupError};
 use transport::Transport;
 pub use transport::QUERIES_PER_SOCKET;

@@ -87,6 +87,27 @@ pub(crate) fn resolver_parts(config: &DnsConfig) -> Result<ResolverParts, DnsSet
     })
 }
 
+/// A hickory resolver asking `name_servers` with `opts`, validating
+/// against `anchors` when given: the one place the worker builds one (the
+/// MTA-STS/TLS-RPT lookups; with anchors, the validating resolver of
+/// `--security`). The MX path has its own transport ([`crate::dns`]).
+pub(crate) fn hickory_resolver(
+    name_servers: Vec<NameServerConfig>,
+    opts: ResolverOpts,
+    anchors: Option<std::sync::Arc<hickory_resolver::proto::dnssec::TrustAnchors>>,
+) -> Result<hickory_resolver::TokioResolver, String> {
+    let builder = hickory_resolver::TokioResolver::builder_with_config(
+        hickory_resolver::config::ResolverConfig::from_name_servers(name_servers),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    )
+    .with_options(opts);
+    let builder = match anchors {
+        Some(anchors) => builder.with_trust_anchor(anchors),
+        None => builder,
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
 impl ResolverParts {
     /// Each name server's address and port (its first connection's port).
     pub(crate) fn addresses(&self) -> Vec<SocketAddr> {

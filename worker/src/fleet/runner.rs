@@ -289,21 +289,21 @@ impl Engine {
         let permits = self.pool(task.work.slot_kind()).permits.clone();
         let uplink = match task.work {
             // New probe tasks are planned from these: they go first.
-            Work::Resolve(_) => uplink.ahead(),
-            Work::Probe(_) => uplink,
+            Work::Resolve { .. } => uplink.ahead(),
+            Work::Probe { .. } => uplink,
         };
         let (items, resolver): (Vec<Item>, _) = match task.work {
-            Work::Resolve(domains) => match self.resolver(&context) {
+            Work::Resolve { domains } => match self.resolver(&context) {
                 Ok(resolver) => (
                     domains.into_iter().map(Item::Resolve).collect(),
                     Some(resolver),
                 ),
                 Err(error) => return RunEnd::Failed(error),
             },
-            Work::Probe(targets) => (
+            Work::Probe { targets } => (
                 targets
                     .into_iter()
-                    .map(|(ip, names)| Item::Probe(ip, names))
+                    .map(|t| Item::Probe(t.ip, t.mx_names))
                     .collect(),
                 None,
             ),

@@ -173,10 +173,12 @@ impl TryFrom<proto::Task> for TaskSpec {
         let options = ScanOptions::try_from(task.options.unwrap_or_default())?;
         let work = match task.work {
             None => return Err(TaskError::NoWork),
-            Some(proto::task::Work::Resolve(resolve)) => Work::Resolve(resolve.domains),
-            Some(proto::task::Work::Probe(probe)) => {
-                Work::Probe(targets_from_proto(probe.targets)?)
-            }
+            Some(proto::task::Work::Resolve(resolve)) => Work::Resolve {
+                domains: resolve.domains,
+            },
+            Some(proto::task::Work::Probe(probe)) => Work::Probe {
+                targets: targets_from_proto(probe.targets)?,
+            },
         };
         Ok(Self {
             lease,
@@ -191,12 +193,9 @@ impl TryFrom<proto::Task> for TaskSpec {
 /// A leased task for the wire, its lease ending at `lease_deadline_unix_ms`.
 pub fn task_to_proto(task: TaskSpec, lease_deadline_unix_ms: u64) -> proto::Task {
     let work = match task.work {
-        Work::Resolve(domains) => proto::task::Work::Resolve(proto::ResolveWork { domains }),
-        Work::Probe(targets) => proto::task::Work::Probe(proto::ProbeWork {
-            targets: targets
-                .into_iter()
-                .map(|(ip, mx_names)| target_to_proto(ip, mx_names))
-                .collect(),
+        Work::Resolve { domains } => proto::task::Work::Resolve(proto::ResolveWork { domains }),
+        Work::Probe { targets } => proto::task::Work::Probe(proto::ProbeWork {
+            targets: targets.into_iter().map(target_to_proto).collect(),
         }),
     };
     proto::Task {
@@ -320,11 +319,11 @@ mod tests {
             }
         );
         assert_eq!((spec.scan_id.as_str(), spec.vantage.as_str()), ("s1", "eu"));
-        let Work::Probe(targets) = &spec.work else {
+        let Work::Probe { targets } = &spec.work else {
             panic!("not a probe task");
         };
         assert_eq!(targets.len(), 2);
-        assert_eq!(targets[1].0, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(targets[1].ip, "::1".parse::<std::net::IpAddr>().unwrap());
         let options = &spec.options;
         assert_eq!(options.port, 2525);
         assert_eq!(options.timeouts().connect, Duration::from_millis(1500));
@@ -343,7 +342,9 @@ mod tests {
         assert_eq!(wire.lease_deadline_unix_ms, 1234);
         assert_eq!(TaskSpec::try_from(wire), Ok(spec));
         let resolve = TaskSpec {
-            work: Work::Resolve(vec!["a.example".into()]),
+            work: Work::Resolve {
+                domains: vec!["a.example".into()],
+            },
             ..TaskSpec::try_from(probe_task(&[])).unwrap()
         };
         assert_eq!(

@@ -35,8 +35,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::ResolverConfig;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
@@ -45,7 +43,7 @@ use mxscope_common::record::security_dns::{DnssecReason, DnssecStatus, ResolverC
 use mxscope_common::snake;
 use tokio::sync::OnceCell;
 
-use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
+use crate::dns::{hickory_resolver, resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
 use crate::security::dnssec::diagnose::{walk, Anchors, Finding};
 use crate::security::dnssec::wire::Wire;
 pub(crate) use verdict::fqdn;
@@ -248,14 +246,8 @@ impl SecureResolver {
         } else {
             servers.iter().map(ToString::to_string).collect()
         };
-        let resolver = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(name_servers),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(opts)
-        .with_trust_anchor(anchors)
-        .build()
-        .map_err(|e| SecureDnsError::Build(e.to_string()))?;
+        let resolver =
+            hickory_resolver(name_servers, opts, Some(anchors)).map_err(SecureDnsError::Build)?;
         // Validation walks up to the root: several lookups per answer.
         let lookup_deadline = timeout * attempts * 4 + Duration::from_secs(1);
         Ok(Self {

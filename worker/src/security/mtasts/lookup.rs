@@ -5,15 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::ResolverConfig;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 use mxscope_common::DnsStatus;
 
-use crate::dns::{resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
+use crate::dns::{hickory_resolver, resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
 
 /// Longest TXT record kept (its strings concatenated); longer ones are cut.
 const MAX_TXT_BYTES: usize = 4096;
@@ -61,13 +59,7 @@ impl PolicyDns {
             attempts,
         } = resolver_parts(config)?;
         opts.cache_size = 256;
-        let resolver = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(name_servers),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(opts)
-        .build()
-        .map_err(|e| DnsSetupError::Build(e.to_string()))?;
+        let resolver = hickory_resolver(name_servers, opts, None).map_err(DnsSetupError::Build)?;
         Ok(Self {
             resolver,
             deadline: timeout * attempts * 2 + Duration::from_millis(500),
