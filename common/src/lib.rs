@@ -25,24 +25,23 @@
 //!   blocking (`runtime`).
 //! - [`options`]: the scan/probe options type and every default.
 //! - [`encoding`]: hex and base64 text of bytes, for every crate.
-//! - [`ehlo`]: the EHLO name as a type (RFC 5321 `Domain` / address literal).
-//! - [`domain`]: domain-name normalisation (IDNA → A-label) and domain-list
-//!   parsing with line-numbered errors.
-//! - [`exclusions`]: networks, domains and MX suffixes a scan never touches.
+//! - [`names`]: the EHLO name as a type (`ehlo`: RFC 5321 `Domain` /
+//!   address literal); domain-name normalisation (IDNA → A-label) and
+//!   domain-list parsing with line-numbered errors (`domain`).
 //! - [`politeness`]: the /24-/48 network of an address, which addresses
 //!   are public, the records of excluded domains and targets (skip reasons
-//!   and retry attempts are target-record fields, re-exported there).
+//!   and retry attempts are target-record fields, re-exported there);
+//!   `politeness::exclusions`: networks, domains and MX suffixes a scan
+//!   never touches.
 //! - [`mtasts`]: MTA-STS evaluation, a pure function over records (the
 //!   worker after its probes, the report for a stored policy-only verdict).
 //! - [`tally`]: sessions, exclusions, retries and the resolver check per
 //!   vantage, counted over records (the report and the store).
 
 pub mod cli;
-pub mod domain;
-pub mod ehlo;
 pub mod encoding;
-pub mod exclusions;
 pub mod mtasts;
+pub mod names;
 pub mod options;
 pub mod politeness;
 pub mod process;
@@ -51,10 +50,10 @@ pub mod tally;
 pub mod units;
 pub mod wire;
 
-pub use domain::{
+pub use names::domain::{
     parse_domain_list, parse_list_line, DomainList, DomainListBuilder, DomainName, InvalidLine,
 };
-pub use ehlo::{EhloName, InvalidEhloName};
+pub use names::ehlo::{EhloName, InvalidEhloName};
 pub use record::findings;
 pub use record::tls_facts::{
     HandshakeFailure, KeyExchange, NameCertificate, NameCheck, SuiteChoice, TlsSource,

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::politeness::exclusions::Exclusions;
 use mxscope_common::politeness::{excluded_domain, excluded_target};
 use mxscope_common::{DomainRecord, TargetRecord};
 

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::politeness::exclusions::Exclusions;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 pub(crate) use mxscope_common::cli::args::read_secret;
-use mxscope_common::exclusions::Exclusions;
 use mxscope_common::options::millis;
+use mxscope_common::politeness::exclusions::Exclusions;
 use mxscope_coordinator::grpc::client::AdminClient;
 use mxscope_coordinator::model::ScanOptions;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig};

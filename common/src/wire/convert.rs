@@ -11,8 +11,8 @@ pub use task::{batch_to_proto, lease_request, task_to_proto, TaskError};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use crate::exclusions::Exclusions;
 use crate::options::ScanOptions;
+use crate::politeness::exclusions::Exclusions;
 use crate::record::{Delivered, DepthLevel, Record};
 use crate::wire::proto;
 use crate::wire::task::Target;

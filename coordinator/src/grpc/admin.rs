@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::wire::proto::{self, admin_service_server::AdminService};
-use mxscope_common::Record;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -157,19 +156,16 @@ impl AdminService for AdminApi {
             coordinator
                 .blocking(move |c| {
                     let store = c.store();
-                    let domains: Box<dyn Iterator<Item = _>> = match (&vantage, with_domains) {
-                        (_, false) => Box::new(std::iter::empty()),
-                        (Some(v), true) => Box::new(store.domain_records_of(&scan, v)),
-                        (None, true) => Box::new(store.domain_records(&scan)),
-                    };
-                    let domains = domains.map(|r| r.map(Record::Domain));
-                    let targets = store
-                        .target_records(&scan)
-                        .take_while(|_| with_targets)
-                        .map(|r| r.map(Record::Target));
-                    for record in domains.chain(targets) {
-                        let item = record
-                            .map(|r| proto::ResultRecord::from(&r))
+                    // The stored text goes out as it is: it is the record's
+                    // JSON (the worker's, checked at ingest, or the
+                    // coordinator's own), not decoded and encoded again.
+                    let domains = store
+                        .domain_texts(&scan, vantage.as_deref())
+                        .take_while(|_| with_domains);
+                    let targets = store.target_texts(&scan).take_while(|_| with_targets);
+                    for text in domains.chain(targets) {
+                        let item = text
+                            .map(|json| proto::ResultRecord { json })
                             .map_err(|e| Status::internal(e.to_string()));
                         if tx.blocking_send(item).is_err() {
                             break;

@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::politeness::exclusions::Exclusions;
 use mxscope_common::{parse_list_line, DomainRecord, InvalidLine};
 use tracing::{info, warn};
 

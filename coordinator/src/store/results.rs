@@ -213,6 +213,28 @@ impl Store {
         Decoded::new("target record", iter)
     }
 
+    /// The stored JSON of a scan's domain records (of one vantage, or of
+    /// all), as the worker sent them: streamed out without being decoded.
+    pub fn domain_texts(&self, scan: &str, vantage: Option<&str>) -> Texts {
+        let prefix = match vantage {
+            Some(v) => keys::scan_vantage_key(scan, v, b""),
+            None => keys::scan_prefix(scan),
+        };
+        Texts::new(
+            "domain record",
+            prefix.and_then(|p| Ok(self.h()?.domains.scan_prefix(p))),
+        )
+    }
+
+    /// The stored JSON of a scan's target records (see [`Self::domain_texts`]).
+    pub fn target_texts(&self, scan: &str) -> Texts {
+        let prefix = keys::scan_prefix(scan);
+        Texts::new(
+            "target record",
+            prefix.and_then(|p| Ok(self.h()?.targets.scan_prefix(p))),
+        )
+    }
+
     /// Distinct (vantage, domain) keys stored for a scan (a counter read).
     pub fn count_domain_records(&self, scan: &str) -> Result<u64> {
         self.count(Counter::Domains, scan)
@@ -340,6 +362,45 @@ impl<T: DeserializeOwned> Iterator for Decoded<T> {
         let next = self.iter.as_mut()?.next()?;
         Some(match next {
             Ok((key, value)) => decode(self.what, &key, &value),
+            Err(err) => Err(storage(err)),
+        })
+    }
+}
+
+/// Stored records as their JSON text, streamed (each checked to be UTF-8;
+/// it was checked to be a record when it was stored).
+pub struct Texts {
+    what: &'static str,
+    iter: Option<sled::Iter>,
+    error: Option<StoreError>,
+}
+
+impl Texts {
+    fn new(what: &'static str, iter: Result<sled::Iter>) -> Self {
+        let (iter, error) = match iter {
+            Ok(iter) => (Some(iter), None),
+            Err(err) => (None, Some(err)),
+        };
+        Self { what, iter, error }
+    }
+}
+
+impl Iterator for Texts {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(err) = self.error.take() {
+            return Some(Err(err));
+        }
+        let next = self.iter.as_mut()?.next()?;
+        Some(match next {
+            Ok((key, value)) => String::from_utf8(value.to_vec()).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "{} at key {:?}: not UTF-8",
+                    self.what,
+                    String::from_utf8_lossy(&key)
+                ))
+            }),
             Err(err) => Err(storage(err)),
         })
     }

@@ -667,3 +667,48 @@ fn formats_old_new_and_none() {
         Err(StoreError::Format(_))
     ));
 }
+
+/// A delivered record is stored as the text it came in, and streamed out
+/// as that text; a record made here is stored as its encoding.
+#[test]
+fn delivered_records_are_stored_and_streamed_as_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut record = DomainRecord::new(
+        "a.example".into(),
+        DnsResult::failed(DnsStatus::Nxdomain, "x"),
+    );
+    record.scan = Some("s1".into());
+    record.vantage = Some("A".into());
+    // Not the coordinator's own encoding: an extra space after the tag.
+    let text = serde_json::to_string(&record).unwrap().replacen(
+        r#""kind":"domain","#,
+        r#""kind": "domain","#,
+        1,
+    );
+    let delivered = mxscope_common::Delivered {
+        record: record.clone(),
+        json: text.clone(),
+    };
+    assert_eq!(
+        store.put_domain_records("s1", "A", &[delivered]).unwrap(),
+        1
+    );
+    let made = TargetRecord::new(Ipv4Addr::LOCALHOST.into(), 25, vec![]);
+    assert_eq!(
+        store
+            .put_target_records("s1", "A", std::slice::from_ref(&made))
+            .unwrap(),
+        1
+    );
+    let texts: Vec<String> = store
+        .domain_texts("s1", Some("A"))
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(texts, [text]);
+    assert_eq!(store.domain_texts("s1", Some("B")).count(), 0);
+    let targets: Vec<String> = store.target_texts("s1").map(Result::unwrap).collect();
+    assert_eq!(targets, [serde_json::to_string(&made).unwrap()]);
+    let decoded: Vec<DomainRecord> = store.domain_records("s1").map(Result::unwrap).collect();
+    assert_eq!(decoded, [record], "the text reads back as the record");
+}

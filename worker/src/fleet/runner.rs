@@ -15,8 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use mxscope_common::exclusions::Exclusions;
 use mxscope_common::options::ScanOptions;
+use mxscope_common::politeness::exclusions::Exclusions;
 use mxscope_common::wire::convert::InvalidOptions;
 use mxscope_common::wire::task::SlotKind;
 use tokio::task::JoinSet;

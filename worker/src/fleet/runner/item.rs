@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use mxscope_common::exclusions::Exclusions;
+use mxscope_common::politeness::exclusions::Exclusions;
 use mxscope_common::politeness::{self, SkipReason};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

@@ -4,9 +4,11 @@
 //! was skipped and the attempts of a retried target are target-record fields
 //! ([`crate::record`]), re-exported here.
 
+pub mod exclusions;
+
 use std::net::IpAddr;
 
-use crate::exclusions::Excluded;
+use crate::politeness::exclusions::Excluded;
 use crate::record::{DnsResult, DnsStatus, DomainRecord, Outcome, TargetRecord};
 
 /// The record fields the scheduling layer fills (kept with the target record).

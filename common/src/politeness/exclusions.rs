@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::domain::{DomainName, InvalidLine};
+use crate::names::domain::{DomainName, InvalidLine};
 
 /// Longest line accepted.
 const MAX_LINE_BYTES: usize = 1024;
