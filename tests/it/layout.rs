@@ -33,11 +33,10 @@ const KNOWN: &[(&str, &[&str])] = &[
         "coordinator",
         &[
             "report::aggregate",
-            "report::depth",
             "report::distributions",
             "report::headline",
             "report::model",
-            "report::security",
+            "report::sections",
         ],
     ),
 ];

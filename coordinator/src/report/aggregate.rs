@@ -21,7 +21,7 @@ use mxscope_common::{Bucket, DnsStatus, DomainRecord, TargetRecord};
 use super::distributions::labels::TargetSummary;
 use super::distributions::{Counts, HostStatus};
 use super::model::{Distribution, DomainRow, FindingRow, ScanInfo, ScanReport, VantageReport};
-use super::security::{SecurityCounts, TargetSecurity};
+use super::sections::security::{SecurityCounts, TargetSecurity};
 use super::Headline;
 use mxscope_common::tally::Politeness;
 

@@ -11,10 +11,10 @@
 //!   verification, protocols, expiry, ...) turned into distributions;
 //!   `distributions::labels`: how one target record shows up in them, and
 //!   labels and times as text.
-//! - `depth`: the TLS depth section (hosts per finding, weakest suite
-//!   class, suite order, SCTs, OCSP) and the rows of hosts with findings.
-//! - `security`: the security section (DNSSEC, DANE, MTA-STS joined with
-//!   the targets, TLS-RPT, reverse DNS).
+//! - `sections`: the TLS depth section (`depth`: hosts per finding, weakest
+//!   suite class, suite order, SCTs, OCSP, the rows of hosts with findings)
+//!   and the security section (`security`: DNSSEC, DANE, MTA-STS joined
+//!   with the targets, TLS-RPT, reverse DNS).
 //! - [`vantages`]: vantage against vantage, classified differences;
 //!   [`vantages::dns`]: the DNS comparison and the per-domain merge-join;
 //!   `vantages::classify`: a target's views and the classes of their
@@ -25,7 +25,6 @@
 //! - [`render`]: text, Markdown, JSON, CSV of the scan report and the
 //!   comparison; [`render::html`]: the HTML page; `text`: aligned tables,
 //!   percentages, the scan line (shared with the vantages report).
-//! - [`parquet`]: a scan's records as Parquet files.
 //! - `tests`, `bench` (and `bench::vantages`; test builds only): the unit
 //!   tests and the report benchmarks.
 
@@ -33,13 +32,12 @@ pub mod aggregate;
 #[cfg(test)]
 mod bench;
 pub mod compare;
-mod depth;
 mod distributions;
 pub mod headline;
 pub mod model;
 pub mod parquet;
 pub mod render;
-mod security;
+mod sections;
 #[cfg(test)]
 mod tests;
 mod text;

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use mxscope_common::{Bucket, Outcome};
 
 use self::labels::TargetSummary;
-use super::depth::DepthCounts;
 use super::model::Distribution;
+use super::sections::depth::DepthCounts;
 use super::Headline;
 
 /// Host status of an MX without any address.

@@ -16,7 +16,7 @@ use mxscope_common::record::security_dns::{
 use mxscope_common::record::security_policy::{MtaStsVerdict, TlsRptVerdict};
 use mxscope_common::{snake, Bucket, DnsStatus, DomainRecord, TargetRecord};
 
-use super::model::{Distribution, SecuritySection};
+use crate::report::model::{Distribution, SecuritySection};
 
 const DNSSEC_ROWS: [DnssecStatus; 4] = [
     DnssecStatus::Secure,
@@ -62,7 +62,7 @@ const NO_DANE: usize = 3;
 
 /// What one probed IP contributes to the security section.
 #[derive(Debug, Clone)]
-pub(super) struct TargetSecurity {
+pub(in crate::report) struct TargetSecurity {
     starttls: bool,
     mx_tls: Vec<MxTls>,
     dane: BTreeMap<String, DaneVerdict>,
@@ -72,7 +72,7 @@ pub(super) struct TargetSecurity {
 }
 
 impl TargetSecurity {
-    pub(super) fn of(record: &TargetRecord) -> Self {
+    pub(in crate::report) fn of(record: &TargetRecord) -> Self {
         Self {
             starttls: record.outcome.bucket() == Bucket::SupportsStarttls,
             mx_tls: mtasts::mx_tls_facts(record),
@@ -94,7 +94,7 @@ impl TargetSecurity {
 
 /// Security counters of one vantage.
 #[derive(Debug, Default)]
-pub(super) struct SecurityCounts {
+pub(in crate::report) struct SecurityCounts {
     seen: bool,
     dnssec_mx: BTreeMap<DnssecStatus, u64>,
     /// Reasons of the non-secure MX RRsets.
@@ -117,7 +117,7 @@ pub(super) struct SecurityCounts {
 
 impl SecurityCounts {
     /// The per-IP counts (DANE pairs of STARTTLS hosts, reverse DNS).
-    pub(super) fn from_targets(targets: &HashMap<IpAddr, TargetSecurity>) -> Self {
+    pub(in crate::report) fn from_targets(targets: &HashMap<IpAddr, TargetSecurity>) -> Self {
         let mut c = Self::default();
         for t in targets.values() {
             c.seen |= !t.dane.is_empty() || t.ptr.is_some();
@@ -140,7 +140,7 @@ impl SecurityCounts {
     }
 
     /// Second domain pass: DNSSEC, DANE adoption, MTA-STS (joined), TLS-RPT.
-    pub(super) fn add_domain(
+    pub(in crate::report) fn add_domain(
         &mut self,
         record: &DomainRecord,
         targets: &HashMap<IpAddr, TargetSecurity>,
@@ -217,7 +217,7 @@ impl SecurityCounts {
     }
 
     /// The section, `None` when no record carried security facts.
-    pub(super) fn finish(self) -> Option<SecuritySection> {
+    pub(in crate::report) fn finish(self) -> Option<SecuritySection> {
         if !self.seen {
             return None;
         }

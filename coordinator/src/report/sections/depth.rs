@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use mxscope_common::findings::{FindingId, DEFINITIONS};
 use mxscope_common::snake;
 
-use super::distributions::labels::{self, DepthSummary};
-use super::model::{Distribution, FindingRow, FINDING_ROWS};
+use crate::report::distributions::labels::{self, DepthSummary};
+use crate::report::model::{Distribution, FindingRow, FINDING_ROWS};
 
 const STARTTLS_HOSTS: &str = "MX hosts supporting STARTTLS";
 
