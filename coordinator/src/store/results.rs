@@ -12,11 +12,46 @@ use sled::Transactional;
 
 use super::error::{decode, encode, storage};
 use super::keys::{self, Counter};
-use super::{Result, Store, StoreError};
+use super::{Handles, Result, Store, StoreError};
 
 /// A vantage's tally key, the records of a batch in order, and how one
 /// record counts.
 type TallyOf<'a, R> = (&'a [u8], Vec<&'a R>, fn(&mut VantageTally, &R));
+
+/// How one kind of record is stored: its tree, its counter, the tail of
+/// its key and its share of the vantage's tally.
+trait Kind {
+    const COUNTER: Counter;
+    fn tree(h: &Handles) -> &sled::Tree;
+    fn tail(&self) -> Cow<'_, [u8]>;
+    fn count(tally: &mut VantageTally, record: &Self);
+}
+
+impl Kind for DomainRecord {
+    const COUNTER: Counter = Counter::Domains;
+    fn tree(h: &Handles) -> &sled::Tree {
+        &h.domains
+    }
+    fn tail(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.domain.as_bytes())
+    }
+    fn count(tally: &mut VantageTally, record: &Self) {
+        tally.add_domain(record);
+    }
+}
+
+impl Kind for TargetRecord {
+    const COUNTER: Counter = Counter::Targets;
+    fn tree(h: &Handles) -> &sled::Tree {
+        &h.targets
+    }
+    fn tail(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(keys::ip_tail(self.ip))
+    }
+    fn count(tally: &mut VantageTally, record: &Self) {
+        tally.add_target(record);
+    }
+}
 
 /// A record as the store takes it: the record (its key, its tally) and the
 /// JSON stored for it — encoded here for a record made here, the text
@@ -67,25 +102,7 @@ impl Store {
         vantage: &str,
         records: &[S],
     ) -> Result<u64> {
-        let items = records
-            .iter()
-            .map(|r| {
-                let key = keys::scan_vantage_key(scan, vantage, r.record().domain.as_bytes())?;
-                Ok((key, r.json()?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tally = keys::tally_key(scan, vantage)?;
-        self.insert_new(
-            &self.h()?.domains,
-            Counter::Domains,
-            scan,
-            &items,
-            (
-                &tally,
-                records.iter().map(S::record).collect(),
-                VantageTally::add_domain,
-            ),
-        )
+        self.put_records(scan, vantage, records)
     }
 
     /// Stores a target record under (scan, vantage, ip) unless the key
@@ -107,24 +124,32 @@ impl Store {
         vantage: &str,
         records: &[S],
     ) -> Result<u64> {
+        self.put_records(scan, vantage, records)
+    }
+
+    /// Either kind's batch: keyed (scan, vantage, its tail), new keys
+    /// inserted, counted and tallied in one transaction.
+    fn put_records<R: Kind, S: Storable<R>>(
+        &self,
+        scan: &str,
+        vantage: &str,
+        records: &[S],
+    ) -> Result<u64> {
         let items = records
             .iter()
             .map(|r| {
-                let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(r.record().ip))?;
+                let key = keys::scan_vantage_key(scan, vantage, &r.record().tail())?;
                 Ok((key, r.json()?))
             })
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
+        let h = self.h()?;
         self.insert_new(
-            &self.h()?.targets,
-            Counter::Targets,
+            R::tree(&h),
+            R::COUNTER,
             scan,
             &items,
-            (
-                &tally,
-                records.iter().map(S::record).collect(),
-                VantageTally::add_target,
-            ),
+            (&tally, records.iter().map(S::record).collect(), R::count),
         )
     }
 
