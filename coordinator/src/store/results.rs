@@ -1,7 +1,6 @@
 //! Results (idempotent, counted), their streams, and target claims.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use mxscope_common::record::{Delivered, DomainRecord, TargetRecord};
@@ -240,21 +239,25 @@ impl Store {
 
     /// The stored JSON of a scan's domain records (of one vantage, or of
     /// all), as the worker sent them: streamed out without being decoded.
-    pub fn domain_texts(&self, scan: &str, vantage: Option<&str>) -> Texts {
+    pub fn domain_texts(
+        &self,
+        scan: &str,
+        vantage: Option<&str>,
+    ) -> impl Iterator<Item = Result<String>> + '_ {
         let prefix = match vantage {
             Some(v) => keys::scan_vantage_key(scan, v, b""),
             None => keys::scan_prefix(scan),
         };
-        Texts::new(
+        Decoded::texts(
             "domain record",
             prefix.and_then(|p| Ok(self.h()?.domains.scan_prefix(p))),
         )
     }
 
     /// The stored JSON of a scan's target records (see [`Self::domain_texts`]).
-    pub fn target_texts(&self, scan: &str) -> Texts {
+    pub fn target_texts(&self, scan: &str) -> impl Iterator<Item = Result<String>> + '_ {
         let prefix = keys::scan_prefix(scan);
-        Texts::new(
+        Decoded::texts(
             "target record",
             prefix.and_then(|p| Ok(self.h()?.targets.scan_prefix(p))),
         )
@@ -353,17 +356,43 @@ impl Store {
 /// Claims removed per batch by [`Store::prune_claims`].
 const CLAIM_BATCH: usize = 4_096;
 
-/// Decodes the values of a sled iterator; an invalid prefix yields its
-/// error once.
+/// Reads the values of a sled iterator (decoded records, or their text);
+/// an invalid prefix yields its error once.
 pub(super) struct Decoded<T> {
     what: &'static str,
     iter: Option<sled::Iter>,
     error: Option<StoreError>,
-    _item: PhantomData<fn() -> T>,
+    read: fn(&str, &[u8], &[u8]) -> Result<T>,
+}
+
+impl<T: DeserializeOwned> Decoded<T> {
+    /// Each value decoded from its JSON.
+    pub(super) fn new(what: &'static str, iter: Result<sled::Iter>) -> Self {
+        Self::reading(what, iter, decode)
+    }
+}
+
+impl Decoded<String> {
+    /// Each value as its JSON text, not decoded (checked to be UTF-8; it
+    /// was checked to be a record when it was stored).
+    fn texts(what: &'static str, iter: Result<sled::Iter>) -> Self {
+        Self::reading(what, iter, |what, key, value| {
+            String::from_utf8(value.to_vec()).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "{what} at key {:?}: not UTF-8",
+                    String::from_utf8_lossy(key)
+                ))
+            })
+        })
+    }
 }
 
 impl<T> Decoded<T> {
-    pub(super) fn new(what: &'static str, iter: Result<sled::Iter>) -> Self {
+    fn reading(
+        what: &'static str,
+        iter: Result<sled::Iter>,
+        read: fn(&str, &[u8], &[u8]) -> Result<T>,
+    ) -> Self {
         let (iter, error) = match iter {
             Ok(iter) => (Some(iter), None),
             Err(err) => (None, Some(err)),
@@ -372,12 +401,12 @@ impl<T> Decoded<T> {
             what,
             iter,
             error,
-            _item: PhantomData,
+            read,
         }
     }
 }
 
-impl<T: DeserializeOwned> Iterator for Decoded<T> {
+impl<T> Iterator for Decoded<T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -386,46 +415,7 @@ impl<T: DeserializeOwned> Iterator for Decoded<T> {
         }
         let next = self.iter.as_mut()?.next()?;
         Some(match next {
-            Ok((key, value)) => decode(self.what, &key, &value),
-            Err(err) => Err(storage(err)),
-        })
-    }
-}
-
-/// Stored records as their JSON text, streamed (each checked to be UTF-8;
-/// it was checked to be a record when it was stored).
-pub struct Texts {
-    what: &'static str,
-    iter: Option<sled::Iter>,
-    error: Option<StoreError>,
-}
-
-impl Texts {
-    fn new(what: &'static str, iter: Result<sled::Iter>) -> Self {
-        let (iter, error) = match iter {
-            Ok(iter) => (Some(iter), None),
-            Err(err) => (None, Some(err)),
-        };
-        Self { what, iter, error }
-    }
-}
-
-impl Iterator for Texts {
-    type Item = Result<String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(err) = self.error.take() {
-            return Some(Err(err));
-        }
-        let next = self.iter.as_mut()?.next()?;
-        Some(match next {
-            Ok((key, value)) => String::from_utf8(value.to_vec()).map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "{} at key {:?}: not UTF-8",
-                    self.what,
-                    String::from_utf8_lossy(&key)
-                ))
-            }),
+            Ok((key, value)) => (self.read)(self.what, &key, &value),
             Err(err) => Err(storage(err)),
         })
     }
