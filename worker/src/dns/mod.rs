@@ -25,6 +25,7 @@ mod setup;
 mod transport;
 mod wire;
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,6 +254,25 @@ impl MxResolver {
             Some(name) => self.addresses(name).await,
             None => Addresses::failed(DnsStatus::Error, "invalid exchange name"),
         }
+    }
+
+    /// The addresses of a host that is not an exchange (the MTA-STS policy
+    /// host): the exchanges' own lookup — transport, cache, CNAME following,
+    /// cap — sorted (IPv4 first) and deduplicated. Without an address, the
+    /// status (`Nxdomain`, `Nodata` when both answers were negative) and
+    /// what went wrong.
+    pub async fn host_addresses(&self, host: &str) -> Result<Vec<IpAddr>, (DnsStatus, String)> {
+        let Some(name) = fqdn(host) else {
+            return Err((DnsStatus::Error, format!("invalid name {host:?}")));
+        };
+        let found = self.addresses(name).await;
+        if !found.addresses.is_empty() {
+            return Ok(found.addresses);
+        }
+        let message = found
+            .error
+            .unwrap_or_else(|| status_message(found.status).to_string());
+        Err((found.status, message))
     }
 
     /// A and AAAA of `name`, concurrently, from the cache when it has them.

@@ -1,6 +1,7 @@
 //! TXT and address lookups for MTA-STS and TLS-RPT, through the worker's
-//! configured name servers (hickory; never getaddrinfo, never `/etc/hosts`,
-//! no search list), each bounded by a deadline.
+//! configured name servers (never getaddrinfo, never `/etc/hosts`, no
+//! search list), each bounded by a deadline: TXT through hickory, the
+//! policy host's addresses through the MX path's own lookup.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 use mxscope_common::DnsStatus;
 
-use crate::dns::{hickory_resolver, resolver_parts, DnsConfig, DnsSetupError, ResolverParts};
+use crate::dns::{
+    hickory_resolver, resolver_parts, DnsConfig, DnsSetupError, MxResolver, ResolverParts,
+};
 
 /// Longest TXT record kept (its strings concatenated); longer ones are cut.
 const MAX_TXT_BYTES: usize = 4096;
@@ -44,7 +47,10 @@ impl DnsFailure {
 /// TXT and A/AAAA lookups for the policy records.
 #[derive(Debug, Clone)]
 pub struct PolicyDns {
+    /// The TXT lookups.
     resolver: TokioResolver,
+    /// The policy host's addresses, looked up as an exchange's are.
+    hosts: MxResolver,
     deadline: Duration,
 }
 
@@ -62,6 +68,7 @@ impl PolicyDns {
         let resolver = hickory_resolver(name_servers, opts, None).map_err(DnsSetupError::Build)?;
         Ok(Self {
             resolver,
+            hosts: MxResolver::new(config)?,
             deadline: timeout * attempts * 2 + Duration::from_millis(500),
         })
     }
@@ -91,40 +98,27 @@ impl PolicyDns {
             .collect())
     }
 
-    /// The A and AAAA addresses of `name` (IPv4 first, deduplicated).
-    /// NXDOMAIN or NODATA for both is an error with that status.
+    /// The A and AAAA addresses of `name`: the lookup of the MX path
+    /// ([`MxResolver::host_addresses`]: its transport, cache, CNAME
+    /// following and cap), IPv4 first, deduplicated. NXDOMAIN or NODATA for
+    /// both is an error with that status.
     pub async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, DnsFailure> {
-        let (a, aaaa) = tokio::join!(
-            self.lookup(name, RecordType::A),
-            self.lookup(name, RecordType::AAAA)
-        );
-        let mut addresses = Vec::new();
-        let mut failure: Option<DnsFailure> = None;
-        let mut nxdomain = false;
-        for result in [a, aaaa] {
-            match result {
-                Ok(records) => addresses.extend(records.iter().filter_map(|d| match d {
-                    RData::A(a) => Some(IpAddr::V4(a.0)),
-                    RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                    _ => None,
-                })),
-                Err(f) if f.status == DnsStatus::Nxdomain => nxdomain = true,
-                Err(f) if f.status == DnsStatus::Nodata => {}
-                Err(f) => {
-                    failure.get_or_insert(f);
-                }
-            }
-        }
-        addresses.sort();
-        addresses.dedup();
-        if !addresses.is_empty() {
-            return Ok(addresses);
-        }
-        Err(match failure {
-            Some(f) => f,
-            None if nxdomain => DnsFailure::new(DnsStatus::Nxdomain, "NXDOMAIN"),
-            None => DnsFailure::new(DnsStatus::Nodata, "no A or AAAA record"),
-        })
+        let name = name.trim().trim_end_matches('.');
+        self.hosts
+            .host_addresses(name)
+            .await
+            .map_err(|(status, message)| {
+                // The words this check has always recorded for each class.
+                let message = match status {
+                    DnsStatus::Nxdomain => "NXDOMAIN".to_string(),
+                    DnsStatus::Nodata => "no A or AAAA record".to_string(),
+                    DnsStatus::Servfail => "SERVFAIL".to_string(),
+                    DnsStatus::Refused => "REFUSED".to_string(),
+                    DnsStatus::Timeout => "timed out".to_string(),
+                    _ => message,
+                };
+                DnsFailure::new(status, message)
+            })
     }
 
     /// One bounded lookup of an exact FQDN: the answer's data.
