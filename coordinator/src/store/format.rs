@@ -9,6 +9,8 @@
 //! [`upgrade`]):
 //! - 1: the trees of `store/mod.rs`, no `FORMAT` file.
 //! - 2: the same, with `FORMAT`.
+//! - 3: domain records in pages (`domain_pages`, see `pages.rs`), no
+//!   longer one key each in `domains`; the store moves them on upgrade.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -16,7 +18,9 @@ use std::path::Path;
 use super::error::{Result, StoreError};
 
 /// The format this binary writes and reads.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
+/// The first format with domain records in pages.
+pub const PAGED: u32 = 3;
 /// The oldest format it can open (reading, or upgrading to [`CURRENT`]).
 pub const OLDEST: u32 = 1;
 
@@ -65,8 +69,9 @@ pub fn check(dir: &Path, found: Option<u32>) -> Result<()> {
 pub fn upgrade(dir: &Path, found: Option<u32>) -> Result<()> {
     match found {
         Some(CURRENT) => Ok(()),
-        // Format 1 → 2: the layout is the same, only the number is new.
-        None | Some(1) => write(dir, CURRENT),
+        // Format 1 → 2: the layout is the same, only the number is new;
+        // 2 → 3: the store moved the domain records into pages before.
+        None | Some(1) | Some(2) => write(dir, CURRENT),
         Some(other) => check(dir, Some(other)),
     }
 }

@@ -10,7 +10,8 @@
 //! | `scans`     | scan id                           | [`ScanMeta`]              |
 //! | `tasks`     | scan 0 task id                    | [`Task`]                  |
 //! | `task_scan` | task id                           | scan id (index)           |
-//! | `domains`   | scan 0 vantage 0 domain           | `DomainRecord`            |
+//! | `domain_pages` | scan 0 vantage 0 first domain  | a page of `DomainRecord`s ([`pages`]) |
+//! | `domains`   | scan 0 vantage 0 domain           | `DomainRecord` (format 2; empty since) |
 //! | `targets`   | scan 0 vantage 0 ip               | `TargetRecord`            |
 //! | `claims`    | scan 0 vantage 0 ip               | empty                     |
 //! | `counters`  | `d`/`t` scan                      | record count, u64 BE      |
@@ -38,6 +39,7 @@
 mod error;
 pub mod format;
 mod keys;
+mod pages;
 mod results;
 mod staging;
 mod tasks;
@@ -45,6 +47,8 @@ mod tasks;
 mod tests;
 #[cfg(test)]
 mod tests_manual;
+#[cfg(test)]
+mod tests_pages;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -74,6 +78,11 @@ pub struct Store {
     handles: Arc<std::sync::RwLock<Option<Arc<Handles>>>>,
     cache_bytes: u64,
     flusher: Arc<Flusher>,
+    /// Domain records are in `domain_pages` (format 3); false only for a
+    /// reader of an older directory, which reads `domains`.
+    paged: bool,
+    /// Held by the one batch writing domain pages.
+    page_writer: Arc<std::sync::Mutex<()>>,
 }
 
 /// One open sled database and its trees.
@@ -84,6 +93,7 @@ struct Handles {
     tasks: sled::Tree,
     task_scan: sled::Tree,
     domains: sled::Tree,
+    domain_pages: sled::Tree,
     targets: sled::Tree,
     claims: sled::Tree,
     counters: sled::Tree,
@@ -184,6 +194,7 @@ impl Handles {
             tasks: tree("tasks")?,
             task_scan: tree("task_scan")?,
             domains: tree("domains")?,
+            domain_pages: tree("domain_pages")?,
             targets: tree("targets")?,
             claims: tree("claims")?,
             counters: tree("counters")?,
@@ -210,8 +221,12 @@ impl Store {
         })?;
         let found = format::read(dir)?;
         format::check(dir, found)?;
-        let store = Self::open_trees(dir, cache_bytes)?;
+        let store = Self::open_trees(dir, cache_bytes, true)?;
+        if found.is_some_and(|v| v < format::PAGED) {
+            store.page_domain_records()?;
+        }
         format::upgrade(dir, found)?;
+        store.drop_unpaged_records()?;
         store.recover()?;
         if store.drop_staging()? {
             tracing::warn!("removed the staged lists of interrupted submissions");
@@ -233,7 +248,8 @@ impl Store {
             )));
         }
         format::check(dir, found)?;
-        Self::open_trees(dir, READER_CACHE_BYTES)
+        let paged = found.is_some_and(|v| v >= format::PAGED);
+        Self::open_trees(dir, READER_CACHE_BYTES, paged)
     }
 
     /// After a writer's last handle is gone (a clean stop): open and close
@@ -247,8 +263,10 @@ impl Store {
         Ok(())
     }
 
-    fn open_trees(dir: &Path, cache_bytes: u64) -> Result<Self> {
+    fn open_trees(dir: &Path, cache_bytes: u64, paged: bool) -> Result<Self> {
         Ok(Self {
+            paged,
+            page_writer: Arc::default(),
             dir: Arc::from(dir),
             handles: Arc::new(std::sync::RwLock::new(Some(Arc::new(Handles::open(
                 dir,
@@ -296,6 +314,57 @@ impl Store {
         h.db.insert(b"write-probe", &[1u8][..]).map_err(storage)?;
         h.db.remove(b"write-probe").map_err(storage)?;
         h.db.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Format 2 → 3: the domain records, one key each in `domains`, copied
+    /// into pages (half full, as a split leaves them). Crash-safe: the
+    /// pages of an interrupted run are cleared first, and `domains` is
+    /// emptied only once the directory says format 3.
+    fn page_domain_records(&self) -> Result<()> {
+        let h = self.h()?;
+        h.domain_pages.clear().map_err(storage)?;
+        let mut prefix: Vec<u8> = Vec::new();
+        let mut page = pages::Page::default();
+        let write = |prefix: &[u8], page: &mut pages::Page| -> Result<()> {
+            if let Some((first, _)) = page.entries.first() {
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(first);
+                h.domain_pages.insert(key, page.encode()).map_err(storage)?;
+            }
+            page.entries.clear();
+            Ok(())
+        };
+        let mut moved = 0u64;
+        for kv in h.domains.iter() {
+            let (key, value) = kv.map_err(storage)?;
+            let (at, domain) = pages::split_key(&key)?;
+            if at != prefix.as_slice() || page.entries.len() >= pages::PAGE_RECORDS / 2 {
+                write(&prefix, &mut page)?;
+                prefix = at.to_vec();
+            }
+            page.entries.push((domain.to_vec(), value.to_vec()));
+            moved += 1;
+        }
+        write(&prefix, &mut page)?;
+        h.db.flush().map_err(storage)?;
+        if moved > 0 {
+            tracing::info!(
+                records = moved,
+                "domain records moved into pages (store format 3)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Empties `domains` once the directory is of format 3 (a no-op but
+    /// after [`Self::page_domain_records`], or a kill right after it).
+    fn drop_unpaged_records(&self) -> Result<()> {
+        let h = self.h()?;
+        if !h.domains.is_empty() {
+            h.domains.clear().map_err(storage)?;
+            h.db.flush().map_err(storage)?;
+        }
         Ok(())
     }
 

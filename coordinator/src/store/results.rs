@@ -11,46 +11,24 @@ use sled::Transactional;
 
 use super::error::{decode, encode, storage};
 use super::keys::{self, Counter};
-use super::{Handles, Result, Store, StoreError};
+use super::pages::{self, Paged, Touched};
+use super::{Result, Store, StoreError};
+
+/// What a batch writes: records under keys of their own, stored unless the
+/// key exists (targets); or the pages its new records went into, with the
+/// keys of the pages they replace (domains).
+#[derive(Clone, Copy)]
+enum Writes<'a> {
+    Keys(&'a [(Vec<u8>, Cow<'a, [u8]>)]),
+    Pages {
+        removes: &'a [Vec<u8>],
+        inserts: &'a [(Vec<u8>, Vec<u8>)],
+    },
+}
 
 /// A vantage's tally key, the records of a batch in order, and how one
 /// record counts.
 type TallyOf<'a, R> = (&'a [u8], Vec<&'a R>, fn(&mut VantageTally, &R));
-
-/// How one kind of record is stored: its tree, its counter, the tail of
-/// its key and its share of the vantage's tally.
-trait Kind {
-    const COUNTER: Counter;
-    fn tree(h: &Handles) -> &sled::Tree;
-    fn tail(&self) -> Cow<'_, [u8]>;
-    fn count(tally: &mut VantageTally, record: &Self);
-}
-
-impl Kind for DomainRecord {
-    const COUNTER: Counter = Counter::Domains;
-    fn tree(h: &Handles) -> &sled::Tree {
-        &h.domains
-    }
-    fn tail(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(self.domain.as_bytes())
-    }
-    fn count(tally: &mut VantageTally, record: &Self) {
-        tally.add_domain(record);
-    }
-}
-
-impl Kind for TargetRecord {
-    const COUNTER: Counter = Counter::Targets;
-    fn tree(h: &Handles) -> &sled::Tree {
-        &h.targets
-    }
-    fn tail(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(keys::ip_tail(self.ip))
-    }
-    fn count(tally: &mut VantageTally, record: &Self) {
-        tally.add_target(record);
-    }
-}
 
 /// A record as the store takes it: the record (its key, its tally) and the
 /// JSON stored for it — encoded here for a record made here, the text
@@ -101,7 +79,66 @@ impl Store {
         vantage: &str,
         records: &[S],
     ) -> Result<u64> {
-        self.put_records(scan, vantage, records)
+        let prefix = keys::scan_vantage_key(scan, vantage, b"")?;
+        let texts = records
+            .iter()
+            .map(|r| r.json())
+            .collect::<Result<Vec<_>>>()?;
+        // Sorted by domain, each once: the first of a batch's duplicates is
+        // the one kept, as a key already stored keeps its first record.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by(|&a, &b| records[a].record().domain.cmp(&records[b].record().domain));
+        order.dedup_by(|a, b| records[*a].record().domain == records[*b].record().domain);
+        let tally = keys::tally_key(scan, vantage)?;
+        // One writer of pages at a time: a batch reads its pages, then
+        // writes them in a transaction that holds no range reads.
+        let _writer = self
+            .page_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = self.h()?;
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut new = Vec::new();
+        let mut key = prefix.clone();
+        for i in order {
+            let domain = records[i].record().domain.as_bytes();
+            key.truncate(prefix.len());
+            key.extend_from_slice(domain);
+            if !touched.last().is_some_and(|t| t.covers(&key)) {
+                touched.push(pages::page_for(&h.domain_pages, &prefix, &key)?);
+            }
+            let Some(page) = touched.last_mut() else {
+                continue;
+            };
+            if page.page.insert(domain, &texts[i]) {
+                page.changed = true;
+                new.push(records[i].record());
+            }
+        }
+        if new.is_empty() {
+            return Ok(0);
+        }
+        let mut removes = Vec::new();
+        let mut inserts = Vec::new();
+        for t in touched.into_iter().filter(|t| t.changed) {
+            removes.extend(t.stored_at);
+            for page in t.page.split() {
+                let mut at = prefix.clone();
+                at.extend_from_slice(&page.entries[0].0);
+                inserts.push((at, page.encode()));
+            }
+        }
+        removes.retain(|old| !inserts.iter().any(|(at, _)| at == old));
+        self.insert_new(
+            &h.domain_pages,
+            Counter::Domains,
+            scan,
+            Writes::Pages {
+                removes: &removes,
+                inserts: &inserts,
+            },
+            (&tally, new, |sum, r| sum.add_domain(r)),
+        )
     }
 
     /// Stores a target record under (scan, vantage, ip) unless the key
@@ -123,32 +160,23 @@ impl Store {
         vantage: &str,
         records: &[S],
     ) -> Result<u64> {
-        self.put_records(scan, vantage, records)
-    }
-
-    /// Either kind's batch: keyed (scan, vantage, its tail), new keys
-    /// inserted, counted and tallied in one transaction.
-    fn put_records<R: Kind, S: Storable<R>>(
-        &self,
-        scan: &str,
-        vantage: &str,
-        records: &[S],
-    ) -> Result<u64> {
         let items = records
             .iter()
             .map(|r| {
-                let key = keys::scan_vantage_key(scan, vantage, &r.record().tail())?;
+                let key = keys::scan_vantage_key(scan, vantage, &keys::ip_tail(r.record().ip))?;
                 Ok((key, r.json()?))
             })
             .collect::<Result<Vec<_>>>()?;
         let tally = keys::tally_key(scan, vantage)?;
         let h = self.h()?;
         self.insert_new(
-            R::tree(&h),
-            R::COUNTER,
+            &h.targets,
+            Counter::Targets,
             scan,
-            &items,
-            (&tally, records.iter().map(S::record).collect(), R::count),
+            Writes::Keys(&items),
+            (&tally, records.iter().map(S::record).collect(), |sum, r| {
+                sum.add_target(r)
+            }),
         )
     }
 
@@ -164,15 +192,16 @@ impl Store {
         Ok(tallies)
     }
 
-    /// Inserts the absent keys, adds their number to the scan's counter and
-    /// their share to the vantage's tally (`tally`: its key, the records of
-    /// `items` in order, how one record counts), in one transaction.
+    /// Writes a batch's new records, adds their number to the scan's counter
+    /// and their share to the vantage's tally (`tally`: its key, the new
+    /// records — all of `Keys`, those not stored yet being counted —, how
+    /// one record counts), in one transaction.
     fn insert_new<R>(
         &self,
         tree: &sled::Tree,
         counter: Counter,
         scan: &str,
-        items: &[(Vec<u8>, Cow<'_, [u8]>)],
+        writes: Writes<'_>,
         tally: TallyOf<'_, R>,
     ) -> Result<u64> {
         keys::check_id("scan id", scan)?;
@@ -186,11 +215,27 @@ impl Store {
                     .map_err(ConflictableTransactionError::Abort)?,
                 None => VantageTally::default(),
             };
-            for ((key, value), record) in items.iter().zip(&records) {
-                if tree.get(key)?.is_none() {
-                    tree.insert(key.as_slice(), value.as_ref())?;
-                    count(&mut sum, record);
-                    new += 1;
+            match writes {
+                Writes::Keys(items) => {
+                    for ((key, value), record) in items.iter().zip(&records) {
+                        if tree.get(key)?.is_none() {
+                            tree.insert(key.as_slice(), value.as_ref())?;
+                            count(&mut sum, record);
+                            new += 1;
+                        }
+                    }
+                }
+                Writes::Pages { removes, inserts } => {
+                    for key in removes {
+                        tree.remove(key.as_slice())?;
+                    }
+                    for (key, page) in inserts {
+                        tree.insert(key.as_slice(), page.as_slice())?;
+                    }
+                    for record in &records {
+                        count(&mut sum, record);
+                    }
+                    new = records.len() as u64;
                 }
             }
             if new > 0 {
@@ -215,8 +260,7 @@ impl Store {
 
     /// A scan's domain records, streamed, by (vantage, domain).
     pub fn domain_records(&self, scan: &str) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
-        let iter = keys::scan_prefix(scan).and_then(|p| Ok(self.h()?.domains.scan_prefix(p)));
-        Decoded::new("domain record", iter)
+        self.domains_under("domain record", keys::scan_prefix(scan), decode)
     }
 
     /// One vantage's domain records of a scan, streamed, by domain (the
@@ -226,9 +270,25 @@ impl Store {
         scan: &str,
         vantage: &str,
     ) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
-        let iter = keys::scan_vantage_key(scan, vantage, b"")
-            .and_then(|p| Ok(self.h()?.domains.scan_prefix(p)));
-        Decoded::new("domain record", iter)
+        let prefix = keys::scan_vantage_key(scan, vantage, b"");
+        self.domains_under("domain record", prefix, decode)
+    }
+
+    /// The domain records under a key prefix, each read by `read`: from the
+    /// pages, or — a reader of a format 2 directory — one key each.
+    fn domains_under<T: 'static>(
+        &self,
+        what: &'static str,
+        prefix: Result<Vec<u8>>,
+        read: fn(&str, &[u8], &[u8]) -> Result<T>,
+    ) -> Box<dyn Iterator<Item = Result<T>> + '_> {
+        if self.paged {
+            let iter = prefix.and_then(|p| Ok(self.h()?.domain_pages.scan_prefix(p)));
+            Box::new(Paged::new(what, iter, read))
+        } else {
+            let iter = prefix.and_then(|p| Ok(self.h()?.domains.scan_prefix(p)));
+            Box::new(Decoded::reading(what, iter, read))
+        }
     }
 
     /// A scan's target records, streamed, by (vantage, ip; IPv4 first).
@@ -248,10 +308,7 @@ impl Store {
             Some(v) => keys::scan_vantage_key(scan, v, b""),
             None => keys::scan_prefix(scan),
         };
-        Decoded::texts(
-            "domain record",
-            prefix.and_then(|p| Ok(self.h()?.domains.scan_prefix(p))),
-        )
+        self.domains_under("domain record", prefix, text)
     }
 
     /// The stored JSON of a scan's target records (see [`Self::domain_texts`]).
@@ -373,22 +430,25 @@ impl<T: DeserializeOwned> Decoded<T> {
 }
 
 impl Decoded<String> {
-    /// Each value as its JSON text, not decoded (checked to be UTF-8; it
-    /// was checked to be a record when it was stored).
+    /// Each value as its JSON text, not decoded.
     fn texts(what: &'static str, iter: Result<sled::Iter>) -> Self {
-        Self::reading(what, iter, |what, key, value| {
-            String::from_utf8(value.to_vec()).map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "{what} at key {:?}: not UTF-8",
-                    String::from_utf8_lossy(key)
-                ))
-            })
-        })
+        Self::reading(what, iter, text)
     }
 }
 
+/// A stored record as its JSON text, not decoded (checked to be UTF-8; it
+/// was checked to be a record when it was stored).
+fn text(what: &str, key: &[u8], value: &[u8]) -> Result<String> {
+    String::from_utf8(value.to_vec()).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "{what} at key {:?}: not UTF-8",
+            String::from_utf8_lossy(key)
+        ))
+    })
+}
+
 impl<T> Decoded<T> {
-    fn reading(
+    pub(super) fn reading(
         what: &'static str,
         iter: Result<sled::Iter>,
         read: fn(&str, &[u8], &[u8]) -> Result<T>,

@@ -381,7 +381,7 @@ fn corrupt_values_are_errors_not_panics() {
     store
         .h()
         .unwrap()
-        .domains
+        .domain_pages
         .insert(b"s1\0A\0a.it", &b"[]"[..])
         .unwrap();
     store
@@ -411,8 +411,8 @@ fn corrupt_values_are_errors_not_panics() {
             .map(drop),
     );
     corrupt(store.next_scan_id().map(drop));
-    // Nothing half-written by the aborted transaction.
-    assert_eq!(store.h().unwrap().domains.len(), 1);
+    // Nothing half-written by the refused batch.
+    assert_eq!(store.h().unwrap().domain_pages.len(), 1);
 }
 
 #[derive(Debug, Clone)]
@@ -650,7 +650,11 @@ fn formats_old_new_and_none() {
     drop(writer);
     assert_eq!(format::read(dir.path()).unwrap(), Some(format::CURRENT));
     // A newer format is refused by readers and writers alike, untouched.
-    std::fs::write(dir.path().join("FORMAT"), "3\n").unwrap();
+    std::fs::write(
+        dir.path().join("FORMAT"),
+        format!("{}\n", format::CURRENT + 1),
+    )
+    .unwrap();
     let before = snapshot(dir.path());
     for err in [
         Store::open_reader(dir.path()).unwrap_err(),

@@ -1,0 +1,167 @@
+//! Domain records in pages: many batches in any order, resends, splits,
+//! a stream read while batches are written, and the move from format 2.
+
+use std::collections::BTreeMap;
+
+use mxscope_common::record::{DnsStatus, DomainRecord};
+use proptest::prelude::*;
+
+use super::pages::PAGE_RECORDS;
+use super::tests::{domain, open};
+use super::*;
+
+fn names(store: &Store, scan: &str) -> Vec<String> {
+    store
+        .domain_records(scan)
+        .map(|r| r.unwrap().domain)
+        .collect()
+}
+
+/// A record told apart from a resend of the same domain by its status.
+fn marked(name: &str, status: DnsStatus) -> DomainRecord {
+    let mut record = domain(name);
+    record.dns.status = status;
+    record
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever the batches (sizes, order, duplicates, resends), the pages
+    /// hold each (vantage, domain) once with the first record sent for it,
+    /// stream them in order, and count them exactly.
+    #[test]
+    fn pages_hold_each_domain_once_with_its_first_record(
+        batches in proptest::collection::vec(
+            proptest::collection::vec((0u8..2, 0u16..700), 1..150), 1..25)
+    ) {
+        let (_dir, store) = open();
+        let mut first: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let vantage = ["A", "B"][usize::from(batch[0].0)];
+            let records: Vec<DomainRecord> = batch
+                .iter()
+                .map(|(_, n)| marked(&format!("d{n:04}.it"), if b % 2 == 0 { DnsStatus::Ok } else { DnsStatus::Timeout }))
+                .collect();
+            let mut expected_new = 0;
+            for r in &records {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    first.entry((vantage.to_string(), r.domain.clone()))
+                {
+                    slot.insert(b);
+                    expected_new += 1;
+                }
+            }
+            prop_assert_eq!(store.put_domain_records("s1", vantage, &records).unwrap(), expected_new);
+        }
+        prop_assert_eq!(store.count_domain_records("s1").unwrap(), first.len() as u64);
+        let streamed: Vec<DomainRecord> = store.domain_records("s1").map(Result::unwrap).collect();
+        let order: Vec<&String> = first.keys().map(|(_, d)| d).collect();
+        let streamed: Vec<&String> = streamed.iter().map(|r| &r.domain).collect();
+        prop_assert_eq!(streamed, order, "by (vantage, domain)");
+        for vantage in ["A", "B"] {
+            let of: Vec<DomainRecord> = store.domain_records_of("s1", vantage).map(Result::unwrap).collect();
+            let want: Vec<(&String, &usize)> = first.iter().filter(|((v, _), _)| v == vantage).map(|((_, d), b)| (d, b)).collect();
+            prop_assert_eq!(of.len(), want.len());
+            for (record, (name, batch)) in of.iter().zip(want) {
+                prop_assert_eq!(&record.domain, name);
+                let status = if batch % 2 == 0 { DnsStatus::Ok } else { DnsStatus::Timeout };
+                prop_assert_eq!(record.dns.status, status, "the first record of {} stays", name);
+            }
+            prop_assert_eq!(store.domain_texts("s1", Some(vantage)).count(), of.len());
+        }
+    }
+}
+
+#[test]
+fn a_stream_read_while_batches_split_its_pages_gives_each_record_once() {
+    let (_dir, store) = open();
+    // Every other domain first: later batches fall between them and split
+    // the pages the reader has already passed, or is about to read.
+    let even: Vec<DomainRecord> = (0..2000)
+        .step_by(2)
+        .map(|i| domain(&format!("d{i:05}.it")))
+        .collect();
+    assert_eq!(store.put_domain_records("s1", "A", &even).unwrap(), 1000);
+    let mut reader = store.domain_records_of("s1", "A");
+    let mut seen: Vec<String> = (0..300)
+        .map(|_| reader.next().unwrap().unwrap().domain)
+        .collect();
+    for chunk in (1..2000).step_by(2).collect::<Vec<_>>().chunks(50) {
+        let odd: Vec<DomainRecord> = chunk
+            .iter()
+            .map(|i| domain(&format!("d{i:05}.it")))
+            .collect();
+        store.put_domain_records("s1", "A", &odd).unwrap();
+        if let Some(next) = reader.next() {
+            seen.push(next.unwrap().domain);
+        }
+    }
+    seen.extend(reader.map(|r| r.unwrap().domain));
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in order, each once");
+    for i in (0..2000).step_by(2) {
+        assert!(
+            seen.contains(&format!("d{i:05}.it")),
+            "a record stored before the read is read"
+        );
+    }
+    assert_eq!(names(&store, "s1").len(), 2000);
+    assert!(
+        store.h().unwrap().domain_pages.len() > 2000 / PAGE_RECORDS,
+        "the pages were split"
+    );
+}
+
+#[test]
+fn a_format_2_directory_is_read_as_it_is_and_moved_into_pages_by_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_scan(&tests::meta("s1"), &[]).unwrap();
+        // Format 2's layout: one key per record in `domains`.
+        let h = store.h().unwrap();
+        for (vantage, n) in [("A", 300), ("B", 5)] {
+            for i in 0..n {
+                let record = domain(&format!("d{i:04}.it"));
+                h.domains
+                    .insert(
+                        keys::scan_vantage_key("s1", vantage, record.domain.as_bytes()).unwrap(),
+                        serde_json::to_vec(&record).unwrap(),
+                    )
+                    .unwrap();
+            }
+        }
+        h.db.flush().unwrap();
+    }
+    std::fs::write(dir.path().join("FORMAT"), "2\n").unwrap();
+    let want: Vec<String> = ["A", "B"]
+        .iter()
+        .flat_map(|v| (0..if *v == "A" { 300 } else { 5 }).map(|i| format!("d{i:04}.it")))
+        .collect();
+    {
+        let reader = Store::open_reader(dir.path()).unwrap();
+        assert_eq!(
+            names(&reader, "s1"),
+            want,
+            "a reader reads format 2 as it is"
+        );
+    }
+    assert_eq!(format::read(dir.path()).unwrap(), Some(2), "and leaves it");
+    let writer = Store::open(dir.path()).unwrap();
+    assert_eq!(format::read(dir.path()).unwrap(), Some(format::CURRENT));
+    assert_eq!(names(&writer, "s1"), want, "moved into pages, in order");
+    assert!(writer.h().unwrap().domains.is_empty());
+    // A resend of a moved record is known; a new one is stored.
+    assert_eq!(
+        writer
+            .put_domain_records("s1", "A", &[domain("d0007.it"), domain("d9999.it")])
+            .unwrap(),
+        1
+    );
+    drop(writer);
+    let reader = Store::open_reader(dir.path()).unwrap();
+    assert_eq!(names(&reader, "s1").len(), want.len() + 1);
+}
