@@ -185,7 +185,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 pub const READER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Handles {
-    fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+    /// `paged`: the directory keeps domain records in pages (format 3, and
+    /// every writer). A reader of an older directory does not open
+    /// `domain_pages` — opening a tree creates it, and readers write
+    /// nothing —: the handle is then `domains` again, read one key each.
+    fn open(dir: &Path, cache_bytes: u64, paged: bool) -> Result<Self> {
         let db = open_sled(dir, cache_bytes)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         Ok(Self {
@@ -194,7 +198,7 @@ impl Handles {
             tasks: tree("tasks")?,
             task_scan: tree("task_scan")?,
             domains: tree("domains")?,
-            domain_pages: tree("domain_pages")?,
+            domain_pages: tree(if paged { "domain_pages" } else { "domains" })?,
             targets: tree("targets")?,
             claims: tree("claims")?,
             counters: tree("counters")?,
@@ -271,6 +275,7 @@ impl Store {
             handles: Arc::new(std::sync::RwLock::new(Some(Arc::new(Handles::open(
                 dir,
                 cache_bytes,
+                paged,
             )?)))),
             cache_bytes,
             flusher: Arc::default(),
@@ -302,7 +307,11 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         drop(slot.take());
-        *slot = Some(Arc::new(Handles::open(&self.dir, self.cache_bytes)?));
+        *slot = Some(Arc::new(Handles::open(
+            &self.dir,
+            self.cache_bytes,
+            self.paged,
+        )?));
         Ok(())
     }
 

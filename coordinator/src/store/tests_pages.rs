@@ -165,3 +165,61 @@ fn a_format_2_directory_is_read_as_it_is_and_moved_into_pages_by_a_writer() {
     let reader = Store::open_reader(dir.path()).unwrap();
     assert_eq!(names(&reader, "s1").len(), want.len() + 1);
 }
+
+/// A format 2 directory as the old binary left it: `n` records of scan
+/// s1 at vantage A, one key each, no pages tree, settled.
+fn format_2_directory(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_scan(&tests::meta("s1"), &[]).unwrap();
+        let h = store.h().unwrap();
+        for i in 0..n {
+            let record = domain(&format!("d{i:04}.it"));
+            h.domains
+                .insert(
+                    keys::scan_vantage_key("s1", "A", record.domain.as_bytes()).unwrap(),
+                    serde_json::to_vec(&record).unwrap(),
+                )
+                .unwrap();
+        }
+        h.db.flush().unwrap();
+    }
+    let db = sled::open(dir.path()).unwrap();
+    assert!(db.drop_tree("domain_pages").unwrap());
+    db.flush().unwrap();
+    drop(db);
+    std::fs::write(dir.path().join("FORMAT"), "2\n").unwrap();
+    Store::settle(dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn a_reader_of_format_2_makes_no_pages_tree() {
+    // Few records: sled itself rewrites a node that many single inserts
+    // left in fragments on its next read, whoever reads it.
+    let dir = format_2_directory(3);
+    let before = tests::snapshot(dir.path());
+    for _ in 0..2 {
+        let reader = Store::open_reader(dir.path()).unwrap();
+        assert_eq!(names(&reader, "s1"), ["d0000.it", "d0001.it", "d0002.it"]);
+        drop(reader);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = tests::snapshot(dir.path());
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{} {}→{} bytes", a.0.display(), a.1.len(), b.1.len()))
+        .collect();
+    assert!(
+        before.len() == after.len() && changed.is_empty(),
+        "a reader of format 2 changed the directory: {changed:?}"
+    );
+    let db = sled::open(dir.path()).unwrap();
+    assert!(!db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == b"domain_pages"));
+}
