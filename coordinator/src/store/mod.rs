@@ -336,12 +336,14 @@ impl Store {
         let mut prefix: Vec<u8> = Vec::new();
         let mut page = pages::Page::default();
         let write = |prefix: &[u8], page: &mut pages::Page| -> Result<()> {
-            if let Some((first, _)) = page.entries.first() {
+            // Cut by count here, by bytes (records of several KiB) there.
+            for part in std::mem::take(page).split() {
                 let mut key = prefix.to_vec();
-                key.extend_from_slice(first);
-                h.domain_pages.insert(key, page.encode()).map_err(storage)?;
+                key.extend_from_slice(&part.entries[0].0);
+                h.domain_pages
+                    .insert(key, part.encode()?)
+                    .map_err(storage)?;
             }
-            page.entries.clear();
             Ok(())
         };
         let mut moved = 0u64;

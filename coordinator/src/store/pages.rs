@@ -63,17 +63,39 @@ impl Page {
         Ok(Self { entries })
     }
 
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.bytes());
         for (domain, json) in &self.entries {
             for part in [domain, json] {
-                // A part is a domain name or one record of a bounded batch.
-                let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+                let len = u32::try_from(part.len()).map_err(|_| {
+                    StoreError::Invalid(format!("a record of {} bytes", part.len()))
+                })?;
                 out.extend_from_slice(&len.to_be_bytes());
                 out.extend_from_slice(part);
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// The length of the (scan, vantage) prefix of `key`, the key this
+    /// page is stored under: the prefix (ending in NUL) and the page's first
+    /// domain. Anything else — an empty page, a key that does not end with
+    /// its first domain — is a corrupt page.
+    pub(super) fn prefix_len(&self, key: &[u8]) -> Result<usize> {
+        let first = self.entries.first().map(|(d, _)| d.as_slice());
+        match first {
+            Some(first)
+                if key.len() > first.len()
+                    && key.ends_with(first)
+                    && key[key.len() - first.len() - 1] == 0 =>
+            {
+                Ok(key.len() - first.len())
+            }
+            _ => Err(StoreError::Corrupt(format!(
+                "domain record page at key {:?}: its key is not its first domain",
+                String::from_utf8_lossy(key)
+            ))),
+        }
     }
 
     /// Encoded size.
@@ -100,8 +122,12 @@ impl Page {
 
     /// The page as it is stored: itself, or cut in pages half full when it
     /// outgrew [`PAGE_RECORDS`] or [`PAGE_BYTES`] (room for the records a
-    /// later batch puts between them).
+    /// later batch puts between them); none when it is empty. Every part
+    /// holds at least one entry.
     pub(super) fn split(self) -> Vec<Self> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
         if self.entries.len() <= PAGE_RECORDS && self.bytes() <= PAGE_BYTES {
             return vec![self];
         }
@@ -164,8 +190,10 @@ pub(super) fn page_for(tree: &sled::Tree, prefix: &[u8], key: &[u8]) -> Result<T
             changed: false,
         });
     };
+    let page = Page::decode(&at, &value)?;
+    page.prefix_len(&at)?;
     Ok(Touched {
-        page: Page::decode(&at, &value)?,
+        page,
         upper: first_after(tree, prefix, Bound::Excluded(&at))?.map(|(k, _)| k.to_vec()),
         stored_at: Some(at.to_vec()),
         changed: false,
@@ -242,19 +270,22 @@ impl<T> Iterator for Paged<T> {
                 if key <= self.last {
                     continue;
                 }
+                let read = (self.read)(self.what, &key, &json);
                 self.last = key;
-                return Some((self.read)(self.what, &domain, &json));
+                return Some(read);
             }
             match self.iter.as_mut()?.next()? {
-                Ok((key, value)) => match Page::decode(&key, &value) {
-                    Ok(page) => {
-                        // The key is the prefix and the page's first domain.
-                        let first = page.entries.first().map_or(0, |(d, _)| d.len());
-                        self.prefix = key[..key.len().saturating_sub(first)].to_vec();
-                        self.page = page.entries.into_iter();
+                Ok((key, value)) => {
+                    let page = Page::decode(&key, &value)
+                        .and_then(|page| Ok((page.prefix_len(&key)?, page)));
+                    match page {
+                        Ok((prefix, page)) => {
+                            self.prefix = key[..prefix].to_vec();
+                            self.page = page.entries.into_iter();
+                        }
+                        Err(err) => self.error = Some(err),
                     }
-                    Err(err) => self.error = Some(err),
-                },
+                }
                 Err(err) => self.error = Some(storage(err)),
             }
         }
@@ -296,14 +327,14 @@ mod tests {
             p.entries[1].1, br#"{"domain":"b.it"}"#,
             "the first text stays"
         );
-        assert_eq!(Page::decode(b"k", &p.encode()).unwrap(), p);
+        assert_eq!(Page::decode(b"k", &p.encode().unwrap()).unwrap(), p);
         assert_eq!(Page::decode(b"k", b"").unwrap(), Page::default());
     }
 
     #[test]
     fn damaged_pages_are_corrupt_not_panics() {
-        let good = page(&["a.it", "b.it"]).encode();
-        let one = page(&["a.it"]).encode().len();
+        let good = page(&["a.it", "b.it"]).encode().unwrap();
+        let one = page(&["a.it"]).encode().unwrap().len();
         for cut in (1..good.len()).filter(|&cut| cut != one) {
             assert!(
                 matches!(
@@ -319,7 +350,13 @@ mod tests {
                 (b"a".to_vec(), b"2".to_vec()),
             ],
         };
-        assert!(Page::decode(b"k", &unsorted.encode()).is_err());
+        assert!(Page::decode(b"k", &unsorted.encode().unwrap()).is_err());
+        // A page whose key is not its first domain.
+        let p = page(&["bb.it"]);
+        assert!(p.prefix_len(b"s1\0A\0b.it").is_err());
+        assert!(p.prefix_len(b"s1\0A\0xbb.it").is_err());
+        assert_eq!(p.prefix_len(b"s1\0A\0bb.it").unwrap(), 5);
+        assert!(Page::default().prefix_len(b"s1\0A\0").is_err());
         assert!(Page::decode(b"k", &[0xff, 0xff, 0xff, 0xff, 1]).is_err());
     }
 
@@ -335,6 +372,7 @@ mod tests {
         assert!(pages.iter().all(|p| p.entries.len() <= PAGE_RECORDS / 2));
         let joined: Vec<_> = pages.into_iter().flat_map(|p| p.entries).collect();
         assert_eq!(joined, full.entries);
+        assert!(Page::default().split().is_empty());
         let small = page(&["a.it"]);
         assert_eq!(small.clone().split(), vec![small]);
         // One record larger than a page stays whole, alone.

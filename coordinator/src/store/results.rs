@@ -15,15 +15,11 @@ use super::pages::{self, Paged, Touched};
 use super::{Result, Store, StoreError};
 
 /// What a batch writes: records under keys of their own, stored unless the
-/// key exists (targets); or the pages its new records went into, with the
-/// keys of the pages they replace (domains).
+/// key exists (targets); or the pages its new records went into (domains).
 #[derive(Clone, Copy)]
 enum Writes<'a> {
     Keys(&'a [(Vec<u8>, Cow<'a, [u8]>)]),
-    Pages {
-        removes: &'a [Vec<u8>],
-        inserts: &'a [(Vec<u8>, Vec<u8>)],
-    },
+    Pages(&'a [(Vec<u8>, Vec<u8>)]),
 }
 
 /// A vantage's tally key, the records of a batch in order, and how one
@@ -79,6 +75,12 @@ impl Store {
         vantage: &str,
         records: &[S],
     ) -> Result<u64> {
+        if !self.paged {
+            return Err(StoreError::Invalid(
+                "this store was opened to read a directory of an older format: it takes no records"
+                    .into(),
+            ));
+        }
         let prefix = keys::scan_vantage_key(scan, vantage, b"")?;
         let texts = records
             .iter()
@@ -97,46 +99,55 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let h = self.h()?;
-        let mut touched: Vec<Touched> = Vec::new();
+        let mut changed: Vec<Touched> = Vec::new();
+        let mut current: Option<Touched> = None;
         let mut new = Vec::new();
         let mut key = prefix.clone();
         for i in order {
             let domain = records[i].record().domain.as_bytes();
             key.truncate(prefix.len());
             key.extend_from_slice(domain);
-            if !touched.last().is_some_and(|t| t.covers(&key)) {
-                touched.push(pages::page_for(&h.domain_pages, &prefix, &key)?);
-            }
-            let Some(page) = touched.last_mut() else {
-                continue;
+            let page = match current.take() {
+                Some(page) if page.covers(&key) => page,
+                passed => {
+                    // Only the pages a record went into are kept.
+                    changed.extend(passed.filter(|p| p.changed));
+                    pages::page_for(&h.domain_pages, &prefix, &key)?
+                }
             };
+            let page = current.insert(page);
             if page.page.insert(domain, &texts[i]) {
                 page.changed = true;
-                new.push(records[i].record());
+                new.push(i);
             }
         }
+        changed.extend(current.filter(|p| p.changed));
         if new.is_empty() {
             return Ok(0);
         }
-        let mut removes = Vec::new();
         let mut inserts = Vec::new();
-        for t in touched.into_iter().filter(|t| t.changed) {
-            removes.extend(t.stored_at);
+        for t in changed {
             for page in t.page.split() {
                 let mut at = prefix.clone();
                 at.extend_from_slice(&page.entries[0].0);
-                inserts.push((at, page.encode()));
+                inserts.push((at, page.encode()?));
             }
+            // A stored page keeps its key (its first domain): the first of
+            // its parts overwrites it, nothing is left behind to remove.
+            debug_assert!(t
+                .stored_at
+                .as_ref()
+                .is_none_or(|at| inserts.iter().any(|(key, _)| key == at)));
         }
-        removes.retain(|old| !inserts.iter().any(|(at, _)| at == old));
+        // Tallied in the order the records came (the last usable resolver
+        // check of a batch is the one a tally keeps).
+        new.sort_unstable();
+        let new = new.into_iter().map(|i| records[i].record()).collect();
         self.insert_new(
             &h.domain_pages,
             Counter::Domains,
             scan,
-            Writes::Pages {
-                removes: &removes,
-                inserts: &inserts,
-            },
+            Writes::Pages(&inserts),
             (&tally, new, |sum, r| sum.add_domain(r)),
         )
     }
@@ -225,10 +236,7 @@ impl Store {
                         }
                     }
                 }
-                Writes::Pages { removes, inserts } => {
-                    for key in removes {
-                        tree.remove(key.as_slice())?;
-                    }
+                Writes::Pages(inserts) => {
                     for (key, page) in inserts {
                         tree.insert(key.as_slice(), page.as_slice())?;
                     }

@@ -223,3 +223,95 @@ fn a_reader_of_format_2_makes_no_pages_tree() {
         .iter()
         .any(|n| n.as_ref() == b"domain_pages"));
 }
+
+#[test]
+fn a_reader_of_format_2_takes_no_records() {
+    let dir = format_2_directory(1);
+    let reader = Store::open_reader(dir.path()).unwrap();
+    let refused = reader.put_domain_records("s1", "A", &[domain("new.it")]);
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(names(&reader, "s1"), ["d0000.it"]);
+}
+
+#[test]
+fn a_page_stored_under_another_domain_is_an_error_not_a_silent_end() {
+    let (_dir, store) = open();
+    store
+        .put_domain_records("s1", "A", &[domain("a.it"), domain("c.it")])
+        .unwrap();
+    let mut bad = pages::Page::default();
+    bad.insert(b"bb.it", b"{}");
+    store
+        .h()
+        .unwrap()
+        .domain_pages
+        .insert(b"s1\0A\0b.it", bad.encode().unwrap())
+        .unwrap();
+    let read: Vec<Result<DomainRecord>> = store.domain_records("s1").collect();
+    assert!(
+        read.iter()
+            .any(|r| matches!(r, Err(StoreError::Corrupt(_)))),
+        "{read:?}"
+    );
+    let refused = store.put_domain_record("s1", "A", &domain("b.xx"));
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_batch_is_tallied_in_the_order_its_records_came() {
+    use mxscope_common::record::security_dns::{DnssecStatus, ResolverCheck};
+    use mxscope_common::record::security_policy::{MtaSts, MtaStsVerdict, TlsRpt, TlsRptVerdict};
+    use mxscope_common::record::DomainSecurity;
+    let checked = |name: &str, resolver: &str| {
+        let mut record = domain(name);
+        record.security = Some(DomainSecurity {
+            dnssec_mx: DnssecStatus::Insecure,
+            dnssec_exchanges: BTreeMap::new(),
+            dnssec_mx_reason: None,
+            dnssec_exchange_reasons: BTreeMap::new(),
+            resolver_check: Some(ResolverCheck {
+                usable: true,
+                reason: None,
+                resolvers: vec![resolver.to_string()],
+                anchor_zone: ".".into(),
+                dnskey_rcode: None,
+                dnskey: true,
+                anchor_matches: true,
+                rrsig: true,
+                ad: false,
+                tcp: true,
+                signed_name: None,
+                signed_name_rrsig: None,
+                detail: String::new(),
+            }),
+            mta_sts: MtaSts {
+                verdict: MtaStsVerdict::NoMtaSts,
+                txt_id: None,
+                policy: None,
+                per_mx: Vec::new(),
+                detail: None,
+            },
+            tls_rpt: TlsRpt {
+                verdict: TlsRptVerdict::Absent,
+                present: false,
+                rua: Vec::new(),
+                detail: None,
+            },
+        });
+        record
+    };
+    let (_dir, store) = open();
+    // The last usable check of a batch is the one a tally keeps: the last
+    // to arrive (z.it came first, a.it last), not the last by name.
+    let batch = [checked("z.it", "first"), checked("a.it", "last")];
+    store.put_domain_records("s1", "A", &batch).unwrap();
+    let tallies = store.tallies("s1").unwrap();
+    let check = tallies[0].1.resolver_check.as_ref().unwrap();
+    assert_eq!(check.resolvers, ["last"]);
+}
