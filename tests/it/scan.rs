@@ -260,6 +260,38 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no scan to resume"));
     let out = lab_scan(&data).arg(&list).arg("--resume").output().unwrap();
     assert!(!out.status.success());
+
+    // Killed again, then cancelled offline instead of resumed: `cancel
+    // --data-dir` opens the directory as its writer and ends the scan.
+    let again = dir.join("again");
+    let mut child = lab_scan(&again)
+        .arg(&list)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let submitted = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("scan s1:"));
+    assert!(submitted, "the scan was submitted");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = Command::new(bin("mxscope"))
+        .args(["cancel", "s1", "--data-dir"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&again)["state"], "cancelled");
+    let out = lab_scan(&again).args(["--resume"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scan to resume"));
 }
 
 /// `--data-dir` on a small filesystem (a tmpfs the test mounts) that fills

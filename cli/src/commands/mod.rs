@@ -100,11 +100,25 @@ pub(crate) enum Source {
     Local(Arc<Coordinator>),
 }
 
-/// Open the source the options name.
+/// Open the source the options name, to read it.
 pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
+    open_source_as(args, Access::Read).await
+}
+
+/// How a data directory is opened offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// As a reader: nothing written (`status`, `report`, `export`, …).
+    Read,
+    /// As its writer (`cancel`): upgraded to this format, cleaned up.
+    Write,
+}
+
+/// Open the source the options name, a data directory with `access`.
+pub(crate) async fn open_source_as(args: &SourceArgs, access: Access) -> anyhow::Result<Source> {
     match (&args.remote.coordinator, &args.data_dir) {
         (Some(_), _) => Ok(Source::Remote(connect(&args.remote).await?)),
-        (None, Some(dir)) => Ok(Source::Local(blocking(|| open_local(dir))?)),
+        (None, Some(dir)) => Ok(Source::Local(blocking(|| open_local_as(dir, access))?)),
         (None, None) => {
             bail!(
                 "say where the scans are: --coordinator URL, or --data-dir DIR to read one offline"
@@ -113,12 +127,16 @@ pub(crate) async fn open_source(args: &SourceArgs) -> anyhow::Result<Source> {
     }
 }
 
-/// Open a data directory offline.
-pub(crate) fn open_local(dir: &Path) -> anyhow::Result<Arc<Coordinator>> {
+/// Open a data directory offline with `access`.
+fn open_local_as(dir: &Path, access: Access) -> anyhow::Result<Arc<Coordinator>> {
     if !dir.exists() {
         bail!("data directory {} does not exist", dir.display());
     }
-    let store = Store::open_reader(dir).with_context(|| {
+    let store = match access {
+        Access::Read => Store::open_reader(dir),
+        Access::Write => Store::open(dir),
+    };
+    let store = store.with_context(|| {
         format!(
             "opening {} (if a coordinator runs on it, use --coordinator URL instead)",
             dir.display()

@@ -9,7 +9,7 @@ use mxscope_coordinator::service::{ScanStatus, TaskCounts};
 use super::progress::ScanProgress;
 use serde_json::json;
 
-use super::{blocking, open_source, Source};
+use super::{blocking, open_source, open_source_as, Access, Source};
 use crate::SourceArgs;
 
 #[derive(Debug, Args)]
@@ -87,7 +87,8 @@ fn tally_lines(status: &ScanStatus) -> Vec<String> {
 }
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
-    let status = match open_source(&args.source).await? {
+    // Cancelling writes: a data directory is opened as its writer.
+    let status = match open_source_as(&args.source, Access::Write).await? {
         Source::Remote(mut client) => client.cancel(&args.scan).await?,
         Source::Local(coordinator) => coordinator.cancel(&args.scan).await?,
     };
