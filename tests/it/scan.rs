@@ -224,25 +224,27 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
     let expected = headline(&String::from_utf8_lossy(&out.stdout));
     assert!(!expected.is_empty());
 
-    // Killed once the scan is submitted and probing.
+    // Killed (SIGKILL) once the scan is submitted and probing.
+    let kill_mid_run = |data: &std::path::Path| {
+        let mut child = lab_scan(data)
+            .arg(&list)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let submitted = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("scan s1:"));
+        assert!(submitted, "the scan was submitted");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(status(data)["state"], "running", "killed mid-run");
+    };
     let data = dir.join("data");
-    let mut child = lab_scan(&data)
-        .arg(&list)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let submitted = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("scan s1:"));
-    assert!(submitted, "the scan was submitted");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert_eq!(status(&data)["state"], "running", "killed mid-run");
+    kill_mid_run(&data);
 
     let out = lab_scan(&data).args(["--resume"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -264,21 +266,7 @@ fn a_killed_scan_is_resumed_to_the_same_result() {
     // Killed again, then cancelled offline instead of resumed: `cancel
     // --data-dir` opens the directory as its writer and ends the scan.
     let again = dir.join("again");
-    let mut child = lab_scan(&again)
-        .arg(&list)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let submitted = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("scan s1:"));
-    assert!(submitted, "the scan was submitted");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_mid_run(&again);
     let out = Command::new(bin("mxscope"))
         .args(["cancel", "s1", "--data-dir"])
         .arg(&again)

@@ -239,10 +239,7 @@ impl<T> Paged<T> {
         iter: Result<sled::Iter>,
         read: fn(&str, &[u8], &[u8]) -> Result<T>,
     ) -> Self {
-        let (iter, error) = match iter {
-            Ok(iter) => (Some(iter), None),
-            Err(err) => (None, Some(err)),
-        };
+        let (iter, error) = super::results::started(iter);
         Self {
             what,
             iter,

@@ -461,16 +461,22 @@ impl<T> Decoded<T> {
         iter: Result<sled::Iter>,
         read: fn(&str, &[u8], &[u8]) -> Result<T>,
     ) -> Self {
-        let (iter, error) = match iter {
-            Ok(iter) => (Some(iter), None),
-            Err(err) => (None, Some(err)),
-        };
+        let (iter, error) = started(iter);
         Self {
             what,
             iter,
             error,
             read,
         }
+    }
+}
+
+/// A sled iterator to stream, or the error to yield once instead (an
+/// invalid prefix, a closed store).
+pub(super) fn started(iter: Result<sled::Iter>) -> (Option<sled::Iter>, Option<StoreError>) {
+    match iter {
+        Ok(iter) => (Some(iter), None),
+        Err(err) => (None, Some(err)),
     }
 }
 

@@ -577,6 +577,25 @@ pub(super) fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
+/// Fails, naming the files, unless two snapshots are byte-identical.
+pub(super) fn assert_unchanged(
+    before: &[(std::path::PathBuf, Vec<u8>)],
+    after: &[(std::path::PathBuf, Vec<u8>)],
+) {
+    let changed: Vec<String> = before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{} {}→{} bytes", a.0.display(), a.1.len(), b.1.len()))
+        .collect();
+    assert!(
+        before.len() == after.len() && changed.is_empty(),
+        "a reader changed the directory: {} files then {}: {changed:?}",
+        before.len(),
+        after.len()
+    );
+}
+
 #[test]
 fn a_reader_leaves_the_directory_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -608,19 +627,7 @@ fn a_reader_leaves_the_directory_byte_identical() {
         drop(reader);
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let after = snapshot(dir.path());
-    let changed: Vec<String> = before
-        .iter()
-        .zip(&after)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("{} {}→{} bytes", a.0.display(), a.1.len(), b.1.len()))
-        .collect();
-    assert!(
-        before.len() == after.len() && changed.is_empty(),
-        "a reader changed the directory: {} files then {}: {changed:?}",
-        before.len(),
-        after.len()
-    );
+    assert_unchanged(&before, &snapshot(dir.path()));
     // The next writer cleans up.
     let writer = Store::open(dir.path()).unwrap();
     assert_eq!(collect(writer.tasks()).len(), 1, "the orphan task is gone");

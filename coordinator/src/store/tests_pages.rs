@@ -206,17 +206,7 @@ fn a_reader_of_format_2_makes_no_pages_tree() {
         drop(reader);
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let after = tests::snapshot(dir.path());
-    let changed: Vec<String> = before
-        .iter()
-        .zip(&after)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("{} {}→{} bytes", a.0.display(), a.1.len(), b.1.len()))
-        .collect();
-    assert!(
-        before.len() == after.len() && changed.is_empty(),
-        "a reader of format 2 changed the directory: {changed:?}"
-    );
+    tests::assert_unchanged(&before, &tests::snapshot(dir.path()));
     let db = sled::open(dir.path()).unwrap();
     assert!(!db
         .tree_names()
