@@ -101,3 +101,12 @@ pub(super) fn decode<T: DeserializeOwned>(what: &str, key: &[u8], bytes: &[u8]) 
         ))
     })
 }
+
+/// A sled iterator to stream, or the error to yield once instead (an
+/// invalid prefix, a closed store): how the store's record streams start.
+pub(super) fn started(iter: Result<sled::Iter>) -> (Option<sled::Iter>, Option<StoreError>) {
+    match iter {
+        Ok(iter) => (Some(iter), None),
+        Err(err) => (None, Some(err)),
+    }
+}

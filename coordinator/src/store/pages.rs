@@ -12,7 +12,7 @@
 
 use std::ops::Bound;
 
-use super::error::storage;
+use super::error::{started, storage};
 use super::{Result, StoreError};
 
 /// A page holding more records than this is split.
@@ -239,7 +239,7 @@ impl<T> Paged<T> {
         iter: Result<sled::Iter>,
         read: fn(&str, &[u8], &[u8]) -> Result<T>,
     ) -> Self {
-        let (iter, error) = super::results::started(iter);
+        let (iter, error) = started(iter);
         Self {
             what,
             iter,

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::error::{decode, encode, storage};
+use super::error::{decode, encode, started, storage};
 use super::keys::{self, Counter};
 use super::pages::{self, Paged, Touched};
 use super::{Result, Store, StoreError};
@@ -468,15 +468,6 @@ impl<T> Decoded<T> {
             error,
             read,
         }
-    }
-}
-
-/// A sled iterator to stream, or the error to yield once instead (an
-/// invalid prefix, a closed store).
-pub(super) fn started(iter: Result<sled::Iter>) -> (Option<sled::Iter>, Option<StoreError>) {
-    match iter {
-        Ok(iter) => (Some(iter), None),
-        Err(err) => (None, Some(err)),
     }
 }
 
