@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use mxscope_common::cli::{args as cli_args, config as cli_config};
 use mxscope_common::options::defaults;
+use mxscope_common::process::allocator;
 use mxscope_common::process::telemetry::{self, LogFormat};
 
 mod commands;
@@ -63,6 +64,21 @@ enum Command {
     /// Write mxscope's man pages (mxscope.1, mxscope-scan.1, ...) into DIR.
     #[command(hide = true)]
     Man { dir: PathBuf },
+}
+
+impl Command {
+    /// The commands that read a store (or a coordinator's answer) and
+    /// free as fast as they allocate: they give memory back promptly.
+    fn reads_a_store(&self) -> bool {
+        matches!(
+            self,
+            Self::Status(_)
+                | Self::Export(_)
+                | Self::Report(_)
+                | Self::Compare(_)
+                | Self::Vantages(_)
+        )
+    }
 }
 
 /// How probes are made and how politely a scan runs (carried by the scan
@@ -171,6 +187,9 @@ fn main() -> ExitCode {
         _ => ("warn", LogFormat::Text),
     };
     telemetry::init(level, format);
+    if cli.command.reads_a_store() {
+        allocator::return_freed_memory_promptly();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
