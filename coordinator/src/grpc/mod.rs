@@ -6,7 +6,8 @@
 //! - [`auth`]: bearer tokens (worker tokens cannot submit or cancel).
 //! - [`server`]: TLS, message-size limits, the lease-expiry loop.
 //! - [`limits`], [`budget`]: connections and request memory: what clients can make it hold.
-//! - [`options`]: task counts and scan statuses ⇄ wire.
+//! - [`status`]: task counts and scan statuses ⇄ wire (the admin messages;
+//!   the worker contract's conversions are `mxscope_common::wire::convert`'s).
 //! - [`client`]: the admin client of the `mxscope` CLI.
 //!
 //! The gRPC health service (`grpc.health.v1`, no token needed) says SERVING
@@ -17,8 +18,8 @@ pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod limits;
-pub mod options;
 pub mod server;
+pub mod status;
 pub mod worker;
 
 use tonic::{Code, Status};

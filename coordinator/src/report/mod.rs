@@ -18,13 +18,13 @@
 //! - [`vantages`]: vantage against vantage, classified differences;
 //!   [`vantages::dns`]: the DNS comparison and the per-domain merge-join;
 //!   `vantages::classify`: a target's views and the classes of their
-//!   differences; `vantages::render`: text and Markdown of the vantages
-//!   report (re-exported by [`render`]); [`vantages::agreement`]: the main
-//!   report's vantage agreement section.
+//!   differences; [`vantages::agreement`]: the main report's vantage
+//!   agreement section.
 //! - [`compare`]: scans side by side.
 //! - [`render`]: text, Markdown, JSON, CSV of the scan report and the
-//!   comparison; [`render::html`]: the HTML page; `text`: aligned tables,
-//!   percentages, the scan line (shared with the vantages report).
+//!   comparison; `render::vantages`: text and Markdown of the vantages
+//!   report; [`render::html`]: the HTML page; `render::text`: aligned
+//!   tables, the scan line (shared by the renderings).
 //! - `tests`, `bench` (and `bench::vantages`; test builds only): the unit
 //!   tests and the report benchmarks.
 
@@ -40,7 +40,6 @@ pub mod render;
 mod sections;
 #[cfg(test)]
 mod tests;
-mod text;
 pub mod vantages;
 
 pub use aggregate::{scan_report, Aggregator, Evaluated};

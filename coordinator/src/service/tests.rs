@@ -593,7 +593,7 @@ async fn concurrent_submissions_are_capped() {
 /// carries the problem (the line `mxscope status` prints, the field of the
 /// wire status); the next lease call tries the store again, and as this
 /// disk is in fact writable, reloads from it and leases: it resumes by
-/// itself. (No new work while the disk stays full: `tests/it/scan.rs`,
+/// itself. (No new work while the disk stays full: `tests/it/product/scan.rs`,
 /// on a real full filesystem.)
 #[tokio::test(start_paused = true)]
 async fn a_failed_store_write_shows_in_status_until_the_store_takes_writes_again() {

@@ -16,7 +16,7 @@ use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
 use mxscope_common::wire::proto::{self, task::Work};
 use mxscope_common::{DnsResult, DnsStatus, DomainRecord, Record};
 use mxscope_coordinator::grpc::client::{bearer, channel};
-use mxscope_tests::cluster::{CoordinatorProcess, WORKER_TOKEN};
+use mxscope_tests::runs::cluster::{CoordinatorProcess, WORKER_TOKEN};
 
 fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use mxscope_common::Outcome;
-use mxscope_tests::probing::prober;
+use mxscope_tests::runs::probing::prober;
 use mxscope_tests::{lab, plan};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(bench_first_flight(sessions))
         }
-        Some("bench-tls-depth") => runtime.block_on(mxscope_tests::depth_bench::run()),
+        Some("bench-tls-depth") => runtime.block_on(mxscope_tests::perf::depth::run()),
         Some(other) => {
             anyhow::bail!(
                 "unknown command {other:?}: use no argument, `bench [SESSIONS]`, `bench-first-flight [SESSIONS]` or `bench-tls-depth`"

@@ -1,6 +1,6 @@
 //! `mxscope-perf-lab`: the performance lab's benchmarks (not tests). Each
 //! prints mxscope's number beside a baseline measured in the same run; see
-//! `mxscope_tests::perf_bench` and docs/benchmarks.md.
+//! `mxscope_tests::perf::bench` and docs/benchmarks.md.
 //!
 //! - `tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]`
 //!   (defaults 5000 5000 15; further arguments go to `mxscope scan`, e.g.
@@ -42,9 +42,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mxscope_tests::cluster::bin;
 use mxscope_tests::perf::{self, PerfDns, PERF_SMTP_PORT};
-use mxscope_tests::{national_bench, perf_bench, perf_lab, soak};
+use mxscope_tests::perf::{bench, lab, national, soak};
+use mxscope_tests::runs::cluster::bin;
 
 const USAGE: &str =
     "usage: mxscope-perf-lab tarpit [DOMAINS] [CONCURRENCY] [GREETING_TIMEOUT_S] [SCAN_OPTION…]
@@ -79,18 +79,16 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match command {
             "tarpit" => tarpit(&args).await,
-            "throughput" => perf_bench::throughput(arg(0, 20_000)?, arg(1, 5)? as u64).await,
-            "cpu" => perf_bench::cpu(arg(0, 2_000)?).await,
-            "rss" => perf_bench::rss(arg(0, 10_000)?).await,
-            "dns" => perf_bench::dns(arg(0, 100_000)?, arg(1, 256)?).await,
-            "national" => national_bench::national(arg(0, 1_000_000)?, arg(1, 300)?).await,
-            "openssl" => {
-                perf_bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await
-            }
+            "throughput" => bench::throughput(arg(0, 20_000)?, arg(1, 5)? as u64).await,
+            "cpu" => bench::cpu(arg(0, 2_000)?).await,
+            "rss" => bench::rss(arg(0, 10_000)?).await,
+            "dns" => bench::dns(arg(0, 100_000)?, arg(1, 256)?).await,
+            "national" => national::national(arg(0, 1_000_000)?, arg(1, 300)?).await,
+            "openssl" => bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await,
             "soak" => soak::soak(arg(0, 30)? as u64, arg(1, 10_000)?).await,
-            "up" => perf_bench::up(arg(0, 20_000)?, arg(1, 0)? as u32).await,
-            "serve" => perf_lab::serve_part(&rest).await,
-            "client" => perf_bench::client(&rest).await,
+            "up" => bench::up(arg(0, 20_000)?, arg(1, 0)? as u32).await,
+            "serve" => lab::serve_part(&rest).await,
+            "client" => bench::client(&rest).await,
             _ => anyhow::bail!(USAGE),
         }
     })

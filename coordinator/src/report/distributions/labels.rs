@@ -359,6 +359,11 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
 
 pub(crate) use mxscope_common::units::utc_minute as format_unix_ms;
 
+/// A share as text: `12.5%`.
+pub(crate) fn percent(p: f64) -> String {
+    format!("{p:.1}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

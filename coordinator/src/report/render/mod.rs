@@ -1,24 +1,25 @@
 //! Text, Markdown, JSON and CSV renderings of the report model (HTML is
 //! [`self::html`]). Text and Markdown print aligned tables with counts and
 //! percentages (one decimal); JSON is the model itself (pretty); CSV is the
-//! per-domain table. The vantages report's text is [`super::vantages::render`]'s
-//! (re-exported here); tables and the lines every rendering shares are
-//! `super::text`.
+//! per-domain table. `vantages`: the text and Markdown of the vantages
+//! report; `text`: aligned tables and the lines every rendering shares.
 
 pub mod html;
+mod text;
+mod vantages;
 
 use std::fmt::Write as _;
 use std::io::Write;
 
 use serde::Serialize;
 
+use self::text::{capitalize, is_partial, scan_line, Table, PARTIAL_NOTE};
+pub use self::vantages::{vantages_markdown, vantages_text, DOMAIN_DIFFS_TITLE};
 use super::compare::{comparison_table, Cell, ComparisonTable};
 use super::model::{
     Comparison, Distribution, DomainRow, ScanReport, SecuritySection, VantageReport,
 };
-use super::text::{capitalize, scan_line, Table};
-pub use super::text::{is_partial, percent, PARTIAL_NOTE};
-pub use super::vantages::render::{vantages_markdown, vantages_text, DOMAIN_DIFFS_TITLE};
+use crate::report::distributions::labels::percent;
 
 /// What can go wrong writing a report.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::report::distributions::labels::percent;
 use crate::report::model::{Agreement, VantagesReport};
-use crate::report::text::percent;
 use crate::report::vantages::dns::DNS_CLASSES;
 use crate::report::vantages::{class_name, CLASSES};
 use crate::report::Disagreement;

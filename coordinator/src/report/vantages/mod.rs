@@ -16,7 +16,6 @@
 pub mod agreement;
 mod classify;
 pub mod dns;
-pub(super) mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

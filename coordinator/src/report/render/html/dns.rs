@@ -54,7 +54,7 @@ pub(super) fn dns_sections(vantages: &[&str], report: &VantagesReport) -> String
             let notes: Vec<String> = diff
                 .notes
                 .iter()
-                .map(|n| escape(&crate::report::vantages::render::note_line(n)))
+                .map(|n| escape(&crate::report::render::vantages::note_line(n)))
                 .collect();
             out.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}{}</td>",
@@ -158,7 +158,7 @@ pub(super) fn agreement_comparison(titles: &[String], comparison: &Comparison) -
                     "<td class=\"num\">{}{}</td>",
                     c.count,
                     c.percent
-                        .map(|p| format!(" ({})", crate::report::text::percent(p)))
+                        .map(|p| format!(" ({})", crate::report::distributions::labels::percent(p)))
                         .unwrap_or_default()
                 )),
                 None => out.push_str("<td>—</td>"),
