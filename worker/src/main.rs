@@ -118,7 +118,7 @@ struct WorkArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: Duration,
     /// Records per result batch.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    #[arg(long, value_name = "N", default_value_t = fleet::config::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u16).range(1..=10000))]
     batch_size: u16,
     #[command(flatten)]
     ops: OpsArgs,

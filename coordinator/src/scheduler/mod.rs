@@ -10,7 +10,9 @@ use mxscope_common::DomainRecord;
 
 use crate::model::{Target, Task, TaskState, Work};
 
-/// Domains per resolve task.
+/// Domains per resolve task. A worker's default result batch
+/// (`mxscope_worker::fleet::config::DEFAULT_BATCH_SIZE`) holds a whole
+/// task: its domain records' pages are then written once.
 pub const SHARD_SIZE: usize = 250;
 /// Targets per probe task.
 pub const PROBE_BATCH: usize = 32;
