@@ -133,6 +133,18 @@ impl VantageComparer {
         }
     }
 
+    /// A comparer that has seen every target record of `targets`.
+    fn with_targets<E>(
+        scan: ScanInfo,
+        targets: impl Iterator<Item = Result<TargetRecord, E>>,
+    ) -> Result<Self, E> {
+        let mut comparer = Self::new(scan);
+        for record in targets {
+            comparer.add_target(&record?);
+        }
+        Ok(comparer)
+    }
+
     /// One domain record, in any order: held until [`Self::finish`]
     /// (memory grows with domains; prefer [`Self::add_domain_group`]).
     pub fn add_domain(&mut self, record: &DomainRecord) {
@@ -339,10 +351,7 @@ pub fn vantages_report_with_domains<E, D>(
 where
     D: Iterator<Item = Result<DomainRecord, E>>,
 {
-    let mut comparer = VantageComparer::new(scan);
-    for record in targets {
-        comparer.add_target(&record?);
-    }
+    let mut comparer = VantageComparer::with_targets(scan, targets)?;
     for record in domains() {
         comparer.add_domain(&record?);
     }
@@ -361,10 +370,7 @@ pub fn vantages_report_joined<E, D>(
 where
     D: Iterator<Item = Result<DomainRecord, E>>,
 {
-    let mut comparer = VantageComparer::new(scan);
-    for record in targets {
-        comparer.add_target(&record?);
-    }
+    let mut comparer = VantageComparer::with_targets(scan, targets)?;
     merge_by_domain(domain_streams, |group| {
         comparer.add_domain_group(group);
         Ok(())
