@@ -12,7 +12,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::model::{ScanMeta, ScanOptions, ScanState};
+use crate::model::ScanOptions;
 use crate::service::{ScanRequest, ScanStatus, Submitted};
 
 /// Lines per streamed chunk of a submission (well under the message limit).
@@ -181,7 +181,7 @@ impl AdminClient {
             })
             .await?
             .into_inner();
-        status_from_proto(r)
+        ScanStatus::try_from(r).map_err(ClientError::Invalid)
     }
 
     pub async fn list(&mut self) -> Result<Vec<ScanStatus>, ClientError> {
@@ -190,7 +190,10 @@ impl AdminClient {
             .list_scans(proto::ListScansRequest {})
             .await?
             .into_inner();
-        r.scans.into_iter().map(status_from_proto).collect()
+        r.scans
+            .into_iter()
+            .map(|s| ScanStatus::try_from(s).map_err(ClientError::Invalid))
+            .collect()
     }
 
     pub async fn cancel(&mut self, scan_id: &str) -> Result<ScanStatus, ClientError> {
@@ -201,7 +204,7 @@ impl AdminClient {
             })
             .await?
             .into_inner();
-        status_from_proto(r)
+        ScanStatus::try_from(r).map_err(ClientError::Invalid)
     }
 
     /// Every record of a scan, handed to `each` as it arrives.
@@ -305,39 +308,4 @@ fn old_server() -> ClientError {
     ClientError::Invalid(
         "the coordinator sent records outside the filter: it is older than this client".into(),
     )
-}
-
-fn status_from_proto(s: proto::ScanStatus) -> Result<ScanStatus, ClientError> {
-    let mut tallies = BTreeMap::new();
-    for tally in s.tallies {
-        let parsed = serde_json::from_str(&tally.json).map_err(|e| {
-            ClientError::Invalid(format!("the tally of vantage {:?}: {e}", tally.vantage))
-        })?;
-        tallies.insert(tally.vantage, parsed);
-    }
-    let state = match s.state.as_str() {
-        "done" => ScanState::Done,
-        "cancelled" => ScanState::Cancelled,
-        _ => ScanState::Running,
-    };
-    Ok(ScanStatus {
-        meta: ScanMeta {
-            id: s.scan_id,
-            name: s.name,
-            labels: s.labels.into_iter().collect(),
-            vantages: s.vantages,
-            options: ScanOptions::default(),
-            state,
-            created_ms: s.created_unix_ms,
-            finished_ms: (s.finished_unix_ms != 0).then_some(s.finished_unix_ms),
-            domains: s.domains,
-        },
-        resolve: s.resolve.unwrap_or_default().into(),
-        probe: s.probe.unwrap_or_default().into(),
-        domain_records: s.domain_records,
-        target_records: s.target_records,
-        failed_items: s.failed_items,
-        tallies,
-        storage_problem: (!s.storage_problem.is_empty()).then_some(s.storage_problem),
-    })
 }
