@@ -1,5 +1,5 @@
-//! A long-running process: its operations listener, its logs and a
-//! runtime of its own.
+//! A long-running process: its operations listener, its logs, a runtime of
+//! its own, and how soon its allocator gives memory back (`allocator`).
 
 pub mod allocator;
 pub mod ops;

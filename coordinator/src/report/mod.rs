@@ -10,7 +10,7 @@
 //! - `distributions`: the distribution counters of one vantage (key,
 //!   verification, protocols, expiry, ...) turned into distributions;
 //!   `distributions::labels`: how one target record shows up in them, and
-//!   labels and times as text.
+//!   labels, times and shares as text.
 //! - `sections`: the TLS depth section (`depth`: hosts per finding, weakest
 //!   suite class, suite order, SCTs, OCSP, the rows of hosts with findings)
 //!   and the security section (`security`: DNSSEC, DANE, MTA-STS joined

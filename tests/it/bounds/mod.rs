@@ -1,4 +1,10 @@
-//! Bounds fed more than they allow (issue 11, item 5): the resolve phase of
+//! What peers and clients cannot make mxscope do: `hostile` servers end in
+//! their documented outcome with bounded reads, `corpus` is the hostile
+//! corpus (one table of scripted peers and the record each must give),
+//! `cancel` leaves nothing running, `abuse` holds the coordinator's memory
+//! budget against an abusive client.
+//!
+//! Here: bounds fed more than they allow (issue 11, item 5): the resolve phase of
 //! `Prober::probe_domains` never has more than `concurrency` domains in
 //! flight, however long the list.
 //!

@@ -8,9 +8,10 @@ use mxscope_common::cli::args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
 use mxscope_common::wire::client::ClientConfigError;
 
 /// Records per result batch, unless set: a whole resolve task (the
-/// coordinator's shards are 250 domains), so the coordinator writes the
-/// pages of a task's domain records once instead of again for each part.
-/// At 1M domains: 10 % less CPU than batches of 100 (docs/benchmarks.md).
+/// coordinator's shards are 250 domains) goes in one report, the one that
+/// completes it, so the coordinator writes the pages of a task's domain
+/// records once instead of again for each part. At 1M domains: 10 % less
+/// CPU than batches of 100 (docs/benchmarks.md).
 pub const DEFAULT_BATCH_SIZE: u16 = 250;
 
 /// How a worker joins the fleet.

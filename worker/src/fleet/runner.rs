@@ -388,7 +388,12 @@ impl Engine {
                         }
                     };
                     done += 1;
-                    if let Some(batch) = batcher.push(json) {
+                    let full = if pending.peek().is_none() && running.is_empty() {
+                        batcher.push_last(json)
+                    } else {
+                        batcher.push(json)
+                    };
+                    if let Some(batch) = full {
                         tokio::select! {
                             () = cancel.cancelled() => return RunEnd::Cancelled,
                             sent = uplink.send(batch) => if sent.is_err() {

@@ -63,6 +63,18 @@ impl Batcher {
 
     /// Add a record; returns a full batch when one is ready to send.
     pub fn push(&mut self, record_json: String) -> Option<Batch> {
+        self.add(record_json, false)
+    }
+
+    /// Add the task's last record: it waits for [`Self::finish`] even when
+    /// it fills the batch, so a task whose records fill a batch exactly is
+    /// one report, not a full one and an empty complete one. Returns only
+    /// the records it does not fit beside (by size).
+    pub fn push_last(&mut self, record_json: String) -> Option<Batch> {
+        self.add(record_json, true)
+    }
+
+    fn add(&mut self, record_json: String, last: bool) -> Option<Batch> {
         let full_before = !self.records.is_empty()
             && self.bytes.saturating_add(record_json.len()) > self.max_bytes;
         let flushed = if full_before {
@@ -77,7 +89,7 @@ impl Batcher {
         self.records.push(record_json);
         // A record flushed by size is returned first; the new one may itself
         // fill a batch only when the previous one was not flushed.
-        if flushed.is_some() {
+        if flushed.is_some() || last {
             return flushed;
         }
         (self.records.len() >= self.max_records || self.bytes >= self.max_bytes)

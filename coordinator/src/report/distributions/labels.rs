@@ -1,5 +1,6 @@
 //! How one target record shows up in a distribution: the row labels of key,
-//! verification, highest protocol, protocol support, expiry and outcome.
+//! verification, highest protocol, protocol support, expiry and outcome;
+//! and times and shares as text (`format_unix_ms`, `percent`).
 
 use mxscope_common::findings::FindingId;
 use mxscope_common::units::days_from_civil;

@@ -202,6 +202,24 @@ fn batches_by_count() {
 }
 
 #[test]
+fn a_task_that_fills_a_batch_exactly_is_one_complete_batch() {
+    let mut batcher = Batcher::new(lease(), 2, 1 << 20);
+    assert_eq!(batcher.push("a".into()), None);
+    assert_eq!(batcher.push_last("b".into()), None);
+    let last = batcher.finish();
+    assert_eq!(last.records_json, ["a", "b"]);
+    assert!(last.task_complete);
+    // A last record that does not fit beside the others by size sends them
+    // first, and still waits itself.
+    let mut batcher = Batcher::new(lease(), 100, 10);
+    assert_eq!(batcher.push("12345678".into()), None);
+    let full = batcher.push_last("9abc".into()).unwrap();
+    assert_eq!(full.records_json, ["12345678"]);
+    assert!(!full.task_complete);
+    assert_eq!(batcher.finish().records_json, ["9abc"]);
+}
+
+#[test]
 fn a_task_without_items_sends_one_empty_complete_batch() {
     let last = Batcher::new(lease(), 100, 1 << 20).finish();
     assert!(last.records_json.is_empty());
