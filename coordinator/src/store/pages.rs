@@ -169,6 +169,31 @@ impl Touched {
     pub(super) fn covers(&self, key: &[u8]) -> bool {
         self.upper.as_deref().is_none_or(|upper| key < upper)
     }
+
+    /// The page `domain` goes in: this one, or, when this is a stored page
+    /// at least half full and `domain` comes after all it holds, a new page
+    /// that starts at `domain` and ends where this one did. A list's records
+    /// arrive task by task, each task's domains after the last page written
+    /// before it: they then make pages of their own, and the stored page is
+    /// not written again.
+    pub(super) fn or_next(self, domain: &[u8]) -> Self {
+        let appends = self.stored_at.is_some()
+            && self
+                .page
+                .entries
+                .last()
+                .is_some_and(|(last, _)| domain > last.as_slice())
+            && (self.page.entries.len() >= PAGE_RECORDS / 2 || self.page.bytes() >= PAGE_BYTES / 2);
+        if !appends {
+            return self;
+        }
+        Self {
+            stored_at: None,
+            page: Page::default(),
+            upper: self.upper,
+            changed: false,
+        }
+    }
 }
 
 /// The page of `tree` that `key` (`prefix` + a domain) belongs in: the

@@ -112,7 +112,7 @@ impl Store {
                 passed => {
                     // Only the pages a record went into are kept.
                     changed.extend(passed.filter(|p| p.changed));
-                    pages::page_for(&h.domain_pages, &prefix, &key)?
+                    pages::page_for(&h.domain_pages, &prefix, &key)?.or_next(domain)
                 }
             };
             let page = current.insert(page);

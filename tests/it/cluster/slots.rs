@@ -49,7 +49,15 @@ async fn resolving_goes_on_while_every_session_is_busy() {
         "127.0.2.98".parse().unwrap(),
         "slots-1",
         &dir,
-        &["--concurrency".into(), "2".into()],
+        // Batches smaller than a task (the default is a whole task): the
+        // first records plan probes while the task still resolves, so the
+        // sessions are busy before resolving ends.
+        &[
+            "--concurrency".into(),
+            "2".into(),
+            "--batch-size".into(),
+            "100".into(),
+        ],
     )
     .unwrap();
     let admin = coordinator.admin().await;
