@@ -170,20 +170,21 @@ impl Touched {
         self.upper.as_deref().is_none_or(|upper| key < upper)
     }
 
-    /// The page `domain` goes in: this one, or, when this is a stored page
-    /// at least half full and `domain` comes after all it holds, a new page
-    /// that starts at `domain` and ends where this one did. A list's records
-    /// arrive task by task, each task's domains after the last page written
-    /// before it: they then make pages of their own, and the stored page is
-    /// not written again.
-    pub(super) fn or_next(self, domain: &[u8]) -> Self {
-        let appends = self.stored_at.is_some()
+    /// The page `domain` goes in: this one, or, when this is a stored page,
+    /// `domain` comes after all it holds and the batch has half a page or
+    /// more from `domain` on (`batch_left` records), a new page that starts
+    /// at `domain` and ends where this one did. A list's records arrive task
+    /// by task, each task's domains after the pages written before it: they
+    /// then make pages of their own, and no stored page is written again.
+    /// Small batches still fill the page before them.
+    pub(super) fn or_next(self, domain: &[u8], batch_left: usize) -> Self {
+        let appends = batch_left >= PAGE_RECORDS / 2
+            && self.stored_at.is_some()
             && self
                 .page
                 .entries
                 .last()
-                .is_some_and(|(last, _)| domain > last.as_slice())
-            && (self.page.entries.len() >= PAGE_RECORDS / 2 || self.page.bytes() >= PAGE_BYTES / 2);
+                .is_some_and(|(last, _)| domain > last.as_slice());
         if !appends {
             return self;
         }

@@ -103,7 +103,8 @@ impl Store {
         let mut current: Option<Touched> = None;
         let mut new = Vec::new();
         let mut key = prefix.clone();
-        for i in order {
+        let batch = order.len();
+        for (n, i) in order.into_iter().enumerate() {
             let domain = records[i].record().domain.as_bytes();
             key.truncate(prefix.len());
             key.extend_from_slice(domain);
@@ -112,7 +113,7 @@ impl Store {
                 passed => {
                     // Only the pages a record went into are kept.
                     changed.extend(passed.filter(|p| p.changed));
-                    pages::page_for(&h.domain_pages, &prefix, &key)?.or_next(domain)
+                    pages::page_for(&h.domain_pages, &prefix, &key)?.or_next(domain, batch - n)
                 }
             };
             let page = current.insert(page);

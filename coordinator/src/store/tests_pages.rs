@@ -305,3 +305,58 @@ fn a_batch_is_tallied_in_the_order_its_records_came() {
     let check = tallies[0].1.resolver_check.as_ref().unwrap();
     assert_eq!(check.resolvers, ["last"]);
 }
+
+/// Records that arrive task by task, each task's domains after the last,
+/// make pages of their own: the page before them is not written again, and
+/// a reader streaming meanwhile gets each record at most once, in order,
+/// and every one stored before it began.
+#[test]
+fn tasks_in_list_order_append_pages_and_leave_the_stored_ones_as_they_are() {
+    let (_dir, store) = open();
+    let task = |t: usize| -> Vec<DomainRecord> {
+        (t * 250..(t + 1) * 250)
+            .map(|i| domain(&format!("d{i:05}.it")))
+            .collect()
+    };
+    assert_eq!(store.put_domain_records("s1", "A", &task(0)).unwrap(), 250);
+    let pages = |store: &Store| -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let h = store.h().unwrap();
+        h.domain_pages
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (k.to_vec(), v.to_vec())
+            })
+            .collect()
+    };
+    let mut reader = store.domain_records_of("s1", "A");
+    let mut seen: Vec<String> = (0..240)
+        .map(|_| reader.next().unwrap().unwrap().domain)
+        .collect();
+    for t in 1..8 {
+        let before = pages(&store);
+        assert_eq!(store.put_domain_records("s1", "A", &task(t)).unwrap(), 250);
+        let after = pages(&store);
+        for (key, value) in &before {
+            assert_eq!(after.get(key), Some(value), "a stored page stays as it was");
+        }
+        assert!(after.len() > before.len(), "the task made pages of its own");
+        if let Some(next) = reader.next() {
+            seen.push(next.unwrap().domain);
+        }
+    }
+    seen.extend(reader.map(|r| r.unwrap().domain));
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in order, each once");
+    let first_task: Vec<String> = (0..250).map(|i| format!("d{i:05}.it")).collect();
+    assert_eq!(
+        seen[..250],
+        first_task,
+        "every record stored before the read"
+    );
+    let all: Vec<String> = (0..2000).map(|i| format!("d{i:05}.it")).collect();
+    assert_eq!(names(&store, "s1"), all);
+    assert_eq!(store.count_domain_records("s1").unwrap(), 2000);
+}
