@@ -251,16 +251,14 @@ mod tests {
     }
 
     fn parse(file: &str, args: &[&str]) -> Result<ArgMatches, ConfigFileError> {
-        let dir = std::env::temp_dir().join(format!("mxscope-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", args.len() + file.len()));
+        // A directory of its own, removed when dropped.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mxscope.toml");
         std::fs::write(&path, file).unwrap();
         let mut argv: Vec<OsString> = ["w", "work", "--config"].map(OsString::from).to_vec();
         argv.push(path.clone().into());
         argv.extend(args.iter().map(OsString::from));
-        let argv = merge_config_file(&command(), argv, &["work"]);
-        let _ = std::fs::remove_file(&path);
-        let argv = argv?;
+        let argv = merge_config_file(&command(), argv, &["work"])?;
         let matches = command().try_get_matches_from(argv).expect("parses");
         Ok(matches.subcommand_matches("work").unwrap().clone())
     }
