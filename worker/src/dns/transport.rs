@@ -51,9 +51,6 @@ const MAX_WAITING: usize = 16_384;
 const MAX_DATAGRAM: usize = 65_535;
 /// How often an idle, replaced socket checks whether it can close.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Answers read at most after one wake-up, from what is already queued,
-/// before the receiver lets other tasks run.
-const DRAIN: usize = 64;
 
 /// Answers dropped because they did not match a waiting query, by reason.
 #[derive(Debug, Default)]
@@ -452,15 +449,6 @@ async fn receive(channel: Arc<Channel>, dropped: Arc<Dropped>, stop: Cancellatio
         match received {
             Ok(Ok((length, from))) => {
                 channel.deliver(buffer.get(..length).unwrap_or_default(), from, &dropped);
-                // The answers already queued behind it, without a timer and
-                // a wake-up each (a burst of a thousand queries answers in
-                // bursts); an empty queue or an error goes back to waiting.
-                for _ in 0..DRAIN {
-                    let Ok((length, from)) = channel.socket.try_recv_from(&mut buffer) else {
-                        break;
-                    };
-                    channel.deliver(buffer.get(..length).unwrap_or_default(), from, &dropped);
-                }
             }
             // An error reported on the socket: nothing to read; bounded so
             // that a persistent error cannot spin.
