@@ -17,7 +17,7 @@
 //!   client's per handshake, RSA-2048 and ECDSA P-256.
 //! - `rss [SESSIONS]` (10000): worker RSS per in-flight tarpitted session.
 //! - `dns [DOMAINS] [IN_FLIGHT]` (100000 256): lookups/s and per CPU-second.
-//! - `national [DOMAINS] [HOSTS]` (1000000 300): a generated national
+//! - `national [DOMAINS] [HOSTS] [SCAN_OPTION…]` (1000000 300): a generated national
 //!   zone on Knot; `dnsperf` of its MX queries beside `mxscope scan` of
 //!   the list (times, ratio, CPU, peak RSS, headline against the generator).
 //! - `openssl [DOMAINS] [SAMPLE] [CONCURRENCY]` (100000 1000 10000): the
@@ -52,7 +52,7 @@ const USAGE: &str =
        mxscope-perf-lab cpu [N]
        mxscope-perf-lab rss [SESSIONS]
        mxscope-perf-lab dns [DOMAINS] [IN_FLIGHT]
-       mxscope-perf-lab national [DOMAINS] [HOSTS]
+       mxscope-perf-lab national [DOMAINS] [HOSTS] [SCAN_OPTION…]
        mxscope-perf-lab openssl [DOMAINS] [SAMPLE] [CONCURRENCY]
        mxscope-perf-lab soak [MINUTES] [DOMAINS]
        mxscope-perf-lab up [DOMAINS] [TARPIT_PERMILLE]";
@@ -83,7 +83,10 @@ fn main() -> anyhow::Result<()> {
             "cpu" => bench::cpu(arg(0, 2_000)?).await,
             "rss" => bench::rss(arg(0, 10_000)?).await,
             "dns" => bench::dns(arg(0, 100_000)?, arg(1, 256)?).await,
-            "national" => national::national(arg(0, 1_000_000)?, arg(1, 300)?).await,
+            "national" => {
+                let extra = rest.get(2..).unwrap_or_default();
+                national::national(arg(0, 1_000_000)?, arg(1, 300)?, extra).await
+            }
             "openssl" => bench::openssl(arg(0, 100_000)?, arg(1, 1_000)?, arg(2, 10_000)?).await,
             "soak" => soak::soak(arg(0, 30)? as u64, arg(1, 10_000)?).await,
             "up" => bench::up(arg(0, 20_000)?, arg(1, 0)? as u32).await,

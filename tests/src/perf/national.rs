@@ -1,4 +1,4 @@
-//! `mxscope-perf-lab national [DOMAINS] [HOSTS]` (issue 22; a benchmark,
+//! `mxscope-perf-lab national [DOMAINS] [HOSTS] [SCAN_OPTION…]` (issue 22; a benchmark,
 //! not a test): a national list resolved against the DNS floor.
 //!
 //! A generated zone of DOMAINS domains (default 1,000,000) whose MX point
@@ -9,7 +9,8 @@
 //! on the hosts' addresses. In one run: `dnsperf` sends the same MX queries
 //! to the same Knot, then `mxscope scan` scans the list; it prints both
 //! times, their ratio, the CPU and peak RSS of the scan, and whether the
-//! headline equals what the generator made.
+//! headline equals what the generator made. Options after HOSTS are added
+//! to the scan's command line (after the benchmark's own, so they win).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -140,7 +141,11 @@ async fn dnsperf(queries: &Path) -> anyhow::Result<(f64, u64, f64)> {
 
 /// `mxscope scan` of `list` against Knot, as the issue ran it: (wall, CPU
 /// seconds, peak RSS in bytes, the report as JSON).
-async fn scan(dir: &Path, list: &Path) -> anyhow::Result<(Duration, f64, u64, Value)> {
+async fn scan(
+    dir: &Path,
+    list: &Path,
+    extra: &[String],
+) -> anyhow::Result<(Duration, f64, u64, Value)> {
     let cpu0 = cpu_seconds(true);
     let started = Instant::now();
     let mut child = Command::new(bin("mxscope"))
@@ -153,6 +158,7 @@ async fn scan(dir: &Path, list: &Path) -> anyhow::Result<(Duration, f64, u64, Va
         .args(["--allow-private", "--json"])
         .args(["--concurrency", "1000"])
         .args(["--network-rate", "0", "--vantage-rate", "0"])
+        .args(extra)
         .stdout(std::fs::File::create(dir.join("report.json"))?)
         .stderr(std::fs::File::create(dir.join("scan.stderr"))?)
         .kill_on_drop(true)
@@ -176,7 +182,7 @@ async fn scan(dir: &Path, list: &Path) -> anyhow::Result<(Duration, f64, u64, Va
     Ok((wall, cpu, peak, report))
 }
 
-pub async fn national(domains: usize, hosts: usize) -> anyhow::Result<()> {
+pub async fn national(domains: usize, hosts: usize, extra: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(
         domains >= 100 && (1..=perf::MAX_DOMAINS).contains(&hosts),
         "national: at least 100 domains, 1 to {} hosts",
@@ -218,7 +224,7 @@ pub async fn national(domains: usize, hosts: usize) -> anyhow::Result<()> {
         "  dnsperf       {completed} MX queries in {dnsperf_s:.2} s: {:.0} queries/s ({dnsperf_cpu:.2} s CPU)",
         completed as f64 / dnsperf_s.max(1e-9)
     );
-    let (wall, cpu, peak, report) = scan(&dir, &list).await?;
+    let (wall, cpu, peak, report) = scan(&dir, &list, extra).await?;
     lab.stop().await;
     let wall_s = wall.as_secs_f64();
     println!(

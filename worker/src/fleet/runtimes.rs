@@ -4,11 +4,20 @@
 use mxscope_common::wire::task::SlotKind;
 use tracing::{info, warn};
 
-/// Threads that resolve: a quarter of the cores, at least one. Resolving
-/// costs about a third of the CPU of probing a domain's MX (hickory's
-/// lookups against a TLS handshake), so this keeps it ahead of the sessions.
+/// Threads that resolve: a quarter of the cores, at least two (one on a
+/// one-core machine). Resolving costs about a third of the CPU of probing a
+/// domain's MX (hickory's lookups against a TLS handshake), so this keeps it
+/// ahead of the sessions. At least two: a national list is mostly
+/// resolution, and one thread was its critical path on two cores (runnable
+/// all the scan, a quarter of it waiting for a core behind the
+/// coordinator); two took a million domains from 19.1–19.9 s to 17.4–17.5 s
+/// (docs/benchmarks.md, `national`).
 pub(super) fn dns_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
+    std::thread::available_parallelism().map_or(1, |n| threads_for(n.get()))
+}
+
+fn threads_for(cores: usize) -> usize {
+    (cores / 4).max(2).min(cores)
 }
 
 /// Where each kind of task runs.
@@ -63,4 +72,13 @@ pub(super) fn check_open_files(sessions: usize, resolutions: usize) -> (usize, u
         );
     }
     (reached_sessions, reached_resolutions)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn two_resolving_threads_unless_one_core_or_a_quarter_is_more() {
+        let threads: Vec<usize> = [1, 2, 3, 4, 8, 12, 64].map(super::threads_for).to_vec();
+        assert_eq!(threads, [1, 2, 2, 2, 2, 3, 16]);
+    }
 }
