@@ -2,7 +2,7 @@
 //! process, talking gRPC over loopback with tokens made for this run; sled
 //! under `--data-dir`; a progress bar; the headline summary at the end.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +12,15 @@ use clap::Args;
 use mxscope_common::cli::args::{shutdown_on_signals, SlotArgs};
 use mxscope_common::cli::config::OpsArgs;
 use mxscope_common::process::runtime::OwnRuntime;
-use mxscope_coordinator::grpc::auth::Tokens;
-use mxscope_coordinator::grpc::limits::ServerLimits;
-use mxscope_coordinator::grpc::server::serve;
+use mxscope_common::wire::proto::worker_service_server::WorkerService;
+use mxscope_coordinator::grpc::server::expire_leases;
+use mxscope_coordinator::grpc::worker::WorkerApi;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::readiness::Readiness;
 use mxscope_coordinator::report;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
 use mxscope_coordinator::store::Store;
-use mxscope_worker::fleet::{self, FleetConfig};
+use mxscope_worker::fleet::{self, FleetConfig, LocalService};
 use tokio_util::sync::CancellationToken;
 
 use super::blocking;
@@ -169,16 +169,6 @@ async fn resumed(
     Ok((meta.id.clone(), vantage.clone()))
 }
 
-/// 32 random bytes as hex, from the kernel.
-fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     let mut list = match &args.list {
         Some(path) => Some((ListReader::open(path)?, path.clone())),
@@ -216,38 +206,24 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
-    let token = random_token()?;
-    let listener =
-        std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))?;
-    listener.set_nonblocking(true)?;
-    let url = format!("http://{}", listener.local_addr()?);
     readiness.serving(true);
     // The coordinator gets a thread of its own: on the probes' runtime its
-    // lease and report calls queued behind thousands of TLS sessions.
+    // lease and report calls queued behind thousands of TLS sessions. The
+    // worker calls its service there directly: the same requests and
+    // replies as over gRPC, without a connection (loopback gRPC cost a
+    // national scan about 5 % of its CPU: docs/benchmarks.md, `national`).
     let control = OwnRuntime::start("mxscope-coordinator", 1)
         .context("starting the coordinator's runtime")?;
-    let server = control.handle().spawn({
-        let (coordinator, tokens, shutdown) = (
-            coordinator.clone(),
-            Tokens::new(vec![token.clone()], vec![]),
-            shutdown.clone(),
-        );
-        async move {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            serve(
-                coordinator,
-                listener,
-                None,
-                tokens,
-                &ServerLimits::default(),
-                shutdown,
-            )
-            .await?;
-            anyhow::Ok(())
-        }
-    });
-    let mut fleet_config = FleetConfig::new(url, format!("local-{}", std::process::id()), &vantage);
-    fleet_config.token = Some(token);
+    let expiry = control
+        .handle()
+        .spawn(expire_leases(coordinator.clone(), shutdown.clone()));
+    let service: Arc<dyn WorkerService> = Arc::new(WorkerApi::new(coordinator.clone()));
+    let mut fleet_config = FleetConfig::new(
+        "in-process",
+        format!("local-{}", std::process::id()),
+        &vantage,
+    );
+    fleet_config.local = Some(LocalService::new(service, control.handle().clone()));
     fleet_config.bind = args.bind;
     fleet_config.probe_concurrency = args.slots.sessions();
     fleet_config.dns_concurrency = args.slots.resolutions();
@@ -288,7 +264,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
     worker_shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), expiry).await;
     drop(control);
     if let Some(problem) = full {
         drop((readiness, _stop_ops));

@@ -40,6 +40,24 @@ impl std::fmt::Debug for TlsFiles {
 /// How often expired leases are looked for.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 
+/// Every [`EXPIRY_TICK`], take back the leases that ran out, until
+/// `shutdown` is cancelled: what a coordinator does beside its services
+/// (spawned by [`serve`], and by `mxscope scan` for its embedded one).
+pub async fn expire_leases(coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                match coordinator.expire_leases().await {
+                    Ok(expired) => crate::metrics::leases_expired(expired),
+                    Err(error) => warn!(%error, "expiring leases"),
+                }
+            }
+        }
+    }
+}
+
 /// Serve both services on `listener` until `shutdown` is cancelled, within
 /// `limits`.
 pub async fn serve(
@@ -50,24 +68,7 @@ pub async fn serve(
     limits: &ServerLimits,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let expiry = {
-        let coordinator = coordinator.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(EXPIRY_TICK);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => {
-                        match coordinator.expire_leases().await {
-                            Ok(expired) => crate::metrics::leases_expired(expired),
-                            Err(error) => warn!(%error, "expiring leases"),
-                        }
-                    }
-                }
-            }
-        })
-    };
+    let expiry = tokio::spawn(expire_leases(coordinator.clone(), shutdown.clone()));
     let worker = InterceptedService::new(
         WorkerServiceServer::new(WorkerApi::new(coordinator.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

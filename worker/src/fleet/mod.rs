@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use self::config::{FleetConfig, FleetError};
+pub use self::link::grpc::LocalService;
 
 use self::egress::EgressReport;
 use self::link::asker::{Answer, Asker, IDLE_POLL, LEASE_WAIT};
@@ -111,19 +112,22 @@ async fn run_fleet(
     config.validate()?;
     (config.probe_concurrency, config.dns_concurrency) =
         check_open_files(config.probe_concurrency, config.dns_concurrency);
-    let coordinator = Coordinator::new(
-        ChannelSettings {
-            url: &config.coordinator,
-            token: config.token.as_deref(),
-            ca_pem: config.coordinator_ca_pem.as_deref(),
-            identity: config
-                .client_identity
-                .as_ref()
-                .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
-        },
-        &config.worker_id,
-        &config.vantage,
-    )?;
+    let coordinator = match config.local.take() {
+        Some(local) => Coordinator::local(local, &config.worker_id, &config.vantage),
+        None => Coordinator::new(
+            ChannelSettings {
+                url: &config.coordinator,
+                token: config.token.as_deref(),
+                ca_pem: config.coordinator_ca_pem.as_deref(),
+                identity: config
+                    .client_identity
+                    .as_ref()
+                    .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
+            },
+            &config.worker_id,
+            &config.vantage,
+        )?,
+    };
     let egress = egress::check(
         config.egress_check.as_deref(),
         config.bind,

@@ -3,8 +3,12 @@
 //! the channel ([`mxscope_common::wire::client`]: TLS, optional client
 //! certificate, bearer token on every call, message limit), converts
 //! proto ⇄ worker types, and sorts call failures into what the caller
-//! should do ([`CallError`]).
+//! should do ([`CallError`]). A coordinator in the same process (`mxscope
+//! scan`) is called through the same service, without a connection
+//! ([`LocalService`]).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mxscope_common::wire::client::{endpoint, Bearer, ClientTls, MAX_MESSAGE_BYTES};
@@ -12,11 +16,12 @@ pub use mxscope_common::wire::convert::TaskError;
 use mxscope_common::wire::convert::{batch_to_proto, lease_request};
 use mxscope_common::wire::proto;
 use mxscope_common::wire::proto::worker_service_client::WorkerServiceClient;
+use mxscope_common::wire::proto::worker_service_server::WorkerService;
 use mxscope_common::wire::task::ItemBudget;
 pub use mxscope_common::wire::task::{EgressReport, Registration};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::config::FleetError;
 use crate::fleet::link::leases::Lease;
@@ -50,9 +55,57 @@ pub type LeasedTask = Result<TaskSpec, (Lease, TaskError)>;
 /// the channel, which reconnects by itself after a failure.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
-    client: WorkerServiceClient<InterceptedService<Channel, Bearer>>,
+    link: Link,
     worker_id: String,
     vantage: String,
+}
+
+#[derive(Debug, Clone)]
+enum Link {
+    Grpc(WorkerServiceClient<InterceptedService<Channel, Bearer>>),
+    Local(LocalService),
+}
+
+/// The worker service of a coordinator in this process (`mxscope scan`'s
+/// embedded one): the same calls, requests and replies as over gRPC, made
+/// without a connection, HTTP/2 or message encoding. Each call runs on the
+/// coordinator's own runtime, as the server's would, bounded like a remote
+/// call.
+#[derive(Clone)]
+pub struct LocalService {
+    service: Arc<dyn WorkerService>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for LocalService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalService")
+    }
+}
+
+impl LocalService {
+    pub fn new(service: Arc<dyn WorkerService>, runtime: tokio::runtime::Handle) -> Self {
+        Self { service, runtime }
+    }
+
+    /// `call` on the service, on the coordinator's runtime; its reply.
+    async fn call<T, Fut>(
+        &self,
+        call: impl FnOnce(Arc<dyn WorkerService>) -> Fut,
+    ) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<Response<T>, Status>> + Send + 'static,
+    {
+        let running = self.runtime.spawn(call(self.service.clone()));
+        match tokio::time::timeout(CALL_TIMEOUT, running).await {
+            Ok(Ok(reply)) => reply.map(Response::into_inner),
+            Ok(Err(ended)) => Err(Status::unavailable(format!(
+                "the coordinator's call ended: {ended}"
+            ))),
+            Err(_) => Err(Status::deadline_exceeded("the coordinator did not answer")),
+        }
+    }
 }
 
 /// Everything the channel needs, borrowed from the fleet configuration.
@@ -84,10 +137,19 @@ impl Coordinator {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
-            client,
+            link: Link::Grpc(client),
             worker_id: worker_id.to_string(),
             vantage: vantage.to_string(),
         })
+    }
+
+    /// A client of the coordinator `service` of this process.
+    pub fn local(service: LocalService, worker_id: &str, vantage: &str) -> Self {
+        Self {
+            link: Link::Local(service),
+            worker_id: worker_id.to_string(),
+            vantage: vantage.to_string(),
+        }
     }
 
     pub async fn register(
@@ -102,7 +164,14 @@ impl Coordinator {
             capacity: saturate(capacity),
             egress: Some(proto::EgressCheck::from(egress)),
         };
-        let reply = self.client.clone().register(request).await?.into_inner();
+        let reply = match &self.link {
+            Link::Grpc(client) => client.clone().register(request).await?.into_inner(),
+            Link::Local(local) => {
+                local
+                    .call(|s| async move { s.register(Request::new(request)).await })
+                    .await?
+            }
+        };
         Ok(Registration::from(reply))
     }
 
@@ -117,7 +186,14 @@ impl Coordinator {
         wait: Duration,
     ) -> Result<Vec<LeasedTask>, CallError> {
         let request = lease_request(&self.worker_id, &self.vantage, max_tasks, budget, wait);
-        let reply = self.client.clone().lease(request).await?.into_inner();
+        let reply = match &self.link {
+            Link::Grpc(client) => client.clone().lease(request).await?.into_inner(),
+            Link::Local(local) => {
+                local
+                    .call(|s| async move { s.lease(Request::new(request)).await })
+                    .await?
+            }
+        };
         Ok(reply
             .tasks
             .into_iter()
@@ -134,7 +210,14 @@ impl Coordinator {
             worker_id: self.worker_id.clone(),
             leases: leases.iter().map(proto::LeaseRef::from).collect(),
         };
-        let reply = self.client.clone().heartbeat(request).await?.into_inner();
+        let reply = match &self.link {
+            Link::Grpc(client) => client.clone().heartbeat(request).await?.into_inner(),
+            Link::Local(local) => {
+                local
+                    .call(|s| async move { s.heartbeat(Request::new(request)).await })
+                    .await?
+            }
+        };
         Ok(reply.lost.into_iter().map(Lease::from).collect())
     }
 
@@ -143,7 +226,16 @@ impl Coordinator {
             worker_id: self.worker_id.clone(),
             lease: Some(lease.into()),
         };
-        self.client.clone().release(request).await?;
+        match &self.link {
+            Link::Grpc(client) => {
+                client.clone().release(request).await?;
+            }
+            Link::Local(local) => {
+                local
+                    .call(|s| async move { s.release(Request::new(request)).await })
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
@@ -153,12 +245,14 @@ impl ResultSink for Coordinator {
     /// Returns how many records were newly stored.
     async fn report(&self, batch: &Batch) -> Result<u32, CallError> {
         let request = batch_to_proto(&self.worker_id, batch);
-        let reply = self
-            .client
-            .clone()
-            .report_results(request)
-            .await?
-            .into_inner();
+        let reply = match &self.link {
+            Link::Grpc(client) => client.clone().report_results(request).await?.into_inner(),
+            Link::Local(local) => {
+                local
+                    .call(|s| async move { s.report_results(Request::new(request)).await })
+                    .await?
+            }
+        };
         Ok(reply.stored)
     }
 }
@@ -188,6 +282,113 @@ mod tests {
         assert!(matches!(kind(Code::Unauthenticated), CallError::Refused(_)));
         assert!(matches!(kind(Code::InvalidArgument), CallError::Refused(_)));
         assert!(matches!(kind(Code::DataLoss), CallError::Refused(_)));
+    }
+
+    /// A fake coordinator (no real one can be wrong on purpose): leases
+    /// nothing, has lost every lease, takes no release, and stores a batch
+    /// after a day.
+    struct Service;
+
+    #[tonic::async_trait]
+    impl WorkerService for Service {
+        async fn register(
+            &self,
+            _: Request<proto::RegisterRequest>,
+        ) -> Result<Response<proto::RegisterResponse>, Status> {
+            Err(Status::unauthenticated("no"))
+        }
+        async fn lease(
+            &self,
+            request: Request<proto::LeaseRequest>,
+        ) -> Result<Response<proto::LeaseResponse>, Status> {
+            let on = std::thread::current()
+                .name()
+                .unwrap_or_default()
+                .to_string();
+            assert_eq!(
+                on, "coordinator-test",
+                "the call runs on the coordinator's runtime"
+            );
+            assert_eq!(request.into_inner().worker_id, "w");
+            Ok(Response::new(proto::LeaseResponse { tasks: vec![] }))
+        }
+        async fn heartbeat(
+            &self,
+            _: Request<proto::HeartbeatRequest>,
+        ) -> Result<Response<proto::HeartbeatResponse>, Status> {
+            Err(Status::failed_precondition("lost"))
+        }
+        async fn report_results(
+            &self,
+            _: Request<proto::ResultBatch>,
+        ) -> Result<Response<proto::ResultAck>, Status> {
+            tokio::time::sleep(Duration::from_secs(86_400)).await;
+            Ok(Response::new(proto::ResultAck { stored: 1 }))
+        }
+        async fn release(
+            &self,
+            _: Request<proto::ReleaseRequest>,
+        ) -> Result<Response<proto::ReleaseResponse>, Status> {
+            Err(Status::unavailable("busy"))
+        }
+    }
+
+    #[test]
+    fn a_local_coordinator_answers_and_fails_as_a_remote_one_would() {
+        let coordinator_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("coordinator-test")
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = LocalService::new(Arc::new(Service), coordinator_runtime.handle().clone());
+        let link = Coordinator::local(local, "w", "v");
+        let worker_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        worker_runtime.block_on(async {
+            let leased = link
+                .lease(4, ItemBudget::Shared(8), Duration::ZERO)
+                .await
+                .unwrap();
+            assert!(leased.is_empty());
+            let registered = link.register(1, &EgressReport::default()).await;
+            assert!(matches!(registered, Err(CallError::Refused(_))));
+            let lease = Lease {
+                task_id: "t".into(),
+                epoch: 1,
+            };
+            let beat = link.heartbeat(std::slice::from_ref(&lease)).await;
+            assert!(matches!(beat, Err(CallError::LeaseLost(_))));
+            let released = link.release(&lease).await;
+            assert!(matches!(released, Err(CallError::Transient(_))));
+        });
+        // A call that never ends is bounded like a remote one (the worker's
+        // clock paused: it jumps to the bound when nothing else can run).
+        let paused = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let batch = Batch {
+            lease: Lease {
+                task_id: "t".into(),
+                epoch: 1,
+            },
+            records_json: vec![],
+            task_complete: true,
+        };
+        let started = std::time::Instant::now();
+        let reported = paused.block_on(link.report(&batch));
+        assert!(
+            matches!(reported, Err(CallError::Transient(_))),
+            "{reported:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the paused clock ran"
+        );
     }
 
     /// (Task, lease and batch conversions: `mxscope_common::wire::convert::task`.)
