@@ -223,14 +223,18 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         format!("local-{}", std::process::id()),
         &vantage,
     );
-    fleet_config.local = Some(LocalService::new(service, control.handle().clone()));
+    let local = LocalService::new(service, control.handle().clone());
     fleet_config.bind = args.bind;
     fleet_config.probe_concurrency = args.slots.sessions();
     fleet_config.dns_concurrency = args.slots.resolutions();
     // Leasing follows free slots; tasks are never the bound.
     fleet_config.capacity = args.slots.sessions() + args.slots.resolutions();
     let worker_shutdown = CancellationToken::new();
-    let worker = tokio::spawn(fleet::run(fleet_config, worker_shutdown.clone()));
+    let worker = tokio::spawn(fleet::run_in_process(
+        fleet_config,
+        local,
+        worker_shutdown.clone(),
+    ));
 
     let interrupt = CancellationToken::new();
     shutdown_on_signals(interrupt.clone()).context("installing the signal handlers")?;

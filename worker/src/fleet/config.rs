@@ -7,8 +7,6 @@ use std::time::Duration;
 use mxscope_common::cli::args::{default_dns_concurrency, DEFAULT_CONCURRENCY};
 use mxscope_common::wire::client::ClientConfigError;
 
-use super::link::grpc::LocalService;
-
 /// Records per result batch, unless set: a whole resolve task (the
 /// coordinator's shards are 250 domains) goes in one report, the one that
 /// completes it, so the coordinator writes the pages of a task's domain
@@ -56,9 +54,6 @@ pub struct FleetConfig {
     pub shutdown_grace: Duration,
     /// At shutdown, how long unacknowledged batches may take to be delivered.
     pub flush_timeout: Duration,
-    /// The coordinator of this process (`mxscope scan`), called without a
-    /// connection; `coordinator`, `token` and the TLS settings are then unused.
-    pub local: Option<LocalService>,
 }
 
 impl FleetConfig {
@@ -86,7 +81,6 @@ impl FleetConfig {
             batches_in_flight: 8,
             shutdown_grace: Duration::from_secs(30),
             flush_timeout: Duration::from_secs(30),
-            local: None,
         }
     }
 

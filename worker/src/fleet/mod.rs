@@ -87,6 +87,25 @@ struct LeaseCall {
 /// are planned, so a fast scan's sessions ran out of targets. Threads of
 /// their own give both a fair share from the kernel whatever the task counts.
 pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), FleetError> {
+    run_with(config, None, shutdown).await
+}
+
+/// [`run`] against the coordinator of this process (`mxscope scan`'s
+/// embedded one), called without a connection: `config`'s coordinator URL,
+/// token and TLS settings are unused.
+pub async fn run_in_process(
+    config: FleetConfig,
+    local: LocalService,
+    shutdown: CancellationToken,
+) -> Result<(), FleetError> {
+    run_with(config, Some(local), shutdown).await
+}
+
+async fn run_with(
+    config: FleetConfig,
+    local: Option<LocalService>,
+    shutdown: CancellationToken,
+) -> Result<(), FleetError> {
     let sessions = tokio::runtime::Handle::current();
     let runtime_error = |e: std::io::Error| FleetError::Runtime(e.to_string());
     let control = OwnRuntime::start("mxscope-fleet", 1).map_err(runtime_error)?;
@@ -97,7 +116,7 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
     };
     let fleet = control
         .handle()
-        .spawn(run_fleet(config, shutdown, runtimes));
+        .spawn(run_fleet(config, local, shutdown, runtimes));
     match fleet.await {
         Ok(outcome) => outcome,
         Err(error) => Err(FleetError::Runtime(error.to_string())),
@@ -106,13 +125,14 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
 
 async fn run_fleet(
     mut config: FleetConfig,
+    local: Option<LocalService>,
     shutdown: CancellationToken,
     runtimes: TaskRuntimes,
 ) -> Result<(), FleetError> {
     config.validate()?;
     (config.probe_concurrency, config.dns_concurrency) =
         check_open_files(config.probe_concurrency, config.dns_concurrency);
-    let coordinator = match config.local.take() {
+    let coordinator = match local {
         Some(local) => Coordinator::local(local, &config.worker_id, &config.vantage),
         None => Coordinator::new(
             ChannelSettings {
