@@ -1,6 +1,6 @@
 //! Tests of MX planning and address merging (failure classes: `wire`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_resolver::proto::rr::Record;
@@ -211,4 +211,29 @@ fn cname_chains_are_followed_to_their_end() {
         cname("b.example.", "a.example."),
     ];
     assert!(cname_target(&name("a.example."), &looped).is_some());
+}
+
+/// Queries leave in batches (`transport`): a datagram the kernel refuses
+/// still fails its query at once, saying why, instead of waiting out the
+/// timeout. Port 0 on loopback: `sendmmsg` refuses it (EINVAL), nothing is
+/// sent anywhere.
+#[tokio::test]
+async fn a_query_the_kernel_refuses_fails_at_once_saying_why() {
+    let resolver = MxResolver::new(&DnsConfig {
+        resolvers: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+        timeout: Duration::from_secs(20),
+        attempts: 1,
+    })
+    .expect("a resolver");
+    let started = std::time::Instant::now();
+    let result = resolver.resolve("refused.example.test").await;
+    assert_eq!(result.status, DnsStatus::Error, "{result:?}");
+    assert!(
+        result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("sending the query")),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited");
 }
