@@ -9,6 +9,10 @@
 //!    over its IPs), the headline's MX buckets and the distributions.
 //! 3. [`Evaluated::add_domain`] (second domain pass) counts covered domains
 //!    and yields the per-domain rows; [`Evaluated::finish`] the report.
+//!    The headline alone needs of a domain only its MX hosts and their
+//!    preferences: [`CoverageMemo`] keeps them from the first pass (within
+//!    [`MEMO_BYTES`]), and [`Evaluated::count_coverage`] counts from it
+//!    instead of reading every record again.
 //!
 //! Records whose vantage is not selected are skipped; a record without a
 //! vantage counts for every selected vantage.
@@ -256,6 +260,35 @@ impl Evaluated {
         rows
     }
 
+    /// The second pass of the headline alone, from `memo` (which must be
+    /// [`CoverageMemo::complete`]): the coverage numbers [`Self::add_domain`]
+    /// would count over the same records. Rows, security counts and
+    /// findings of the domains are left out.
+    pub fn count_coverage(&mut self, memo: &CoverageMemo) {
+        let Some(v) = self.vantages.get_mut(&memo.vantage) else {
+            return;
+        };
+        let status: Vec<HostStatus> = memo
+            .names
+            .iter()
+            .map(|name| v.hosts.get(name).copied().unwrap_or(HostStatus::NotProbed))
+            .collect();
+        let mut rest = memo.entries.as_slice();
+        while let Some((&count, after)) = rest.split_first() {
+            let (mx, next) = after.split_at((2 * count as usize).min(after.len()));
+            let mx = mx.chunks_exact(2).map(|pair| {
+                let preference = u16::try_from(pair[0]).unwrap_or(u16::MAX);
+                let host = status
+                    .get(pair[1] as usize)
+                    .copied()
+                    .unwrap_or(HostStatus::NotProbed);
+                (preference, host)
+            });
+            count_coverage(&mut v.headline, mx);
+            rest = next;
+        }
+    }
+
     /// The report, vantages in the order they were asked for.
     pub fn finish(self, order: &[String]) -> ScanReport {
         let mut vantages = self.vantages;
@@ -303,16 +336,14 @@ fn domain_row(vantage: &str, v: &mut VantageHosts, record: &DomainRecord) -> Dom
         return row;
     }
     let status = |name: &str| v.hosts.get(name).copied().unwrap_or(HostStatus::NotProbed);
-    let starttls = |name: &str| status(name).bucket() == Bucket::SupportsStarttls;
-    row.covered = dns.mx.iter().any(|mx| starttls(&mx.exchange));
-    let all = dns.mx.iter().all(|mx| starttls(&mx.exchange));
-    if let Some(primary) = dns.mx.iter().map(|mx| mx.preference).min() {
-        row.primary_covered = dns
-            .mx
+    let coverage = count_coverage(
+        &mut v.headline,
+        dns.mx
             .iter()
-            .filter(|mx| mx.preference == primary)
-            .any(|mx| starttls(&mx.exchange));
-    }
+            .map(|mx| (mx.preference, status(&mx.exchange))),
+    );
+    row.covered = coverage.covered;
+    row.primary_covered = coverage.primary;
     let statuses = dns.mx.iter().map(|mx| status(&mx.exchange));
     if let Some(best) = statuses.clone().min_by_key(|s| s.rank()) {
         row.best_outcome = best.label().to_string();
@@ -320,11 +351,110 @@ fn domain_row(vantage: &str, v: &mut VantageHosts, record: &DomainRecord) -> Dom
     if let Some(worst) = statuses.max_by_key(|s| s.rank()) {
         row.worst_outcome = worst.label().to_string();
     }
-    let h = &mut v.headline;
-    h.domains_covered += u64::from(row.covered);
-    h.domains_all_mx_starttls += u64::from(all);
-    h.domains_primary_mx_starttls += u64::from(row.primary_covered);
     row
+}
+
+/// Whether a domain is covered (one STARTTLS MX) and whether one of its
+/// primary (lowest preference) MX is STARTTLS.
+struct Coverage {
+    covered: bool,
+    primary: bool,
+}
+
+/// Count one answered domain with MX, given each MX's (preference, host
+/// status), into `headline`'s covered, all-MX and primary-MX numbers.
+fn count_coverage(
+    headline: &mut Headline,
+    mx: impl Iterator<Item = (u16, HostStatus)> + Clone,
+) -> Coverage {
+    let starttls = |status: HostStatus| status.bucket() == Bucket::SupportsStarttls;
+    let covered = mx.clone().any(|(_, s)| starttls(s));
+    let all = mx.clone().all(|(_, s)| starttls(s));
+    let primary = mx
+        .clone()
+        .map(|(p, _)| p)
+        .min()
+        .is_some_and(|least| mx.filter(|(p, _)| *p == least).any(|(_, s)| starttls(s)));
+    headline.domains_covered += u64::from(covered);
+    headline.domains_all_mx_starttls += u64::from(all);
+    headline.domains_primary_mx_starttls += u64::from(primary);
+    Coverage { covered, primary }
+}
+
+/// Most bytes a [`CoverageMemo`] holds (about 13 bytes a domain with one
+/// MX: some 5 million domains); past it, the second pass reads the
+/// records again and memory stays bounded by hosts, not domains.
+pub const MEMO_BYTES: usize = 64 << 20;
+
+/// The first pass's note of what the headline's second pass needs: for
+/// each answered domain with MX of one vantage, its MX (preference, host).
+#[derive(Debug)]
+pub struct CoverageMemo {
+    vantage: String,
+    limit: usize,
+    /// Host names by id.
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+    /// Per domain: its MX count, then (preference, host id) per MX.
+    entries: Vec<u32>,
+    /// About what `ids` and `names` hold.
+    name_bytes: usize,
+    /// Past the limit: nothing kept, the records must be read again.
+    over: bool,
+}
+
+impl CoverageMemo {
+    /// A memo of `vantage`'s domains, within `limit` bytes.
+    pub fn new(vantage: &str, limit: usize) -> Self {
+        Self {
+            vantage: vantage.to_string(),
+            limit,
+            ids: HashMap::new(),
+            names: Vec::new(),
+            entries: Vec::new(),
+            name_bytes: 0,
+            over: false,
+        }
+    }
+
+    /// Note a domain record of the first pass.
+    pub fn add(&mut self, record: &DomainRecord) {
+        let dns = &record.dns;
+        if self.over
+            || record.vantage.as_deref().is_some_and(|v| v != self.vantage)
+            || dns.status != DnsStatus::Ok
+            || dns.null_mx
+            || dns.mx.is_empty()
+        {
+            return;
+        }
+        self.entries
+            .push(u32::try_from(dns.mx.len()).unwrap_or(u32::MAX));
+        for mx in &dns.mx {
+            let id = match self.ids.get(mx.exchange.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+                    self.ids.insert(mx.exchange.clone(), id);
+                    self.names.push(mx.exchange.clone());
+                    self.name_bytes += 2 * mx.exchange.len() + 64;
+                    id
+                }
+            };
+            self.entries.extend([u32::from(mx.preference), id]);
+        }
+        if self.entries.len() * 4 + self.name_bytes > self.limit {
+            *self = Self {
+                over: true,
+                ..Self::new(&self.vantage, self.limit)
+            };
+        }
+    }
+
+    /// Whether every domain was kept (else read the records again).
+    pub fn complete(&self) -> bool {
+        !self.over
+    }
 }
 
 /// `ok`, `nxdomain`, … (the record's serde name).

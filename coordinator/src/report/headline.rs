@@ -1,6 +1,7 @@
 //! The headline of a scan, by the counting rules of DESIGN §5, computed by
-//! the report engine ([`super::aggregate`]): two streaming passes over
-//! domain records and one over target records.
+//! the report engine ([`super::aggregate`]): a streaming pass over domain
+//! records and one over target records, then the coverage from what the
+//! first pass noted (or a second pass, past its bound).
 //!
 //! - *domains*: submitted domains, split into with MX / implicit MX / null MX
 //!   / DNS error.
@@ -19,7 +20,7 @@ use std::fmt;
 use mxscope_common::{DomainRecord, TargetRecord};
 use serde::Serialize;
 
-use super::aggregate::scan_report;
+use super::aggregate::{Aggregator, CoverageMemo, MEMO_BYTES};
 use super::model::ScanInfo;
 
 /// The headline numbers of one vantage of a scan.
@@ -125,9 +126,12 @@ impl Headline {
     }
 }
 
-/// Compute the headline of `vantage` from its records, in two passes over
-/// the domain records (`domains()` is called twice) and one over the target
-/// records: memory grows with unique MX hosts and IPs, not with domains.
+/// Compute the headline of `vantage` from its records: one pass over the
+/// domain records, one over the target records, then the coverage from what
+/// the first pass noted ([`CoverageMemo`]: some 13 bytes a domain, at most
+/// [`MEMO_BYTES`]); past that, a second pass over the domain records
+/// (`domains()` is called again) and memory grows with unique MX hosts and
+/// IPs, not with domains.
 pub fn headline<E, D>(
     vantage: &str,
     submitted_domains: u64,
@@ -137,13 +141,45 @@ pub fn headline<E, D>(
 where
     D: Iterator<Item = Result<DomainRecord, E>>,
 {
+    headline_within(vantage, submitted_domains, domains, targets, MEMO_BYTES)
+}
+
+/// [`headline`] with a memo of at most `memo_bytes`.
+fn headline_within<E, D>(
+    vantage: &str,
+    submitted_domains: u64,
+    domains: impl Fn() -> D,
+    targets: impl Iterator<Item = Result<TargetRecord, E>>,
+    memo_bytes: usize,
+) -> Result<Headline, E>
+where
+    D: Iterator<Item = Result<DomainRecord, E>>,
+{
     let scan = ScanInfo {
         domains: submitted_domains,
         ..ScanInfo::default()
     };
     let vantages = [vantage.to_string()];
-    let report = scan_report(scan, &vantages, domains, targets, |_| Ok(()))?;
-    Ok(report
+    let mut aggregator = Aggregator::new(scan, &vantages);
+    let mut memo = CoverageMemo::new(vantage, memo_bytes);
+    for record in domains() {
+        let record = record?;
+        aggregator.add_domain(&record);
+        memo.add(&record);
+    }
+    for record in targets {
+        aggregator.add_target(&record?);
+    }
+    let mut evaluated = aggregator.evaluate();
+    if memo.complete() {
+        evaluated.count_coverage(&memo);
+    } else {
+        for record in domains() {
+            evaluated.add_domain(&record?);
+        }
+    }
+    Ok(evaluated
+        .finish(&vantages)
         .vantages
         .into_iter()
         .next()
@@ -223,5 +259,97 @@ mod tests {
         assert!(h.to_string().starts_with(
             "On a total of 5 domain names, 4 unique MX records have been found; 2 of them support STARTTLS, covering 3 unique domains"
         ));
+    }
+
+    /// The headline's coverage from the first pass's memo is the coverage
+    /// the full report counts in its second pass, whatever the population
+    /// (vantages, preferences, hosts whose IPs disagree, unprobed hosts,
+    /// DNS errors, null MX); past the memo's bound, the second pass gives
+    /// the same.
+    mod memo {
+        use super::*;
+        use crate::report::aggregate::scan_report;
+        use proptest::prelude::*;
+
+        const OUTCOMES: [Outcome; 4] = [
+            Outcome::StarttlsOk,
+            Outcome::NoStarttls,
+            Outcome::ConnectTimeout,
+            Outcome::StarttlsRejected,
+        ];
+
+        fn record((kind, vantage, mx): &(u8, u8, Vec<(u16, u8, u8)>), i: usize) -> DomainRecord {
+            let name = format!("d{i}.example");
+            let mut record = match kind {
+                0 => DomainRecord::new(name, DnsResult::failed(DnsStatus::Servfail, "x")),
+                1 => {
+                    let mut r = domain(&name, &[]);
+                    r.dns.null_mx = true;
+                    r
+                }
+                _ => {
+                    let hosts: Vec<(u16, String, Vec<String>)> = mx
+                        .iter()
+                        .map(|(p, h, ip)| (*p, format!("mx{h}"), vec![format!("192.0.2.{ip}")]))
+                        .collect();
+                    let mut r = domain(&name, &[]);
+                    r.dns.mx = hosts
+                        .iter()
+                        .map(|(p, h, ips)| MxEntry {
+                            preference: *p,
+                            exchange: h.clone(),
+                            addresses: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+                            status: DnsStatus::Ok,
+                        })
+                        .collect();
+                    r
+                }
+            };
+            record.vantage = match vantage {
+                0 => None,
+                1 => Some("A".into()),
+                _ => Some("B".into()),
+            };
+            record
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn the_memo_counts_what_the_second_pass_counts(
+                population in proptest::collection::vec(
+                    (0u8..4, 0u8..3, proptest::collection::vec((0u16..3, 0u8..6, 0u8..8), 0..4)),
+                    0..40),
+                outcomes in proptest::collection::vec(0usize..5, 8),
+            ) {
+                let domains: Vec<DomainRecord> =
+                    population.iter().enumerate().map(|(i, d)| record(d, i)).collect();
+                let targets: Vec<TargetRecord> = outcomes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(ip, o)| {
+                        OUTCOMES.get(*o).map(|o| target(&format!("192.0.2.{ip}"), *o))
+                    })
+                    .collect();
+                let stream = || domains.iter().cloned().map(Ok::<_, Infallible>);
+                let vantages = ["A".to_string()];
+                let scan = ScanInfo { domains: 40, ..ScanInfo::default() };
+                let report = scan_report(
+                    scan,
+                    &vantages,
+                    stream,
+                    targets.iter().cloned().map(Ok),
+                    |_| Ok(()),
+                )
+                .unwrap();
+                let full = report.vantages[0].headline.clone();
+                let from_memo =
+                    headline("A", 40, stream, targets.iter().cloned().map(Ok)).unwrap();
+                prop_assert_eq!(&from_memo, &full);
+                let read_again =
+                    headline_within("A", 40, stream, targets.iter().cloned().map(Ok), 0).unwrap();
+                prop_assert_eq!(&read_again, &full);
+            }
+        }
     }
 }
