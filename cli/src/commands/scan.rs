@@ -69,6 +69,10 @@ pub(crate) struct ScanArgs {
     pub(crate) ops: OpsArgs,
 }
 
+/// How often the scan's status is read (the progress, and its end: each
+/// read after the end costs the report that much).
+const STATUS_EVERY: Duration = Duration::from_millis(50);
+
 /// Submit the list to the embedded coordinator: its scan id.
 async fn submit(
     coordinator: &Arc<Coordinator>,
@@ -260,7 +264,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
             break true;
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(STATUS_EVERY) => {}
             () = interrupt.cancelled() => break true,
         }
     };

@@ -83,6 +83,8 @@ pub struct Store {
     paged: bool,
     /// Held by the one batch writing domain pages.
     page_writer: Arc<std::sync::Mutex<()>>,
+    /// Claim keys known to be stored (see [`results::KnownClaims`]).
+    known_claims: Arc<std::sync::Mutex<results::KnownClaims>>,
 }
 
 /// One open sled database and its trees.
@@ -279,6 +281,7 @@ impl Store {
             )?)))),
             cache_bytes,
             flusher: Arc::default(),
+            known_claims: Arc::default(),
         })
     }
 
@@ -307,6 +310,8 @@ impl Store {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         drop(slot.take());
+        // A claim written but never flushed may be gone with the old handles.
+        results::forget_claims(&self.known_claims, b"");
         *slot = Some(Arc::new(Handles::open(
             &self.dir,
             self.cache_bytes,

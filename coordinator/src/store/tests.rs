@@ -242,6 +242,31 @@ fn claims_are_first_come_per_scan_and_vantage() {
     assert!(store.claim_target("s1", "A", mapped).unwrap());
 }
 
+/// Planning asks sled through claims known in memory: they answer as sled
+/// does, a pruned scan's are forgotten (not another scan's), and a reopened
+/// store (after an I/O error) forgets them all: a claim that never reached
+/// the disk is not taken for one.
+#[test]
+fn known_claims_answer_as_sled_and_are_forgotten_with_their_scan_or_a_reopen() {
+    let (_dir, store) = open();
+    let (a, b) = (v4(192, 0, 2, 1), v4(192, 0, 2, 2));
+    store.put_claims("s1", "A", &[a, b]).unwrap();
+    store.put_claims("s10", "A", &[a]).unwrap();
+    assert!(store.is_claimed("s1", "A", a).unwrap());
+    assert!(store.is_claimed("s1", "A", b).unwrap());
+    assert!(!store.is_claimed("s1", "A", v4(192, 0, 2, 3)).unwrap());
+    assert!(!store.is_claimed("s1", "B", a).unwrap());
+    store.prune_claims("s1").unwrap();
+    assert!(!store.is_claimed("s1", "A", a).unwrap());
+    assert!(store.is_claimed("s10", "A", a).unwrap());
+    // The claim leaves sled behind the memory's back, as an unflushed
+    // write lost with a failed disk would.
+    let key = keys::scan_vantage_key("s10", "A", &keys::ip_tail(a)).unwrap();
+    store.h().unwrap().claims.remove(key).unwrap();
+    store.reopen().unwrap();
+    assert!(!store.is_claimed("s10", "A", a).unwrap());
+}
+
 #[test]
 fn scans_with_prefix_ids_are_isolated() {
     let (_dir, store) = open();
