@@ -156,6 +156,7 @@ const CONFIGURABLE: &[&str] = &["serve"];
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::without_transparent_huge_pages();
     let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
         Ok(cli) => cli,
         Err(error) => {

@@ -12,6 +12,7 @@ use mxscope_common::cli::args::{
     self as cli_args, required, shutdown_on_signals, CoordinatorArgs, SlotArgs, COORDINATOR,
 };
 use mxscope_common::cli::config::{self as cli_config, ConfigArg, OpsArgs};
+use mxscope_common::process::allocator;
 use mxscope_common::process::ops::Ops;
 use mxscope_common::process::telemetry::{self, LogFormat};
 use mxscope_common::units::parse_duration;
@@ -158,6 +159,7 @@ const CONFIGURABLE: &[&str] = &["work"];
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::without_transparent_huge_pages();
     let cli = match cli_config::parse::<Cli>(CONFIGURABLE) {
         Ok(cli) => cli,
         Err(error) => {
