@@ -122,6 +122,33 @@ impl Aggregator {
         }
     }
 
+    /// Take in the first pass of the domains that follow this one's
+    /// (`later`: a later run of the same stream, read side by side): the
+    /// state the whole stream would have left. Before any target.
+    pub fn merge_later(&mut self, later: Self) {
+        self.legacy_seen |= later.legacy_seen;
+        self.depth_seen |= later.depth_seen;
+        for (vantage, pass) in later.vantages {
+            let Some(mine) = self.vantages.get_mut(&vantage) else {
+                continue;
+            };
+            mine.politeness.merge(&pass.politeness);
+            let (h, l) = (&mut mine.headline, &pass.headline);
+            h.domains_dns_error += l.domains_dns_error;
+            h.domains_null_mx += l.domains_null_mx;
+            h.domains_implicit_mx += l.domains_implicit_mx;
+            h.domains_with_mx += l.domains_with_mx;
+            for (name, ips) in pass.mx_ips {
+                let known = mine.mx_ips.entry(name).or_default();
+                for ip in ips {
+                    if !known.contains(&ip) {
+                        known.push(ip);
+                    }
+                }
+            }
+        }
+    }
+
     /// The target pass: one target record.
     pub fn add_target(&mut self, record: &TargetRecord) {
         let mut summary = None;
@@ -433,13 +460,7 @@ impl CoverageMemo {
         for mx in &dns.mx {
             let id = match self.ids.get(mx.exchange.as_str()) {
                 Some(id) => *id,
-                None => {
-                    let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-                    self.ids.insert(mx.exchange.clone(), id);
-                    self.names.push(mx.exchange.clone());
-                    self.name_bytes += 2 * mx.exchange.len() + 64;
-                    id
-                }
+                None => self.intern(mx.exchange.clone()),
             };
             self.entries.extend([u32::from(mx.preference), id]);
         }
@@ -449,6 +470,51 @@ impl CoverageMemo {
                 ..Self::new(&self.vantage, self.limit)
             };
         }
+    }
+
+    /// Take in the memo of the domains that follow this one's (a later run
+    /// of the same stream).
+    pub fn merge_later(&mut self, later: Self) {
+        if self.over || later.over {
+            *self = Self {
+                over: true,
+                ..Self::new(&self.vantage, self.limit)
+            };
+            return;
+        }
+        let ids: Vec<u32> = later
+            .names
+            .into_iter()
+            .map(|name| self.intern(name))
+            .collect();
+        let mut rest = later.entries.as_slice();
+        while let Some((&count, after)) = rest.split_first() {
+            let (mx, next) = after.split_at((2 * count as usize).min(after.len()));
+            self.entries.push(count);
+            for pair in mx.chunks_exact(2) {
+                let id = ids.get(pair[1] as usize).copied().unwrap_or(u32::MAX);
+                self.entries.extend([pair[0], id]);
+            }
+            rest = next;
+        }
+        if self.entries.len() * 4 + self.name_bytes > self.limit {
+            *self = Self {
+                over: true,
+                ..Self::new(&self.vantage, self.limit)
+            };
+        }
+    }
+
+    /// The id of host `name`, new ones numbered in turn.
+    fn intern(&mut self, name: String) -> u32 {
+        if let Some(id) = self.ids.get(name.as_str()) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.name_bytes += 2 * name.len() + 64;
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
+        id
     }
 
     /// Whether every domain was kept (else read the records again).

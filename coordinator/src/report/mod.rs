@@ -44,7 +44,7 @@ pub mod vantages;
 
 pub use aggregate::{scan_report, Aggregator, Evaluated};
 pub use compare::{compare, comparison_table};
-pub use headline::{headline, Headline};
+pub use headline::{headline, headline_side_by_side, Headline};
 pub use model::Disagreement;
 pub use vantages::{
     vantages_report, vantages_report_joined, vantages_report_with_domains, VantageComparer,

@@ -283,6 +283,53 @@ impl Store {
         self.domains_under("domain record", prefix, decode)
     }
 
+    /// Where to cut one vantage's domain records into two runs, near
+    /// `domain` (the first domain of the middle resolve task cuts them in
+    /// halves): the key of the page that holds it; `None` when that is the
+    /// first page (nothing before it) or a reader of an older directory.
+    pub fn domain_records_cut(
+        &self,
+        scan: &str,
+        vantage: &str,
+        domain: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        if !self.paged {
+            return Ok(None);
+        }
+        let prefix = keys::scan_vantage_key(scan, vantage, b"")?;
+        let h = self.h()?;
+        let first = h.domain_pages.scan_prefix(&prefix).keys().next();
+        let first = first.transpose().map_err(storage)?;
+        let near = [&prefix[..], domain.as_bytes()].concat();
+        let at = pages::page_for(&h.domain_pages, &prefix, &near)?.stored_at;
+        Ok(at.filter(|at| first.is_some_and(|first| at.as_slice() > &first[..])))
+    }
+
+    /// One vantage's domain records from the page at `from` (or the first)
+    /// up to the page at `to` (or the last), `to` excluded: a run cut by
+    /// [`Self::domain_records_cut`]. Together the runs are
+    /// [`Self::domain_records_of`].
+    pub fn domain_records_between(
+        &self,
+        scan: &str,
+        vantage: &str,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<DomainRecord>> + '_ {
+        let iter = keys::scan_vantage_key(scan, vantage, b"").and_then(|prefix| {
+            // Every key of the prefix (`scan 0 vantage 0 …`) sorts below
+            // the prefix with its last byte raised.
+            let mut after = prefix.clone();
+            if let Some(last) = after.last_mut() {
+                *last += 1;
+            }
+            let start = from.map_or(prefix, <[u8]>::to_vec);
+            let end = to.map_or(after, <[u8]>::to_vec);
+            Ok(self.h()?.domain_pages.range(start..end))
+        });
+        Paged::new("domain record", iter, decode::<DomainRecord>)
+    }
+
     /// The domain records under a key prefix, each read by `read`: from the
     /// pages, or — a reader of a format 2 directory — one key each.
     fn domains_under<T: 'static>(

@@ -69,8 +69,57 @@ proptest! {
                 prop_assert_eq!(record.dns.status, status, "the first record of {} stays", name);
             }
             prop_assert_eq!(store.domain_texts("s1", Some(vantage)).count(), of.len());
+            // Cut in two runs at the middle: the same records, in order.
+            let run = |from: Option<&[u8]>, to: Option<&[u8]>| -> Vec<String> {
+                store.domain_records_between("s1", vantage, from, to).map(|r| r.unwrap().domain).collect()
+            };
+            let median = of.get(of.len() / 2).map_or("d0000.it", |r| r.domain.as_str());
+            let runs = match store.domain_records_cut("s1", vantage, median).unwrap() {
+                Some(middle) => {
+                    let earlier = run(None, Some(&middle));
+                    prop_assert!(!earlier.is_empty(), "a cut after the first page");
+                    [earlier, run(Some(&middle), None)].concat()
+                }
+                None => run(None, None),
+            };
+            let names: Vec<String> = of.iter().map(|r| r.domain.clone()).collect();
+            prop_assert_eq!(runs, names);
         }
     }
+}
+
+/// A cut at the median domain gives two runs of about half each (a page
+/// apart at most), only the vantage's; before the first page, no cut.
+#[test]
+fn a_cut_at_the_median_gives_two_halves() {
+    let (_dir, store) = open();
+    let mut names: Vec<String> = (0..5_000).map(|i| format!("d{i}.nat.it")).collect();
+    names.sort();
+    let records: Vec<DomainRecord> = names.iter().map(|n| domain(n)).collect();
+    for batch in records.chunks(250) {
+        store.put_domain_records("s1", "A", batch).unwrap();
+    }
+    store.put_domain_records("s1", "B", &records[..10]).unwrap();
+    let cut = store
+        .domain_records_cut("s1", "A", &names[2_500])
+        .unwrap()
+        .expect("a cut");
+    let earlier = store
+        .domain_records_between("s1", "A", None, Some(&cut))
+        .count();
+    let later = store
+        .domain_records_between("s1", "A", Some(&cut), None)
+        .count();
+    assert_eq!(earlier + later, 5_000, "B's records are not A's");
+    assert!(
+        earlier.abs_diff(2_500) <= PAGE_RECORDS,
+        "{earlier} / {later}"
+    );
+    assert_eq!(
+        store.domain_records_cut("s1", "A", &names[0]).unwrap(),
+        None
+    );
+    assert_eq!(store.domain_records_cut("s1", "C", "x.it").unwrap(), None);
 }
 
 #[test]
