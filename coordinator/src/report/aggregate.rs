@@ -1,5 +1,7 @@
 //! The report engine: two passes over domain records, one over target
-//! records, memory bounded by unique MX hosts and IPs (never by domains).
+//! records, memory bounded by unique MX hosts and IPs (never by domains;
+//! the headline's [`CoverageMemo`] adds a few bytes a domain, within
+//! [`MEMO_BYTES`]).
 //!
 //! 1. [`Aggregator::add_domain`] (first domain pass) counts domains and
 //!    learns each MX name's addresses; [`Aggregator::add_target`] (the
@@ -464,7 +466,12 @@ impl CoverageMemo {
             };
             self.entries.extend([u32::from(mx.preference), id]);
         }
-        if self.entries.len() * 4 + self.name_bytes > self.limit {
+        self.give_up_past_the_limit();
+    }
+
+    /// Past the limit: keep nothing, the records are read again.
+    fn give_up_past_the_limit(&mut self) {
+        if self.over || self.entries.len() * 4 + self.name_bytes > self.limit {
             *self = Self {
                 over: true,
                 ..Self::new(&self.vantage, self.limit)
@@ -475,11 +482,9 @@ impl CoverageMemo {
     /// Take in the memo of the domains that follow this one's (a later run
     /// of the same stream).
     pub fn merge_later(&mut self, later: Self) {
-        if self.over || later.over {
-            *self = Self {
-                over: true,
-                ..Self::new(&self.vantage, self.limit)
-            };
+        self.over |= later.over;
+        self.give_up_past_the_limit();
+        if self.over {
             return;
         }
         let ids: Vec<u32> = later
@@ -497,12 +502,7 @@ impl CoverageMemo {
             }
             rest = next;
         }
-        if self.entries.len() * 4 + self.name_bytes > self.limit {
-            *self = Self {
-                over: true,
-                ..Self::new(&self.vantage, self.limit)
-            };
-        }
+        self.give_up_past_the_limit();
     }
 
     /// The id of host `name`, new ones numbered in turn.
