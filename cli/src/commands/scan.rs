@@ -15,10 +15,8 @@ use mxscope_common::process::runtime::OwnRuntime;
 use mxscope_common::wire::proto::worker_service_server::WorkerService;
 use mxscope_coordinator::grpc::server::expire_leases;
 use mxscope_coordinator::grpc::worker::WorkerApi;
-use mxscope_coordinator::model::{ScanState, Work};
+use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::readiness::Readiness;
-use mxscope_coordinator::report;
-use mxscope_coordinator::scheduler::{self, TaskClass};
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
 use mxscope_coordinator::store::Store;
 use mxscope_worker::fleet::{self, FleetConfig, LocalService};
@@ -296,42 +294,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         );
     }
 
-    let headline = blocking(|| {
-        let status = coordinator.status(&scan_id)?;
-        let store = coordinator.store();
-        let all = || store.domain_records(&scan_id);
-        let targets = store.target_records(&scan_id);
-        // Both cores are free now: the domain records are read in two
-        // halves side by side, cut where the middle resolve task starts.
-        let vantages = status.meta.vantages.len().max(1) as u64;
-        let middle = scheduler::task_id(
-            &scan_id,
-            &vantage,
-            TaskClass::Resolve,
-            status.resolve.total / vantages / 2,
-        );
-        let cut = match store.task(&middle)?.map(|task| task.kind) {
-            Some(Work::Resolve { domains }) => match domains.first() {
-                Some(domain) => store.domain_records_cut(&scan_id, &vantage, domain)?,
-                None => None,
-            },
-            _ => None,
-        };
-        let headline = match cut {
-            Some(cut) => report::headline_side_by_side(
-                &vantage,
-                status.meta.domains,
-                (
-                    || store.domain_records_between(&scan_id, &vantage, None, Some(&cut)),
-                    || store.domain_records_between(&scan_id, &vantage, Some(&cut), None),
-                ),
-                all,
-                targets,
-            )?,
-            None => report::headline(&vantage, status.meta.domains, all, targets)?,
-        };
-        anyhow::Ok(headline)
-    })?;
+    let headline = blocking(|| coordinator.headline(&scan_id, &vantage))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&headline)?);
     } else {

@@ -21,6 +21,7 @@
 //! - `submit`: streamed submissions staged in the store.
 
 pub mod clock;
+mod headline;
 mod ingest;
 mod lease;
 mod queues;

@@ -14,7 +14,7 @@ use mxscope_common::{
 
 use super::*;
 use crate::model::{ScanOptions, Work};
-use crate::scheduler::Fence;
+use crate::scheduler::{self, Fence, TaskClass};
 
 /// A lease call bounded by tasks only (no item budget).
 const ANY: ItemBudget = ItemBudget::Shared(0);
@@ -616,4 +616,70 @@ async fn a_failed_store_write_shows_in_status_until_the_store_takes_writes_again
     assert!(!leased.is_empty(), "resumed by itself");
     assert!(c.status(&scan).unwrap().storage_problem.is_none());
     assert!(c.storage_failing_for().is_none());
+}
+
+/// The headline of a finished scan, read in two halves side by side (the
+/// cut at the middle resolve task falls after the first page here), is the
+/// headline read in one pass.
+#[tokio::test(start_paused = true)]
+async fn the_headline_read_in_two_halves_is_the_headline_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(
+        dir.path(),
+        CoordinatorConfig {
+            shard_size: 50,
+            ..config()
+        },
+    );
+    let scan = c.submit(request(), lines(600)).await.unwrap().scan_id;
+    let resolutions = ItemBudget::Split {
+        sessions: 0,
+        resolutions: 1_000,
+    };
+    let mut i = 0u8;
+    loop {
+        let leased = c.lease("w1", "A", 8, resolutions).await.unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        for task in leased {
+            let Work::Resolve { domains } = &task.task.kind else {
+                panic!("resolve tasks only");
+            };
+            let records = domains
+                .iter()
+                .map(|d| {
+                    i = i.wrapping_add(1);
+                    let ips = [IpAddr::from([192, 0, 2, i % 3])];
+                    match i % 4 {
+                        0 => Record::Domain(DomainRecord::new(
+                            d.clone(),
+                            DnsResult::failed(DnsStatus::Nxdomain, "t"),
+                        )),
+                        _ => resolved(d, ips.into_iter()),
+                    }
+                })
+                .collect();
+            let id = &task.task.id;
+            c.report("w1", id, task.task.epoch, delivered(id, records), true)
+                .await
+                .unwrap();
+        }
+    }
+    let middle = scheduler::task_id(&scan, "A", TaskClass::Resolve, 6);
+    let middle = c.store.task(&middle).unwrap().unwrap();
+    let Work::Resolve { domains } = middle.kind else {
+        panic!("a resolve task");
+    };
+    let cut = c.store.domain_records_cut(&scan, "A", &domains[0]).unwrap();
+    assert!(cut.is_some(), "the two halves are read");
+    let once = crate::report::headline(
+        "A",
+        600,
+        || c.store.domain_records(&scan),
+        c.store.target_records(&scan),
+    )
+    .unwrap();
+    assert_eq!((once.domains_with_mx, once.domains_dns_error), (450, 150));
+    assert_eq!(c.headline(&scan, "A").unwrap(), once);
 }

@@ -36,6 +36,7 @@
 //! one boundary — [`crate::service::Coordinator::blocking`] in the service,
 //! the command line's `blocking` in `mxscope`.
 
+mod claims;
 mod error;
 pub mod format;
 mod keys;
@@ -83,8 +84,8 @@ pub struct Store {
     paged: bool,
     /// Held by the one batch writing domain pages.
     page_writer: Arc<std::sync::Mutex<()>>,
-    /// Claim keys known to be stored (see [`results::KnownClaims`]).
-    known_claims: Arc<std::sync::Mutex<results::KnownClaims>>,
+    /// Claim keys known to be stored (see [`claims::KnownClaims`]).
+    known_claims: Arc<std::sync::Mutex<claims::KnownClaims>>,
 }
 
 /// One open sled database and its trees.
@@ -311,7 +312,7 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         drop(slot.take());
         // A claim written but never flushed may be gone with the old handles.
-        results::forget_claims(&self.known_claims, b"");
+        claims::forget_claims(&self.known_claims, b"");
         *slot = Some(Arc::new(Handles::open(
             &self.dir,
             self.cache_bytes,

@@ -17,6 +17,13 @@ fn names(store: &Store, scan: &str) -> Vec<String> {
         .collect()
 }
 
+fn assert_in_order_each_once(seen: &[String]) {
+    let mut sorted = seen.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in order, each once");
+}
+
 /// A record told apart from a resend of the same domain by its status.
 fn marked(name: &str, status: DnsStatus) -> DomainRecord {
     let mut record = domain(name);
@@ -147,10 +154,7 @@ fn a_stream_read_while_batches_split_its_pages_gives_each_record_once() {
         }
     }
     seen.extend(reader.map(|r| r.unwrap().domain));
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(seen, sorted, "in order, each once");
+    assert_in_order_each_once(&seen);
     for i in (0..2000).step_by(2) {
         assert!(
             seen.contains(&format!("d{i:05}.it")),
@@ -395,10 +399,7 @@ fn tasks_in_list_order_append_pages_and_leave_the_stored_ones_as_they_are() {
         }
     }
     seen.extend(reader.map(|r| r.unwrap().domain));
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(seen, sorted, "in order, each once");
+    assert_in_order_each_once(&seen);
     let first_task: Vec<String> = (0..250).map(|i| format!("d{i:05}.it")).collect();
     assert_eq!(
         seen[..250],

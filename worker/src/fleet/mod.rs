@@ -54,7 +54,7 @@ pub use self::link::grpc::LocalService;
 use self::egress::EgressReport;
 use self::link::asker::{Answer, Asker, IDLE_POLL, LEASE_WAIT};
 use self::link::backoff::Backoff;
-use self::link::grpc::{ChannelSettings, Coordinator, Registration};
+use self::link::grpc::{Coordinator, Registration};
 use self::link::heartbeat::heartbeat;
 use self::link::leases::{Lease, LeaseTable};
 use self::runner::{Engine, RunEnd};
@@ -132,22 +132,7 @@ async fn run_fleet(
     config.validate()?;
     (config.probe_concurrency, config.dns_concurrency) =
         check_open_files(config.probe_concurrency, config.dns_concurrency);
-    let coordinator = match local {
-        Some(local) => Coordinator::local(local, &config.worker_id, &config.vantage),
-        None => Coordinator::new(
-            ChannelSettings {
-                url: &config.coordinator,
-                token: config.token.as_deref(),
-                ca_pem: config.coordinator_ca_pem.as_deref(),
-                identity: config
-                    .client_identity
-                    .as_ref()
-                    .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
-            },
-            &config.worker_id,
-            &config.vantage,
-        )?,
-    };
+    let coordinator = Coordinator::of_fleet(&config, local)?;
     let egress = egress::check(
         config.egress_check.as_deref(),
         config.bind,

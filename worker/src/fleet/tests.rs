@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::fleet::link::grpc::ChannelSettings;
 use mxscope_common::wire::proto;
 use mxscope_common::wire::proto::worker_service_server::{WorkerService, WorkerServiceServer};
 use serde_json::Value;

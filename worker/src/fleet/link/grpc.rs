@@ -23,7 +23,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
-use crate::fleet::config::FleetError;
+use crate::fleet::config::{FleetConfig, FleetError};
 use crate::fleet::link::leases::Lease;
 use crate::fleet::task::{Batch, CallError, ResultSink, TaskSpec};
 
@@ -141,6 +141,22 @@ impl Coordinator {
             worker_id: worker_id.to_string(),
             vantage: vantage.to_string(),
         })
+    }
+
+    /// The fleet's client: of the coordinator of this process when `local`
+    /// is given, else of the one `config` names.
+    pub fn of_fleet(config: &FleetConfig, local: Option<LocalService>) -> Result<Self, FleetError> {
+        let Some(local) = local else {
+            let identity = config.client_identity.as_ref();
+            let settings = ChannelSettings {
+                url: &config.coordinator,
+                token: config.token.as_deref(),
+                ca_pem: config.coordinator_ca_pem.as_deref(),
+                identity: identity.map(|(cert, key)| (cert.as_slice(), key.as_slice())),
+            };
+            return Self::new(settings, &config.worker_id, &config.vantage);
+        };
+        Ok(Self::local(local, &config.worker_id, &config.vantage))
     }
 
     /// A client of the coordinator `service` of this process.
