@@ -1,6 +1,7 @@
-//! `mxscope scan`: the embedded mode. A coordinator and local workers in one
-//! process, talking gRPC over loopback with tokens made for this run; sled
-//! under `--data-dir`; a progress bar; the headline summary at the end.
+//! `mxscope scan`: the embedded mode. A coordinator and a local worker in
+//! one process, the worker calling the coordinator's worker service
+//! directly (no connection); sled under `--data-dir`; a progress bar; the
+//! headline summary at the end.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
