@@ -19,7 +19,7 @@ use mxscope_coordinator::grpc::worker::WorkerApi;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::readiness::Readiness;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
-use mxscope_coordinator::store::Store;
+use mxscope_coordinator::store::{Store, SCAN_CACHE_BYTES};
 use mxscope_worker::fleet::{self, FleetConfig, LocalService};
 use tokio_util::sync::CancellationToken;
 
@@ -183,12 +183,13 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
     blocking(|| std::fs::create_dir_all(&args.data_dir))
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = blocking(|| Store::open(&args.data_dir)).with_context(|| {
-        format!(
-            "opening data directory {} (is another mxscope using it?)",
-            args.data_dir.display()
-        )
-    })?;
+    let store = blocking(|| Store::open_with_cache(&args.data_dir, SCAN_CACHE_BYTES))
+        .with_context(|| {
+            format!(
+                "opening data directory {} (is another mxscope using it?)",
+                args.data_dir.display()
+            )
+        })?;
     let config = CoordinatorConfig {
         lease_ttl: Duration::from_secs(30),
         heartbeat_interval: Duration::from_secs(5),

@@ -142,6 +142,11 @@ impl ItemsTaken {
             SlotKind::Resolution => self.resolutions += items,
         }
     }
+
+    /// Items of both kinds.
+    pub fn total(&self) -> usize {
+        self.sessions + self.resolutions
+    }
 }
 
 /// A batch of one task's records, serialized as DESIGN §5 JSON, as a

@@ -91,7 +91,9 @@ impl Coordinator {
                     &mut items,
                 )
             };
-            let full = leased.len() >= max || budget.exhausted(&items);
+            let full = leased.len() >= max
+                || budget.exhausted(&items)
+                || items.total() >= scheduler::MAX_LEASE_ITEMS;
             if full || !round.ran_dry {
                 break;
             }
@@ -161,7 +163,9 @@ impl Coordinator {
         // Probe tasks on a network another worker holds wait (in order).
         let mut held_back: Vec<String> = Vec::new();
         let mut ran_dry = false;
-        while leased.len() < max {
+        // A reply is bounded in items too: 64 tasks of long names would
+        // near the message limit.
+        while leased.len() < max && items.total() < scheduler::MAX_LEASE_ITEMS {
             // Probe tasks first (they finish what is resolved), each kind
             // while the worker has slots of its kind.
             let classes: Vec<TaskClass> = [TaskClass::Probe, TaskClass::Resolve]

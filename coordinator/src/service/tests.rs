@@ -535,6 +535,29 @@ async fn slots_by_kind_lease_each_kind_within_its_own_budget() {
     assert_eq!(kinds(&leased), [(false, 16)]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_lease_call_hands_out_a_bounded_number_of_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = scheduler::SHARD_SIZE;
+    let c = open(
+        dir.path(),
+        CoordinatorConfig {
+            shard_size: shard,
+            window: 64,
+            ..config()
+        },
+    );
+    let tasks = scheduler::MAX_LEASE_ITEMS / shard + 4;
+    c.submit(request(), lines(tasks * shard)).await.unwrap();
+    // No item budget, 64 tasks asked: the items cap stops the call.
+    let first = c.lease("w1", "A", 64, ANY).await.unwrap();
+    let items: usize = first.iter().map(|l| l.task.items()).sum();
+    assert_eq!(items, scheduler::MAX_LEASE_ITEMS);
+    assert_eq!(first.len(), tasks - 4);
+    let rest = c.lease("w1", "A", 64, ANY).await.unwrap();
+    assert_eq!(rest.len(), 4, "the next call takes the rest");
+}
+
 fn hello(id: &str) -> WorkerHello {
     WorkerHello {
         worker_id: id.into(),

@@ -12,9 +12,9 @@ use mxscope_tests::runs::cluster::{test_dir, wait_for, CoordinatorProcess, Worke
 
 /// Its own DNS port and addresses: other tests run the perf lab's.
 const DNS: &str = "127.0.0.1:5396";
-/// Three resolve tasks' worth (250 domains each), all MX in tarpits.
+/// Three resolve tasks' worth, all MX in tarpits.
 const FIRST: usize = 2000;
-const DOMAINS: usize = 600;
+const DOMAINS: usize = 3 * mxscope_coordinator::scheduler::SHARD_SIZE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolving_goes_on_while_every_session_is_busy() {
