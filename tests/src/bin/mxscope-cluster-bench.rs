@@ -145,8 +145,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "ingest: {acked} results acknowledged by {workers} workers in {secs:.2} s = {:.0} results/s (batches of 250, flush before each ack)",
-        acked as f64 / secs
+        "ingest: {acked} results acknowledged by {workers} workers in {secs:.2} s = {:.0} results/s (a batch per resolve task of {} domains, flush before each ack)",
+        acked as f64 / secs,
+        mxscope_coordinator::scheduler::SHARD_SIZE
     );
     println!(
         "coordinator peak RSS: {:.0} MiB; sled on disk: {:.0} MiB",

@@ -63,6 +63,8 @@ pub const QUERIES_PER_SOCKET: u64 = 10_000;
 const QUERIES_PER_TURN: usize = 32;
 /// Datagrams per `sendmmsg` call at most.
 const SEND_BATCH: usize = 64;
+/// Datagrams per `recvmmsg` call at most.
+const RECEIVE_BATCH: usize = 16;
 /// Queries waiting on one socket at most (of 65,536 IDs).
 const MAX_WAITING: usize = 16_384;
 /// Largest UDP answer read (the largest datagram).
@@ -157,17 +159,16 @@ impl Transport {
             else {
                 break;
             };
-            let answer =
-                match tokio::time::timeout(inner.timeout, self.udp(server, name, rtype)).await {
-                    Ok(Ok(message)) if message.metadata.truncation => {
-                        match tokio::time::timeout(inner.timeout, tcp(server, name, rtype)).await {
-                            Ok(answer) => answer,
-                            Err(_) => Err(Failure::new(DnsStatus::Timeout)),
-                        }
+            let deadline = tokio::time::Instant::now() + inner.timeout;
+            let answer = match self.udp(server, name, rtype, deadline).await {
+                Ok(message) if message.metadata.truncation => {
+                    match tokio::time::timeout(inner.timeout, tcp(server, name, rtype)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(Failure::new(DnsStatus::Timeout)),
                     }
-                    Ok(answer) => answer,
-                    Err(_) => Err(Failure::new(DnsStatus::Timeout)),
-                };
+                }
+                answer => answer,
+            };
             // Like hickory: a server failure or refusal is asked of the
             // next server, when there is another.
             let another = inner.servers.len() > 1;
@@ -188,11 +189,15 @@ impl Transport {
         last
     }
 
+    /// One attempt over UDP, until `deadline` (a timeout then). Its one
+    /// timer is the next retransmission's or the deadline, whichever
+    /// comes first.
     async fn udp(
         &self,
         server: SocketAddr,
         name: &Name,
         rtype: RecordType,
+        deadline: tokio::time::Instant,
     ) -> Result<Message, Failure> {
         let inner = &*self.inner;
         let pool = if server.is_ipv4() {
@@ -213,7 +218,7 @@ impl Transport {
         let bytes: Arc<[u8]> = wire::query(waiting.id, name, rtype).into();
         // A datagram lost on the way (a server's full receive queue) is
         // sent again, same ID, after the retransmission timeout, doubling,
-        // until the attempt's own timeout ends the wait.
+        // until the attempt's deadline ends the wait.
         let mut answer = answer;
         let mut rto = inner.rtt.timeout();
         let sent = tokio::time::Instant::now();
@@ -225,7 +230,8 @@ impl Transport {
                 bytes: bytes.clone(),
                 to: server,
             });
-            match tokio::time::timeout(rto, &mut answer).await {
+            let wake = deadline.min(tokio::time::Instant::now() + rto);
+            match tokio::time::timeout_at(wake, &mut answer).await {
                 Ok(Ok(Ok(message))) => {
                     // Karn: a retransmitted query's time says nothing.
                     if !retransmitted {
@@ -236,6 +242,7 @@ impl Transport {
                 // The query could not be sent.
                 Ok(Ok(Err(failure))) => return Err(failure),
                 Ok(Err(_)) => return Err(error("the resolver stopped".into())),
+                Err(_) if wake >= deadline => return Err(Failure::new(DnsStatus::Timeout)),
                 Err(_) => {
                     retransmitted = true;
                     rto = (rto * 2).min(MAX_RTO);
