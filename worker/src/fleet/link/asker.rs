@@ -22,13 +22,6 @@ pub const LEASE_WAIT: Duration = Duration::from_secs(2);
 /// Poll when a coordinator answered empty at once (one that does not hold calls).
 pub const IDLE_POLL: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(1));
 
-/// Free slots worth a lease call: about a probe task's worth, less for a
-/// small pool, so that finishing items one by one does not turn into one
-/// lease call each.
-pub fn lease_threshold(slots: usize) -> usize {
-    (slots / 16).clamp(1, 32)
-}
-
 /// How a lease call of a kind ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -72,7 +65,7 @@ pub struct Asker {
 impl Asker {
     pub fn new(pool: Pool) -> Self {
         Self {
-            threshold: lease_threshold(pool.slots.capacity()),
+            threshold: pool.slots.threshold(),
             pool,
             calling: false,
             eager: true,

@@ -54,14 +54,25 @@ impl Pool {
 #[derive(Debug)]
 pub struct Slots {
     capacity: usize,
+    /// Free slots worth a lease call ([`lease_threshold`]).
+    threshold: usize,
     outstanding: AtomicUsize,
     freed: Notify,
 }
 
+/// Free slots worth a lease call: about a probe task's worth, less for a
+/// small pool, so that finishing items one by one does not turn into one
+/// lease call each.
+pub fn lease_threshold(slots: usize) -> usize {
+    (slots / 16).clamp(1, 32)
+}
+
 impl Slots {
     pub fn new(capacity: usize) -> Arc<Self> {
+        let capacity = capacity.max(1);
         Arc::new(Self {
-            capacity: capacity.max(1),
+            capacity,
+            threshold: lease_threshold(capacity),
             outstanding: AtomicUsize::new(0),
             freed: Notify::new(),
         })
@@ -69,6 +80,11 @@ impl Slots {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Free slots worth a lease call.
+    pub fn threshold(&self) -> usize {
+        self.threshold
     }
 
     /// Items leased and not yet ended.
@@ -90,8 +106,10 @@ impl Slots {
         }
     }
 
-    /// Resolves after some slots were freed (a permit is stored, so a
-    /// release between two waits is not missed).
+    /// Resolves after the free slots reached one of the marks the lease
+    /// loop acts on: the first free slot (a loop that asks with any) or
+    /// [`Self::threshold`]. A permit is stored, so a release between two
+    /// waits is not missed.
     pub async fn freed(&self) {
         self.freed.notified().await;
     }
@@ -111,12 +129,20 @@ impl Slots {
             return;
         }
         // Never below zero, whatever the callers do.
-        let _ = self
+        let before = self
             .outstanding
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some(n.saturating_sub(items))
-            });
-        self.freed.notify_one();
+            })
+            .unwrap_or_else(|n| n);
+        let free_before = self.capacity.saturating_sub(before);
+        let free_after = self.capacity.saturating_sub(before.saturating_sub(items));
+        // Only a mark wakes the lease loop: a wake-up per item ended was a
+        // thread switch per resolved domain, for a loop with nothing to do.
+        let reached = |mark: usize| free_before < mark && free_after >= mark;
+        if reached(1) || reached(self.threshold) {
+            self.freed.notify_one();
+        }
     }
 }
 
@@ -162,12 +188,11 @@ mod tests {
         a.release_one();
         a.release_one();
         assert_eq!(slots.outstanding(), 10);
-        // The stored permit wakes a waiter that comes later.
-        tokio::time::timeout(std::time::Duration::from_secs(1), slots.freed())
-            .await
-            .unwrap();
+        assert!(!woken(&slots).await, "still nothing free: nothing to ask");
         drop(b);
         assert_eq!(slots.free(), 8);
+        // The stored permit wakes a waiter that comes later.
+        assert!(woken(&slots).await);
         // A parked item frees its slot until it runs again.
         slots.park();
         assert_eq!(slots.free(), 9);
@@ -176,5 +201,36 @@ mod tests {
         drop(a);
         assert_eq!(slots.outstanding(), 0);
         assert_eq!(slots.free(), 10);
+    }
+
+    /// Whether a waiter of [`Slots::freed`] is woken now (a stored permit).
+    async fn woken(slots: &Slots) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(10), slots.freed())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn only_the_first_free_slot_and_a_lease_worth_wake_the_lease_loop() {
+        let slots = Slots::new(160);
+        assert_eq!(slots.threshold(), 10);
+        let mut claim = slots.claim(160);
+        claim.release_one();
+        assert!(woken(&slots).await, "the first free slot");
+        for _ in 0..8 {
+            claim.release_one();
+        }
+        assert_eq!(slots.free(), 9);
+        assert!(!woken(&slots).await, "2 to 9 free: no wake-up each");
+        claim.release_one();
+        assert!(woken(&slots).await, "a lease's worth");
+        claim.release_one();
+        assert!(!woken(&slots).await, "past the threshold: nothing new");
+        // A task's end frees many at once: crossing the threshold wakes.
+        let other = slots.claim(20);
+        assert_eq!(slots.free(), 0);
+        drop(other);
+        assert!(woken(&slots).await);
+        assert!(!woken(&slots).await, "one permit, not one per mark");
     }
 }
