@@ -4,6 +4,11 @@
 //!
 //! Bounded: at most [`CACHE_ENTRIES`] names; when full, expired entries go
 //! first, then arbitrary ones down to three quarters.
+//!
+//! Above it, [`Exchanges`] keeps each exchange's merged addresses (both
+//! lookups) under the exchange's name as the MX answer gave it, until the
+//! earlier of its two answers expires: a hit skips parsing the name, two
+//! cache lookups and the merge — per domain of a national list.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,7 +50,7 @@ impl AddressCache {
         name: &Name,
         rtype: RecordType,
         fetch: F,
-    ) -> Result<Records, Failure>
+    ) -> (Result<Records, Failure>, Instant)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = (Result<Records, Failure>, Option<Duration>)>,
@@ -78,7 +83,7 @@ impl AddressCache {
                 }
             })
             .await;
-        cached.result.clone()
+        (cached.result.clone(), cached.expires)
     }
 
     #[cfg(test)]
@@ -88,6 +93,64 @@ impl AddressCache {
 }
 
 /// A finished lookup past its time (a lookup in flight never is).
+/// Each exchange's merged addresses, by its normalized name, until they
+/// expire; bounded like [`AddressCache`].
+#[derive(Debug)]
+pub(super) struct Exchanges<T> {
+    entries: Mutex<HashMap<String, (T, Instant)>>,
+}
+
+impl<T> Default for Exchanges<T> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Clone> Exchanges<T> {
+    /// The addresses of `exchange` known at `now`, if still valid.
+    pub(super) fn get(&self, exchange: &str, now: Instant) -> Option<T> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(exchange)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.clone())
+    }
+
+    /// Keep `value` for `exchange` until `expires` (nothing when that has
+    /// passed: an answer not to be cached).
+    pub(super) fn put(&self, exchange: &str, value: T, expires: Instant, now: Instant) {
+        if expires <= now {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(exchange) {
+            entries.retain(|_, (_, expires)| *expires > now);
+            let keep = CACHE_ENTRIES * 3 / 4;
+            if entries.len() > keep {
+                let surplus: Vec<String> =
+                    entries.keys().take(entries.len() - keep).cloned().collect();
+                for key in surplus {
+                    entries.remove(&key);
+                }
+            }
+        }
+        entries.insert(exchange.to_string(), (value, expires));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or_default()
+    }
+}
+
 fn expired(slot: &Slot, now: Instant) -> bool {
     slot.get().is_some_and(|c| c.expires <= now)
 }
@@ -131,8 +194,13 @@ mod tests {
         // Ten concurrent askers, one query.
         let one = name(1);
         let askers = (0..10).map(|_| cache.get_or_fetch(&one, RecordType::A, fetch));
-        for result in futures_util::future::join_all(askers).await {
+        for (result, expires) in futures_util::future::join_all(askers).await {
             assert!(result.is_ok());
+            assert_eq!(
+                expires,
+                Instant::now() + Duration::from_secs(60),
+                "the TTL from the answer"
+            );
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         // Another type is another entry; the same after its TTL is fetched again.
@@ -154,7 +222,7 @@ mod tests {
                     (Err(Failure::new(DnsStatus::Timeout)), None)
                 })
                 .await;
-            assert_eq!(result, Err(Failure::new(DnsStatus::Timeout)));
+            assert_eq!(result.0, Err(Failure::new(DnsStatus::Timeout)));
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 3);
     }
@@ -169,5 +237,38 @@ mod tests {
             assert!(cache.len() <= CACHE_ENTRIES);
         }
         assert!(cache.len() >= CACHE_ENTRIES * 3 / 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exchange_is_known_until_its_earlier_answer_expires() {
+        let exchanges: Exchanges<u32> = Exchanges::default();
+        let now = Instant::now();
+        exchanges.put("mx1.example", 1, now + Duration::from_secs(30), now);
+        // An answer that may not be cached (no TTL: it expires at once).
+        exchanges.put("mx2.example", 2, now, now);
+        assert_eq!(exchanges.get("mx1.example", now), Some(1));
+        assert_eq!(exchanges.get("mx2.example", now), None);
+        assert_eq!(
+            exchanges.get("mx1.example", now + Duration::from_secs(29)),
+            Some(1)
+        );
+        assert_eq!(
+            exchanges.get("mx1.example", now + Duration::from_secs(30)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_exchanges_are_bounded() {
+        let exchanges: Exchanges<usize> = Exchanges::default();
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        for i in 0..CACHE_ENTRIES + 10 {
+            exchanges.put(&format!("mx{i}.example"), i, later, now);
+            assert!(exchanges.len() <= CACHE_ENTRIES);
+        }
+        assert!(exchanges.len() >= CACHE_ENTRIES * 3 / 4);
+        let last = format!("mx{}.example", CACHE_ENTRIES + 9);
+        assert_eq!(exchanges.get(&last, now), Some(CACHE_ENTRIES + 9));
     }
 }

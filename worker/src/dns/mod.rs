@@ -38,7 +38,7 @@ use tracing::{debug, warn};
 use answers::{fqdn, merge_addresses, status_message, Addresses, Failure, NXDOMAIN_MESSAGE};
 pub use answers::{normalize_name, plan_mx, MxPlan};
 pub use cache::CACHE_ENTRIES;
-use cache::{AddressCache, Records};
+use cache::{AddressCache, Exchanges, Records};
 pub(crate) use setup::{hickory_resolver, resolver_parts, ResolverParts};
 pub use setup::{DnsConfig, DnsSetupError};
 use transport::Transport;
@@ -77,6 +77,7 @@ pub struct DroppedAnswers {
 pub struct MxResolver {
     transport: Transport,
     addresses: Arc<AddressCache>,
+    exchanges: Arc<Exchanges<Addresses>>,
     /// Upper bound of one lookup (attempts, TCP fallback, CNAME hops).
     lookup_deadline: Duration,
 }
@@ -90,6 +91,7 @@ impl MxResolver {
         Ok(Self {
             transport: Transport::new(servers, parts.timeout, parts.attempts),
             addresses: Arc::default(),
+            exchanges: Arc::default(),
             lookup_deadline,
         })
     }
@@ -239,21 +241,40 @@ impl MxResolver {
         }
     }
 
-    /// The addresses of every exchange, in the order given.
+    /// The addresses of every exchange, in the order given: all at once
+    /// when every one is known (most domains of a national list).
     async fn exchanges_addresses(&self, exchanges: &[(u16, String)]) -> Vec<Addresses> {
-        let names: Vec<Option<Name>> = exchanges.iter().map(|(_, e)| fqdn(e)).collect();
+        let now = tokio::time::Instant::now();
+        let known: Option<Vec<Addresses>> = exchanges
+            .iter()
+            .map(|(_, e)| self.exchanges.get(e, now))
+            .collect();
+        if let Some(known) = known {
+            return known;
+        }
+        let names: Vec<String> = exchanges.iter().map(|(_, e)| e.clone()).collect();
         stream::iter(names)
-            .map(|name| self.exchange_addresses(name))
+            .map(|exchange| self.exchange_addresses(exchange))
             .buffered(EXCHANGE_CONCURRENCY)
             .collect()
             .await
     }
 
-    async fn exchange_addresses(&self, name: Option<Name>) -> Addresses {
-        match name {
-            Some(name) => self.addresses(name).await,
-            None => Addresses::failed(DnsStatus::Error, "invalid exchange name"),
+    async fn exchange_addresses(&self, exchange: String) -> Addresses {
+        if let Some(known) = self.exchanges.get(&exchange, tokio::time::Instant::now()) {
+            return known;
         }
+        let Some(name) = fqdn(&exchange) else {
+            return Addresses::failed(DnsStatus::Error, "invalid exchange name");
+        };
+        let (addresses, expires) = self.addresses_until(name).await;
+        self.exchanges.put(
+            &exchange,
+            addresses.clone(),
+            expires,
+            tokio::time::Instant::now(),
+        );
+        addresses
     }
 
     /// The addresses of a host that is not an exchange (the MTA-STS policy
@@ -277,14 +298,23 @@ impl MxResolver {
 
     /// A and AAAA of `name`, concurrently, from the cache when it has them.
     async fn addresses(&self, name: Name) -> Addresses {
-        let (a, aaaa) = tokio::join!(
+        self.addresses_until(name).await.0
+    }
+
+    /// [`Self::addresses`], and until when both answers hold.
+    async fn addresses_until(&self, name: Name) -> (Addresses, tokio::time::Instant) {
+        let ((a, a_until), (aaaa, aaaa_until)) = tokio::join!(
             self.cached_lookup(&name, RecordType::A),
             self.cached_lookup(&name, RecordType::AAAA)
         );
-        merge_addresses(&name, [a, aaaa])
+        (merge_addresses(&name, [a, aaaa]), a_until.min(aaaa_until))
     }
 
-    async fn cached_lookup(&self, name: &Name, rtype: RecordType) -> Result<Records, Failure> {
+    async fn cached_lookup(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> (Result<Records, Failure>, tokio::time::Instant) {
         self.addresses
             .get_or_fetch(name, rtype, || Box::pin(self.fetch(name, rtype)))
             .await
