@@ -296,6 +296,8 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         );
     }
 
+    // The worker is gone: what it freed goes back before the report reads.
+    mxscope_common::process::allocator::return_freed_memory_from_now();
     let headline = blocking(|| coordinator.headline(&scan_id, &vantage))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&headline)?);
