@@ -19,7 +19,7 @@ use mxscope_coordinator::grpc::worker::WorkerApi;
 use mxscope_coordinator::model::ScanState;
 use mxscope_coordinator::readiness::Readiness;
 use mxscope_coordinator::service::{Coordinator, CoordinatorConfig, ScanRequest};
-use mxscope_coordinator::store::{Store, SCAN_CACHE_BYTES};
+use mxscope_coordinator::store::Store;
 use mxscope_worker::fleet::{self, FleetConfig, LocalService};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +68,13 @@ pub(crate) struct ScanArgs {
     #[command(flatten)]
     pub(crate) ops: OpsArgs,
 }
+
+/// The embedded coordinator's page cache: its store is written in list
+/// order (each page by one batch, read again only by the headline at the
+/// end), and the process holds the worker too. At 1M domains: the same
+/// time as the serving coordinator's 256 MiB, 30 MiB less peak memory
+/// (docs/benchmarks.md).
+const STORE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How often the scan's status is read (the progress, and its end: each
 /// read after the end costs the report that much).
@@ -183,7 +190,7 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         super::serve::start_ops(&args.ops, &readiness, mxscope_worker::metrics::register).await?;
     blocking(|| std::fs::create_dir_all(&args.data_dir))
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = blocking(|| Store::open_with_cache(&args.data_dir, SCAN_CACHE_BYTES))
+    let store = blocking(|| Store::open_with_cache(&args.data_dir, STORE_CACHE_BYTES))
         .with_context(|| {
             format!(
                 "opening data directory {} (is another mxscope using it?)",

@@ -186,12 +186,6 @@ fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// The page cache of one-shot readers (status, export, report offline).
 pub const READER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-/// The page cache of `mxscope scan`'s embedded coordinator: its store is
-/// written in list order (each page by one batch, read again only by the
-/// report at the end), and the process holds the worker too. At 1M
-/// domains: the same time as 256 MiB, 30 MiB less peak memory
-/// (docs/benchmarks.md).
-pub const SCAN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Handles {
     /// `paged`: the directory keeps domain records in pages (format 3, and
