@@ -303,9 +303,11 @@ pub(crate) async fn run(args: ScanArgs) -> anyhow::Result<()> {
         );
     }
 
-    // The worker is gone: what it freed goes back before the report reads.
-    mxscope_common::process::allocator::return_freed_memory_from_now();
-    let headline = blocking(|| coordinator.headline(&scan_id, &vantage))?;
+    let headline = blocking(|| {
+        // The worker is gone: what it freed goes back before the report reads.
+        mxscope_common::process::allocator::return_freed_memory_from_now();
+        coordinator.headline(&scan_id, &vantage)
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&headline)?);
     } else {

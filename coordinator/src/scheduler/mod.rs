@@ -16,12 +16,13 @@ use crate::model::{Target, Task, TaskState, Work};
 /// costs one lease, one report and one flush. Each report costs about 1 ms
 /// of CPU whatever its size (the store's transaction, the flush): at 1M
 /// domains, shards of 1,000 took 12.0 s and 19.3 s of CPU where shards of
-/// 250 took 14.1 s and 23.0 s (docs/benchmarks.md). A lease carries at
-/// most [`MAX_LEASE_ITEMS`] items, so a reply of 64 tasks stays far below
-/// the message limit.
+/// 250 took 14.1 s and 23.0 s (docs/benchmarks.md). A lease call stops at
+/// [`MAX_LEASE_ITEMS`], so a reply stays far below the message limit where
+/// 64 tasks of long names would near it.
 pub const SHARD_SIZE: usize = 1000;
-/// Most items (domains, targets) one lease call hands out: 16 full resolve
-/// tasks, about 4 MiB of names at most.
+/// Items (domains, targets) after which a lease call takes no more tasks:
+/// 16 full resolve tasks. A task is leased whole, so a reply may pass it by
+/// less than one task: at most about 4.3 MiB of names.
 pub const MAX_LEASE_ITEMS: usize = 16 * SHARD_SIZE;
 /// Targets per probe task.
 pub const PROBE_BATCH: usize = 32;

@@ -163,8 +163,8 @@ impl Coordinator {
         // Probe tasks on a network another worker holds wait (in order).
         let mut held_back: Vec<String> = Vec::new();
         let mut ran_dry = false;
-        // A reply is bounded in items too: 64 tasks of long names would
-        // near the message limit.
+        // A reply is bounded in items too (a task whole, past the mark by
+        // less than one): 64 tasks of long names would near the message limit.
         while leased.len() < max && items.total() < scheduler::MAX_LEASE_ITEMS {
             // Probe tasks first (they finish what is resolved), each kind
             // while the worker has slots of its kind.

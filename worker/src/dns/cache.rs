@@ -92,7 +92,6 @@ impl AddressCache {
     }
 }
 
-/// A finished lookup past its time (a lookup in flight never is).
 /// Each exchange's merged addresses, by its normalized name, until they
 /// expire; bounded like [`AddressCache`].
 #[derive(Debug)]
@@ -151,6 +150,7 @@ impl<T: Clone> Exchanges<T> {
     }
 }
 
+/// A finished lookup past its time (a lookup in flight never is).
 fn expired(slot: &Slot, now: Instant) -> bool {
     slot.get().is_some_and(|c| c.expires <= now)
 }

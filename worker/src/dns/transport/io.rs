@@ -185,8 +185,10 @@ pub(super) async fn receive(channel: Arc<Channel>, dropped: Arc<Dropped>, stop: 
 
 /// Where one `recvmmsg(2)` puts its datagrams: [`RECEIVE_BATCH`] buffers of
 /// [`MAX_DATAGRAM`] bytes and their senders. The buffers are never zeroed:
-/// the pages no datagram reached are never touched, so they cost address
-/// space, not memory (answers without EDNS are at most 512 bytes).
+/// of memory fresh from the system, the pages no datagram reached are never
+/// touched (answers without EDNS are at most 512 bytes). At worst — reused
+/// memory, or large datagrams from anyone who can reach the port — 1 MiB
+/// per socket.
 struct Inbox {
     buffers: Box<[MaybeUninit<u8>]>,
     senders: [libc::sockaddr_storage; RECEIVE_BATCH],
