@@ -29,6 +29,14 @@ pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(10);
 /// hand-overs end with time: [`crate::networks::HANDOVER_MS`]).
 const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
+/// Whether a lease reply holds all it may: `max` tasks, or
+/// [`scheduler::MAX_LEASE_ITEMS`] items (a task goes whole, so past the
+/// mark by less than one): 64 tasks of long names would near the message
+/// limit.
+fn reply_full(leased: &[Leased], max: usize, items: &ItemsTaken) -> bool {
+    leased.len() >= max || items.total() >= scheduler::MAX_LEASE_ITEMS
+}
+
 /// What one pass over the queues leased.
 struct Round {
     /// The queues ran out before the caller's bounds were reached.
@@ -91,9 +99,7 @@ impl Coordinator {
                     &mut items,
                 )
             };
-            let full = leased.len() >= max
-                || budget.exhausted(&items)
-                || items.total() >= scheduler::MAX_LEASE_ITEMS;
+            let full = reply_full(&leased, max, &items) || budget.exhausted(&items);
             if full || !round.ran_dry {
                 break;
             }
@@ -163,9 +169,7 @@ impl Coordinator {
         // Probe tasks on a network another worker holds wait (in order).
         let mut held_back: Vec<String> = Vec::new();
         let mut ran_dry = false;
-        // A reply is bounded in items too (a task whole, past the mark by
-        // less than one): 64 tasks of long names would near the message limit.
-        while leased.len() < max && items.total() < scheduler::MAX_LEASE_ITEMS {
+        while !reply_full(leased, max, items) {
             // Probe tasks first (they finish what is resolved), each kind
             // while the worker has slots of its kind.
             let classes: Vec<TaskClass> = [TaskClass::Probe, TaskClass::Resolve]

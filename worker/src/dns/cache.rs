@@ -6,12 +6,13 @@
 //! first, then arbitrary ones down to three quarters.
 //!
 //! Above it, [`Exchanges`] keeps each exchange's merged addresses (both
-//! lookups) under the exchange's name as the MX answer gave it, until the
+//! lookups) under the exchange's normalized name, until the
 //! earlier of its two answers expires: a hit skips parsing the name, two
 //! cache lookups and the merge — per domain of a national list.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ impl AddressCache {
                 Some(slot) if !expired(slot, now) => slot.clone(),
                 _ => {
                     if entries.len() >= CACHE_ENTRIES {
-                        make_room(&mut entries, now);
+                        make_room(&mut entries, |slot| expired(slot, now));
                     }
                     let slot = Slot::default();
                     entries.insert(key, slot.clone());
@@ -131,15 +132,7 @@ impl<T: Clone> Exchanges<T> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= CACHE_ENTRIES && !entries.contains_key(exchange) {
-            entries.retain(|_, (_, expires)| *expires > now);
-            let keep = CACHE_ENTRIES * 3 / 4;
-            if entries.len() > keep {
-                let surplus: Vec<String> =
-                    entries.keys().take(entries.len() - keep).cloned().collect();
-                for key in surplus {
-                    entries.remove(&key);
-                }
-            }
+            make_room(&mut entries, |(_, expires)| *expires <= now);
         }
         entries.insert(exchange.to_string(), (value, expires));
     }
@@ -155,8 +148,10 @@ fn expired(slot: &Slot, now: Instant) -> bool {
     slot.get().is_some_and(|c| c.expires <= now)
 }
 
-fn make_room(entries: &mut HashMap<(String, u16), Slot>, now: Instant) {
-    entries.retain(|_, slot| !expired(slot, now));
+/// Room in a full map: the expired entries go, then arbitrary ones down to
+/// three quarters of [`CACHE_ENTRIES`].
+fn make_room<K: Clone + Eq + Hash, V>(entries: &mut HashMap<K, V>, expired: impl Fn(&V) -> bool) {
+    entries.retain(|_, value| !expired(value));
     let keep = CACHE_ENTRIES * 3 / 4;
     if entries.len() > keep {
         let surplus: Vec<_> = entries.keys().take(entries.len() - keep).cloned().collect();

@@ -63,7 +63,7 @@ pub struct Slots {
 /// Free slots worth a lease call: about a probe task's worth, less for a
 /// small pool, so that finishing items one by one does not turn into one
 /// lease call each.
-pub fn lease_threshold(slots: usize) -> usize {
+fn lease_threshold(slots: usize) -> usize {
     (slots / 16).clamp(1, 32)
 }
 
